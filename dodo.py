@@ -1,0 +1,1 @@
+from orchlib.dodo import *  # noqa: F403

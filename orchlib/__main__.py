@@ -1,0 +1,5 @@
+"""`python -m orchlib`."""
+
+from orchlib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,202 @@
+"""One attempt: follow an agent's log as it grows, act on its markers, decide the outcome."""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from orchlib.markers import Kind, LineSplitter, Marker, scan
+from orchlib.plan import Limits
+from orchlib.streams import OutputAdapter
+from orchlib.terminal import Proc, Waiter
+
+
+class Result(enum.Enum):
+    """How an attempt ended."""
+
+    DONE = "done"
+    ERROR = "error"
+    QUESTION = "question"
+    CLOSED = "closed"
+    STALLED = "stalled"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+
+RETRIED = {Result.CLOSED, Result.STALLED, Result.TIMEOUT}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of an attempt, with the text that explains it."""
+
+    result: Result
+    text: str
+    exit_code: int | None = None
+    session_id: str | None = None
+    usage: dict[str, object] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[int, str], None]
+
+
+@dataclass
+class Follow:
+    """The parameters of following one attempt."""
+
+    proc: Proc
+    log: Path
+    terminal_id: str
+    limits: Limits
+    adapter: OutputAdapter
+    stop: threading.Event
+    wake_fd: int | None
+    on_progress: ProgressFn
+    shell: bool = False
+
+
+class _Watch:
+    """Mutable bookkeeping of a followed attempt."""
+
+    def __init__(self, follow: Follow) -> None:
+        self.f = follow
+        self.splitter = LineSplitter()
+        self.started = self.last_output = time.monotonic()
+        self.final: Marker | None = None
+        self.final_at = 0.0
+        self.done_marker: Marker | None = None
+        self.last_line = ""
+        self.forced: Result | None = None
+        self.enter_sent = False
+
+    def take(self, data: bytes, at_eof: bool = False) -> None:
+        lines = self.splitter.feed(data)
+        if at_eof:
+            lines += self.splitter.flush()
+        for line in lines:
+            self.line(line)
+
+    def line(self, raw: str) -> None:
+        for text in self.f.adapter.texts(raw):
+            if text.strip():
+                self.last_line = text.strip()
+            for marker in scan(text, self.f.terminal_id):
+                self.marker(marker)
+
+    def marker(self, marker: Marker) -> None:
+        if marker.kind is Kind.PROGRESS:
+            if self.final is None:
+                self.f.on_progress(marker.percent or 0, marker.text)
+        elif marker.kind is Kind.DONE and self.done_marker is None:
+            self.done_marker = marker
+        if marker.final and self.final is None:
+            self.final, self.final_at = marker, time.monotonic()
+
+
+def follow(f: Follow) -> Outcome:
+    """Follow the attempt until its process has ended; the first final marker decides it."""
+    watch = _Watch(f)
+    waiter = Waiter(f.log, f.proc.pid, f.wake_fd)
+    try:
+        with f.log.open("rb") as reader:
+            _loop(watch, reader, waiter)
+            watch.take(_read_all(reader), at_eof=True)
+    finally:
+        waiter.close()
+        f.proc.terminate(grace=0.5 if watch.forced else 2.0)
+    return _decide(watch)
+
+
+def _loop(watch: _Watch, reader: BinaryIO, waiter: Waiter) -> None:
+    f = watch.f
+    while True:
+        data = _read_all(reader)
+        if data:
+            watch.take(data)
+            watch.last_output = time.monotonic()
+            watch.enter_sent = False
+        if f.proc.poll() is not None:
+            return
+        if f.stop.is_set():
+            watch.forced = Result.INTERRUPTED
+            return
+        next_check = _deadlines(watch)
+        if next_check is None:
+            return
+        waiter.wait(next_check)
+
+
+def _deadlines(watch: _Watch) -> float | None:
+    """Seconds to sleep before the next limit; None when a limit was hit (attempt ends)."""
+    f, now = watch.f, time.monotonic()
+    waits: list[float] = []
+    if watch.final is not None and not f.shell:
+        waits.append(watch.final_at + f.limits.exit_grace - now)
+    if f.limits.timeout:
+        left = watch.started + f.limits.timeout - now
+        if left <= 0:
+            watch.forced = Result.TIMEOUT
+        waits.append(left)
+    if f.limits.stall_timeout and watch.final is None:
+        left = watch.last_output + f.limits.stall_timeout - now
+        if left <= 0 and not watch.enter_sent and f.proc.send_enter():
+            watch.enter_sent, watch.last_output = True, now
+            left = f.limits.stall_timeout
+        elif left <= 0:
+            watch.forced = Result.STALLED
+        waits.append(left)
+    if watch.forced is not None or (waits and min(waits) <= 0):
+        return None
+    return min(waits, default=3600.0)
+
+
+def _read_all(reader: BinaryIO) -> bytes:
+    chunks = []
+    while block := reader.read(1 << 16):
+        chunks.append(block)
+    return b"".join(chunks)
+
+
+def _outcome(watch: _Watch, result: Result, text: str) -> Outcome:
+    f = watch.f
+    usage = dict(f.adapter.usage)
+    return Outcome(result, text, f.proc.returncode, f.adapter.session_id, usage)
+
+
+def _decide(watch: _Watch) -> Outcome:
+    if watch.f.shell:
+        return _decide_shell(watch)
+    if watch.final is not None:
+        return _outcome(watch, Result[watch.final.kind.value], watch.final.text)
+    if watch.forced is not None:
+        return _outcome(watch, watch.forced, _forced_text(watch))
+    tail = f": {watch.last_line}" if watch.last_line else ""
+    code = watch.f.proc.returncode
+    text = f"agent exited (code {code}) without DONE, ERROR or QUESTION{tail}"
+    return _outcome(watch, Result.CLOSED, text)
+
+
+def _decide_shell(watch: _Watch) -> Outcome:
+    if watch.forced is not None:
+        return _outcome(watch, watch.forced, _forced_text(watch))
+    code = watch.f.proc.returncode
+    if code == 0:
+        summary = watch.done_marker.text if watch.done_marker else watch.last_line
+        return _outcome(watch, Result.DONE, summary)
+    tail = f": {watch.last_line}" if watch.last_line else ""
+    return _outcome(watch, Result.ERROR, f"command exited with code {code}{tail}")
+
+
+def _forced_text(watch: _Watch) -> str:
+    limits = watch.f.limits
+    if watch.forced is Result.TIMEOUT:
+        return f"timed out after {limits.timeout:g}s; process group killed"
+    if watch.forced is Result.STALLED:
+        sent = " (Enter was sent)" if watch.enter_sent else ""
+        return f"no output for {limits.stall_timeout:g}s{sent}; process group killed"
+    return "interrupted"

@@ -1,0 +1,112 @@
+"""A checkout: the folder with `dodo.py` and `plans/`, its plans, and its runtime layout."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from orchlib import prompt, stamps
+from orchlib.events import Bus
+from orchlib.plan import Plan, Task
+from orchlib.planfile import load_plans
+
+
+@dataclass
+class Interrupt:
+    """The run's stop switch: set by SIGINT/SIGTERM, seen by every attempt at once."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    signal_name: str = ""
+    _pipe: tuple[int, int] | None = None
+
+    @property
+    def wake_fd(self) -> int:
+        """A descriptor that becomes readable (and stays so) once the run is interrupted."""
+        if self._pipe is None:
+            self._pipe = os.pipe()
+        return self._pipe[0]
+
+    def trigger(self, signal_name: str) -> None:
+        """Stop the run: no new attempt starts, running agents are terminated."""
+        self.signal_name = self.signal_name or signal_name
+        self.wake_fd  # noqa: B018  (creates the pipe)
+        assert self._pipe is not None
+        self.event.set()
+        os.write(self._pipe[1], b"!")
+
+    def is_set(self) -> bool:
+        """True once the run was interrupted."""
+        return self.event.is_set()
+
+
+@dataclass
+class Checkout:
+    """The plans of a checkout and where their runtime files go."""
+
+    root: Path
+    plans: dict[str, Plan]
+    bus: Bus = field(default_factory=Bus)
+    interrupt: Interrupt = field(default_factory=Interrupt)
+
+    @classmethod
+    def load(cls, root: Path) -> Checkout:
+        """Load and validate every plan of the checkout (PlanError lists every problem)."""
+        root = root.resolve()
+        plans = {plan.plan_id: plan for plan in load_plans(root)}
+        return cls(root=root, plans=plans)
+
+    @property
+    def orch_dir(self) -> Path:
+        """`.orch/` inside the checkout."""
+        return self.root / ".orch"
+
+    def plan_dir(self, plan_id: str) -> Path:
+        """`.orch/<planId>/`."""
+        return self.orch_dir / plan_id
+
+    @cached_property
+    def template_text(self) -> str:
+        """The effective task prompt template (a checkout copy overrides the packaged one)."""
+        return prompt.template_source(self.root)
+
+    def spec_hash(self, plan: Plan, task: Task) -> str:
+        """The task's current spec hash."""
+        return stamps.spec_hash(plan, task, self.template_text)
+
+    def stamp_path(self, plan_id: str, task_id: str) -> Path:
+        """The task's completion stamp (its doit target)."""
+        return stamps.stamp_path(self.orch_dir, plan_id, task_id)
+
+    def stamp(self, plan_id: str, task_id: str) -> stamps.Stamp | None:
+        """The task's valid stamp, if any."""
+        return stamps.read(self.stamp_path(plan_id, task_id), task_id)
+
+    def why_not_done(self, plan: Plan, task: Task) -> str | None:
+        """Why the task would run now, or None when it is up to date."""
+        deps = {dep: self.stamp(plan.plan_id, dep) for dep in task.depends_on}
+        own = self.stamp(plan.plan_id, task.id)
+        return stamps.why_not_done(plan, task, own, self.spec_hash(plan, task), deps)
+
+    def log_path(self, plan_id: str, task_id: str, attempt: int, suffix: str = "log") -> Path:
+        """The transcript of one attempt."""
+        return self.plan_dir(plan_id) / "logs" / f"{task_id}.{attempt}.{suffix}"
+
+    def prompt_path(self, plan_id: str, task_id: str, attempt: int) -> Path:
+        """The rendered prompt of one attempt."""
+        return self.plan_dir(plan_id) / "prompts" / f"{task_id}.{attempt}.md"
+
+    def next_attempt(self, plan_id: str, task_id: str) -> int:
+        """Attempt numbers count across runs, so logs never collide."""
+        logs = self.plan_dir(plan_id) / "logs"
+        prefix = f"{task_id}."
+        numbers = [0]
+        if logs.is_dir():
+            for entry in os.scandir(logs):
+                rest = entry.name[len(prefix) :] if entry.name.startswith(prefix) else ""
+                head = rest.split(".", 1)[0]
+                if head.isdigit():
+                    numbers.append(int(head))
+        return max(numbers) + 1

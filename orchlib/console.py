@@ -1,0 +1,215 @@
+"""The run's console: one line per event, readable with several tasks running at once.
+
+Lines go to the stream given at construction (the real stdout captured at start: doit's
+thread mode swaps `sys.stdout`, so nothing here looks it up at call time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO
+
+from .events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskDone,
+    TaskFailed,
+    TaskProgress,
+    TaskSkipped,
+    TaskStarted,
+    TaskUpToDate,
+    TaskWaiting,
+)
+from .stateevents import parse_time
+from .staterender import one_line
+from .statustable import format_duration
+
+PROGRESS_EVERY = 2.0  # seconds between progress lines of one task...
+PROGRESS_STEP = 10  # ...unless the percent moved this much
+TEXT_LIMIT = 200
+_COLORS = {"ok": "32", "bad": "31", "ask": "33", "start": "36", "dim": "2"}
+_STATES = ("done", "up to date", "failed", "interrupted", "waiting", "skipped", "running")
+
+
+@dataclass
+class _Seen:
+    """What the console knows about one task: its last state and the text that goes with it."""
+
+    state: str = "pending"
+    text: str = ""
+    printed_at: float = float("-inf")
+    printed_percent: int = -100
+
+
+class Console:
+    """A bus subscriber printing the run as it goes, and the summary at its end."""
+
+    def __init__(
+        self,
+        stream: IO[str],
+        *,
+        color: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stream, self._clock = stream, clock
+        self._color = _wants_color(stream) if color is None else color
+        self._began = clock()
+        self._lock = threading.Lock()
+        self._tasks: dict[str, _Seen] = {}
+        self._up_to_date: dict[str, int] = {}
+        self._width = 0
+
+    def handle(self, event: Event) -> None:
+        """Print what the event says (progress lines are throttled per task)."""
+        with self._lock:
+            if isinstance(event, TaskUpToDate):
+                self._up_to_date[event.plan_id] = self._up_to_date.get(event.plan_id, 0) + 1
+                self._seen(event.plan_id, event.task_id).state = "up to date"
+                return
+            self._flush_up_to_date(event)
+            line = self._describe(event)
+            if line is not None:
+                self._print(event, *line)
+
+    def summary(self) -> str:
+        """Counts per state, what to do about each unfinished task, and the wall time."""
+        with self._lock:
+            counts = [(s, sum(t.state == s for t in self._tasks.values())) for s in _STATES]
+            parts = [f"{n} {s}" for s, n in counts if n]
+            took = format_duration(self._clock() - self._began)
+            head = f"orchlib: {', '.join(parts) or 'nothing to do'} in {took}"
+            todo = [_advice(name, t) for name, t in self._tasks.items()]
+            return "\n".join([head, *(line for line in todo if line)])
+
+    # --- lines --------------------------------------------------------------------------
+
+    def _describe(self, event: Event) -> tuple[str, str, str] | None:
+        """(label, kind, text) for the event's line; None when it prints nothing."""
+        if isinstance(event, RunStarted):
+            labels = [f"{event.plan_id}:{task_id}" for task_id in event.task_ids]
+            self._width = max([self._width, *map(len, labels)])
+            return event.plan_id, "dim", f"run started: {len(event.task_ids)} tasks"
+        if isinstance(event, RunFinished):
+            how = f" ({event.interrupted})" if event.interrupted else ""
+            return event.plan_id, "dim", f"run finished{how}"
+        task_id = str(getattr(event, "task_id", ""))
+        return self._task_line(
+            f"{event.plan_id}:{task_id}", self._seen(event.plan_id, task_id), event
+        )
+
+    def _task_line(self, name: str, seen: _Seen, event: Event) -> tuple[str, str, str] | None:
+        if isinstance(event, TaskStarted):
+            return self._started(name, seen, event)
+        if isinstance(event, TaskProgress):
+            return self._progress(name, seen, event)
+        if isinstance(event, TaskDone):
+            return self._done(name, seen, event)
+        if isinstance(event, TaskFailed):
+            return self._failed(name, seen, event)
+        if isinstance(event, TaskWaiting):
+            return self._waiting(name, seen, event)
+        if isinstance(event, TaskSkipped):
+            return self._skipped(name, seen, event)
+        return None
+
+    def _started(self, name: str, seen: _Seen, e: TaskStarted) -> tuple[str, str, str]:
+        seen.state, seen.printed_percent = "running", -100
+        verb = "adopted running" if e.adopted else "started"
+        return name, "start", f"{verb} attempt {e.attempt} — {e.terminal_id} (pid {e.pid})"
+
+    def _progress(self, name: str, seen: _Seen, e: TaskProgress) -> tuple[str, str, str] | None:
+        now = self._clock()
+        moved = abs(e.percent - seen.printed_percent) >= PROGRESS_STEP
+        if not moved and now - seen.printed_at < PROGRESS_EVERY:
+            return None
+        seen.printed_at, seen.printed_percent = now, e.percent
+        return name, "dim", f"{e.percent:3d}% {_text(e.text)}"
+
+    def _done(self, name: str, seen: _Seen, e: TaskDone) -> tuple[str, str, str]:
+        seen.state, seen.text = "done", _text(e.summary)
+        return name, "ok", f"DONE in {format_duration(e.duration)}: {seen.text}"
+
+    def _failed(self, name: str, seen: _Seen, e: TaskFailed) -> tuple[str, str, str]:
+        if not e.final:
+            return name, "ask", f"attempt {e.attempt} failed: {_text(e.reason)} — retrying"
+        seen.state = "interrupted" if e.interrupted else "failed"
+        seen.text = _text(e.reason)
+        word = "INTERRUPTED" if e.interrupted else "ERROR"
+        return name, "bad", f"{word} (attempt {e.attempt}): {seen.text}"
+
+    def _waiting(self, name: str, seen: _Seen, e: TaskWaiting) -> tuple[str, str, str]:
+        seen.state, seen.text = "waiting", _text(e.question)
+        word = "still waiting for an answer" if e.still else "QUESTION"
+        return name, "ask", f'{word}: {seen.text} — doit answer {name} "..."'
+
+    def _skipped(self, name: str, seen: _Seen, e: TaskSkipped) -> tuple[str, str, str]:
+        seen.state, seen.text = "skipped", self._why(e.plan_id, e.because)
+        return name, "dim", f"skipped because {seen.text}"
+
+    def _why(self, plan_id: str, because: tuple[str, ...]) -> str:
+        reasons = {"failed": "failed", "waiting": "waits for an answer", "skipped": "was skipped"}
+        states = {dep: self._seen(plan_id, dep).state for dep in because}
+        parts = [f"{dep} {reasons.get(state, 'did not finish')}" for dep, state in states.items()]
+        return ", ".join(parts) or "a dependency did not finish"
+
+    # --- output -------------------------------------------------------------------------
+
+    def _seen(self, plan_id: str, task_id: str) -> _Seen:
+        return self._tasks.setdefault(f"{plan_id}:{task_id}", _Seen())
+
+    def _flush_up_to_date(self, event: Event) -> None:
+        count = self._up_to_date.pop(event.plan_id, 0)
+        if count:
+            noun = "task is" if count == 1 else "tasks are"
+            self._print(event, event.plan_id, "ok", f"{count} {noun} up to date")
+
+    def _print(self, event: Event, label: str, kind: str, text: str) -> None:
+        self._width = max(self._width, len(label))
+        stamp = _clock_time(event.at)
+        if self._color:
+            stamp, text = _paint(stamp, "dim"), _paint(text, kind)
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken stdout
+            self._stream.write(f"{stamp} {label.ljust(self._width)}  {text}\n")
+            self._stream.flush()
+
+
+def _advice(name: str, seen: _Seen) -> str:
+    if seen.state == "failed":
+        return f"  {name} failed: {seen.text} — fix the cause and re-run `doit`"
+    if seen.state == "waiting":
+        return f'  {name} asks: {seen.text} — doit answer {name} "..."'
+    if seen.state == "skipped":
+        return f"  {name} skipped: {seen.text} — it runs once that is resolved"
+    if seen.state in ("running", "interrupted"):
+        return f"  {name} did not finish — re-run `doit` to resume it"
+    return ""
+
+
+def _text(text: str) -> str:
+    flat = one_line(text)
+    return flat if len(flat) <= TEXT_LIMIT else flat[: TEXT_LIMIT - 1] + "…"
+
+
+def _clock_time(at: str) -> str:
+    moment = parse_time(at)
+    return (moment.astimezone() if moment else datetime.now()).strftime("%H:%M:%S")
+
+
+def _wants_color(stream: IO[str]) -> bool:
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _paint(text: str, kind: str) -> str:
+    return f"\x1b[{_COLORS[kind]}m{text}\x1b[0m"

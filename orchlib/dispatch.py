@@ -1,0 +1,295 @@
+"""Running one plan task to its end: adoption, attempts, retries, checks, the stamp."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchlib import agents, stamps
+from orchlib.attempt import RETRIED, Follow, Outcome, Result, follow
+from orchlib.checkout import Checkout
+from orchlib.events import TaskDone, TaskFailed, TaskProgress, TaskStarted, TaskWaiting, now_iso
+from orchlib.fsutil import atomic_write
+from orchlib.plan import Limits, Plan, Task
+from orchlib.prompt import DoneDependency, PromptInput, render
+from orchlib.state import TaskRecord, Status
+from orchlib.streams import PlainText
+from orchlib.terminal import Proc, is_alive, spawn
+
+FEEDBACK_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """How a task ended in this run: done, failed, waiting (a question) or interrupted."""
+
+    status: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """A finished attempt: its number, terminal id, outcome and start time."""
+
+    number: int
+    terminal_id: str
+    outcome: Outcome
+    started: float
+
+
+class TaskRun:
+    """One task in one run. `previous` is its state record from before this run began."""
+
+    def __init__(self, co: Checkout, plan: Plan, task: Task, previous: TaskRecord | None) -> None:
+        self.co, self.plan, self.task, self.previous = co, plan, task, previous
+        self.project = plan.projects[task.project]
+        self._verify: dict[str, Any] = {}
+
+    def run(self) -> TaskResult:
+        """Adopt a crashed run's attempt or dispatch new ones until the task settles."""
+        question = open_question(self.previous)
+        if question is not None:
+            prev = self.previous
+            assert prev is not None
+            self._publish_waiting(question, prev.attempt, prev.terminal_id or "", still=True)
+            return TaskResult("waiting", question)
+        left, feedback = 1 + self.task.limits.retries, ""
+        attempted = self._adopt()
+        while True:
+            if attempted is None:
+                if self.co.interrupt.is_set():
+                    return self._fail("interrupted before it started", 0, interrupted=True)
+                attempted = self._attempt(
+                    self.co.next_attempt(self.plan.plan_id, self.task.id), feedback
+                )
+            left -= 1
+            result, feedback = self._settle(attempted, left)
+            if result is not None:
+                return result
+            attempted = None
+
+    def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
+        outcome = done.outcome
+        if outcome.result is Result.DONE:
+            problem = self._check(done.number)
+            if problem is None:
+                return self._stamp(done), ""
+            return self._retry_or_fail(f"DONE, but {problem}", done.number, left), problem
+        if outcome.result is Result.QUESTION:
+            self._publish_waiting(outcome.text, done.number, done.terminal_id, still=False)
+            return TaskResult("waiting", outcome.text), ""
+        if outcome.result is Result.INTERRUPTED or self.co.interrupt.is_set():
+            return self._fail(outcome.text, done.number, interrupted=True), ""
+        retry = outcome.result in RETRIED or self.task.limits.retry_on_error
+        reason = outcome.text if outcome.result is not Result.ERROR else f"ERROR: {outcome.text}"
+        if retry:
+            return self._retry_or_fail(reason, done.number, left), ""
+        return self._fail(reason, done.number), ""
+
+    def _retry_or_fail(self, reason: str, number: int, left: int) -> TaskResult | None:
+        if left > 0 and not self.co.interrupt.is_set():
+            self._publish(TaskFailed(self.plan.plan_id, self.task.id, reason, number, final=False))
+            return None
+        return self._fail(reason, number)
+
+    def _fail(self, reason: str, number: int, interrupted: bool = False) -> TaskResult:
+        if interrupted and self.co.interrupt.signal_name:
+            reason = f"interrupted by {self.co.interrupt.signal_name}"
+        event = TaskFailed(self.plan.plan_id, self.task.id, reason, number, True, interrupted)
+        self._publish(event)
+        return TaskResult("interrupted" if interrupted else "failed", reason)
+
+    def _publish(self, event: Any) -> None:
+        self.co.bus.publish(event)
+
+    def _publish_waiting(self, question: str, number: int, terminal_id: str, still: bool) -> None:
+        pid = self.plan.plan_id
+        self._publish(TaskWaiting(pid, self.task.id, question, number, terminal_id, still=still))
+
+    # --- attempts -------------------------------------------------------------------------
+
+    def _adopt(self) -> Attempted | None:
+        """Take over an attempt a killed orchestrator left: follow it, or read its log."""
+        prev = self.previous
+        if prev is None or prev.status is not Status.IN_PROGRESS or not prev.log or not prev.pid:
+            return None
+        log = Path(prev.log)
+        if not log.is_file():
+            return None
+        proc = Proc(pid=prev.pid, start_time=prev.pid_start or "")
+        if not is_alive(prev.pid, prev.pid_start or ""):
+            proc.returncode = -1
+        terminal_id = prev.terminal_id or ""
+        self._publish(self._started(prev.attempt, terminal_id, proc, log, prev.prompt_file, True))
+        started = time.monotonic()
+        return Attempted(prev.attempt, terminal_id, self._follow(proc, log, terminal_id), started)
+
+    def _attempt(self, number: int, feedback: str) -> Attempted:
+        terminal_id = f"term-{self.task.id}-{number}-{secrets.token_hex(3)}"
+        prompt_file = self.co.prompt_path(self.plan.plan_id, self.task.id, number)
+        atomic_write(prompt_file, self._prompt(terminal_id, number, feedback))
+        log = self.co.log_path(self.plan.plan_id, self.task.id, number)
+        argv, env, stdin_file, keep = self._command(terminal_id, number, prompt_file)
+        self.project.root.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+
+        def announce(proc: Proc) -> None:
+            self._publish(self._started(number, terminal_id, proc, log, str(prompt_file), False))
+
+        proc = spawn(argv, cwd=self.project.root, env=env, log=log, stdin_file=stdin_file,
+                     keep_stdin=keep, before_start=announce)  # fmt: skip
+        return Attempted(number, terminal_id, self._follow(proc, log, terminal_id), started)
+
+    def _started(
+        self,
+        number: int,
+        terminal_id: str,
+        proc: Proc,
+        log: Path,
+        prompt: str | None,
+        adopted: bool,
+    ) -> TaskStarted:
+        return TaskStarted(
+            self.plan.plan_id, self.task.id, number, terminal_id, proc.pid, proc.pgid,
+            proc.start_time, str(log), prompt or "", adopted=adopted,
+        )  # fmt: skip
+
+    def _follow(self, proc: Proc, log: Path, terminal_id: str) -> Outcome:
+        shell = self.task.command is not None
+        adapter = PlainText() if shell else agents.adapter(self.task.agent)
+        watch = Follow(proc, log, terminal_id, self.task.limits, adapter, self.co.interrupt.event,
+                       self.co.interrupt.wake_fd, self._progress, shell=shell)  # fmt: skip
+        return follow(watch)
+
+    def _progress(self, percent: int, text: str) -> None:
+        self._publish(TaskProgress(self.plan.plan_id, self.task.id, percent, text))
+
+    def _command(
+        self, terminal_id: str, number: int, prompt_file: Path
+    ) -> tuple[tuple[str, ...], dict[str, str], Path | None, bool]:
+        env = dict(os.environ)
+        env.update(self._orch_env(terminal_id, number, prompt_file))
+        if self.task.command is not None:
+            return self.task.command, env, None, False
+        launch = agents.Launch(
+            prompt=prompt_file.read_text(encoding="utf-8"), prompt_file=prompt_file,
+            terminal_id=terminal_id, task_id=self.task.id, plan_id=self.plan.plan_id,
+            project=self.project.name, project_path=self.project.root,
+            resume_session=self._resume_session(),
+        )  # fmt: skip
+        inv = agents.invocation(self.task.agent, launch)
+        env.update(inv.env)
+        on_stdin = inv.prompt_mode == "stdin"
+        return inv.argv, env, prompt_file if on_stdin else None, not on_stdin
+
+    def _orch_env(self, terminal_id: str, number: int, prompt_file: Path) -> dict[str, str]:
+        return {
+            "TERMINAL_ID": terminal_id,
+            "ORCH_PLAN_ID": self.plan.plan_id,
+            "ORCH_TASK_ID": self.task.id,
+            "ORCH_PROJECT": self.project.name,
+            "ORCH_ATTEMPT": str(number),
+            "ORCH_PROMPT_FILE": str(prompt_file),
+        }
+
+    def _resume_session(self) -> str | None:
+        """The session of the latest finished task of this project, for `session: continue`."""
+        if self.task.agent.session != "continue":
+            return None
+        best: tuple[str, str] | None = None
+        for other in self.plan.tasks.values():
+            if other.project != self.task.project or other.id == self.task.id:
+                continue
+            stamp = self.co.stamp(self.plan.plan_id, other.id)
+            if stamp and stamp.get("sessionId") and stamp.get("agent") == self.task.agent.name:
+                key = (str(stamp["finishedAt"]), str(stamp["sessionId"]))
+                best = max(best, key) if best else key
+        return best[1] if best else None
+
+    def _prompt(self, terminal_id: str, number: int, feedback: str) -> str:
+        deps = []
+        for dep_id in self.task.depends_on:
+            dep, stamp = self.plan.tasks[dep_id], self.co.stamp(self.plan.plan_id, dep_id) or {}
+            deps.append(
+                DoneDependency(dep.id, dep.title, dep.project, str(stamp.get("summary", "")))
+            )
+        given = PromptInput(terminal_id, number, deps, answered_questions(self.previous), feedback)
+        return render(self.co.root, self.plan, self.task, given)
+
+    # --- checks and the stamp -------------------------------------------------------------
+
+    def _check(self, number: int) -> str | None:
+        """None when outputs exist and verify passes; else what failed (feedback)."""
+        missing = stamps.missing_outputs(self.project, self.task)
+        if missing:
+            return f"declared output {missing[0]!r} does not exist in {self.project.root}"
+        if self.task.verify is None:
+            return None
+        log = self.co.log_path(self.plan.plan_id, self.task.id, number, "verify.log")
+        env = dict(os.environ)
+        env.update({"ORCH_PLAN_ID": self.plan.plan_id, "ORCH_TASK_ID": self.task.id})
+        proc = spawn(self.task.verify, cwd=self.project.root, env=env, log=log)
+        limits = Limits(retries=0, timeout=self.task.limits.timeout, stall_timeout=None)
+        watch = Follow(proc, log, "", limits, PlainText(), self.co.interrupt.event,
+                       self.co.interrupt.wake_fd, lambda p, t: None, shell=True)  # fmt: skip
+        outcome = follow(watch)
+        self._verify = {"argv": list(self.task.verify), "exitCode": outcome.exit_code}
+        if outcome.result is Result.DONE:
+            return None
+        tail = _tail(log)
+        return f"verify failed ({outcome.text.split(':')[0]}):\n{tail}".rstrip()
+
+    def _stamp(self, done: Attempted) -> TaskResult:
+        outcome = done.outcome
+        stamp: dict[str, Any] = {
+            "taskId": self.task.id,
+            "planId": self.plan.plan_id,
+            "project": self.task.project,
+            "title": self.task.title,
+            "summary": outcome.text,
+            "finishedAt": now_iso(),
+            "attempt": done.number,
+            "terminalId": done.terminal_id,
+            "specHash": self.co.spec_hash(self.plan, self.task),
+            "durationSeconds": round(time.monotonic() - done.started, 3),
+            "agent": self.task.agent.name,
+            "inputs": stamps.fingerprint_inputs(self.project, self.task),
+        }
+        if self.task.verify is not None:
+            stamp["verify"] = self._verify
+        if outcome.session_id:
+            stamp["sessionId"] = outcome.session_id
+        if outcome.usage:
+            stamp["usage"] = outcome.usage
+        stamps.write(self.co.stamp_path(self.plan.plan_id, self.task.id), stamp)
+        self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
+                               done.terminal_id, stamp["durationSeconds"]))  # fmt: skip
+        return TaskResult("done", outcome.text)
+
+
+def _tail(path: Path, limit: int = FEEDBACK_CHARS) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - limit))
+            return fh.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def open_question(record: TaskRecord | None) -> str | None:
+    """The task's unanswered question, if it is waiting for one."""
+    if record is None or not record.questions:
+        return None
+    last = record.questions[-1]
+    return None if last.get("answer") else str(last.get("question", ""))
+
+
+def answered_questions(record: TaskRecord | None) -> list[tuple[str, str]]:
+    """Every earlier question of the task with its answer, for the next prompt."""
+    if record is None:
+        return []
+    return [(str(q["question"]), str(q["answer"])) for q in record.questions if q.get("answer")]

@@ -1,0 +1,23 @@
+"""What a checkout's `dodo.py` imports: `from orchlib.dodo import *`.
+
+doit reads `DOIT_CONFIG` and calls `task_orchlib`, which yields every plan task of the
+checkout (the folder holding dodo.py) as doit tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from orchlib.loader import DOIT_CONFIG, checkout_for, doit_tasks
+
+__all__ = ["DOIT_CONFIG", "task_orchlib"]
+
+# doit opens its dependency DB (in .orch/) before it asks for tasks.
+Path(".orch").mkdir(exist_ok=True)
+
+
+def task_orchlib() -> Iterator[Any]:
+    """Every plan in plans/ (run one with `doit <planId>`)."""
+    yield from doit_tasks(checkout_for(Path.cwd()))

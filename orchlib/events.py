@@ -1,0 +1,147 @@
+"""Run events: what the runner reports, and the bus that hands them to state, console, notifiers.
+
+The runner publishes; `StateStore`, `Console` and `Notifier` subscribe. Handlers run
+synchronously on the publishing thread, one event at a time (the bus holds a lock), so a
+handler must be quick: anything slow (a notification) goes to its own worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 with microseconds and a Z suffix."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event: which plan, when."""
+
+    plan_id: str
+    at: str = field(default_factory=now_iso, kw_only=True)
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """A `doit` run starts working on this plan; `task_ids` are the tasks it may dispatch."""
+
+    task_ids: tuple[str, ...] = ()
+    pid: int = 0
+
+
+@dataclass(frozen=True)
+class TaskUpToDate(Event):
+    """A task is done from an earlier run (valid stamp); nothing is dispatched."""
+
+    task_id: str
+    summary: str = ""
+    finished_at: str = ""
+    terminal_id: str = ""
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class TaskStarted(Event):
+    """An attempt's process exists but has not been let run yet (state must be on disk now)."""
+
+    task_id: str
+    attempt: int
+    terminal_id: str
+    pid: int
+    pgid: int
+    pid_start: str
+    log: str
+    prompt_file: str
+    adopted: bool = False
+
+
+@dataclass(frozen=True)
+class TaskProgress(Event):
+    """A PROGRESS marker: percent done and what was just completed."""
+
+    task_id: str
+    percent: int
+    text: str
+
+
+@dataclass(frozen=True)
+class TaskDone(Event):
+    """The task is done: checks passed and its stamp is written."""
+
+    task_id: str
+    summary: str
+    attempt: int
+    terminal_id: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class TaskFailed(Event):
+    """An attempt failed. `final` False: another attempt follows; True: the task failed."""
+
+    task_id: str
+    reason: str
+    attempt: int
+    final: bool
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class TaskWaiting(Event):
+    """A QUESTION marker: the task waits for `doit answer`.
+
+    `still` is True when the question was asked in an earlier run and is still open (the
+    task is not dispatched again; notifiers stay quiet, they told the user already).
+    """
+
+    task_id: str
+    question: str
+    attempt: int
+    terminal_id: str
+    still: bool = False
+
+
+@dataclass(frozen=True)
+class TaskSkipped(Event):
+    """The task was not run because these dependencies failed, wait, or were skipped."""
+
+    task_id: str
+    because: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    """The run ended for this plan. `interrupted` names the signal (SIGINT/SIGTERM) if any."""
+
+    interrupted: str = ""
+
+
+Handler = Callable[[Event], None]
+
+
+class Bus:
+    """Publishes events to subscribers in order; a failing handler never stops the run."""
+
+    def __init__(self) -> None:
+        self._handlers: list[Handler] = []
+        self._lock = threading.RLock()
+        self.errors: list[str] = []
+
+    def subscribe(self, handler: Handler) -> None:
+        """Add a handler; it sees every later event."""
+        with self._lock:
+            self._handlers.append(handler)
+
+    def publish(self, event: Event) -> None:
+        """Hand the event to every handler, in subscription order."""
+        with self._lock:
+            for handler in self._handlers:
+                try:
+                    handler(event)
+                except Exception as exc:  # a broken display must not kill agent runs
+                    self.errors.append(f"{getattr(handler, '__qualname__', handler)!s}: {exc!r}")

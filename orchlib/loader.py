@@ -1,0 +1,150 @@
+"""Plans as doit tasks: `<planId>:<taskId>` per plan task, `<planId>` per plan.
+
+Used both by a checkout's `dodo.py` (through `orchlib.dodo`) and by `python -m orchlib`
+(through `PlanLoader`, a doit `TaskLoader2`).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Any
+
+from doit.cmd_base import TaskLoader2
+from doit.exceptions import InvalidDodoFile, TaskFailed
+from doit.task import Task as DoitTask
+
+from orchlib import stamps
+from orchlib.checkout import Checkout
+from orchlib.errors import OrchError
+from orchlib.plan import Plan, Task
+
+DOIT_CONFIG: dict[str, Any] = {
+    "dep_file": os.path.join(".orch", "doit.sqlite3"),
+    "backend": "sqlite3",
+    "continue": True,
+    "verbosity": 2,
+}
+
+_CHECKOUTS: dict[Path, Checkout] = {}
+
+
+def checkout_for(root: Path) -> Checkout:
+    """The checkout at `root`, loaded once per process; plan errors exit 3 with located lines."""
+    root = root.resolve()
+    if root not in _CHECKOUTS:
+        try:
+            _CHECKOUTS[root] = Checkout.load(root)
+        except OrchError as exc:
+            raise InvalidDodoFile(_as_lines(exc)) from None
+    return _CHECKOUTS[root]
+
+
+def _as_lines(exc: OrchError) -> str:
+    lines = exc.lines()
+    if len(lines) == 1:
+        return lines[0]
+    return f"{len(lines)} problems in the plans:\n" + "\n".join(lines)
+
+
+def current() -> Checkout | None:
+    """The checkout whose tasks this process loaded (None when doit runs a foreign dodo.py)."""
+    cwd = Path.cwd().resolve()
+    return _CHECKOUTS.get(cwd) or (next(iter(_CHECKOUTS.values())) if _CHECKOUTS else None)
+
+
+def doit_tasks(co: Checkout) -> list[DoitTask]:
+    """Every plan task as a doit task, plus one group task per plan."""
+    tasks: list[DoitTask] = []
+    targets: set[str] = set()
+    for plan in co.plans.values():
+        subtasks = [plan_task(co, plan, task, targets) for task in plan.tasks.values()]
+        doc = plan.summary or f"plan {plan.plan_id}"
+        names = [t.name for t in subtasks]
+        tasks.append(DoitTask(plan.plan_id, None, task_dep=names, has_subtask=True, doc=doc))
+        tasks.extend(subtasks)
+    return tasks
+
+
+def plan_task(co: Checkout, plan: Plan, task: Task, taken: set[str]) -> DoitTask:
+    """One plan task: target = its stamp (and literal outputs), uptodate = the stamp check."""
+    stamp = co.stamp_path(plan.plan_id, task.id)
+    targets = [_rel(co, stamp)] + _literal_outputs(co, plan, task, taken)
+    meta = {
+        "plan": plan.plan_id,
+        "task": task.id,
+        "root": str(plan.projects[task.project].root),
+        "phase": plan.phase_of(task.id),
+        "index": task.index,
+    }
+    return DoitTask(
+        f"{plan.plan_id}:{task.id}",
+        [(_outside_orchlib_run, [plan.plan_id, task.id])],
+        targets=targets,
+        task_dep=[f"{plan.plan_id}:{dep}" for dep in task.depends_on],
+        uptodate=[UpToDate(co, plan.plan_id, task.id)],
+        clean=[(_clean_stamp, [str(stamp)])],
+        subtask_of=plan.plan_id,
+        doc=task.title,
+        verbosity=2,
+        meta={"orchlib": meta},
+    )
+
+
+def _rel(co: Checkout, path: Path) -> str:
+    return os.path.relpath(path, co.root) if Path.cwd().resolve() == co.root else str(path)
+
+
+def _literal_outputs(co: Checkout, plan: Plan, task: Task, taken: set[str]) -> list[str]:
+    root = plan.projects[task.project].root
+    found = []
+    for out in task.outputs:
+        path = _rel(co, root / out)
+        if not glob.has_magic(out) and path not in taken:
+            taken.add(path)
+            found.append(path)
+    return found
+
+
+class UpToDate:
+    """doit `uptodate` check of a plan task; remembers why it is not up to date."""
+
+    def __init__(self, co: Checkout, plan_id: str, task_id: str) -> None:
+        self.co, self.plan_id, self.task_id = co, plan_id, task_id
+        self.reason: str | None = None
+
+    def __call__(self) -> bool:
+        plan = self.co.plans[self.plan_id]
+        self.reason = self.co.why_not_done(plan, plan.tasks[self.task_id])
+        return self.reason is None
+
+    def __repr__(self) -> str:
+        return f"orchlib: {self.reason or 'up to date'}"
+
+
+def _clean_stamp(path: str) -> None:
+    stamps.remove(Path(path))
+
+
+def _outside_orchlib_run(plan_id: str, task_id: str) -> TaskFailed:
+    return TaskFailed(
+        f"{plan_id}:{task_id}: plan tasks run only through orchlib's run command; "
+        "install orchlib in this environment (pip install -e .) or use `python -m orchlib`"
+    )
+
+
+class PlanLoader(TaskLoader2):  # type: ignore[misc]
+    """doit task loader for `python -m orchlib`: the checkout is the working directory."""
+
+    def setup(self, opt_values: dict[str, Any]) -> None:
+        """Nothing to set up: the checkout is the current directory."""
+
+    def load_doit_config(self) -> dict[str, Any]:
+        """orchlib's doit defaults (sqlite3 DB in .orch/, continue on failure)."""
+        Path(".orch").mkdir(exist_ok=True)
+        return dict(DOIT_CONFIG)
+
+    def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[DoitTask]:
+        """Every plan of the checkout in the current directory."""
+        return doit_tasks(checkout_for(Path.cwd()))

@@ -1,0 +1,118 @@
+"""The plan model: typed, validated, immutable records built from a plan file.
+
+Loading and validation (`load_plan`) live in `planfile.py`; this module only holds the
+records every other module shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROMPT_MODES = ("stdin", "file", "arg")
+SESSION_MODES = ("fresh", "continue")
+SCHEDULES = ("dag", "phases")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How to run an agent: a built-in profile (maybe extended) or a custom command.
+
+    `profile` is a built-in profile name (`claude`, `codex`, `gemini`, `aider`, `opencode`,
+    `shell`) or None for a custom `command`. `name` is what users see in messages: the
+    profile name, the key in the plan's `agents`, or the custom command's program.
+    `prompt` None means the profile's own default delivery.
+    """
+
+    name: str
+    profile: str | None = None
+    command: tuple[str, ...] = ()
+    prompt: str | None = None
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    session: str = "fresh"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Retry and time limits of a task (seconds; None = no limit)."""
+
+    retries: int = 1
+    timeout: float | None = None
+    stall_timeout: float | None = 600.0
+    exit_grace: float = 30.0
+    retry_on_error: bool = False
+
+
+@dataclass(frozen=True)
+class Project:
+    """A software project: a folder where its tasks run, one at a time."""
+
+    name: str
+    path: str
+    root: Path
+    tech_stack: str = ""
+    description: str = ""
+    context: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work for one agent (or one shell command) in one project.
+
+    `command` and `verify` are argv tuples: a plan string `s` becomes ("sh", "-c", s),
+    so plan text is only ever an argument, never spliced into a shell string.
+    """
+
+    id: str
+    project: str
+    title: str
+    description: str = ""
+    depends_on: tuple[str, ...] = ()
+    complexity: str = ""
+    estimated_minutes: float | None = None
+    agent: AgentSpec = field(default_factory=lambda: AgentSpec(name="shell", profile="shell"))
+    command: tuple[str, ...] | None = None
+    verify: tuple[str, ...] | None = None
+    outputs: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """A notification target: a command argv (with placeholders) or an apprise URL."""
+
+    command: tuple[str, ...] = ()
+    url: str = ""
+    events: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated plan. `tasks` keeps plan order; `phases` is executionOrder (given or computed)."""
+
+    plan_id: str
+    source: Path
+    summary: str = ""
+    created_at: str = ""
+    projects: Mapping[str, Project] = field(default_factory=dict)
+    tasks: Mapping[str, Task] = field(default_factory=dict)
+    phases: tuple[tuple[str, ...], ...] = ()
+    schedule: str = "dag"
+    context: str = ""
+    notify: tuple[NotifyTarget, ...] = ()
+    allow_outside_paths: bool = False
+
+    def phase_of(self, task_id: str) -> int:
+        """The 1-based executionOrder phase of a task."""
+        for number, phase in enumerate(self.phases, start=1):
+            if task_id in phase:
+                return number
+        raise KeyError(task_id)
+
+    def dependents(self, task_id: str) -> list[str]:
+        """Tasks that list `task_id` in their dependsOn, in plan order."""
+        return [t.id for t in self.tasks.values() if task_id in t.depends_on]

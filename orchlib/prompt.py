@@ -1,0 +1,89 @@
+"""The task prompt, rendered from `templates/task.md.j2` with plan text passed only as data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from orchlib.errors import ConfigError
+from orchlib.plan import Plan, Task
+
+PACKAGED = Path(__file__).parent / "templates"
+TASK_TEMPLATE = "task.md.j2"
+
+
+@dataclass(frozen=True)
+class DoneDependency:
+    """A finished dependency and what its agent reported."""
+
+    id: str
+    title: str
+    project: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class PromptInput:
+    """Everything one attempt's prompt says beyond the plan itself."""
+
+    terminal_id: str
+    attempt: int
+    dependencies: Sequence[DoneDependency] = ()
+    questions: Sequence[tuple[str, str]] = ()
+    feedback: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def template_dirs(checkout: Path) -> list[Path]:
+    """Template folders in lookup order: the checkout's own copies override the packaged ones."""
+    return [checkout / "templates", PACKAGED]
+
+
+@lru_cache(maxsize=8)
+def _environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader([str(d) for d in dirs])
+    return jinja2.Environment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+
+
+def template_source(checkout: Path, name: str = TASK_TEMPLATE) -> str:
+    """The text of the effective template (part of every task's spec hash)."""
+    for folder in template_dirs(checkout):
+        path = folder / name
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise ConfigError(f"template {name!r} not found in {checkout / 'templates'} nor packaged")
+
+
+def render(checkout: Path, plan: Plan, task: Task, given: PromptInput) -> str:
+    """Render the prompt of one attempt; a broken template is a ConfigError, not a traceback."""
+    project = plan.projects[task.project]
+    env = _environment(tuple(template_dirs(checkout)))
+    context = {
+        "task": task,
+        "project": project,
+        "plan": plan,
+        "terminal_id": given.terminal_id,
+        "attempt": given.attempt,
+        "dependencies": list(given.dependencies),
+        "plan_context": plan.context,
+        "project_context": project.context,
+        "questions": [{"question": q, "answer": a} for q, a in given.questions],
+        "feedback": given.feedback,
+        **given.extra,
+    }
+    try:
+        return env.get_template(TASK_TEMPLATE).render(context)
+    except jinja2.TemplateError as exc:
+        where = getattr(exc, "filename", None) or TASK_TEMPLATE
+        line = getattr(exc, "lineno", None)
+        at = f"{where}:{line}" if line else str(where)
+        raise ConfigError(f"{at}: prompt template error: {exc}") from None

@@ -1,0 +1,37 @@
+"""One `doit` run per checkout: an exclusive lock on `.orch/run.lock` holding the runner's pid."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from orchlib.errors import LockHeld
+
+
+@contextlib.contextmanager
+def run_lock(orch_dir: Path) -> Iterator[None]:
+    """Hold the checkout's run lock for the duration; LockHeld at once if another run has it.
+
+    The kernel drops the lock when the holder dies (even by SIGKILL), so a stale file
+    never blocks the next run.
+    """
+    orch_dir.mkdir(parents=True, exist_ok=True)
+    path = orch_dir / "run.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise LockHeld(
+                f"{path}: another doit run holds this checkout's run lock (pid {holder}); "
+                "wait for it or stop it — `doit status` works meanwhile"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,222 @@
+"""The doit runner for plans: parallel across projects, one task at a time per project.
+
+doit's own parallel runners hand a ready task to a worker slot even when that task
+would only wait for its project's terminal; this runner keeps such a task aside and
+gives the slot to another ready task. It reuses doit's dispatcher (dependency order),
+`select_task` (up-to-date checks) and result handling, so every doit option still works.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from doit.exceptions import TaskError, TaskFailed
+from doit.runner import Runner
+
+from orchlib.checkout import Checkout
+from orchlib.dispatch import TaskResult, TaskRun
+from orchlib.plan import Plan
+from orchlib.state import TaskRecord
+
+META = "orchlib"
+
+
+def orch_meta(task: Any) -> dict[str, Any] | None:
+    """The orchlib part of a doit task's meta, None for tasks that are not plan tasks."""
+    meta = getattr(task, "meta", None) or {}
+    found = meta.get(META)
+    return found if isinstance(found, dict) else None
+
+
+class PlanRunner(Runner):  # type: ignore[misc]
+    """Runs doit's selected tasks with per-project exclusivity and `-n` slots."""
+
+    def __init__(self, *args: Any, slots: int, checkout: Checkout,
+                 previous: dict[str, dict[str, TaskRecord]]) -> None:  # fmt: skip
+        super().__init__(*args)
+        self.slots = max(1, slots)
+        self.co = checkout
+        self.previous = previous
+        self.results: queue.Queue[tuple[Any, Any]] = queue.Queue()
+        self.running: dict[str, Any] = {}
+        self.busy: set[str] = set()
+        self.ready: list[Any] = []
+        self.barrier = _Barrier(checkout)
+        self.ranks: dict[tuple[str, str], float] = {}
+        for plan in checkout.plans.values():
+            self.ranks.update(((plan.plan_id, t), r) for t, r in critical_ranks(plan).items())
+
+    def run_tasks(self, task_dispatcher: Any) -> None:
+        """Pull ready tasks from doit's dispatcher; start those whose project is free."""
+        self.barrier.count(task_dispatcher)
+        exhausted, completed = False, None
+        while True:
+            if not exhausted:
+                exhausted = self._pull(task_dispatcher, completed)
+                completed = None
+            self._start()
+            if not self.running:
+                if exhausted or not self.ready or self._stopping():
+                    break
+                self._start(force=True)
+                continue
+            completed = self._collect()
+
+    def _stopping(self) -> bool:
+        return bool(self._stop_running or self.co.interrupt.is_set())
+
+    def _pull(self, dispatcher: Any, completed: Any) -> bool:
+        """Take nodes from doit until it must wait; True once it has nothing more."""
+        node = completed
+        while True:
+            if self._stopping():
+                return True
+            try:
+                node = dispatcher.generator.send(node)
+            except StopIteration:
+                return True
+            if node == "hold on":
+                return False
+            if not self.select_task(node, dispatcher.tasks):
+                self.barrier.finished(node.task)
+            elif orch_meta(node.task) is None:
+                self.process_task_result(node, self.execute_task(node.task))
+            else:
+                self.ready.append(node)
+                node = None
+
+    def _start(self, force: bool = False) -> None:
+        """Start ready tasks while slots are free: per project the earliest in plan order."""
+        if self._stopping():
+            return
+        for node in self._candidates():
+            if len(self.running) >= self.slots:
+                return
+            meta = orch_meta(node.task)
+            assert meta is not None
+            if not force and not self.barrier.open(meta):
+                continue
+            self._launch(node, meta)
+            force = False
+
+    def _candidates(self) -> list[Any]:
+        firsts: dict[str, Any] = {}
+        for node in sorted(self.ready, key=lambda n: _order(orch_meta(n.task))):
+            firsts.setdefault(orch_meta(node.task)["root"], node)  # type: ignore[index]
+        free = [n for root, n in firsts.items() if root not in self.busy]
+        return sorted(free, key=lambda n: (-self._rank(n), _order(orch_meta(n.task))))
+
+    def _rank(self, node: Any) -> float:
+        meta = orch_meta(node.task) or {}
+        return self.ranks.get((meta.get("plan", ""), meta.get("task", "")), 0.0)
+
+    def _launch(self, node: Any, meta: dict[str, Any]) -> None:
+        self.ready.remove(node)
+        self.busy.add(meta["root"])
+        self.running[node.task.name] = node
+        worker = threading.Thread(target=self._work, args=(node,), name=node.task.name, daemon=True)
+        worker.start()
+
+    def _work(self, node: Any) -> None:
+        try:
+            fail = self.execute_task(node.task)
+        except BaseException as exc:  # never lose a worker's result: the run would hang
+            fail = TaskError(f"orchlib internal error: {exc!r}", exc)
+        self.results.put((node, fail))
+
+    def _collect(self) -> Any:
+        """Wait for one running task to finish and record its result."""
+        while True:
+            try:
+                node, fail = self.results.get(timeout=1.0)
+                break
+            except queue.Empty:
+                continue
+        meta = orch_meta(node.task)
+        assert meta is not None
+        del self.running[node.task.name]
+        self.busy.discard(meta["root"])
+        self.process_task_result(node, fail)
+        self.barrier.finished(node.task)
+        return node
+
+    def execute_task(self, task: Any) -> Any:
+        """Run a plan task through the dispatcher (not doit's stdout-swapping PythonAction)."""
+        meta = orch_meta(task)
+        if meta is None:
+            return super().execute_task(task)
+        self.reporter.execute_task(task)
+        plan = self.co.plans[meta["plan"]]
+        previous = self.previous.get(plan.plan_id, {}).get(meta["task"])
+        result = TaskRun(self.co, plan, plan.tasks[meta["task"]], previous).run()
+        return task_failure(result)
+
+
+def task_failure(result: TaskResult) -> TaskFailed | None:
+    """doit's view of a task result: None for done, TaskFailed otherwise."""
+    if result.status == "done":
+        return None
+    labels = {"waiting": "waiting for an answer", "interrupted": "interrupted"}
+    return TaskFailed(f"{labels.get(result.status, 'failed')}: {result.text}")
+
+
+def _order(meta: dict[str, Any] | None) -> tuple[int, int]:
+    meta = meta or {}
+    return (int(meta.get("phase", 0)), int(meta.get("index", 0)))
+
+
+def critical_ranks(plan: Plan) -> dict[str, float]:
+    """Longest remaining path (in estimated minutes, 1 when unknown) from each task to the end."""
+    ranks: dict[str, float] = {}
+    for phase in reversed(plan.phases):
+        for task_id in phase:
+            after = [ranks[d] for d in plan.dependents(task_id) if d in ranks]
+            own = plan.tasks[task_id].estimated_minutes or 1.0
+            ranks[task_id] = own + max(after, default=0.0)
+    return ranks
+
+
+class _Barrier:
+    """`schedule: phases`: a phase starts only when every earlier phase of its plan ended."""
+
+    def __init__(self, checkout: Checkout) -> None:
+        self.co = checkout
+        self.pending: Counter[tuple[str, int]] = Counter()
+
+    def count(self, dispatcher: Any) -> None:
+        """Count this run's tasks per plan phase (the selection and its dependencies)."""
+        for task in _closure(dispatcher.tasks, dispatcher.selected_tasks):
+            meta = orch_meta(task)
+            if meta is not None:
+                self.pending[(meta["plan"], int(meta["phase"]))] += 1
+
+    def finished(self, task: Any) -> None:
+        """A task of this run ended (any outcome, or up to date)."""
+        meta = orch_meta(task)
+        if meta is not None:
+            self.pending[(meta["plan"], int(meta["phase"]))] -= 1
+
+    def open(self, meta: dict[str, Any]) -> bool:
+        """True when the task may start under its plan's schedule."""
+        if self.co.plans[meta["plan"]].schedule != "phases":
+            return True
+        phase = int(meta["phase"])
+        return all(
+            n <= 0 for (p, ph), n in self.pending.items() if p == meta["plan"] and ph < phase
+        )
+
+
+def _closure(tasks: dict[str, Any], selected: Iterable[str]) -> list[Any]:
+    seen: dict[str, Any] = {}
+    stack = list(selected)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in tasks:
+            continue
+        seen[name] = tasks[name]
+        stack.extend(tasks[name].task_dep)
+    return list(seen.values())

@@ -1,0 +1,128 @@
+"""A run of plans: lock, preflight, state/console/notifiers, the runner, signals, exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from doit.task import Stream
+
+from orchlib import agents
+from orchlib.checkout import Checkout
+from orchlib.console import Console
+from orchlib.errors import ConfigError
+from orchlib.events import RunFinished, RunStarted
+from orchlib.notify import Notifier
+from orchlib.planfile import locate
+from orchlib.prompt import template_dirs
+from orchlib.reporter import PlanReporter
+from orchlib.runlock import run_lock
+from orchlib.runner import PlanRunner, _closure, orch_meta
+from orchlib.state import StateStore, TaskRecord
+
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the user asked of doit's run command that orchlib honours."""
+
+    continue_: bool = True
+    always: bool = False
+    slots: int = 0
+    verbosity: int | None = None
+    force_verbosity: bool = False
+
+
+def run_plans(co: Checkout, control: Any, dep_manager: Any, out: IO[str], opts: RunOptions) -> int:
+    """Run doit's selection of plan tasks; the exit code follows DESIGN §4."""
+    chosen = [t for t in _closure(control.tasks, control.selected_tasks) if orch_meta(t)]
+    chosen.sort(key=lambda t: (orch_meta(t)["plan"], orch_meta(t)["index"]))  # type: ignore[index]
+    with run_lock(co.orch_dir):
+        preflight(co, chosen)
+        by_plan = _by_plan(chosen)
+        stores = {pid: StateStore(co.plans[pid], co.plan_dir(pid), template_dirs(co.root))
+                  for pid in by_plan}  # fmt: skip
+        previous = {pid: dict(store.snapshot().tasks) for pid, store in stores.items()}
+        console = Console(out)
+        notifiers = [Notifier(co.plans[pid], co.plan_dir(pid)) for pid in by_plan]
+        for handler in [*(s.handle for s in stores.values()), console.handle,
+                        *(n.handle for n in notifiers)]:  # fmt: skip
+            co.bus.subscribe(handler)
+        code = _run(co, control, dep_manager, out, opts, by_plan, previous)
+        for notifier in notifiers:
+            notifier.close(timeout=10.0)
+        for store in stores.values():
+            store.close()
+        out.write(console.summary() + "\n")
+    return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
+
+
+def _run(co: Checkout, control: Any, dep_manager: Any, out: IO[str], opts: RunOptions,
+         by_plan: dict[str, list[str]], previous: dict[str, dict[str, TaskRecord]]) -> int:  # fmt: skip
+    for pid, task_ids in by_plan.items():
+        co.bus.publish(RunStarted(pid, tuple(task_ids), os.getpid()))
+    slots = opts.slots or len(
+        {orch_meta(t)["root"] for t in control.tasks.values() if orch_meta(t)}
+    )  # type: ignore[index]
+    stream = Stream(opts.verbosity, opts.force_verbosity)
+    runner = PlanRunner(dep_manager, PlanReporter(co, out), opts.continue_, opts.always, stream,
+                        slots=slots, checkout=co, previous=previous)  # fmt: skip
+    with _signals(co):
+        code = int(runner.run_all(control.task_dispatcher()))
+    for pid in by_plan:
+        co.bus.publish(RunFinished(pid, interrupted=co.interrupt.signal_name))
+    return code
+
+
+def _by_plan(chosen: list[Any]) -> dict[str, list[str]]:
+    by_plan: dict[str, list[str]] = {}
+    for task in chosen:
+        meta = orch_meta(task)
+        assert meta is not None
+        by_plan.setdefault(meta["plan"], []).append(meta["task"])
+    return by_plan
+
+
+def preflight(co: Checkout, chosen: list[Any]) -> None:
+    """Every agent CLI the run may dispatch must be on PATH, before anything starts."""
+    missing: dict[str, list[tuple[str, str]]] = {}
+    for doit_task in chosen:
+        meta = orch_meta(doit_task)
+        assert meta is not None
+        plan = co.plans[meta["plan"]]
+        task = plan.tasks[meta["task"]]
+        if task.command is not None or co.why_not_done(plan, task) is None:
+            continue
+        program = agents.executable(task.agent)
+        if shutil.which(program) is None and not os.access(program, os.X_OK):
+            missing.setdefault(program, []).append((plan.plan_id, task.id))
+    if missing:
+        raise ConfigError("\n".join(_missing_line(co, prog, ts) for prog, ts in missing.items()))
+
+
+def _missing_line(co: Checkout, program: str, tasks: list[tuple[str, str]]) -> str:
+    plan = co.plans[tasks[0][0]]
+    where = locate(plan.source, co.root, ["agent"])
+    ids = ", ".join(task_id for _, task_id in tasks)
+    return f"agent {program!r} not found on PATH (tasks {ids}); install it or set agent: in {where}"
+
+
+@contextlib.contextmanager
+def _signals(co: Checkout) -> Iterator[None]:
+    """SIGINT/SIGTERM stop the run: agents are terminated, no new attempt starts."""
+
+    def stop(signum: int, frame: Any) -> None:
+        co.interrupt.trigger(signal.Signals(signum).name)
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,219 @@
+"""The state of a plan on disk: `.orch/<planId>/state.json` and `orchestration.md` (DESIGN §6).
+
+`StateStore` subscribes to the run's bus. Applying an event is O(1) on the publishing
+thread; a background writer coalesces changes and writes both files within ~100 ms
+(progress-only changes at most 4 times a second). Both files are written atomically under
+one `filelock` lock that `answer()` (the `doit answer` command, another process) also takes;
+the store re-reads answers written meanwhile before each write, so none is ever lost.
+File helpers and those edits from other processes live in `statefiles.py`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+
+import filelock
+
+from .events import Event, RunFinished, RunStarted, TaskProgress, TaskStarted, now_iso
+from .plan import Plan
+from .stateevents import apply_event, reconcile, reset_for_run
+from .statefiles import (
+    LOCK_FILE,
+    LOCK_TIMEOUT,
+    STATE_FILE,
+    answer,
+    file_id,
+    forget,
+    load,
+    with_projects,
+    write_state,
+)
+from .statemodel import (
+    PlanState,
+    ProjectRecord,
+    Question,
+    RunInfo,
+    Status,
+    TaskRecord,
+    from_json,
+    has_open,
+    has_open_question,
+    merge_answers,
+    plan_status,
+    qa_history,
+    to_json,
+)
+from .staterender import MarkdownRenderer
+from .statustable import render_status
+
+__all__ = [
+    "PlanState", "ProjectRecord", "Question", "RunInfo", "StateStore", "Status", "TaskRecord",
+    "answer", "forget", "from_json", "has_open_question", "load", "qa_history", "render_status",
+    "to_json",
+]  # fmt: skip
+
+COALESCE_SECONDS = 0.05  # a burst of events becomes one write
+PROGRESS_INTERVAL = 0.25  # progress-only changes: at most 4 writes a second
+MAX_ERRORS = 100
+
+
+class StateStore:
+    """Keeps one plan's state from the run's events and writes it to `folder`."""
+
+    def __init__(self, plan: Plan, folder: Path, template_dirs: Sequence[Path]) -> None:
+        self.plan, self.folder = plan, folder
+        self.errors: list[str] = []
+        self._renderer = MarkdownRenderer(template_dirs, folder.parent.parent)
+        start = reconcile(plan, load(folder), now_iso())
+        self._head, self._tasks = start, dict(start.tasks)
+        self._cond = threading.Condition()
+        self._io = threading.Lock()
+        self._filelock = filelock.FileLock(folder / LOCK_FILE, timeout=LOCK_TIMEOUT)
+        self._disk_id: tuple[int, int, int] | None = None
+        self._dirty = self._urgent = True
+        self._changed_at = time.monotonic()
+        self._last_write = 0.0
+        self._closing = False
+        self._thread = threading.Thread(
+            target=self._loop, name=f"state-{plan.plan_id}", daemon=True
+        )
+        self._thread.start()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def handle(self, event: Event) -> None:
+        """Apply a run event (the bus subscriber); TaskStarted is on disk when this returns."""
+        if event.plan_id != self.plan.plan_id:
+            return
+        with self._cond:
+            self._mark(self._apply(event))
+            closing = self._closing
+        if isinstance(event, TaskStarted) and not closing:
+            self._write(markdown=False)
+        elif isinstance(event, RunFinished) or closing:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write both files now."""
+        self._write(markdown=True)
+
+    def close(self) -> None:
+        """Stop the background writer and write the final state (errors go to `errors`)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=LOCK_TIMEOUT)
+        try:
+            self.flush()
+        except Exception as exc:  # closing must not mask the run's own outcome
+            self._note(exc)
+
+    def snapshot(self) -> PlanState:
+        """A copy of the current state."""
+        with self._cond:
+            state = replace(self._head, tasks=dict(self._tasks))
+        return with_projects(state)
+
+    # --- applying events (under self._cond) ---------------------------------------------
+
+    def _apply(self, event: Event) -> bool:
+        """Apply the event; True when it changes more than progress (written without throttle)."""
+        if isinstance(event, RunStarted):
+            self._run_started(event)
+        elif isinstance(event, RunFinished):
+            self._run_finished(event)
+        else:
+            record = self._tasks.get(str(getattr(event, "task_id", "")))
+            if record is None:
+                return False
+            self._tasks[record.id] = apply_event(record, event)
+        return not isinstance(event, TaskProgress)
+
+    def _run_started(self, event: RunStarted) -> None:
+        self._head = replace(
+            self._head, run=RunInfo(event.pid or None, event.at), status="in_progress"
+        )
+        for task_id in event.task_ids:
+            if task_id in self._tasks:
+                self._tasks[task_id] = reset_for_run(self._tasks[task_id])
+
+    def _run_finished(self, event: RunFinished) -> None:
+        run = replace(self._head.run, ended_at=event.at, interrupted=event.interrupted)
+        head = replace(self._head, run=run)
+        self._head = replace(head, status=plan_status(replace(head, tasks=self._tasks)))
+
+    def _mark(self, urgent: bool) -> None:
+        wake = not self._dirty or (urgent and not self._urgent)
+        if not self._dirty:
+            self._dirty, self._changed_at = True, time.monotonic()
+        self._urgent = self._urgent or urgent
+        if wake:
+            self._cond.notify()
+
+    # --- writing ------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while self._wait_until_due():
+            try:
+                self._write(markdown=True)
+            except Exception as exc:  # the writer must outlive a full disk or a bad template
+                self._note(exc)
+
+    def _wait_until_due(self) -> bool:
+        with self._cond:
+            while not self._closing:
+                delay = self._delay() if self._dirty else None
+                if delay is not None and delay <= 0:
+                    return True
+                self._cond.wait(delay)
+            return False
+
+    def _delay(self) -> float:
+        due = self._changed_at + COALESCE_SECONDS
+        if not self._urgent:
+            due = max(due, self._last_write + PROGRESS_INTERVAL)
+        return due - time.monotonic()
+
+    def _write(self, markdown: bool) -> None:
+        # _io orders snapshots and writes: a later snapshot is never overwritten by an older one.
+        with self._io:
+            with self._cond:
+                state = replace(self._head, tasks=dict(self._tasks))
+                if markdown:
+                    self._dirty = self._urgent = False
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with self._filelock:
+                state = self._merge_answers(with_projects(state))
+                write_state(self.folder, state, self._renderer if markdown else None)
+                self._disk_id = file_id(self.folder / STATE_FILE)
+            self._last_write = time.monotonic()
+
+    def _merge_answers(self, state: PlanState) -> PlanState:
+        """Take answers `doit answer` wrote since our last write (caller holds the file lock)."""
+        if not any(has_open(t) for t in state.tasks.values()):
+            return state
+        disk = None if file_id(self.folder / STATE_FILE) == self._disk_id else load(self.folder)
+        if disk is None:
+            return state
+        tasks = {tid: merge_answers(t, disk.tasks.get(tid)) for tid, t in state.tasks.items()}
+        with self._cond:
+            for tid, task in tasks.items():
+                if task is not state.tasks[tid]:
+                    self._tasks[tid] = merge_answers(self._tasks[tid], task)
+        return replace(state, tasks=tasks)
+
+    def _note(self, exc: BaseException) -> None:
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(f"{self.folder}: state not written: {exc}")

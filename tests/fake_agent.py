@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""A fake coding agent: a real executable driven by a scenario file.
+
+Usage: fake_agent.py SCENARIO.json [RECORD.jsonl]
+
+The scenario maps task ids to a list of attempts; attempt N (env ORCH_ATTEMPT) plays
+entry N-1 (the last one repeats). An attempt is a list of steps, each a one-key object:
+
+  {"progress": [45, "text"]}   print a PROGRESS marker with our terminal id
+  {"done": "summary"}          print a DONE marker       ("error", "question" alike)
+  {"say": "text"}              print a line; "{tid}" is replaced by our terminal id
+  {"echo_done": "summary"}     print `echo "[DONE:<tid>] summary"` (a shell line quoting a marker)
+  {"write": ["path", "text"]}  write a file (relative to the project folder)
+  {"sleep": 0.5}               sleep
+  {"exit": 3}                  exit with that code now
+  {"hang": true}               sleep forever, printing nothing
+  {"chat": 0.05}               print a line every N seconds forever
+  {"ignore_term": true}        ignore SIGTERM from here on
+  {"spawn_child": true}        start a child process in our group that sleeps forever
+  {"read_stdin_line": true}    wait for one line on stdin (a stalled agent waiting for Enter)
+A task missing from the scenario reports 50% progress and DONE "did <task>".
+Every start appends a JSON line to RECORD: task, attempt, terminal id, cwd, pid, prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def main() -> int:
+    scenario = json.load(open(sys.argv[1])) if len(sys.argv) > 1 else {}
+    record = sys.argv[2] if len(sys.argv) > 2 else None
+    tid = os.environ["TERMINAL_ID"]
+    task = os.environ["ORCH_TASK_ID"]
+    attempt = int(os.environ.get("ORCH_ATTEMPT", "1"))
+    prompt = sys.stdin.read() if not sys.stdin.isatty() and os.environ.get("FAKE_NO_STDIN") != "1" else ""
+    if record:
+        entry = {"task": task, "attempt": attempt, "terminal_id": tid, "cwd": os.getcwd(),
+                 "pid": os.getpid(), "prompt": prompt, "start": time.time()}
+        with open(record, "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+    attempts = scenario.get(task) or [[{"progress": [50, "working"]}, {"done": f"did {task}"}]]
+    steps = attempts[min(attempt, len(attempts)) - 1]
+    for step in steps:
+        code = play(step, tid)
+        if code is not None:
+            return code
+    return 0
+
+
+def out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def play(step: dict, tid: str) -> int | None:
+    (kind, arg), = step.items()
+    if kind == "progress":
+        out(f"[PROGRESS:{tid}] {arg[0]}% - {arg[1]}")
+    elif kind in ("done", "error", "question"):
+        out(f"[{kind.upper()}:{tid}] {arg}")
+    elif kind == "say":
+        out(str(arg).replace("{tid}", tid))
+    elif kind == "echo_done":
+        out(f'$ echo "[DONE:{tid}] {arg}"')
+    elif kind == "write":
+        os.makedirs(os.path.dirname(arg[0]) or ".", exist_ok=True)
+        with open(arg[0], "w") as fh:
+            fh.write(arg[1])
+    elif kind == "sleep":
+        time.sleep(float(arg))
+    elif kind == "exit":
+        return int(arg)
+    elif kind == "hang":
+        while True:
+            time.sleep(3600)
+    elif kind == "chat":
+        while True:
+            out("still thinking...")
+            time.sleep(float(arg))
+    elif kind == "ignore_term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif kind == "spawn_child":
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    elif kind == "read_stdin_line":
+        sys.stdin.readline()
+        out("got Enter")
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

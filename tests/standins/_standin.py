@@ -1,0 +1,182 @@
+"""Shared parts of the stand-in agent CLIs (claude, codex, gemini, aider, opencode).
+
+A stand-in is a real executable that parses its CLI's own flags strictly (an unknown flag,
+a bad choice or a missing value exits 2 with a message on stderr, as the real parsers do
+for a wrong command line), records how it was called, and prints a short run in the real
+CLI's headless output format.
+
+Environment:
+  STANDIN_RECORD   file to append one JSON line per call: argv, cwd, env, stdin, session_id
+  STANDIN_MODE     done (default) | error | question | silent-exit (no final report, exit 0)
+  STANDIN_SUMMARY  the text of the final marker (default "stand-in done")
+  TERMINAL_ID      the terminal id the markers carry
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+MODES = ("done", "error", "question", "silent-exit")
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option: `flag` (no value), `value`, `optional` (value if one follows), `variadic`."""
+
+    names: tuple[str, ...]
+    kind: str = "flag"
+    choices: tuple[str, ...] = ()
+    once: bool = False  # clap's default: a value option given twice is an error
+
+    @property
+    def key(self) -> str:
+        """The name `Parsed` files it under: the first long name."""
+        return next((n for n in self.names if n.startswith("--")), self.names[0])
+
+
+@dataclass
+class Parsed:
+    """Options by their first long name, and positional arguments in order."""
+
+    values: dict[str, list[str]] = field(default_factory=dict)
+    positionals: list[str] = field(default_factory=list)
+
+    def has(self, name: str) -> bool:
+        return name in self.values
+
+    def last(self, name: str) -> str | None:
+        found = self.values.get(name)
+        return found[-1] if found else None
+
+
+def die(program: str, message: str, code: int = 2) -> NoReturn:
+    """Exit with `message` on stderr, as a CLI rejecting its command line does."""
+    print(f"{program}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def parse(program: str, argv: list[str], opts: list[Opt], hyphen_values: bool = True) -> Parsed:
+    """Parse `argv` strictly against `opts`; `--` ends the options."""
+    table = {name: opt for opt in opts for name in opt.names}
+    parsed = Parsed()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            parsed.positionals.extend(argv[i:])
+            break
+        if arg == "-" or not arg.startswith("-"):
+            parsed.positionals.append(arg)
+            continue
+        name, attached = _split(arg, table)
+        opt = table.get(name)
+        if opt is None:
+            die(program, f"unexpected argument '{arg}' found")
+        values, i = _take(program, opt, arg, attached, argv, i, hyphen_values)
+        _store(program, parsed, opt, values)
+    return parsed
+
+
+def _split(arg: str, table: dict[str, Opt]) -> tuple[str, str | None]:
+    """`--name=value` / `-xVALUE` into name and attached value."""
+    if arg.startswith("--"):
+        name, eq, value = arg.partition("=")
+        return name, (value if eq else None)
+    if len(arg) > 2 and arg[:2] in table and table[arg[:2]].kind != "flag":
+        return arg[:2], arg[2:]
+    return arg, None
+
+
+def _take(
+    program: str,
+    opt: Opt,
+    arg: str,
+    attached: str | None,
+    argv: list[str],
+    i: int,
+    hyphen_values: bool,
+) -> tuple[list[str], int]:
+    """The values of one option occurrence and the index after them."""
+    if opt.kind == "flag":
+        if attached is not None:
+            die(program, f"option '{arg}' does not take a value")
+        return [], i
+    if attached is not None:
+        return [attached], i
+    if opt.kind == "value":
+        if i >= len(argv) or (argv[i].startswith("-") and not hyphen_values and argv[i] != "-"):
+            die(program, f"a value is required for '{arg}' but none was supplied")
+        return [argv[i]], i + 1
+    values: list[str] = []
+    while i < len(argv) and not argv[i].startswith("-"):
+        values.append(argv[i])
+        i += 1
+        if opt.kind == "optional":
+            break
+    return values, i
+
+
+def _store(program: str, parsed: Parsed, opt: Opt, values: list[str]) -> None:
+    """Record one occurrence, checking choices and repetition."""
+    key = opt.key
+    for value in values:
+        if opt.choices and value not in opt.choices:
+            die(program, f"invalid value '{value}' for '{key}' (choices: {', '.join(opt.choices)})")
+    if opt.once and key in parsed.values:
+        die(program, f"the argument '{key}' cannot be used multiple times")
+    parsed.values.setdefault(key, []).extend(values)
+
+
+def mode() -> str:
+    """The behaviour asked for by STANDIN_MODE."""
+    wanted = os.environ.get("STANDIN_MODE", "done")
+    if wanted not in MODES:
+        die("standin", f"STANDIN_MODE must be one of {', '.join(MODES)}, got {wanted!r}")
+    return wanted
+
+
+def terminal_id() -> str:
+    return os.environ.get("TERMINAL_ID", "term-standin")
+
+
+def summary() -> str:
+    return os.environ.get("STANDIN_SUMMARY", "stand-in done")
+
+
+def final_marker() -> str | None:
+    """The marker line ending the run, or None for silent-exit."""
+    kind = {"done": "DONE", "error": "ERROR", "question": "QUESTION"}.get(mode())
+    return f"[{kind}:{terminal_id()}] {summary()}" if kind else None
+
+
+def read_stdin() -> str:
+    """The whole of stdin (the prompt, when it is delivered there)."""
+    return sys.stdin.read()
+
+
+def record(program: str, argv: list[str], stdin: str | None, session_id: str | None) -> None:
+    """Append this call to STANDIN_RECORD, if set."""
+    path = os.environ.get("STANDIN_RECORD")
+    if not path:
+        return
+    env = {k: v for k, v in os.environ.items() if k == "TERMINAL_ID" or k.startswith(("ORCH_",))}
+    entry = {
+        "program": program,
+        "argv": argv,
+        "cwd": os.getcwd(),
+        "env": env,
+        "stdin": stdin,
+        "session_id": session_id,
+    }
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(entry) + "\n")
+
+
+def emit(event: dict[str, object]) -> None:
+    """Print one JSONL event, compact as the real CLIs print them."""
+    print(json.dumps(event, separators=(",", ":")), flush=True)

@@ -1,0 +1,322 @@
+"""End-to-end: plans run through the real `doit`, the real dispatcher and a fake agent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import Checkout
+
+
+def test_seed_plan_runs_to_completion(checkout: Checkout) -> None:
+    checkout.seed()
+    result = checkout.doit()
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert sorted(checkout.dispatched()) == ["t1", "t2", "t3", "t4"]
+    for task in ("t1", "t2", "t3", "t4"):
+        stamp = checkout.stamp(task)
+        assert stamp is not None
+        assert stamp["summary"] == f"did {task}"
+        assert stamp["taskId"] == task
+        assert set(stamp) >= {"finishedAt", "attempt", "terminalId", "specHash", "durationSeconds"}
+    assert (checkout.root / "ecommerce-frontend").is_dir()
+    records = {r["task"]: r for r in checkout.records()}
+    assert records["t2"]["cwd"] == str((checkout.root / "ecommerce-backend").resolve())
+
+
+def test_dependencies_finish_before_dependents_start(checkout: Checkout) -> None:
+    checkout.seed()
+    checkout.scenario({t: [[{"sleep": 0.2}, {"done": f"did {t}"}]] for t in ("t1", "t2", "t3")})
+    assert checkout.doit().returncode == 0
+    starts = {r["task"]: r["start"] for r in checkout.records()}
+    finished = {t: _finished_epoch(checkout, t) for t in starts}
+    assert starts["t3"] >= finished["t2"]
+    assert starts["t4"] >= max(finished["t1"], finished["t3"])
+
+
+def _finished_epoch(checkout: Checkout, task: str) -> float:
+    from datetime import datetime
+
+    stamp = checkout.stamp(task)
+    assert stamp is not None
+    return datetime.fromisoformat(stamp["finishedAt"].replace("Z", "+00:00")).timestamp()
+
+
+def test_second_run_dispatches_nothing(checkout: Checkout) -> None:
+    checkout.seed()
+    assert checkout.doit().returncode == 0
+    before = len(checkout.records())
+    again = checkout.doit()
+    assert again.returncode == 0, again.stderr
+    assert len(checkout.records()) == before
+
+
+def test_lost_doit_db_reruns_nothing(checkout: Checkout) -> None:
+    checkout.seed()
+    assert checkout.doit().returncode == 0
+    before = len(checkout.records())
+    for db in (checkout.root / ".orch").glob("doit.sqlite3*"):
+        db.unlink()
+    assert checkout.doit().returncode == 0
+    assert len(checkout.records()) == before
+
+
+def test_edited_task_reruns_with_its_dependents_only(checkout: Checkout) -> None:
+    plan = checkout.seed()
+    assert checkout.doit().returncode == 0
+    plan["tasks"][2]["description"] = "JWT auth, now with 2FA"
+    checkout.write_plan(plan)
+    before = len(checkout.records())
+    assert checkout.doit().returncode == 0
+    assert sorted(checkout.dispatched()[before:]) == ["t3", "t4"]
+
+
+def test_parallel_across_projects_serial_within_one(checkout: Checkout) -> None:
+    plan = {
+        "planId": "par",
+        "agent": checkout.agent(),
+        "projects": [{"name": "a", "path": "a"}, {"name": "b", "path": "b"}],
+        "tasks": [
+            {"id": "a1", "project": "a", "title": "a1"},
+            {"id": "a2", "project": "a", "title": "a2"},
+            {"id": "b1", "project": "b", "title": "b1"},
+        ],
+    }
+    checkout.write_plan(plan)
+    checkout.scenario({t: [[{"sleep": 0.6}, {"done": t}]] for t in ("a1", "a2", "b1")})
+    assert checkout.doit("-n", "3").returncode == 0
+    spans = {r["task"]: (r["start"], _finished_epoch_plan(checkout, "par", r["task"]))
+             for r in checkout.records()}  # fmt: skip
+    a1, a2, b1 = spans["a1"], spans["a2"], spans["b1"]
+    assert a2[0] >= a1[1] or a1[0] >= a2[1], "two tasks of one project overlapped"
+    assert b1[0] < max(a1[1], a2[1]) and min(a1[0], a2[0]) < b1[1], "projects did not overlap"
+
+
+def _finished_epoch_plan(checkout: Checkout, plan: str, task: str) -> float:
+    from datetime import datetime
+
+    stamp = checkout.stamp(task, plan)
+    assert stamp is not None
+    return datetime.fromisoformat(stamp["finishedAt"].replace("Z", "+00:00")).timestamp()
+
+
+def test_waiting_for_a_project_does_not_hold_a_slot(checkout: Checkout) -> None:
+    plan = {
+        "planId": "slots",
+        "agent": checkout.agent(),
+        "projects": [{"name": "a", "path": "a"}, {"name": "b", "path": "b"}],
+        "tasks": [
+            {"id": "a1", "project": "a", "title": "a1"},
+            {"id": "a2", "project": "a", "title": "a2"},
+            {"id": "b1", "project": "b", "title": "b1"},
+        ],
+    }
+    checkout.write_plan(plan)
+    checkout.scenario({t: [[{"sleep": 0.8}, {"done": t}]] for t in ("a1", "a2", "b1")})
+    assert checkout.doit("-n", "2").returncode == 0
+    starts = sorted((r["start"], r["task"]) for r in checkout.records())
+    # b1 must start alongside the first task of a, not after it.
+    assert starts[1][1] == "b1" or starts[0][1] == "b1"
+    assert abs(starts[1][0] - starts[0][0]) < 0.6
+
+
+def test_error_skips_dependents_and_rerun_resumes(checkout: Checkout) -> None:
+    checkout.seed()
+    checkout.scenario({"t3": [[{"error": "PostgreSQL connection refused"}]]})
+    result = checkout.doit()
+    assert result.returncode != 0
+    assert "PostgreSQL connection refused" in result.stdout + result.stderr
+    assert checkout.stamp("t3") is None and checkout.stamp("t4") is None
+    assert checkout.stamp("t1") is not None and checkout.stamp("t2") is not None
+    state = checkout.state()
+    statuses = {t["id"]: t["status"] for t in _tasks(state)}
+    assert statuses["t3"] == "ERROR" and statuses["t4"] == "SKIPPED"
+    assert "t4" in result.stdout and "skipped" in result.stdout.lower()
+    checkout.scenario({})
+    before = len(checkout.records())
+    assert checkout.doit().returncode == 0
+    assert sorted(checkout.dispatched()[before:]) == ["t3", "t4"]
+
+
+def _tasks(state: dict) -> list[dict]:
+    tasks = state["tasks"]
+    return list(tasks.values()) if isinstance(tasks, dict) else tasks
+
+
+def test_failure_does_not_skip_unrelated_task_of_same_project(checkout: Checkout) -> None:
+    plan = {
+        "planId": "same",
+        "agent": checkout.agent(),
+        "projects": [{"name": "a", "path": "a"}],
+        "tasks": [
+            {"id": "x", "project": "a", "title": "x"},
+            {"id": "y", "project": "a", "title": "y"},
+        ],
+    }
+    checkout.write_plan(plan)
+    checkout.scenario({"x": [[{"error": "nope"}]]})
+    assert checkout.doit().returncode != 0
+    assert checkout.stamp("y", "same") is not None
+
+
+def test_spoofed_markers_are_ignored(checkout: Checkout) -> None:
+    checkout.seed()
+    checkout.scenario({"t1": [[
+        {"say": "[DONE:term-someone-else] not me"},
+        {"say": "[DONE:] empty id"},
+        {"say": "[ERROR:other] wrong id"},
+        {"say": "[DONE:{tid}x] almost"},
+        {"done": "the real one"},
+    ]]})  # fmt: skip
+    assert checkout.doit().returncode == 0
+    assert checkout.stamp("t1")["summary"] == "the real one"  # type: ignore[index]
+
+
+def test_ansi_and_json_escaped_markers(checkout: Checkout) -> None:
+    checkout.seed()
+    checkout.scenario({
+        "t1": [[{"say": "\x1b[32m[DONE:{tid}]\x1b[0m coloured \x1b[1mdone\x1b[0m"}]],
+        "t2": [[{"say": '{"type":"text","text":"ok [DONE:{tid}] json \\"quoted\\" caf\\u00e9\\nmore"}'}]],
+        "t3": [[{"echo_done": "quoted summary"}]],
+    })  # fmt: skip
+    assert checkout.doit().returncode == 0
+    assert checkout.stamp("t1")["summary"] == "coloured done"  # type: ignore[index]
+    assert checkout.stamp("t2")["summary"] == 'json "quoted" café'  # type: ignore[index]
+    assert checkout.stamp("t3")["summary"] == "quoted summary"  # type: ignore[index]
+
+
+def test_forget_reruns_task_and_its_dependents(checkout: Checkout) -> None:
+    checkout.seed()
+    assert checkout.doit().returncode == 0
+    forget = checkout.doit("forget", "orch-abc123:t3")
+    assert forget.returncode == 0, forget.stderr
+    assert checkout.stamp("t3") is None
+    before = len(checkout.records())
+    assert checkout.doit().returncode == 0
+    assert sorted(checkout.dispatched()[before:]) == ["t3", "t4"]
+
+
+def test_clean_removes_the_stamp(checkout: Checkout) -> None:
+    checkout.seed()
+    assert checkout.doit().returncode == 0
+    assert checkout.doit("clean", "orch-abc123:t1").returncode == 0
+    assert checkout.stamp("t1") is None and checkout.stamp("t2") is not None
+
+
+def test_info_says_why_a_task_would_run(checkout: Checkout) -> None:
+    plan = checkout.seed()
+    assert checkout.doit().returncode == 0
+    plan["tasks"][0]["title"] = "Initialize Vite project"
+    checkout.write_plan(plan)
+    info = checkout.doit("info", "orch-abc123:t1")
+    assert "spec changed" in info.stdout
+    listing = checkout.doit("list", "--all")
+    assert "orch-abc123:t4" in listing.stdout
+
+
+def test_python_m_orchlib_without_dodo(checkout: Checkout) -> None:
+    checkout.seed()
+    (checkout.root / "dodo.py").unlink()
+    result = subprocess.run([sys.executable, "-m", "orchlib"], cwd=checkout.root,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert checkout.stamp("t4") is not None
+    status = subprocess.run([sys.executable, "-m", "orchlib", "status"], cwd=checkout.root,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert status.returncode == 0 and "orch-abc123:t4" in status.stdout
+
+
+def test_unicode_descriptions_and_summaries(checkout: Checkout) -> None:
+    plan = checkout.seed()
+    plan["tasks"][0]["description"] = "Créer l'app — 日本語 ✓ 🚀"
+    checkout.write_plan(plan)
+    checkout.scenario({"t1": [[{"done": "fait ✓ 完成 🚀"}]]})
+    assert checkout.doit().returncode == 0
+    assert checkout.stamp("t1")["summary"] == "fait ✓ 完成 🚀"  # type: ignore[index]
+    prompt = next(r["prompt"] for r in checkout.records() if r["task"] == "t1")
+    assert "Créer l'app — 日本語 ✓ 🚀" in prompt
+
+
+def test_plan_text_reaches_no_shell_and_no_template(checkout: Checkout) -> None:
+    plan = checkout.seed()
+    evil = "$(touch pwned1) `touch pwned2` {{ 7*7 }} {% if true %}x{% endif %}"
+    plan["tasks"][0]["description"] = evil
+    plan["tasks"][0]["title"] = "{{ terminal_id }}"
+    checkout.write_plan(plan)
+    assert checkout.doit().returncode == 0
+    prompt = next(r["prompt"] for r in checkout.records() if r["task"] == "t1")
+    assert evil in prompt and "{{ terminal_id }}" in prompt
+    assert not list(checkout.root.rglob("pwned*"))
+
+
+def test_prompt_carries_task_dependencies_and_protocol(checkout: Checkout) -> None:
+    checkout.seed(context="All APIs speak JSON.")
+    checkout.scenario({"t2": [[{"done": "Express on :3000"}]]})
+    assert checkout.doit().returncode == 0
+    rec = next(r for r in checkout.records() if r["task"] == "t3")
+    prompt, tid = rec["prompt"], rec["terminal_id"]
+    for needle in ("t3", "Implement authentication API", "ecommerce-backend",
+                   "Node.js + Express + PostgreSQL", "JWT auth with login", "Express on :3000",
+                   "All APIs speak JSON.", f"[DONE:{tid}]", f"[PROGRESS:{tid}]",
+                   f"[ERROR:{tid}]", f"[QUESTION:{tid}]"):  # fmt: skip
+        assert needle in prompt, needle
+    prompt_file = checkout.root / ".orch" / "orch-abc123" / "prompts" / f"t3.{rec['attempt']}.md"
+    assert prompt_file.read_text() == prompt
+
+
+def test_invalid_plan_exits_3_with_located_lines(checkout: Checkout) -> None:
+    plan = checkout.seed()
+    plan["tasks"][2]["dependsOn"] = ["t9"]
+    checkout.write_plan(plan)
+    result = checkout.doit()
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert "plans/plan.json:" in result.stderr and "unknown task 't9'" in result.stderr
+
+
+def test_missing_agent_is_a_clear_early_error(checkout: Checkout) -> None:
+    plan = checkout.seed()
+    plan["agent"] = "claude"
+    checkout.write_plan(plan)
+    result = checkout.doit(env={"PATH": str(Path(sys.executable).parent)})
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "agent 'claude' not found on PATH (tasks t1, t2, t3, t4)" in result.stderr
+    assert not checkout.records()
+
+
+def test_shell_tasks_with_verify_and_outputs(checkout: Checkout) -> None:
+    plan = {
+        "planId": "sh",
+        "projects": [{"name": "p", "path": "p"}],
+        "tasks": [
+            {"id": "make", "project": "p", "title": "make", "command": "echo hi > out.txt; echo built",
+             "outputs": ["out.txt"], "verify": ["grep", "-q", "hi", "out.txt"]},
+            {"id": "bad", "project": "p", "title": "bad", "command": ["sh", "-c", "exit 4"]},
+        ],
+    }  # fmt: skip
+    checkout.write_plan(plan)
+    result = checkout.doit()
+    assert result.returncode != 0
+    assert checkout.stamp("make", "sh")["summary"] == "built"  # type: ignore[index]
+    assert checkout.stamp("bad", "sh") is None
+    assert "exited with code 4" in result.stdout
+
+
+def test_shipped_demo_plan_runs(tmp_path: Path) -> None:
+    repo = Path(__file__).parent.parent
+    co = tmp_path / "repo"
+    co.mkdir()
+    shutil.copy(repo / "dodo.py", co / "dodo.py")
+    shutil.copytree(repo / "plans", co / "plans")
+    first = subprocess.run([sys.executable, "-m", "doit"], cwd=co, capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Hello, Grace!" in (co / "demo-workspace/greeter-app/RELEASE.md").read_text()
+    second = subprocess.run([sys.executable, "-m", "doit"], cwd=co, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert second.returncode == 0
+    stamps = json.loads((co / ".orch/demo/stamps/release.json").read_text())
+    assert stamps["summary"] == "RELEASE.md written"
