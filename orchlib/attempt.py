@@ -58,6 +58,10 @@ class Follow:
     wake_fd: int | None
     on_progress: ProgressFn
     shell: bool = False
+    # An adopted attempt began in an earlier run: its timeout counts from then, and its
+    # stall clock from the last time its log grew.
+    started_ago: float = 0.0
+    quiet_for: float = 0.0
 
 
 class _Watch:
@@ -66,7 +70,9 @@ class _Watch:
     def __init__(self, follow: Follow) -> None:
         self.f = follow
         self.splitter = LineSplitter()
-        self.started = self.last_output = time.monotonic()
+        now = time.monotonic()
+        self.started = now - follow.started_ago
+        self.last_output = now - follow.quiet_for
         self.final: Marker | None = None
         self.final_at = 0.0
         self.done_marker: Marker | None = None
@@ -104,12 +110,20 @@ def follow(f: Follow) -> Outcome:
     waiter = Waiter(f.log, f.proc.pid, f.wake_fd)
     try:
         with f.log.open("rb") as reader:
+            _catch_up(watch, reader)
             _loop(watch, reader, waiter)
             watch.take(_read_all(reader), at_eof=True)
     finally:
         waiter.close()
         f.proc.terminate(grace=0.5 if watch.forced else 2.0)
     return _decide(watch)
+
+
+def _catch_up(watch: _Watch, reader: BinaryIO) -> None:
+    """Read what an adopted attempt printed unwatched; its marker counts from the log's mtime."""
+    watch.take(_read_all(reader))
+    if watch.final is not None:
+        watch.final_at = min(watch.final_at, watch.last_output)
 
 
 def _loop(watch: _Watch, reader: BinaryIO, waiter: Waiter) -> None:

@@ -50,6 +50,8 @@ class Checkout:
     plans: dict[str, Plan]
     bus: Bus = field(default_factory=Bus)
     interrupt: Interrupt = field(default_factory=Interrupt)
+    # Tasks a pruned `doit run` left out because they and their upstream are done.
+    up_to_date: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, root: Path) -> Checkout:

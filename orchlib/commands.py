@@ -33,13 +33,19 @@ def _report(exc: OrchError) -> int:
 class Run(DoitRun):  # type: ignore[misc]
     """doit's run, with plan tasks scheduled by orchlib."""
 
+    def execute(self, params: Any, args: list[str]) -> Any:
+        """Load only the plan tasks this run needs (all with --always or a wildcard)."""
+        whole = params.get("always") or any("*" in a for a in args)
+        with loader.pruned_for_run(None if whole else list(args)):
+            return super().execute(params, args)
+
     def _execute(self, outfile: Any, verbosity: int | None = None, always: bool = False,
                  continue_: bool = False, reporter: str = "console", num_process: int = 0,
                  par_type: str = "process", single: bool = False, auto_delayed_regex: bool = False,
                  force_verbosity: bool = False, failure_verbosity: int = 0,
                  pdb: bool = False) -> int:  # fmt: skip
         co = loader.current()
-        if co is None or not any(orch_meta(t) for t in self.task_list):
+        if co is None or not co.plans:
             return int(super()._execute(
                 outfile, verbosity, always, continue_, reporter, num_process, par_type, single,
                 auto_delayed_regex, force_verbosity, failure_verbosity, pdb))  # fmt: skip

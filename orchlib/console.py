@@ -95,6 +95,8 @@ class Console:
         if isinstance(event, RunStarted):
             labels = [f"{event.plan_id}:{task_id}" for task_id in event.task_ids]
             self._width = max([self._width, *map(len, labels)])
+            for task_id in event.task_ids:  # the summary lists tasks in plan order
+                self._seen(event.plan_id, task_id)
             return event.plan_id, "dim", f"run started: {len(event.task_ids)} tasks"
         if isinstance(event, RunFinished):
             how = f" ({event.interrupted})" if event.interrupted else ""
@@ -140,7 +142,7 @@ class Console:
         if not e.final:
             return name, "ask", f"attempt {e.attempt} failed: {_text(e.reason)} — retrying"
         seen.state = "interrupted" if e.interrupted else "failed"
-        seen.text = _text(e.reason)
+        seen.text = _text(e.reason.removeprefix("ERROR: "))  # the word is on the line already
         word = "INTERRUPTED" if e.interrupted else "ERROR"
         return name, "bad", f"{word} (attempt {e.attempt}): {seen.text}"
 

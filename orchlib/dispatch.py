@@ -6,6 +6,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from orchlib.events import TaskDone, TaskFailed, TaskProgress, TaskStarted, Task
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Limits, Plan, Task
 from orchlib.prompt import DoneDependency, PromptInput, render
-from orchlib.state import TaskRecord, Status
+from orchlib.state import Status, TaskRecord
+from orchlib.stateevents import parse_time
 from orchlib.streams import PlainText
 from orchlib.terminal import Proc, is_alive, spawn
 
@@ -48,6 +50,7 @@ class TaskRun:
         self.co, self.plan, self.task, self.previous = co, plan, task, previous
         self.project = plan.projects[task.project]
         self._verify: dict[str, Any] = {}
+        self._last_number = previous.attempt if previous is not None else 0
 
     def run(self) -> TaskResult:
         """Adopt a crashed run's attempt or dispatch new ones until the task settles."""
@@ -63,14 +66,17 @@ class TaskRun:
             if attempted is None:
                 if self.co.interrupt.is_set():
                     return self._fail("interrupted before it started", 0, interrupted=True)
-                attempted = self._attempt(
-                    self.co.next_attempt(self.plan.plan_id, self.task.id), feedback
-                )
-            left -= 1
+                attempted = self._attempt(self._next_number(), feedback)
+            self._last_number, left = attempted.number, left - 1
             result, feedback = self._settle(attempted, left)
             if result is not None:
                 return result
             attempted = None
+
+    def _next_number(self) -> int:
+        """Numbers count across runs (even past deleted logs), so logs and prompts never collide."""
+        on_disk = self.co.next_attempt(self.plan.plan_id, self.task.id)
+        return max(on_disk, self._last_number + 1)
 
     def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
         outcome = done.outcome
@@ -91,7 +97,9 @@ class TaskRun:
         return self._fail(reason, done.number), ""
 
     def _retry_or_fail(self, reason: str, number: int, left: int) -> TaskResult | None:
-        if left > 0 and not self.co.interrupt.is_set():
+        if self.co.interrupt.is_set():  # e.g. verify was stopped: the run's stop, not the task's
+            return self._fail(reason, number, interrupted=True)
+        if left > 0:
             self._publish(TaskFailed(self.plan.plan_id, self.task.id, reason, number, final=False))
             return None
         return self._fail(reason, number)
@@ -113,20 +121,27 @@ class TaskRun:
     # --- attempts -------------------------------------------------------------------------
 
     def _adopt(self) -> Attempted | None:
-        """Take over an attempt a killed orchestrator left: follow it, or read its log."""
+        """Take over an attempt a killed orchestrator left: follow it, or read its log.
+
+        None when there is nothing to take over. An attempt whose process is gone and whose
+        log is empty never got past the gate (or never printed): it is not counted.
+        """
         prev = self.previous
-        if prev is None or prev.status is not Status.IN_PROGRESS or not prev.log or not prev.pid:
+        if prev is None or prev.status is not Status.IN_PROGRESS or not prev.pid:
             return None
-        log = Path(prev.log)
-        if not log.is_file():
-            return None
-        proc = Proc(pid=prev.pid, start_time=prev.pid_start or "")
-        if not is_alive(prev.pid, prev.pid_start or ""):
+        proc = Proc(pid=prev.pid, start_time=prev.pid_start)
+        if not is_alive(prev.pid, prev.pid_start):
             proc.returncode = -1
-        terminal_id = prev.terminal_id or ""
-        self._publish(self._started(prev.attempt, terminal_id, proc, log, prev.prompt_file, True))
-        started = time.monotonic()
-        return Attempted(prev.attempt, terminal_id, self._follow(proc, log, terminal_id), started)
+        log = Path(prev.log) if prev.log else None
+        if log is None or not _followable(proc, log):
+            proc.terminate()  # an agent we cannot follow must not run beside a new attempt
+            return None
+        ago = _seconds_since(prev.started_at)
+        self._publish(self._started(prev.attempt, prev.terminal_id, proc, log, prev.prompt_file,
+                                    adopted=True))  # fmt: skip
+        started = time.monotonic() - ago
+        outcome = self._follow(proc, log, prev.terminal_id, ago, _age(log))
+        return Attempted(prev.attempt, prev.terminal_id, outcome, started)
 
     def _attempt(self, number: int, feedback: str) -> Attempted:
         terminal_id = f"term-{self.task.id}-{number}-{secrets.token_hex(3)}"
@@ -158,11 +173,14 @@ class TaskRun:
             proc.start_time, str(log), prompt or "", adopted=adopted,
         )  # fmt: skip
 
-    def _follow(self, proc: Proc, log: Path, terminal_id: str) -> Outcome:
+    def _follow(
+        self, proc: Proc, log: Path, terminal_id: str, ago: float = 0.0, quiet: float = 0.0
+    ) -> Outcome:
         shell = self.task.command is not None
         adapter = PlainText() if shell else agents.adapter(self.task.agent)
-        watch = Follow(proc, log, terminal_id, self.task.limits, adapter, self.co.interrupt.event,
-                       self.co.interrupt.wake_fd, self._progress, shell=shell)  # fmt: skip
+        stop = self.co.interrupt
+        watch = Follow(proc, log, terminal_id, self.task.limits, adapter, stop.event,
+                       stop.wake_fd, self._progress, shell, ago, quiet)  # fmt: skip
         return follow(watch)
 
     def _progress(self, percent: int, text: str) -> None:
@@ -269,6 +287,29 @@ class TaskRun:
         self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
                                done.terminal_id, stamp["durationSeconds"]))  # fmt: skip
         return TaskResult("done", outcome.text)
+
+
+def _followable(proc: Proc, log: Path) -> bool:
+    """A log to read, and either a live process or something it printed."""
+    try:
+        size = log.stat().st_size
+    except OSError:
+        return False
+    return proc.returncode is None or size > 0
+
+
+def _age(path: Path) -> float:
+    """Seconds since the file was last written (0 when unknown)."""
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except OSError:
+        return 0.0
+
+
+def _seconds_since(iso: str) -> float:
+    """Seconds since an ISO time of the state file (0 when missing or unparsable)."""
+    moment = parse_time(iso)
+    return max(0.0, (datetime.now(timezone.utc) - moment).total_seconds()) if moment else 0.0
 
 
 def _tail(path: Path, limit: int = FEEDBACK_CHARS) -> str:

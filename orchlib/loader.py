@@ -6,8 +6,10 @@ Used both by a checkout's `dodo.py` (through `orchlib.dodo`) and by `python -m o
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from doit.cmd_base import TaskLoader2
 from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.task import Task as DoitTask
 
-from orchlib import stamps
+from orchlib import stamps, uptodate
 from orchlib.checkout import Checkout
 from orchlib.errors import OrchError
 from orchlib.plan import Plan, Task
@@ -54,12 +56,32 @@ def current() -> Checkout | None:
     return _CHECKOUTS.get(cwd) or (next(iter(_CHECKOUTS.values())) if _CHECKOUTS else None)
 
 
+_RUN_SELECTION: list[list[str]] = []
+
+
+@contextlib.contextmanager
+def pruned_for_run(selection: list[str] | None) -> Iterator[None]:
+    """While loading for `doit run`, leave out finished tasks whose whole upstream is finished.
+
+    `selection` holds the task names given on the command line (always kept); None turns
+    pruning off (`--always`, wildcards).
+    """
+    if selection is not None:
+        _RUN_SELECTION.append(selection)
+    try:
+        yield
+    finally:
+        if selection is not None:
+            _RUN_SELECTION.pop()
+
+
 def doit_tasks(co: Checkout) -> list[DoitTask]:
-    """Every plan task as a doit task, plus one group task per plan."""
+    """Every plan task as a doit task (only those with work when pruning), plus plan groups."""
     tasks: list[DoitTask] = []
-    targets: set[str] = set()
+    ctx = _Context(co)
     for plan in co.plans.values():
-        subtasks = [plan_task(co, plan, task, targets) for task in plan.tasks.values()]
+        keep = _kept(co, plan)
+        subtasks = [plan_task(ctx, plan, t, keep) for t in plan.tasks.values() if keep is None or t.id in keep]
         doc = plan.summary or f"plan {plan.plan_id}"
         names = [t.name for t in subtasks]
         tasks.append(DoitTask(plan.plan_id, None, task_dep=names, has_subtask=True, doc=doc))
@@ -67,10 +89,35 @@ def doit_tasks(co: Checkout) -> list[DoitTask]:
     return tasks
 
 
-def plan_task(co: Checkout, plan: Plan, task: Task, taken: set[str]) -> DoitTask:
+def _kept(co: Checkout, plan: Plan) -> set[str] | None:
+    """Task ids a pruned run needs (None: all); the rest are recorded as up to date."""
+    if not _RUN_SELECTION:
+        return None
+    named = {n.split(":", 1)[1] for n in _RUN_SELECTION[-1] if n.startswith(f"{plan.plan_id}:")}
+    verdicts = uptodate.verdicts(co, plan)
+    keep = {t for t, reason in verdicts.items() if reason is not None} | (named & set(plan.tasks))
+    co.up_to_date[plan.plan_id] = [t for t in plan.tasks if t not in keep]
+    return keep
+
+
+class _Context:
+    """Per-load constants: the checkout, whether paths can be relative, targets taken."""
+
+    def __init__(self, co: Checkout) -> None:
+        self.co = co
+        self.relative = Path.cwd().resolve() == co.root
+        self.targets: set[str] = set()
+
+    def rel(self, path: Path) -> str:
+        return os.path.relpath(path, self.co.root) if self.relative else str(path)
+
+
+def plan_task(ctx: _Context, plan: Plan, task: Task, keep: set[str] | None = None) -> DoitTask:
     """One plan task: target = its stamp (and literal outputs), uptodate = the stamp check."""
+    co = ctx.co
     stamp = co.stamp_path(plan.plan_id, task.id)
-    targets = [_rel(co, stamp)] + _literal_outputs(co, plan, task, taken)
+    targets = [ctx.rel(stamp)] + _literal_outputs(ctx, plan, task)
+    deps = [d for d in task.depends_on if keep is None or d in keep]
     meta = {
         "plan": plan.plan_id,
         "task": task.id,
@@ -82,7 +129,7 @@ def plan_task(co: Checkout, plan: Plan, task: Task, taken: set[str]) -> DoitTask
         f"{plan.plan_id}:{task.id}",
         [(_outside_orchlib_run, [plan.plan_id, task.id])],
         targets=targets,
-        task_dep=[f"{plan.plan_id}:{dep}" for dep in task.depends_on],
+        task_dep=[f"{plan.plan_id}:{dep}" for dep in deps],
         uptodate=[UpToDate(co, plan.plan_id, task.id)],
         clean=[(_clean_stamp, [str(stamp)])],
         subtask_of=plan.plan_id,
@@ -92,17 +139,13 @@ def plan_task(co: Checkout, plan: Plan, task: Task, taken: set[str]) -> DoitTask
     )
 
 
-def _rel(co: Checkout, path: Path) -> str:
-    return os.path.relpath(path, co.root) if Path.cwd().resolve() == co.root else str(path)
-
-
-def _literal_outputs(co: Checkout, plan: Plan, task: Task, taken: set[str]) -> list[str]:
+def _literal_outputs(ctx: _Context, plan: Plan, task: Task) -> list[str]:
     root = plan.projects[task.project].root
     found = []
     for out in task.outputs:
-        path = _rel(co, root / out)
-        if not glob.has_magic(out) and path not in taken:
-            taken.add(path)
+        path = ctx.rel(root / out)
+        if not glob.has_magic(out) and path not in ctx.targets:
+            ctx.targets.add(path)
             found.append(path)
     return found
 

@@ -4,11 +4,14 @@ Events: `task_error` (a task failed for good), `task_question` (a new QUESTION),
 `phase_completed` (every task of an executionOrder phase is done and at least one of them
 was done by this run; once per phase per run), `plan_completed` (the run ends with every
 task done and did some of that work), `plan_failed` (the run ends, not interrupted, with
-a task of it failed or skipped). An interrupted run notifies nothing at its end: the user
-stopped it.
+a task of it failed, or skipped because of a failure: tasks only held up by an open
+question make the plan `waiting`, which `task_question` told already). An interrupted run
+notifies nothing at its end: the user stopped it. A question still open from an earlier run
+(`TaskWaiting(still=True)`) is not notified again.
 
-Sending happens on one background thread, each delivery time-boxed, so a slow or broken
-notifier never slows or fails the run; failures go to `.orch/<planId>/notify.log`.
+Each target has its own background worker and every delivery is time-boxed, so a slow or
+broken notifier never slows or fails the run, nor delays another target's messages;
+failures go to `.orch/<planId>/notify.log`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import re
 import signal
 import subprocess
 import threading
+import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .events import (
@@ -41,6 +45,7 @@ from .staterender import one_line
 
 EVENTS = ("task_error", "task_question", "phase_completed", "plan_completed", "plan_failed")
 COMMAND_TIMEOUT = 10.0
+ABANDON_GRACE = 1.0  # after close() kills a stuck delivery: time for its worker to log it
 LOG_FILE = "notify.log"
 APPRISE_MISSING = "apprise not installed: pip install 'orchlib[notify]'"
 _PLACEHOLDER = re.compile(r"\{(event|title|message)\}")
@@ -64,19 +69,28 @@ def command_argv(argv: Sequence[str], note: Notification) -> list[str]:
     return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in argv]
 
 
+@dataclass(eq=False)
+class _Lane:
+    """One target's queue and worker thread (started on its first message)."""
+
+    target: NotifyTarget
+    queue: queue.Queue[Notification | None] = field(default_factory=queue.Queue)
+    worker: threading.Thread | None = None
+    child: subprocess.Popen[bytes] | None = None
+    abandoned: bool = False
+
+
 class Notifier:
-    """Turns one plan's run events into notifications, sent by a background worker."""
+    """Turns one plan's run events into notifications, sent by background workers."""
 
     def __init__(
         self, plan: Plan, folder: Path, *, command_timeout: float = COMMAND_TIMEOUT
     ) -> None:
         self.plan, self.folder, self.command_timeout = plan, folder, command_timeout
-        self._queue: queue.Queue[tuple[NotifyTarget, Notification] | None] = queue.Queue()
+        self._lanes = [_Lane(target) for target in plan.notify]
         self._errors: list[str] = []
         self._lock = threading.Lock()
-        self._worker: threading.Thread | None = None
-        self._child: subprocess.Popen[bytes] | None = None
-        self._warned_apprise = self._closed = self._abandoned = False
+        self._warned_apprise = self._closed = False
         self._start_run()
 
     @property
@@ -87,25 +101,34 @@ class Notifier:
 
     def handle(self, event: Event) -> None:
         """The bus subscriber: queue the notifications this event causes (never blocks)."""
-        if event.plan_id != self.plan.plan_id or not self.plan.notify or self._closed:
+        if event.plan_id != self.plan.plan_id or not self._lanes or self._closed:
             return
         for note in self.notifications(event):
-            for target in self.plan.notify:
-                if not target.events or note.event in target.events:
-                    self._enqueue(target, note)
+            for lane in self._lanes:
+                if not lane.target.events or note.event in lane.target.events:
+                    self._enqueue(lane, note)
 
     def close(self, timeout: float = 15.0) -> None:
-        """Deliver what is queued, waiting at most `timeout` seconds; the rest is dropped."""
+        """Deliver what is queued, waiting at most `timeout` seconds in all; the rest is dropped.
+
+        A delivery still running then is killed, and it and every message left are logged.
+        """
         self._closed = True
-        worker = self._worker
-        if worker is None:
-            return
-        self._queue.put(None)
-        worker.join(timeout)
-        if worker.is_alive():
-            self._abandoned = True
-            _kill_group(self._child)
-            self._drop_queued()
+        started = [lane for lane in self._lanes if lane.worker is not None]
+        for lane in started:
+            lane.queue.put(None)
+        deadline = time.monotonic() + timeout
+        for lane in started:
+            assert lane.worker is not None
+            lane.worker.join(max(0.0, deadline - time.monotonic()))
+        stuck = [lane for lane in started if lane.worker and lane.worker.is_alive()]
+        for lane in stuck:
+            lane.abandoned = True
+            _kill_group(lane.child)
+            self._drop_queued(lane)
+        for lane in stuck:  # let each worker log its killed delivery, briefly
+            assert lane.worker is not None
+            lane.worker.join(ABANDON_GRACE)
 
     # --- which notifications ------------------------------------------------------------
 
@@ -113,6 +136,7 @@ class Notifier:
         self._done: set[str] = set()
         self._done_now: set[str] = set()
         self._failed: dict[str, str] = {}
+        self._waiting: set[str] = set()
         self._told: set[int] = set()
 
     def notifications(self, event: Event) -> list[Notification]:
@@ -124,13 +148,21 @@ class Notifier:
         elif isinstance(event, TaskFailed) and event.final:
             self._failed[event.task_id] = "failed"
             return [self._task_error(event)]
-        elif isinstance(event, TaskWaiting) and not event.still:
-            return [self._task_question(event)]
+        elif isinstance(event, TaskWaiting):
+            self._waiting.add(event.task_id)
+            return [] if event.still else [self._task_question(event)]
         elif isinstance(event, TaskSkipped):
-            self._failed[event.task_id] = "skipped"
+            self._skipped(event)
         elif isinstance(event, RunFinished) and not event.interrupted:
             return self._run_finished()
         return []
+
+    def _skipped(self, event: TaskSkipped) -> None:
+        """A skip counts as a failure unless every cause only waits for an answer."""
+        if all(dep in self._waiting for dep in event.because) and event.because:
+            self._waiting.add(event.task_id)  # held up by a question, like its dependency
+        else:
+            self._failed[event.task_id] = "skipped"
 
     def _name(self) -> str:
         return f"Orchestration '{one_line(self.plan.summary) or self.plan.plan_id}'"
@@ -141,7 +173,8 @@ class Notifier:
         return f"task '{title}' ({self.plan.plan_id}:{task_id})"
 
     def _task_error(self, event: TaskFailed) -> Notification:
-        text = f"Orchestration error in {self._task(event.task_id)}: {one_line(event.reason)}"
+        reason = one_line(event.reason.removeprefix("ERROR: "))  # the agent's own words
+        text = f"Orchestration error in {self._task(event.task_id)}: {reason}"
         return Notification("task_error", f"{self.plan.plan_id}: task failed", text)
 
     def _task_question(self, event: TaskWaiting) -> Notification:
@@ -155,6 +188,7 @@ class Notifier:
     def _task_done(self, task_id: str, now: bool) -> list[Notification]:
         self._done.add(task_id)
         self._failed.pop(task_id, None)
+        self._waiting.discard(task_id)
         if now:
             self._done_now.add(task_id)
         number = self._phase_of(task_id)
@@ -195,31 +229,32 @@ class Notifier:
 
     # --- delivery (worker thread) -------------------------------------------------------
 
-    def _enqueue(self, target: NotifyTarget, note: Notification) -> None:
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._work, name="notify", daemon=True)
-            self._worker.start()
-        self._queue.put((target, note))
+    def _enqueue(self, lane: _Lane, note: Notification) -> None:
+        if lane.worker is None:
+            lane.worker = threading.Thread(
+                target=self._work, args=(lane,), name="notify", daemon=True
+            )
+            lane.worker.start()
+        lane.queue.put(note)
 
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            target, note = item
-            if self._abandoned:
+    def _work(self, lane: _Lane) -> None:
+        while (note := lane.queue.get()) is not None:
+            if lane.abandoned:
                 self._log(f"{note.event}: not sent, the run ended first")
                 continue
             try:
-                problem = self._deliver(target, note)
+                problem = self._deliver(lane, note)
             except Exception as exc:  # a notifier bug must not end the worker
                 problem = f"{exc!r}"
             if problem:
                 self._log(f"{note.event}: {problem}")
 
-    def _deliver(self, target: NotifyTarget, note: Notification) -> str | None:
-        if target.command:
-            return self._run_command(command_argv(target.command, note))
-        return self._apprise(target.url, note)
+    def _deliver(self, lane: _Lane, note: Notification) -> str | None:
+        if lane.target.command:
+            return self._run_command(lane, command_argv(lane.target.command, note))
+        return self._apprise(lane.target.url, note)
 
-    def _run_command(self, argv: list[str]) -> str | None:
+    def _run_command(self, lane: _Lane, argv: list[str]) -> str | None:
         try:
             child = subprocess.Popen(
                 argv,
@@ -230,7 +265,7 @@ class Notifier:
             )
         except OSError as exc:
             return f"cannot run {argv[0]!r}: {exc.strerror or exc}"
-        self._child = child
+        lane.child = child
         try:
             _, err = child.communicate(timeout=self.command_timeout)
         except subprocess.TimeoutExpired:
@@ -239,7 +274,9 @@ class Notifier:
                 child.communicate(timeout=1.0)
             return f"{argv[0]!r} timed out after {self.command_timeout:g}s and was killed"
         finally:
-            self._child = None
+            lane.child = None
+        if lane.abandoned:
+            return f"{argv[0]!r} was still running when the run ended, and was killed"
         tail = one_line(err.decode("utf-8", "replace"))[-300:]
         return f"{argv[0]!r} exited {child.returncode}: {tail}" if child.returncode else None
 
@@ -264,20 +301,21 @@ class Notifier:
         delivered = app.notify(title=note.title, body=note.message)
         return None if delivered else f"apprise: delivery to {where} failed"
 
-    def _drop_queued(self) -> None:
+    def _drop_queued(self, lane: _Lane) -> None:
         with contextlib.suppress(queue.Empty):
             while True:
-                item = self._queue.get_nowait()
-                if item is not None:
-                    self._log(f"{item[1].event}: not sent, the run ended first")
+                note = lane.queue.get_nowait()
+                if note is not None:
+                    self._log(f"{note.event}: not sent, the run ended first")
+        lane.queue.put(None)  # the worker ends once its current delivery does
 
     def _log(self, line: str) -> None:
-        with self._lock:
+        with self._lock:  # several workers: one line at a time
             self._errors.append(line)
-        with contextlib.suppress(OSError):
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with (self.folder / LOG_FILE).open("a", encoding="utf-8") as log:
-                log.write(f"{now_iso()} {line}\n")
+            with contextlib.suppress(OSError):
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with (self.folder / LOG_FILE).open("a", encoding="utf-8") as log:
+                    log.write(f"{now_iso()} {line}\n")
 
 
 def _kill_group(child: subprocess.Popen[bytes] | None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 PROMPT_MODES = ("stdin", "file", "arg")
@@ -105,14 +106,24 @@ class Plan:
     context: str = ""
     notify: tuple[NotifyTarget, ...] = ()
     allow_outside_paths: bool = False
+    digest: str = ""
 
     def phase_of(self, task_id: str) -> int:
         """The 1-based executionOrder phase of a task."""
-        for number, phase in enumerate(self.phases, start=1):
-            if task_id in phase:
-                return number
-        raise KeyError(task_id)
+        return self._phase_numbers[task_id]
 
     def dependents(self, task_id: str) -> list[str]:
         """Tasks that list `task_id` in their dependsOn, in plan order."""
-        return [t.id for t in self.tasks.values() if task_id in t.depends_on]
+        return self._dependents.get(task_id, [])
+
+    @cached_property
+    def _phase_numbers(self) -> dict[str, int]:
+        return {t: n for n, phase in enumerate(self.phases, start=1) for t in phase}
+
+    @cached_property
+    def _dependents(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for task in self.tasks.values():
+            for dep in task.depends_on:
+                found.setdefault(dep, []).append(task.id)
+        return found

@@ -12,6 +12,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 from orchlib.durations import parse_duration
@@ -233,3 +234,34 @@ def argv(issues: Issues, value: object, path: KeyPath) -> tuple[str, ...] | None
     if not value:
         issues.add(path, "the command list must not be empty")
     return tuple(args) if args and len(args) == len(value) else None
+
+
+def timestamp(issues: Issues, value: object, path: KeyPath) -> str | None:
+    """ISO text; YAML turns unquoted timestamps into datetimes, which are accepted."""
+    if isinstance(value, datetime.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return text(issues, value, path)
+
+
+def globs(issues: Issues, value: object, path: KeyPath) -> tuple[str, ...] | None:
+    """A glob or a list of globs relative to the project (no absolute path, no `..` escape)."""
+    if isinstance(value, str):
+        pattern = _glob(issues, value, path)
+        return None if pattern is None else (pattern,)
+    found = items(issues, value, path, _glob)
+    return tuple(found) if isinstance(value, list) and len(found) == len(value) else None
+
+
+def _glob(issues: Issues, value: object, path: KeyPath) -> str | None:
+    pattern = nonempty(issues, value, path)
+    if pattern is None:
+        return None
+    depth = 0
+    for part in PurePosixPath(pattern).parts:
+        depth += -1 if part == ".." else 1
+        if depth < 0 or part == "/":
+            issues.add(path, f"{q(pattern)} must stay inside the project (relative, no '..' out)")
+            return None
+    return pattern

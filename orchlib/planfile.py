@@ -1,9 +1,9 @@
 """Plan files: read, parse, validate into a `Plan`, locate problems as `file:line:col`, cache.
 
 Parsing is fast (the `json` module; `yamlload` for YAML) and validation works on the
-plain data with key paths. Only when there are problems is the file's event stream
-walked again (`yamlload.positions`) to turn those paths into line and column. A valid plan is
-pickled under `.orch/cache/` so the next load of unchanged bytes skips all of it.
+plain data with key paths. Only when there are problems are the file's parse events
+walked again (`yamlload.positions`) to turn those paths into line and column. A valid
+plan is pickled under `.orch/cache/`, so loading unchanged bytes again skips all of it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import pickle
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,13 @@ def load_plan(path: Path, checkout: Path) -> Plan:
     raw = _read(path, name)
     key = _cache_key(raw, name, checkout)
     plan = _cached(checkout, name, key)
+    if plan is not None:
+        return plan if plan.source == path else replace(plan, source=path)
+    text = _decode(raw, name)
+    plan, issues = build_plan(_parse(text, name, path.suffix == ".json"), path, checkout)
     if plan is None:
-        text = _decode(raw, name)
-        data = _parse(text, name, path.suffix == ".json")
-        plan, issues = build_plan(data, path, checkout)
-        if plan is None:
-            raise PlanError(_lines(issues, text, name))
-        _store(checkout, name, key, plan)
+        raise PlanError(_lines(issues, text, name))
+    _store(checkout, name, key, plan)
     return plan
 
 

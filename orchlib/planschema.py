@@ -7,9 +7,8 @@ their key paths. Graph rules (unknown dependencies, cycles, executionOrder) live
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from orchlib.plan import SCHEDULES, AgentSpec, Limits, NotifyTarget, Plan, Project, Task
@@ -24,6 +23,7 @@ from orchlib.planchecks import (
     duration,
     flag,
     get,
+    globs,
     ident,
     items,
     mapping,
@@ -31,6 +31,7 @@ from orchlib.planchecks import (
     number,
     q,
     text,
+    timestamp,
     unknown,
     wrong,
 )
@@ -91,6 +92,8 @@ def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None,
 
 
 class _Builder:
+    """Reads the plan top-down: plan settings, projects, tasks; the graph checks come last."""
+
     def __init__(self, issues: Issues, root: dict[str, Any], checkout: Path) -> None:
         self.issues = issues
         self.root = root
@@ -253,37 +256,6 @@ def project_root(checkout: Path, folder: str) -> Path:
 def inside(root: Path, checkout: Path) -> bool:
     """Whether a resolved folder is the checkout or below it."""
     return root.is_relative_to(checkout.resolve())
-
-
-def timestamp(issues: Issues, value: object, path: KeyPath) -> str | None:
-    """ISO text; YAML turns unquoted timestamps into datetimes, which are accepted."""
-    if isinstance(value, datetime.datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    return text(issues, value, path)
-
-
-def globs(issues: Issues, value: object, path: KeyPath) -> tuple[str, ...] | None:
-    """A glob or a list of globs relative to the project (no absolute path, no `..` escape)."""
-    if isinstance(value, str):
-        pattern = _glob(issues, value, path)
-        return None if pattern is None else (pattern,)
-    found = items(issues, value, path, _glob)
-    return tuple(found) if isinstance(value, list) and len(found) == len(value) else None
-
-
-def _glob(issues: Issues, value: object, path: KeyPath) -> str | None:
-    pattern = nonempty(issues, value, path)
-    if pattern is None:
-        return None
-    depth = 0
-    for part in PurePosixPath(pattern).parts:
-        depth += -1 if part == ".." else 1
-        if depth < 0 or part == "/":
-            issues.add(path, f"{q(pattern)} must stay inside the project (relative, no '..' out)")
-            return None
-    return pattern
 
 
 def notify(issues: Issues, value: object, path: KeyPath) -> list[NotifyTarget] | None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from orchlib.errors import LockHeld
+
+HOLDER_WAIT = 0.5
 
 
 @contextlib.contextmanager
@@ -25,7 +28,7 @@ def run_lock(orch_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            holder = _holder(fd)
             raise LockHeld(
                 f"{path}: another doit run holds this checkout's run lock (pid {holder}); "
                 "wait for it or stop it — `doit status` works meanwhile"
@@ -35,3 +38,13 @@ def run_lock(orch_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """The pid the holder wrote; it writes it just after taking the lock, so wait a moment."""
+    deadline = time.monotonic() + HOLDER_WAIT
+    while True:
+        text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        if text or time.monotonic() >= deadline:
+            return text or "unknown"
+        time.sleep(0.01)

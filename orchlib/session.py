@@ -16,14 +16,14 @@ from orchlib import agents
 from orchlib.checkout import Checkout
 from orchlib.console import Console
 from orchlib.errors import ConfigError
-from orchlib.events import RunFinished, RunStarted
+from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.notify import Notifier
 from orchlib.planfile import locate
 from orchlib.prompt import template_dirs
 from orchlib.reporter import PlanReporter
 from orchlib.runlock import run_lock
 from orchlib.runner import PlanRunner, _closure, orch_meta
-from orchlib.state import StateStore, TaskRecord
+from orchlib.state import StateStore, Status, TaskRecord
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -44,6 +44,10 @@ def run_plans(co: Checkout, control: Any, dep_manager: Any, out: IO[str], opts: 
     chosen = [t for t in _closure(control.tasks, control.selected_tasks) if orch_meta(t)]
     chosen.sort(key=lambda t: (orch_meta(t)["plan"], orch_meta(t)["index"]))  # type: ignore[index]
     with run_lock(co.orch_dir):
+        if not chosen:
+            done = sum(len(ids) for ids in co.up_to_date.values())
+            out.write(f"orchlib: {done} tasks up to date, nothing to do\n")
+            return 0
         preflight(co, chosen)
         by_plan = _by_plan(chosen)
         stores = {pid: StateStore(co.plans[pid], co.plan_dir(pid), template_dirs(co.root))
@@ -66,7 +70,10 @@ def run_plans(co: Checkout, control: Any, dep_manager: Any, out: IO[str], opts: 
 def _run(co: Checkout, control: Any, dep_manager: Any, out: IO[str], opts: RunOptions,
          by_plan: dict[str, list[str]], previous: dict[str, dict[str, TaskRecord]]) -> int:  # fmt: skip
     for pid, task_ids in by_plan.items():
-        co.bus.publish(RunStarted(pid, tuple(task_ids), os.getpid()))
+        done = co.up_to_date.get(pid, [])
+        co.bus.publish(RunStarted(pid, (*done, *task_ids), os.getpid()))
+        for task_id in done:
+            co.bus.publish(_up_to_date(co, pid, task_id, previous[pid].get(task_id)))
     slots = opts.slots or len(
         {orch_meta(t)["root"] for t in control.tasks.values() if orch_meta(t)}
     )  # type: ignore[index]
@@ -78,6 +85,17 @@ def _run(co: Checkout, control: Any, dep_manager: Any, out: IO[str], opts: RunOp
     for pid in by_plan:
         co.bus.publish(RunFinished(pid, interrupted=co.interrupt.signal_name))
     return code
+
+
+def _up_to_date(co: Checkout, plan_id: str, task_id: str, record: TaskRecord | None) -> TaskUpToDate:
+    """A pruned task's event; its summary from the state when it has one, else the stamp."""
+    if record is not None and record.status is Status.DONE:
+        return TaskUpToDate(plan_id, task_id, record.summary, record.finished_at or "",
+                            record.terminal_id or "", record.attempt)  # fmt: skip
+    stamp = co.stamp(plan_id, task_id) or {}
+    return TaskUpToDate(plan_id, task_id, str(stamp.get("summary", "")),
+                        str(stamp.get("finishedAt", "")), str(stamp.get("terminalId", "")),
+                        int(stamp.get("attempt", 0) or 0))  # fmt: skip
 
 
 def _by_plan(chosen: list[Any]) -> dict[str, list[str]]:

@@ -65,7 +65,13 @@ class Proc:
         return True
 
     def signal_group(self, sig: int) -> None:
-        """Signal the whole process group, ignoring a group that is already gone."""
+        """Signal the whole process group, ignoring a group that is already gone.
+
+        A group outlives its leader while members remain, and its number cannot be reused
+        then; but once the leader's pid belongs to another process, the group is not ours.
+        """
+        if start_time(self.pid) not in ("", self.start_time):
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, sig)
 

@@ -25,6 +25,7 @@ from ruamel.yaml.events import (
     SequenceStartEvent,
 )
 from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.parser import Parser
 from ruamel.yaml.tag import Tag
 
 STR = "tag:yaml.org,2002:str"
@@ -36,16 +37,40 @@ _SIMPLE = frozenset(
 _ENDS = (MappingEndEvent, SequenceEndEvent)
 
 
+# The C parser of ruamel.yaml.clib when installed, then the pure-Python one.
+_MODES = (False, True) if YAML(typ="safe").Parser is not Parser else (True,)
+
+
 class _Fallback(Exception):
-    """The document needs ruamel's full safe loader."""
+    """The document needs ruamel's full safe loader (in pure Python for a `directive`)."""
+
+    def __init__(self, directive: bool = False) -> None:
+        super().__init__()
+        self.directive = directive
 
 
 def load_yaml(text: str) -> Any:
-    """The data of a single YAML document (None when empty); raises ruamel's YAMLError."""
+    """The data of a single YAML document (None when empty); raises ruamel's YAMLError.
+
+    libyaml (the C parser) follows YAML 1.1 in places where ruamel's own parser follows
+    1.2 (it refuses `[ntfy://x]`, say): a document the C parser refuses is parsed again in
+    pure Python, so the outcome and every message do not depend on ruamel.yaml.clib.
+    """
+    for pure in _MODES:
+        try:
+            return _load(text, pure)
+        except YAMLError:
+            if pure:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _load(text: str, pure: bool) -> Any:
     try:
-        return _Builder(YAML(typ="safe")).build(text)
-    except _Fallback:
-        return YAML(typ="safe").load(text)
+        return _Builder(YAML(typ="safe", pure=pure)).build(text)
+    except _Fallback as fallback:
+        # Only ruamel's own parser tells its resolver about a %YAML directive.
+        return YAML(typ="safe", pure=pure or fallback.directive).load(text)
 
 
 class _Builder:
@@ -75,7 +100,9 @@ class _Builder:
 
     def document(self, event: Any) -> None:
         self.documents += 1
-        if self.documents > 1 or event.version is not None:
+        if event.version is not None:
+            raise _Fallback(directive=True)
+        if self.documents > 1:
             raise _Fallback
 
     def open(self, event: Any, container: dict[Any, Any] | list[Any]) -> None:
@@ -141,12 +168,17 @@ def positions(text: str, wanted: Iterable[tuple[Any, ...]]) -> dict[tuple[Any, .
     merge keys or under complex keys are missing: callers fall back to an ancestor.
     """
     prefixes = {path[:end] for path in wanted for end in range(len(path) + 1)}
-    locator = _Locator(prefixes)
-    try:
-        for event in YAML(typ="safe").parse(text):
-            locator.see(event)
-    except (YAMLError, RecursionError, ValueError):
-        pass
+    # libyaml counts lines differently when NEL, LS or PS occur; ruamel's own parser is the
+    # reference (it is what round-trip `.lc` positions use).
+    odd_breaks = any(char in text for char in "\x85\u2028\u2029")
+    for pure in (True,) if odd_breaks else _MODES:
+        locator = _Locator(prefixes)
+        try:
+            for event in YAML(typ="safe", pure=pure).parse(text):
+                locator.see(event)
+            break
+        except (YAMLError, RecursionError, ValueError):
+            pass
     return locator.found
 
 

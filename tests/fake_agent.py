@@ -17,7 +17,10 @@ entry N-1 (the last one repeats). An attempt is a list of steps, each a one-key 
   {"chat": 0.05}               print a line every N seconds forever
   {"ignore_term": true}        ignore SIGTERM from here on
   {"spawn_child": true}        start a child process in our group that sleeps forever
+                               (a path instead of true: also write the child's pid there)
+  {"wait_file": "path"}        wait until the file exists, printing nothing (a test's go signal)
   {"read_stdin_line": true}    wait for one line on stdin (a stalled agent waiting for Enter)
+  {"progress_until": ["path", 0.01]}  print PROGRESS lines every N seconds until the file exists
 A task missing from the scenario reports 50% progress and DONE "did <task>".
 Every start appends a JSON line to RECORD: task, attempt, terminal id, cwd, pid, prompt.
 """
@@ -33,15 +36,26 @@ import time
 
 
 def main() -> int:
-    scenario = json.load(open(sys.argv[1])) if len(sys.argv) > 1 else {}
+    scenario = {}
+    if len(sys.argv) > 1:
+        with open(sys.argv[1]) as fh:
+            scenario = json.load(fh)
     record = sys.argv[2] if len(sys.argv) > 2 else None
     tid = os.environ["TERMINAL_ID"]
     task = os.environ["ORCH_TASK_ID"]
     attempt = int(os.environ.get("ORCH_ATTEMPT", "1"))
-    prompt = sys.stdin.read() if not sys.stdin.isatty() and os.environ.get("FAKE_NO_STDIN") != "1" else ""
+    reads_stdin = not sys.stdin.isatty() and os.environ.get("FAKE_NO_STDIN") != "1"
+    prompt = sys.stdin.read() if reads_stdin else ""
     if record:
-        entry = {"task": task, "attempt": attempt, "terminal_id": tid, "cwd": os.getcwd(),
-                 "pid": os.getpid(), "prompt": prompt, "start": time.time()}
+        entry = {
+            "task": task,
+            "attempt": attempt,
+            "terminal_id": tid,
+            "cwd": os.getcwd(),
+            "pid": os.getpid(),
+            "prompt": prompt,
+            "start": time.time(),
+        }
         with open(record, "a") as fh:
             fh.write(json.dumps(entry) + "\n")
     attempts = scenario.get(task) or [[{"progress": [50, "working"]}, {"done": f"did {task}"}]]
@@ -59,7 +73,7 @@ def out(line: str) -> None:
 
 
 def play(step: dict, tid: str) -> int | None:
-    (kind, arg), = step.items()
+    ((kind, arg),) = step.items()
     if kind == "progress":
         out(f"[PROGRESS:{tid}] {arg[0]}% - {arg[1]}")
     elif kind in ("done", "error", "question"):
@@ -86,10 +100,23 @@ def play(step: dict, tid: str) -> int | None:
     elif kind == "ignore_term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     elif kind == "spawn_child":
-        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+        if isinstance(arg, str):
+            with open(arg + ".tmp", "w") as fh:
+                fh.write(str(child.pid))
+            os.replace(arg + ".tmp", arg)  # a waiting test never reads it half-written
+    elif kind == "wait_file":
+        while not os.path.exists(arg):
+            time.sleep(0.02)
     elif kind == "read_stdin_line":
         sys.stdin.readline()
         out("got Enter")
+    elif kind == "progress_until":
+        count = 0
+        while not os.path.exists(arg[0]):
+            out(f"[PROGRESS:{tid}] {count % 100}% - step {count}")
+            count += 1
+            time.sleep(float(arg[1]))
     return None
 
 

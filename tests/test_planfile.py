@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 import pickle
 import re
@@ -119,7 +120,11 @@ def test_seed_json_loads_verbatim_with_its_execution_order(tmp_path: Path) -> No
     assert list(plan.tasks) == ["t1", "t2", "t3", "t4"]
     assert [t.index for t in plan.tasks.values()] == [0, 1, 2, 3]
     t4 = plan.tasks["t4"]
-    assert (t4.project, t4.title, t4.depends_on) == ("ecommerce-frontend", "Build auth UI", ("t1", "t3"))
+    assert (t4.project, t4.title, t4.depends_on) == (
+        "ecommerce-frontend",
+        "Build auth UI",
+        ("t1", "t3"),
+    )
     assert (t4.complexity, t4.estimated_minutes) == ("medium", 25)
     assert t4.agent == AgentSpec(name="claude", profile="claude")
     assert t4.limits == Limits() and t4.command is None and t4.verify is None
@@ -127,7 +132,9 @@ def test_seed_json_loads_verbatim_with_its_execution_order(tmp_path: Path) -> No
     assert front.root == (tmp_path / "ecommerce-frontend").resolve()
     assert front.path == "./ecommerce-frontend"
     assert front.tech_stack == "React + TypeScript + TailwindCSS"
-    assert plan.schedule == "dag" and plan.notify == () and plan.source == tmp_path / "plans/seed.json"
+    assert (
+        plan.schedule == "dag" and plan.notify == () and plan.source == tmp_path / "plans/seed.json"
+    )
     assert not front.root.exists(), "loading creates no folder"
 
 
@@ -154,7 +161,12 @@ def test_defaults_of_optional_keys(tmp_path: Path) -> None:
     plan = load(tmp_path, one_task())
     task = plan.tasks["t1"]
     assert (task.description, task.depends_on, task.outputs, task.inputs) == ("", (), (), ())
-    assert (plan.summary, plan.created_at, plan.context, plan.allow_outside_paths) == ("", "", "", False)
+    assert (plan.summary, plan.created_at, plan.context, plan.allow_outside_paths) == (
+        "",
+        "",
+        "",
+        False,
+    )
     assert plan.phases == (("t1",),)
 
 
@@ -187,10 +199,19 @@ def test_duplicate_keys_are_located_in_yaml_and_json(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "1:1: a plan must be a mapping with planId, projects and tasks; the plan file is empty"),
-        ("# nothing\n", "1:1: a plan must be a mapping with planId, projects and tasks; the plan file is empty"),
+        (
+            "",
+            "1:1: a plan must be a mapping with planId, projects and tasks; the plan file is empty",
+        ),
+        (
+            "# nothing\n",
+            "1:1: a plan must be a mapping with planId, projects and tasks; the plan file is empty",
+        ),
         ("- a\n- b\n", "1:1: a plan must be a mapping with planId, projects and tasks; got a list"),
-        ("# c\n\njust text\n", "3:1: a plan must be a mapping with planId, projects and tasks; got a string"),
+        (
+            "# c\n\njust text\n",
+            "3:1: a plan must be a mapping with planId, projects and tasks; got a string",
+        ),
     ],
 )
 def test_a_plan_must_be_a_mapping(tmp_path: Path, text: str, message: str) -> None:
@@ -257,8 +278,10 @@ def test_unknown_keys_point_at_the_key_with_did_you_mean(tmp_path: Path) -> None
     """
     assert errors(tmp_path, text) == [
         "plans/shop.yaml:2:1: sumary: unknown key 'sumary' (did you mean 'summary'?)",
-        "plans/shop.yaml:6:5: projects[0].techstack: unknown key 'techstack' (did you mean 'techStack'?)",
-        "plans/shop.yaml:11:5: tasks[0].dependOn: unknown key 'dependOn' (did you mean 'dependsOn'?)",
+        "plans/shop.yaml:6:5: projects[0].techstack: unknown key 'techstack' "
+        "(did you mean 'techStack'?)",
+        "plans/shop.yaml:11:5: tasks[0].dependOn: unknown key 'dependOn' (did "
+        "you mean 'dependsOn'?)",
         "plans/shop.yaml:12:5: tasks[0].colour: unknown key 'colour'",
         "plans/shop.yaml:13:12: defaults.retrys: unknown key 'retrys' (did you mean 'retries'?)",
         "plans/shop.yaml:15:23: notify[0].event: unknown key 'event' (did you mean 'events'?)",
@@ -267,7 +290,9 @@ def test_unknown_keys_point_at_the_key_with_did_you_mean(tmp_path: Path) -> None
 
 def test_unknown_key_in_an_agent_mapping(tmp_path: Path) -> None:
     lines = errors(tmp_path, one_task("    agent: {profile: claude, arg: [-v]}\n"))
-    assert lines == ["plans/shop.yaml:9:30: tasks[0].agent.arg: unknown key 'arg' (did you mean 'args'?)"]
+    assert lines == [
+        "plans/shop.yaml:9:30: tasks[0].agent.arg: unknown key 'arg' (did you mean 'args'?)"
+    ]
 
 
 def test_wrong_types_everywhere_are_reported(tmp_path: Path) -> None:
@@ -324,12 +349,14 @@ def test_non_string_keys_are_reported_at_their_mapping(tmp_path: Path) -> None:
 
 
 def test_ids_must_be_usable_as_doit_names(tmp_path: Path) -> None:
-    text = one_task(
-        "  - id: 'build app'\n    project: web\n    title: Two\n", head=""
-    ).replace("planId: shop", "planId: shop:main")
+    text = one_task("  - id: 'build app'\n    project: web\n    title: Two\n", head="").replace(
+        "planId: shop", "planId: shop:main"
+    )
     assert errors(tmp_path, text) == [
-        "plans/shop.yaml:1:9: planId: 'shop:main' may only contain letters, digits, '_', '.' and '-'",
-        "plans/shop.yaml:9:9: tasks[1].id: 'build app' may only contain letters, digits, '_', '.' and '-'",
+        "plans/shop.yaml:1:9: planId: 'shop:main' may only contain letters, "
+        "digits, '_', '.' and '-'",
+        "plans/shop.yaml:9:9: tasks[1].id: 'build app' may only contain "
+        "letters, digits, '_', '.' and '-'",
     ]
 
 
@@ -355,7 +382,9 @@ def test_task_ids_and_project_names_are_unique(tmp_path: Path) -> None:
 
 
 def test_task_project_must_be_known_with_did_you_mean(tmp_path: Path) -> None:
-    text = one_task("  - {id: t2, project: webb, title: Two}\n  - {id: t3, project: api, title: x}\n")
+    text = one_task(
+        "  - {id: t2, project: webb, title: Two}\n  - {id: t3, project: api, title: x}\n"
+    )
     assert errors(tmp_path, text) == [
         "plans/shop.yaml:9:23: tasks[1].project: unknown project 'webb' (did you mean 'web'?)",
         "plans/shop.yaml:10:23: tasks[2].project: unknown project 'api' (known: web)",
@@ -466,7 +495,9 @@ def test_a_symlink_leading_outside_is_refused(tmp_path: Path) -> None:
     root.mkdir()
     (root / "link").symlink_to(tmp_path / "outside")
     [line] = errors(root, one_task().replace("path: web", "path: link/app"))
-    assert line.startswith("plans/shop.yaml:4:11: projects[0].path: project path 'link/app' resolves")
+    assert line.startswith(
+        "plans/shop.yaml:4:11: projects[0].path: project path 'link/app' resolves"
+    )
 
 
 def test_paths_that_stay_inside_are_fine(tmp_path: Path) -> None:
@@ -567,8 +598,10 @@ def test_agent_errors(tmp_path: Path) -> None:
     assert errors(tmp_path, text) == [
         "plans/shop.yaml:2:8: agent: unknown agent profile 'claud' (did you mean 'claude'?)",
         "plans/shop.yaml:5:16: agents.b.profile: agent profile cycle: a -> b -> a",
-        "plans/shop.yaml:6:9: agents.both: set either 'command' (custom agent) or 'profile', not both",
-        "plans/shop.yaml:7:12: agents.neither: an agent mapping needs 'command' (custom) or 'profile'",
+        "plans/shop.yaml:6:9: agents.both: set either 'command' (custom agent) "
+        "or 'profile', not both",
+        "plans/shop.yaml:7:12: agents.neither: an agent mapping needs "
+        "'command' (custom) or 'profile'",
         "plans/shop.yaml:8:20: agents.empty.command: the command list must not be empty",
         "plans/shop.yaml:9:35: agents.modes.prompt: 'pipe' is not one of stdin, file, arg",
         "plans/shop.yaml:9:50: agents.modes.session: 'resume' is not one of fresh, continue",
@@ -576,8 +609,10 @@ def test_agent_errors(tmp_path: Path) -> None:
         "plans/shop.yaml:9:75: agents.modes.env.OK: expected a string, got a number",
         "plans/shop.yaml:10:9: agents.text: expected a mapping {command: ...} or {profile: ...}, "
         "got a string",
-        "plans/shop.yaml:12:35: projects[0].agent: expected a profile name or a mapping, got a number",
-        "plans/shop.yaml:14:45: tasks[0].agent: a task with 'command' runs in the shell: drop 'agent'",
+        "plans/shop.yaml:12:35: projects[0].agent: expected a profile name or "
+        "a mapping, got a number",
+        "plans/shop.yaml:14:45: tasks[0].agent: a task with 'command' runs in "
+        "the shell: drop 'agent'",
         "plans/shop.yaml:15:5: tasks[1]: agent 'shell' needs a 'command' to run",
     ]
 
@@ -586,7 +621,11 @@ def test_agent_errors(tmp_path: Path) -> None:
 
 
 def test_verify_outputs_inputs(tmp_path: Path) -> None:
-    extra = "    verify: [pytest, -q]\n    outputs: dist/*.whl\n    inputs: [src/**/*.py, ./pyproject.toml]\n"
+    extra = (
+        "    verify: [pytest, -q]\n"
+        "    outputs: dist/*.whl\n"
+        "    inputs: [src/**/*.py, ./pyproject.toml]\n"
+    )
     task = load(tmp_path, one_task(extra)).tasks["t1"]
     assert task.verify == ("pytest", "-q")
     assert task.outputs == ("dist/*.whl",)
@@ -849,7 +888,8 @@ def test_parse_duration(value: object, seconds: float | None) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "soon", "10x", "1h30", "h", "-5s", -1, float("nan"), float("inf"), True, [1], 10**400]
+    "value",
+    ["", "soon", "10x", "1h30", "h", "-5s", -1, float("nan"), float("inf"), True, [1], 10**400],
 )
 def test_parse_duration_refuses_bad_values(value: object) -> None:
     with pytest.raises(ValueError, match="duration"):
@@ -890,7 +930,9 @@ SCALARS = (
     | st.text(max_size=12)
     | st.sampled_from(["t1", "t3", "web", "api", "claude", "shell", "10m", "../x", "/abs", "a://b"])
 )
-KEYS = st.text(max_size=8) | st.sampled_from(["id", "project", "title", "command", "profile", "url"])
+KEYS = st.text(max_size=8) | st.sampled_from(
+    ["id", "project", "title", "command", "profile", "url"]
+)
 VALUES = st.recursive(
     SCALARS,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3),
@@ -901,7 +943,13 @@ VALUES = st.recursive(
 def all_paths(data: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     """Every key path in `data`, the root included."""
     found = [path]
-    children = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
+    children = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list)
+        else []
+    )
     for key, value in children:
         found.extend(all_paths(value, (*path, key)))
     return found
@@ -960,7 +1008,9 @@ def test_flipped_bytes_give_plan_errors_only(
     fuzz_root: Path, source: tuple[str, bytes], data: st.DataObject
 ) -> None:
     name, raw = source
-    flips = data.draw(st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)), max_size=4))
+    flips = data.draw(
+        st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)), max_size=4)
+    )
     changed = bytearray(raw)
     for position, byte in flips:
         changed[position] = byte
@@ -1043,7 +1093,7 @@ def test_generated_cycles_are_reported_along_real_edges(
     for cycle in cycles:
         hops = cycle.split(" -> ")
         assert hops[0] == hops[-1]
-        for here, there in zip(hops, hops[1:], strict=False):
+        for here, there in itertools.pairwise(hops):
             assert there in by_id[here]["dependsOn"]
 
 
@@ -1051,8 +1101,9 @@ def test_generated_cycles_are_reported_along_real_edges(
 
 
 def safe_load(text: str) -> tuple[str, object]:
+    """ruamel's safe loader in pure Python: the YAML 1.2 reference, with or without its clib."""
     try:
-        return "ok", YAML(typ="safe").load(text)
+        return "ok", YAML(typ="safe", pure=True).load(text)
     except Exception as error:  # the reference result, whatever it is
         return "error", type(error).__name__
 
@@ -1085,6 +1136,7 @@ def fast_load(text: str) -> tuple[str, object]:
         "123",
         "[1, 2",
         "a: b: c",
+        "notify: [ntfy://x, 'a: b']",
     ],
 )
 def test_fast_yaml_loader_matches_ruamel_safe(text: str) -> None:

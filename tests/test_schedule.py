@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -136,7 +138,7 @@ def test_an_injected_cycle_is_found_along_real_edges(
     cycle = find_cycle(graph)
     assert cycle is not None and cycle[0] == cycle[-1] and len(cycle) >= 2
     assert len(set(cycle[:-1])) == len(cycle) - 1
-    for here, there in zip(cycle, cycle[1:], strict=False):
+    for here, there in itertools.pairwise(cycle):
         assert there in graph[here]
     with pytest.raises(ValueError, match="dependency cycle"):
         layers(graph)

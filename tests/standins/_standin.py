@@ -6,10 +6,16 @@ for a wrong command line), records how it was called, and prints a short run in 
 CLI's headless output format.
 
 Environment:
-  STANDIN_RECORD   file to append one JSON line per call: argv, cwd, env, stdin, session_id
-  STANDIN_MODE     done (default) | error | question | silent-exit (no final report, exit 0)
-  STANDIN_SUMMARY  the text of the final marker (default "stand-in done")
-  TERMINAL_ID      the terminal id the markers carry
+  STANDIN_RECORD      file to append one JSON line per call: program, argv, cwd, env
+                      (TERMINAL_ID, ORCH_*, and the names in STANDIN_RECORD_ENV), stdin (as
+                      read, or null), prompt (the whole message the CLI took), session_id, pid
+  STANDIN_RECORD_ENV  comma-separated names of further environment variables to record
+  STANDIN_MODE        done (default) | error | question | silent-exit (no final report,
+                      exit 0) | denied (the agent tries to report DONE through a shell tool
+                      call that is denied, so the marker is only in the call's *input*; it
+                      then exits 0 without a report; aider runs no tools: as silent-exit)
+  STANDIN_SUMMARY     the text of the final marker (default "stand-in done")
+  TERMINAL_ID         the terminal id the markers carry
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-MODES = ("done", "error", "question", "silent-exit")
+MODES = ("done", "error", "question", "silent-exit", "denied")
 
 
 @dataclass(frozen=True)
@@ -148,10 +154,20 @@ def summary() -> str:
     return os.environ.get("STANDIN_SUMMARY", "stand-in done")
 
 
+def marker(kind: str) -> str:
+    """A `kind` marker with this attempt's terminal id and the summary."""
+    return f"[{kind}:{terminal_id()}] {summary()}"
+
+
 def final_marker() -> str | None:
-    """The marker line ending the run, or None for silent-exit."""
+    """The marker line ending the run, or None for silent-exit and denied."""
     kind = {"done": "DONE", "error": "ERROR", "question": "QUESTION"}.get(mode())
-    return f"[{kind}:{terminal_id()}] {summary()}" if kind else None
+    return marker(kind) if kind else None
+
+
+def denied() -> bool:
+    """Whether the report is attempted through a tool call that is denied."""
+    return mode() == "denied"
 
 
 def read_stdin() -> str:
@@ -159,19 +175,32 @@ def read_stdin() -> str:
     return sys.stdin.read()
 
 
-def record(program: str, argv: list[str], stdin: str | None, session_id: str | None) -> None:
-    """Append this call to STANDIN_RECORD, if set."""
+def record(
+    program: str,
+    argv: list[str],
+    stdin: str | None,
+    session_id: str | None,
+    prompt: str | None = None,
+) -> None:
+    """Append this call to STANDIN_RECORD, if set; `prompt` is the message the CLI took."""
     path = os.environ.get("STANDIN_RECORD")
     if not path:
         return
-    env = {k: v for k, v in os.environ.items() if k == "TERMINAL_ID" or k.startswith(("ORCH_",))}
+    extra = {name for name in os.environ.get("STANDIN_RECORD_ENV", "").split(",") if name}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k == "TERMINAL_ID" or k.startswith("ORCH_") or k in extra
+    }
     entry = {
         "program": program,
         "argv": argv,
         "cwd": os.getcwd(),
         "env": env,
         "stdin": stdin,
+        "prompt": prompt,
         "session_id": session_id,
+        "pid": os.getpid(),
     }
     with open(path, "a", encoding="utf-8") as out:
         out.write(json.dumps(entry) + "\n")

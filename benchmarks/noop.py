@@ -1,0 +1,170 @@
+"""No-op re-run of a fully done plan: orchlib vs bare doit vs make, at 1,000 and 10,000 tasks.
+
+orchlib: a checkout whose plan has N shell tasks (`true`) over 8 projects with a realistic
+DAG (benchmarks/_bench.py `realistic_dag`), run to completion once; then `doit` is timed.
+Bare doit: a dodo.py with the same N tasks and the same task_dep edges, each with a
+`config_changed` uptodate and a target file, the sqlite3 backend, run once.
+make: a Makefile whose targets are stamp files with the same prerequisites, built once.
+Targets: orchlib <= 0.7x bare doit at 1,000 tasks, <= 0.3x at 10,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import _bench as b
+
+SIZES = (1000, 10000)
+TARGETS = {1000: 0.7, 10000: 0.3}
+PROJECTS = 8
+SETUP_BUDGET = {1000: 45.0, 10000: 60.0}  # seconds for the real first run, then stamped directly
+
+BARE_DODO = '''\
+import json
+from pathlib import Path
+
+from doit.tools import config_changed
+
+DOIT_CONFIG = {"backend": "sqlite3", "dep_file": ".doit.sqlite3", "continue": True,
+               "verbosity": 2}
+SPEC = json.loads(Path("tasks.json").read_text())
+
+
+def touch(path):
+    Path(path).write_text("done\\n")
+
+
+def task_bench():
+    """Trivial tasks: a target file each, uptodate on a config value."""
+    for name, deps in SPEC:
+        target = "stamps/" + name
+        yield {"name": name, "actions": [(touch, [target])], "targets": [target],
+               "task_dep": ["bench:" + d for d in deps], "uptodate": [config_changed(name)]}
+'''
+
+
+def bare_doit(root: Path, plan: dict[str, Any]) -> Path:
+    """A dodo.py with the plan's tasks as trivial doit tasks (same names and task_dep)."""
+    (root / "stamps").mkdir(parents=True)
+    spec = [[t["id"], t["dependsOn"]] for t in plan["tasks"]]
+    (root / "tasks.json").write_text(json.dumps(spec))
+    (root / "dodo.py").write_text(BARE_DODO)
+    return root
+
+
+def makefile(root: Path, plan: dict[str, Any]) -> Path:
+    """A Makefile whose targets are stamp files with the plan's dependencies as prerequisites."""
+    (root / "s").mkdir(parents=True)
+    lines = [".PHONY: all", "all: " + " ".join(f"s/{t['id']}" for t in plan["tasks"])]
+    for task in plan["tasks"]:
+        deps = " ".join(f"s/{d}" for d in task["dependsOn"])
+        lines += [f"s/{task['id']}: {deps}".rstrip(), "\t@touch $@"]
+    (root / "Makefile").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def setup_orchlib(root: Path, n: int, report: b.Report) -> str:
+    """Run the plan once (`doit -n 8`); what cannot finish in the budget is stamped directly."""
+    log = root.parent / f"orchlib-{n}-setup.log"
+    budget = SETUP_BUDGET[n]
+    b.progress(f"orchlib {n}: first run, doit -n 8 (budget {budget:.0f} s)")
+    seconds, finished = b.run_budgeted(b.doit_argv("-n", "8"), root, log, budget)
+    done = b.count_stamps(root, "bench")
+    rate = done / seconds if seconds else 0.0
+    if finished and done == n:
+        return f"{b.fmt_s(seconds)} ({rate:.0f} tasks/s)"
+    stamped = b.stamp_missing(root)
+    report.notes.append(
+        f"{n} tasks: the first real run (`doit -n 8`) was stopped after {seconds:.0f} s with "
+        f"{done} of {n} tasks done ({rate:.1f} tasks/s, a full run would take "
+        f"~{n / max(rate, 1e-9) / 60:.0f} min or more); the other {stamped} stamps were "
+        "written through orchlib's stamp API (same content a run writes)."
+    )
+    return f"stopped at {b.fmt_s(seconds)}: {done}/{n} done ({rate:.1f} tasks/s)"
+
+
+def noop_orchlib(root: Path, log: Path) -> float:
+    before = b.stamp_snapshot(root, "bench")
+    seconds, _ = b.run(b.doit_argv(), root, log)
+    if b.stamp_snapshot(root, "bench") != before:
+        raise RuntimeError(f"orchlib re-ran tasks in a done plan; see {log}")
+    return seconds
+
+
+def size(tmp: Path, n: int, reps: int, report: b.Report, table: b.Table) -> dict[str, list[float]]:
+    plan = b.realistic_dag(n, PROJECTS, seed=n)
+    co = b.make_checkout(tmp / f"orchlib-{n}", plan)
+    setup = setup_orchlib(co, n, report)
+    olog = tmp / f"orchlib-{n}-noop.log"
+    b.progress(f"orchlib {n}: warm-up no-op run")
+    noop_orchlib(co, olog)
+
+    bare = bare_doit(tmp / f"doit-{n}", plan)
+    dlog = tmp / f"doit-{n}.log"
+    b.progress(f"bare doit {n}: first run")
+    bare_first, _ = b.run(b.doit_argv(), bare, dlog)
+    b.run(b.doit_argv(), bare, dlog)  # warm-up
+
+    mk = makefile(tmp / f"make-{n}", plan) if b.have("make") else None
+    make_first = 0.0
+    if mk:
+        b.progress(f"make {n}: first build (make -j8)")
+        make_first, _ = b.run(["make", "-s", "-j8"], mk)
+        b.run(["make", "-q"], mk)  # exit 0: everything is up to date
+
+    b.progress(f"{n} tasks: {reps} interleaved no-op repetitions")
+    times: dict[str, list[float]] = {"orchlib": [], "doit": [], "make": []}
+    for _ in range(reps):
+        times["orchlib"].append(noop_orchlib(co, olog))
+        times["doit"].append(b.run(b.doit_argv(), bare, dlog)[0])
+        if mk:
+            times["make"].append(b.run(["make", "-s"], mk)[0])
+    orch, bare_med = b.median(times["orchlib"]), b.median(times["doit"])
+    table.add(f"{n:,}", b.summary(times["orchlib"]), b.summary(times["doit"]),
+              b.summary(times["make"]) if mk else "make not installed",
+              f"{orch / bare_med:.2f}×", f"{orch / b.median(times['make']):.1f}×" if mk else "–",
+              setup, b.fmt_s(bare_first), b.fmt_s(make_first) if mk else "–")  # fmt: skip
+    report.check(f"orchlib / bare doit, no-op, {n:,} tasks", orch / bare_med, TARGETS[n])
+    if n == max(SIZES):
+        informational(co, reps, report)
+    return times
+
+
+def informational(co: Path, reps: int, report: b.Report) -> None:
+    """`doit list --all` and `doit status` on the big plan."""
+    table = report.table("Other commands on the 10,000-task plan (informational)",
+                         "command", "median (min–max, n)")  # fmt: skip
+    log = co.parent / "commands.log"
+    for argv in (["list", "--all"], ["status"]):
+        b.progress(f"doit {' '.join(argv)}")
+        times = b.repeat(lambda a=argv: b.run(b.doit_argv(*a), co, log, ok=(0, 1))[0],
+                         reps=max(2, reps), budget=40.0)  # fmt: skip
+        table.add(f"doit {' '.join(argv)}", b.summary(times))
+
+
+def body(tmp: Path, report: b.Report, args: argparse.Namespace) -> None:
+    table = report.table(
+        "No-op re-run of a done plan (wall time, median (min–max, n))",
+        "tasks", "orchlib `doit`", "bare doit", "make", "orchlib/doit", "orchlib/make",
+        "orchlib first run", "bare doit first run", "make first build",
+    )  # fmt: skip
+    for n in args.sizes:
+        size(tmp, n, args.reps, report, table)
+    report.notes.append(
+        f"Plan: {PROJECTS} projects, realistic DAG (each task usually follows the previous "
+        "task of its project and needs 0–2 recent tasks of other projects), shell tasks `true`. "
+        "Bare doit and make get the same task names and dependency edges."
+    )
+
+
+def options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
+                        choices=list(SIZES), help="plan sizes to measure")  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(b.main("noop", "No-op re-run of a done plan", body, default_reps=5, extra=options))
