@@ -14,19 +14,23 @@ import json
 import os
 import platform
 import random
+import resource
+import select
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 DODO = "from orchlib.dodo import *  # noqa: F403\n"
@@ -49,8 +53,12 @@ class Check:
         return self.value <= self.limit
 
     def row(self) -> list[str]:
-        return [self.what, fmt_num(self.value, self.unit), f"≤ {fmt_num(self.limit, self.unit)}",
-                "PASS" if self.passed else "FAIL"]  # fmt: skip
+        return [
+            self.what,
+            fmt_num(self.value, self.unit),
+            f"≤ {fmt_num(self.limit, self.unit)}",
+            "PASS" if self.passed else "FAIL",
+        ]
 
 
 @dataclass
@@ -65,10 +73,11 @@ class Table:
         self.rows.append([str(c) for c in cells])
 
     def render(self) -> str:
-        widths = [max(len(r[i]) for r in [self.headers, *self.rows]) for i in range(len(self.headers))]
+        rows = [self.headers, *self.rows]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(self.headers))]
 
         def line(cells: Sequence[str]) -> str:
-            return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+            return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
         sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
         body = [line(self.headers), sep, *(line(r) for r in self.rows)]
@@ -88,8 +97,9 @@ class Report:
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
-    def table(self, title: str, *headers: str) -> Table:
-        t = Table(title, list(headers))
+    def table(self, title: str, headers: str) -> Table:
+        """A new table; `headers` is one string, columns separated by " | "."""
+        t = Table(title, [h.strip() for h in headers.split(" | ")])
         self.tables.append(t)
         return t
 
@@ -99,20 +109,28 @@ class Report:
         return c
 
     def render(self) -> str:
+        """The report as Markdown: tables, the targets table, notes, wall time and load."""
         parts = [f"## {self.title}", *(t.render() for t in self.tables)]
         if self.checks:
             targets = Table("Targets", ["check", "measured", "target", "result"])
             targets.rows = [c.row() for c in self.checks]
             parts.append(targets.render())
-        parts.extend(f"- {n}" for n in self.notes)
-        load = " / ".join(f"{a:.2f}" for a in self.load_before)
-        parts.append(f"_{self.seconds:.0f} s wall; load average before: {load}_")
+        if self.notes:
+            parts.append("\n".join(f"- {n}" for n in self.notes))
+        before = " / ".join(f"{a:.2f}" for a in self.load_before)
+        after = " / ".join(f"{a:.2f}" for a in self.load_after)
+        parts.append(
+            f"_{self.seconds:.0f} s wall; load average (1/5/15 min) before: {before}, "
+            f"after: {after}_"
+        )
         return "\n\n".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        for c, d in zip(self.checks, data["checks"]):
+        for c, d in zip(self.checks, data["checks"], strict=True):
             d["passed"] = c.passed
+            d["row"] = c.row()
+        data["markdown"] = self.render()
         return data
 
 
@@ -184,30 +202,58 @@ def doit_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "doit", *args]
 
 
-def run(argv: Sequence[str], cwd: Path, log: Path | None = None, ok: Sequence[int] = (0,),
-        timeout: float | None = None) -> tuple[float, int]:  # fmt: skip
-    """Run a command to its end; (wall seconds, exit code). Output goes to `log` (or nowhere)."""
+class Timing(NamedTuple):
+    """One finished command: wall seconds, CPU seconds (it and its children), exit code."""
+
+    wall: float
+    cpu: float
+    code: int
+
+
+def run(
+    argv: Sequence[str],
+    cwd: Path,
+    log: Path | None = None,
+    ok: Sequence[int] = (0,),
+    timeout: float | None = None,
+) -> Timing:
+    """Run a command to its end. Output goes to `log` (or nowhere); a bad exit code raises."""
     sink = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     try:
+        before = _children_cpu()
         start = time.perf_counter()
-        proc = subprocess.run(argv, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT,
-                              env=env(), timeout=timeout, check=False)  # fmt: skip
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env(),
+            timeout=timeout,
+            check=False,
+        )
         elapsed = time.perf_counter() - start
+        cpu = _children_cpu() - before
     finally:
         if log:
             sink.close()  # type: ignore[union-attr]
     if proc.returncode not in ok:
         tail = log.read_text(errors="replace")[-3000:] if log else ""
         raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode} in {cwd}\n{tail}")
-    return elapsed, proc.returncode
+    return Timing(elapsed, cpu, proc.returncode)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_budgeted(argv: Sequence[str], cwd: Path, log: Path, budget: float) -> tuple[float, bool]:
     """Run a command for at most `budget` seconds (then SIGINT, SIGKILL); (seconds, finished)."""
     with open(log, "ab") as sink:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT,
-                                env=env(), start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            argv, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT, env=env(), start_new_session=True
+        )
         try:
             code = proc.wait(timeout=budget)
             return time.perf_counter() - start, code == 0
@@ -247,8 +293,9 @@ def projects(count: int) -> list[dict[str, str]]:
     return [{"name": f"p{i:02d}", "path": f"./work/p{i:02d}"} for i in range(count)]
 
 
-def realistic_dag(n: int, n_projects: int, seed: int, command: Sequence[str] = ("true",)
-                  ) -> dict[str, Any]:  # fmt: skip
+def realistic_dag(
+    n: int, n_projects: int, seed: int, command: Sequence[str] = ("true",)
+) -> dict[str, Any]:
     """A plan of `n` shell tasks over a few projects, shaped like a real multi-project plan.
 
     Projects get uneven shares of the work; a task usually follows the previous task of
@@ -267,12 +314,23 @@ def realistic_dag(n: int, n_projects: int, seed: int, command: Sequence[str] = (
         for _ in range(rng.choice((0, 0, 1, 1, 2))):
             if window:
                 deps.add(rng.choice(window)["id"])
-        tasks.append({"id": tid, "project": f"p{proj:02d}", "title": f"step {i}",
-                      "description": f"shell step {i}", "dependsOn": sorted(deps),
-                      "command": list(command)})  # fmt: skip
+        tasks.append(
+            {
+                "id": tid,
+                "project": f"p{proj:02d}",
+                "title": f"step {i}",
+                "description": f"shell step {i}",
+                "dependsOn": sorted(deps),
+                "command": list(command),
+            }
+        )
         last_of[proj] = tid
-    return {"planId": "bench", "summary": f"{n} shell tasks", "projects": projects(n_projects),
-            "tasks": tasks}  # fmt: skip
+    return {
+        "planId": "bench",
+        "summary": f"{n} shell tasks",
+        "projects": projects(n_projects),
+        "tasks": tasks,
+    }
 
 
 def stamps_dir(root: Path, plan_id: str) -> Path:
@@ -308,15 +366,74 @@ def stamp_missing(root: Path) -> int:
                 if co.stamp(plan.plan_id, tid) is not None:
                     continue
                 task = plan.tasks[tid]
-                stamps.write(co.stamp_path(plan.plan_id, tid), {
-                    "taskId": tid, "planId": plan.plan_id, "project": task.project,
-                    "title": task.title, "summary": "stamped by the benchmark setup",
-                    "finishedAt": now_iso(), "attempt": 1, "terminalId": f"term-{tid}-bench",
-                    "specHash": co.spec_hash(plan, task), "durationSeconds": 0.0,
-                    "agent": task.agent.name, "inputs": {},
-                })  # fmt: skip
+                stamps.write(
+                    co.stamp_path(plan.plan_id, tid),
+                    {
+                        "taskId": tid,
+                        "planId": plan.plan_id,
+                        "project": task.project,
+                        "title": task.title,
+                        "summary": "stamped by the benchmark setup",
+                        "finishedAt": now_iso(),
+                        "attempt": 1,
+                        "terminalId": f"term-{tid}-bench",
+                        "specHash": co.spec_hash(plan, task),
+                        "durationSeconds": 0.0,
+                        "agent": task.agent.name,
+                        "inputs": {},
+                    },
+                )
                 written += 1
     return written
+
+
+class StampWatch:
+    """Records when each stamp appears at its path (inotify on the stamps folder).
+
+    A stamp is written to a temp file and renamed into place, so its arrival is the
+    IN_MOVED_TO (or IN_CREATE) event of `<taskId>.json`; the wall clock is read when the
+    event is read. Linux only.
+    """
+
+    IN_CREATE, IN_MOVED_TO = 0x100, 0x80
+
+    def __init__(self, folder: Path) -> None:
+        import ctypes
+        import ctypes.util
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.seen: dict[str, float] = {}
+        self._libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self._fd = self._libc.inotify_init1(os.O_CLOEXEC)
+        if self._fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        mask = self.IN_CREATE | self.IN_MOVED_TO
+        if self._libc.inotify_add_watch(self._fd, os.fsencode(folder), mask) < 0:
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch {folder}")
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            ready, _, _ = select.select([self._fd, self._stop_r], [], [])
+            now = time.time()
+            if self._fd not in ready:
+                return
+            buf = os.read(self._fd, 1 << 16)
+            pos = 0
+            while pos < len(buf):
+                _wd, _mask, _cookie, size = struct.unpack_from("iIII", buf, pos)
+                name = buf[pos + 16 : pos + 16 + size].rstrip(b"\0").decode()
+                pos += 16 + size
+                if name.endswith(".json") and not name.startswith("."):
+                    self.seen.setdefault(name[: -len(".json")], now)
+
+    def close(self) -> None:
+        os.write(self._stop_w, b"x")
+        self._thread.join(timeout=5)
+        for fd in (self._fd, self._stop_r, self._stop_w):
+            os.close(fd)
 
 
 # --- machine --------------------------------------------------------------------------------
@@ -336,7 +453,7 @@ def machine() -> dict[str, str]:
         mem = f"{kb / 1024 / 1024:.1f} GiB"
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
+        "nproc": str(len(os.sched_getaffinity(0))),
         "cpu": cpu,
         "memory": mem,
         "os": f"{platform.system()} {platform.release()}",
@@ -384,9 +501,13 @@ def workdir(name: str, keep: bool) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def main(name: str, title: str, body: Callable[[Path, Report, argparse.Namespace], None],
-         default_reps: int, extra: Callable[[argparse.ArgumentParser], None] | None = None
-         ) -> int:  # fmt: skip
+def main(
+    name: str,
+    title: str,
+    body: Callable[[Path, Report, argparse.Namespace], None],
+    default_reps: int,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
     """Parse the common options, run `body` in a temp dir, print (and save) the report."""
     parser = argparse.ArgumentParser(description=title)
     parser.add_argument("--reps", type=int, default=default_reps, help="repetitions per figure")
@@ -402,7 +523,7 @@ def main(name: str, title: str, body: Callable[[Path, Report, argparse.Namespace
         body(tmp, report, args)
     report.seconds = time.perf_counter() - start
     report.load_after = os.getloadavg()
-    print(report.render())
+    print(report.render(), flush=True)
     if args.json:
         args.json.write_text(json.dumps(report.to_json(), indent=2))
     missed = [c for c in report.checks if not c.passed]

@@ -52,6 +52,8 @@ class Checkout:
     interrupt: Interrupt = field(default_factory=Interrupt)
     # Tasks a pruned `doit run` left out because they and their upstream are done.
     up_to_date: dict[str, list[str]] = field(default_factory=dict)
+    _attempts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
+    _attempt_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, root: Path) -> Checkout:
@@ -101,14 +103,26 @@ class Checkout:
         return self.plan_dir(plan_id) / "prompts" / f"{task_id}.{attempt}.md"
 
     def next_attempt(self, plan_id: str, task_id: str) -> int:
-        """Attempt numbers count across runs, so logs never collide."""
-        logs = self.plan_dir(plan_id) / "logs"
-        prefix = f"{task_id}."
-        numbers = [0]
-        if logs.is_dir():
-            for entry in os.scandir(logs):
-                rest = entry.name[len(prefix) :] if entry.name.startswith(prefix) else ""
-                head = rest.split(".", 1)[0]
-                if head.isdigit():
-                    numbers.append(int(head))
-        return max(numbers) + 1
+        """Attempt numbers count across runs (from the logs on disk), so logs never collide."""
+        with self._attempt_lock:
+            if plan_id not in self._attempts:
+                self._attempts[plan_id] = _attempts_on_disk(self.plan_dir(plan_id) / "logs")
+            numbers = self._attempts[plan_id]
+            numbers[task_id] = numbers.get(task_id, 0) + 1
+            return numbers[task_id]
+
+
+def _attempts_on_disk(logs: Path) -> dict[str, int]:
+    """The highest attempt number of each task among `<taskId>.<n>.log*` files."""
+    found: dict[str, int] = {}
+    if not logs.is_dir():
+        return found
+    for entry in os.scandir(logs):
+        task_id, _, rest = entry.name.partition(".")
+        while rest:  # task ids may contain dots: take the first all-digit part after one
+            head, _, tail = rest.partition(".")
+            if head.isdigit() and tail.startswith("log"):
+                found[task_id] = max(found.get(task_id, 0), int(head))
+                break
+            task_id, rest = f"{task_id}.{head}", tail
+    return found

@@ -6,23 +6,21 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from orchlib import agents, stamps
+from orchlib import adopt, agents, stamps, state
 from orchlib.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.checkout import Checkout
+from orchlib.checks import run_checks
 from orchlib.events import TaskDone, TaskFailed, TaskProgress, TaskStarted, TaskWaiting, now_iso
 from orchlib.fsutil import atomic_write
-from orchlib.plan import Limits, Plan, Task
+from orchlib.plan import Plan, Task
 from orchlib.prompt import DoneDependency, PromptInput, render
-from orchlib.state import Status, TaskRecord
-from orchlib.stateevents import parse_time
+from orchlib.state import TaskRecord
+from orchlib.statemodel import merge_answers
 from orchlib.streams import PlainText
-from orchlib.terminal import Proc, is_alive, spawn
-
-FEEDBACK_CHARS = 4000
+from orchlib.terminal import Proc, spawn
 
 
 @dataclass(frozen=True)
@@ -49,17 +47,13 @@ class TaskRun:
     def __init__(self, co: Checkout, plan: Plan, task: Task, previous: TaskRecord | None) -> None:
         self.co, self.plan, self.task, self.previous = co, plan, task, previous
         self.project = plan.projects[task.project]
-        self._verify: dict[str, Any] = {}
         self._last_number = previous.attempt if previous is not None else 0
 
     def run(self) -> TaskResult:
         """Adopt a crashed run's attempt or dispatch new ones until the task settles."""
-        question = open_question(self.previous)
-        if question is not None:
-            prev = self.previous
-            assert prev is not None
-            self._publish_waiting(question, prev.attempt, prev.terminal_id or "", still=True)
-            return TaskResult("waiting", question)
+        waiting = self._still_waiting()
+        if waiting is not None:
+            return waiting
         left, feedback = 1 + self.task.limits.retries, ""
         attempted = self._adopt()
         while True:
@@ -73,6 +67,22 @@ class TaskRun:
                 return result
             attempted = None
 
+    def _still_waiting(self) -> TaskResult | None:
+        """A task with an open question is not dispatched again until it is answered.
+
+        An answer `doit answer` gave since this run began counts (it is on disk).
+        """
+        prev = self.previous
+        if prev is None or open_question(prev) is None:
+            return None
+        disk = state.load(self.co.plan_dir(self.plan.plan_id))
+        self.previous = prev = merge_answers(prev, disk.tasks.get(self.task.id) if disk else None)
+        question = open_question(prev)
+        if question is None:
+            return None
+        self._publish_waiting(question, prev.attempt, prev.terminal_id, still=True)
+        return TaskResult("waiting", question)
+
     def _next_number(self) -> int:
         """Numbers count across runs (even past deleted logs), so logs and prompts never collide."""
         on_disk = self.co.next_attempt(self.plan.plan_id, self.task.id)
@@ -81,9 +91,10 @@ class TaskRun:
     def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
         outcome = done.outcome
         if outcome.result is Result.DONE:
-            problem = self._check(done.number)
-            if problem is None:
-                return self._stamp(done), ""
+            checked = run_checks(self.co, self.plan, self.task, done.number)
+            if checked.problem is None:
+                return self._stamp(done, checked.verify), ""
+            problem = checked.problem
             return self._retry_or_fail(f"DONE, but {problem}", done.number, left), problem
         if outcome.result is Result.QUESTION:
             self._publish_waiting(outcome.text, done.number, done.terminal_id, still=False)
@@ -121,26 +132,15 @@ class TaskRun:
     # --- attempts -------------------------------------------------------------------------
 
     def _adopt(self) -> Attempted | None:
-        """Take over an attempt a killed orchestrator left: follow it, or read its log.
-
-        None when there is nothing to take over. An attempt whose process is gone and whose
-        log is empty never got past the gate (or never printed): it is not counted.
-        """
-        prev = self.previous
-        if prev is None or prev.status is not Status.IN_PROGRESS or not prev.pid:
+        """Take over an attempt a killed orchestrator left: follow it, or read its log."""
+        prev, found = self.previous, adopt.leftover(self.previous)
+        if prev is None or found is None:
             return None
-        proc = Proc(pid=prev.pid, start_time=prev.pid_start)
-        if not is_alive(prev.pid, prev.pid_start):
-            proc.returncode = -1
-        log = Path(prev.log) if prev.log else None
-        if log is None or not _followable(proc, log):
-            proc.terminate()  # an agent we cannot follow must not run beside a new attempt
-            return None
-        ago = _seconds_since(prev.started_at)
+        proc, log, ago = found.proc, found.log, found.started_ago
         self._publish(self._started(prev.attempt, prev.terminal_id, proc, log, prev.prompt_file,
                                     adopted=True))  # fmt: skip
         started = time.monotonic() - ago
-        outcome = self._follow(proc, log, prev.terminal_id, ago, _age(log))
+        outcome = self._follow(proc, log, prev.terminal_id, ago, found.quiet_for)
         return Attempted(prev.attempt, prev.terminal_id, outcome, started)
 
     def _attempt(self, number: int, feedback: str) -> Attempted:
@@ -155,8 +155,9 @@ class TaskRun:
         def announce(proc: Proc) -> None:
             self._publish(self._started(number, terminal_id, proc, log, str(prompt_file), False))
 
+        exit_file = log.with_suffix(".exit") if self.task.command is not None else None
         proc = spawn(argv, cwd=self.project.root, env=env, log=log, stdin_file=stdin_file,
-                     keep_stdin=keep, before_start=announce)  # fmt: skip
+                     keep_stdin=keep, before_start=announce, exit_file=exit_file)  # fmt: skip
         return Attempted(number, terminal_id, self._follow(proc, log, terminal_id), started)
 
     def _started(
@@ -240,28 +241,7 @@ class TaskRun:
 
     # --- checks and the stamp -------------------------------------------------------------
 
-    def _check(self, number: int) -> str | None:
-        """None when outputs exist and verify passes; else what failed (feedback)."""
-        missing = stamps.missing_outputs(self.project, self.task)
-        if missing:
-            return f"declared output {missing[0]!r} does not exist in {self.project.root}"
-        if self.task.verify is None:
-            return None
-        log = self.co.log_path(self.plan.plan_id, self.task.id, number, "verify.log")
-        env = dict(os.environ)
-        env.update({"ORCH_PLAN_ID": self.plan.plan_id, "ORCH_TASK_ID": self.task.id})
-        proc = spawn(self.task.verify, cwd=self.project.root, env=env, log=log)
-        limits = Limits(retries=0, timeout=self.task.limits.timeout, stall_timeout=None)
-        watch = Follow(proc, log, "", limits, PlainText(), self.co.interrupt.event,
-                       self.co.interrupt.wake_fd, lambda p, t: None, shell=True)  # fmt: skip
-        outcome = follow(watch)
-        self._verify = {"argv": list(self.task.verify), "exitCode": outcome.exit_code}
-        if outcome.result is Result.DONE:
-            return None
-        tail = _tail(log)
-        return f"verify failed ({outcome.text.split(':')[0]}):\n{tail}".rstrip()
-
-    def _stamp(self, done: Attempted) -> TaskResult:
+    def _stamp(self, done: Attempted, verify: dict[str, Any]) -> TaskResult:
         outcome = done.outcome
         stamp: dict[str, Any] = {
             "taskId": self.task.id,
@@ -278,7 +258,7 @@ class TaskRun:
             "inputs": stamps.fingerprint_inputs(self.project, self.task),
         }
         if self.task.verify is not None:
-            stamp["verify"] = self._verify
+            stamp["verify"] = verify
         if outcome.session_id:
             stamp["sessionId"] = outcome.session_id
         if outcome.usage:
@@ -287,38 +267,6 @@ class TaskRun:
         self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
                                done.terminal_id, stamp["durationSeconds"]))  # fmt: skip
         return TaskResult("done", outcome.text)
-
-
-def _followable(proc: Proc, log: Path) -> bool:
-    """A log to read, and either a live process or something it printed."""
-    try:
-        size = log.stat().st_size
-    except OSError:
-        return False
-    return proc.returncode is None or size > 0
-
-
-def _age(path: Path) -> float:
-    """Seconds since the file was last written (0 when unknown)."""
-    try:
-        return max(0.0, time.time() - path.stat().st_mtime)
-    except OSError:
-        return 0.0
-
-
-def _seconds_since(iso: str) -> float:
-    """Seconds since an ISO time of the state file (0 when missing or unparsable)."""
-    moment = parse_time(iso)
-    return max(0.0, (datetime.now(timezone.utc) - moment).total_seconds()) if moment else 0.0
-
-
-def _tail(path: Path, limit: int = FEEDBACK_CHARS) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(max(0, path.stat().st_size - limit))
-            return fh.read().decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
 
 
 def open_question(record: TaskRecord | None) -> str | None:

@@ -49,6 +49,7 @@ def load_plan(path: Path, checkout: Path) -> Plan:
     plan, issues = build_plan(_parse(text, name, path.suffix == ".json"), path, checkout)
     if plan is None:
         raise PlanError(_lines(issues, text, name))
+    plan = replace(plan, digest=key)
     _store(checkout, name, key, plan)
     return plan
 
@@ -82,20 +83,23 @@ def _duplicate_ids(plans: list[Plan], checkout: Path) -> list[str]:
     return lines
 
 
-def locate(path: Path, checkout: Path, keys: Sequence[Key]) -> str:
-    """`plans/x.yaml:4:3`: where the node at `keys` starts (its nearest existing ancestor)."""
+def locate(path: Path, checkout: Path, keys: Sequence[Key], at_key: bool = False) -> str:
+    """`plans/x.yaml:4:3`: where the node at `keys` (its key if `at_key`) starts, else its
+    nearest existing ancestor."""
     try:
         stat = path.stat()
-        line, col = _locate(str(path), stat.st_mtime_ns, stat.st_size, tuple(keys))
+        line, col = _locate(str(path), stat.st_mtime_ns, stat.st_size, tuple(keys), at_key)
     except OSError:
         line, col = 1, 1
     return f"{display(path, checkout)}:{line}:{col}"
 
 
 @functools.lru_cache(maxsize=64)
-def _locate(path: str, mtime_ns: int, size: int, keys: tuple[Key, ...]) -> tuple[int, int]:
+def _locate(
+    path: str, mtime_ns: int, size: int, keys: tuple[Key, ...], at_key: bool
+) -> tuple[int, int]:
     text = Path(path).read_bytes().decode("utf-8-sig", errors="replace")
-    return _where(positions(text, [keys]), keys, at_key=False)
+    return _where(positions(text, [keys]), keys, at_key=at_key)
 
 
 def display(path: Path, checkout: Path) -> str:

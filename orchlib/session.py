@@ -18,12 +18,15 @@ from orchlib.console import Console
 from orchlib.errors import ConfigError
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.notify import Notifier
+from orchlib.plan import Plan, Task
+from orchlib.planchecks import Key
 from orchlib.planfile import locate
 from orchlib.prompt import template_dirs
 from orchlib.reporter import PlanReporter
 from orchlib.runlock import run_lock
 from orchlib.runner import PlanRunner, _closure, orch_meta
 from orchlib.state import StateStore, Status, TaskRecord
+from orchlib.yamlload import positions
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -126,9 +129,20 @@ def preflight(co: Checkout, chosen: list[Any]) -> None:
 
 def _missing_line(co: Checkout, program: str, tasks: list[tuple[str, str]]) -> str:
     plan = co.plans[tasks[0][0]]
-    where = locate(plan.source, co.root, ["agent"])
+    where = locate(plan.source, co.root, _agent_key(plan, plan.tasks[tasks[0][1]]), at_key=True)
     ids = ", ".join(task_id for _, task_id in tasks)
     return f"agent {program!r} not found on PATH (tasks {ids}); install it or set agent: in {where}"
+
+
+def _agent_key(plan: Plan, task: Task) -> list[Key]:
+    """The `agent` key that chose the task's agent: the task's, its project's or the plan's."""
+    project = list(plan.projects).index(task.project)
+    keys = [("tasks", task.index, "agent"), ("projects", project, "agent"), ("agent",)]
+    try:
+        found = positions(plan.source.read_text(encoding="utf-8-sig", errors="replace"), keys)
+    except OSError:
+        found = {}
+    return list(next((key for key in keys if key in found), ("agent",)))
 
 
 @contextlib.contextmanager

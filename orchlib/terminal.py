@@ -26,6 +26,12 @@ from typing import IO
 # The argv follows as "$@": plan text is never part of this script.
 _GATE = 'IFS= read -r _ || exit 75; exec "$@"'
 _GATE_FROM = 'IFS= read -r _ || exit 75; exec "$@" < "$ORCH_STDIN_FILE"'
+# For commands whose exit code decides them: the code outlives us in a file, so a run that
+# adopts the command after a crash still learns it (a non-child's status is unknowable).
+_GATE_EXIT = (
+    'IFS= read -r _ || exit 75; "$@" < "$ORCH_STDIN_FILE"; c=$?; '
+    'echo "$c" > "$ORCH_EXIT_FILE"; exit "$c"'
+)
 TERM_GRACE = 5.0
 
 
@@ -38,6 +44,7 @@ class Proc:
     popen: subprocess.Popen[bytes] | None = None
     stdin: IO[bytes] | None = field(default=None, repr=False)
     returncode: int | None = None
+    exit_file: Path | None = None
 
     @property
     def pgid(self) -> int:
@@ -45,12 +52,12 @@ class Proc:
         return self.pid
 
     def poll(self) -> int | None:
-        """The exit code once the process has ended (-1 if adopted: its code is unknowable)."""
+        """The exit code once the process has ended; if adopted, from its exit file or -1."""
         if self.returncode is None:
             if self.popen is not None:
                 self.returncode = self.popen.poll()
             elif not is_alive(self.pid, self.start_time):
-                self.returncode = -1
+                self.returncode = read_exit_file(self.exit_file)
         return self.returncode
 
     def send_enter(self) -> bool:
@@ -104,14 +111,19 @@ def spawn(
     stdin_file: Path | None = None,
     keep_stdin: bool = False,
     before_start: Callable[[Proc], None] | None = None,
+    exit_file: Path | None = None,
 ) -> Proc:
     """Start argv gated; call `before_start(proc)`, then let it run.
 
     stdin is `stdin_file` (the prompt), else a pipe we keep open (`keep_stdin`, so a
-    stalled agent can be sent Enter), else empty.
+    stalled agent can be sent Enter), else empty. With `exit_file` the exit code is also
+    written there (and stdin is never kept open).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
+    keep_stdin = keep_stdin and exit_file is None
     script, child_env = _gate_script(env, stdin_file, keep_stdin)
+    if exit_file is not None:
+        script, child_env["ORCH_EXIT_FILE"] = _GATE_EXIT, str(exit_file)
     log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         popen = subprocess.Popen(
@@ -126,7 +138,7 @@ def spawn(
     finally:
         os.close(log_fd)
     assert popen.stdin is not None
-    proc = Proc(pid=popen.pid, start_time=start_time(popen.pid), popen=popen, stdin=popen.stdin)
+    proc = Proc(popen.pid, start_time(popen.pid), popen, popen.stdin, exit_file=exit_file)
     _open_gate(proc, keep_stdin, before_start)
     return proc
 
@@ -157,6 +169,14 @@ def _open_gate(proc: Proc, keep_stdin: bool, before_start: Callable[[Proc], None
     if not keep_stdin:
         proc.stdin.close()
         proc.stdin = None
+
+
+def read_exit_file(path: Path | None) -> int:
+    """The exit code a gate wrote; -1 when there is none (the process was not gated so)."""
+    try:
+        return int(path.read_text().strip()) if path is not None else -1
+    except (OSError, ValueError):
+        return -1
 
 
 def start_time(pid: int) -> str:

@@ -10,10 +10,12 @@ so the result, and every error it raises, is what `YAML(typ="safe").load` gives.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.constructor import ConstructorError
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
@@ -58,7 +60,9 @@ def load_yaml(text: str) -> Any:
     """
     for pure in _MODES:
         try:
-            return _load(text, pure)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. a reused anchor: valid YAML, no news
+                return _load(text, pure)
         except YAMLError:
             if pure:
                 raise
@@ -135,10 +139,18 @@ class _Builder:
         tag = self.resolve(value)
         if tag == STR:
             return value
-        if tag == INT and value.isdigit() and (value[0] != "0" or value == "0"):
-            return int(value)
         if tag not in _SIMPLE:
             raise _Fallback
+        try:
+            return self.construct(tag, value, event)
+        except ValueError as error:  # 2024-13-45, an int of 5000 digits: say where
+            raise ConstructorError(
+                None, None, f"cannot read {value[:40]!r}: {error}", event.start_mark
+            ) from None
+
+    def construct(self, tag: str, value: str, event: Any) -> Any:
+        if tag == INT and value.isdigit() and (value[0] != "0" or value == "0"):
+            return int(value)
         node = ScalarNode(Tag(suffix=tag), value, event.start_mark, event.end_mark)
         return self.yaml.constructor.construct_object(node)
 

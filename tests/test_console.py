@@ -69,6 +69,10 @@ def body(line: str) -> str:
             "shop:t1  ERROR (attempt 2): PostgreSQL refused",
         ),
         (
+            TaskFailed(P, "t1", "ERROR: disk full", 1, final=True),
+            "shop:t1  ERROR (attempt 1): disk full",
+        ),
+        (
             TaskFailed(P, "t1", "SIGINT", 1, final=True, interrupted=True),
             "shop:t1  INTERRUPTED (attempt 1): SIGINT",
         ),
@@ -201,3 +205,19 @@ def test_a_closed_stream_does_not_raise() -> None:
     out.close()
     console.handle(started("t1"))
     assert "1 running" in console.summary()
+
+
+def test_summary_lists_tasks_in_plan_order_whatever_finished_first() -> None:
+    console = Console(io.StringIO(), clock=FakeClock())
+    for event in (
+        RunStarted(P, ("t1", "t2", "t3")),
+        TaskWaiting(P, "t3", "JWT?", 1, "x"),
+        TaskFailed(P, "t2", "ERROR: disk full", 1, final=True),
+        TaskFailed(P, "t1", "exited with code 4", 1, final=True),
+    ):
+        console.handle(event)
+    assert console.summary().splitlines()[1:] == [
+        "  shop:t1 failed: exited with code 4 — fix the cause and re-run `doit`",
+        "  shop:t2 failed: disk full — fix the cause and re-run `doit`",
+        '  shop:t3 asks: JWT? — doit answer shop:t3 "..."',
+    ]

@@ -23,7 +23,7 @@ from orchlib.events import (
     TaskUpToDate,
     TaskWaiting,
 )
-from orchlib.notify import APPRISE_MISSING, Notification, Notifier, command_argv
+from orchlib.notify import APPRISE_MISSING, Notification, Notifier, close_all, command_argv
 from orchlib.plan import NotifyTarget, Plan, Project, Task
 
 P = "shop"
@@ -159,6 +159,50 @@ def test_target_event_filter(tmp_path: Path) -> None:
     assert [row[0] for row in received(out)] == ["plan_completed"]
 
 
+def test_skips_behind_an_open_question_are_no_plan_failure(tmp_path: Path) -> None:
+    target, out = sink_target(tmp_path)
+    notifier = Notifier(make_plan(tmp_path, (target,)), tmp_path / ".orch" / P)
+    run(
+        notifier,
+        RunStarted(P, ("t1", "t2", "t3", "t4")),
+        TaskUpToDate(P, "t1"),
+        TaskUpToDate(P, "t2"),
+        TaskWaiting(P, "t3", "JWT or cookies?", 1, "term", still=True),
+        TaskSkipped(P, "t4", ("t3",)),
+        RunFinished(P),
+        # Next run: the question is answered but t3 fails; t4's skip is a failure now.
+        RunStarted(P, ("t1", "t2", "t3", "t4")),
+        TaskUpToDate(P, "t1"),
+        TaskUpToDate(P, "t2"),
+        TaskFailed(P, "t3", "ERROR: no JWT library", 2, final=True),
+        TaskSkipped(P, "t4", ("t3",)),
+        RunFinished(P),
+    )
+    rows = received(out)
+    assert [row[0] for row in rows] == ["task_error", "plan_failed"]
+    assert rows[0][2] == "Orchestration error in task 'Task t3' (shop:t3): no JWT library"
+    assert rows[1][2] == "Orchestration 'Shop' failed: 1 failed, 1 skipped (2/4 tasks done): t3, t4"
+
+
+def test_a_hanging_target_does_not_hold_up_another(tmp_path: Path) -> None:
+    target, out = sink_target(tmp_path)
+    hanging = NotifyTarget(command=(sys.executable, "-c", "import time; time.sleep(60)"))
+    notifier = Notifier(make_plan(tmp_path, (hanging, target)), tmp_path / ".orch" / P)
+    for task in ("t1", "t2", "t3"):
+        notifier.handle(TaskFailed(P, task, "bad", 1, final=True))
+    deadline = time.monotonic() + 20
+    while len(received(out)) < 3:
+        assert time.monotonic() < deadline, "the sink waited behind the hanging target"
+        time.sleep(0.02)
+    begin = time.monotonic()
+    notifier.close(timeout=0.5)
+    assert time.monotonic() - begin < 5
+    log = (tmp_path / ".orch" / P / "notify.log").read_text(encoding="utf-8").splitlines()
+    assert len(log) == 3, log  # the killed delivery and the two never sent, all logged
+    assert sum("was still running when the run ended, and was killed" in x for x in log) == 1
+    assert sum("not sent, the run ended first" in line for line in log) == 2
+
+
 def test_plan_text_is_never_run_by_a_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     evil = "$(touch pwned) `touch pwned2`; touch pwned3 {message} {title} 'q\" \\"
@@ -219,6 +263,23 @@ def test_close_is_bounded_even_with_a_slow_notifier(tmp_path: Path) -> None:
         time.sleep(0.05)  # the killed command and the two dropped ones are logged
     assert any("not sent, the run ended first" in e for e in notifier.errors)
     assert len(notifier.errors) == 3
+
+
+def test_close_all_shares_one_deadline_across_plans(tmp_path: Path) -> None:
+    argv = (sys.executable, "-c", "import time; time.sleep(60)")
+    notifiers = [
+        Notifier(make_plan(tmp_path, (NotifyTarget(command=argv),)), tmp_path / f"o{i}")
+        for i in range(3)
+    ]
+    for notifier in notifiers:
+        notifier.handle(TaskFailed(P, "t1", "bad", 1, final=True))
+    begin = time.monotonic()
+    close_all(notifiers, timeout=1.0)
+    assert time.monotonic() - begin < 2.5  # one deadline (+ grace), not three
+    for notifier in notifiers:
+        assert notifier.errors == [
+            f"task_error: {argv[0]!r} was still running when the run ended, and was killed"
+        ]
 
 
 def test_missing_apprise_is_logged_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -155,13 +155,13 @@ def test_attempt_numbers_count_across_runs(checkout: Checkout) -> None:
 
 
 def test_stall_with_prompt_on_stdin_kills_the_group_at_once(checkout: Checkout) -> None:
-    write(checkout, [{"id": "x"}], defaults={"stallTimeout": "1s"})
+    write(checkout, [{"id": "x"}], defaults={"stallTimeout": "1.5s"})
     hang = [{"spawn_child": "child.pid"}, {"say": "thinking"}, {"hang": True}]
     checkout.scenario({"x": [hang, [{"done": "woke"}]]})
     result = checkout.doit()
     assert result.returncode == 0, output(result)
     assert attempts(checkout, "x") == [1, 2]
-    assert "attempt 1 failed: no output for 1s; process group killed" in result.stdout
+    assert "attempt 1 failed: no output for 1.5s; process group killed" in result.stdout
     assert "Enter was sent" not in result.stdout
     assert not pid_alive(checkout.records()[0]["pid"])
     assert not pid_alive(int((checkout.root / "a" / "child.pid").read_text()))
@@ -169,7 +169,7 @@ def test_stall_with_prompt_on_stdin_kills_the_group_at_once(checkout: Checkout) 
 
 def test_stall_sends_enter_where_stdin_is_open(checkout: Checkout) -> None:
     tasks = [{"id": "x"}, {"id": "y", "project": "b", "agent": checkout.agent("arg")}]
-    write(checkout, tasks, projects=("a", "b"), defaults={"stallTimeout": "1s"})
+    write(checkout, tasks, projects=("a", "b"), defaults={"stallTimeout": "1.5s"})
     plan = json.loads((checkout.root / "plans" / f"{PLAN}.json").read_text())
     plan["agent"] = checkout.agent("file")
     checkout.write_plan(plan, f"{PLAN}.json")
@@ -182,16 +182,16 @@ def test_stall_sends_enter_where_stdin_is_open(checkout: Checkout) -> None:
     assert attempts(checkout, "x") == [1]  # Enter woke it: no retry
     assert "got Enter" in (plan_dir(checkout) / "logs" / "x.1.log").read_text()
     assert attempts(checkout, "y") == [1, 2]
-    assert "no output for 1s (Enter was sent); process group killed" in result.stdout
+    assert "no output for 1.5s (Enter was sent); process group killed" in result.stdout
 
 
 def test_timeout_bounds_a_whole_attempt(checkout: Checkout) -> None:
-    write(checkout, [{"id": "x", "timeout": "1s"}])
+    write(checkout, [{"id": "x", "timeout": "2s"}])
     checkout.scenario({"x": [[{"chat": 0.05}], [{"done": "fast"}]]})
     result = checkout.doit()
     assert result.returncode == 0, output(result)
     assert attempts(checkout, "x") == [1, 2]
-    assert "attempt 1 failed: timed out after 1s; process group killed" in result.stdout
+    assert "attempt 1 failed: timed out after 2s; process group killed" in result.stdout
     assert not pid_alive(checkout.records()[0]["pid"])
 
 
@@ -306,6 +306,25 @@ def test_forget_releases_a_waiting_task(checkout: Checkout) -> None:
     assert "A or B?" not in prompts(checkout, "q")[1]
 
 
+def test_an_answer_given_during_the_run_counts_if_the_task_was_not_reached(
+    checkout: Checkout,
+) -> None:
+    write(checkout, [{"id": "blocker"}, {"id": "q"}])  # one project: q runs after blocker
+    checkout.scenario({
+        "blocker": [[{"error": "flaky"}], [{"wait_file": "go"}, {"done": "unblocked"}]],
+        "q": [[{"question": "Which DB?"}], [{"done": "used the answer"}]],
+    })  # fmt: skip
+    assert checkout.doit().returncode != 0
+    run = checkout.start()
+    checkout.wait_for(lambda: attempts(checkout, "blocker") == [1, 2])
+    assert checkout.doit("answer", f"{PLAN}:q", "Postgres", timeout=20).returncode == 0
+    (checkout.root / "a" / "go").touch()
+    code, out = finish(run)
+    assert code == 0, out
+    assert attempts(checkout, "q") == [1, 2]
+    assert "Which DB?" in prompts(checkout, "q")[1] and "Postgres" in prompts(checkout, "q")[1]
+
+
 # --- 4 + 6. while a run is going: answer, readers, the run lock ---------------------------
 
 
@@ -379,16 +398,20 @@ def _log(co: Checkout, task: str) -> str:
     return path.read_text() if path.is_file() else ""
 
 
-@pytest.mark.parametrize("point", list(HELD))
-def test_sigkill_of_doit_then_resume_never_redoes_or_doubles(
-    checkout: Checkout, point: str
+# SIGHUP (a closed terminal) kills doit without cleanup, like SIGKILL: agents go on.
+KILLS = [(point, signal.SIGKILL) for point in HELD] + [("agent_running", signal.SIGHUP)]
+
+
+@pytest.mark.parametrize(("point", "sig"), KILLS)
+def test_killed_doit_then_resume_never_redoes_or_doubles(
+    checkout: Checkout, point: str, sig: signal.Signals
 ) -> None:
     write(checkout, CRASH_TASKS, projects=("a", "b"))
     scenario, held = HELD[point]
     checkout.scenario(scenario)
     first = checkout.start()
     deadline_poll(lambda: _kill_point_reached(checkout, point))
-    os.kill(first.pid, signal.SIGKILL)
+    os.kill(first.pid, sig)
     first.communicate(timeout=30)
     if point == "after_done":  # the agent exits before the next run: its log holds DONE
         release(checkout, held)
@@ -438,6 +461,46 @@ def test_an_attempt_that_left_nothing_is_not_counted(checkout: Checkout) -> None
     assert result.returncode == 0, output(result)
     assert attempts(checkout, "x") == [1, 2]
     assert stamp(checkout, "x")["attempt"] == 2
+
+
+def test_a_verify_left_by_a_killed_run_is_stopped_before_checking_again(
+    checkout: Checkout,
+) -> None:
+    write(checkout, [{"id": "x", "verify": "echo $$ >> verify.pids; test -f go || exec sleep 60"}])
+    checkout.scenario({"x": [[{"done": "claimed"}]]})
+    first = checkout.start()
+    pids = checkout.root / "a" / "verify.pids"
+    checkout.wait_for(lambda: pids.is_file() and pids.read_text().strip() != "")
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=30)
+    (checkout.root / "a" / "go").touch()
+    result = checkout.doit()
+    assert result.returncode == 0, output(result)
+    assert attempts(checkout, "x") == [1]  # the DONE in the log was taken, then checked again
+    old, new = (int(line) for line in pids.read_text().split())
+    assert old != new and not pid_alive(old)
+    assert stamp(checkout, "x")["verify"]["exitCode"] == 0
+
+
+def test_an_adopted_shell_command_keeps_its_exit_code(checkout: Checkout) -> None:
+    wait = "while [ ! -f go ]; do sleep 0.02; done; "
+    tasks = [{"id": "build", "command": wait + "echo built"},
+             {"id": "broken", "project": "b", "command": wait + "echo broke; exit 3"}]  # fmt: skip
+    write(checkout, tasks, projects=("a", "b"))
+    first = checkout.start()
+    started = lambda: sorted(t for t, r in read_state(checkout).items() if r.get("pid"))  # noqa: E731
+    checkout.wait_for(lambda: started() == ["broken", "build"])
+    pids = [r["pid"] for r in records(checkout).values()]
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=30)
+    for project in ("a", "b"):
+        (checkout.root / project / "go").touch()
+    checkout.wait_for(lambda: not any(pid_alive(p) for p in pids))
+    result = checkout.doit()
+    assert result.returncode != 0
+    assert stamp(checkout, "build")["summary"] == "built"
+    assert "command exited with code 3: broke" in records(checkout)["broken"]["error"]
+    assert not (plan_dir(checkout) / "logs" / "build.2.log").exists()  # adopted, not re-run
 
 
 def test_an_adopted_attempt_keeps_its_original_timeout(checkout: Checkout) -> None:
@@ -500,6 +563,25 @@ def test_interrupt_stops_every_agent_group_and_starts_nothing(
     assert Counter(checkout.dispatched()) == {"stubborn": 2, "parent": 2, "plain": 2, "after": 1}
 
 
+def test_interrupt_also_stops_an_adopted_agent(checkout: Checkout) -> None:
+    write(checkout, [{"id": "x"}])
+    held = [{"ignore_term": True}, {"spawn_child": "child.pid"}, {"progress": [5, "x"]}]
+    checkout.scenario({"x": [[*held, {"hang": True}]]})
+    first = checkout.start()
+    checkout.wait_for(lambda: "[PROGRESS:" in _log(checkout, "x"))
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=30)
+    second = checkout.start()
+    checkout.wait_for(lambda: read_state(checkout).get("x", {}).get("adopted") is True)
+    os.kill(second.pid, signal.SIGINT)
+    code, out = finish(second)
+    assert code == 130, out
+    assert "Traceback" not in out
+    child = int((checkout.root / "a" / "child.pid").read_text())
+    assert not pid_alive(checkout.records()[0]["pid"]) and not pid_alive(child)
+    assert len(checkout.records()) == 1
+
+
 def test_interrupt_during_verify_is_an_interrupt_not_a_failed_check(checkout: Checkout) -> None:
     write(checkout, [{"id": "x", "retries": 2, "verify": "echo $$ > verify.pid; exec sleep 60"}])
     checkout.scenario({"x": [[{"done": "claimed"}]]})
@@ -514,6 +596,22 @@ def test_interrupt_during_verify_is_an_interrupt_not_a_failed_check(checkout: Ch
     assert attempts(checkout, "x") == [1]
     assert "interrupted by SIGTERM" in records(checkout)["x"]["error"]
     assert checkout.stamp("x", PLAN) is None
+
+
+def test_a_reused_pid_is_never_signalled() -> None:
+    from orchlib.terminal import Proc, start_time
+
+    # What a recorded agent looks like once its pid belongs to another process: the
+    # kernel start time differs. Adoption must count it as gone and never signal it.
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        stale = Proc(pid=other.pid, start_time=str(int(start_time(other.pid)) - 1))
+        assert stale.poll() == -1
+        stale.terminate(grace=0.1)
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_state_and_stamps_are_replaced_atomically(checkout: Checkout) -> None:

@@ -426,7 +426,7 @@ def test_ten_thousand_progress_lines_are_cheap_and_coalesced(
     for i in range(10_000):
         store.handle(TaskProgress(P, "t1", i % 100, f"step {i}"))
     took = time.perf_counter() - begin
-    assert took < 1.0
+    assert took < 5.0  # ~0.2 s alone; generous for loaded CI (a write per event takes minutes)
     allowed = 2 * (int(took / state_mod.PROGRESS_INTERVAL) + 2)  # state.json + orchestration.md
     assert len(writes) <= allowed
     store.flush()

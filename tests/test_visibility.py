@@ -146,6 +146,12 @@ def texts(events: list[tuple[str, str]], label: str) -> list[str]:
     return [text for lab, text in events if lab == label]
 
 
+def first(events: list[tuple[str, str]], label: str, prefix: str) -> int:
+    """The index of the first line of `label` whose text starts with `prefix`."""
+    return next(i for i, (lab, text) in enumerate(events)
+                if lab == label and text.startswith(prefix))  # fmt: skip
+
+
 def project_plan(co: Checkout, plan_id: str, tasks: list[dict[str, Any]], **extra: Any
                  ) -> dict[str, Any]:  # fmt: skip
     """A plan whose tasks each have their own project (so they may all run at once)."""
@@ -309,7 +315,11 @@ def test_orchestration_md_during_and_after_a_run(checkout: Checkout) -> None:
         assert stamp is not None
         assert (task["status"], task["percent"]) == ("DONE", 100)
         assert (task["summary"], task["attempt"], task["terminalId"], task["duration"]) == (
-            stamp["summary"], stamp["attempt"], stamp["terminalId"], stamp["durationSeconds"])
+            stamp["summary"],
+            stamp["attempt"],
+            stamp["terminalId"],
+            stamp["durationSeconds"],
+        )
 
 
 # --- concurrent writers -------------------------------------------------------------------
@@ -334,7 +344,7 @@ def test_concurrent_run_answers_and_status_keep_the_files_valid(checkout: Checko
     chat_ids, other_ids = ["c1", "c2", "c3", "q1", "q2"], ["w1"]
     project_plan(checkout, "chat", [{"id": t} for t in chat_ids])
     project_plan(checkout, "other", [{"id": "w1"}])
-    chatty = [{"progress_until": [gate, 0.003]}, {"done": "chatted"}]
+    chatty = [{"progress_until": [gate, 0.01]}, {"done": "chatted"}]
     checkout.scenario({
         "c1": [chatty], "c2": [chatty], "c3": [chatty],
         "q1": [[{"question": "Which database for orders?"}]],
@@ -481,7 +491,7 @@ def test_status_during_and_after_a_run_agrees_with_state_and_stamps(checkout: Ch
         "st:dep skipped: bad failed",
     ]
 
-    code, out, err = finish(run)
+    code, _, _ = finish(run)
     assert code != 0
     after = checkout.doit("status", "st")
     state = checked_state(checkout, "st", ids)
@@ -491,6 +501,18 @@ def test_status_during_and_after_a_run_agrees_with_state_and_stamps(checkout: Ch
     expected_last.update(slow="slow is done", after="did after")
     assert_rows_agree(checkout, rows, state, expected_last)
     assert len(steps) == 3 and "doit answer st:ask" in steps[0] and "doit forget st:bad" in steps[1]
+
+    # The step status suggests: forget resets the failed task, in state.json and in status.
+    assert checkout.doit("forget", "st:bad").returncode == 0
+    state = checked_state(checkout, "st", ids)
+    assert state is not None and task_map(state)["bad"]["status"] == "PENDING"
+    head, rows, steps = status_rows(checkout.doit("status", "st").stdout, "st")
+    assert head == "st: waiting, 4/7 done — st plan"
+    assert (rows["bad"]["STATE"], rows["bad"]["LAST"]) == ("PENDING", "")
+    assert steps == [
+        'st:ask waits for an answer: doit answer st:ask "<your answer>"',
+        "st:dep skipped: bad did not finish",
+    ]
 
     # Without state.json, the stamps alone say what is done.
     (orch(checkout, "st") / "state.json").unlink()
@@ -573,15 +595,21 @@ def test_each_notification_reaches_a_real_command_once(checkout: Checkout) -> No
     by_event = {n[0]: n for n in got}
     assert all(len(n) == 3 and "{" not in "".join(n) for n in got), got  # all substituted
     assert by_event["phase_completed"][1:] == [
-        "n: phase 1 done", "Orchestration 'n plan': Phase 1 completed (1/4 tasks done)"]
+        "n: phase 1 done",
+        "Orchestration 'n plan': Phase 1 completed (1/4 tasks done)",
+    ]
     assert by_event["task_error"][1:] == [
-        "n: task failed", "Orchestration error in task 'Migrate the DB' (n:e): disk full"]
+        "n: task failed",
+        "Orchestration error in task 'Migrate the DB' (n:e): disk full",
+    ]
     assert by_event["task_question"][1] == "n: question"
     assert "Redis or Memcached?" in by_event["task_question"][2]
     assert 'doit answer n:q "..."' in by_event["task_question"][2]
     # z, skipped behind the question, is no failure: only e is.
     assert by_event["plan_failed"][1:] == [
-        "n: failed", "Orchestration 'n plan' failed: 1 failed, 0 skipped (1/4 tasks done): e"]
+        "n: failed",
+        "Orchestration 'n plan' failed: 1 failed, 0 skipped (1/4 tasks done): e",
+    ]
 
     # e is fixed, the question is still open: nothing to tell (it was told), the console
     # says the task still waits, and z skipped behind it is no plan_failed either.
@@ -672,16 +700,12 @@ def test_console_prints_one_readable_line_per_event(checkout: Checkout) -> None:
     assert two[0] == "30% two: step 1" and len(two) == 2
     assert re.fullmatch(r"DONE in [1-9]\d*s: two finished", two[1])  # it slept 1.1 s
     assert texts(events, "con:bad")[1:] == ["ERROR (attempt 1): disk full"]
-    assert texts(events, "con:ask")[1:] == [
-        'QUESTION: Which database? — doit answer con:ask "..."']
+    assert texts(events, "con:ask")[1:] == ['QUESTION: Which database? — doit answer con:ask "..."']
     assert texts(events, "con:dep") == ["skipped because bad failed"]
     assert texts(events, "con") == ["run started: 5 tasks", "run finished"]
     # Both in flight at once, each line still whole and labelled.
-    order = [(lab, text.strip()) for lab, text in events]
-    start = {t: order.index((f"con:{t}", next(x for x in texts(events, f"con:{t}")
-                                              if x.startswith("started")))) for t in ("one", "two")}  # fmt: skip
-    done = {t: next(i for i, (lab, text) in enumerate(order)
-                    if lab == f"con:{t}" and text.startswith("DONE")) for t in ("one", "two")}  # fmt: skip
+    start = {t: first(events, f"con:{t}", "started") for t in ("one", "two")}
+    done = {t: first(events, f"con:{t}", "DONE") for t in ("one", "two")}
     assert start["one"] < done["two"] and start["two"] < done["one"]
     assert re.fullmatch(r"orchlib: 2 done, 1 failed, 1 waiting, 1 skipped in \d+s", summary[0])
     assert summary[1:] == [

@@ -1,0 +1,97 @@
+"""The checks of a reported DONE: declared outputs exist and `verify` exits 0.
+
+`verify` runs like an agent: through `spawn`, in its own session, its output in
+`logs/<task>.<n>.verify.log`. While it runs its pid is in `logs/<task>.<n>.verify.pid`, so
+a run that adopts the attempt after a crash first stops the verify the crashed run left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchlib import stamps
+from orchlib.attempt import Follow, Result, follow
+from orchlib.checkout import Checkout
+from orchlib.fsutil import atomic_write
+from orchlib.plan import Limits, Plan, Task
+from orchlib.streams import PlainText
+from orchlib.terminal import Proc, spawn
+
+FEEDBACK_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Checked:
+    """`problem` is None when every check passed, else the feedback for the next attempt."""
+
+    problem: str | None
+    verify: dict[str, Any] = field(default_factory=dict)
+
+
+def run_checks(co: Checkout, plan: Plan, task: Task, attempt: int) -> Checked:
+    """Check the DONE of `attempt`: outputs first (cheap), then verify."""
+    project = plan.projects[task.project]
+    missing = stamps.missing_outputs(project, task)
+    if missing:
+        return Checked(f"declared output {missing[0]!r} does not exist in {project.root}")
+    if task.verify is None:
+        return Checked(None)
+    return _verify(co, plan, task, attempt, task.verify)
+
+
+def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, argv: tuple[str, ...]) -> Checked:
+    log = co.log_path(plan.plan_id, task.id, attempt, "verify.log")
+    pid_file = log.with_suffix(".pid")
+    stop_leftover(pid_file)
+    log.unlink(missing_ok=True)  # the log holds this check only, for the feedback
+    proc = _start(plan, task, argv, log, pid_file)
+    limits = Limits(retries=0, timeout=task.limits.timeout, stall_timeout=None)
+    watch = Follow(proc, log, "", limits, PlainText(), co.interrupt.event, co.interrupt.wake_fd,
+                   _no_progress, shell=True)  # fmt: skip
+    try:
+        outcome = follow(watch)
+    finally:
+        pid_file.unlink(missing_ok=True)
+    info = {"argv": list(argv), "exitCode": outcome.exit_code}
+    if outcome.result is Result.DONE:
+        return Checked(None, info)
+    return Checked(f"verify failed ({outcome.text.split(':')[0]}):\n{tail(log)}".rstrip(), info)
+
+
+def _start(plan: Plan, task: Task, argv: tuple[str, ...], log: Path, pid_file: Path) -> Proc:
+    env = {**os.environ, "ORCH_PLAN_ID": plan.plan_id, "ORCH_TASK_ID": task.id}
+
+    def note_pid(proc: Proc) -> None:
+        atomic_write(pid_file, f"{proc.pid} {proc.start_time}\n")
+
+    root = plan.projects[task.project].root
+    return spawn(argv, cwd=root, env=env, log=log, before_start=note_pid)
+
+
+def _no_progress(percent: int, text: str) -> None:
+    """verify has no PROGRESS markers to report."""
+
+
+def stop_leftover(pid_file: Path) -> None:
+    """Terminate the verify a killed run left running (its pid file names it)."""
+    try:
+        pid, started = pid_file.read_text().split()
+    except (OSError, ValueError):
+        return
+    with contextlib.suppress(ValueError):
+        Proc(pid=int(pid), start_time=started).terminate()
+    pid_file.unlink(missing_ok=True)
+
+
+def tail(path: Path, limit: int = FEEDBACK_CHARS) -> str:
+    """The end of a log, as feedback for the next prompt."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - limit))
+            return fh.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
