@@ -106,7 +106,7 @@ class Plan:
     context: str = ""
     notify: tuple[NotifyTarget, ...] = ()
     allow_outside_paths: bool = False
-    digest: str = ""
+    digest: str = field(default="", compare=False)  # the plan file's content hash
 
     def phase_of(self, task_id: str) -> int:
         """The 1-based executionOrder phase of a task."""

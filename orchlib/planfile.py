@@ -17,18 +17,20 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.reader import ReaderError
+from typing import TYPE_CHECKING, Any
 
 import orchlib
+
+if TYPE_CHECKING:
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.reader import ReaderError
+
+# ruamel is imported only to parse YAML or to locate errors: a cached or JSON plan skips it.
 from orchlib.durations import parse_duration
 from orchlib.errors import PlanError
 from orchlib.plan import Plan
 from orchlib.planchecks import Issue, Key, dotted, one_line, q
 from orchlib.planschema import build_plan, project_root
-from orchlib.yamlload import load_yaml, positions
 
 __all__ = ["load_plan", "load_plans", "locate", "parse_duration"]
 
@@ -99,6 +101,8 @@ def _locate(
     path: str, mtime_ns: int, size: int, keys: tuple[Key, ...], at_key: bool
 ) -> tuple[int, int]:
     text = Path(path).read_bytes().decode("utf-8-sig", errors="replace")
+    from orchlib.yamlload import positions
+
     return _where(positions(text, [keys]), keys, at_key=at_key)
 
 
@@ -131,6 +135,10 @@ def _decode(raw: bytes, name: str) -> str:
 
 def _parse(text: str, name: str, is_json: bool) -> Any:
     """The file's data; syntax errors become one located PlanError line."""
+    from ruamel.yaml.error import YAMLError
+
+    from orchlib.yamlload import load_yaml
+
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates) if is_json else load_yaml(text)
     except json.JSONDecodeError as error:
@@ -158,6 +166,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _yaml_error(error: YAMLError, text: str, name: str) -> str:
+    from ruamel.yaml.error import MarkedYAMLError
+    from ruamel.yaml.reader import ReaderError
+
     if isinstance(error, ReaderError):
         line, col = _offset_position(text, error.position)
         return f"{name}:{line}:{col}: invalid YAML: unacceptable character {_char(error)}"
@@ -185,6 +196,8 @@ def _offset_position(text: str, offset: int) -> tuple[int, int]:
 
 def _lines(issues: list[Issue], text: str, name: str) -> list[str]:
     """Located, sorted, unique lines `file:line:col: path: message`."""
+    from orchlib.yamlload import positions
+
     found = positions(text, [issue.path for issue in issues])
     located = []
     for issue in issues:

@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import jinja2
+from typing import TYPE_CHECKING
 
 from orchlib.errors import ConfigError
 from orchlib.plan import Plan, Task
+
+if TYPE_CHECKING:
+    import jinja2
 
 PACKAGED = Path(__file__).parent / "templates"
 TASK_TEMPLATE = "task.md.j2"
@@ -45,6 +48,8 @@ def template_dirs(checkout: Path) -> list[Path]:
 
 @lru_cache(maxsize=8)
 def _environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
+    import jinja2  # only runs that dispatch agents pay for it
+
     loader = jinja2.FileSystemLoader([str(d) for d in dirs])
     return jinja2.Environment(
         loader=loader,
@@ -80,6 +85,8 @@ def render(checkout: Path, plan: Plan, task: Task, given: PromptInput) -> str:
         "feedback": given.feedback,
         **given.extra,
     }
+    import jinja2
+
     try:
         return env.get_template(TASK_TEMPLATE).render(context)
     except jinja2.TemplateError as exc:

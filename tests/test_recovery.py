@@ -24,17 +24,26 @@ from conftest import Checkout, pid_alive
 PLAN = "rec"
 
 
-def write(co: Checkout, tasks: list[dict[str, Any]], projects: tuple[str, ...] = ("a",),
-          plan_id: str = PLAN, **extra: Any) -> dict[str, Any]:  # fmt: skip
-    """A plan of `tasks` (project defaults to the first) run by the fake agent."""
+def write(
+    co: Checkout,
+    tasks: list[dict[str, Any]],
+    projects: tuple[str | dict[str, Any], ...] = ("a",),
+    plan_id: str = PLAN,
+    **extra: Any,
+) -> None:
+    """A plan of `tasks` (project: the first one unless given) run by the fake agent.
+
+    A project is a name (its folder too) or a full mapping; `extra` adds plan keys.
+    """
+    rows = [p if isinstance(p, dict) else {"name": p, "path": p} for p in projects]
     plan = {
         "planId": plan_id,
         "agent": co.agent(),
-        "projects": [{"name": p, "path": p} for p in projects],
-        "tasks": [{"project": projects[0], "title": t["id"], **t} for t in tasks],
+        "projects": rows,
+        "tasks": [{"project": rows[0]["name"], "title": t["id"], **t} for t in tasks],
         **extra,
     }
-    return co.write_plan(plan, f"{plan_id}.json")
+    co.write_plan(plan, f"{plan_id}.json")
 
 
 def output(result: subprocess.CompletedProcess[str]) -> str:
@@ -97,15 +106,8 @@ def test_closed_terminal_is_retried_and_the_reason_is_shown(checkout: Checkout) 
 
 
 def test_retries_come_from_task_project_and_defaults(checkout: Checkout) -> None:
-    write(
-        checkout,
-        [{"id": "a1"}, {"id": "a2", "retries": 1}, {"id": "b1", "project": "b"}],
-        projects=("a", "b"),
-        defaults={"retries": 2},
-    )
-    plan = json.loads((checkout.root / "plans" / f"{PLAN}.json").read_text())
-    plan["projects"][0]["retries"] = 0
-    checkout.write_plan(plan, f"{PLAN}.json")
+    tasks = [{"id": "a1"}, {"id": "a2", "retries": 1}, {"id": "b1", "project": "b"}]
+    write(checkout, tasks, ({"name": "a", "path": "a", "retries": 0}, "b"), defaults={"retries": 2})
     write(checkout, [{"id": "c1"}], projects=("c",), plan_id="plain")
     tries = [[{"say": f"try {n}"}, {"exit": n + 2}] for n in (1, 2, 3)]
     checkout.scenario({t: tries for t in ("a1", "a2", "b1", "c1")})
@@ -169,10 +171,8 @@ def test_stall_with_prompt_on_stdin_kills_the_group_at_once(checkout: Checkout) 
 
 def test_stall_sends_enter_where_stdin_is_open(checkout: Checkout) -> None:
     tasks = [{"id": "x"}, {"id": "y", "project": "b", "agent": checkout.agent("arg")}]
-    write(checkout, tasks, projects=("a", "b"), defaults={"stallTimeout": "1.5s"})
-    plan = json.loads((checkout.root / "plans" / f"{PLAN}.json").read_text())
-    plan["agent"] = checkout.agent("file")
-    checkout.write_plan(plan, f"{PLAN}.json")
+    limits = {"stallTimeout": "1.5s"}
+    write(checkout, tasks, ("a", "b"), agent=checkout.agent("file"), defaults=limits)
     checkout.scenario({
         "x": [[{"read_stdin_line": True}, {"done": "woke up"}]],
         "y": [[{"hang": True}], [{"done": "second"}]],
@@ -433,10 +433,11 @@ def test_killed_doit_then_resume_never_redoes_or_doubles(
 
 
 def deadline_poll(predicate: Any, timeout: float = 20.0) -> None:
-    """Like wait_for, without sleeping between checks: a kill point may last milliseconds."""
+    """Like wait_for, checking every millisecond: a kill point may last only milliseconds."""
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "kill point not reached in time"
+        time.sleep(0.001)
 
 
 def release(co: Checkout, task: str) -> None:
@@ -558,6 +559,7 @@ def test_interrupt_stops_every_agent_group_and_starts_nothing(
         assert tasks_now[task]["status"] == "ERROR"
         assert f"interrupted by {sig.name}" in tasks_now[task]["error"]
     assert tasks_now["after"]["status"] != "DONE"
+    assert f"interrupted by {sig.name}" in checkout.md(PLAN)
     checkout.scenario({})
     assert checkout.doit().returncode == 0
     assert Counter(checkout.dispatched()) == {"stubborn": 2, "parent": 2, "plain": 2, "after": 1}
