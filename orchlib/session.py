@@ -17,7 +17,7 @@ from orchlib.checkout import Checkout
 from orchlib.console import Console
 from orchlib.errors import ConfigError
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
-from orchlib.notify import Notifier
+from orchlib.notify import Notifier, close_all
 from orchlib.plan import Plan, Task
 from orchlib.planchecks import Key
 from orchlib.planfile import locate
@@ -62,11 +62,11 @@ def run_plans(co: Checkout, control: Any, dep_manager: Any, out: IO[str], opts: 
                         *(n.handle for n in notifiers)]:  # fmt: skip
             co.bus.subscribe(handler)
         code = _run(co, control, dep_manager, out, opts, by_plan, previous)
-        for notifier in notifiers:
-            notifier.close(timeout=10.0)
         for store in stores.values():
             store.close()
         out.write(console.summary() + "\n")
+        out.flush()
+        close_all(notifiers, timeout=10.0)
     return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
 
 
