@@ -11,16 +11,19 @@ from orchlib import commands
 from orchlib.loader import PlanLoader
 
 
+# doit's commands that orchlib extends for plan tasks.
+_REPLACED = {"run": commands.Run, "forget": commands.Forget, "info": commands.Info}
+
+
 class OrchMain(DoitMain):  # type: ignore[misc]
     """doit's main with orchlib's commands built in (no dodo.py, no entry points needed)."""
 
     BIN_NAME = "python -m orchlib"
-    DOIT_CMDS = tuple(
-        {"run": commands.Run, "forget": commands.Forget, "info": commands.Info}.get(
-            cmd.get_name(), cmd
-        )
-        for cmd in DoitMain.DOIT_CMDS
-    ) + (commands.Status, commands.Answer)
+    DOIT_CMDS = (
+        *(_REPLACED.get(cmd.get_name(), cmd) for cmd in DoitMain.DOIT_CMDS),
+        commands.Status,
+        commands.Answer,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,11 +17,10 @@ from doit.cmd_run import Run as DoitRun
 from doit.control import TaskControl
 from doit.exceptions import InvalidCommand
 
-from orchlib import loader, state, stamps
+from orchlib import loader, stamps, state
 from orchlib.errors import OrchError
 from orchlib.prompt import template_dirs
 from orchlib.runner import orch_meta
-from orchlib.session import RunOptions, run_plans
 
 
 def _report(exc: OrchError) -> int:
@@ -54,6 +53,8 @@ class Run(DoitRun):  # type: ignore[misc]
         if single:
             for name in control.selected_tasks:
                 control.tasks[name].task_dep = []
+        from orchlib.session import RunOptions, run_plans  # a run with work pays for its imports
+
         opts = RunOptions(bool(continue_), always, num_process, verbosity, force_verbosity)
         out = open(outfile, "w", encoding="utf-8") if isinstance(outfile, str) else outfile  # noqa: SIM115
         try:
@@ -119,7 +120,7 @@ class Info(DoitInfo):  # type: ignore[misc]
 
 
 class Status(Command):  # type: ignore[misc]
-    """doit status: every plan task's state, progress, attempt and last line, and what to do next."""
+    """doit status: each plan task's state, progress, attempt and last line, and what to do next."""
 
     name = "status"
     doc_purpose = "show the state of every plan task (works while a run is going)"

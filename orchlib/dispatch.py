@@ -154,6 +154,7 @@ class TaskRun:
 
         def announce(proc: Proc) -> None:
             self._publish(self._started(number, terminal_id, proc, log, str(prompt_file), False))
+            self.co.bus.sync()  # pid and log are in state.json before the agent may print
 
         exit_file = log.with_suffix(".exit") if self.task.command is not None else None
         proc = spawn(argv, cwd=self.project.root, env=env, log=log, stdin_file=stdin_file,

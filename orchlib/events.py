@@ -129,13 +129,21 @@ class Bus:
 
     def __init__(self) -> None:
         self._handlers: list[Handler] = []
+        self._syncs: list[Callable[[], None]] = []
         self._lock = threading.RLock()
         self.errors: list[str] = []
 
-    def subscribe(self, handler: Handler) -> None:
-        """Add a handler; it sees every later event."""
+    def subscribe(self, handler: Handler, sync: Callable[[], None] | None = None) -> None:
+        """Add a handler; it sees every later event. `sync` makes its effects durable."""
         with self._lock:
             self._handlers.append(handler)
+            if sync is not None:
+                self._syncs.append(sync)
+
+    def sync(self) -> None:
+        """Wait until every handler has made the events so far durable (outside the bus lock)."""
+        for sync in list(self._syncs):
+            sync()
 
     def publish(self, event: Event) -> None:
         """Hand the event to every handler, in subscription order."""

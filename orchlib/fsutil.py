@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Replace `path` with `data` atomically (temp file + fsync + rename); parents are created."""
+def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:
+    """Replace `path` with `data` atomically (temp file + fsync + rename); parents are created.
+
+    `durable=False` skips the fsync: still atomic for readers and against a killed process,
+    only a machine crash may lose the write (for files rewritten many times a second).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -26,7 +30,8 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -81,7 +81,11 @@ def doit_tasks(co: Checkout) -> list[DoitTask]:
     ctx = _Context(co)
     for plan in co.plans.values():
         keep = _kept(co, plan)
-        subtasks = [plan_task(ctx, plan, t, keep) for t in plan.tasks.values() if keep is None or t.id in keep]
+        subtasks = [
+            plan_task(ctx, plan, t, keep)
+            for t in plan.tasks.values()
+            if keep is None or t.id in keep
+        ]
         doc = plan.summary or f"plan {plan.plan_id}"
         names = [t.name for t in subtasks]
         tasks.append(DoitTask(plan.plan_id, None, task_dep=names, has_subtask=True, doc=doc))
@@ -116,7 +120,7 @@ def plan_task(ctx: _Context, plan: Plan, task: Task, keep: set[str] | None = Non
     """One plan task: target = its stamp (and literal outputs), uptodate = the stamp check."""
     co = ctx.co
     stamp = co.stamp_path(plan.plan_id, task.id)
-    targets = [ctx.rel(stamp)] + _literal_outputs(ctx, plan, task)
+    targets = [ctx.rel(stamp), *_literal_outputs(ctx, plan, task)]
     deps = [d for d in task.depends_on if keep is None or d in keep]
     meta = {
         "plan": plan.plan_id,

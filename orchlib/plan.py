@@ -93,7 +93,7 @@ class NotifyTarget:
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated plan. `tasks` keeps plan order; `phases` is executionOrder (given or computed)."""
+    """A validated plan: `tasks` in plan order, `phases` the executionOrder (given or computed)."""
 
     plan_id: str
     source: Path

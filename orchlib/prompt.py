@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from orchlib.errors import ConfigError

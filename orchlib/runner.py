@@ -189,7 +189,7 @@ class _Barrier:
 
     def count(self, dispatcher: Any) -> None:
         """Count this run's tasks per plan phase (the selection and its dependencies)."""
-        for task in _closure(dispatcher.tasks, dispatcher.selected_tasks):
+        for task in closure(dispatcher.tasks, dispatcher.selected_tasks):
             meta = orch_meta(task)
             if meta is not None:
                 self.pending[(meta["plan"], int(meta["phase"]))] += 1
@@ -210,7 +210,7 @@ class _Barrier:
         )
 
 
-def _closure(tasks: dict[str, Any], selected: Iterable[str]) -> list[Any]:
+def closure(tasks: dict[str, Any], selected: Iterable[str]) -> list[Any]:
     seen: dict[str, Any] = {}
     stack = list(selected)
     while stack:

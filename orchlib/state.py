@@ -19,12 +19,14 @@ from types import TracebackType
 
 import filelock
 
-from .events import Event, RunFinished, RunStarted, TaskProgress, TaskStarted, now_iso
+from .events import Event, RunFinished, RunStarted, TaskProgress, now_iso
+from .fsutil import atomic_write
 from .plan import Plan
 from .stateevents import apply_event, reconcile, reset_for_run
 from .statefiles import (
     LOCK_FILE,
     LOCK_TIMEOUT,
+    MARKDOWN_FILE,
     STATE_FILE,
     answer,
     file_id,
@@ -34,6 +36,7 @@ from .statefiles import (
     write_state,
 )
 from .statemodel import (
+    JsonCache,
     PlanState,
     ProjectRecord,
     Question,
@@ -75,6 +78,9 @@ class StateStore:
         self._io = threading.Lock()
         self._filelock = filelock.FileLock(folder / LOCK_FILE, timeout=LOCK_TIMEOUT)
         self._disk_id: tuple[int, int, int] | None = None
+        self._json: JsonCache = {}
+        self._version = self._written = self._md_written = 0
+        self._md_io = threading.Lock()
         self._dirty = self._urgent = True
         self._changed_at = time.monotonic()
         self._last_write = 0.0
@@ -93,16 +99,27 @@ class StateStore:
         self.close()
 
     def handle(self, event: Event) -> None:
-        """Apply a run event (the bus subscriber); TaskStarted is on disk when this returns."""
+        """Apply a run event (the bus subscriber); cheap, the writer thread does the I/O."""
         if event.plan_id != self.plan.plan_id:
             return
         with self._cond:
+            self._version += 1
             self._mark(self._apply(event))
             closing = self._closing
-        if isinstance(event, TaskStarted) and not closing:
-            self._write(markdown=False)
-        elif isinstance(event, RunFinished) or closing:
+        if isinstance(event, RunFinished) or closing:
             self.flush()
+
+    def sync(self) -> None:
+        """Return once every event handled so far is in state.json.
+
+        The dispatcher calls it after TaskStarted, before it lets the agent run. Threads
+        that sync at the same time share one write (group commit).
+        """
+        with self._cond:
+            target = self._version
+        with self._io:
+            if self._written < target:
+                self._write_locked(markdown=False)
 
     def flush(self) -> None:
         """Write both files now."""
@@ -187,18 +204,36 @@ class StateStore:
         return due - time.monotonic()
 
     def _write(self, markdown: bool) -> None:
-        # _io orders snapshots and writes: a later snapshot is never overwritten by an older one.
+        # _io orders state.json writes (a later snapshot is never overwritten by an older one);
+        # rendering orchestration.md happens outside it, so a sync never waits for a render.
         with self._io:
-            with self._cond:
-                state = replace(self._head, tasks=dict(self._tasks))
-                if markdown:
-                    self._dirty = self._urgent = False
-            self.folder.mkdir(parents=True, exist_ok=True)
+            state, version = self._write_locked(markdown)
+        if markdown:
+            self._write_markdown(state, version)
+
+    def _write_locked(self, markdown: bool) -> tuple[PlanState, int]:
+        with self._cond:
+            state = replace(self._head, tasks=dict(self._tasks))
+            version = self._version
+            if markdown:
+                self._dirty = self._urgent = False
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self._filelock:
+            state = self._merge_answers(with_projects(state))
+            write_state(self.folder, state, None, self._json)
+            self._disk_id = file_id(self.folder / STATE_FILE)
+        self._written = max(self._written, version)
+        self._last_write = time.monotonic()
+        return state, version
+
+    def _write_markdown(self, state: PlanState, version: int) -> None:
+        with self._md_io:
+            if version < self._md_written:
+                return  # a newer state's markdown is already on disk
+            text = self._renderer.render(state).encode("utf-8", "replace")
             with self._filelock:
-                state = self._merge_answers(with_projects(state))
-                write_state(self.folder, state, self._renderer if markdown else None)
-                self._disk_id = file_id(self.folder / STATE_FILE)
-            self._last_write = time.monotonic()
+                atomic_write(self.folder / MARKDOWN_FILE, text, durable=False)
+            self._md_written = version
 
     def _merge_answers(self, state: PlanState) -> PlanState:
         """Take answers `doit answer` wrote since our last write (caller holds the file lock)."""

@@ -8,7 +8,6 @@ they wrote before its next write.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,15 @@ from .events import now_iso
 from .fsutil import atomic_write, read_json
 from .plan import Plan
 from .stateevents import reconcile
-from .statemodel import PlanState, Status, TaskRecord, derive_projects, from_json, to_json
+from .statemodel import (
+    JsonCache,
+    PlanState,
+    Status,
+    TaskRecord,
+    derive_projects,
+    dumps_state,
+    from_json,
+)
 from .staterender import MarkdownRenderer, one_line
 
 STATE_FILE = "state.json"
@@ -35,12 +42,22 @@ def load(folder: Path) -> PlanState | None:
     return None if data is None else from_json(data)
 
 
-def write_state(folder: Path, state: PlanState, renderer: MarkdownRenderer | None) -> None:
-    """Write state.json, then orchestration.md when a renderer is given (caller holds the lock)."""
-    text = json.dumps(to_json(state), indent=2, ensure_ascii=False) + "\n"
-    atomic_write(folder / STATE_FILE, text.encode("utf-8", "replace"))
+def write_state(
+    folder: Path,
+    state: PlanState,
+    renderer: MarkdownRenderer | None,
+    cache: JsonCache | None = None,
+) -> None:
+    """Write state.json, then orchestration.md when a renderer is given (caller holds the lock).
+
+    Both files are rewritten many times a second, so they are atomic but not fsynced
+    (the stamps, the source of truth for "done", are).
+    """
+    text = dumps_state(state, {} if cache is None else cache)
+    atomic_write(folder / STATE_FILE, text.encode("utf-8", "replace"), durable=False)
     if renderer is not None:
-        atomic_write(folder / MARKDOWN_FILE, renderer.render(state).encode("utf-8", "replace"))
+        markdown = renderer.render(state).encode("utf-8", "replace")
+        atomic_write(folder / MARKDOWN_FILE, markdown, durable=False)
 
 
 def with_projects(state: PlanState) -> PlanState:

@@ -8,6 +8,8 @@ shallow copy. Everything here is pure (no I/O); `state.py` owns the files and
 from __future__ import annotations
 
 import enum
+import functools
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -131,8 +133,13 @@ def _plain(value: object) -> object:
     return value
 
 
+@functools.cache
+def _json_names(cls: type) -> tuple[tuple[str, str], ...]:
+    return tuple((f.name, _camel(f.name)) for f in fields(cls))
+
+
 def _record_json(record: Any) -> dict[str, object]:
-    return {_camel(f.name): _plain(getattr(record, f.name)) for f in fields(record)}
+    return {key: _plain(getattr(record, name)) for name, key in _json_names(type(record))}
 
 
 def to_json(state: PlanState) -> dict[str, object]:
@@ -141,6 +148,30 @@ def to_json(state: PlanState) -> dict[str, object]:
     data.update(_record_json(replace(state, tasks={})))
     data["tasks"] = [_record_json(task) for task in state.tasks.values()]
     return data
+
+
+JsonCache = dict[tuple[str, str], tuple[object, str]]
+
+
+def dumps_state(state: PlanState, cache: JsonCache) -> str:
+    """state.json's text, one project or task per line; unchanged records reuse their JSON.
+
+    Records are frozen, so the same object always has the same JSON: a run of 1,000 tasks
+    re-encodes only the records an event replaced.
+    """
+    head = {"version": STATE_VERSION, **_record_json(replace(state, tasks={}, projects=()))}
+    del head["projects"], head["tasks"]
+    projects = ",\n".join(_row(cache, "p", p.name, p) for p in state.projects)
+    tasks = ",\n".join(_row(cache, "t", t.id, t) for t in state.tasks.values())
+    text = json.dumps(head, ensure_ascii=False)[:-1]
+    return f'{text}, "projects": [\n{projects}\n], "tasks": [\n{tasks}\n]}}\n'
+
+
+def _row(cache: JsonCache, kind: str, key: str, record: object) -> str:
+    hit = cache.get((kind, key))
+    if hit is None or hit[0] is not record:
+        hit = cache[(kind, key)] = (record, json.dumps(_record_json(record), ensure_ascii=False))
+    return hit[1]
 
 
 def _typed(*types: type) -> Callable[[object], object]:
@@ -272,7 +303,10 @@ def _project(project: ProjectRecord, tasks: list[TaskRecord]) -> ProjectRecord:
         status = "failed"
     if Status.IN_PROGRESS in statuses:
         status = "active"
-    return replace(project, terminal_id=latest.terminal_id if latest else "", status=status)
+    terminal_id = latest.terminal_id if latest else ""
+    if (project.terminal_id, project.status) == (terminal_id, status):
+        return project  # unchanged: the same record keeps its cached JSON
+    return replace(project, terminal_id=terminal_id, status=status)
 
 
 def qa_history(state: PlanState, task_id: str) -> list[tuple[str, str]]:

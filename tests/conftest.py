@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -136,10 +137,8 @@ def checkout(tmp_path: Path) -> Iterator[Checkout]:
 
 def _kill_leftovers(co: Checkout) -> None:
     for rec in co.records():
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(rec["pid"], signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def pid_alive(pid: int) -> bool:

@@ -179,7 +179,8 @@ def test_ansi_and_json_escaped_markers(checkout: Checkout) -> None:
     checkout.seed()
     checkout.scenario({
         "t1": [[{"say": "\x1b[32m[DONE:{tid}]\x1b[0m coloured \x1b[1mdone\x1b[0m"}]],
-        "t2": [[{"say": '{"type":"text","text":"ok [DONE:{tid}] json \\"quoted\\" caf\\u00e9\\nmore"}'}]],
+        "t2": [[{"say": '{"type":"text","text":"ok [DONE:{tid}] json \\"quoted\\" '
+                         'caf\\u00e9\\nmore"}'}]],
         "t3": [[{"echo_done": "quoted summary"}]],
     })  # fmt: skip
     assert checkout.doit().returncode == 0
@@ -292,7 +293,8 @@ def test_shell_tasks_with_verify_and_outputs(checkout: Checkout) -> None:
         "planId": "sh",
         "projects": [{"name": "p", "path": "p"}],
         "tasks": [
-            {"id": "make", "project": "p", "title": "make", "command": "echo hi > out.txt; echo built",
+            {"id": "make", "project": "p", "title": "make",
+             "command": "echo hi > out.txt; echo built",
              "outputs": ["out.txt"], "verify": ["grep", "-q", "hi", "out.txt"]},
             {"id": "bad", "project": "p", "title": "bad", "command": ["sh", "-c", "exit 4"]},
         ],

@@ -384,7 +384,7 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
     }
 
 
-def test_task_started_is_on_disk_before_handle_returns(
+def test_task_started_is_on_disk_when_sync_returns(
     store: StateStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.flush()
@@ -392,6 +392,7 @@ def test_task_started_is_on_disk_before_handle_returns(
     store.handle(TaskUpToDate(P, "t2", summary="old"))
     assert task_json(tmp_path, "t2")["status"] == "PENDING"  # not written yet: coalesced
     store.handle(started("t1", term="term-x"))
+    store.sync()
     record = task_json(tmp_path, "t1")
     assert (record["status"], record["pid"], record["terminalId"]) == (
         "IN_PROGRESS",
@@ -421,7 +422,11 @@ def test_ten_thousand_progress_lines_are_cheap_and_coalesced(
     feed(store, started("t1"))
     writes: list[Path] = []
     real = statefiles.atomic_write
-    monkeypatch.setattr(statefiles, "atomic_write", lambda p, d: (writes.append(p), real(p, d)))
+    def counting(p: Path, d: bytes, **kw: bool) -> None:
+        writes.append(p)
+        real(p, d, **kw)
+
+    monkeypatch.setattr(statefiles, "atomic_write", counting)
     begin = time.perf_counter()
     for i in range(10_000):
         store.handle(TaskProgress(P, "t1", i % 100, f"step {i}"))
