@@ -10,7 +10,6 @@ from doit.doit_cmd import DoitMain
 from orchlib import commands
 from orchlib.loader import PlanLoader
 
-
 # doit's commands that orchlib extends for plan tasks.
 _REPLACED = {"run": commands.Run, "forget": commands.Forget, "info": commands.Info}
 

@@ -40,7 +40,7 @@ def run_plans(co: Checkout, control: Any, dep_manager: Any, out: IO[str], opts: 
     """Run doit's selection of plan tasks; the exit code follows DESIGN §4."""
     chosen = [t for t in closure(control.tasks, control.selected_tasks) if orch_meta(t)]
     chosen.sort(key=lambda t: (orch_meta(t)["plan"], orch_meta(t)["index"]))  # type: ignore[index]
-    with run_lock(co.orch_dir):
+    with _signals(co), run_lock(co.orch_dir):
         if not chosen:
             done = sum(len(ids) for ids in co.up_to_date.values())
             out.write(f"orchlib: {done} tasks up to date, nothing to do\n")
@@ -83,8 +83,7 @@ class PlanRun:
         try:
             self._announce()
             runner = self._runner(control, dep_manager, opts)
-            with _signals(self.co):
-                code = int(runner.run_all(control.task_dispatcher()))
+            code = int(runner.run_all(control.task_dispatcher()))
             for pid in self.by_plan:
                 self.co.bus.publish(RunFinished(pid, interrupted=self.co.interrupt.signal_name))
         finally:

@@ -8,7 +8,6 @@ shallow copy. Everything here is pure (no I/O); `state.py` owns the files and
 from __future__ import annotations
 
 import enum
-import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -133,9 +132,14 @@ def _plain(value: object) -> object:
     return value
 
 
-@functools.cache
+_JSON_NAMES: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
 def _json_names(cls: type) -> tuple[tuple[str, str], ...]:
-    return tuple((f.name, _camel(f.name)) for f in fields(cls))
+    names = _JSON_NAMES.get(cls)
+    if names is None:
+        names = _JSON_NAMES[cls] = tuple((f.name, _camel(f.name)) for f in fields(cls))
+    return names
 
 
 def _record_json(record: Any) -> dict[str, object]:

@@ -151,6 +151,8 @@ def next_steps(plan_id: str, state: PlanState) -> list[str]:
 def _step(name: str, task: TaskRecord, state: PlanState) -> str:
     if task.status is Status.QUESTION:
         return f'  {name} waits for an answer: doit answer {name} "<your answer>"'
+    if task.status is Status.ERROR and task.error.startswith("interrupted"):
+        return f"  {name} was interrupted: re-run `doit` to resume"
     if task.status is Status.ERROR:
         return f"  {name} failed: fix the cause and re-run `doit` (`doit forget {name}` resets it)"
     if task.status is Status.SKIPPED:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import select
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -221,14 +221,13 @@ class Waiter:
 
     def __init__(self, log: Path, pid: int, wake_fd: int | None) -> None:
         self._poll = select.poll()
-        self._fds: list[int] = []
-        self._inotify = _inotify_watch(log)
-        pidfd = _pidfd(pid)
-        for fd in (self._inotify, pidfd, wake_fd):
+        self._watch = _INOTIFY.watch(log)
+        self._inotify = self._watch[0] if self._watch else None
+        self._pidfd = _pidfd(pid)
+        for fd in (self._inotify, self._pidfd, wake_fd):
             if fd is not None:
                 self._poll.register(fd, select.POLLIN)
-        self._fds = [fd for fd in (self._inotify, pidfd) if fd is not None]
-        self._exact = self._inotify is not None and pidfd is not None
+        self._exact = self._inotify is not None and self._pidfd is not None
 
     def wait(self, timeout: float | None) -> None:
         """Block until something may have happened, at most `timeout` seconds."""
@@ -240,11 +239,14 @@ class Waiter:
             _drain(self._inotify)
 
     def close(self) -> None:
-        """Release the kernel handles."""
-        for fd in self._fds:
+        """Release the kernel handles (the inotify instance goes back to the pool)."""
+        if self._pidfd is not None:
             with contextlib.suppress(OSError):
-                os.close(fd)
-        self._fds = []
+                os.close(self._pidfd)
+            self._pidfd = None
+        if self._watch is not None:
+            _INOTIFY.release(self._watch)
+            self._watch = None
 
 
 def _pidfd(pid: int) -> int | None:
@@ -258,25 +260,65 @@ def _pidfd(pid: int) -> int | None:
 
 
 _IN_MODIFY = 0x00000002
-_libc: ctypes.CDLL | None = None
 
 
-def _inotify_watch(path: Path) -> int | None:
-    global _libc
-    if not hasattr(os, "pidfd_open"):
-        return None
-    try:
-        if _libc is None:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        fd = int(_libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
-    except (OSError, AttributeError):
-        return None
-    if fd < 0:
-        return None
-    if _libc.inotify_add_watch(fd, os.fsencode(path), _IN_MODIFY) < 0:
+class _InotifyPool:
+    """inotify instances, reused: closing one costs ~10 ms (the kernel waits for RCU),
+    while adding and removing a watch costs microseconds."""
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self._free: list[int] = []
+        self._lock = threading.Lock()
+        self._libc: ctypes.CDLL | None = None
+
+    def watch(self, path: Path) -> tuple[int, int] | None:
+        """(instance fd, watch descriptor) for modifications of `path`; None if unsupported."""
+        libc = self._lib()
+        if libc is None:
+            return None
+        fd = self._take(libc)
+        if fd < 0:
+            return None
+        wd = int(libc.inotify_add_watch(fd, os.fsencode(path), _IN_MODIFY))
+        if wd < 0:
+            self._give(fd)
+            return None
+        return fd, wd
+
+    def release(self, watch: tuple[int, int]) -> None:
+        """Remove the watch and keep the instance for the next attempt."""
+        fd, wd = watch
+        libc = self._lib()
+        if libc is not None:
+            libc.inotify_rm_watch(fd, wd)
+        _drain(fd)
+        self._give(fd)
+
+    def _lib(self) -> ctypes.CDLL | None:
+        if self._libc is None and hasattr(os, "pidfd_open"):  # Linux 5.3+: both or neither
+            with contextlib.suppress(OSError):
+                self._libc = ctypes.CDLL(None, use_errno=True)
+        if self._libc is None or not hasattr(self._libc, "inotify_init1"):
+            return None
+        return self._libc
+
+    def _take(self, libc: ctypes.CDLL) -> int:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+
+    def _give(self, fd: int) -> None:
+        with self._lock:
+            if len(self._free) < self.SIZE:
+                self._free.append(fd)
+                return
         os.close(fd)
-        return None
-    return fd
+
+
+_INOTIFY = _InotifyPool()
 
 
 def _drain(fd: int) -> None:
