@@ -42,6 +42,8 @@ class PlanRunner(Runner):  # type: ignore[misc]
         self.co = checkout
         self.previous = previous
         self.results: queue.Queue[tuple[Any, Any]] = queue.Queue()
+        self.jobs: queue.Queue[Any] = queue.Queue()
+        self.workers: list[threading.Thread] = []
         self.running: dict[str, Any] = {}
         self.busy: set[str] = set()
         self.ready: list[Any] = []
@@ -52,6 +54,13 @@ class PlanRunner(Runner):  # type: ignore[misc]
 
     def run_tasks(self, task_dispatcher: Any) -> None:
         """Pull ready tasks from doit's dispatcher; start those whose project is free."""
+        try:
+            self._schedule(task_dispatcher)
+        finally:
+            for _ in self.workers:
+                self.jobs.put(None)
+
+    def _schedule(self, task_dispatcher: Any) -> None:
         self.barrier.count(task_dispatcher)
         exhausted, completed = False, None
         while True:
@@ -118,15 +127,20 @@ class PlanRunner(Runner):  # type: ignore[misc]
         self.ready.remove(node)
         self.busy.add(meta["root"])
         self.running[node.task.name] = node
-        worker = threading.Thread(target=self._work, args=(node,), name=node.task.name, daemon=True)
-        worker.start()
+        if len(self.workers) < len(self.running):  # threads are kept: starting one is not free
+            worker = threading.Thread(target=self._work, name=f"slot-{len(self.workers)}")
+            worker.daemon = True
+            worker.start()
+            self.workers.append(worker)
+        self.jobs.put(node)
 
-    def _work(self, node: Any) -> None:
-        try:
-            fail = self.execute_task(node.task)
-        except BaseException as exc:  # never lose a worker's result: the run would hang
-            fail = TaskError(f"orchlib internal error: {exc!r}", exc)
-        self.results.put((node, fail))
+    def _work(self) -> None:
+        while (node := self.jobs.get()) is not None:
+            try:
+                fail = self.execute_task(node.task)
+            except BaseException as exc:  # never lose a worker's result: the run would hang
+                fail = TaskError(f"orchlib internal error: {exc!r}", exc)
+            self.results.put((node, fail))
 
     def _collect(self) -> Any:
         """Wait for one running task to finish and record its result."""
