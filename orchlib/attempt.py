@@ -28,6 +28,7 @@ class Result(enum.Enum):
     INTERRUPTED = "interrupted"
 
 
+READ_BLOCK = 1 << 16
 RETRIED = {Result.CLOSED, Result.STALLED, Result.TIMEOUT}
 
 
@@ -112,7 +113,8 @@ def follow(f: Follow) -> Outcome:
         with f.log.open("rb") as reader:
             _catch_up(watch, reader)
             _loop(watch, reader, waiter)
-            watch.take(_read_all(reader), at_eof=True)
+            _consume(watch, reader)
+            watch.take(b"", at_eof=True)
     finally:
         waiter.close()
         f.proc.terminate(grace=0.5 if watch.forced else 2.0)
@@ -121,7 +123,7 @@ def follow(f: Follow) -> Outcome:
 
 def _catch_up(watch: _Watch, reader: BinaryIO) -> None:
     """Read what an adopted attempt printed unwatched; its marker counts from the log's mtime."""
-    watch.take(_read_all(reader))
+    _consume(watch, reader)
     if watch.final is not None:
         watch.final_at = min(watch.final_at, watch.last_output)
 
@@ -129,9 +131,7 @@ def _catch_up(watch: _Watch, reader: BinaryIO) -> None:
 def _loop(watch: _Watch, reader: BinaryIO, waiter: Waiter) -> None:
     f = watch.f
     while True:
-        data = _read_all(reader)
-        if data:
-            watch.take(data)
+        if _consume(watch, reader):
             watch.last_output = time.monotonic()
             watch.enter_sent = False
         if f.proc.poll() is not None:
@@ -169,11 +169,13 @@ def _deadlines(watch: _Watch) -> float | None:
     return min(waits, default=3600.0)
 
 
-def _read_all(reader: BinaryIO) -> bytes:
-    chunks = []
-    while block := reader.read(1 << 16):
-        chunks.append(block)
-    return b"".join(chunks)
+def _consume(watch: _Watch, reader: BinaryIO) -> bool:
+    """Feed what the log grew by, a block at a time: a transcript is never held whole."""
+    got = False
+    while block := reader.read(READ_BLOCK):
+        watch.take(block)
+        got = True
+    return got
 
 
 def _outcome(watch: _Watch, result: Result, text: str) -> Outcome:
