@@ -8,6 +8,7 @@ gives the slot to another ready task. It reuses doit's dispatcher (dependency or
 
 from __future__ import annotations
 
+import heapq
 import queue
 import threading
 from collections import Counter
@@ -46,7 +47,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
         self.workers: list[threading.Thread] = []
         self.running: dict[str, Any] = {}
         self.busy: set[str] = set()
-        self.ready: list[Any] = []
+        self.ready = _Ready()
         self.barrier = _Barrier(checkout)
         self.ranks: dict[tuple[str, str], float] = {}
         for plan in checkout.plans.values():
@@ -95,7 +96,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
             elif orch_meta(node.task) is None:
                 self.process_task_result(node, self.execute_task(node.task))
             else:
-                self.ready.append(node)
+                self.ready.add(node)
                 node = None
 
     def _start(self, force: bool = False) -> None:
@@ -113,10 +114,8 @@ class PlanRunner(Runner):  # type: ignore[misc]
             force = False
 
     def _candidates(self) -> list[Any]:
-        firsts: dict[str, Any] = {}
-        for node in sorted(self.ready, key=lambda n: _order(orch_meta(n.task))):
-            firsts.setdefault(orch_meta(node.task)["root"], node)  # type: ignore[index]
-        free = [n for root, n in firsts.items() if root not in self.busy]
+        """The first ready task of each free project, longest remaining path first."""
+        free = self.ready.heads(self.busy)
         return sorted(free, key=lambda n: (-self._rank(n), _order(orch_meta(n.task))))
 
     def _rank(self, node: Any) -> float:
@@ -124,7 +123,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
         return self.ranks.get((meta.get("plan", ""), meta.get("task", "")), 0.0)
 
     def _launch(self, node: Any, meta: dict[str, Any]) -> None:
-        self.ready.remove(node)
+        self.ready.pop(meta["root"])
         self.busy.add(meta["root"])
         self.running[node.task.name] = node
         if len(self.workers) < len(self.running):  # threads are kept: starting one is not free
@@ -192,6 +191,36 @@ def critical_ranks(plan: Plan) -> dict[str, float]:
             own = plan.tasks[task_id].estimated_minutes or 1.0
             ranks[task_id] = own + max(after, default=0.0)
     return ranks
+
+
+class _Ready:
+    """Selected tasks waiting for their project's terminal: per project, a heap in plan order."""
+
+    def __init__(self) -> None:
+        self._heaps: dict[str, list[tuple[tuple[int, int], int, Any]]] = {}
+        self._seq = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._heaps)
+
+    def add(self, node: Any) -> None:
+        """A task doit selected to run."""
+        meta = orch_meta(node.task)
+        assert meta is not None
+        self._seq += 1
+        heapq.heappush(self._heaps.setdefault(meta["root"], []), (_order(meta), self._seq, node))
+
+    def heads(self, busy: set[str]) -> list[Any]:
+        """The earliest waiting task of every project not in `busy`."""
+        return [heap[0][2] for root, heap in self._heaps.items() if root not in busy]
+
+    def pop(self, root: str) -> Any:
+        """Take the earliest waiting task of a project."""
+        heap = self._heaps[root]
+        node = heapq.heappop(heap)[2]
+        if not heap:
+            del self._heaps[root]
+        return node
 
 
 class _Barrier:

@@ -63,6 +63,7 @@ __all__ = [
 COALESCE_SECONDS = 0.05  # a burst of events becomes one write
 PROGRESS_INTERVAL = 0.25  # progress-only changes: at most 4 writes a second
 MAX_ERRORS = 100
+RENDER_SHARE = 10.0  # wait at least 10x the last render's duration before the next
 
 
 class StateStore:
@@ -81,6 +82,7 @@ class StateStore:
         self._json: JsonCache = {}
         self._version = self._written = self._md_written = 0
         self._md_io = threading.Lock()
+        self._md_at = self._md_cost = 0.0
         self._dirty = self._urgent = True
         self._changed_at = time.monotonic()
         self._last_write = 0.0
@@ -201,6 +203,8 @@ class StateStore:
         due = self._changed_at + COALESCE_SECONDS
         if not self._urgent:
             due = max(due, self._last_write + PROGRESS_INTERVAL)
+        # A huge plan's markdown takes long to render: never spend more than ~10% on it.
+        due = max(due, self._md_at + RENDER_SHARE * self._md_cost)
         return due - time.monotonic()
 
     def _write(self, markdown: bool) -> None:
@@ -230,7 +234,9 @@ class StateStore:
         with self._md_io:
             if version < self._md_written:
                 return  # a newer state's markdown is already on disk
+            started = time.monotonic()
             text = self._renderer.render(state).encode("utf-8", "replace")
+            self._md_at, self._md_cost = time.monotonic(), time.monotonic() - started
             with self._filelock:
                 atomic_write(self.folder / MARKDOWN_FILE, text, durable=False)
             self._md_written = version
