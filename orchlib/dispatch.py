@@ -14,7 +14,7 @@ from orchlib.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.checkout import Checkout
 from orchlib.checks import run_checks
 from orchlib.events import TaskDone, TaskFailed, TaskProgress, TaskStarted, TaskWaiting, now_iso
-from orchlib.fsutil import atomic_write
+from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import Plan, Task
 from orchlib.prompt import DoneDependency, PromptInput, render
 from orchlib.state import TaskRecord
@@ -146,14 +146,17 @@ class TaskRun:
     def _attempt(self, number: int, feedback: str) -> Attempted:
         terminal_id = f"term-{self.task.id}-{number}-{secrets.token_hex(3)}"
         prompt_file = self.co.prompt_path(self.plan.plan_id, self.task.id, number)
-        atomic_write(prompt_file, self._prompt(terminal_id, number, feedback))
+        if self.task.command is None:  # a shell task has no prompt
+            text = self._prompt(terminal_id, number, feedback)
+            atomic_write(prompt_file, text, durable=False)  # a lost prompt is re-rendered
         log = self.co.log_path(self.plan.plan_id, self.task.id, number)
         argv, env, stdin_file, keep = self._command(terminal_id, number, prompt_file)
-        self.project.root.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.project.root)
         started = time.monotonic()
 
         def announce(proc: Proc) -> None:
-            self._publish(self._started(number, terminal_id, proc, log, str(prompt_file), False))
+            prompt = str(prompt_file) if self.task.command is None else ""
+            self._publish(self._started(number, terminal_id, proc, log, prompt, False))
             self.co.bus.sync()  # pid and log are in state.json before the agent may print
 
         exit_file = log.with_suffix(".exit") if self.task.command is not None else None
@@ -213,7 +216,7 @@ class TaskRun:
             "ORCH_TASK_ID": self.task.id,
             "ORCH_PROJECT": self.project.name,
             "ORCH_ATTEMPT": str(number),
-            "ORCH_PROMPT_FILE": str(prompt_file),
+            "ORCH_PROMPT_FILE": str(prompt_file) if self.task.command is None else "",
         }
 
     def _resume_session(self) -> str | None:

@@ -8,11 +8,22 @@ is fsynced, then renamed over the target.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
-import secrets
+import threading
 from pathlib import Path
 from typing import Any
+
+_made: set[Path] = set()
+_counter = itertools.count()
+
+
+def ensure_dir(folder: Path) -> None:
+    """mkdir -p, once per folder per process (a run writes thousands of files in a few)."""
+    if folder not in _made:
+        folder.mkdir(parents=True, exist_ok=True)
+        _made.add(folder)
 
 
 def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:
@@ -21,9 +32,10 @@ def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:
     `durable=False` skips the fsync: still atomic for readers and against a killed process,
     only a machine crash may lose the write (for files rewritten many times a second).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    unique = f"{os.getpid()}.{threading.get_ident()}.{next(_counter)}"
+    tmp = path.with_name(f".{path.name}.{unique}.tmp")
     # os.open with 0o666 lets the umask decide the mode, as a plain open() would.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

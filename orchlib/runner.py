@@ -96,7 +96,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
             elif orch_meta(node.task) is None:
                 self.process_task_result(node, self.execute_task(node.task))
             else:
-                self.ready.add(node)
+                meta = orch_meta(node.task)
+                assert meta is not None
+                self.ready.add(node, meta, self.ranks.get((meta["plan"], meta["task"]), 0.0))
                 node = None
 
     def _start(self, force: bool = False) -> None:
@@ -115,12 +117,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
 
     def _candidates(self) -> list[Any]:
         """The first ready task of each free project, longest remaining path first."""
-        free = self.ready.heads(self.busy)
-        return sorted(free, key=lambda n: (-self._rank(n), _order(orch_meta(n.task))))
-
-    def _rank(self, node: Any) -> float:
-        meta = orch_meta(node.task) or {}
-        return self.ranks.get((meta.get("plan", ""), meta.get("task", "")), 0.0)
+        return [node for _, node in sorted(self.ready.heads(self.busy), key=lambda h: h[0])]
 
     def _launch(self, node: Any, meta: dict[str, Any]) -> None:
         self.ready.pop(meta["root"])
@@ -197,27 +194,31 @@ class _Ready:
     """Selected tasks waiting for their project's terminal: per project, a heap in plan order."""
 
     def __init__(self) -> None:
-        self._heaps: dict[str, list[tuple[tuple[int, int], int, Any]]] = {}
+        self._heaps: dict[str, list[tuple[tuple[int, int], int, float, Any]]] = {}
         self._seq = 0
 
     def __bool__(self) -> bool:
         return bool(self._heaps)
 
-    def add(self, node: Any) -> None:
-        """A task doit selected to run."""
-        meta = orch_meta(node.task)
-        assert meta is not None
+    def add(self, node: Any, meta: dict[str, Any], rank: float) -> None:
+        """A task doit selected to run; `rank` is its longest remaining path."""
         self._seq += 1
-        heapq.heappush(self._heaps.setdefault(meta["root"], []), (_order(meta), self._seq, node))
+        entry = (_order(meta), self._seq, rank, node)
+        heapq.heappush(self._heaps.setdefault(meta["root"], []), entry)
 
-    def heads(self, busy: set[str]) -> list[Any]:
-        """The earliest waiting task of every project not in `busy`."""
-        return [heap[0][2] for root, heap in self._heaps.items() if root not in busy]
+    def heads(self, busy: set[str]) -> list[tuple[tuple[float, int, int], Any]]:
+        """(priority, task): the earliest waiting task of every project not in `busy`."""
+        heads = []
+        for root, heap in self._heaps.items():
+            if root not in busy:
+                order, _, rank, node = heap[0]
+                heads.append(((-rank, *order), node))
+        return heads
 
     def pop(self, root: str) -> Any:
         """Take the earliest waiting task of a project."""
         heap = self._heaps[root]
-        node = heapq.heappop(heap)[2]
+        node = heapq.heappop(heap)[3]
         if not heap:
             del self._heaps[root]
         return node

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -40,7 +41,7 @@ def run_plans(co: Checkout, control: Any, dep_manager: Any, out: IO[str], opts: 
     """Run doit's selection of plan tasks; the exit code follows DESIGN §4."""
     chosen = [t for t in closure(control.tasks, control.selected_tasks) if orch_meta(t)]
     chosen.sort(key=lambda t: (orch_meta(t)["plan"], orch_meta(t)["index"]))  # type: ignore[index]
-    with _signals(co), run_lock(co.orch_dir):
+    with _signals(co), _short_gil_slices(), run_lock(co.orch_dir):
         if not chosen:
             done = sum(len(ids) for ids in co.up_to_date.values())
             out.write(f"orchlib: {done} tasks up to date, nothing to do\n")
@@ -119,6 +120,22 @@ class PlanRun:
         args = (dep_manager, reporter, opts.continue_, opts.always, stream)
         slots = opts.slots or len(roots)
         return PlanRunner(*args, slots=slots, checkout=self.co, previous=self.previous)
+
+
+@contextlib.contextmanager
+def _short_gil_slices() -> Iterator[None]:
+    """Hand the GIL over every 1 ms instead of 5 ms while the run's threads work.
+
+    Each attempt's thread mostly waits in syscalls; with the default interval a thread
+    returning from one waits up to 5 ms for the GIL (measured: 300 short tasks, -n 8,
+    2.5 s -> 2.1 s).
+    """
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from types import TracebackType
 import filelock
 
 from .events import Event, RunFinished, RunStarted, TaskProgress, now_iso
-from .fsutil import atomic_write
+from .fsutil import atomic_write, ensure_dir
 from .plan import Plan
 from .stateevents import apply_event, reconcile, reset_for_run
 from .statefiles import (
@@ -221,7 +221,7 @@ class StateStore:
             version = self._version
             if markdown:
                 self._dirty = self._urgent = False
-        self.folder.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.folder)
         with self._filelock:
             state = self._merge_answers(with_projects(state))
             write_state(self.folder, state, None, self._json)

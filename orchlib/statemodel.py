@@ -173,7 +173,9 @@ def dumps_state(state: PlanState, cache: JsonCache) -> str:
 
 def _row(cache: JsonCache, kind: str, key: str, record: object) -> str:
     hit = cache.get((kind, key))
-    if hit is None or hit[0] is not record:
+    # Tasks: the same frozen object means the same JSON. Projects are derived anew on each
+    # write, so they compare by value (four strings).
+    if hit is None or (hit[0] is not record and (kind == "t" or hit[0] != record)):
         hit = cache[(kind, key)] = (record, json.dumps(_record_json(record), ensure_ascii=False))
     return hit[1]
 
@@ -290,27 +292,44 @@ def plan_status(state: PlanState) -> str:
 
 
 def derive_projects(state: PlanState) -> tuple[ProjectRecord, ...]:
-    """Projects with the terminal of their latest attempt and a status from their tasks."""
-    by_project: dict[str, list[TaskRecord]] = {}
+    """Projects with the terminal of their latest attempt and a status from their tasks.
+
+    One pass over the tasks (it runs on every state write of a run).
+    """
+    seen: dict[str, _Seen] = {p.name: _Seen() for p in state.projects}
     for task in state.tasks.values():
-        by_project.setdefault(task.project, []).append(task)
-    return tuple(_project(p, by_project.get(p.name, [])) for p in state.projects)
+        found = seen.get(task.project)
+        if found is not None:
+            found.add(task)
+    return tuple(seen[p.name].project(p) for p in state.projects)
 
 
-def _project(project: ProjectRecord, tasks: list[TaskRecord]) -> ProjectRecord:
-    """active: a task runs; failed: a task failed; done: all done; idle otherwise."""
-    ran = [t for t in tasks if t.terminal_id]
-    latest = max(ran, key=lambda t: t.started_at or t.finished_at, default=None)
-    statuses = {t.status for t in tasks}
-    status = "done" if tasks and statuses <= {Status.DONE} else "idle"
-    if Status.ERROR in statuses:
-        status = "failed"
-    if Status.IN_PROGRESS in statuses:
-        status = "active"
-    terminal_id = latest.terminal_id if latest else ""
-    if (project.terminal_id, project.status) == (terminal_id, status):
-        return project  # unchanged: the same record keeps its cached JSON
-    return replace(project, terminal_id=terminal_id, status=status)
+class _Seen:
+    """What a project's tasks say: any running, any failed, all done, the latest terminal."""
+
+    __slots__ = ("any_task", "failed", "latest", "running", "undone", "when")
+
+    def __init__(self) -> None:
+        self.any_task = self.failed = self.running = self.undone = False
+        self.latest, self.when = "", ""
+
+    def add(self, task: TaskRecord) -> None:
+        status = task.status
+        self.any_task = True
+        self.running = self.running or status is Status.IN_PROGRESS
+        self.failed = self.failed or status is Status.ERROR
+        self.undone = self.undone or status is not Status.DONE
+        when = task.started_at or task.finished_at
+        if task.terminal_id and (not self.latest or when > self.when):
+            self.latest, self.when = task.terminal_id, when
+
+    def project(self, project: ProjectRecord) -> ProjectRecord:
+        """active: a task runs; failed: a task failed; done: all done; idle otherwise."""
+        status = "done" if self.any_task and not self.undone else "idle"
+        status = "active" if self.running else "failed" if self.failed else status
+        if (project.terminal_id, project.status) == (self.latest, status):
+            return project  # unchanged: the same record keeps its cached JSON
+        return replace(project, terminal_id=self.latest, status=status)
 
 
 def qa_history(state: PlanState, task_id: str) -> list[tuple[str, str]]:

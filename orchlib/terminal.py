@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from orchlib.fsutil import ensure_dir
+
 # The argv follows as "$@": plan text is never part of this script.
 _GATE = 'IFS= read -r _ || exit 75; exec "$@"'
 _GATE_FROM = 'IFS= read -r _ || exit 75; exec "$@" < "$ORCH_STDIN_FILE"'
@@ -119,7 +121,7 @@ def spawn(
     stalled agent can be sent Enter), else empty. With `exit_file` the exit code is also
     written there (and stdin is never kept open).
     """
-    log.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(log.parent)
     keep_stdin = keep_stdin and exit_file is None
     script, child_env = _gate_script(env, stdin_file, keep_stdin)
     if exit_file is not None:
