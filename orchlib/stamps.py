@@ -58,8 +58,13 @@ def read(path: Path, task_id: str) -> Stamp | None:
 
 
 def write(path: Path, stamp: Stamp) -> None:
-    """Write a stamp atomically: a reader sees the old state or the whole new one."""
-    atomic_write(path, json.dumps(stamp, indent=2, ensure_ascii=False) + "\n")
+    """Write a stamp atomically: a reader sees the old state or the whole new one.
+
+    Not fsynced: a stamp must not outlive the work it certifies, and the agent's own files
+    were not fsynced either. After a power loss a torn or missing stamp reads as "not
+    done", so the task simply runs again. (It also keeps fsync off every dependent's path.)
+    """
+    atomic_write(path, json.dumps(stamp, indent=2, ensure_ascii=False) + "\n", durable=False)
 
 
 def remove(path: Path) -> bool:
