@@ -7,11 +7,14 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchlib import prompt, stamps
-from orchlib.events import Bus
 from orchlib.plan import Plan, Task
 from orchlib.planfile import load_plans
+
+if TYPE_CHECKING:
+    from orchlib.events import Bus
 
 
 @dataclass
@@ -48,7 +51,6 @@ class Checkout:
 
     root: Path
     plans: dict[str, Plan]
-    bus: Bus = field(default_factory=Bus)
     interrupt: Interrupt = field(default_factory=Interrupt)
     # Tasks a pruned `doit run` left out because they and their upstream are done.
     up_to_date: dict[str, list[str]] = field(default_factory=dict)
@@ -61,6 +63,13 @@ class Checkout:
         root = root.resolve()
         plans = {plan.plan_id: plan for plan in load_plans(root)}
         return cls(root=root, plans=plans)
+
+    @cached_property
+    def bus(self) -> Bus:
+        """The run's event bus (created when a run needs it)."""
+        from orchlib import events
+
+        return events.Bus()
 
     @property
     def orch_dir(self) -> Path:

@@ -17,10 +17,10 @@ from doit.cmd_run import Run as DoitRun
 from doit.control import TaskControl
 from doit.exceptions import InvalidCommand
 
-from orchlib import loader, stamps, state
+from orchlib import loader, stamps
 from orchlib.errors import OrchError
+from orchlib.loader import orch_meta
 from orchlib.prompt import template_dirs
-from orchlib.runner import orch_meta
 
 
 def _report(exc: OrchError) -> int:
@@ -53,17 +53,26 @@ class Run(DoitRun):  # type: ignore[misc]
         if single:
             for name in control.selected_tasks:
                 control.tasks[name].task_dep = []
-        from orchlib.session import RunOptions, run_plans  # a run with work pays for its imports
-
-        opts = RunOptions(bool(continue_), always, num_process, verbosity, force_verbosity)
+        chosen = loader.selected_plan_tasks(control)
         out = open(outfile, "w", encoding="utf-8") if isinstance(outfile, str) else outfile  # noqa: SIM115
         try:
-            return run_plans(co, control, self.dep_manager, out, opts)
+            return self._run(co, chosen, control, out, continue_, always, num_process, verbosity,
+                             force_verbosity)  # fmt: skip
         except OrchError as exc:
             return _report(exc)
         finally:
             if out is not outfile:
                 out.close()
+
+    def _run(self, co: Any, chosen: list[Any], control: Any, out: Any, *options: Any) -> int:
+        if not chosen:  # the common re-run: decided without loading the run machinery
+            done = sum(len(ids) for ids in co.up_to_date.values())
+            out.write(f"orchlib: {done} tasks up to date, nothing to do\n")
+            return 0
+        from orchlib.session import RunOptions, run_plans  # a run with work pays for its imports
+
+        opts = RunOptions(bool(options[0]), *options[1:])
+        return run_plans(co, chosen, control, self.dep_manager, out, opts)
 
 
 class Forget(DoitForget):  # type: ignore[misc]
@@ -82,6 +91,8 @@ class Forget(DoitForget):  # type: ignore[misc]
                 by_plan.setdefault(meta["plan"], []).append(meta["task"])
         for plan_id, task_ids in by_plan.items():
             plan = co.plans[plan_id]
+            from orchlib import state  # commands that touch the state pay for its imports
+
             state.forget(co.plan_dir(plan_id), plan, task_ids, template_dirs(co.root))
         return result
 
@@ -142,6 +153,8 @@ class Status(Command):  # type: ignore[misc]
             if args and plan_id not in args:
                 continue
             found = {t: co.stamp(plan_id, t) for t in plan.tasks}
+            from orchlib import state
+
             table = state.render_status(plan, state.load(co.plan_dir(plan_id)),
                                         {k: v for k, v in found.items() if v})  # fmt: skip
             sys.stdout.write(table.rstrip("\n") + "\n")
@@ -172,6 +185,8 @@ class Answer(Command):  # type: ignore[misc]
             sys.stderr.write(f"{args[0]}: no such plan task\n")
             return 3
         try:
+            from orchlib import state
+
             message = state.answer(
                 co.plan_dir(plan_id), plan, task_id, args[1], template_dirs(co.root)
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,14 @@ DOIT_CONFIG: dict[str, Any] = {
 }
 
 _CHECKOUTS: dict[Path, Checkout] = {}
+META = "orchlib"
+
+
+def orch_meta(task: Any) -> dict[str, Any] | None:
+    """The orchlib part of a doit task's meta, None for tasks that are not plan tasks."""
+    meta = getattr(task, "meta", None) or {}
+    found = meta.get(META)
+    return found if isinstance(found, dict) else None
 
 
 def checkout_for(root: Path) -> Checkout:
@@ -73,6 +81,26 @@ def pruned_for_run(selection: list[str] | None) -> Iterator[None]:
     finally:
         if selection is not None:
             _RUN_SELECTION.pop()
+
+
+def closure(tasks: dict[str, Any], selected: Iterable[str]) -> list[Any]:
+    """The selected doit tasks and everything they depend on."""
+    seen: dict[str, Any] = {}
+    stack = list(selected)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in tasks:
+            continue
+        seen[name] = tasks[name]
+        stack.extend(tasks[name].task_dep)
+    return list(seen.values())
+
+
+def selected_plan_tasks(control: Any) -> list[Any]:
+    """The plan tasks a doit run selected (with their dependencies), in plan order."""
+    chosen = [t for t in closure(control.tasks, control.selected_tasks) if orch_meta(t)]
+    chosen.sort(key=lambda t: (orch_meta(t)["plan"], orch_meta(t)["index"]))  # type: ignore[index]
+    return chosen
 
 
 def doit_tasks(co: Checkout) -> list[DoitTask]:
@@ -139,7 +167,7 @@ def plan_task(ctx: _Context, plan: Plan, task: Task, keep: set[str] | None = Non
         subtask_of=plan.plan_id,
         doc=task.title,
         verbosity=2,
-        meta={"orchlib": meta},
+        meta={META: meta},
     )
 
 

@@ -16,6 +16,11 @@ SESSION_MODES = ("fresh", "continue")
 SCHEDULES = ("dag", "phases")
 
 
+def project_root(checkout: Path, folder: str) -> Path:
+    """The absolute, resolved folder of a project path (relative to the checkout)."""
+    return (checkout / Path(folder).expanduser()).resolve()
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     """How to run an agent: a built-in profile (maybe extended) or a custom command.

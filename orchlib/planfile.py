@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orchlib
+from orchlib.durations import parse_duration
+from orchlib.errors import PlanError
+from orchlib.plan import Plan, project_root
 
+# ruamel and the validator are imported only to parse a plan that is not in the cache, or
+# to locate errors: a re-run of an unchanged plan skips them.
 if TYPE_CHECKING:
     from ruamel.yaml.error import YAMLError
     from ruamel.yaml.reader import ReaderError
 
-# ruamel is imported only to parse YAML or to locate errors: a cached or JSON plan skips it.
-from orchlib.durations import parse_duration
-from orchlib.errors import PlanError
-from orchlib.plan import Plan
-from orchlib.planchecks import Issue, Key, dotted, one_line, q
-from orchlib.planschema import build_plan, project_root
+    from orchlib.planchecks import Issue, Key
 
 __all__ = ["load_plan", "load_plans", "locate", "parse_duration"]
 
@@ -48,6 +48,8 @@ def load_plan(path: Path, checkout: Path) -> Plan:
     if plan is not None:
         return plan if plan.source == path else replace(plan, source=path)
     text = _decode(raw, name)
+    from orchlib.planschema import build_plan  # validation: only for plans not in the cache
+
     plan, issues = build_plan(_parse(text, name, path.suffix == ".json"), path, checkout)
     if plan is None:
         raise PlanError(_lines(issues, text, name))
@@ -71,6 +73,13 @@ def load_plans(checkout: Path) -> list[Plan]:
     if lines:
         raise PlanError(lines)
     return plans
+
+
+def one_line(text: str) -> str:
+    """The message as a single line (see planchecks.one_line)."""
+    from orchlib.planchecks import one_line as flatten
+
+    return flatten(text)
 
 
 def _duplicate_ids(plans: list[Plan], checkout: Path) -> list[str]:
@@ -185,6 +194,8 @@ def _yaml_error(error: YAMLError, text: str, name: str) -> str:
 def _char(error: ReaderError) -> str:
     char = error.character
     code = char[0] if isinstance(char, bytes) else char
+    from orchlib.planchecks import q
+
     return f"#x{code:04x}" if isinstance(code, int) else q(code)
 
 
@@ -196,6 +207,7 @@ def _offset_position(text: str, offset: int) -> tuple[int, int]:
 
 def _lines(issues: list[Issue], text: str, name: str) -> list[str]:
     """Located, sorted, unique lines `file:line:col: path: message`."""
+    from orchlib.planchecks import dotted
     from orchlib.yamlload import positions
 
     found = positions(text, [issue.path for issue in issues])

@@ -11,7 +11,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchlib.plan import SCHEDULES, AgentSpec, Limits, NotifyTarget, Plan, Project, Task
+from orchlib.plan import (
+    SCHEDULES,
+    AgentSpec,
+    Limits,
+    NotifyTarget,
+    Plan,
+    Project,
+    Task,
+    project_root,
+)
 from orchlib.planagents import DEFAULT, Agents, argv_list, task_agent
 from orchlib.planchecks import (
     Issues,
@@ -246,11 +255,6 @@ _LIMIT_PARSERS = {
     "exitGrace": _grace,
     "retryOnError": flag,
 }
-
-
-def project_root(checkout: Path, folder: str) -> Path:
-    """The absolute, resolved folder of a project path (relative to the checkout)."""
-    return (checkout / Path(folder).expanduser()).resolve()
 
 
 def inside(root: Path, checkout: Path) -> bool:

@@ -13,7 +13,7 @@ from doit.exceptions import TaskError, UnmetDependency
 
 from orchlib.checkout import Checkout
 from orchlib.events import TaskFailed, TaskSkipped, TaskUpToDate
-from orchlib.runner import orch_meta
+from orchlib.loader import orch_meta
 
 
 class PlanReporter:

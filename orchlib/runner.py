@@ -12,7 +12,6 @@ import heapq
 import queue
 import threading
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 from doit.exceptions import TaskError, TaskFailed
@@ -20,17 +19,9 @@ from doit.runner import Runner
 
 from orchlib.checkout import Checkout
 from orchlib.dispatch import TaskResult, TaskRun
+from orchlib.loader import closure, orch_meta
 from orchlib.plan import Plan
 from orchlib.state import TaskRecord
-
-META = "orchlib"
-
-
-def orch_meta(task: Any) -> dict[str, Any] | None:
-    """The orchlib part of a doit task's meta, None for tasks that are not plan tasks."""
-    meta = getattr(task, "meta", None) or {}
-    found = meta.get(META)
-    return found if isinstance(found, dict) else None
 
 
 class PlanRunner(Runner):  # type: ignore[misc]
@@ -252,15 +243,3 @@ class _Barrier:
         return all(
             n <= 0 for (p, ph), n in self.pending.items() if p == meta["plan"] and ph < phase
         )
-
-
-def closure(tasks: dict[str, Any], selected: Iterable[str]) -> list[Any]:
-    seen: dict[str, Any] = {}
-    stack = list(selected)
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in tasks:
-            continue
-        seen[name] = tasks[name]
-        stack.extend(tasks[name].task_dep)
-    return list(seen.values())

@@ -15,12 +15,13 @@ from doit.task import Stream
 from orchlib.checkout import Checkout
 from orchlib.console import Console
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
+from orchlib.loader import orch_meta
 from orchlib.notify import Notifier, close_all
 from orchlib.preflight import check_agents
 from orchlib.prompt import template_dirs
 from orchlib.reporter import PlanReporter
 from orchlib.runlock import run_lock
-from orchlib.runner import PlanRunner, closure, orch_meta
+from orchlib.runner import PlanRunner
 from orchlib.state import StateStore, Status, TaskRecord
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
@@ -37,15 +38,11 @@ class RunOptions:
     force_verbosity: bool = False
 
 
-def run_plans(co: Checkout, control: Any, dep_manager: Any, out: IO[str], opts: RunOptions) -> int:
-    """Run doit's selection of plan tasks; the exit code follows DESIGN §4."""
-    chosen = [t for t in closure(control.tasks, control.selected_tasks) if orch_meta(t)]
-    chosen.sort(key=lambda t: (orch_meta(t)["plan"], orch_meta(t)["index"]))  # type: ignore[index]
+def run_plans(
+    co: Checkout, chosen: list[Any], control: Any, dep_manager: Any, out: IO[str], opts: RunOptions
+) -> int:
+    """Run the plan tasks doit selected; the exit code follows DESIGN §4."""
     with _signals(co), _short_gil_slices(), run_lock(co.orch_dir):
-        if not chosen:
-            done = sum(len(ids) for ids in co.up_to_date.values())
-            out.write(f"orchlib: {done} tasks up to date, nothing to do\n")
-            return 0
         to_run = [_plan_task(co, t) for t in chosen]
         check_agents(co, [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None])
         code = PlanRun(co, out, to_run).run(control, dep_manager, opts)

@@ -838,7 +838,9 @@ def test_a_valid_plan_is_cached_and_reused(tmp_path: Path, monkeypatch: pytest.M
     def fail(*args: object) -> None:
         raise AssertionError("validated again")
 
-    monkeypatch.setattr(planfile, "build_plan", fail)
+    from orchlib import planschema
+
+    monkeypatch.setattr(planschema, "build_plan", fail)
     assert load_plan(path, tmp_path) == first
 
 
