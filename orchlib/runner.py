@@ -165,11 +165,6 @@ def task_failure(result: TaskResult) -> TaskFailed | None:
     return TaskFailed(f"{labels.get(result.status, 'failed')}: {result.text}")
 
 
-def _order(meta: dict[str, Any] | None) -> tuple[int, int]:
-    meta = meta or {}
-    return (int(meta.get("phase", 0)), int(meta.get("index", 0)))
-
-
 def critical_ranks(plan: Plan) -> dict[str, float]:
     """Longest remaining path (in estimated minutes, 1 when unknown) from each task to the end."""
     ranks: dict[str, float] = {}
@@ -182,34 +177,38 @@ def critical_ranks(plan: Plan) -> dict[str, float]:
 
 
 class _Ready:
-    """Selected tasks waiting for their project's terminal: per project, a heap in plan order."""
+    """Selected tasks waiting for their project's terminal, per project in executionOrder.
+
+    A project's tasks go phase by phase; within one phase (tasks executionOrder lets run
+    in parallel) the one with the longest remaining path goes first, then plan order.
+    """
 
     def __init__(self) -> None:
-        self._heaps: dict[str, list[tuple[tuple[int, int], int, float, Any]]] = {}
-        self._seq = 0
+        self._heaps: dict[str, list[tuple[tuple[int, float, int], int, Any]]] = {}
+        self._seq = 0  # two plans may share a project folder: keys can tie
 
     def __bool__(self) -> bool:
         return bool(self._heaps)
 
     def add(self, node: Any, meta: dict[str, Any], rank: float) -> None:
         """A task doit selected to run; `rank` is its longest remaining path."""
+        key = (int(meta["phase"]), -rank, int(meta["index"]))
         self._seq += 1
-        entry = (_order(meta), self._seq, rank, node)
-        heapq.heappush(self._heaps.setdefault(meta["root"], []), entry)
+        heapq.heappush(self._heaps.setdefault(meta["root"], []), (key, self._seq, node))
 
     def heads(self, busy: set[str]) -> list[tuple[tuple[float, int, int], Any]]:
-        """(priority, task): the earliest waiting task of every project not in `busy`."""
+        """(priority, task): the first waiting task of every project not in `busy`."""
         heads = []
         for root, heap in self._heaps.items():
             if root not in busy:
-                order, _, rank, node = heap[0]
-                heads.append(((-rank, *order), node))
+                (phase, rank, index), _, node = heap[0]
+                heads.append(((rank, phase, index), node))
         return heads
 
     def pop(self, root: str) -> Any:
-        """Take the earliest waiting task of a project."""
+        """Take the first waiting task of a project."""
         heap = self._heaps[root]
-        node = heapq.heappop(heap)[3]
+        node = heapq.heappop(heap)[2]
         if not heap:
             del self._heaps[root]
         return node

@@ -322,3 +322,23 @@ def test_shipped_demo_plan_runs(tmp_path: Path) -> None:
     assert second.returncode == 0
     stamps = json.loads((co / ".orch/demo/stamps/release.json").read_text())
     assert stamps["summary"] == "RELEASE.md written"
+
+
+def test_within_a_phase_the_critical_path_goes_first(checkout: Checkout) -> None:
+    plan = {
+        "planId": "crit",
+        "agent": checkout.agent(),
+        "projects": [{"name": "a", "path": "a"}, {"name": "b", "path": "b"}],
+        "tasks": [
+            {"id": "light", "project": "a", "title": "light", "estimatedMinutes": 1},
+            {"id": "head", "project": "a", "title": "head", "estimatedMinutes": 1},
+            {"id": "long", "project": "b", "title": "long", "estimatedMinutes": 60,
+             "dependsOn": ["head"]},
+            {"id": "later", "project": "a", "title": "later", "dependsOn": ["light"]},
+        ],
+    }  # fmt: skip
+    checkout.write_plan(plan)
+    assert checkout.doit().returncode == 0
+    order = [r["task"] for r in sorted(checkout.records(), key=lambda r: r["start"])]
+    assert order.index("head") < order.index("light"), order  # same phase: longest path first
+    assert order.index("light") < order.index("later"), order  # phases stay in order
