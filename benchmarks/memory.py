@@ -109,6 +109,7 @@ def body(tmp: Path, report: b.Report, args: argparse.Namespace) -> None:
     agent = tmp / "agent.py"
     agent.write_text(AGENT)
     co = b.make_checkout(tmp / "checkout", plan(agent))
+    b.warm_up(co)
     runs = []
     for rep in range(args.reps):
         b.progress(f"run {rep + 1} of {args.reps}: {AGENTS} agents × {MB_EACH} MB")

@@ -1,6 +1,6 @@
 """Run every benchmark, one after the other, and write benchmarks/RESULTS.md.
 
-    python benchmarks/run_all.py                 # all five, ~10 minutes on 2 cores
+    python benchmarks/run_all.py                 # all five, ~7 minutes on 2 cores
     python benchmarks/run_all.py --only noop latency
 
 Each benchmark runs as its own process (`python benchmarks/<name>.py --json ...`); a
@@ -36,7 +36,6 @@ def run_one(name: str, out_dir: Path) -> tuple[dict[str, Any] | None, str]:
         stderr=subprocess.PIPE,
         text=True,
         check=False,
-        env=b.env(),
     )
     sys.stderr.write(proc.stderr)
     if proc.returncode != 0 or not report.exists():
@@ -46,8 +45,10 @@ def run_one(name: str, out_dir: Path) -> tuple[dict[str, Any] | None, str]:
 
 def summary_rows(name: str, data: dict[str, Any] | None) -> list[list[str]]:
     if data is None:
-        return [[name, "(crashed)", "–", "–", "ERROR"]]
-    return [[name, *check["row"]] for check in data["checks"]]
+        return [[name, "–", "(crashed)", "–", "–", "ERROR"]]
+    start, end = data["revisions"]
+    code = start if start == end else f"{start} → {end}"
+    return [[name, code, *check["row"]] for check in data["checks"]]
 
 
 def write_results(
@@ -63,7 +64,7 @@ def write_results(
     machine = b.Table("Machine", ["item", "value"])
     machine.rows = [[k, v] for k, v in info.items()]
     lines += [machine.render(), ""]
-    summary = b.Table("Targets", ["benchmark", "check", "measured", "target", "result"])
+    summary = b.Table("Targets", ["benchmark", "orchlib", "check", "measured", "target", "result"])
     for name, data in results.items():
         summary.rows += summary_rows(name, data)
     passed = sum(1 for r in summary.rows if r[-1] == "PASS")

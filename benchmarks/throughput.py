@@ -73,6 +73,7 @@ def body(tmp: Path, report: b.Report, args: argparse.Namespace) -> None:
     co = b.make_checkout(tmp / "orchlib", plan())
     log = tmp / "orchlib.log"
     mk = makefile(tmp / "make") if b.have("make") else None
+    b.warm_up(co)
     orch: list[b.Timing] = []
     make: list[b.Timing] = []
     spent = 0.0
@@ -117,4 +118,4 @@ def body(tmp: Path, report: b.Report, args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(b.main("throughput", f"Throughput: {TASKS} shell tasks", body, default_reps=3))
+    sys.exit(b.main("throughput", f"Throughput: {TASKS} shell tasks", body, default_reps=5))

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from orchlib import planfile
 from orchlib.errors import PlanError
 from orchlib.plan import AgentSpec, Limits, NotifyTarget, Plan
 from orchlib.planfile import load_plan, load_plans, locate, parse_duration

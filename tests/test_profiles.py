@@ -357,6 +357,8 @@ tasks:
       args: [--model, opus]
 """,
 }
+
+
 @pytest.mark.parametrize(
     ("where", "tasks"),
     [

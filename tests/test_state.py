@@ -422,6 +422,7 @@ def test_ten_thousand_progress_lines_are_cheap_and_coalesced(
     feed(store, started("t1"))
     writes: list[Path] = []
     real = statefiles.atomic_write
+
     def counting(p: Path, d: bytes, **kw: bool) -> None:
         writes.append(p)
         real(p, d, **kw)
