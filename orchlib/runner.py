@@ -166,13 +166,22 @@ def task_failure(result: TaskResult) -> TaskFailed | None:
 
 
 def critical_ranks(plan: Plan) -> dict[str, float]:
-    """Longest remaining path (in estimated minutes, 1 when unknown) from each task to the end."""
+    """Longest remaining path from each task to the end, in estimated minutes (1 when unknown).
+
+    A path follows the plan's dependencies and its projects' order: a project runs its tasks
+    in executionOrder order, so a task also comes before its project's tasks of later phases.
+    """
     ranks: dict[str, float] = {}
+    later: dict[str, float] = {}  # per project: the highest rank among its later tasks
     for phase in reversed(plan.phases):
+        here: dict[str, float] = {}
         for task_id in phase:
+            task = plan.tasks[task_id]
             after = [ranks[d] for d in plan.dependents(task_id) if d in ranks]
-            own = plan.tasks[task_id].estimated_minutes or 1.0
-            ranks[task_id] = own + max(after, default=0.0)
+            after.append(later.get(task.project, 0.0))
+            ranks[task_id] = (task.estimated_minutes or 1.0) + max(after)
+            here[task.project] = max(here.get(task.project, 0.0), ranks[task_id])
+        later.update(here)
     return ranks
 
 

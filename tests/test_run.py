@@ -342,3 +342,25 @@ def test_within_a_phase_the_critical_path_goes_first(checkout: Checkout) -> None
     order = [r["task"] for r in sorted(checkout.records(), key=lambda r: r["start"])]
     assert order.index("head") < order.index("light"), order  # same phase: longest path first
     assert order.index("light") < order.index("later"), order  # phases stay in order
+
+
+def test_a_task_that_holds_up_its_projects_long_task_goes_first(checkout: Checkout) -> None:
+    """The critical path counts project order: `gate` must run before project a's `long`."""
+    plan = {
+        "planId": "gate",
+        "agent": checkout.agent(),
+        "projects": [{"name": n, "path": n} for n in ("a", "b", "z")],
+        "tasks": [
+            {"id": "side", "project": "b", "title": "side", "estimatedMinutes": 2},
+            {"id": "gate", "project": "a", "title": "gate", "estimatedMinutes": 1},
+            {"id": "feed", "project": "z", "title": "feed", "estimatedMinutes": 1},
+            {"id": "long", "project": "a", "title": "long", "estimatedMinutes": 5,
+             "dependsOn": ["feed"]},
+        ],
+    }  # fmt: skip
+    checkout.write_plan(plan)
+    assert checkout.doit("-n", "2").returncode == 0
+    order = [r["task"] for r in sorted(checkout.records(), key=lambda r: r["start"])]
+    # By dependencies alone `side` (2) outranks `gate` (1); but `long` (5) waits for `gate`,
+    # its project's earlier-phase task, so `gate` is on the longest path.
+    assert set(order[:2]) == {"gate", "feed"}, order
