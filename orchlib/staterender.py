@@ -11,8 +11,6 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import jinja2
-
 from .errors import ConfigError
 from .statemodel import PlanState, ProjectRecord, Status, TaskRecord, aggregate_status
 
@@ -86,6 +84,8 @@ class MarkdownRenderer:
     """Renders orchestration.md; the template is loaded (and checked) once."""
 
     def __init__(self, template_dirs: Sequence[Path], root: Path) -> None:
+        import jinja2  # runs pay for it; `doit status` and the console do not
+
         self.root = root
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader([str(d) for d in template_path(template_dirs)]),
@@ -103,6 +103,8 @@ class MarkdownRenderer:
 
     def render(self, state: PlanState) -> str:
         """The orchestration.md text for `state`."""
+        import jinja2
+
         try:
             return self._template.render(view(state, self.root))
         except jinja2.TemplateError as exc:
