@@ -17,10 +17,12 @@ from doit.cmd_run import Run as DoitRun
 from doit.control import TaskControl
 from doit.exceptions import InvalidCommand
 
-from orchlib import loader, stamps
+from orchlib import loader, plugins, stamps
 from orchlib.errors import OrchError
 from orchlib.loader import orch_meta
 from orchlib.prompt import template_dirs
+
+plugins.install()  # doit's later plugin lookups: one scan of the installed packages
 
 
 def _report(exc: OrchError) -> int:
