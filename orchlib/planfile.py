@@ -24,8 +24,8 @@ from orchlib.durations import parse_duration
 from orchlib.errors import PlanError
 from orchlib.plan import Plan, project_root
 
-# ruamel and the validator are imported only to parse a plan that is not in the cache, or
-# to locate errors: a re-run of an unchanged plan skips them.
+# ruamel and the validator are imported only to parse a YAML plan that is not in the cache,
+# or to locate errors: a JSON plan, or a re-run of an unchanged plan, skips them.
 if TYPE_CHECKING:
     from ruamel.yaml.error import YAMLError
     from ruamel.yaml.reader import ReaderError
@@ -144,23 +144,33 @@ def _decode(raw: bytes, name: str) -> str:
 
 def _parse(text: str, name: str, is_json: bool) -> Any:
     """The file's data; syntax errors become one located PlanError line."""
-    from ruamel.yaml.error import YAMLError
-
-    from orchlib.yamlload import load_yaml
-
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates) if is_json else load_yaml(text)
+        return _load(text, is_json)
     except json.JSONDecodeError as error:
         message = f"{name}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"
     except _DuplicateKey:
         return _parse(text, name, is_json=False)  # ruamel reports it with its position
-    except YAMLError as error:
+    except _yaml_error_class() as error:  # evaluated only when an error gets this far
         message = _yaml_error(error, text, name)
     except RecursionError:
         message = f"{name}:1:1: the plan is nested too deeply"
     except (ValueError, TypeError, OverflowError) as error:  # e.g. a timestamp like 2024-13-45
         message = f"{name}:1:1: invalid {'JSON' if is_json else 'YAML'} value: {error}"
     raise PlanError([one_line(" ".join(message.split()))])
+
+
+def _load(text: str, is_json: bool) -> Any:
+    if is_json:  # a JSON plan never imports ruamel
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    from orchlib.yamlload import load_yaml
+
+    return load_yaml(text)
+
+
+def _yaml_error_class() -> type[YAMLError]:
+    from ruamel.yaml.error import YAMLError
+
+    return YAMLError
 
 
 class _DuplicateKey(Exception):
