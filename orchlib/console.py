@@ -1,13 +1,16 @@
 """The run's console: one line per event, readable with several tasks running at once.
 
 Lines go to the stream given at construction (the real stdout captured at start: doit's
-thread mode swaps `sys.stdout`, so nothing here looks it up at call time).
+thread mode swaps `sys.stdout`, so nothing here looks it up at call time). On a terminal a
+live footer under the lines shows every running task with its latest percent and the
+counts so far; elsewhere (a pipe, a CI log) the output is plain lines only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +37,8 @@ from .statustable import format_duration
 PROGRESS_EVERY = 2.0  # seconds between progress lines of one task...
 PROGRESS_STEP = 10  # ...unless the percent moved this much
 TEXT_LIMIT = 200
+FOOTER_EVERY = 0.2  # seconds between redraws of the live footer for progress alone
+_CLEAR_LINE = "\r\x1b[K"
 _COLORS = {"ok": "32", "bad": "31", "ask": "33", "start": "36", "dim": "2"}
 _STATES = ("done", "up to date", "failed", "interrupted", "waiting", "skipped", "running")
 
@@ -46,6 +51,7 @@ class _Seen:
     text: str = ""
     printed_at: float = float("-inf")
     printed_percent: int = -100
+    percent: int = 0
 
 
 class Console:
@@ -56,10 +62,14 @@ class Console:
         stream: IO[str],
         *,
         color: bool | None = None,
+        live: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._stream, self._clock = stream, clock
         self._color = _wants_color(stream) if color is None else color
+        self._live = _is_terminal(stream) if live is None else live
+        self._footer_at = float("-inf")
+        self._footer_shown = False
         self._began = clock()
         self._lock = threading.Lock()
         self._tasks: dict[str, _Seen] = {}
@@ -77,6 +87,14 @@ class Console:
             line = self._describe(event)
             if line is not None:
                 self._print(event, *line)
+            elif self._live and self._clock() - self._footer_at >= FOOTER_EVERY:
+                self._write(_CLEAR_LINE + self._footer())
+
+    def close(self) -> None:
+        """Take the live footer away (the summary follows on a clean line)."""
+        with self._lock:
+            if self._footer_shown:
+                self._write(_CLEAR_LINE)
 
     def summary(self) -> str:
         """Counts per state, what to do about each unfinished task, and the wall time."""
@@ -122,11 +140,12 @@ class Console:
         return None
 
     def _started(self, name: str, seen: _Seen, e: TaskStarted) -> tuple[str, str, str]:
-        seen.state, seen.printed_percent = "running", -100
+        seen.state, seen.printed_percent, seen.percent = "running", -100, 0
         verb = "adopted running" if e.adopted else "started"
         return name, "start", f"{verb} attempt {e.attempt} — {e.terminal_id} (pid {e.pid})"
 
     def _progress(self, name: str, seen: _Seen, e: TaskProgress) -> tuple[str, str, str] | None:
+        seen.percent = e.percent
         now = self._clock()
         moved = abs(e.percent - seen.printed_percent) >= PROGRESS_STEP
         if not moved and now - seen.printed_at < PROGRESS_EVERY:
@@ -177,8 +196,25 @@ class Console:
         stamp = _clock_time(event.at)
         if self._color:
             stamp, text = _paint(stamp, "dim"), _paint(text, kind)
+        line = f"{stamp} {label.ljust(self._width)}  {text}\n"
+        self._write(_CLEAR_LINE + line + self._footer() if self._live else line)
+
+    def _footer(self) -> str:
+        """The live footer: running tasks with their percent, then the counts (one line)."""
+        self._footer_at = self._clock()
+        running = [f"{n} {t.percent}%" for n, t in self._tasks.items() if t.state == "running"]
+        counts = [(s, sum(t.state == s for t in self._tasks.values())) for s in _STATES[:-1]]
+        pending = sum(t.state == "pending" for t in self._tasks.values())
+        tail = [f"{n} {s}" for s, n in counts if n] + ([f"{pending} pending"] if pending else [])
+        text = f"running {len(running)}: {', '.join(running)}" if running else ""
+        text = " | ".join(part for part in (text, ", ".join(tail)) if part)
+        text = text[: max(10, shutil.get_terminal_size().columns - 1)]
+        self._footer_shown = bool(text)
+        return _paint(text, "dim") if text and self._color else text
+
+    def _write(self, text: str) -> None:
         with contextlib.suppress(OSError, ValueError):  # a closed or broken stdout
-            self._stream.write(f"{stamp} {label.ljust(self._width)}  {text}\n")
+            self._stream.write(text)
             self._stream.flush()
 
 
@@ -205,7 +241,11 @@ def _clock_time(at: str) -> str:
 
 
 def _wants_color(stream: IO[str]) -> bool:
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+    return not os.environ.get("NO_COLOR") and _is_terminal(stream)
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    if os.environ.get("TERM") == "dumb":
         return False
     try:
         return stream.isatty()

@@ -87,6 +87,7 @@ class PlanRun:
         finally:
             for store in self.stores.values():
                 store.close()
+        self.console.close()
         self.out.write(self.console.summary() + "\n")
         self.out.flush()
         close_all(self.notifiers, timeout=10.0)

@@ -191,7 +191,8 @@ def test_colour_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     quiet = TTY()
     Console(quiet).handle(TaskFailed(P, "t1", "boom", 1, final=True))
-    assert "\x1b" not in quiet.getvalue()
+    assert "ERROR (attempt 1): boom\n" in quiet.getvalue()
+    assert not re.search(r"\x1b\[[0-9;]*m", quiet.getvalue())  # the live footer, no colour
 
 
 def test_agent_text_cannot_inject_terminal_codes() -> None:
@@ -221,3 +222,50 @@ def test_summary_lists_tasks_in_plan_order_whatever_finished_first() -> None:
         "  shop:t2 failed: disk full — fix the cause and re-run `doit`",
         '  shop:t3 asks: JWT? — doit answer shop:t3 "..."',
     ]
+
+
+def test_live_footer_on_a_terminal_shows_running_tasks_and_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setenv("COLUMNS", "200")
+    tty, clock = TTY(), FakeClock()
+    console = Console(tty, clock=clock)
+    for event in (RunStarted(P, ("t1", "t2", "t3")), started("t1"), started("t2")):
+        console.handle(event)
+    console.handle(TaskProgress(P, "t1", 45, "routes"))
+    console.handle(TaskProgress(P, "t2", 40, "models"))
+    clock.now += 0.5
+    console.handle(TaskProgress(P, "t2", 47, "models"))  # within PROGRESS_STEP: footer only
+    assert tty.getvalue().count("models") == 1
+    footer = tty.getvalue().rsplit("\n", 1)[1].rsplit("\r\x1b[K", 1)[1]
+    assert footer == "running 2: shop:t1 45%, shop:t2 47% | 1 pending"
+    console.handle(TaskDone(P, "t1", "routes done", 1, "x", 3.0))
+    line, footer = tty.getvalue().rsplit("\n", 2)[1:]
+    assert line.endswith("shop:t1  DONE in 3s: routes done")
+    assert footer == "running 1: shop:t2 47% | 1 done, 1 pending"
+    console.close()
+    assert tty.getvalue().endswith("\r\x1b[K")
+
+
+def test_live_footer_redraws_for_progress_a_few_times_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    tty, clock = TTY(), FakeClock()
+    console = Console(tty, clock=clock, color=False)
+    console.handle(started("t1"))
+    console.handle(TaskProgress(P, "t1", 1, "x"))  # the task's first progress line
+    before = tty.getvalue()
+    for percent in range(2, 9):  # small steps within FOOTER_EVERY: no line, no redraw
+        console.handle(TaskProgress(P, "t1", percent, "x"))
+    assert tty.getvalue() == before
+    clock.now += 0.25
+    console.handle(TaskProgress(P, "t1", 9, "x"))
+    assert tty.getvalue() == before + "\r\x1b[Krunning 1: shop:t1 9%"
+
+
+def test_no_footer_off_a_terminal() -> None:
+    lines = console_lines(started("t1"), TaskProgress(P, "t1", 45, "x"))
+    assert all("\r" not in line and "running" not in line for line in lines)
