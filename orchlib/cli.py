@@ -11,7 +11,12 @@ from orchlib import commands
 from orchlib.loader import PlanLoader
 
 # doit's commands that orchlib extends for plan tasks.
-_REPLACED = {"run": commands.Run, "forget": commands.Forget, "info": commands.Info}
+_REPLACED = {
+    "run": commands.Run,
+    "forget": commands.Forget,
+    "info": commands.Info,
+    "list": commands.List,
+}
 
 
 class OrchMain(DoitMain):  # type: ignore[misc]
@@ -28,4 +33,8 @@ class OrchMain(DoitMain):  # type: ignore[misc]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run doit's CLI with the plans of the current folder; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    return int(OrchMain(PlanLoader(), config_filenames=()).run(args))
+    try:
+        code = OrchMain(PlanLoader(), config_filenames=()).run(args)
+    except BrokenPipeError:  # `python -m orchlib list | head`
+        return commands.reader_gone()
+    return 0 if code is None else int(code)  # doit's forget, clean, ignore return None

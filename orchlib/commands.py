@@ -6,13 +6,18 @@ checkout. In a folder that is not a checkout, run/forget/info behave exactly as 
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import Command
 from doit.cmd_forget import Forget as DoitForget
 from doit.cmd_info import Info as DoitInfo
+from doit.cmd_list import List as DoitList
 from doit.cmd_run import Run as DoitRun
 from doit.control import TaskControl
 from doit.exceptions import InvalidCommand
@@ -23,6 +28,33 @@ from orchlib.loader import orch_meta
 from orchlib.prompt import template_dirs
 
 plugins.install()  # doit's later plugin lookups: one scan of the installed packages
+
+
+def reader_gone() -> int:
+    """`doit status | head`: the reader closed the pipe. End quietly, exit 1 (as Python's docs
+    advise; stdout is pointed at /dev/null so the flush at exit cannot fail again)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 1
+
+
+def _quiet_when_reader_gone(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """A command's `_execute` that ends quietly when the reader of its output is gone.
+
+    doit reports any exception of a command with a traceback; `functools.wraps` keeps the
+    signature doit reads its options from.
+    """
+
+    @functools.wraps(execute)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return execute(self, *args, **kwargs)
+        except BrokenPipeError:
+            return reader_gone()
+
+    return run
 
 
 def _report(exc: OrchError) -> int:
@@ -119,6 +151,7 @@ class Forget(DoitForget):  # type: ignore[misc]
 class Info(DoitInfo):  # type: ignore[misc]
     """doit's info; for a plan task it first says, in one line, why it would run."""
 
+    @_quiet_when_reader_gone
     def _execute(self, pos_args: list[str], hide_status: bool = False) -> Any:
         co = loader.current()
         tasks = {t.name: t for t in self.task_list}
@@ -130,6 +163,12 @@ class Info(DoitInfo):  # type: ignore[misc]
                 verdict = f"would run: {reason}" if reason else "up to date (has a valid stamp)"
                 self.outstream.write(f"{pos_args[0]}: {verdict}\n")
         return super()._execute(pos_args, hide_status)
+
+
+class List(DoitList):  # type: ignore[misc]
+    """doit's list; `doit list | head` ends quietly."""
+
+    _execute = _quiet_when_reader_gone(DoitList._execute)
 
 
 class Status(Command):  # type: ignore[misc]
@@ -159,7 +198,11 @@ class Status(Command):  # type: ignore[misc]
 
             table = state.render_status(plan, state.load(co.plan_dir(plan_id)),
                                         {k: v for k, v in found.items() if v})  # fmt: skip
-            sys.stdout.write(table.rstrip("\n") + "\n")
+            try:
+                sys.stdout.write(table.rstrip("\n") + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                return reader_gone()
         return 0
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import Checkout
 
 
@@ -364,3 +365,41 @@ def test_a_task_that_holds_up_its_projects_long_task_goes_first(checkout: Checko
     # By dependencies alone `side` (2) outranks `gate` (1); but `long` (5) waits for `gate`,
     # its project's earlier-phase task, so `gate` is on the longest path.
     assert set(order[:2]) == {"gate", "feed"}, order
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["doit", "list", "--all"],
+        ["doit", "info", "big:t0"],
+        ["doit", "status"],
+        ["python", "-m", "orchlib", "list", "--all"],
+        ["python", "-m", "orchlib", "forget", "big:t1"],
+        ["python", "-m", "orchlib", "clean", "big:t1"],
+        ["python", "-m", "orchlib", "ignore", "big:t1"],
+    ],
+)
+def test_commands_end_cleanly_when_the_reader_goes_away(
+    checkout: Checkout, argv: list[str]
+) -> None:
+    """`doit list | head`: no traceback; doit's forget/clean/ignore exit 0 via python -m orchlib."""
+    description = "a task with a long description to fill the pipe " * 4
+    checkout.write_plan({
+        "planId": "big",
+        "projects": [{"name": "p", "path": "p"}],
+        "tasks": [{"id": f"t{i}", "project": "p", "title": description, "command": "true",
+                   "description": description} for i in range(1500)],
+    })  # fmt: skip
+    cmd = [sys.executable if a == "python" else a for a in argv]
+    if cmd[0] == "doit":
+        cmd = [sys.executable, "-m", "doit", *cmd[1:]]
+    with subprocess.Popen(
+        cmd, cwd=checkout.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.readline()
+        proc.stdout.close()  # as `| head -1` does
+        err = proc.stderr.read().decode()
+        code = proc.wait(timeout=60)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert code in (0, 1), (code, err)
