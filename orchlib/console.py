@@ -155,7 +155,8 @@ class Console:
 
     def _done(self, name: str, seen: _Seen, e: TaskDone) -> tuple[str, str, str]:
         seen.state, seen.text = "done", _text(e.summary)
-        return name, "ok", f"DONE in {format_duration(e.duration)}: {seen.text}"
+        said = f": {seen.text}" if seen.text else ""
+        return name, "ok", f"DONE in {format_duration(e.duration)}{said}"
 
     def _failed(self, name: str, seen: _Seen, e: TaskFailed) -> tuple[str, str, str]:
         if not e.final:

@@ -1,10 +1,12 @@
-"""Before anything is dispatched: every agent CLI the run needs must be on PATH."""
+"""Before anything is dispatched: every agent CLI the run needs is on PATH, and every
+project folder it runs in is a folder (a missing one is created)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from collections.abc import Iterable
+from pathlib import Path
 
 from orchlib import agents
 from orchlib.checkout import Checkout
@@ -24,6 +26,27 @@ def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
             missing.setdefault(program, []).append((plan, task))
     if missing:
         raise ConfigError("\n".join(_line(co, prog, found) for prog, found in missing.items()))
+
+
+def check_project_folders(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
+    """Create missing project folders; ConfigError (exit 3) for one that cannot be a folder."""
+    problems: dict[Path, str] = {}
+    for plan, task in tasks:
+        project = plan.projects[task.project]
+        if project.root in problems:
+            continue
+        try:
+            project.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            index = list(plan.projects).index(project.name)
+            where = locate(plan.source, co.root, ["projects", index, "path"])
+            why = "it is a file" if project.root.is_file() else exc.strerror
+            problems[project.root] = (
+                f"{where}: projects[{index}].path: cannot use {project.path!r} "
+                f"as the project folder: {why}"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems.values()))
 
 
 def _line(co: Checkout, program: str, found: list[tuple[Plan, Task]]) -> str:

@@ -17,7 +17,7 @@ from orchlib.console import Console
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.loader import orch_meta
 from orchlib.notify import Notifier, close_all
-from orchlib.preflight import check_agents
+from orchlib.preflight import check_agents, check_project_folders
 from orchlib.prompt import template_dirs
 from orchlib.reporter import PlanReporter
 from orchlib.runlock import run_lock
@@ -44,7 +44,9 @@ def run_plans(
     """Run the plan tasks doit selected; the exit code follows DESIGN §4."""
     with _signals(co), _short_gil_slices(), run_lock(co.orch_dir):
         to_run = [_plan_task(co, t) for t in chosen]
-        check_agents(co, [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None])
+        pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
+        check_agents(co, pending)
+        check_project_folders(co, pending)
         code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
     return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
 

@@ -403,3 +403,26 @@ def test_commands_end_cleanly_when_the_reader_goes_away(
         code = proc.wait(timeout=60)
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert code in (0, 1), (code, err)
+
+
+def test_a_project_path_that_is_a_file_is_a_located_error(checkout: Checkout) -> None:
+    (checkout.root / "notes").write_text("not a folder")
+    checkout.write_plan(
+        "planId: p\n"
+        "projects:\n"
+        "  - {name: a, path: ./notes}\n"
+        "  - {name: b, path: ./ok}\n"
+        "tasks:\n"
+        "  - {id: t1, project: a, title: x, command: 'true'}\n"
+        "  - {id: t2, project: b, title: y, command: 'true'}\n",
+        name="p.yaml",
+    )
+    result = checkout.doit()
+    assert result.returncode == 3
+    assert result.stderr.strip() == (
+        "plans/p.yaml:3:21: projects[0].path: cannot use './notes' as the project folder: "
+        "it is a file"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    assert checkout.stamp("t2", "p") is None  # nothing was dispatched
+    assert (checkout.root / "notes").read_text() == "not a folder"
