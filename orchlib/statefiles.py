@@ -50,8 +50,8 @@ def write_state(
 ) -> None:
     """Write state.json, then orchestration.md when a renderer is given (caller holds the lock).
 
-    Both files are rewritten many times a second, so they are atomic but not fsynced
-    (the stamps, the source of truth for "done", are).
+    Both files are rewritten many times a second: atomic, not fsynced (neither are the
+    stamps, see stamps.write).
     """
     text = dumps_state(state, {} if cache is None else cache)
     atomic_write(folder / STATE_FILE, text.encode("utf-8", "replace"), durable=False)
