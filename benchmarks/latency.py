@@ -4,7 +4,7 @@ A fake agent (a small Python script written to the temp dir) sleeps a while (its
 reads the wall clock right before it prints and flushes its DONE line, writes that time to
 a record file, and exits. The stamp's arrival at its path is seen with inotify (IN_MOVED_TO:
 stamps are renamed into place) by a thread of this process; the stamp's mtime is reported
-too (it is taken before orchlib's fsync and rename, so it reads a little early).
+too (it is taken when the temp file is written, before the rename, so it reads a little early).
 
 Variants: `parallel` — 24 independent tasks in 24 projects, all running at once, finishing
 at spread-out times; `serial` — 24 tasks of one project, one after the other.
