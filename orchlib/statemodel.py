@@ -262,7 +262,7 @@ def from_json(data: Mapping[str, object]) -> PlanState:
 
 def has_open(record: TaskRecord) -> bool:
     """Whether the task has a question without an answer."""
-    return any(q.answer is None for q in record.questions)
+    return bool(record.questions) and any(q.answer is None for q in record.questions)
 
 
 def aggregate_status(statuses: Iterable[Status]) -> str:
