@@ -19,24 +19,24 @@ if TYPE_CHECKING:
 
 @dataclass
 class Interrupt:
-    """The run's stop switch: set by SIGINT/SIGTERM, seen by every attempt at once."""
+    """The run's stop switch: set by SIGINT/SIGTERM, seen by every attempt at once.
+
+    The wake pipe exists from the start: created lazily, two attempts starting at once
+    could each make one, and the one `trigger` does not write to would never wake.
+    """
 
     event: threading.Event = field(default_factory=threading.Event)
     signal_name: str = ""
-    _pipe: tuple[int, int] | None = None
+    _pipe: tuple[int, int] = field(default_factory=os.pipe, repr=False)
 
     @property
     def wake_fd(self) -> int:
         """A descriptor that becomes readable (and stays so) once the run is interrupted."""
-        if self._pipe is None:
-            self._pipe = os.pipe()
         return self._pipe[0]
 
     def trigger(self, signal_name: str) -> None:
         """Stop the run: no new attempt starts, running agents are terminated."""
         self.signal_name = self.signal_name or signal_name
-        self.wake_fd  # noqa: B018  (creates the pipe)
-        assert self._pipe is not None
         self.event.set()
         os.write(self._pipe[1], b"!")
 

@@ -565,6 +565,33 @@ def test_interrupt_stops_every_agent_group_and_starts_nothing(
     assert Counter(checkout.dispatched()) == {"stubborn": 2, "parent": 2, "plain": 2, "after": 1}
 
 
+def test_attempts_starting_together_share_the_one_wake_descriptor() -> None:
+    """Every attempt waits on the descriptor `trigger` writes to, however they race to it."""
+    import select
+
+    from orchlib.checkout import Interrupt
+
+    for _ in range(50):
+        interrupt = Interrupt()
+        start = threading.Barrier(8)
+        seen: list[int] = []
+
+        def ask(
+            stop: Interrupt = interrupt, gate: threading.Barrier = start, out: list[int] = seen
+        ) -> None:
+            gate.wait()
+            out.append(stop.wake_fd)
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(seen)) == 1
+        interrupt.trigger("SIGTERM")
+        assert select.select([seen[0]], [], [], 0)[0] == [seen[0]]
+
+
 def test_interrupt_also_stops_an_adopted_agent(checkout: Checkout) -> None:
     write(checkout, [{"id": "x"}])
     held = [{"ignore_term": True}, {"spawn_child": "child.pid"}, {"progress": [5, "x"]}]
