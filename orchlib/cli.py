@@ -33,8 +33,5 @@ class OrchMain(DoitMain):  # type: ignore[misc]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run doit's CLI with the plans of the current folder; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        code = OrchMain(PlanLoader(), config_filenames=()).run(args)
-    except BrokenPipeError:  # `python -m orchlib list | head`
-        return commands.reader_gone()
+    code = OrchMain(PlanLoader(), config_filenames=()).run(args)
     return 0 if code is None else int(code)  # doit's forget, clean, ignore return None

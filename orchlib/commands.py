@@ -30,7 +30,7 @@ from orchlib.prompt import template_dirs
 plugins.install()  # doit's later plugin lookups: one scan of the installed packages
 
 
-def reader_gone() -> int:
+def _reader_gone() -> int:
     """`doit status | head`: the reader closed the pipe. End quietly, exit 1 (as Python's docs
     advise; stdout is pointed at /dev/null so the flush at exit cannot fail again)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -52,7 +52,7 @@ def _quiet_when_reader_gone(execute: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return execute(self, *args, **kwargs)
         except BrokenPipeError:
-            return reader_gone()
+            return _reader_gone()
 
     return run
 
@@ -180,6 +180,7 @@ class Status(Command):  # type: ignore[misc]
     doc_description = None
     cmd_options = ()
 
+    @_quiet_when_reader_gone
     def execute(self, params: Any, args: list[str]) -> int:
         """Print the status table of each plan (or the plans named)."""
         try:
@@ -198,11 +199,8 @@ class Status(Command):  # type: ignore[misc]
 
             table = state.render_status(plan, state.load(co.plan_dir(plan_id)),
                                         {k: v for k, v in found.items() if v})  # fmt: skip
-            try:
-                sys.stdout.write(table.rstrip("\n") + "\n")
-                sys.stdout.flush()
-            except BrokenPipeError:
-                return reader_gone()
+            sys.stdout.write(table.rstrip("\n") + "\n")
+            sys.stdout.flush()  # a closed pipe shows here, inside the command
         return 0
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,8 +100,8 @@ class Console:
     def summary(self) -> str:
         """Counts per state, what to do about each unfinished task, and the wall time."""
         with self._lock:
-            counts = [(s, sum(t.state == s for t in self._tasks.values())) for s in _STATES]
-            parts = [f"{n} {s}" for s, n in counts if n]
+            tally = self._tally()
+            parts = [f"{tally[s]} {s}" for s in _STATES if tally[s]]
             took = format_duration(self._clock() - self._began)
             head = f"orchlib: {', '.join(parts) or 'nothing to do'} in {took}"
             todo = [_advice(name, t) for name, t in self._tasks.items()]
@@ -200,13 +201,15 @@ class Console:
         line = f"{stamp} {label.ljust(self._width)}  {text}\n"
         self._write(_CLEAR_LINE + line + self._footer() if self._live else line)
 
+    def _tally(self) -> Counter[str]:
+        return Counter(t.state for t in self._tasks.values())
+
     def _footer(self) -> str:
         """The live footer: running tasks with their percent, then the counts (one line)."""
         self._footer_at = self._clock()
         running = [f"{n} {t.percent}%" for n, t in self._tasks.items() if t.state == "running"]
-        counts = [(s, sum(t.state == s for t in self._tasks.values())) for s in _STATES[:-1]]
-        pending = sum(t.state == "pending" for t in self._tasks.values())
-        tail = [f"{n} {s}" for s, n in counts if n] + ([f"{pending} pending"] if pending else [])
+        tally = self._tally()
+        tail = [f"{tally[s]} {s}" for s in (*_STATES[:-1], "pending") if tally[s]]
         text = f"running {len(running)}: {', '.join(running)}" if running else ""
         text = " | ".join(part for part in (text, ", ".join(tail)) if part)
         text = text[: max(10, shutil.get_terminal_size().columns - 1)]

@@ -11,6 +11,7 @@ from pathlib import Path
 from orchlib import agents
 from orchlib.checkout import Checkout
 from orchlib.errors import ConfigError
+from orchlib.fsutil import ensure_dir
 from orchlib.plan import Plan, Task
 from orchlib.planfile import locate
 
@@ -36,7 +37,7 @@ def check_project_folders(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> N
         if project.root in problems:
             continue
         try:
-            project.root.mkdir(parents=True, exist_ok=True)
+            ensure_dir(project.root)  # the dispatcher's own call then costs nothing
         except OSError as exc:
             index = list(plan.projects).index(project.name)
             where = locate(plan.source, co.root, ["projects", index, "path"])
