@@ -60,6 +60,7 @@ def body(line: str) -> str:
         (started("t1", 2, adopted=True), "shop:t1  adopted running attempt 2 — term-t1 (pid 321)"),
         (TaskProgress(P, "t1", 45, "auth\nmiddleware"), "shop:t1   45% auth middleware"),
         (TaskDone(P, "t1", "API done", 1, "x", 125.0), "shop:t1  DONE in 2m05s: API done"),
+        (TaskDone(P, "t1", "", 1, "x", 3.0), "shop:t1  DONE in 3s"),
         (
             TaskFailed(P, "t1", "exit 1", 1, final=False),
             "shop:t1  attempt 1 failed: exit 1 — retrying",
