@@ -360,6 +360,8 @@ def test_a_task_that_holds_up_its_projects_long_task_goes_first(checkout: Checko
         ],
     }  # fmt: skip
     checkout.write_plan(plan)
+    slow = [[{"sleep": 0.5}, {"done": "ok"}]]  # the first two surely start before a third
+    checkout.scenario({"gate": slow, "feed": slow})
     assert checkout.doit("-n", "2").returncode == 0
     order = [r["task"] for r in sorted(checkout.records(), key=lambda r: r["start"])]
     # By dependencies alone `side` (2) outranks `gate` (1); but `long` (5) waits for `gate`,
