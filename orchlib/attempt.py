@@ -70,7 +70,7 @@ class _Watch:
 
     def __init__(self, follow: Follow) -> None:
         self.f = follow
-        self.splitter = LineSplitter()
+        self.splitter = LineSplitter(json_events=follow.adapter.json_events)
         now = time.monotonic()
         self.started = now - follow.started_ago
         self.last_output = now - follow.quiet_for
