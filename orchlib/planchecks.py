@@ -265,3 +265,20 @@ def _glob(issues: Issues, value: object, path: KeyPath) -> str | None:
             issues.add(path, f"{q(pattern)} must stay inside the project (relative, no '..' out)")
             return None
     return pattern
+
+
+def no_nul_bytes(issues: Issues, data: object) -> None:
+    """Report every key and string holding a NUL: no argv, env or file name can carry one."""
+    # An explicit stack: a plan may nest deeper than Python's recursion limit.
+    stack: list[tuple[KeyPath, object]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str) and "\0" in value:
+            issues.add(path, "contains a NUL character (\\0); remove it")
+        elif isinstance(value, dict):
+            for key in value:
+                if isinstance(key, str) and "\0" in key:
+                    issues.add((*path, key), "key contains a NUL character (\\0)", at_key=True)
+            stack.extend(((*path, k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(value))))

@@ -36,6 +36,7 @@ from orchlib.planchecks import (
     ident,
     items,
     mapping,
+    no_nul_bytes,
     nonempty,
     number,
     q,
@@ -93,6 +94,10 @@ def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None,
         empty = "the plan file is empty" if data is None else f"got {describe(data)}"
         issues.add((), f"a plan must be a mapping with planId, projects and tasks; {empty}")
         return None, issues
+    # Alone: a NUL would make the path checks below fail (`embedded null byte`).
+    no_nul_bytes(issues, data)
+    if issues:
+        return None, issues
     root = mapping(issues, data, (), PLAN_KEYS, PLAN_OPTIONAL)
     if root is None:
         return None, issues
@@ -119,6 +124,8 @@ class _Builder:
         plan_id = get(issues, root, "planId", (), ident, None)
         if plan_id in (".", ".."):
             issues.add(("planId",), f"{q(plan_id)} cannot name a plan folder")
+        elif isinstance(plan_id, str) and reserved_plan_id(plan_id):
+            issues.add(("planId",), f"{q(plan_id)} is a name orchlib uses in .orch/; {RESERVED}")
         self.agents.resolve_all()
         for index, item in enumerate(_list(issues, root, "projects")):
             self.project(item, ("projects", index))
@@ -211,6 +218,20 @@ class _Builder:
         if name is not None and name not in self.scopes:
             self.issues.add((*path, "project"), unknown("project", name, list(self.scopes)))
         return None if name is None else self.scopes.get(name)
+
+
+# Names (or name prefixes) of orchlib's and doit's own files and folders in `.orch/`: a plan
+# folder there must not collide with them (doit's DB also makes `doit.sqlite3-journal`).
+_RUNTIME_NAMES = ("cache", "drafts", "worktrees")
+_RUNTIME_PREFIXES = ("doit.", "run.lock")
+RESERVED = "choose another planId (reserved: cache, drafts, worktrees, run.lock*, doit.*)"
+
+
+def reserved_plan_id(plan_id: str) -> bool:
+    """Whether `.orch/<plan_id>` would be one of the runtime files (names compared as the
+    file system may, without case)."""
+    name = plan_id.lower()
+    return name in _RUNTIME_NAMES or name.startswith(_RUNTIME_PREFIXES)
 
 
 def _list(issues: Issues, root: dict[str, Any], key: str) -> list[Any]:

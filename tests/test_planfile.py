@@ -380,6 +380,17 @@ def test_plan_id_cannot_name_a_parent_folder(tmp_path: Path) -> None:
     assert lines == ["plans/shop.yaml:1:9: planId: '..' cannot name a plan folder"]
 
 
+@pytest.mark.parametrize(
+    "plan_id", ["doit.sqlite3", "run.lock", "drafts", "worktrees", "cache", "Doit.sqlite3-wal"]
+)
+def test_plan_id_cannot_name_a_runtime_file(tmp_path: Path, plan_id: str) -> None:
+    lines = errors(tmp_path, one_task().replace("planId: shop", f"planId: {plan_id}"))
+    assert lines == [
+        f"plans/shop.yaml:1:9: planId: {plan_id!r} is a name orchlib uses in .orch/; "
+        "choose another planId (reserved: cache, drafts, worktrees, run.lock*, doit.*)"
+    ]
+
+
 def test_task_ids_and_project_names_are_unique(tmp_path: Path) -> None:
     text = """
         planId: shop
