@@ -243,7 +243,7 @@ def test_unreadable_values_are_located(tmp_path: Path) -> None:
 def test_unusable_project_path_is_an_error(tmp_path: Path) -> None:
     lines = errors(tmp_path, one_task().replace("path: web", 'path: "a\\0b"'))
     assert lines == [
-        "plans/shop.yaml:4:11: projects[0].path: bad project path 'a\\x00b': embedded null byte"
+        "plans/shop.yaml:4:11: projects[0].path: contains a NUL character (\\0); remove it"
     ]
 
 
