@@ -26,6 +26,7 @@ from orchlib import loader, plugins, stamps
 from orchlib.errors import OrchError
 from orchlib.loader import orch_meta
 from orchlib.prompt import template_dirs
+from orchlib.staterender import printable
 
 plugins.install()  # doit's later plugin lookups: one scan of the installed packages
 
@@ -49,12 +50,28 @@ def _quiet_when_reader_gone(execute: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(execute)
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(getattr(self, "outstream", None), (_Printable, type(None))):
+            self.outstream = _Printable(self.outstream)
         try:
             return execute(self, *args, **kwargs)
         except BrokenPipeError:
             return _reader_gone()
 
     return run
+
+
+class _Printable:
+    """A command's output stream that escapes control characters: doit prints task titles,
+    targets and summaries (plan text) as they are."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return int(self._stream.write(printable(text)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _report(exc: OrchError) -> int:
@@ -199,7 +216,7 @@ class Status(Command):  # type: ignore[misc]
 
             table = state.render_status(plan, state.load(co.plan_dir(plan_id)),
                                         {k: v for k, v in found.items() if v})  # fmt: skip
-            sys.stdout.write(table.rstrip("\n") + "\n")
+            sys.stdout.write(printable(table.rstrip("\n")) + "\n")
             sys.stdout.flush()  # a closed pipe shows here, inside the command
         return 0
 

@@ -113,3 +113,29 @@ def test_nul_characters_are_refused_at_validation(
     no_traceback(result)
     assert f": {where}: contains a NUL character (\\0); remove it" in output(result)
     assert checkout.records() == []
+
+
+# --- terminal escapes in plan text (item 9) ------------------------------------------------
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
+
+
+def test_plan_text_never_reaches_the_terminal_as_control_characters(checkout: Checkout) -> None:
+    plan = {
+        "planId": PLAN,
+        "summary": f"summary {ESCAPES}",
+        "agent": checkout.agent(),
+        "projects": [{"name": f"web{ESCAPES}", "path": "web"}],
+        "tasks": [{"id": "t1", "project": f"web{ESCAPES}", "title": f"title {ESCAPES}",
+                   "outputs": [f"out{ESCAPES}.txt"]}],
+    }  # fmt: skip
+    checkout.write_plan(plan, "faults.json")
+    checkout.scenario({"t1": [[{"write": [f"out{ESCAPES}.txt", "x"]}, {"done": f"ok {ESCAPES}"}]]})
+    runs = [checkout.doit(), checkout.doit("status"), checkout.doit("list", "--all")]
+    runs += [checkout.doit("info", f"{PLAN}:t1"), checkout.doit("list", "--all", "-s")]
+    assert runs[0].returncode == 0, output(runs[0])
+    for result in runs:
+        no_traceback(result)
+        text = output(result)
+        assert not set(text) & {"\x1b", "\x07", "\x9b"}, repr(text)
+    assert "title \\x1b]0;pwned\\x07" in output(runs[2])
