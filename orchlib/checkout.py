@@ -101,6 +101,10 @@ class Checkout:
         """Why the task would run now, or None when it is up to date."""
         deps = {dep: self.stamp(plan.plan_id, dep) for dep in task.depends_on}
         own = self.stamp(plan.plan_id, task.id)
+        if own is None and (
+            damage := stamps.damage(self.stamp_path(plan.plan_id, task.id), task.id)
+        ):
+            return f"its stamp is damaged ({damage}); the task runs again"
         return stamps.why_not_done(plan, task, own, self.spec_hash(plan, task), deps)
 
     def log_path(self, plan_id: str, task_id: str, attempt: int, suffix: str = "log") -> Path:

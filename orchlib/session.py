@@ -17,6 +17,7 @@ from orchlib.console import Console
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.loader import orch_meta
 from orchlib.notify import Notifier, close_all
+from orchlib.orchdir import check_plan_files
 from orchlib.preflight import check_agents, check_project_folders
 from orchlib.prompt import template_dirs
 from orchlib.reporter import PlanReporter
@@ -47,6 +48,8 @@ def run_plans(
         pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
         check_agents(co, pending)
         check_project_folders(co, pending)
+        plan_ids = {plan.plan_id for plan, _ in to_run}
+        check_plan_files(co.root, plan_ids, (co.stamp_path(p.plan_id, t.id) for p, t in pending))
         code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
     return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
 

@@ -110,7 +110,7 @@ def _spec_key(co: Checkout, plan: Plan) -> str:
 def _read_stamps(co: Checkout, plan: Plan) -> dict[str, Entry]:
     found: dict[str, Entry] = {}
     folder = co.stamp_path(plan.plan_id, "x").parent
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for item in os.scandir(folder):
             task_id = item.name[:-5] if item.name.endswith(".json") else ""
             data = stamps.read(folder / item.name, task_id) if task_id in plan.tasks else None

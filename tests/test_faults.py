@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,3 +140,117 @@ def test_plan_text_never_reaches_the_terminal_as_control_characters(checkout: Ch
         text = output(result)
         assert not set(text) & {"\x1b", "\x07", "\x9b"}, repr(text)
     assert "title \\x1b]0;pwned\\x07" in output(runs[2])
+
+
+# --- damaged runtime files (item 3) ------------------------------------------------------
+
+
+def done_once(co: Checkout, **task: Any) -> None:
+    """Run a one-task plan to DONE (exit 0), once."""
+    (co.root / "a").mkdir(exist_ok=True)
+    (co.root / "a" / "in.txt").write_text("input")
+    write(co, [{"id": "t1", "inputs": ["in.txt"], **task}])
+    result = co.doit()
+    assert result.returncode == 0, output(result)
+    assert len(co.records()) == 1
+
+
+def plan_dir(co: Checkout) -> Path:
+    return co.root / ".orch" / PLAN
+
+
+@pytest.mark.parametrize("inputs", [[1, 2], {"in.txt": "x"}, {"in.txt": [1, 2]}, "in.txt"])
+def test_wrong_shaped_stamp_is_named_and_the_task_runs_again(
+    checkout: Checkout, inputs: object
+) -> None:
+    done_once(checkout)
+    path = plan_dir(checkout) / "stamps" / "t1.json"
+    stamp = json.loads(path.read_text())
+    path.write_text(json.dumps({**stamp, "inputs": inputs}))
+    info = checkout.doit("info", f"{PLAN}:t1")
+    no_traceback(info)
+    assert f"{PLAN}:t1: would run: its stamp is damaged (inputs is not a map" in output(info)
+    for result in (checkout.doit("status"), checkout.doit("list", "--all", "-s")):
+        no_traceback(result)
+        assert result.returncode == 0, output(result)
+    rerun = checkout.doit()
+    assert rerun.returncode == 0, output(rerun)
+    assert len(checkout.records()) == 2
+    assert checkout.stamp("t1", PLAN)["inputs"]["in.txt"][0] == 5  # type: ignore[index]
+
+
+def _truncate(db: Path) -> None:
+    data = db.read_bytes()
+    db.write_bytes(data[: max(len(data) // 2, 200)] if len(data) > 400 else data[:50])
+
+
+def _garble(db: Path) -> None:
+    data = bytearray(db.read_bytes())
+    data[0:100] = bytes(range(100))
+    db.write_bytes(bytes(data))
+
+
+def _not_a_database(db: Path) -> None:
+    db.write_text("this is not a database\n" * 50)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garble, _not_a_database])
+def test_damaged_doit_db_is_set_aside_and_nothing_is_redone(
+    checkout: Checkout, damage: Any
+) -> None:
+    done_once(checkout)
+    write(checkout, [{"id": "t1", "inputs": ["in.txt"]}, {"id": "t2", "dependsOn": ["t1"]}])
+    db = checkout.root / ".orch" / "doit.sqlite3"
+    damage(db)
+    listed = checkout.doit("list", "--all")
+    no_traceback(listed)
+    assert listed.returncode == 0, output(listed)
+    assert "orchlib: .orch/doit.sqlite3 was damaged (" in listed.stderr
+    assert "the stamps keep what is done" in listed.stderr
+    damage(db)
+    result = checkout.doit()
+    no_traceback(result)
+    assert result.returncode == 0, output(result)
+    assert checkout.dispatched() == ["t1", "t2"]  # t1 was stamped: not redone
+    assert len(list(db.parent.glob("doit.sqlite3.damaged-*"))) >= 1
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: (d / "stamps" / "t2.json").mkdir(parents=True),
+         f"orchlib: .orch/{PLAN}/stamps/t2.json is a folder, not a file; move it away"),
+        (lambda d: ((d / "stamps").rename(d / "s"), (d / "stamps").write_text("x")),
+         f"orchlib: .orch/{PLAN}/stamps is a file, not a folder; move it away"),
+        (lambda d: ((d / "state.lock").unlink(), (d / "state.lock").mkdir()),
+         f"orchlib: .orch/{PLAN}/state.lock is a folder, not a file; move it away"),
+        (lambda d: ((d / "logs").rename(d / "l"), (d / "logs").write_text("x")),
+         f"orchlib: .orch/{PLAN}/logs is a file, not a folder; move it away"),
+    ],
+)  # fmt: skip
+def test_runtime_paths_of_the_wrong_kind_are_one_line_each(
+    checkout: Checkout, make: Any, message: str
+) -> None:
+    done_once(checkout)
+    write(checkout, [{"id": "t1", "inputs": ["in.txt"]}, {"id": "t2"}])
+    make(plan_dir(checkout))
+    result = checkout.doit()
+    assert result.returncode == 3, output(result)
+    no_traceback(result)
+    assert message in output(result)
+    for reader in ("status", "list", "info"):
+        no_traceback(checkout.doit(reader, *([f"{PLAN}:t1"] if reader == "info" else [])))
+    assert checkout.dispatched() == ["t1"]
+
+
+def test_orch_replaced_by_a_file_is_one_line(checkout: Checkout) -> None:
+    write(checkout, [{"id": "t1"}])
+    (checkout.root / ".orch").write_text("oops")
+    for args in ((), ("list",)):
+        result = checkout.doit(*args)
+        assert result.returncode == 3, output(result)
+        no_traceback(result)
+        assert "orchlib: .orch is a file, not a folder; move it away" in output(result)
+    status = checkout.doit("status")  # reads only: it shows what it can
+    assert status.returncode == 0 and "PENDING" in status.stdout, output(status)
+    assert checkout.records() == []
