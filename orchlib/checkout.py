@@ -52,6 +52,8 @@ class Checkout:
     root: Path
     plans: dict[str, Plan]
     interrupt: Interrupt = field(default_factory=Interrupt)
+    # Why the run starts no more agents though running ones go on (a full disk); "" if not.
+    stopped: str = ""
     # Tasks a pruned `doit run` left out because they and their upstream are done.
     up_to_date: dict[str, list[str]] = field(default_factory=dict)
     _attempts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)

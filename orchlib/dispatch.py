@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import time
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchlib import adopt, agents, stamps, state
+from orchlib import adopt, agents, orchdir, stamps, state
 from orchlib.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.checkout import Checkout
 from orchlib.checks import run_checks
@@ -50,7 +51,21 @@ class TaskRun:
         self._last_number = previous.attempt if previous is not None else 0
 
     def run(self) -> TaskResult:
-        """Adopt a crashed run's attempt or dispatch new ones until the task settles."""
+        """Adopt a crashed run's attempt or dispatch new ones until the task settles.
+
+        A full disk fails the task without spending a retry and stops the run starting
+        agents; what was stamped stays stamped (DESIGN §3, docs/recovery.md).
+        """
+        try:
+            return self._run()
+        except OSError as exc:
+            if not orchdir.no_space(exc):
+                raise
+            reason = orchdir.write_failure(exc, self.co.root)
+            self.co.stopped = self.co.stopped or reason
+            return self._fail(reason, self._last_number)
+
+    def _run(self) -> TaskResult:
         waiting = self._still_waiting()
         if waiting is not None:
             return waiting
@@ -101,6 +116,9 @@ class TaskRun:
             return TaskResult("waiting", outcome.text), ""
         if outcome.result is Result.INTERRUPTED or self.co.interrupt.is_set():
             return self._fail(outcome.text, done.number, interrupted=True), ""
+        log = self.co.log_path(self.plan.plan_id, self.task.id, done.number)
+        if outcome.result in RETRIED and orchdir.out_of_space(log.parent):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(log))
         retry = outcome.result in RETRIED or self.task.limits.retry_on_error
         reason = outcome.text if outcome.result is not Result.ERROR else f"ERROR: {outcome.text}"
         if retry:
@@ -144,6 +162,7 @@ class TaskRun:
         return Attempted(prev.attempt, prev.terminal_id, outcome, started)
 
     def _attempt(self, number: int, feedback: str) -> Attempted:
+        self._last_number = number  # a failed write below is still this attempt's
         terminal_id = f"term-{self.task.id}-{number}-{secrets.token_hex(3)}"
         prompt_file = self.co.prompt_path(self.plan.plan_id, self.task.id, number)
         if self.task.command is None:  # a shell task has no prompt

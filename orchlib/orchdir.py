@@ -10,6 +10,7 @@ belongs, a file where a folder belongs, a read-only folder) is named with what t
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import sys
@@ -80,13 +81,16 @@ def _db_problem(path: Path) -> str | None:
     return None if row and row[0] == "ok" else f"integrity check: {row[0] if row else '?'}"
 
 
+def check_writable(root: Path) -> None:
+    """ConfigError when `.orch/` cannot be written (a read-only mount or mode)."""
+    if not os.access(root / ORCH, os.W_OK):
+        raise ConfigError(_read_only(ORCH))
+
+
 def check_plan_files(root: Path, plan_ids: Iterable[str], stamps: Iterable[Path]) -> None:
     """ConfigError naming every runtime path a run could not write, and what to do."""
     problems = [p for pid in plan_ids for p in _plan_problems(root, root / ORCH / pid)]
     problems += [_not_a_file(root, s) for s in stamps if s.is_dir()]
-    writable = root / ORCH
-    if not problems and not os.access(writable, os.W_OK):
-        problems.append(_read_only(ORCH))
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -122,3 +126,27 @@ def _rel(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether `exc` is the file system running out of space (or quota)."""
+    return isinstance(exc, OSError) and exc.errno in _FULL
+
+
+def out_of_space(folder: Path) -> bool:
+    """Whether the file system holding `folder` has no block left (an agent's log write
+    failed there, so the agent's own exit says nothing about the task)."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
+
+
+def write_failure(exc: OSError, root: Path) -> str:
+    """`no space left on device writing .orch/...` (or the error) for a failed write."""
+    where = _rel(Path(exc.filename), root) if exc.filename else "under .orch"
+    what = "no space left on device" if no_space(exc) else (exc.strerror or str(exc)).lower()
+    return f"{what} writing {where}"

@@ -17,7 +17,7 @@ from orchlib.console import Console
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.loader import orch_meta
 from orchlib.notify import Notifier, close_all
-from orchlib.orchdir import check_plan_files
+from orchlib.orchdir import check_plan_files, check_writable
 from orchlib.preflight import check_agents, check_project_folders
 from orchlib.prompt import template_dirs
 from orchlib.reporter import PlanReporter
@@ -43,6 +43,7 @@ def run_plans(
     co: Checkout, chosen: list[Any], control: Any, dep_manager: Any, out: IO[str], opts: RunOptions
 ) -> int:
     """Run the plan tasks doit selected; the exit code follows DESIGN §4."""
+    check_writable(co.root)  # before the run lock, which is the first file written
     with _signals(co), _short_gil_slices(), run_lock(co.orch_dir):
         to_run = [_plan_task(co, t) for t in chosen]
         pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
@@ -94,9 +95,21 @@ class PlanRun:
                 store.close()
         self.console.close()
         self.out.write(self.console.summary() + "\n")
+        problems = self._problems()
+        self.out.writelines(f"orchlib: {line}\n" for line in problems)
         self.out.flush()
         close_all(self.notifiers, timeout=10.0)
-        return code
+        return code or (1 if problems else 0)
+
+    def _problems(self) -> list[str]:
+        """What went wrong outside any task: state not saved, agents no longer started."""
+        found = [line for store in self.stores.values() for line in store.errors]
+        if self.co.stopped:
+            found.append(
+                f"stopped starting agents: {self.co.stopped}; free space and re-run `doit` "
+                "(what was stamped is not redone)"
+            )
+        return found
 
     def _announce(self) -> None:
         for pid, task_ids in self.by_plan.items():

@@ -6,9 +6,12 @@ agent processes; each one failed on the code before its fix.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +257,72 @@ def test_orch_replaced_by_a_file_is_one_line(checkout: Checkout) -> None:
     status = checkout.doit("status")  # reads only: it shows what it can
     assert status.returncode == 0 and "PENDING" in status.stdout, output(status)
     assert checkout.records() == []
+
+
+# --- a full disk, a read-only .orch (items 3 and 4) ----------------------------------------
+
+
+@contextlib.contextmanager
+def small_fs(where: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of `size` mounted at `where` (root only: skipped where mount is denied)."""
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def chatty(co: Checkout, task: str, kib: int) -> list[dict[str, Any]]:
+    """A fake agent attempt that prints `kib` KiB to its log, then DONE."""
+    return [{"say": "x" * 1023} for _ in range(kib)] + [{"done": f"did {task}"}]
+
+
+def test_full_disk_stops_the_run_keeps_stamps_and_resumes(checkout: Checkout) -> None:
+    tasks = [{"id": f"t{i}", "project": "a"} for i in range(8)]
+    with small_fs(checkout.root / ".orch", "1m") as orch:
+        write(checkout, tasks, defaults={"retries": 2})
+        checkout.scenario({t["id"]: [chatty(checkout, t["id"], 24)] for t in tasks})
+        filler = orch / "filler"
+        free = os.statvfs(orch).f_bavail * os.statvfs(orch).f_frsize
+        filler.write_bytes(b"\0" * (free - 96 * 1024))  # leaves ~96 KiB: room for 2-3 tasks
+        full = checkout.doit("-n", "1")
+        text = output(full)
+        assert full.returncode not in (0, 3), text
+        no_traceback(full)
+        assert "no space left on device writing .orch/" in text, text
+        assert "internal error" not in text and "attempt 0" not in text, text
+        stamped = {t["id"] for t in tasks if checkout.stamp(t["id"], PLAN)}
+        assert stamped and len(stamped) < len(tasks)
+        started = checkout.dispatched()
+        assert len(started) <= len(stamped) + 1, started  # it stopped starting agents
+        assert len(set(started)) == len(started), started  # no retry spent on the full disk
+        filler.unlink()
+        again = checkout.doit("-n", "1")
+        assert again.returncode == 0, output(again)
+        redone = checkout.dispatched()[len(started) :]
+        assert not set(redone) & stamped, redone
+        assert all(checkout.stamp(t["id"], PLAN) for t in tasks)
+
+
+def test_read_only_orch_is_one_line_and_loses_nothing(checkout: Checkout) -> None:
+    with small_fs(checkout.root / ".orch", "4m") as orch:
+        write(checkout, [{"id": "t1"}])
+        assert checkout.doit().returncode == 0
+        write(checkout, [{"id": "t1"}, {"id": "t2"}])
+        subprocess.run(["mount", "-o", "remount,ro", str(orch)], check=True)
+        try:
+            result = checkout.doit()
+            assert result.returncode == 3, output(result)
+            no_traceback(result)
+            assert "orchlib: .orch is read-only; make it writable" in output(result)
+            for reader in ("status", "list"):
+                no_traceback(checkout.doit(reader))
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(orch)], check=True)
+        again = checkout.doit()
+        assert again.returncode == 0, output(again)
+        assert checkout.dispatched() == ["t1", "t2"]
