@@ -22,13 +22,14 @@ from doit.cmd_run import Run as DoitRun
 from doit.control import TaskControl
 from doit.exceptions import InvalidCommand
 
-from orchlib import loader, plugins, stamps
+from orchlib import loader, plugins, quietexit, stamps
 from orchlib.errors import OrchError
 from orchlib.loader import orch_meta
 from orchlib.prompt import template_dirs
 from orchlib.staterender import printable
 
 plugins.install()  # doit's later plugin lookups: one scan of the installed packages
+quietexit.install()  # doit loads this module first: from here on Ctrl-C exits 130 quietly
 
 
 def _reader_gone() -> int:

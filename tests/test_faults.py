@@ -9,14 +9,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Checkout
+from conftest import Checkout, pid_alive
 
 PLAN = "faults"
 
@@ -326,3 +329,55 @@ def test_read_only_orch_is_one_line_and_loses_nothing(checkout: Checkout) -> Non
         again = checkout.doit()
         assert again.returncode == 0, output(again)
         assert checkout.dispatched() == ["t1", "t2"]
+
+
+# --- signals at the edges (item 10) ---------------------------------------------------------
+
+
+def handles_sigterm(pid: int) -> bool:
+    """Whether `pid` catches SIGTERM: orchlib's quiet-exit handler is in place."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt"))
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.crash_loop
+@pytest.mark.parametrize("program", [("-m", "doit"), ("-m", "orchlib")])
+def test_ctrl_c_while_plans_load_exits_130_quietly(checkout: Checkout, program: tuple[str, ...]
+                                                   ) -> None:  # fmt: skip
+    write(checkout, [{"id": f"t{i}"} for i in range(30)])
+    checkout.scenario({f"t{i}": [[{"hang": True}]] for i in range(30)})
+    rng = random.Random(16)
+    for trial in range(12):
+        proc = subprocess.Popen([sys.executable, *program], cwd=checkout.root, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        checkout.wait_for(lambda p=proc: handles_sigterm(p.pid) or p.poll() is not None)
+        time.sleep(rng.uniform(0, 0.3))  # while plans load, or once the run has begun
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert "Traceback" not in out + err, (trial, out + err)
+        assert proc.returncode == 130, (trial, proc.returncode, out, err)
+    for pid in (r["pid"] for r in checkout.records()):
+        assert not pid_alive(pid)
+
+
+@pytest.mark.crash_loop
+def test_second_ctrl_c_after_the_run_stopped_exits_130_quietly(checkout: Checkout) -> None:
+    write(checkout, [{"id": f"t{i}"} for i in range(4)])
+    checkout.scenario({f"t{i}": [[{"chat": 0.05}]] for i in range(4)})
+    rng = random.Random(10)
+    for trial in range(10):
+        proc = checkout.start()
+        checkout.wait_for(lambda n=trial + 1: len(checkout.records()) >= n)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(rng.uniform(0, 0.3))
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert "Traceback" not in out + err, (trial, out + err)
+        assert proc.returncode == 130, (trial, proc.returncode, out, err)
+    for pid in (r["pid"] for r in checkout.records()):
+        assert not pid_alive(pid)
