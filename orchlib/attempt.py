@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from orchlib import strays
 from orchlib.markers import Kind, LineSplitter, Marker, scan
 from orchlib.plan import Limits
 from orchlib.streams import OutputAdapter
@@ -118,6 +119,7 @@ def follow(f: Follow) -> Outcome:
     finally:
         waiter.close()
         f.proc.terminate(grace=0.5 if watch.forced else 2.0)
+        strays.stop(f.terminal_id, grace=0.5 if watch.forced else 2.0)
     return _decide(watch)
 
 

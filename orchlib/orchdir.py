@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from orchlib.errors import ConfigError
+from orchlib.terminal import is_alive
 
 ORCH = ".orch"
 DB_NAME = "doit.sqlite3"
@@ -150,3 +152,32 @@ def write_failure(exc: OSError, root: Path) -> str:
     where = _rel(Path(exc.filename), root) if exc.filename else "under .orch"
     what = "no space left on device" if no_space(exc) else (exc.strerror or str(exc)).lower()
     return f"{what} writing {where}"
+
+
+# Temp files named after their writer: fsutil.atomic_write's `.<name>.<pid>.<thread>.<n>.tmp`
+# and the up-to-date cache's `.<name>.<pid>.tmp`; the plan cache's `.plan-<random>.tmp`.
+_TEMP = re.compile(r"\..+?\.(\d+)(?:\.\d+\.\d+)?\.tmp")
+_ANON_TEMP = re.compile(r"\.plan-.+\.tmp")
+_ANON_AGE = 600.0  # seconds: no write of the plan cache takes that long
+
+
+def sweep_temp_files(folders: Iterable[Path]) -> int:
+    """Delete temp files a killed process left (its writer is gone); how many there were."""
+    removed = 0
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if _stale(entry):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+                        removed += 1
+    return removed
+
+
+def _stale(entry: os.DirEntry[str]) -> bool:
+    named = _TEMP.fullmatch(entry.name)
+    if named:
+        return not is_alive(int(named[1]), "")
+    if _ANON_TEMP.fullmatch(entry.name):
+        return time.time() - entry.stat().st_mtime > _ANON_AGE
+    return False

@@ -17,7 +17,7 @@ from orchlib.console import Console
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.loader import orch_meta
 from orchlib.notify import Notifier, close_all
-from orchlib.orchdir import check_plan_files, check_writable
+from orchlib.orchdir import check_plan_files, check_writable, sweep_temp_files
 from orchlib.preflight import check_agents, check_project_folders
 from orchlib.prompt import template_dirs
 from orchlib.reporter import PlanReporter
@@ -51,6 +51,12 @@ def run_plans(
         check_project_folders(co, pending)
         plan_ids = {plan.plan_id for plan, _ in to_run}
         check_plan_files(co.root, plan_ids, (co.stamp_path(p.plan_id, t.id) for p, t in pending))
+        subfolders = ("", "stamps", "prompts", "logs")
+        folders = [
+            co.orch_dir / "cache",
+            *(co.plan_dir(p) / d for p in plan_ids for d in subfolders),
+        ]
+        sweep_temp_files(folders)  # left by a killed run; we hold the run lock
         code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
     return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
 

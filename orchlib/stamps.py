@@ -127,19 +127,30 @@ def forget(path: Path) -> bool:
     return True
 
 
-def expand(project: Project, patterns: tuple[str, ...]) -> dict[str, list[str]]:
-    """Each glob (relative to the project) mapped to the sorted relative paths it matches."""
+def expand(
+    project: Project, patterns: tuple[str, ...], inside: bool = False
+) -> dict[str, list[str]]:
+    """Each glob (relative to the project) mapped to the sorted relative paths it matches;
+    with `inside`, only files that stay in the project once symlinks are resolved."""
     root = str(project.root)
+    real_root = os.path.realpath(root) if inside else ""
     found: dict[str, list[str]] = {}
     for pattern in patterns:
         matches = glob.glob(os.path.join(root, pattern), recursive=True)
+        if inside:
+            matches = [m for m in matches if _within(os.path.realpath(m), real_root)]
         found[pattern] = sorted(os.path.relpath(m, root) for m in matches)
     return found
 
 
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def missing_outputs(project: Project, task: Task) -> list[str]:
-    """Declared outputs (globs) that match nothing."""
-    return [p for p, hits in expand(project, task.outputs).items() if not hits]
+    """Declared outputs (globs) that match nothing in the project: a match reached through
+    a symlink to a file outside it does not count (as a project path outside is refused)."""
+    return [p for p, hits in expand(project, task.outputs, inside=True).items() if not hits]
 
 
 def fingerprint_inputs(project: Project, task: Task) -> dict[str, list[Any]]:

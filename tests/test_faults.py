@@ -381,3 +381,57 @@ def test_second_ctrl_c_after_the_run_stopped_exits_130_quietly(checkout: Checkou
         assert proc.returncode == 130, (trial, proc.returncode, out, err)
     for pid in (r["pid"] for r in checkout.records()):
         assert not pid_alive(pid)
+
+
+# --- smaller (item 11) ------------------------------------------------------------------------
+
+
+def test_a_grandchild_that_calls_setsid_does_not_outlive_its_attempt(checkout: Checkout) -> None:
+    pid_file = checkout.root / "stray.pid"
+    write(checkout, [{"id": "t1"}])
+    checkout.scenario({"t1": [[{"spawn_setsid": str(pid_file)}, {"done": "ok"}]]})
+    result = checkout.doit()
+    stray = int(pid_file.read_text())
+    try:
+        assert result.returncode == 0, output(result)
+        assert not pid_alive(stray)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stray, signal.SIGKILL)
+
+
+def test_temp_files_a_killed_run_left_are_swept(checkout: Checkout) -> None:
+    write(checkout, [{"id": "t1"}, {"id": "t2"}])
+    assert checkout.doit().returncode == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    folder = plan_dir(checkout)
+    left = [
+        folder / f".state.json.{dead}.1.0.tmp",
+        folder / "stamps" / f".t1.json.{dead}.1.3.tmp",
+        folder / f".stamps.cache.{dead}.tmp",
+        folder / "prompts" / f".t2.1.md.{dead}.1.2.tmp",
+    ]
+    live = folder / f".state.json.{os.getpid()}.1.0.tmp"  # a writer still at work: kept
+    for path in [*left, live]:
+        path.write_text("{")
+    write(checkout, [{"id": "t1"}, {"id": "t2"}, {"id": "t3"}])
+    result = checkout.doit()
+    assert result.returncode == 0, output(result)
+    assert [p.name for p in left if p.exists()] == []
+    assert live.exists()
+
+
+def test_an_output_reached_through_a_symlink_out_of_the_project_does_not_count(
+    checkout: Checkout, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "report.txt").write_text("not made by the task")
+    (checkout.root / "a").mkdir()
+    (checkout.root / "a" / "out").symlink_to(outside)
+    write(checkout, [{"id": "t1", "outputs": ["out/*.txt"]}], defaults={"retries": 0})
+    result = checkout.doit()
+    assert result.returncode not in (0, 3), output(result)
+    assert checkout.stamp("t1", PLAN) is None
+    assert "out/*.txt" in output(result)
