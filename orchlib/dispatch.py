@@ -53,16 +53,18 @@ class TaskRun:
     def run(self) -> TaskResult:
         """Adopt a crashed run's attempt or dispatch new ones until the task settles.
 
-        A full disk fails the task without spending a retry and stops the run starting
-        agents; what was stamped stays stamped (DESIGN §3, docs/recovery.md).
+        A file that cannot be written fails the task in one line naming it; a full disk
+        also stops the run starting agents. No retry is spent on either, and what was
+        stamped stays stamped (docs/recovery.md).
         """
         try:
             return self._run()
         except OSError as exc:
-            if not orchdir.no_space(exc):
+            if exc.filename is None:
                 raise
             reason = orchdir.write_failure(exc, self.co.root)
-            self.co.stopped = self.co.stopped or reason
+            if orchdir.no_space(exc):
+                self.co.stopped = self.co.stopped or reason
             return self._fail(reason, self._last_number)
 
     def _run(self) -> TaskResult:

@@ -435,3 +435,15 @@ def test_an_output_reached_through_a_symlink_out_of_the_project_does_not_count(
     assert result.returncode not in (0, 3), output(result)
     assert checkout.stamp("t1", PLAN) is None
     assert "out/*.txt" in output(result)
+
+
+def test_a_prompt_path_that_is_a_folder_fails_the_task_in_one_line(checkout: Checkout) -> None:
+    write(checkout, [{"id": "t1"}, {"id": "t2", "project": "a"}], defaults={"retries": 0})
+    (plan_dir(checkout) / "prompts" / "t1.1.md").mkdir(parents=True)
+    result = checkout.doit()
+    text = output(result)
+    assert result.returncode not in (0, 3), text
+    no_traceback(result)
+    assert f"is a directory writing .orch/{PLAN}/prompts/t1.1.md" in text, text
+    assert "internal error" not in text
+    assert checkout.stamp("t2", PLAN) is not None
