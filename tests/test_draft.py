@@ -14,6 +14,7 @@ import pty
 import re
 import select
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAKE_AGENT, SEED_PLAN, Checkout
+from conftest import FAKE_AGENT, SEED_PLAN, Checkout, pid_alive
 
 from orchlib.draft.review import critical_path
 from orchlib.planfile import load_plan
@@ -349,3 +350,21 @@ def test_critical_path_follows_dependencies_and_project_order(tmp_path: Path) ->
     (tmp_path / "p.json").write_text(json.dumps(plan))
     # a1 and a2 share project a's terminal: 70 minutes, though neither depends on the other
     assert critical_path(load_plan(tmp_path / "p.json", tmp_path)) == (70.0, ["a1", "a2"])
+
+
+def test_interrupt_stops_the_drafting_agent(drafter: Drafter) -> None:
+    drafter.rounds([{"progress": [10, "reading"]}, {"hang": True}])
+    argv = [sys.executable, "-m", "doit", "draft", "--agent", drafter.agent, GOAL]
+    proc = subprocess.Popen(argv, cwd=drafter.co.root, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    drafter.co.wait_for(lambda: drafter.co.records())
+    log = next(drafter.drafts().glob("*/1.log"))
+    drafter.co.wait_for(lambda: "PROGRESS" in log.read_text())
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert "draft interrupted by SIGINT" in err and "Traceback" not in err
+    (record,) = drafter.co.records()
+    drafter.co.wait_for(lambda: not pid_alive(record["pid"]), timeout=10)
+    assert list((drafter.co.root / "plans").iterdir()) == []
