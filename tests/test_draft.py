@@ -368,3 +368,12 @@ def test_interrupt_stops_the_drafting_agent(drafter: Drafter) -> None:
     (record,) = drafter.co.records()
     drafter.co.wait_for(lambda: not pid_alive(record["pid"]), timeout=10)
     assert list((drafter.co.root / "plans").iterdir()) == []
+
+
+def test_plan_file_written_without_done_is_still_checked(drafter: Drafter) -> None:
+    drafter.co.write_plan("planId: [broken", "broken.yaml")
+    drafter.rounds([{"write_plan": good_plan()}, {"exit": 0}])
+    result = drafter.draft(GOAL)
+    _ok(result)
+    assert len(drafter.co.records()) == 1
+    assert "Note: plans/broken.yaml is invalid: doit exits 3 until it is fixed" in result.stdout

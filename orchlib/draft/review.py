@@ -32,8 +32,8 @@ def critical_path(plan: Plan) -> tuple[float, list[str]]:
     return max(best.values(), key=lambda b: b[0], default=(0.0, []))
 
 
-def text(plan: Plan, target: str, rounds: int) -> str:
-    """The review print of a plan just written to `target`."""
+def text(plan: Plan, target: str, rounds: int, broken: list[str]) -> str:
+    """The review print of a plan just written to `target`; `broken`: invalid plan files."""
     lines = [
         f"orchlib: wrote {target}: plan {plan.plan_id!r}, {len(plan.projects)} projects, "
         f"{len(plan.tasks)} tasks (drafted in {rounds} round{'s' if rounds != 1 else ''})",
@@ -49,6 +49,7 @@ def text(plan: Plan, target: str, rounds: int) -> str:
     note = f" ({unknown} tasks without estimatedMinutes count 0)" if unknown else ""
     lines += ["", f"Critical path: {' -> '.join(path)}, {minutes:g} estimated minutes{note}"]
     lines += _missing_agents(plan)
+    lines += [f"Note: {name} is invalid: doit exits 3 until it is fixed" for name in broken]
     lines += ["", f"Review {target} (edit it freely), then run:  doit"]
     return "\n".join(lines) + "\n"
 

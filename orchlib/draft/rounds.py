@@ -106,7 +106,10 @@ class Drafting:
             self._save("failed")
             return DraftResult(1, [one_line(f"orchlib: the drafting agent reported an error: "
                                             f"{outcome.text}")])  # fmt: skip
-        if outcome.result is Result.DONE:
+        # An agent that wrote the plan file and exited without DONE still gets it checked:
+        # the file, not the marker, is what a round produces.
+        wrote = outcome.result is Result.CLOSED and _read(self.files.plan) not in (None, before)
+        if outcome.result is Result.DONE or wrote:
             problems = self._take_plan(r, before)
             if not problems:
                 return self._valid()
@@ -176,7 +179,8 @@ class Drafting:
         atomic_write(target, text)
         self._save("done")
         shown = target.relative_to(self.root).as_posix()
-        return DraftResult(0, [], review.text(final, shown, self.state.failed + 1))
+        broken = [p.file for p in prompting.existing_plans(self.root) if not p.plan_id]
+        return DraftResult(0, [], review.text(final, shown, self.state.failed + 1, broken))
 
     def _refused(self, plan_id: str) -> DraftResult | None:
         """Exit 1 when `plans/<planId>.yaml` exists and --force was not given."""
