@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from conftest import FAKE_AGENT, SEED_PLAN, Checkout, pid_alive
 
+from orchlib.draft.command import options_first
 from orchlib.draft.review import critical_path
 from orchlib.planfile import load_plan
 
@@ -377,3 +378,31 @@ def test_plan_file_written_without_done_is_still_checked(drafter: Drafter) -> No
     _ok(result)
     assert len(drafter.co.records()) == 1
     assert "Note: plans/broken.yaml is invalid: doit exits 3 until it is fixed" in result.stdout
+
+
+def test_a_checkout_template_overrides_the_packaged_prompt(drafter: Drafter) -> None:
+    (drafter.co.root / "templates").mkdir()
+    (drafter.co.root / "templates" / "draft.md.j2").write_text(
+        "Plan {{ goal }} into {{ plan_file }}; report [DONE:{{ terminal_id }}].\n"
+    )
+    drafter.rounds([{"write_plan": good_plan()}, {"done": "ok"}])
+    _ok(drafter.draft("a {{ shop }}"))
+    (record,) = drafter.co.records()
+    plan_file = drafter.drafts() / "a-shop" / "plan.yaml"
+    assert (
+        record["prompt"]
+        == f"Plan a {{{{ shop }}}} into {plan_file}; report [DONE:{record['terminal_id']}].\n"
+    )
+
+
+def test_agent_mapping_is_checked_as_in_a_plan(drafter: Drafter) -> None:
+    result = drafter.draft(GOAL, "--agent", "{profile: nope}", agent=False)
+    assert result.returncode == 3
+    assert result.stderr.startswith("orchlib: --agent: agent.profile: unknown agent profile 'nope'")
+
+
+def test_options_may_follow_the_goal() -> None:
+    args = ["build", "it", "--rounds", "2", "--force", "--from=PRD.md", "--", "--not-an-option"]
+    assert options_first(args) == [
+        "--rounds", "2", "--force", "--from=PRD.md", "--", "build", "it", "--not-an-option",
+    ]  # fmt: skip

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchlib.attempt import Result
+from orchlib.attempt import Outcome, Result
 from orchlib.checkout import Interrupt
 from orchlib.draft import dispatch, prompting, review, store, validate, yamlout
 from orchlib.draft.request import DraftAgent, DraftRequest, read_goal, resolve_agent
@@ -80,32 +80,20 @@ class Drafting:
             f"kept in {last} (fix it and copy it into plans/, or draft again)")])  # fmt: skip
 
     def _round(self) -> DraftResult | None:
-        state = self.state
-        state.dispatches += 1
-        r = dispatch.Round(
-            state.dispatches, self.agent.spec, self.root, state.draft_id, self.files.plan,
-            self.files.prompt(state.dispatches), self.files.log(state.dispatches),
-            dispatch.new_terminal_id(state.dispatches),
-        )  # fmt: skip
-        taken = [p.plan_id for p in prompting.existing_plans(self.root) if p.plan_id]
-        prompt = prompting.render(self.files, state, r.terminal_id, self.agent.spec.name, taken)
-        before = _read(self.files.plan)
-        self._save("drafting")
-        where = self.files.relative(self.files.plan)
-        self.say(f"orchlib: draft round {state.failed + 1} of {state.rounds}: "
-                 f"{self.agent.spec.name} writes {where}")  # fmt: skip
-        outcome = dispatch.run(r, prompt, self.stop, self._progress)
+        """One dispatch and what it settles: a result to exit with, or None to go on."""
+        r, before, outcome = self._dispatch()
         if self.stop.is_set():
             self._save("interrupted")
             name = self.stop.signal_name
-            code = SIGNAL_EXIT.get(name, 130)
-            return DraftResult(code, [f"orchlib: draft interrupted by {name}"])
+            return DraftResult(
+                SIGNAL_EXIT.get(name, 130), [f"orchlib: draft interrupted by {name}"]
+            )
         if outcome.result is Result.QUESTION:
             return self._question(outcome.text)
         if outcome.result is Result.ERROR:
             self._save("failed")
-            return DraftResult(1, [one_line(f"orchlib: the drafting agent reported an error: "
-                                            f"{outcome.text}")])  # fmt: skip
+            text = f"orchlib: the drafting agent reported an error: {outcome.text}"
+            return DraftResult(1, [one_line(text)])
         # An agent that wrote the plan file and exited without DONE still gets it checked:
         # the file, not the marker, is what a round produces.
         wrote = outcome.result is Result.CLOSED and _read(self.files.plan) not in (None, before)
@@ -114,9 +102,26 @@ class Drafting:
             if not problems:
                 return self._valid()
         else:
-            problems = [one_line(f"orchlib: round {state.failed + 1}: {outcome.text}")]
+            problems = [one_line(f"orchlib: round {self.state.failed + 1}: {outcome.text}")]
         self._failed(problems)
         return None
+
+    def _dispatch(self) -> tuple[dispatch.Round, bytes | None, Outcome]:
+        """Render the prompt and run the agent; also the plan file's bytes from before."""
+        state = self.state
+        state.dispatches += 1
+        n = state.dispatches
+        files, tid = self.files, dispatch.new_terminal_id(n)
+        r = dispatch.Round(n, self.agent.spec, self.root, state.draft_id, files.plan,
+                           files.prompt(n), files.log(n), tid)  # fmt: skip
+        taken = [p.plan_id for p in prompting.existing_plans(self.root) if p.plan_id]
+        prompt = prompting.render(self.files, state, r.terminal_id, self.agent.spec.name, taken)
+        before = _read(self.files.plan)
+        self._save("drafting")
+        where = self.files.relative(self.files.plan)
+        self.say(f"orchlib: draft round {state.failed + 1} of {state.rounds}: "
+                 f"{self.agent.spec.name} writes {where}")  # fmt: skip
+        return r, before, dispatch.run(r, prompt, self.stop, self._progress)
 
     def _progress(self, percent: int, text: str) -> None:
         self.say(one_line(f"orchlib: draft {percent}% - {text}"))
