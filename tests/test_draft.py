@@ -192,7 +192,9 @@ def test_question_without_a_terminal_exits_1_and_answer_continues(drafter: Draft
     assert "asks: Sessions in Redis or JWT only?" in asked.stderr
     assert 'doit draft --answer "' in asked.stderr
     assert not (drafter.co.root / "plans" / "shop.yaml").exists()
-    answered = drafter.draft("--answer", "JWT only", agent=False)
+    other = drafter.draft("another goal", "--answer", "JWT only", agent=False)
+    assert other.returncode == 3 and "has another goal" in other.stderr
+    answered = drafter.draft(GOAL, "--answer", "JWT only", agent=False)  # the goal may be repeated
     _ok(answered)
     prompt = drafter.prompts()[1]
     assert "Sessions in Redis or JWT only?" in prompt and "**Answer:** JWT only" in prompt

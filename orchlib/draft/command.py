@@ -55,8 +55,6 @@ class Draft(Command):  # type: ignore[misc]
             raise InvalidCommand("--rounds must be at least 1")
         goal = " ".join([*args, *_doit_vars()])
         answer = params.get("answer")
-        if answer is not None and goal.strip():
-            raise InvalidCommand('give a goal or --answer "text", not both')
         request = DraftRequest(goal, params.get("source") or "", params.get("agent") or "",
                                params.get("plan_id") or "", rounds or None,
                                bool(params.get("force")), answer)  # fmt: skip

@@ -58,6 +58,13 @@ class Drafting:
             raise ConfigError(
                 'orchlib: no draft waits for an answer; start one with doit draft "goal"'
             )
+        if (req.goal.strip() or req.source) and read_goal(
+            req.goal, req.source, self.root
+        ) != state.goal:
+            raise ConfigError(  # repeating the goal is fine; a new one needs a new draft
+                f"orchlib: the draft waiting for an answer ({state.draft_id}) has another goal; "
+                "drop --answer to start a new draft"
+            )
         state.questions[-1]["answer"] = req.answer or ""
         state.agent = req.agent or state.agent
         state.rounds = req.rounds or state.rounds
