@@ -78,7 +78,10 @@ class Drafter:
         return self.co.root / ".orch" / "drafts"
 
     def no_stamps(self) -> bool:
-        return not list((self.co.root / ".orch").glob("*/stamps/*"))
+        """Nothing ran: no stamp, no plan state folder, no doit database."""
+        orch = self.co.root / ".orch"
+        ran = [*orch.glob("*/stamps/*"), orch / "shop", orch / "doit.sqlite3"]
+        return not any(path.exists() for path in ran)
 
 
 @pytest.fixture
