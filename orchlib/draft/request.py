@@ -110,12 +110,18 @@ def _command(value: str) -> DraftAgent:
         raise ConfigError(f"orchlib: --agent: cannot split {value!r}: {exc}") from None
     if not argv:
         raise ConfigError("orchlib: --agent: empty command")
-    name = Path(argv[0]).name
+    spec = AgentSpec(name=Path(argv[0]).name, command=tuple(argv))
     # The plan gets the same command; its tasks run in their project folders, so the files
     # it names relative to the checkout are named by absolute path there.
-    in_plan = [str(Path(a).resolve()) if "/" in a and Path(a).exists() else a for a in argv]
-    in_plan[1:] = [str(Path(a).resolve()) if Path(a).is_file() else a for a in in_plan[1:]]
-    return DraftAgent(AgentSpec(name=name, command=tuple(argv)), {"command": in_plan})
+    in_plan = [_absolute(arg, program=(i == 0)) for i, arg in enumerate(argv)]
+    return DraftAgent(spec, {"command": in_plan})
+
+
+def _absolute(arg: str, program: bool) -> str:
+    """`arg` as an absolute path when it names a file here (a program only when it has a /)."""
+    path = Path(arg)
+    named = ("/" in arg and path.exists()) if program else path.is_file()
+    return str(path.resolve()) if named else arg
 
 
 def _check_on_path(spec: AgentSpec) -> None:
