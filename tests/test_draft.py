@@ -411,3 +411,9 @@ def test_options_may_follow_the_goal() -> None:
     assert options_first(args) == [
         "--rounds", "2", "--force", "--from=PRD.md", "--", "build", "it", "--not-an-option",
     ]  # fmt: skip
+
+
+def test_rounds_must_be_positive(drafter: Drafter) -> None:
+    result = drafter.draft(GOAL, "--rounds", "0")
+    assert result.returncode == 3 and result.stderr == "orchlib: --rounds must be at least 1\n"
+    assert drafter.co.records() == []

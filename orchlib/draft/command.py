@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import Command
-from doit.exceptions import InvalidCommand
 
 from orchlib.errors import OrchError
 
@@ -23,7 +22,7 @@ _OPTIONS = (
              "agent mapping (default: the first of these CLIs found on PATH)"},
     {"name": "plan_id", "long": "plan-id", "type": str, "default": "",
      "help": "the plan's id (and file name plans/<id>.yaml)"},
-    {"name": "rounds", "long": "rounds", "type": int, "default": 0,
+    {"name": "rounds", "long": "rounds", "type": int, "default": None,
      "help": "validation rounds before giving up (default 3)"},
     {"name": "force", "long": "force", "type": bool, "default": False,
      "help": "replace plans/<id>.yaml when it exists"},
@@ -50,13 +49,14 @@ class Draft(Command):  # type: ignore[misc]
         from orchlib.draft.request import DraftRequest
         from orchlib.draft.rounds import draft
 
-        rounds = int(params.get("rounds") or 0)
-        if rounds < 0:
-            raise InvalidCommand("--rounds must be at least 1")
+        rounds = params.get("rounds")
+        if rounds is not None and rounds < 1:
+            sys.stderr.write("orchlib: --rounds must be at least 1\n")
+            return 3
         goal = " ".join([*args, *_doit_vars()])
         answer = params.get("answer")
         request = DraftRequest(goal, params.get("source") or "", params.get("agent") or "",
-                               params.get("plan_id") or "", rounds or None,
+                               params.get("plan_id") or "", rounds,
                                bool(params.get("force")), answer)  # fmt: skip
         try:
             result = draft(Path.cwd().resolve(), request, _ask, _say)
@@ -64,6 +64,9 @@ class Draft(Command):  # type: ignore[misc]
             result_lines, code = exc.lines(), exc.exit_code
             sys.stderr.write("".join(f"{line}\n" for line in result_lines))
             return code
+        except OSError as exc:  # e.g. a read-only checkout: one line, no traceback
+            sys.stderr.write(f"orchlib: {exc.filename or 'draft'}: {exc.strerror or exc}\n")
+            return 3
         except KeyboardInterrupt:
             sys.stderr.write("orchlib: draft interrupted\n")
             return 130

@@ -83,7 +83,7 @@ class Drafting:
         self._save("failed")
         last = self.files.relative(self.files.plan)
         return DraftResult(3, [*self.state.errors, one_line(
-            f"orchlib: no valid plan after {self.state.rounds} rounds; the last draft is "
+            f"orchlib: no valid plan after {_rounds(self.state.rounds)}; the last draft is "
             f"kept in {last} (fix it and copy it into plans/, or draft again)")])  # fmt: skip
 
     def _round(self) -> DraftResult | None:
@@ -215,8 +215,7 @@ class Drafting:
         goal = one_line(goal if len(goal) <= 90 else goal[:87] + "...")
         source = f" (from {state.source})" if state.source else ""
         return [
-            f"Drafted by `doit draft` with {self.agent.spec.name} in {rounds} "
-            f"round{'s' if rounds != 1 else ''}{source}.",
+            f"Drafted by `doit draft` with {self.agent.spec.name} in {_rounds(rounds)}{source}.",
             f"Goal: {goal}",
             "Review the projects, tasks, dependsOn and verify commands, edit freely,",
             "then run: doit",
@@ -225,6 +224,10 @@ class Drafting:
     def _save(self, status: str) -> None:
         self.state.status = status
         self.files.save(self.state)
+
+
+def _rounds(count: int) -> str:
+    return f"{count} round{'s' if count != 1 else ''}"
 
 
 def _read(path: Path) -> bytes | None:
