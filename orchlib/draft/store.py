@@ -17,7 +17,6 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from orchlib.events import now_iso
 from orchlib.fsutil import atomic_write, read_json
@@ -131,8 +130,3 @@ def draft_id_for(goal: str, plan_id: str, source: str) -> str:
     base = Path(source).stem if source else " ".join(goal.split()[:4])
     slug = _NOT_ID.sub("-", base.lower()).strip("-")[:40].strip("-")
     return slug or "draft"
-
-
-def as_dict(state: DraftState) -> dict[str, Any]:
-    """The JSON form of the state."""
-    return dataclasses.asdict(state)
