@@ -47,7 +47,8 @@ class Drafting:
         if req.answer is not None:
             return self._answered(req)
         goal = read_goal(req.goal, req.source, self.root)
-        agent = req.agent or resolve_agent("").spec.name  # fail before anything is written
+        agent = req.agent or resolve_agent("").spec.name
+        resolve_agent(agent)  # an unusable agent fails before an old draft is cleared
         draft_id = store.draft_id_for(goal, req.plan_id, req.source)
         DraftFiles(self.root, draft_id).reset()
         return DraftState(draft_id, goal, agent, req.source, req.plan_id, req.rounds or 3)
@@ -58,9 +59,8 @@ class Drafting:
             raise ConfigError(
                 'orchlib: no draft waits for an answer; start one with doit draft "goal"'
             )
-        if (req.goal.strip() or req.source) and read_goal(
-            req.goal, req.source, self.root
-        ) != state.goal:
+        repeated = req.goal.strip() or req.source
+        if repeated and read_goal(req.goal, req.source, self.root) != state.goal:
             raise ConfigError(  # repeating the goal is fine; a new one needs a new draft
                 f"orchlib: the draft waiting for an answer ({state.draft_id}) has another goal; "
                 "drop --answer to start a new draft"
@@ -177,6 +177,7 @@ class Drafting:
         assert plan is not None
         refused = self._refused(plan.plan_id)
         if refused is not None:
+            self._save("refused")
             return refused
         from orchlib.yamlload import load_yaml
 
