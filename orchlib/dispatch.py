@@ -255,6 +255,8 @@ class TaskRun:
 
     def _check(self, done: Attempted) -> Checked:
         """The checks of a DONE where the attempt worked; isolated, then its merge."""
+        if self.tree is not None and not self.tree.path.is_dir():
+            return Checked(f"its worktree {self.tree.path} is gone; the next attempt makes another")
         checked = run_checks(self.co, self.plan, self.task, done.number, self.workspace)
         if checked.problem is not None or self.tree is None:
             return checked

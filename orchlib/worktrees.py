@@ -72,8 +72,6 @@ class TaskTree:
 
     def land(self, attempt: int, summary: str) -> Landed:
         """Commit what the agent left, then merge the branch into the project's branch."""
-        if not self.path.is_dir():
-            return Landed(f"its worktree {self.path} is gone; the task runs again from HEAD")
         log, task = self.log(attempt), self.task
         message = f"{task.title}\n\n{self.plan_id}:{task.id} (attempt {attempt}): {summary}\n"
         found = stamps.expand(self.workspace, task.outputs).values()

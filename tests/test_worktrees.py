@@ -362,3 +362,26 @@ def test_isolation_defaults_to_two_tasks_at_once(tmp_path: Path) -> None:
     loaded = load_plan(tmp_path / "plans" / "p.json", tmp_path)
     assert (loaded.projects["a"].isolation, loaded.projects["a"].parallel) == ("worktree", 2)
     assert (loaded.projects["b"].isolation, loaded.projects["b"].parallel) == ("", 1)
+
+
+def test_an_adopted_attempt_whose_worktree_was_deleted_runs_again(checkout: Checkout) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    go = checkout.root / "GO"
+    held = [{"write": ["t1.txt", "1\n"]}, {"done": "t1"}, {"wait_file": str(go)}]
+    checkout.scenario({"t1": [held, [{"write": ["t1.txt", "2\n"]}, {"done": "t1 again"}]]})
+    write(checkout, [{"id": "t1"}])
+    first = checkout.start(env=NO_GIT_CONFIG)
+    checkout.wait_for(lambda: "[DONE:" in _log(checkout, "t1"))
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=30)
+    subprocess.run(["rm", "-rf", str(tree(checkout, "t1"))], check=True)
+    go.touch()
+    pid = checkout.records()[0]["pid"]
+    checkout.wait_for(lambda: not pid_alive(pid))
+    result = run(checkout)
+    assert result.returncode == 0, out(result)
+    assert "worktree" in out(result) and "is gone" in out(result)
+    assert [r["attempt"] for r in checkout.records()] == [1, 2]
+    assert (repo / "t1.txt").read_text() == "2\n"
+    assert_clean(repo)
