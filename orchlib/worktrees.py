@@ -64,6 +64,7 @@ class TaskTree:
         log = self.log(attempt)
         with self.repos.lock(self.repo):
             self._drop(log)
+            git(["worktree", "prune"], self.repo, log)  # e.g. a worktree deleted by hand
             added = git(["worktree", "add", "-q", "-B", self.branch, str(self.path), "HEAD"],
                         self.repo, log)  # fmt: skip
         if added.ok:
@@ -101,10 +102,11 @@ class TaskTree:
 
     def _drop(self, log: Path) -> None:
         """Remove the worktree, whatever state an earlier attempt or a crash left it in."""
-        if self.path.exists():
-            git(["worktree", "remove", "--force", str(self.path)], self.repo, log)
-            shutil.rmtree(self.path, ignore_errors=True)
-        git(["worktree", "prune"], self.repo, log)
+        if not self.path.exists():
+            return
+        if not git(["worktree", "remove", "--force", str(self.path)], self.repo, log).ok:
+            shutil.rmtree(self.path, ignore_errors=True)  # not (or no longer) a worktree
+            git(["worktree", "prune"], self.repo, log)
 
     def _commit(
         self, log: Path, message: str, outputs: list[str], ident: dict[str, str]
