@@ -79,15 +79,17 @@ class TaskTree:
         outputs = [path for paths in found for path in paths]
         identity = self.repos.identity(self.repo, log)
         problem = self._commit(log, message, outputs, identity)
-        if problem is not None:
-            return Landed(problem)
+        # The worktree's HEAD, not the branch: an agent may have switched branches there.
+        tip = git(["rev-parse", "HEAD"], self.path, log)
+        if problem is not None or not tip.ok:
+            return Landed(problem or f"cannot read the worktree's HEAD:\n{tip.tail()}")
         with self.repos.lock(self.repo):
             problem = self._clear_interrupted_merge(log)
             if problem is not None:
                 return Landed(problem)
             title = message.splitlines()[0]
             merged = git(["merge", "--no-ff", "--no-verify", "-m", f"Merge {self.branch}: {title}",
-                          self.branch], self.repo, log, identity)  # fmt: skip
+                          tip.output.strip()], self.repo, log, identity)  # fmt: skip
             if not merged.ok:
                 return Landed(self._failed_merge(log, merged))
             head = git(["rev-parse", "HEAD"], self.repo, log).output.strip()
@@ -172,6 +174,16 @@ def sweep_unlocked(co: Checkout) -> None:
         sweep(co)
 
 
+def _not_a_repository(root: Path, log: Path) -> str:
+    top = git(["rev-parse", "--show-toplevel"], root, log)
+    if top.ok:  # a sub-folder of another repository
+        return (f"is inside the git repository {top.output.strip()} but not its top folder; "
+                "isolation: worktree needs the folder to be a repository of its own: set path "
+                "to that folder, or run `git init` here and commit its files")  # fmt: skip
+    return "is not a git repository, and isolation: worktree needs one: run `git init` " \
+           "there and commit its files"  # fmt: skip
+
+
 def ensure_repo(root: Path, log: Path, repos: Repos) -> str | None:
     """Make a missing or empty project folder a repository with a first commit.
 
@@ -184,8 +196,7 @@ def ensure_repo(root: Path, log: Path, repos: Repos) -> str | None:
             return "is a git repository without a commit yet; commit its files first " \
                    "(git add -A && git commit)"  # fmt: skip
     elif any(root.iterdir()):
-        return "is not a git repository, and isolation: worktree needs one: run `git init` " \
-               "there and commit its files"  # fmt: skip
+        return _not_a_repository(root, log)
     elif not git(["init", "-q"], root, log).ok:
         return f"git init failed (see {log})"
     first = git(["commit", "-q", "--allow-empty", "--no-verify", "-m", "Start (orchlib)"],

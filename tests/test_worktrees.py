@@ -173,19 +173,22 @@ def test_an_agent_that_commits_and_one_that_does_not_both_land(checkout: Checkou
                  {"git": ["commit", "-qm", "the agent's own commit"]}, {"done": "own.txt"}]],
         "left": [[{"write": ["left.txt", "left\n"]}, {"done": "left.txt (not committed)"}]],
         "none": [[{"done": "nothing to change"}]],
+        "moved": [[{"git": ["checkout", "-qb", "elsewhere"]}, {"write": ["moved.txt", "m\n"]},
+                   {"done": "moved.txt, on another branch"}]],
     })  # fmt: skip
-    write(checkout, [{"id": "own"}, {"id": "left"}, {"id": "none"}])
+    write(checkout, [{"id": "own"}, {"id": "left"}, {"id": "none"}, {"id": "moved"}], parallel=4)
     result = run(checkout)
     assert result.returncode == 0, out(result)
     assert (repo / "own.txt").read_text() == "own\n"
     assert (repo / "left.txt").read_text() == "left\n"
+    assert (repo / "moved.txt").read_text() == "m\n", "the worktree's HEAD lands, whatever branch"
     subjects = git(repo, "log", "--format=%s|%an").splitlines()
     assert "the agent's own commit|agent" in subjects
     assert "do left|orchlib" in subjects  # orchlib committed what the agent left
     assert not any(s.startswith("do own|") for s in subjects), "nothing was left to commit"
     body = git(repo, "log", "--format=%B", "-n", "1", "--grep=^do left")
     assert f"{PLAN}:left (attempt 1): left.txt (not committed)" in body
-    assert len(merges(repo)) == 2  # `none` had nothing to merge
+    assert len(merges(repo)) == 3  # `none` had nothing to merge
     assert stamp(checkout, "none")["summary"] == "nothing to change"
     assert_clean(repo)
 
@@ -302,18 +305,34 @@ def test_a_missing_or_empty_folder_is_made_a_repository(checkout: Checkout) -> N
         assert_clean(repo)
 
 
-def test_a_folder_with_files_that_is_no_repository_is_refused(checkout: Checkout) -> None:
-    (checkout.root / "app").mkdir()
-    (checkout.root / "app" / "main.c").write_text("int main;\n")
-    write(checkout, [{"id": "t1"}])
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("plain", "is not a git repository, and isolation: worktree needs one: run `git init`"),
+        ("no commit", "is a git repository without a commit yet; commit its files first"),
+        ("sub-folder", "is inside the git repository"),
+    ],
+)
+def test_a_folder_with_files_that_is_no_usable_repository_is_refused(
+    checkout: Checkout, setup: str, message: str
+) -> None:
+    folder = checkout.root / "app"
+    if setup == "sub-folder":
+        make_repo(checkout.root / "mono", {"README": "mono\n"})
+        folder = checkout.root / "mono" / "app"
+    folder.mkdir()
+    (folder / "main.c").write_text("int main;\n")
+    if setup == "no commit":
+        git(folder, "init", "-q")
+    write(checkout, [{"id": "t1"}], path=str(folder.relative_to(checkout.root)))
     result = run(checkout)
     assert result.returncode == 3, out(result)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out(result)
     assert lines[0].startswith(f"plans/{PLAN}.json:") and "projects[0].path:" in lines[0]
-    assert "not a git repository" in lines[0] and "git init" in lines[0]
+    assert message in lines[0]
     assert checkout.dispatched() == []
-    assert not (checkout.root / "app" / ".git").exists(), "nothing was made of the user's files"
+    assert (folder / ".git").exists() == (setup == "no commit"), "the user's files are untouched"
 
 
 def test_without_isolation_orchlib_never_commits(checkout: Checkout) -> None:
@@ -351,6 +370,21 @@ def test_isolation_and_parallel_are_validated(
         load_plan(path, tmp_path)
     (line,) = caught.value.lines()
     assert line.startswith("plans/p.yaml:") and message in line
+
+
+def test_plans_sharing_a_folder_share_its_smallest_limit(tmp_path: Path) -> None:
+    from orchlib.checkout import Checkout as Loaded
+    from orchlib.runner import project_capacity
+
+    (tmp_path / "plans").mkdir()
+    for plan_id, project in (("p1", {"isolation": "worktree", "parallel": 3}), ("p2", {})):
+        plan = {"planId": plan_id, "projects": [{"name": "a", "path": "shared", **project},
+                                                {"name": "b", "path": f"own-{plan_id}", **project}],
+                "tasks": [{"id": "t", "project": "a", "title": "t"}]}  # fmt: skip
+        (tmp_path / "plans" / f"{plan_id}.json").write_text(json.dumps(plan))
+    capacity = project_capacity(Loaded.load(tmp_path))
+    root = tmp_path.resolve()
+    assert capacity == {str(root / "shared"): 1, str(root / "own-p1"): 3, str(root / "own-p2"): 1}
 
 
 def test_isolation_defaults_to_two_tasks_at_once(tmp_path: Path) -> None:
