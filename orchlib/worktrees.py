@@ -87,20 +87,24 @@ class TaskTree:
             problem = self._clear_interrupted_merge(log)
             if problem is not None:
                 return Landed(problem)
-            title = message.splitlines()[0]
-            merged = git(["merge", "--no-ff", "--no-verify", "-m", f"Merge {self.branch}: {title}",
-                          tip.output.strip()], self.repo, log, identity)  # fmt: skip
+            says = f"Merge branch '{self.branch}'\n\n{self.plan_id}:{task.id}: {task.title}\n"
+            merged = git(["merge", "--no-ff", "--no-verify", "-m", says, tip.output.strip()],
+                         self.repo, log, identity)  # fmt: skip
             if not merged.ok:
                 return Landed(self._failed_merge(log, merged))
             head = git(["rev-parse", "HEAD"], self.repo, log).output.strip()
         return Landed(None, {"branch": self.branch, "commit": head})
 
     def remove(self, attempt: int) -> None:
-        """Remove the worktree and its branch (the work is merged)."""
+        """Remove the branch, then the worktree (the work is merged).
+
+        In that order a killed run leaves at worst the worktree, which `sweep` finds.
+        `update-ref` deletes a branch even while a worktree has it checked out.
+        """
         log = self.log(attempt)
         with self.repos.lock(self.repo):
+            git(["update-ref", "-d", f"refs/heads/{self.branch}"], self.repo, log)
             self._drop(log)
-            git(["branch", "-q", "-D", self.branch], self.repo, log)
 
     def _drop(self, log: Path) -> None:
         """Remove the worktree, whatever state an earlier attempt or a crash left it in."""

@@ -108,7 +108,7 @@ def test_three_independent_tasks_run_at_once_and_land_as_merges(checkout: Checko
     for t in ids:
         assert (repo / f"{t}.txt").read_text() == f"{t}\n"
         assert stamp(checkout, t)["merge"]["branch"] == f"orch/{PLAN}/{t}"
-    assert sorted(merges(repo)) == [f"Merge orch/{PLAN}/{t}: do {t}" for t in ids]
+    assert sorted(merges(repo)) == [f"Merge branch 'orch/{PLAN}/{t}'" for t in ids]
     records = {r["task"]: r for r in checkout.records()}
     for t in ids:
         assert records[t]["cwd"] == str(tree(checkout, t))
@@ -161,7 +161,7 @@ def test_a_conflicting_merge_is_aborted_and_retried_from_the_new_head(checkout: 
     t1_merge = stamp(checkout, "t1")["merge"]["commit"]
     t2_tip = git(repo, "rev-parse", stamp(checkout, "t2")["merge"]["commit"] + "^2").strip()
     git(repo, "merge-base", "--is-ancestor", t1_merge, t2_tip)
-    assert merges(repo) == [f"Merge orch/{PLAN}/t1: do t1", f"Merge orch/{PLAN}/t2: do t2"]
+    assert merges(repo) == [f"Merge branch 'orch/{PLAN}/t1'", f"Merge branch 'orch/{PLAN}/t2'"]
     assert_clean(repo)
 
 
@@ -173,10 +173,11 @@ def test_an_agent_that_commits_and_one_that_does_not_both_land(checkout: Checkou
                  {"git": ["commit", "-qm", "the agent's own commit"]}, {"done": "own.txt"}]],
         "left": [[{"write": ["left.txt", "left\n"]}, {"done": "left.txt (not committed)"}]],
         "none": [[{"done": "nothing to change"}]],
+
         "moved": [[{"git": ["checkout", "-qb", "elsewhere"]}, {"write": ["moved.txt", "m\n"]},
                    {"done": "moved.txt, on another branch"}]],
     })  # fmt: skip
-    write(checkout, [{"id": "own"}, {"id": "left"}, {"id": "none"}, {"id": "moved"}], parallel=4)
+    write(checkout, [{"id": t} for t in ("own", "left", "none", "moved")], parallel=4)
     result = run(checkout)
     assert result.returncode == 0, out(result)
     assert (repo / "own.txt").read_text() == "own\n"
@@ -261,13 +262,14 @@ def test_killed_run_merges_finished_work_once_and_redispatches_the_rest(
     go.touch()  # b and c finish while no orchestrator runs
     for t in "bcd":
         checkout.wait_for(lambda t=t: not pid_alive(pids[t]))
-    assert len(worktrees(repo)) == 4  # b, c and d are still to land
+    left = worktrees(repo)  # b, c and d are still to land (a's too, if killed before removal)
+    assert all(f"worktree {tree(checkout, t)}" in left for t in "bcd")
     result = run(checkout)
     assert result.returncode == 0, out(result)
     assert "Traceback" not in out(result)
     assert Counter(checkout.dispatched()) == {"a": 1, "b": 1, "c": 1, "d": 2}
     subjects = merges(repo)
-    assert Counter(subjects) == {f"Merge orch/{PLAN}/{t}: do {t}": 1 for t in "abcd"}
+    assert Counter(subjects) == {f"Merge branch 'orch/{PLAN}/{t}'": 1 for t in "abcd"}
     for t in "abcd":
         assert (repo / f"{t}.txt").read_text() == f"{t}\n"
         assert stamp(checkout, t)["summary"] == f"{t} done"
