@@ -122,6 +122,8 @@ class TaskRun:
     def _fail(self, reason: str, number: int, interrupted: bool = False) -> TaskResult:
         if interrupted and self.co.interrupt.signal_name:
             reason = f"interrupted by {self.co.interrupt.signal_name}"
+        elif self.tree is not None and self.tree.path.is_dir():
+            reason += f" (its worktree is kept: {self.tree.path.relative_to(self.co.root)})"
         event = TaskFailed(self.plan.plan_id, self.task.id, reason, number, True, interrupted)
         self._publish(event)
         return TaskResult("interrupted" if interrupted else "failed", reason)

@@ -168,6 +168,11 @@ def sweep(co: Checkout) -> None:
             stamp = co.stamp(plan.plan_id, entry.name) if task is not None else None
             if task is not None and stamp is not None:
                 TaskTree(co, plan, task).remove(int(stamp.get("attempt") or 0))
+    # Empty folders go (no attempt is being prepared: the run lock is held), so that a
+    # no-op run after a finished plan does not even look here again.
+    for empty in (*folder.iterdir(), folder):
+        with contextlib.suppress(OSError):
+            empty.rmdir()
 
 
 def sweep_unlocked(co: Checkout) -> None:

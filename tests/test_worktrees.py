@@ -201,6 +201,7 @@ def test_a_failed_attempts_worktree_is_kept_until_the_next_attempt(checkout: Che
     write(checkout, [{"id": "t1", "retries": 0, "verify": "test -f whole.txt"}])
     result = run(checkout)
     assert result.returncode != 0
+    assert f"(its worktree is kept: .orch/worktrees/{PLAN}/t1)" in out(result)
     kept = tree(checkout, "t1")
     assert (kept / "half.txt").read_text() == "half\n"  # there to inspect
     assert len(worktrees(repo)) == 2 and merges(repo) == []
@@ -286,6 +287,7 @@ def test_a_stamped_tasks_leftover_worktree_is_removed_by_the_next_run(checkout: 
     result = run(checkout)
     assert result.returncode == 0 and "nothing to do" in result.stdout, out(result)
     assert_clean(repo)
+    assert not (checkout.root / ".orch" / "worktrees").exists(), "no empty folder left either"
 
 
 def test_a_missing_or_empty_folder_is_made_a_repository(checkout: Checkout) -> None:
