@@ -423,3 +423,25 @@ def test_an_adopted_attempt_whose_worktree_was_deleted_runs_again(checkout: Chec
     assert [r["attempt"] for r in checkout.records()] == [1, 2]
     assert (repo / "t1.txt").read_text() == "2\n"
     assert_clean(repo)
+
+
+def test_an_interrupted_run_keeps_the_worktrees_and_the_next_run_starts_afresh(
+    checkout: Checkout,
+) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    hang = [{"write": ["half.txt", "half\n"]}, {"progress": [5, "begun"]}, {"hang": True}]
+    checkout.scenario({t: [hang, [{"write": [f"{t}.txt", t]}, {"done": t}]] for t in ("t1", "t2")})
+    write(checkout, [{"id": "t1"}, {"id": "t2"}], parallel=2)
+    first = checkout.start(env=NO_GIT_CONFIG)
+    checkout.wait_for(lambda: all("[PROGRESS:" in _log(checkout, t) for t in ("t1", "t2")))
+    os.kill(first.pid, signal.SIGINT)
+    first.communicate(timeout=30)
+    assert first.returncode == 130
+    assert len(worktrees(repo)) == 3 and merges(repo) == []
+    assert (tree(checkout, "t1") / "half.txt").is_file()
+    result = run(checkout)
+    assert result.returncode == 0, out(result)
+    assert not (repo / "half.txt").exists(), "each new attempt starts from HEAD"
+    assert (repo / "t1.txt").is_file() and (repo / "t2.txt").is_file()
+    assert_clean(repo)
