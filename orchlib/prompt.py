@@ -75,8 +75,7 @@ def render(
     `project` is where the agent works when that is not the project folder (its worktree).
     """
     project = project or plan.projects[task.project]
-    env = _environment(tuple(template_dirs(checkout)))
-    context = {
+    context: dict[str, object] = {
         "task": task,
         "project": project,
         "plan": plan,
@@ -89,12 +88,18 @@ def render(
         "feedback": given.feedback,
         **given.extra,
     }
+    return render_template(checkout, TASK_TEMPLATE, context)
+
+
+def render_template(checkout: Path, name: str, context: dict[str, object]) -> str:
+    """Render the template `name` (a checkout copy first) with `context` as data only."""
+    env = _environment(tuple(template_dirs(checkout)))
     import jinja2
 
     try:
-        return env.get_template(TASK_TEMPLATE).render(context)
+        return env.get_template(name).render(context)
     except jinja2.TemplateError as exc:
-        where = getattr(exc, "filename", None) or TASK_TEMPLATE
+        where = getattr(exc, "filename", None) or name
         line = getattr(exc, "lineno", None)
         at = f"{where}:{line}" if line else str(where)
         raise ConfigError(f"{at}: prompt template error: {exc}") from None
