@@ -282,3 +282,17 @@ def no_nul_bytes(issues: Issues, data: object) -> None:
             stack.extend(((*path, k), v) for k, v in reversed(value.items()))
         elif isinstance(value, list):
             stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(value))))
+
+
+# Names (or name prefixes) of orchlib's and doit's own files and folders in `.orch/`: a plan
+# folder there must not collide with them (doit's DB also makes `doit.sqlite3-journal`).
+_RUNTIME_NAMES = ("cache", "drafts", "worktrees")
+_RUNTIME_PREFIXES = ("doit.", "run.lock")
+RESERVED = "choose another planId (reserved: cache, drafts, worktrees, run.lock*, doit.*)"
+
+
+def reserved_plan_id(plan_id: str) -> bool:
+    """Whether `.orch/<plan_id>` would be one of the runtime files (names compared as the
+    file system may, without case)."""
+    name = plan_id.lower()
+    return name in _RUNTIME_NAMES or name.startswith(_RUNTIME_PREFIXES)

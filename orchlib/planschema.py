@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.plan import (
+    DEFAULT_PARALLEL,
+    ISOLATIONS,
     SCHEDULES,
     AgentSpec,
     Limits,
@@ -23,6 +25,7 @@ from orchlib.plan import (
 )
 from orchlib.planagents import DEFAULT, Agents, argv_list, task_agent
 from orchlib.planchecks import (
+    RESERVED,
     Issues,
     KeyPath,
     argv,
@@ -40,6 +43,7 @@ from orchlib.planchecks import (
     nonempty,
     number,
     q,
+    reserved_plan_id,
     text,
     timestamp,
     unknown,
@@ -66,7 +70,8 @@ PLAN_OPTIONAL: tuple[str, ...] = (
 )
 PLAN_OPTIONAL += ("context", "schedule", "notify", "allowOutsidePaths")
 PROJECT_KEYS = ("name", "path")
-PROJECT_OPTIONAL = ("techStack", "description", "context", "agent", *LIMITS)
+PROJECT_OPTIONAL: tuple[str, ...] = ("techStack", "description", "context", "agent")
+PROJECT_OPTIONAL += ("isolation", "parallel", *LIMITS)
 TASK_KEYS = ("id", "project", "title")
 TASK_OPTIONAL: tuple[str, ...] = (
     "description",
@@ -154,6 +159,7 @@ class _Builder:
         folder = get(issues, m, "path", path, nonempty, None)
         root = None if folder is None else self.project_root(folder, (*path, "path"))
         agent = get(issues, m, "agent", path, self.agents.value, self.agent)
+        isolation, parallel = _isolation(issues, m, path)
         project = Project(
             name=name or "",
             path=folder or "",
@@ -161,6 +167,8 @@ class _Builder:
             tech_stack=get(issues, m, "techStack", path, text, ""),
             description=get(issues, m, "description", path, text, ""),
             context=get(issues, m, "context", path, text, ""),
+            isolation=isolation,
+            parallel=parallel,
         )
         scope = _Scope(project, agent, limits(issues, m, path, self.limits))
         if name is not None and _first(issues, self.scopes, name, (*path, "name"), "project name"):
@@ -220,18 +228,16 @@ class _Builder:
         return None if name is None else self.scopes.get(name)
 
 
-# Names (or name prefixes) of orchlib's and doit's own files and folders in `.orch/`: a plan
-# folder there must not collide with them (doit's DB also makes `doit.sqlite3-journal`).
-_RUNTIME_NAMES = ("cache", "drafts", "worktrees")
-_RUNTIME_PREFIXES = ("doit.", "run.lock")
-RESERVED = "choose another planId (reserved: cache, drafts, worktrees, run.lock*, doit.*)"
-
-
-def reserved_plan_id(plan_id: str) -> bool:
-    """Whether `.orch/<plan_id>` would be one of the runtime files (names compared as the
-    file system may, without case)."""
-    name = plan_id.lower()
-    return name in _RUNTIME_NAMES or name.startswith(_RUNTIME_PREFIXES)
+def _isolation(issues: Issues, m: dict[str, Any], path: KeyPath) -> tuple[str, int]:
+    """A project's `isolation` and `parallel` (tasks at once); parallel needs isolation."""
+    isolation = get(issues, m, "isolation", path, choice(ISOLATIONS), "")
+    parallel = get(issues, m, "parallel", path, count, DEFAULT_PARALLEL)
+    if "parallel" in m and "isolation" not in m:
+        issues.add((*path, "parallel"), "'parallel' needs 'isolation: worktree' (without it, "
+                   "a project runs one task at a time in its folder)")  # fmt: skip
+    elif parallel == 0:
+        issues.add((*path, "parallel"), "must be >= 1, got 0")
+    return (isolation, max(1, parallel)) if isolation else ("", 1)
 
 
 def _list(issues: Issues, root: dict[str, Any], key: str) -> list[Any]:

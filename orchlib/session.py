@@ -18,12 +18,13 @@ from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.loader import orch_meta
 from orchlib.notify import Notifier, close_all
 from orchlib.orchdir import check_plan_files, check_writable, sweep_temp_files
-from orchlib.preflight import check_agents, check_project_folders
+from orchlib.preflight import check_agents, check_project_folders, check_repos
 from orchlib.prompt import template_dirs
 from orchlib.reporter import PlanReporter
 from orchlib.runlock import run_lock
-from orchlib.runner import PlanRunner
+from orchlib.runner import PlanRunner, project_capacity
 from orchlib.state import StateStore, Status, TaskRecord
+from orchlib.worktrees import sweep
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -49,16 +50,20 @@ def run_plans(
         pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
         check_agents(co, pending)
         check_project_folders(co, pending)
-        plan_ids = {plan.plan_id for plan, _ in to_run}
-        check_plan_files(co.root, plan_ids, (co.stamp_path(p.plan_id, t.id) for p, t in pending))
-        subfolders = ("", "stamps", "prompts", "logs")
-        folders = [
-            co.orch_dir / "cache",
-            *(co.plan_dir(p) / d for p in plan_ids for d in subfolders),
-        ]
-        sweep_temp_files(folders)  # left by a killed run; we hold the run lock
+        check_repos(co, pending)
+        sweep(co)  # worktrees of finished tasks a killed run left
+        _check_runtime_files(co, to_run, pending)
         code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
     return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
+
+
+def _check_runtime_files(co: Checkout, to_run: list[Any], pending: list[Any]) -> None:
+    """Refuse runtime paths of the wrong kind; sweep temp files a killed run left (we hold
+    the run lock, and a file is removed only when its writer is gone)."""
+    plan_ids = {plan.plan_id for plan, _ in to_run}
+    check_plan_files(co.root, plan_ids, (co.stamp_path(p.plan_id, t.id) for p, t in pending))
+    folders = [co.plan_dir(p) / d for p in plan_ids for d in ("", "stamps", "prompts", "logs")]
+    sweep_temp_files([co.orch_dir / "cache", *folders])
 
 
 def _plan_task(co: Checkout, doit_task: Any) -> Any:
@@ -137,10 +142,11 @@ class PlanRun:
 
     def _runner(self, control: Any, dep_manager: Any, opts: RunOptions) -> PlanRunner:
         roots = {meta["root"] for t in control.tasks.values() if (meta := orch_meta(t))}
+        capacity = project_capacity(self.co)
         stream = Stream(opts.verbosity, opts.force_verbosity)
         reporter = PlanReporter(self.co, self.out)
         args = (dep_manager, reporter, opts.continue_, opts.always, stream)
-        slots = opts.slots or len(roots)
+        slots = opts.slots or sum(capacity.get(root, 1) for root in roots)
         return PlanRunner(*args, slots=slots, checkout=self.co, previous=self.previous)
 
 
