@@ -61,6 +61,25 @@ def _quiet_when_reader_gone(execute: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _db_errors_in_one_line(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """A command's `_execute` whose failure to write doit's DB (a full disk) is one line."""
+
+    @functools.wraps(execute)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        import sqlite3  # doit imports it too, when it opens the DB
+
+        try:
+            return execute(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            sys.stderr.write(
+                f"orchlib: doit's DB .orch/doit.sqlite3: {exc}; free space (or fix the file) "
+                "and re-run — the stamps are unchanged\n"
+            )
+            return 3
+
+    return run
+
+
 class _Printable:
     """A command's output stream that escapes control characters: doit prints task titles,
     targets and summaries (plan text) as they are."""
@@ -134,6 +153,7 @@ class Run(DoitRun):  # type: ignore[misc]
 class Forget(DoitForget):  # type: ignore[misc]
     """doit's forget; for plan tasks it also sets the stamp aside and drops an open question."""
 
+    @_db_errors_in_one_line
     def _execute(self, forget_sub: bool, forget_disable_default: bool, forget_all: bool) -> Any:
         result = super()._execute(forget_sub, forget_disable_default, forget_all)
         co = loader.current()

@@ -447,3 +447,17 @@ def test_a_prompt_path_that_is_a_folder_fails_the_task_in_one_line(checkout: Che
     assert f"is a directory writing .orch/{PLAN}/prompts/t1.1.md" in text, text
     assert "internal error" not in text
     assert checkout.stamp("t2", PLAN) is not None
+
+
+def test_forget_on_a_full_disk_is_one_line_and_changes_nothing(checkout: Checkout) -> None:
+    with small_fs(checkout.root / ".orch", "512k") as orch:
+        write(checkout, [{"id": "t1"}])
+        assert checkout.doit().returncode == 0
+        free = os.statvfs(orch).f_bavail * os.statvfs(orch).f_frsize
+        with contextlib.suppress(OSError):
+            (orch / "filler").write_bytes(b"\0" * (free + 4096))
+        result = checkout.doit("forget", f"{PLAN}:t1")
+        assert result.returncode == 3, output(result)
+        no_traceback(result)
+        assert "orchlib: doit's DB .orch/doit.sqlite3: database or disk is full" in output(result)
+        assert checkout.stamp("t1", PLAN) is not None
