@@ -224,6 +224,8 @@ def test_damaged_doit_db_is_set_aside_and_nothing_is_redone(
 @pytest.mark.parametrize(
     ("make", "message"),
     [
+        (lambda d: ((d.parent / "run.lock").unlink(), (d.parent / "run.lock").mkdir()),
+         "orchlib: cannot open the run lock "),
         (lambda d: (d / "stamps" / "t2.json").mkdir(parents=True),
          f"orchlib: .orch/{PLAN}/stamps/t2.json is a folder, not a file; move it away"),
         (lambda d: ((d / "stamps").rename(d / "s"), (d / "stamps").write_text("x")),
