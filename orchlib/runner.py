@@ -12,6 +12,7 @@ import heapq
 import queue
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from doit.exceptions import TaskError, TaskFailed
@@ -20,16 +21,30 @@ from doit.runner import Runner
 from orchlib.checkout import Checkout
 from orchlib.dispatch import TaskResult, TaskRun
 from orchlib.loader import closure, orch_meta
+from orchlib.pauses import profile_of
 from orchlib.plan import Plan
 from orchlib.state import TaskRecord
 
+PAUSED = object()  # a worker's result for a task its agent's usage limit holds
+WaitFn = Callable[[dict[str, float]], None]
+
 
 class PlanRunner(Runner):  # type: ignore[misc]
-    """Runs doit's selected tasks with per-project exclusivity and `-n` slots."""
+    """Runs doit's selected tasks with per-project exclusivity and `-n` slots.
+
+    A task paused by a usage limit goes back among the ready tasks, its project kept for it
+    (it stays first in its project's order) and its slot freed; no task of that profile
+    starts until the limit resets. When nothing else can run, the run waits for the reset
+    (`on_wait` shows a countdown), or with `wait_limits` False ends, its pauses in `gave_up`.
+    """
 
     def __init__(self, *args: Any, slots: int, checkout: Checkout,
-                 previous: dict[str, dict[str, TaskRecord]]) -> None:  # fmt: skip
+                 previous: dict[str, dict[str, TaskRecord]], wait_limits: bool = True,
+                 on_wait: WaitFn | None = None) -> None:  # fmt: skip
         super().__init__(*args)
+        self.wait_limits, self.on_wait = wait_limits, on_wait
+        self.gave_up: dict[str, float] = {}
+        self.runs: dict[str, TaskRun] = {}
         self.slots = max(1, slots)
         self.co = checkout
         self.previous = previous
@@ -61,6 +76,10 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 completed = None
             self._start()
             if not self.running:
+                if self.ready and not self._stopping() and not self._candidates():
+                    if not self._wait_for_limits():  # every ready task waits on a limit
+                        break
+                    continue
                 if exhausted or not self.ready or self._stopping():
                     break
                 self._start(force=True)
@@ -107,8 +126,32 @@ class PlanRunner(Runner):  # type: ignore[misc]
             force = False
 
     def _candidates(self) -> list[Any]:
-        """The first ready task of each free project, longest remaining path first."""
-        return [node for _, node in sorted(self.ready.heads(self.busy), key=lambda h: h[0])]
+        """The first ready task of each free project, longest remaining path first.
+
+        A task whose agent waits for a usage limit is no candidate (nor is its project's next).
+        """
+        heads = sorted(self.ready.heads(self.busy), key=lambda h: h[0])
+        return [node for _, node in heads if self._paused_until(node) is None]
+
+    def _paused_until(self, node: Any) -> float | None:
+        meta = orch_meta(node.task)
+        assert meta is not None
+        task = self.co.plans[meta["plan"]].tasks[meta["task"]]
+        return self.co.pauses.until(profile_of(task))
+
+    def _wait_for_limits(self) -> bool:
+        """Wait for the first usage limit to reset; False when the run ends instead."""
+        pauses = self.co.pauses.active()
+        if not pauses:
+            return True  # it reset meanwhile
+        if not self.wait_limits:
+            self.gave_up = pauses
+            return False
+        left = min(pauses.values()) - self.co.pauses.now()
+        if self.on_wait is not None:
+            self.on_wait(pauses)
+        self.co.interrupt.event.wait(min(1.0, max(0.01, left)))
+        return True
 
     def _launch(self, node: Any, meta: dict[str, Any]) -> None:
         self.ready.pop(meta["root"])
@@ -130,17 +173,24 @@ class PlanRunner(Runner):  # type: ignore[misc]
             self.results.put((node, fail))
 
     def _collect(self) -> Any:
-        """Wait for one running task to finish and record its result."""
+        """Wait for one running task to finish and record its result.
+
+        None: no task finished (one paused, or a usage limit reset and a task may start).
+        """
         while True:
             try:
-                node, fail = self.results.get(timeout=1.0)
+                node, fail = self.results.get(timeout=self._tick())
                 break
             except queue.Empty:
-                continue
+                if len(self.running) < self.slots and self._candidates():
+                    return None
         meta = orch_meta(node.task)
         assert meta is not None
         del self.running[node.task.name]
         self.busy.discard(meta["root"])
+        if fail is PAUSED:
+            self.ready.add(node, meta, self.ranks.get((meta["plan"], meta["task"]), 0.0))
+            return None
         self.process_task_result(node, fail)
         self.barrier.finished(node.task)
         return node
@@ -151,10 +201,18 @@ class PlanRunner(Runner):  # type: ignore[misc]
         if meta is None:
             return super().execute_task(task)
         self.reporter.execute_task(task)
-        plan = self.co.plans[meta["plan"]]
-        previous = self.previous.get(plan.plan_id, {}).get(meta["task"])
-        result = TaskRun(self.co, plan, plan.tasks[meta["task"]], previous).run()
-        return task_failure(result)
+        run = self.runs.get(task.name)
+        if run is None:  # a paused task continues with its own TaskRun (retries left)
+            plan = self.co.plans[meta["plan"]]
+            previous = self.previous.get(plan.plan_id, {}).get(meta["task"])
+            run = self.runs[task.name] = TaskRun(self.co, plan, plan.tasks[meta["task"]], previous)
+        result = run.run()
+        return PAUSED if result.status == "paused" else task_failure(result)
+
+    def _tick(self) -> float:
+        """How long to wait for a result: a second, or less when a usage limit resets sooner."""
+        ends = self.co.pauses.active().values()
+        return max(0.05, min(1.0, min(ends, default=float("inf")) - self.co.pauses.now()))
 
 
 def task_failure(result: TaskResult) -> TaskFailed | None:

@@ -25,6 +25,7 @@ from orchlib.runner import PlanRunner
 from orchlib.state import StateStore, Status, TaskRecord
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+LIMIT_EXIT = 2  # `--no-wait-limits` stopped at a usage limit: come back at the reset
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class RunOptions:
     slots: int = 0
     verbosity: int | None = None
     force_verbosity: bool = False
+    wait_limits: bool = True  # False: `--no-wait-limits`
 
 
 def run_plans(
@@ -84,6 +86,9 @@ class PlanRun:
             self._announce()
             runner = self._runner(control, dep_manager, opts)
             code = int(runner.run_all(control.task_dispatcher()))
+            if runner.gave_up:
+                self.console.gave_up(runner.gave_up)
+                code = LIMIT_EXIT
             for pid in self.by_plan:
                 self.co.bus.publish(RunFinished(pid, interrupted=self.co.interrupt.signal_name))
         finally:
@@ -119,7 +124,8 @@ class PlanRun:
         reporter = PlanReporter(self.co, self.out)
         args = (dep_manager, reporter, opts.continue_, opts.always, stream)
         slots = opts.slots or len(roots)
-        return PlanRunner(*args, slots=slots, checkout=self.co, previous=self.previous)
+        return PlanRunner(*args, slots=slots, checkout=self.co, previous=self.previous,
+                          wait_limits=opts.wait_limits, on_wait=self.console.countdown)  # fmt: skip
 
 
 @contextlib.contextmanager
