@@ -36,17 +36,13 @@ from .notifysend import (
     command_argv,
 )
 from .plan import Plan
+from .planschema import EVENTS
 from .staterender import local_clock, one_line
 
 __all__ = [
     "APPRISE_MISSING", "COMMAND_TIMEOUT", "EVENTS", "LOG_FILE", "Notification", "Notifier",
     "close_all", "command_argv",
 ]  # fmt: skip
-
-EVENTS = (
-    "task_error", "task_question", "usage_limit", "phase_completed", "plan_completed",
-    "plan_failed",
-)  # fmt: skip
 
 
 class Notifier:

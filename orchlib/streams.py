@@ -309,6 +309,9 @@ class OpencodeJson(_JsonStream):
             error = _obj(doc.get("error"))
             data = _obj(error.get("data"))
             message = next(iter(_strs(data.get("message"), error.get("message"))), "")
+            retry = _obj(data.get("responseHeaders")).get("retry-after")
+            if isinstance(retry, str) and retry.isdigit():
+                message += f" (retry after {retry}s)"
             self._limit(f"status {data['statusCode']}: {message}" if "statusCode" in data else "",
                         message)  # fmt: skip
         return []
