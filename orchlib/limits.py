@@ -102,6 +102,8 @@ def _clock_time(found: re.Match[str], now: float) -> float | None:
             moment = moment.replace(year=year, month=month, day=int(found["day"]))
             if not found["year"] and moment < here - timedelta(days=1):
                 moment = moment.replace(year=year + 1)  # "Jan 2" said in December
+        elif here - timedelta(minutes=2) < moment <= here:
+            moment += timedelta(minutes=1)  # "3:28 PM" said at 3:28:40: seconds were cut
         elif moment <= here:
             moment += timedelta(days=1)
     except ValueError:  # an unknown month or day 31 of a short month

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ import pytest
 from conftest import Checkout
 from test_profiles import PLAN, STANDINS, SUMMARY, Standins
 
-from orchlib.pauses import iso
+from orchlib.aider import AiderText
+from orchlib.limits import recognise
+from orchlib.pauses import Pauses, iso
 
 SINK = (
     "import json, sys\n"
@@ -139,3 +142,130 @@ def _status_of(checkout: Checkout, task: str) -> str:
         return str(_task(checkout, task)["status"])
     except (FileNotFoundError, ValueError, StopIteration):
         return ""
+
+
+# --- recognising the CLIs' messages (pure) ---------------------------------------------
+
+NOW = 1_790_000_000.0  # a fixed moment; clock times are read in local time or their zone
+
+
+@pytest.mark.parametrize(
+    ("message", "left"),
+    [
+        ("Claude AI usage limit reached|1790003600", 3600),
+        ("You have exhausted your capacity on this model. Your quota will reset after 2h3m4s.",
+         2 * 3600 + 3 * 60 + 4),
+        ("You've hit your usage limit. To get more access now, send a request to your admin or "
+         "try again in 3 days 6 hours 57 minutes.", ((3 * 24 + 6) * 60 + 57) * 60),
+        ("status 429: This request would exceed your account's rate limit. (retry after 7s)", 7),
+        ("litellm.RateLimitError: AnthropicException - rate_limit_error", None),
+        ("The API provider has rate limited you. Try again later or check your quotas.", None),
+        ("Quota exceeded for quota metric 'Gemini 2.5 Pro Requests' (RESOURCE_EXHAUSTED)", None),
+    ],
+)  # fmt: skip
+def test_limit_messages_and_their_reset(message: str, left: float | None) -> None:
+    found = recognise(message, NOW)
+    assert found is not None
+    assert (None if found.reset_at is None else found.reset_at - NOW) == left
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Claude usage limit reached. Your limit will reset at 3pm (America/Santiago).",
+        "5-hour limit reached ∙ resets 3pm",
+        "You've hit your session limit · resets 11:20am (Europe/Budapest)",
+        "You've hit your usage limit. Try again at 3:28 PM.",
+        "You've hit your usage limit. Try again at Aug 8th, 2027 12:30 PM.",
+    ],
+)
+def test_clock_times_reset_at_their_next_occurrence(message: str) -> None:
+    found = recognise(message, NOW)
+    assert found is not None and found.reset_at is not None
+    assert NOW < found.reset_at < NOW + 400 * 86400
+    clock = datetime.fromtimestamp(found.reset_at, _zone(message))
+    assert (clock.hour, clock.minute) in {(15, 0), (11, 20), (15, 28), (12, 30)}
+
+
+def test_a_clock_time_just_passed_is_that_minute_not_tomorrow() -> None:
+    # codex prints the reset without seconds: "3:28 PM" may be said at 3:28:40
+    said = datetime.fromtimestamp(NOW).replace(second=40)
+    text = f"You've hit your usage limit. Try again at {said.strftime('%I:%M %p')}."
+    found = recognise(text, said.timestamp())
+    assert found is not None and found.reset_at is not None
+    assert 0 < found.reset_at - said.timestamp() <= 60
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["All tests pass.", "Retrying in 5 seconds", "reset the counter at 3pm", "HTTP 200 OK"],
+)
+def test_other_text_is_no_limit(text: str) -> None:
+    assert recognise(text, NOW) is None
+
+
+def test_without_a_reset_time_the_pause_is_5_minutes_doubling_to_an_hour() -> None:
+    clock = [NOW]
+    pauses = Pauses(clock=lambda: clock[0])
+    lengths = []
+    for _ in range(6):
+        lengths.append(pauses.pause("claude", None) - clock[0])
+        clock[0] += 4000  # each pause over
+    assert lengths == [300, 600, 1200, 2400, 3600, 3600]
+    pauses.clear_backoff("claude")
+    assert pauses.pause("claude", None) - clock[0] == 300
+    assert pauses.until("codex") is None and pauses.until("claude") == clock[0] + 300
+    assert pauses.pause("codex", clock[0] + 42) == clock[0] + 42  # the CLI's own reset time
+
+
+def _zone(message: str) -> Any:
+    from zoneinfo import ZoneInfo
+
+    for name in ("America/Santiago", "Europe/Budapest"):
+        if name in message:
+            return ZoneInfo(name)
+    return None
+
+
+# --- aider: code the model writes is not a report ---------------------------------------
+
+
+def _aider_texts(lines: list[str]) -> list[str]:
+    reader = AiderText()
+    return [text for line in lines for text in reader.texts(line)]
+
+
+def test_aider_skips_fences_and_edit_blocks() -> None:
+    lines = [
+        "intro [DONE:T] a",
+        "```python",
+        "x = '[DONE:T] b'",
+        "```",
+        "<<<<<<< SEARCH",
+        "old",
+        "=======",
+        "```",  # a fence inside an edit block (a Markdown file being edited)
+        "[DONE:T] c",
+        ">>>>>>> REPLACE",
+        "````markdown",
+        "```",
+        "[DONE:T] d",
+        "```",
+        "````",
+        "~~~",
+        "[DONE:T] e",
+        "~~~",
+        "[DONE:T] real",
+    ]
+    assert _aider_texts(lines) == ["intro [DONE:T] a", "[DONE:T] real"]
+
+
+def test_aider_rate_limit_line_is_a_limit_but_the_models_words_are_not() -> None:
+    reader = AiderText()
+    reader.texts("```")
+    reader.texts("litellm.RateLimitError: in a code block")
+    reader.texts("```")
+    reader.texts("We hit a quota exceeded error in the old code.")
+    assert reader.limit is None
+    reader.texts("The API provider has rate limited you. Try again later or check your quotas.")
+    assert reader.limit is not None and reader.limit.reset_at is None

@@ -20,6 +20,8 @@ Environment:
                       so the stand-in reports the limit as the real CLI does (its message,
                       with this reset time where the CLI says one) and exits; afterwards it
                       runs normally. A real limit outlives one call, so this is a time.
+  STANDIN_NO_CODE     aider: the reply has no edit blocks holding markers (for a custom
+                      command running aider, whose plain output counts every line)
   STANDIN_DELAY       seconds to think (sleep) after the call is recorded, before output
   TERMINAL_ID         the terminal id the markers carry
 """
