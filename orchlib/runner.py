@@ -20,8 +20,9 @@ from doit.runner import Runner
 
 from orchlib.checkout import Checkout
 from orchlib.dispatch import TaskResult, TaskRun
+from orchlib.events import TaskPaused
 from orchlib.loader import closure, orch_meta
-from orchlib.pauses import profile_of
+from orchlib.pauses import iso, profile_of
 from orchlib.plan import Plan
 from orchlib.state import TaskRecord
 
@@ -45,6 +46,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
         self.wait_limits, self.on_wait = wait_limits, on_wait
         self.gave_up: dict[str, float] = {}
         self.runs: dict[str, TaskRun] = {}
+        self._told_paused: dict[str, float] = {}  # task name -> the pause end it was shown
         self.slots = max(1, slots)
         self.co = checkout
         self.previous = previous
@@ -75,6 +77,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 exhausted = self._pull(task_dispatcher, completed)
                 completed = None
             self._start()
+            self._show_paused()
             if not self.running:
                 if self.ready and not self._stopping() and not self._candidates():
                     if not self._wait_for_limits():  # every ready task waits on a limit
@@ -138,6 +141,21 @@ class PlanRunner(Runner):  # type: ignore[misc]
         assert meta is not None
         task = self.co.plans[meta["plan"]].tasks[meta["task"]]
         return self.co.pauses.until(profile_of(task))
+
+    def _show_paused(self) -> None:
+        """Tasks held by a usage limit before they started are PAUSED too (state, status)."""
+        for _, node in self.ready.heads(self.busy):
+            until = self._paused_until(node)
+            if until is None or self._told_paused.get(node.task.name) == until:
+                continue
+            self._told_paused[node.task.name] = until
+            meta = orch_meta(node.task)
+            assert meta is not None
+            task = self.co.plans[meta["plan"]].tasks[meta["task"]]
+            profile = profile_of(task) or ""
+            why = f"waits for {profile}'s usage limit"
+            paused = TaskPaused(meta["plan"], task.id, 0, profile, iso(until), why, hit=False)
+            self.co.bus.publish(paused)
 
     def _wait_for_limits(self) -> bool:
         """Wait for the first usage limit to reset; False when the run ends instead."""

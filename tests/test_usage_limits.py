@@ -78,6 +78,8 @@ def test_a_usage_limit_pauses_the_profile_and_the_task_resumes_after_the_reset(
         assert "PAUSED until" in shown.stdout, shown.stdout
         record = _task(checkout, "t1")
         assert record["pausedUntil"] and "usage limit" in record["lastUpdate"]
+        # t3 became ready during the pause: held before it started, shown as PAUSED too
+        checkout.wait_for(lambda: _status_of(checkout, "t3") == "PAUSED", timeout=30)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -111,6 +113,11 @@ def test_no_wait_limits_ends_the_run_with_exit_2_and_the_time_to_come_back(
     assert record["status"] == "PAUSED" and record["pausedUntil"]
     assert len(calls_of(standins, "t1")) == 1
     assert "PAUSED until" in checkout.doit("status").stdout
+    # the next run, before the reset: the limit still holds, nothing is dispatched
+    again = checkout.doit("--no-wait-limits", env=_env(standins))
+    assert again.returncode == 2 and "come back" in again.stdout
+    assert len(calls_of(standins, "t1")) == 1
+    assert _task(checkout, "t1")["status"] == "PAUSED"
 
 
 @pytest.mark.parametrize("profile", ["codex", "gemini", "opencode"])
