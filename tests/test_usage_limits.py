@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -276,3 +277,17 @@ def test_aider_rate_limit_line_is_a_limit_but_the_models_words_are_not() -> None
     assert reader.limit is None
     reader.texts("The API provider has rate limited you. Try again later or check your quotas.")
     assert reader.limit is not None and reader.limit.reset_at is None
+
+
+def test_an_interrupt_ends_the_wait_for_a_reset(standins: Standins, checkout: Checkout) -> None:
+    standins.plan([{"id": "t1", "agent": limited("claude", time.time() + 300)}])
+    proc = checkout.start(env=_env(standins))
+    try:
+        checkout.wait_for(lambda: _status_of(checkout, "t1") == "PAUSED", timeout=30)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
