@@ -291,3 +291,15 @@ def test_an_interrupt_ends_the_wait_for_a_reset(standins: Standins, checkout: Ch
             proc.kill()
     assert proc.returncode == 130, out + err
     assert "Traceback" not in err
+
+
+def test_with_session_continue_the_task_resumes_the_paused_session(
+    standins: Standins, checkout: Checkout
+) -> None:
+    agent = {**limited("claude", time.time() + 3), "session": "continue"}
+    standins.plan([{"id": "t1", "agent": agent}], defaults={"retries": 0})
+    result = checkout.doit(env=_env(standins), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, second = calls_of(standins, "t1")
+    assert "--resume" not in first["argv"]
+    assert second["argv"][-2:] == ["--resume", first["session_id"]]
