@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from orchlib.limits import recognise
+from orchlib.limits import better, recognise
 from orchlib.streams import PlainText
 
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
@@ -34,8 +34,8 @@ class AiderText(PlainText):
         """The line, unless it belongs to code the model wrote."""
         if self._code(line):
             return []
-        if self.limit is None and _RATE_LIMITED.search(line):
-            self.limit = recognise(line)
+        if _RATE_LIMITED.search(line):
+            self.limit = better(self.limit, recognise(line))
         return [line]
 
     def _code(self, line: str) -> bool:

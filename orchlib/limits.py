@@ -62,6 +62,14 @@ def recognise(text: str, now: float | None = None) -> LimitReport | None:
     return LimitReport(flat, reset_time(text, time.time() if now is None else now))
 
 
+def better(kept: LimitReport | None, new: LimitReport | None) -> LimitReport | None:
+    """The report to keep: the first one, unless a later one says when the limit resets
+    (a CLI often logs its own retries of a 429 before the final quota error)."""
+    if kept is None or (kept.reset_at is None and new is not None and new.reset_at is not None):
+        return new
+    return kept
+
+
 def reset_time(text: str, now: float) -> float | None:
     """When the limit ends, from the message: an epoch, `in 2h30m`, `resets 3pm (Europe/X)`."""
     if found := _EPOCH.search(text):

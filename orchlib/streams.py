@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Protocol
 
-from orchlib.limits import LimitReport, recognise
+from orchlib.limits import LimitReport, better, recognise
 
 # Gemini streams assistant text in deltas; a line longer than this is emitted unfinished.
 _MAX_PENDING = 1 << 16
@@ -113,10 +113,10 @@ class _JsonStream:
         raise NotImplementedError
 
     def _limit(self, *texts: object) -> None:
-        """Keep the first limit report among the CLI's error texts."""
+        """Keep the limit report among the CLI's error texts (one with a reset time wins)."""
         for text in texts:
-            if self.limit is None and isinstance(text, str):
-                self.limit = recognise(text)
+            if isinstance(text, str) and (self.limit is None or self.limit.reset_at is None):
+                self.limit = better(self.limit, recognise(text))
 
 
 def _obj(value: object) -> Json:

@@ -23,6 +23,7 @@ from test_profiles import PLAN, STANDINS, SUMMARY, Standins
 from orchlib.aider import AiderText
 from orchlib.limits import recognise
 from orchlib.pauses import Pauses, iso
+from orchlib.streams import GeminiStream
 
 SINK = (
     "import json, sys\n"
@@ -303,3 +304,29 @@ def test_with_session_continue_the_task_resumes_the_paused_session(
     first, second = calls_of(standins, "t1")
     assert "--resume" not in first["argv"]
     assert second["argv"][-2:] == ["--resume", first["session_id"]]
+
+
+def test_a_later_report_with_a_reset_time_wins() -> None:
+    reader = GeminiStream()
+    reader.texts("Attempt 1 failed with status 429. Retrying with backoff...")
+    assert reader.limit is not None and reader.limit.reset_at is None
+    reader.texts("[API Error: You have exhausted your capacity on this model. "
+                 "Your quota will reset after 1h.]")  # fmt: skip
+    reader.texts("Attempt 2 failed with status 429. Retrying with backoff...")
+    assert reader.limit.reset_at is not None and reader.limit.reset_at > time.time() + 3500
+
+
+def test_a_paused_task_frees_its_slot(standins: Standins, checkout: Checkout) -> None:
+    until = time.time() + 6
+    standins.plan(
+        [
+            {"id": "t1", "agent": limited("claude", until)},
+            {"id": "t2", "project": "b", "agent": {"profile": "codex", "env": SLOW}},
+        ],
+        projects=("a", "b"),
+        defaults={"retries": 0},
+    )
+    result = checkout.doit("-n", "1", env=_env(standins), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    t1, t2 = calls_of(standins, "t1"), calls_of(standins, "t2")
+    assert t1[0]["time"] < t2[0]["time"] < until <= t1[1]["time"]
