@@ -12,7 +12,6 @@ import heapq
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from doit.exceptions import TaskError, TaskFailed
@@ -20,14 +19,12 @@ from doit.runner import Runner
 
 from orchlib.checkout import Checkout
 from orchlib.dispatch import TaskResult, TaskRun
-from orchlib.events import TaskPaused
+from orchlib.limitwait import LimitWait, WaitFn
 from orchlib.loader import closure, orch_meta
-from orchlib.pauses import iso, profile_of
 from orchlib.plan import Plan
 from orchlib.state import TaskRecord
 
 PAUSED = object()  # a worker's result for a task its agent's usage limit holds
-WaitFn = Callable[[dict[str, float]], None]
 
 
 class PlanRunner(Runner):  # type: ignore[misc]
@@ -36,17 +33,15 @@ class PlanRunner(Runner):  # type: ignore[misc]
     A task paused by a usage limit goes back among the ready tasks, its project kept for it
     (it stays first in its project's order) and its slot freed; no task of that profile
     starts until the limit resets. When nothing else can run, the run waits for the reset
-    (`on_wait` shows a countdown), or with `wait_limits` False ends, its pauses in `gave_up`.
+    (`on_wait` shows a countdown), or with `wait_limits` False ends (`limits.gave_up`).
     """
 
     def __init__(self, *args: Any, slots: int, checkout: Checkout,
                  previous: dict[str, dict[str, TaskRecord]], wait_limits: bool = True,
                  on_wait: WaitFn | None = None) -> None:  # fmt: skip
         super().__init__(*args)
-        self.wait_limits, self.on_wait = wait_limits, on_wait
-        self.gave_up: dict[str, float] = {}
+        self.limits = LimitWait(checkout, wait_limits, on_wait)
         self.runs: dict[str, TaskRun] = {}
-        self._told_paused: dict[str, float] = {}  # task name -> the pause end it was shown
         self.slots = max(1, slots)
         self.co = checkout
         self.previous = previous
@@ -77,10 +72,10 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 exhausted = self._pull(task_dispatcher, completed)
                 completed = None
             self._start()
-            self._show_paused()
+            self.limits.show(node for _, node in self.ready.heads(self.busy))
             if not self.running:
                 if self.ready and not self._stopping() and not self._candidates():
-                    if not self._wait_for_limits():  # every ready task waits on a limit
+                    if not self.limits.wait():  # every ready task waits on a limit
                         break
                     continue
                 if exhausted or not self.ready or self._stopping():
@@ -134,42 +129,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
         A task whose agent waits for a usage limit is no candidate (nor is its project's next).
         """
         heads = sorted(self.ready.heads(self.busy), key=lambda h: h[0])
-        return [node for _, node in heads if self._paused_until(node) is None]
-
-    def _paused_until(self, node: Any) -> float | None:
-        meta = orch_meta(node.task)
-        assert meta is not None
-        task = self.co.plans[meta["plan"]].tasks[meta["task"]]
-        return self.co.pauses.until(profile_of(task))
-
-    def _show_paused(self) -> None:
-        """Tasks held by a usage limit before they started are PAUSED too (state, status)."""
-        for _, node in self.ready.heads(self.busy):
-            until = self._paused_until(node)
-            if until is None or self._told_paused.get(node.task.name) == until:
-                continue
-            self._told_paused[node.task.name] = until
-            meta = orch_meta(node.task)
-            assert meta is not None
-            task = self.co.plans[meta["plan"]].tasks[meta["task"]]
-            profile = profile_of(task) or ""
-            why = f"waits for {profile}'s usage limit"
-            paused = TaskPaused(meta["plan"], task.id, 0, profile, iso(until), why, hit=False)
-            self.co.bus.publish(paused)
-
-    def _wait_for_limits(self) -> bool:
-        """Wait for the first usage limit to reset; False when the run ends instead."""
-        pauses = self.co.pauses.active()
-        if not pauses:
-            return True  # it reset meanwhile
-        if not self.wait_limits:
-            self.gave_up = pauses
-            return False
-        left = min(pauses.values()) - self.co.pauses.now()
-        if self.on_wait is not None:
-            self.on_wait(pauses)
-        self.co.interrupt.event.wait(min(1.0, max(0.01, left)))
-        return True
+        return [node for _, node in heads if self.limits.held(node) is None]
 
     def _launch(self, node: Any, meta: dict[str, Any]) -> None:
         self.ready.pop(meta["root"])
@@ -197,7 +157,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
         """
         while True:
             try:
-                node, fail = self.results.get(timeout=self._tick())
+                node, fail = self.results.get(timeout=self.limits.tick())
                 break
             except queue.Empty:
                 if len(self.running) < self.slots and self._candidates():
@@ -226,11 +186,6 @@ class PlanRunner(Runner):  # type: ignore[misc]
             run = self.runs[task.name] = TaskRun(self.co, plan, plan.tasks[meta["task"]], previous)
         result = run.run()
         return PAUSED if result.status == "paused" else task_failure(result)
-
-    def _tick(self) -> float:
-        """How long to wait for a result: a second, or less when a usage limit resets sooner."""
-        ends = self.co.pauses.active().values()
-        return max(0.05, min(1.0, min(ends, default=float("inf")) - self.co.pauses.now()))
 
 
 def task_failure(result: TaskResult) -> TaskFailed | None:

@@ -100,8 +100,8 @@ class PlanRun:
             self._announce()
             runner = self._runner(control, dep_manager, opts)
             code = int(runner.run_all(control.task_dispatcher()))
-            if runner.gave_up:
-                self.console.gave_up(runner.gave_up)
+            if runner.limits.gave_up:
+                self.console.gave_up(runner.limits.gave_up)
                 code = LIMIT_EXIT
             for pid in self.by_plan:
                 self.co.bus.publish(RunFinished(pid, interrupted=self.co.interrupt.signal_name))
