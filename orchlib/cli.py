@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from doit.doit_cmd import DoitMain
 
 from orchlib import commands
+from orchlib.draft.command import Draft
 from orchlib.loader import PlanLoader
 
 # doit's commands that orchlib extends for plan tasks.
@@ -27,6 +28,7 @@ class OrchMain(DoitMain):  # type: ignore[misc]
         *(_REPLACED.get(cmd.get_name(), cmd) for cmd in DoitMain.DOIT_CMDS),
         commands.Status,
         commands.Answer,
+        Draft,
     )
 
 
