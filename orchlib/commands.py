@@ -113,6 +113,10 @@ class Run(DoitRun):  # type: ignore[misc]
     def _run(self, co: Any, chosen: list[Any], control: Any, out: Any, *options: Any) -> int:
         if not chosen:  # the common re-run: decided without loading the run machinery
             done = sum(len(ids) for ids in co.up_to_date.values())
+            if (co.orch_dir / "worktrees").is_dir():  # a crash left a finished task's worktree
+                from orchlib.worktrees import sweep_unlocked
+
+                sweep_unlocked(co)
             out.write(f"orchlib: {done} tasks up to date, nothing to do\n")
             return 0
         from orchlib.session import RunOptions, run_plans  # a run with work pays for its imports

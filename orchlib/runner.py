@@ -1,4 +1,5 @@
-"""The doit runner for plans: parallel across projects, one task at a time per project.
+"""The doit runner for plans: parallel across projects, one task at a time per project
+(up to `parallel` for a project with `isolation: worktree`).
 
 doit's own parallel runners hand a ready task to a worker slot even when that task
 would only wait for its project's terminal; this runner keeps such a task aside and
@@ -49,7 +50,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
         self.jobs: queue.Queue[Any] = queue.Queue()
         self.workers: list[threading.Thread] = []
         self.running: dict[str, Any] = {}
-        self.busy: set[str] = set()
+        self.capacity = project_capacity(checkout)
+        self.load: Counter[str] = Counter()  # running tasks per project folder
+        self.busy: set[str] = set()  # project folders running all the tasks they may
         self.ready = _Ready()
         self.barrier = _Barrier(checkout)
         self.ranks: dict[tuple[str, str], float] = {}
@@ -110,18 +113,24 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 node = None
 
     def _start(self, force: bool = False) -> None:
-        """Start ready tasks while slots are free: per project the earliest in plan order."""
-        if self._stopping():
-            return
-        for node in self._candidates():
-            if len(self.running) >= self.slots:
-                return
-            meta = orch_meta(node.task)
-            assert meta is not None
-            if not force and not self.barrier.open(meta):
-                continue
-            self._launch(node, meta)
-            force = False
+        """Start ready tasks while slots are free: per project the earliest in plan order.
+
+        One pass starts at most one task per project; a project with room for more (an
+        isolated one) gets another pass.
+        """
+        again = True
+        while again and not self._stopping():
+            again = False
+            for node in self._candidates():
+                if len(self.running) >= self.slots:
+                    return
+                meta = orch_meta(node.task)
+                assert meta is not None
+                if not force and not self.barrier.open(meta):
+                    continue
+                self._launch(node, meta)
+                force = False
+                again = again or meta["root"] not in self.busy
 
     def _candidates(self) -> list[Any]:
         """The first ready task of each free project, longest remaining path first.
@@ -132,8 +141,11 @@ class PlanRunner(Runner):  # type: ignore[misc]
         return [node for _, node in heads if self.limits.held(node) is None]
 
     def _launch(self, node: Any, meta: dict[str, Any]) -> None:
-        self.ready.pop(meta["root"])
-        self.busy.add(meta["root"])
+        root = meta["root"]
+        self.ready.pop(root)
+        self.load[root] += 1
+        if self.load[root] >= self.capacity.get(root, 1):
+            self.busy.add(root)
         self.running[node.task.name] = node
         if len(self.workers) < len(self.running):  # threads are kept: starting one is not free
             worker = threading.Thread(target=self._work, name=f"slot-{len(self.workers)}")
@@ -165,6 +177,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
         meta = orch_meta(node.task)
         assert meta is not None
         del self.running[node.task.name]
+        self.load[meta["root"]] -= 1
         self.busy.discard(meta["root"])
         if fail is PAUSED:
             self.ready.add(node, meta, self.ranks.get((meta["plan"], meta["task"]), 0.0))
@@ -194,6 +207,20 @@ def task_failure(result: TaskResult) -> TaskFailed | None:
         return None
     labels = {"waiting": "waiting for an answer", "interrupted": "interrupted"}
     return TaskFailed(f"{labels.get(result.status, 'failed')}: {result.text}")
+
+
+def project_capacity(co: Checkout) -> dict[str, int]:
+    """How many tasks may run at once in each project folder: `parallel` when isolated, else 1.
+
+    Plans sharing a folder share its limit; the smallest one holds (a task working in the
+    folder itself must not meet a merge into it).
+    """
+    capacity: dict[str, int] = {}
+    for plan in co.plans.values():
+        for project in plan.projects.values():
+            root = str(project.root)
+            capacity[root] = min(capacity.get(root, project.parallel), project.parallel)
+    return capacity
 
 
 def critical_ranks(plan: Plan) -> dict[str, float]:

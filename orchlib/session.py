@@ -18,13 +18,14 @@ from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.loader import orch_meta
 from orchlib.notify import Notifier, close_all
 from orchlib.pauses import profile_of
-from orchlib.preflight import check_agents, check_project_folders
+from orchlib.preflight import check_agents, check_project_folders, check_repos
 from orchlib.prompt import template_dirs
 from orchlib.reporter import PlanReporter
 from orchlib.runlock import run_lock
-from orchlib.runner import PlanRunner
+from orchlib.runner import PlanRunner, project_capacity
 from orchlib.state import StateStore, Status, TaskRecord
 from orchlib.stateevents import parse_time
+from orchlib.worktrees import sweep
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 LIMIT_EXIT = 2  # `--no-wait-limits` stopped at a usage limit: come back at the reset
@@ -51,6 +52,8 @@ def run_plans(
         pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
         check_agents(co, pending)
         check_project_folders(co, pending)
+        check_repos(co, pending)
+        sweep(co)  # worktrees of finished tasks a killed run left
         code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
     return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
 
@@ -134,10 +137,11 @@ class PlanRun:
 
     def _runner(self, control: Any, dep_manager: Any, opts: RunOptions) -> PlanRunner:
         roots = {meta["root"] for t in control.tasks.values() if (meta := orch_meta(t))}
+        capacity = project_capacity(self.co)
         stream = Stream(opts.verbosity, opts.force_verbosity)
         reporter = PlanReporter(self.co, self.out)
         args = (dep_manager, reporter, opts.continue_, opts.always, stream)
-        slots = opts.slots or len(roots)
+        slots = opts.slots or sum(capacity.get(root, 1) for root in roots)
         return PlanRunner(*args, slots=slots, checkout=self.co, previous=self.previous,
                           wait_limits=opts.wait_limits, on_wait=self.console.countdown)  # fmt: skip
 
