@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchlib import prompt, stamps
+from orchlib.pauses import Pauses
 from orchlib.plan import Plan, Task
 from orchlib.planfile import load_plans
 
@@ -53,6 +54,7 @@ class Checkout:
     root: Path
     plans: dict[str, Plan]
     interrupt: Interrupt = field(default_factory=Interrupt)
+    pauses: Pauses = field(default_factory=Pauses)  # profiles waiting for a usage limit
     # Tasks a pruned `doit run` left out because they and their upstream are done.
     up_to_date: dict[str, list[str]] = field(default_factory=dict)
     _attempts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
