@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchlib import prompt, stamps
+from orchlib.pauses import Pauses
 from orchlib.plan import Plan, Task
 from orchlib.planfile import load_plans
 
@@ -55,6 +56,7 @@ class Checkout:
     interrupt: Interrupt = field(default_factory=Interrupt)
     # Why the run starts no more agents though running ones go on (a full disk); "" if not.
     stopped: str = ""
+    pauses: Pauses = field(default_factory=Pauses)  # profiles waiting for a usage limit
     # Tasks a pruned `doit run` left out because they and their upstream are done.
     up_to_date: dict[str, list[str]] = field(default_factory=dict)
     _attempts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)

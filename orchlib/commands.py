@@ -100,8 +100,20 @@ def _report(exc: OrchError) -> int:
     return exc.exit_code
 
 
+OPT_NO_WAIT_LIMITS = {
+    "name": "no_wait_limits",
+    "long": "no-wait-limits",
+    "type": bool,
+    "default": False,
+    "help": "when only tasks held by an agent's usage limit are left, stop (exit 2) "
+    "instead of waiting for the reset",
+}
+
+
 class Run(DoitRun):  # type: ignore[misc]
     """doit's run, with plan tasks scheduled by orchlib."""
+
+    cmd_options = (*DoitRun.cmd_options, OPT_NO_WAIT_LIMITS)
 
     def execute(self, params: Any, args: list[str]) -> Any:
         """Load only the plan tasks this run needs (all with --always or a wildcard)."""
@@ -113,7 +125,7 @@ class Run(DoitRun):  # type: ignore[misc]
                  continue_: bool = False, reporter: str = "console", num_process: int = 0,
                  par_type: str = "process", single: bool = False, auto_delayed_regex: bool = False,
                  force_verbosity: bool = False, failure_verbosity: int = 0,
-                 pdb: bool = False) -> int:  # fmt: skip
+                 pdb: bool = False, no_wait_limits: bool = False) -> int:  # fmt: skip
         co = loader.current()
         if co is None or not co.plans:
             return int(super()._execute(
@@ -128,7 +140,7 @@ class Run(DoitRun):  # type: ignore[misc]
         out = open(outfile, "w", encoding="utf-8") if isinstance(outfile, str) else outfile  # noqa: SIM115
         try:
             return self._run(co, chosen, control, out, continue_, always, num_process, verbosity,
-                             force_verbosity)  # fmt: skip
+                             force_verbosity, not no_wait_limits)  # fmt: skip
         except OrchError as exc:
             return _report(exc)
         finally:

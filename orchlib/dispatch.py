@@ -14,8 +14,18 @@ from orchlib import adopt, agents, orchdir, stamps, state
 from orchlib.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.checkout import Checkout
 from orchlib.checks import Checked, run_checks
-from orchlib.events import TaskDone, TaskFailed, TaskProgress, TaskStarted, TaskWaiting, now_iso
+from orchlib.events import (
+    TaskDone,
+    TaskFailed,
+    TaskPaused,
+    TaskProgress,
+    TaskStarted,
+    TaskWaiting,
+    ToolsDenied,
+    now_iso,
+)
 from orchlib.fsutil import atomic_write, ensure_dir
+from orchlib.pauses import iso, profile_of
 from orchlib.plan import Plan, Task
 from orchlib.prompt import DoneDependency, PromptInput, render
 from orchlib.state import TaskRecord
@@ -27,7 +37,10 @@ from orchlib.worktrees import TaskTree
 
 @dataclass(frozen=True)
 class TaskResult:
-    """How a task ended in this run: done, failed, waiting (a question) or interrupted."""
+    """How a task ended in this run: done, failed, waiting (a question) or interrupted.
+
+    `paused`: not ended; its agent's usage limit holds it, and `run` continues it later.
+    """
 
     status: str
     text: str
@@ -44,12 +57,20 @@ class Attempted:
 
 
 class TaskRun:
-    """One task in one run. `previous` is its state record from before this run began."""
+    """One task in one run. `previous` is its state record from before this run began.
+
+    A usage limit pauses the task: `run` returns `paused`, and a later call continues it with
+    the retries and feedback it had (the runner keeps this object for that).
+    """
 
     def __init__(self, co: Checkout, plan: Plan, task: Task, previous: TaskRecord | None) -> None:
         self.co, self.plan, self.task, self.previous = co, plan, task, previous
         self.project = plan.projects[task.project]
         self._last_number = previous.attempt if previous is not None else 0
+        self.profile = profile_of(task)
+        self._left: int | None = None  # attempts left; None until the first call of `run`
+        self._feedback = ""
+        self._paused_session: str | None = None  # the session a paused attempt had
         # Where attempts work: the project folder, or (isolated) the task's own worktree.
         self.tree = TaskTree(co, plan, task) if self.project.isolation else None
         self.workspace = self.project if self.tree is None else self.tree.workspace
@@ -72,18 +93,24 @@ class TaskRun:
             return self._fail(reason, self._last_number)
 
     def _run(self) -> TaskResult:
-        waiting = self._still_waiting()
-        if waiting is not None:
-            return waiting
-        left, feedback = 1 + self.task.limits.retries, ""
-        attempted = self._adopt()
+        attempted = None
+        if self._left is None:
+            waiting = self._still_waiting()
+            if waiting is not None:
+                return waiting
+            self._left = 1 + self.task.limits.retries
+            attempted = self._adopt()
         while True:
             if attempted is None:
                 if self.co.interrupt.is_set():
                     return self._fail("interrupted before it started", 0, interrupted=True)
-                attempted = self._attempt(self._next_number(), feedback)
-            self._last_number, left = attempted.number, left - 1
-            result, feedback = self._settle(attempted, left)
+                if (until := self.co.pauses.until(self.profile)) is not None:
+                    return self._pause(self._last_number, until, "")
+                attempted = self._attempt(self._next_number(), self._feedback)
+            self._last_number = attempted.number
+            if attempted.outcome.result is not Result.PAUSED:  # a usage limit uses no retry
+                self._left -= 1
+            result, self._feedback = self._settle(attempted, self._left)
             if result is not None:
                 return result
             attempted = None
@@ -111,6 +138,14 @@ class TaskRun:
 
     def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
         outcome = done.outcome
+        if outcome.denied:
+            self._publish(ToolsDenied(self.plan.plan_id, self.task.id, done.number, outcome.denied))
+        if outcome.result is Result.PAUSED and not self.co.interrupt.is_set():
+            self._paused_session = outcome.session_id or self._paused_session
+            until = self.co.pauses.pause(self.profile or "", outcome.reset_at)
+            return self._pause(done.number, until, outcome.text, hit=True), self._feedback
+        if self.profile is not None:
+            self.co.pauses.clear_backoff(self.profile)
         if outcome.result is Result.DONE:
             checked = self._check(done)
             if checked.problem is None:
@@ -147,6 +182,14 @@ class TaskRun:
         event = TaskFailed(self.plan.plan_id, self.task.id, reason, number, True, interrupted)
         self._publish(event)
         return TaskResult("interrupted" if interrupted else "failed", reason)
+
+    def _pause(self, number: int, until: float, reason: str, hit: bool = False) -> TaskResult:
+        """Hold the task until its profile's limit resets (another task may have hit it)."""
+        reason = reason or f"waits for {self.profile}'s usage limit"
+        profile = self.profile or ""
+        self._publish(TaskPaused(self.plan.plan_id, self.task.id, number, profile, iso(until),
+                                 reason, hit=hit))  # fmt: skip
+        return TaskResult("paused", reason)
 
     def _publish(self, event: Any) -> None:
         self.co.bus.publish(event)
@@ -254,6 +297,8 @@ class TaskRun:
         """The session of the latest finished task of this project, for `session: continue`."""
         if self.task.agent.session != "continue":
             return None
+        if self._paused_session:  # a usage limit stopped it: continue that very session
+            return self._paused_session
         best: tuple[str, str] | None = None
         for other in self.plan.tasks.values():
             if other.project != self.task.project or other.id == self.task.id:

@@ -51,7 +51,10 @@ from orchlib.planchecks import (
 )
 from orchlib.plangraph import Graph
 
-EVENTS = ("task_error", "task_question", "phase_completed", "plan_completed", "plan_failed")
+EVENTS = (
+    "task_error", "task_question", "usage_limit", "phase_completed", "plan_completed",
+    "plan_failed",
+)  # fmt: skip
 LIMITS = {
     "retries": "retries",
     "timeout": "timeout",
