@@ -96,6 +96,24 @@ def closure(tasks: dict[str, Any], selected: Iterable[str]) -> list[Any]:
     return list(seen.values())
 
 
+def only_selected(control: Any) -> None:
+    """`doit -s`: the selected tasks run without the tasks they depend on.
+
+    A plan (`-s shop`) selects all its tasks, so they keep their order among themselves;
+    `-s shop:t3` runs t3 alone, whatever the state of its dependencies.
+    """
+    chosen: set[str] = set()
+    for name in control.selected_tasks:
+        task = control.tasks[name]
+        chosen.add(name)
+        if task.has_subtask:
+            chosen.update(task.task_dep)
+    for name in chosen:
+        task = control.tasks[name]
+        if not task.has_subtask:
+            task.task_dep = [dep for dep in task.task_dep if dep in chosen]
+
+
 def selected_plan_tasks(control: Any) -> list[Any]:
     """The plan tasks a doit run selected (with their dependencies), in plan order."""
     chosen = [t for t in closure(control.tasks, control.selected_tasks) if orch_meta(t)]
@@ -126,7 +144,7 @@ def _kept(co: Checkout, plan: Plan) -> set[str] | None:
     if not _RUN_SELECTION:
         return None
     named = {n.split(":", 1)[1] for n in _RUN_SELECTION[-1] if n.startswith(f"{plan.plan_id}:")}
-    verdicts = uptodate.verdicts(co, plan)
+    verdicts = co.verdicts[plan.plan_id] = uptodate.verdicts(co, plan)
     keep = {t for t, reason in verdicts.items() if reason is not None} | (named & set(plan.tasks))
     co.up_to_date[plan.plan_id] = [t for t in plan.tasks if t not in keep]
     return keep

@@ -89,11 +89,21 @@ class PlanRun:
         finally:
             for store in self.stores.values():
                 store.close()
+        self.console.answered(self._answered())
         self.console.close()
         self.out.write(self.console.summary() + "\n")
         self.out.flush()
         close_all(self.notifiers, timeout=10.0)
         return code
+
+    def _answered(self) -> set[str]:
+        """Waiting tasks whose question `doit answer` answered while the run went on."""
+        return {
+            f"{pid}:{t.id}"
+            for pid, store in self.stores.items()
+            for t in store.snapshot().tasks.values()
+            if t.status is Status.QUESTION and t.questions and t.questions[-1].answer is not None
+        }
 
     def _announce(self) -> None:
         for pid, task_ids in self.by_plan.items():
