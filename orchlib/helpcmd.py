@@ -58,7 +58,8 @@ configuration (a missing agent CLI, a bad project folder), reported before anyth
 doit forget PLAN:TASK ... | PLAN | --all
 
 Sets the tasks' stamps aside (<taskId>.json.forgotten) and drops an unanswered question,
-so the next `doit` runs them again — and, Make-style, every task that depends on them.
+so the next `doit` runs them again — and, Make-style, their dependents (every task that
+depends on them).
 Refused while a run is going (the lock holder's pid is named).
 """,
     "clean": """\

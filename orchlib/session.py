@@ -14,6 +14,7 @@ from doit.task import Stream
 
 from orchlib.checkout import Checkout
 from orchlib.console import Console
+from orchlib.errors import ConfigError
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.loader import orch_meta
 from orchlib.notify import Notifier, close_all
@@ -45,8 +46,14 @@ def run_plans(
     with _signals(co), _short_gil_slices(), run_lock(co.orch_dir):
         to_run = [_plan_task(co, t) for t in chosen]
         pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
-        check_agents(co, pending)
-        check_project_folders(co, pending)
+        problems: list[str] = []  # every pre-run problem at once, not the first only
+        for check in (check_agents, check_project_folders):
+            try:
+                check(co, pending)
+            except ConfigError as exc:
+                problems.extend(exc.lines())
+        if problems:
+            raise ConfigError("\n".join(problems))
         code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
     return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
 

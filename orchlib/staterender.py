@@ -190,7 +190,7 @@ def _outcome(task: TaskRecord, state: PlanState) -> list[tuple[str, str]]:
             ("Blocked by", ", ".join(unfinished_deps(task, state))),
         ]
     if task.status is Status.QUESTION and task.questions and task.questions[-1].answer is not None:
-        return [("Next", "answered; run `doit` to resume it with the answer")]
+        return [("Next", "answered; run doit to resume it with the answer")]
     return []
 
 

@@ -241,11 +241,11 @@ def test_live_footer_on_a_terminal_shows_running_tasks_and_counts(
     console.handle(TaskProgress(P, "t2", 47, "models"))  # within PROGRESS_STEP: footer only
     assert tty.getvalue().count("models") == 1
     footer = tty.getvalue().rsplit("\n", 1)[1].rsplit("\r\x1b[K", 1)[1]
-    assert footer == "running 2: shop:t1 45%, shop:t2 47% | 1 pending"
+    assert footer == "running 2: shop:t1 45% 0s, shop:t2 47% 0s | 1 pending"  # elapsed after %
     console.handle(TaskDone(P, "t1", "routes done", 1, "x", 3.0))
     line, footer = tty.getvalue().rsplit("\n", 2)[1:]
     assert line.endswith("shop:t1  DONE in 3s: routes done")
-    assert footer == "running 1: shop:t2 47% | 1 done, 1 pending"
+    assert footer == "running 1: shop:t2 47% 0s | 1 done, 1 pending"
     console.close()
     assert tty.getvalue().endswith("\r\x1b[K")
 
@@ -264,7 +264,7 @@ def test_live_footer_redraws_for_progress_a_few_times_a_second(
     assert tty.getvalue() == before
     clock.now += 0.25
     console.handle(TaskProgress(P, "t1", 9, "x"))
-    assert tty.getvalue() == before + "\r\x1b[Krunning 1: shop:t1 9%"
+    assert tty.getvalue() == before + "\r\x1b[Krunning 1: shop:t1 9% 0s"
 
 
 def test_no_footer_off_a_terminal() -> None:
