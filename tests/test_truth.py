@@ -171,7 +171,7 @@ def test_answers_are_stored_exactly_replaced_until_used_and_shown(checkout: Chec
     assert empty.returncode == 3 and "empty" in empty.stderr and "Traceback" not in empty.stderr
     again = checkout.doit("answer", f"{P}:t1", "--", "x=1 and y=2")
     assert again.returncode == 0 and "replacing" in again.stdout
-    head, table = rows(checkout, P)
+    _, table = rows(checkout, P)
     assert table["t1"] == ("ANSWERED", "answered: x=1 and y=2 — run `doit` to resume")
     assert f"{P}:t1 is answered: run `doit` to resume it" in checkout.doit("status").stdout
     assert "  - Answer: x=1 and y=2" in checkout.md() and "run doit to resume" in checkout.md()
@@ -267,7 +267,7 @@ def test_writers_are_refused_during_a_run_readers_work(checkout: Checkout) -> No
 def test_shell_tasks_follow_the_marker_protocol(checkout: Checkout) -> None:
     esc = "\\033"
     tasks = [
-        ("err", f'echo "[ERROR:$TERMINAL_ID] ERROR: disk full"; exit 0'),
+        ("err", 'echo "[ERROR:$TERMINAL_ID] ERROR: disk full"; exit 0'),
         ("ask", 'echo "[QUESTION:$TERMINAL_ID] which disk?"'),
         ("lie", 'echo "[DONE:$TERMINAL_ID] fine"; exit 1'),
         ("ansi", f"printf '{esc}[31mred text{esc}[0m\\n'"),
@@ -384,3 +384,19 @@ def test_status_json_filter_and_wide_characters(checkout: Checkout) -> None:
     assert [t["id"] for t in plan["tasks"]] == ["t1"] and plan["tasks"][0]["last"] == "完成了"
     assert plan["tasks"][0]["log"].endswith("t1.1.log") and plan["tasks"][0]["elapsedSeconds"] >= 0
     assert "totals" in doc
+
+
+def test_run_takes_every_option_of_doits_run() -> None:
+    """orchlib's run extends doit's through `_execute`, whose parameters name the options
+    doit passes: every option of the installed doit must be among them (pins doit 0.36/0.37)."""
+    import inspect
+
+    from doit.cmd_run import Run as DoitRun
+
+    from orchlib.commands import Run
+
+    from orchlib.loader import PlanLoader
+
+    ours = inspect.signature(Run(task_loader=PlanLoader(), config={}, cmds={})._execute).parameters
+    assert {opt["name"] for opt in DoitRun.cmd_options} <= set(ours)
+    assert "dry_run" in ours and "outfile" in ours
