@@ -47,11 +47,11 @@ def render_status(
     every = list(current.tasks.values())
     done = sum(t.status is Status.DONE for t in every)
     status = current.status if _running(current) else aggregate_status(t.status for t in every)
-    head = f"{plan.plan_id}: {status}, {done}/{len(every)} done — {one_line(plan.summary)}"
-    if with_usage:
-        head += f" — {usage_text(_total(usage.values()))}"
+    spent = usage_text(_total(usage.values())) if with_usage else ""
+    parts = [f"{plan.plan_id}: {status}, {done}/{len(every)} done", one_line(plan.summary), spent]
+    head = " — ".join(part for part in parts if part)
     steps = next_steps(plan.plan_id, replace(current, tasks={t.id: t for t in tasks}))
-    lines = [head.rstrip(" —"), *_table(rows, width, color), *steps]
+    lines = [head, *_table(rows, width, color), *steps]
     return "\n".join(lines) + "\n"
 
 

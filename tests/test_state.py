@@ -802,3 +802,11 @@ def test_escaped_text_stays_on_one_line(text: str) -> None:
     assert '"' not in mermaid_text(text) and "`" not in mermaid_text(text)
     loaded = YAML(typ="safe").load(io.StringIO(f"k: {yaml_scalar(text)}\n"))
     assert loaded == {"k": text}
+
+
+def test_render_status_colours_the_state_only_when_asked(tmp_path: Path) -> None:
+    record = TaskRecord("t1", status=Status.ERROR, error="bad")
+    state = PlanState(P, tasks={"t1": record})
+    coloured = render_status(make_plan(tmp_path), state, {}, width=120, color=True)
+    assert "\x1b[31mERROR" in coloured
+    assert "\x1b[" not in render_status(make_plan(tmp_path), state, {}, width=120)
