@@ -47,9 +47,15 @@ def checkout_here() -> Checkout | int:
         return fail(f"{Path.cwd()} is not a checkout (no plans/ folder); see the README")
     try:
         return loader.checkout_for(Path.cwd())
-    except Exception as exc:  # InvalidDodoFile: the plan errors, already one per line
-        sys.stderr.write(f"{exc}\n")
-        return 3
+    except loader.PlanLoadError as exc:
+        return plan_errors(exc)
+
+
+def plan_errors(exc: loader.PlanLoadError) -> int:
+    """Every problem of the plans, one line each; exit 3."""
+    for line in exc.lines:
+        sys.stderr.write(f"{error_line(line)}\n")
+    return 3
 
 
 def reader_gone() -> int:
@@ -80,9 +86,17 @@ def quiet_when_reader_gone(execute: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class OneLineErrors:
-    """Mixin for doit commands: a bad option (`-n abc`) is one `orchlib:` line, exit 3."""
+    """Mixin for doit commands: a bad option (`-n abc`) is one `orchlib:` line, a bad plan
+    one located line per problem; exit 3."""
 
     name: str
+
+    def execute(self, params: Any, args: list[str]) -> Any:
+        """The command, with the plans' problems printed as orchlib prints them."""
+        try:
+            return super().execute(params, args)  # type: ignore[misc]
+        except loader.PlanLoadError as exc:
+            return plan_errors(exc)
 
     def parse_execute(self, in_args: list[str]) -> Any:
         """doit's parse_execute, with parse errors reported as one line."""

@@ -47,8 +47,18 @@ def checkout_for(root: Path) -> Checkout:
         try:
             _CHECKOUTS[root] = Checkout.load(root)
         except OrchError as exc:
-            raise InvalidDodoFile(_as_lines(exc)) from None
+            raise PlanLoadError(exc) from None
     return _CHECKOUTS[root]
+
+
+class PlanLoadError(InvalidDodoFile):  # type: ignore[misc]
+    """The checkout's plans do not load; doit shows it as a dodo-file error, orchlib's
+    commands print `lines` as they are (one located line per problem)."""
+
+    def __init__(self, exc: OrchError) -> None:
+        super().__init__(_as_lines(exc))
+        self.lines = exc.lines()
+        self.exit_code = exc.exit_code
 
 
 def _as_lines(exc: OrchError) -> str:

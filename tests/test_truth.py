@@ -400,3 +400,14 @@ def test_run_takes_every_option_of_doits_run() -> None:
     names = {opt["name"] for opt in DoitRun.cmd_options} - {"continue"}  # passed as continue_
     assert names | {"continue_", "force_verbosity"} <= set(ours)
     assert "dry_run" in ours and "outfile" in ours
+
+
+def test_every_error_line_has_one_form(checkout: Checkout) -> None:
+    """A bad plan: one located line per problem, for every command (no doit `ERROR:`)."""
+    checkout.write_plan("planId: x\nprojects: []\ntasks:\n  - id: t1\n    project: nope\n",
+                        "x.yaml")  # fmt: skip
+    for args in ([], ["status"], ["list"], ["answer", "x:t1", "y"], ["log", "x:t1"]):
+        out = checkout.doit(*args)
+        assert out.returncode == 3
+        lines = out.stderr.splitlines()
+        assert len(lines) == 2 and all(line.startswith("plans/x.yaml:") for line in lines), lines
