@@ -88,7 +88,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
             if dry_run:
                 from orchlib.dryrun import dry_run as show
 
-                return show(co, chosen, out)
+                return show(co, chosen, out, bool(options["always"]))
             return self._run(co, chosen, control, out, options)
         finally:
             if out is not outfile:

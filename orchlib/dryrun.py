@@ -9,7 +9,7 @@ from orchlib.checkout import Checkout
 from orchlib.loader import orch_meta
 
 
-def dry_run(co: Checkout, chosen: list[Any], out: IO[str]) -> int:
+def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False) -> int:
     """Print one line per task the run would dispatch (dependency order), then a count."""
     verdicts = {
         pid: co.verdicts.get(pid) or uptodate.verdicts(co, p) for pid, p in co.plans.items()
@@ -20,6 +20,8 @@ def dry_run(co: Checkout, chosen: list[Any], out: IO[str]) -> int:
         meta = orch_meta(task)
         assert meta is not None
         reason = verdicts[meta["plan"]].get(meta["task"])
+        if reason is None and always:
+            reason = "--always"
         if reason is not None:
             rows.append((int(meta["phase"]), meta["plan"], int(meta["index"]), task.name, reason))
     rows.sort(key=lambda row: (row[1], row[0], row[2]))
