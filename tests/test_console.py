@@ -270,3 +270,15 @@ def test_live_footer_redraws_for_progress_a_few_times_a_second(
 def test_no_footer_off_a_terminal() -> None:
     lines = console_lines(started("t1"), TaskProgress(P, "t1", 45, "x"))
     assert all("\r" not in line and "running" not in line for line in lines)
+
+
+def test_summary_totals_cost_and_tokens_and_says_answered() -> None:
+    console = Console(io.StringIO(), color=False, live=False)
+    usage = {"cost_usd": 0.25, "input_tokens": 1000, "output_tokens": 200}
+    console.handle(TaskDone(P, "t1", "ok", 1, "x", 3.0, usage))
+    console.handle(TaskDone(P, "t2", "ok", 1, "x", 3.0, {**usage, "cost_usd": 0.5}))
+    console.handle(TaskWaiting(P, "t3", "Which port?", 1, "x"))
+    console.answered({"shop:t3"})
+    summary = console.summary()
+    assert summary.splitlines()[0].endswith("— $0.75 spent, 2,400 tokens")
+    assert "shop:t3 was answered — run `doit` to resume it" in summary

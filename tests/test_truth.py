@@ -411,3 +411,17 @@ def test_every_error_line_has_one_form(checkout: Checkout) -> None:
         assert out.returncode == 3
         lines = out.stderr.splitlines()
         assert len(lines) == 2 and all(line.startswith("plans/x.yaml:") for line in lines), lines
+
+
+def test_pre_run_checks_report_every_problem_at_once(checkout: Checkout) -> None:
+    (checkout.root / "blocker").write_text("a file, not a folder\n")
+    checkout.write_plan({
+        "planId": "pre", "agent": {"command": ["no-such-agent-cli"]},
+        "projects": [{"name": "a", "path": "blocker"}, {"name": "b", "path": "b"}],
+        "tasks": [{"id": "t1", "title": "x", "project": "a", "command": "true"},
+                  {"id": "t2", "title": "y", "project": "b"}],
+    }, "pre.json")  # fmt: skip
+    out = checkout.doit()
+    assert out.returncode == 3
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2 and "not found on PATH" in lines[0] and "it is a file" in lines[1]
