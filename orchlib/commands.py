@@ -17,6 +17,7 @@ from doit.cmd_info import Info as DoitInfo
 from doit.cmd_list import List as DoitList
 from doit.cmd_run import Run as DoitRun
 from doit.control import TaskControl
+from doit.exceptions import InvalidCommand
 
 from orchlib import loader, plugins, stamps, statesync
 from orchlib.checkout import Checkout
@@ -75,7 +76,14 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
 
     def _plans(self, co: Any, outfile: Any, dry_run: bool, options: dict[str, Any]) -> int:
         control = TaskControl(self.task_list, auto_delayed_regex=options["auto_delayed_regex"])
-        control.process(self.sel_tasks)
+        try:
+            control.process(self.sel_tasks)
+        except InvalidCommand as exc:  # doit's three lines, said in orchlib's one
+            if exc.not_found is None:
+                raise ConfigError(" ".join(str(exc).split())) from None
+            raise ConfigError(
+                f"{exc.not_found!r} is not a plan or task (doit list --all shows them)"
+            ) from None
         if options["single"]:
             loader.only_selected(control)
         if options["num_process"] < 0:

@@ -187,8 +187,9 @@ def orchlib_cli(co: Checkout, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [["info", "nope"], ["forget"], ["-n", "-1"], ["-n", "abc"], ["help", "nope"],
-     ["info"], ["log", "nope"], ["status", "nope"], ["clean", "nope:x"], ["accept"]],
+    [["info", "nope"], ["forget"], ["nope"], [f"{P}:t9"], ["-n", "-1"], ["-n", "abc"],
+     ["help", "nope"], ["info"], ["log", "nope"], ["status", "nope"], ["clean", "nope:x"],
+     ["accept"]],
 )  # fmt: skip
 def test_no_traceback_one_line_non_zero(checkout: Checkout, args: list[str]) -> None:
     checkout.seed()
