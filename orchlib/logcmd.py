@@ -8,6 +8,7 @@ decoded to what a person reads: the assistant's text, one line per tool call, th
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import IO, Any
 
 from doit.cmd_base import Command
 
-from orchlib import agents
+from orchlib import agents, runlock
 from orchlib.checkout import Checkout
 from orchlib.cmdutil import OneLineErrors, checkout_here, fail, quiet_when_reader_gone
 from orchlib.markers import strip_ansi
@@ -92,16 +93,29 @@ def _show(co: Checkout, path: Path, decode: _Decoder, out: IO[str], follow: bool
 
 
 def _running(co: Checkout, plan_id: str, task_id: str, number: int) -> bool:
-    """Whether the attempt still runs, as the state file says."""
+    """Whether the attempt still runs: the state says so, and its run or its agent lives
+    (a killed run leaves IN_PROGRESS behind)."""
     from orchlib import state
 
     current = state.load(co.plan_dir(plan_id))
     record = current.tasks.get(task_id) if current else None
-    return (
-        record is not None
-        and record.status is state.Status.IN_PROGRESS
-        and record.attempt == number
-    )
+    if record is None or record.status is not state.Status.IN_PROGRESS:
+        return False
+    if record.attempt != number:
+        return False
+    return runlock.is_running(co.orch_dir) or _alive(record.pid)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Decoder:
