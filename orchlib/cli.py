@@ -10,6 +10,7 @@ from typing import Any
 from doit.doit_cmd import DoitMain
 
 from orchlib import accept, commands, helpcmd, logcmd, statecmds
+from orchlib.draft.command import Draft
 from orchlib.loader import PlanLoader
 
 # doit's commands that orchlib extends for plan tasks.
@@ -34,6 +35,7 @@ class OrchMain(DoitMain):  # type: ignore[misc]
         statecmds.Answer,
         logcmd.Log,
         accept.Accept,
+        Draft,
     )
 
     def process_args(self, cmd_args: list[str]) -> Any:
@@ -44,7 +46,7 @@ class OrchMain(DoitMain):  # type: ignore[misc]
         return [*kept, *cmd_args[cut:]]
 
 
-_NO_CHECKOUT_NEEDED = {"help", "--help", "--version", "tabcompletion"}
+_NO_CHECKOUT_NEEDED = {"help", "--help", "--version", "tabcompletion", "draft"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,6 +29,7 @@ Commands
   doit forget PLAN:TASK      make a task run again (its dependents follow)
   doit clean PLAN:TASK       remove a task's stamp (it runs again)
   doit accept PLAN:TASK      take an edited task as done without re-running it
+  doit draft "goal"          an agent writes a plan from a goal (docs/draft.md)
 
 `doit help COMMAND` explains one command. The plan format: docs/plans.md.
 """

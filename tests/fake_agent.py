@@ -21,6 +21,10 @@ entry N-1 (the last one repeats). An attempt is a list of steps, each a one-key 
   {"wait_file": "path"}        wait until the file exists, printing nothing (a test's go signal)
   {"read_stdin_line": true}    wait for one line on stdin (a stalled agent waiting for Enter)
   {"progress_until": ["path", 0.01]}  print PROGRESS lines every N seconds until the file exists
+  {"write_plan": PLAN}         write PLAN to $ORCH_PLAN_FILE (`doit draft`): an object as JSON,
+                               a string as is
+  {"print_plan": PLAN}         print PLAN (as above) in a ```yaml fence (an agent that cannot
+                               write files prints its plan after DONE)
 A task missing from the scenario reports 50% progress and DONE "did <task>".
 Every start appends a JSON line to RECORD: task, attempt, terminal id, cwd, pid, prompt.
 """
@@ -111,6 +115,13 @@ def play(step: dict, tid: str) -> int | None:
     elif kind == "read_stdin_line":
         sys.stdin.readline()
         out("got Enter")
+    elif kind in ("write_plan", "print_plan"):
+        text = arg if isinstance(arg, str) else json.dumps(arg, indent=2)
+        if kind == "print_plan":
+            out(f"```yaml\n{text}\n```")
+        else:
+            with open(os.environ["ORCH_PLAN_FILE"], "w") as fh:
+                fh.write(text)
     elif kind == "progress_until":
         count = 0
         while not os.path.exists(arg[0]):

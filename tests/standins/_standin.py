@@ -16,12 +16,17 @@ Environment:
                       then exits 0 without a report; aider runs no tools: as silent-exit)
   STANDIN_SUMMARY     the text of the final marker (default "stand-in done")
   TERMINAL_ID         the terminal id the markers carry
+  STANDIN_PLAN        (`doit draft`) a file whose text the agent writes as its plan, to the
+                      path the prompt names on its `**Plan file:**` line, as the CLI's own
+                      file tool would: it reads no environment variable and refuses a path
+                      outside its working folder (exit 1)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -209,3 +214,22 @@ def record(
 def emit(event: dict[str, object]) -> None:
     """Print one JSONL event, compact as the real CLIs print them."""
     print(json.dumps(event, separators=(",", ":")), flush=True)
+
+
+_PLAN_FILE = re.compile(r"\*\*Plan file:\*\* `([^`]+)`")
+
+
+def write_plan(prompt: str | None) -> None:
+    """With STANDIN_PLAN: write its text to the plan file the prompt names (`doit draft`)."""
+    source = os.environ.get("STANDIN_PLAN")
+    if not source:
+        return
+    found = _PLAN_FILE.search(prompt or "")
+    if found is None:
+        die("standin", "STANDIN_PLAN is set but the prompt names no plan file", code=1)
+    target = os.path.realpath(os.path.join(os.getcwd(), found[1]))
+    if os.path.commonpath([target, os.path.realpath(os.getcwd())]) != os.path.realpath(os.getcwd()):
+        die("standin", f"refusing to write outside the working folder: {target}", code=1)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(source, encoding="utf-8") as src, open(target, "w", encoding="utf-8") as out:
+        out.write(src.read())
