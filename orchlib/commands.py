@@ -201,7 +201,10 @@ class Clean(OneLineErrors, DoitClean):  # type: ignore[misc]
 
 
 class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
-    """doit's info; a plan task first says why it would run; a plan gets its state."""
+    """doit's info, in orchlib's words for plans and plan tasks: why a task would run (the
+    rule `doit` uses), its state, stamp and log; a plan's status table."""
+
+    doc_purpose = "why a task would run, its state, stamp and log; a plan's state"
 
     @quiet_when_reader_gone
     def _execute(self, pos_args: list[str], hide_status: bool = False) -> Any:
@@ -223,8 +226,9 @@ class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
         meta = orch_meta(tasks[name])
         if meta is None:
             return super()._execute(pos_args, hide_status)
-        self.outstream.write(infotext.task_line(co, meta["plan"], meta["task"]))
-        return super()._execute(pos_args, hide_status)
+        text, up_to_date = infotext.task_info(co, meta["plan"], meta["task"])
+        self.outstream.write(text)
+        return 0 if up_to_date else 1  # as doit's info: 1 = the task would run
 
 
 class List(OneLineErrors, DoitList):  # type: ignore[misc]

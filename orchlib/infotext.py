@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from orchlib import statesync, uptodate
 from orchlib.checkout import Checkout
 from orchlib.plan import Plan
+from orchlib.statemodel import Status, TaskRecord
 
 
-def task_line(co: Checkout, plan_id: str, task_id: str) -> str:
-    """`shop:t3: would run: output 'x' is missing` (+ a question it waits on), newline-ended."""
+def task_info(co: Checkout, plan_id: str, task_id: str) -> tuple[str, bool]:
+    """What orchlib knows of a plan task, and whether it is up to date."""
     plan = co.plans[plan_id]
+    task = plan.tasks[task_id]
     reason = uptodate.verdicts(co, plan)[task_id]
     name = f"{plan_id}:{task_id}"
     lines = [f"{name}: would run: {reason}" if reason else f"{name}: up to date (valid stamp)"]
@@ -17,16 +21,45 @@ def task_line(co: Checkout, plan_id: str, task_id: str) -> str:
 
     current = state.load(co.plan_dir(plan_id))
     record = current.tasks.get(task_id) if current else None
-    if record is not None and record.questions and reason is not None:
-        last = record.questions[-1]
-        if last.answer is None:
-            lines.append(f'{name}: waits for an answer to “{last.question}”: '
-                         f'doit answer {name} "<your answer>"')  # fmt: skip
-        elif record.status is state.Status.QUESTION:
-            lines.append(f"{name}: answered “{last.answer}”; the next `doit` resumes it")
-    if record is not None and record.status is state.Status.ERROR and reason is not None:
-        lines.append(f"{name}: failed: {record.error}")
-    return "\n".join(lines) + "\n"
+    lines += _waiting(name, record, reason)
+    project = plan.projects[task.project]
+    rows = [
+        ("title", task.title),
+        ("project", f"{project.name} ({_rel(co, project.root)})"),
+        ("depends on", ", ".join(task.depends_on) or "nothing"),
+        ("runs", "shell command" if task.command is not None else f"agent {task.agent.name}"),
+        ("state", _state(record)),
+        ("stamp", _rel(co, co.stamp_path(plan_id, task_id))),
+        ("log", _rel(co, Path(record.log)) if record is not None and record.log else ""),
+        ("outputs", ", ".join(task.outputs)),
+        ("inputs", ", ".join(task.inputs)),
+    ]
+    lines += [f"  {label}: {value}" for label, value in rows if value]
+    return "\n".join(lines) + "\n", reason is None
+
+
+def _waiting(name: str, record: TaskRecord | None, reason: str | None) -> list[str]:
+    if record is None or not record.questions or reason is None:
+        return []
+    last = record.questions[-1]
+    if last.answer is None:
+        return [f'{name}: waits for an answer to “{last.question}”: '
+                f'doit answer {name} "<your answer>"']  # fmt: skip
+    if record.status is Status.QUESTION:
+        return [f"{name}: answered “{last.answer}”; the next `doit` resumes it"]
+    return []
+
+
+def _state(record: TaskRecord | None) -> str:
+    if record is None:
+        return "PENDING (never ran)"
+    attempt = f" (attempt {record.attempt})" if record.attempt else ""
+    text = {Status.ERROR: record.error, Status.DONE: record.summary}.get(record.status, "")
+    return f"{record.status.value}{attempt}" + (f": {text}" if text else "")
+
+
+def _rel(co: Checkout, path: Path) -> str:
+    return str(path.relative_to(co.root)) if path.is_relative_to(co.root) else str(path)
 
 
 def plan_info(co: Checkout, plan: Plan) -> str:
