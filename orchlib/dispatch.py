@@ -279,7 +279,7 @@ def error_reason(text: str) -> str:
     text = text.strip()
     while text[:6].upper() == "ERROR:":
         text = text[6:].strip()
-    return f"ERROR: {text}" if text else "ERROR (the agent gave no details)"
+    return f"ERROR: {text}" if text else "ERROR: the agent gave no details"
 
 
 def open_question(record: TaskRecord | None) -> str | None:

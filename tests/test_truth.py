@@ -291,7 +291,7 @@ def test_shell_tasks_follow_the_marker_protocol(checkout: Checkout) -> None:
     assert state["ansi"]["summary"] == "red text"
     assert checkout.stamp("ansi", "sm")["summary"] == "red text"  # type: ignore[index]
     assert state["prog"]["summary"] == "all copied"
-    assert state["bare"]["error"] == "ERROR (the agent gave no details)"
+    assert state["bare"]["error"] == "ERROR: the agent gave no details"
     text = out.stdout + checkout.md("sm") + json.dumps(checkout.state("sm"))
     assert "\x1b" not in text and "\\u001b" not in text
     assert "[PROGRESS:" not in text and "[ERROR:" not in text and "ERROR: ERROR" not in text
