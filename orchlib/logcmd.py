@@ -83,10 +83,12 @@ def _show(co: Checkout, path: Path, decode: _Decoder, out: IO[str], follow: bool
                 for line in lines:
                     decode.write(line.decode("utf-8", "replace"), out)
                 out.flush()
-                continue
-            if not follow or not _running(co, *which):
+            elif not follow:
                 break
-            time.sleep(FOLLOW_POLL)
+            elif not _running(co, *which):
+                follow = False  # one more read: what the attempt printed just before it ended
+            else:
+                time.sleep(FOLLOW_POLL)
         if tail:
             decode.write(tail.decode("utf-8", "replace"), out)
         out.flush()

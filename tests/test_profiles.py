@@ -380,7 +380,7 @@ def test_missing_cli_is_a_located_error_before_anything_runs(
     result = standins.run(path=str(bin_dir))
     assert result.returncode == 3, result.stdout + result.stderr
     expected = (
-        rf"agent 'claude' not found on PATH \(tasks {tasks}\); install it or set agent: "
+        rf"orchlib: agent 'claude' not found on PATH \(tasks {tasks}\); install it or set agent: "
         rf"in plans/x\.yaml:{line}(:\d+)?"
     )
     assert re.fullmatch(expected, result.stderr.strip()), result.stderr
