@@ -138,17 +138,24 @@ def test_a_no_op_run_repairs_state_left_by_a_kill_after_the_last_stamp(
 
 
 @pytest.mark.slow
-def test_sigkill_right_after_the_last_stamp_then_a_no_op_run(checkout: Checkout) -> None:
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.05])
+def test_sigkill_right_after_the_last_stamp_then_a_no_op_run(
+    checkout: Checkout, delay: float
+) -> None:
     shell_plan(checkout, c={"command": 'echo "[DONE:$TERMINAL_ID] c"; sleep 0.3'})
     run = checkout.start()
     stamp = checkout.root / ".orch" / "sh" / "stamps" / "c.json"
     checkout.wait_for(stamp.exists, timeout=30)
+    time.sleep(delay)
     os.killpg(run.pid, 9)
     run.communicate(timeout=10)
-    assert checkout.doit().returncode == 0
+    out = checkout.doit()
+    assert out.returncode == 0 and "nothing to do" in out.stdout
     state = checkout.state("sh")
-    assert state["status"] == "completed"
+    assert state["status"] == "completed" and state["run"]["endedAt"]
     assert {t["status"] for t in state["tasks"]} == {"DONE"}
+    md = checkout.md("sh")
+    assert "status: completed" in md and md.count("[DONE]") == 3
 
 
 def question_plan(co: Checkout) -> None:
