@@ -120,11 +120,6 @@ NO_PLANS = (
 )
 
 
-def _plan_of(co: Checkout, name: str) -> Any:
-    """The plan named `name`, if it is one."""
-    return co.plans.get(name)
-
-
 class Forget(OneLineErrors, DoitForget):  # type: ignore[misc]
     """doit's forget; for plan tasks it also sets the stamp aside and drops an open question."""
 
@@ -220,7 +215,7 @@ class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
         statesync.sync_all(co)
         from orchlib import infotext
 
-        if _plan_of(co, name) is not None:
+        if name in co.plans:
             self.outstream.write(infotext.plan_info(co, co.plans[name]))
             return 0
         meta = orch_meta(tasks[name])
