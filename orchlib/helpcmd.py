@@ -81,8 +81,9 @@ task without a stamp, with a declared output missing, and while a run is going.
 doit answer PLAN:TASK "answer text"
 
 Stores the text exactly as given (quote it; `--` before a text that starts with `-`) as
-the answer to the task's question; works while a run is going. Answering again before the task resumes replaces the answer. The
-next `doit` re-dispatches the task with the question and the answer in its prompt.
+the answer to the task's question; works while a run is going. Answering again before the
+task resumes replaces the answer. The next `doit` re-dispatches the task with the question
+and the answer in its prompt.
 """,
     "status": """\
 doit status [--json] [PLAN | PLAN:TASK | PATTERN ...]
