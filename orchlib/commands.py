@@ -39,11 +39,21 @@ opt_dry_run = {
 }
 
 
+OPT_NO_WAIT_LIMITS = {
+    "name": "no_wait_limits",
+    "long": "no-wait-limits",
+    "type": bool,
+    "default": False,
+    "help": "when only tasks held by an agent's usage limit are left, stop (exit 2) "
+    "instead of waiting for the reset",
+}
+
+
 class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
     """doit's run, with plan tasks scheduled by orchlib."""
 
     doc_purpose = "run the plans' tasks that are not up to date (stamps decide)"
-    cmd_options = (*DoitRun.cmd_options, opt_dry_run)
+    cmd_options = (*DoitRun.cmd_options, opt_dry_run, OPT_NO_WAIT_LIMITS)
 
     def execute(self, params: Any, args: list[str]) -> Any:
         """Load only the plan tasks this run needs (all with --always or a wildcard)."""
@@ -56,13 +66,14 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
     def _execute(self, outfile: Any, **options: Any) -> Any:
         """doit's own run for a foreign dodo.py; orchlib's runner for a checkout's plans."""
         dry_run = options.pop("dry_run", False)
+        wait_limits = not options.pop("no_wait_limits", False)
         co = loader.current()
         if co is None:
             return super()._execute(outfile, **options)
         try:
             if not any(plan.tasks for plan in co.plans.values()):
                 raise ConfigError(NO_PLANS)
-            return self._plans(co, outfile, dry_run, options)
+            return self._plans(co, outfile, dry_run, {**options, "wait_limits": wait_limits})
         except OrchError as exc:
             return report(exc)
 
@@ -71,6 +82,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         parameters=[
             *inspect.signature(DoitRun._execute).parameters.values(),
             inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, default=False),
+            inspect.Parameter("no_wait_limits", inspect.Parameter.KEYWORD_ONLY, default=False),
         ]
     )
 
@@ -105,12 +117,16 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
     def _run(self, co: Any, chosen: list[Any], control: Any, out: Any, o: dict[str, Any]) -> int:
         if not chosen:  # the common re-run: decided without loading the run machinery
             done = sum(len(ids) for ids in co.up_to_date.values())
+            if (co.orch_dir / "worktrees").is_dir():  # a crash left a finished task's worktree
+                from orchlib.worktrees import sweep_unlocked
+
+                sweep_unlocked(co)
             out.write(f"orchlib: {done} tasks up to date, nothing to do\n")
             return 0
         from orchlib.session import RunOptions, run_plans  # a run with work pays for its imports
 
         opts = RunOptions(bool(o["continue_"]), bool(o["always"]), o["num_process"],
-                          o["verbosity"], o["force_verbosity"])  # fmt: skip
+                          o["verbosity"], o["force_verbosity"], o["wait_limits"])  # fmt: skip
         return run_plans(co, chosen, control, self.dep_manager, out, opts)
 
 
