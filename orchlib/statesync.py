@@ -19,15 +19,16 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchlib import runlock, uptodate
 from orchlib.checkout import Checkout
-from orchlib.events import now_iso
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan
 from orchlib.prompt import template_dirs
-from orchlib.statemodel import PlanState, Status, TaskRecord, plan_status
+
+if TYPE_CHECKING:  # the state model is imported only when the files disagree
+    from orchlib.statemodel import PlanState, TaskRecord
 
 SYNC_FILE = "state.sync"
 Verdicts = Mapping[str, str | None]
@@ -55,7 +56,9 @@ def sync(co: Checkout, plan: Plan, verdicts: Verdicts) -> bool:
     key = _key(plan, verdicts, state_file)
     if _read(folder / SYNC_FILE) == key:
         return False
-    from orchlib.statefiles import edit, load  # only on a disagreement or a changed input
+    # Only on a disagreement or a changed input: a no-op run does not import the state model.
+    from orchlib.events import now_iso
+    from orchlib.statefiles import edit, load
 
     def change(current: PlanState) -> tuple[PlanState, str]:
         return agree(plan, current, verdicts, lambda t: co.stamp(plan.plan_id, t), now_iso()), ""
@@ -85,6 +88,7 @@ def agree(
     """`old` made true: up-to-date tasks DONE (from their stamps), others never DONE, tasks
     only in the plan, and a run that no longer holds the lock ended."""
     from orchlib.stateevents import reconcile
+    from orchlib.statemodel import plan_status
 
     base = reconcile(plan, old, now)
     tasks = {tid: _agreed(r, verdicts.get(tid), stamp_of) for tid, r in base.tasks.items()}
@@ -107,6 +111,8 @@ def same(old: PlanState, new: PlanState) -> bool:
 
 
 def _agreed(record: TaskRecord, reason: str | None, stamp_of: StampOf) -> TaskRecord:
+    from orchlib.statemodel import Status
+
     if reason is None:
         if record.status is Status.DONE and not record.pending_reason:
             return record
@@ -124,6 +130,8 @@ def _agreed(record: TaskRecord, reason: str | None, stamp_of: StampOf) -> TaskRe
 
 def done_from_stamp(record: TaskRecord, stamp: Mapping[str, Any]) -> TaskRecord:
     """The record of a task whose stamp makes it up to date."""
+    from orchlib.statemodel import Status
+
     attempt = stamp.get("attempt")
     duration = stamp.get("durationSeconds")
     return replace(
