@@ -200,6 +200,7 @@ class Clean(OneLineErrors, DoitClean):  # type: ignore[misc]
 
     doc_purpose = "remove tasks' stamps (and declared outputs' clean actions): they run again"
 
+    @db_errors_in_one_line
     def _execute(self, *args: Any, **kwargs: Any) -> Any:
         co = loader.current()
         if co is None:
