@@ -1,9 +1,11 @@
 """Adoption: taking over an attempt that a killed `doit` run left in progress.
 
-`state.json` holds an attempt's pid (with its kernel start time), terminal id and log
-before the agent may print a byte, and the agent writes its output straight to that log.
-So the next run can tell whether the agent still runs, read its log from the start, and
-follow it to its end, instead of starting a second agent for the same task.
+`state.json` holds an attempt's executor ref (for a local process: its pid with its kernel
+start time), terminal id and log before the agent may print a byte, and the agent's output
+reaches that log without us. So the next run asks the executor for the attempt by its ref,
+reads its log from the start, and follows it to its end, instead of starting a second agent
+for the same task. A record written before refs existed has only pid fields: they make a
+local ref.
 """
 
 from __future__ import annotations
@@ -13,46 +15,55 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from orchlib.executors.base import Executor, Handle, legacy_ref
 from orchlib.stateevents import parse_time
 from orchlib.statemodel import Status, TaskRecord
-from orchlib.terminal import Proc
 
 
 @dataclass(frozen=True)
 class Leftover:
     """An attempt of an earlier run to follow: its process (maybe gone), log and clocks."""
 
-    proc: Proc
+    handle: Handle
     log: Path
     started_ago: float
     quiet_for: float
 
 
-def leftover(record: TaskRecord | None) -> Leftover | None:
+def record_ref(record: TaskRecord) -> dict[str, object]:
+    """The executor ref of the record's latest attempt (from the pid fields of an old one)."""
+    if record.ref:
+        return dict(record.ref)
+    return legacy_ref(record.pid, record.pid_start, record.log, record.terminal_id)
+
+
+def leftover(executor: Executor, record: TaskRecord | None) -> Leftover | None:
     """The attempt a killed run left in progress, or None when there is none to follow.
 
     A process that is gone with an empty log never got past the gate (or printed nothing):
     there is nothing to take, so it does not count as an attempt. An agent still running
     without its log cannot be followed; it is stopped, so it never runs beside a new one.
     """
-    if record is None or record.status is not Status.IN_PROGRESS or not record.pid:
+    if record is None or record.status is not Status.IN_PROGRESS:
+        return None
+    ref = record_ref(record)
+    handle = executor.adopt(ref) if ref else None
+    if handle is None:
         return None
     log = Path(record.log) if record.log else None
-    exit_file = log.with_suffix(".exit") if log is not None else None
-    proc = Proc(pid=record.pid, start_time=record.pid_start, exit_file=exit_file)
-    proc.poll()  # gone: its exit code from the gate's exit file, else -1
-    if log is None or not _followable(proc, log):
-        proc.terminate()
+    ended = handle.poll() is not None  # gone: its exit code from the gate's exit file, else -1
+    if log is None or not _followable(ended, log):
+        handle.terminate()
         return None
-    return Leftover(proc, log, _seconds_since(record.started_at), _age(log))
+    return Leftover(handle, log, _seconds_since(record.started_at), _age(log))
 
 
-def _followable(proc: Proc, log: Path) -> bool:
+def _followable(ended: bool, log: Path) -> bool:
     try:
         size = log.stat().st_size
     except OSError:
         return False
-    return proc.returncode is None or size > 0
+    return not ended or size > 0
 
 
 def _age(path: Path) -> float:

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from orchlib import strays
+from orchlib.executors.base import Handle
 from orchlib.markers import Kind, LineSplitter, Marker, scan, strip_ansi
 from orchlib.plan import Limits
 from orchlib.streams import OutputAdapter
-from orchlib.terminal import Proc, Waiter
 
 
 class Result(enum.Enum):
@@ -56,13 +55,12 @@ ProgressFn = Callable[[int, str], None]
 class Follow:
     """The parameters of following one attempt."""
 
-    proc: Proc
+    handle: Handle
     log: Path
     terminal_id: str
     limits: Limits
     adapter: OutputAdapter
     stop: threading.Event
-    wake_fd: int | None
     on_progress: ProgressFn
     shell: bool = False
     # An adopted attempt began in an earlier run: its timeout counts from then, and its
@@ -118,17 +116,15 @@ class _Watch:
 def follow(f: Follow) -> Outcome:
     """Follow the attempt until its process has ended; the first final marker decides it."""
     watch = _Watch(f)
-    waiter = Waiter(f.log, f.proc.pid, f.wake_fd)
     try:
         with f.log.open("rb") as reader:
             _catch_up(watch, reader)
-            _loop(watch, reader, waiter)
+            _loop(watch, reader)
             _consume(watch, reader)
             watch.take(b"", at_eof=True)
     finally:
-        waiter.close()
-        f.proc.terminate(grace=0.5 if watch.forced else 2.0)
-        strays.stop(f.terminal_id, grace=0.5 if watch.forced else 2.0)
+        f.handle.close()
+        f.handle.terminate(grace=0.5 if watch.forced else 2.0)
     return _decide(watch)
 
 
@@ -139,13 +135,13 @@ def _catch_up(watch: _Watch, reader: BinaryIO) -> None:
         watch.final_at = min(watch.final_at, watch.last_output)
 
 
-def _loop(watch: _Watch, reader: BinaryIO, waiter: Waiter) -> None:
+def _loop(watch: _Watch, reader: BinaryIO) -> None:
     f = watch.f
     while True:
         if _consume(watch, reader):
             watch.last_output = time.monotonic()
             watch.enter_sent = False
-        if f.proc.poll() is not None:
+        if f.handle.poll() is not None:
             return
         if f.stop.is_set():
             watch.forced = Result.INTERRUPTED
@@ -153,7 +149,7 @@ def _loop(watch: _Watch, reader: BinaryIO, waiter: Waiter) -> None:
         next_check = _deadlines(watch)
         if next_check is None:
             return
-        waiter.wait(next_check)
+        f.handle.wait_output(next_check)
 
 
 def _deadlines(watch: _Watch) -> float | None:
@@ -169,7 +165,7 @@ def _deadlines(watch: _Watch) -> float | None:
         waits.append(left)
     if f.limits.stall_timeout and watch.final is None:
         left = watch.last_output + f.limits.stall_timeout - now
-        if left <= 0 and not watch.enter_sent and f.proc.send_enter():
+        if left <= 0 and not watch.enter_sent and f.handle.send_enter():
             watch.enter_sent, watch.last_output = True, now
             left = f.limits.stall_timeout
         elif left <= 0:
@@ -194,7 +190,7 @@ def _outcome(watch: _Watch, result: Result, text: str) -> Outcome:
     usage = dict(f.adapter.usage)
     limit = f.adapter.limit if result is Result.PAUSED else None
     denied = tuple(getattr(f.adapter, "denied", ()))
-    return Outcome(result, text, f.proc.returncode, f.adapter.session_id, usage,
+    return Outcome(result, text, f.handle.poll(), f.adapter.session_id, usage,
                    limit.reset_at if limit else None, denied)  # fmt: skip
 
 
@@ -209,7 +205,7 @@ def _decide(watch: _Watch) -> Outcome:
     if watch.forced is not None:
         return _outcome(watch, watch.forced, _forced_text(watch))
     tail = f": {watch.last_line}" if watch.last_line else ""
-    code = watch.f.proc.returncode
+    code = watch.f.handle.poll()
     text = f"agent exited (code {code}) without DONE, ERROR or QUESTION{tail}"
     return _outcome(watch, Result.CLOSED, text)
 
@@ -222,7 +218,7 @@ def _decide_shell(watch: _Watch) -> Outcome:
     final = watch.final
     if final is not None and final.kind is not Kind.DONE:
         return _outcome(watch, Result[final.kind.value], final.text)
-    code = watch.f.proc.returncode
+    code = watch.f.handle.poll()
     if code == 0:
         summary = watch.done_marker.text if watch.done_marker else watch.last_line
         return _outcome(watch, Result.DONE, summary)

@@ -16,6 +16,7 @@ from orchlib.planfile import load_plans
 
 if TYPE_CHECKING:
     from orchlib.events import Bus
+    from orchlib.executors.base import Executor
     from orchlib.git import Repos
 
 
@@ -64,6 +65,7 @@ class Checkout:
     _attempts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
     _attempt_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _repos: Repos | None = field(default=None, repr=False)
+    _executor: Executor | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, root: Path) -> Checkout:
@@ -88,6 +90,20 @@ class Checkout:
 
                 self._repos = Repos()
             return self._repos
+
+    @property
+    def executor(self) -> Executor:
+        """Where the run's processes start (local unless the run chose another)."""
+        with self._attempt_lock:
+            if self._executor is None:
+                from orchlib.executors.local import LocalExecutor
+
+                self._executor = LocalExecutor(self.interrupt.wake_fd, self.interrupt.is_set)
+            return self._executor
+
+    @executor.setter
+    def executor(self, executor: Executor) -> None:
+        self._executor = executor
 
     @property
     def orch_dir(self) -> Path:

@@ -1,14 +1,15 @@
 """The checks of a reported DONE: declared outputs exist and `verify` exits 0.
 
-`verify` runs like an agent: through `spawn`, in its own session, its output in
-`logs/<task>.<n>.verify.log`. While it runs its pid is in `logs/<task>.<n>.verify.pid`, so
-a run that adopts the attempt after a crash first stops the verify the crashed run left.
+`verify` runs like an agent: through the run's executor, in its own session, its output in
+`logs/<task>.<n>.verify.log`. While it runs its executor ref is in
+`logs/<task>.<n>.verify.pid`, so a run that adopts the attempt after a crash first stops
+the verify the crashed run left.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,10 @@ from typing import Any
 from orchlib import stamps
 from orchlib.attempt import Follow, Result, follow
 from orchlib.checkout import Checkout
+from orchlib.executors.base import Executor, Handle, Job, legacy_ref
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Limits, Plan, Project, Task
 from orchlib.streams import PlainText
-from orchlib.terminal import Proc, spawn
 
 FEEDBACK_CHARS = 4000
 
@@ -49,12 +50,12 @@ def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path) -> C
     assert argv is not None
     log = co.log_path(plan.plan_id, task.id, attempt, "verify.log")
     pid_file = log.with_suffix(".pid")
-    stop_leftover(pid_file)
+    stop_leftover(co.executor, pid_file)
     log.unlink(missing_ok=True)  # the log holds this check only, for the feedback
-    proc = _start(plan, task, root, log, pid_file)
+    proc = _start(co.executor, plan, task, root, log, pid_file)
     limits = Limits(retries=0, timeout=task.limits.timeout, stall_timeout=None)
-    watch = Follow(proc, log, "", limits, PlainText(), co.interrupt.event, co.interrupt.wake_fd,
-                   _no_progress, shell=True)  # fmt: skip
+    watch = Follow(proc, log, "", limits, PlainText(), co.interrupt.event, _no_progress,
+                   shell=True)  # fmt: skip
     try:
         outcome = follow(watch)
     finally:
@@ -65,29 +66,45 @@ def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path) -> C
     return Checked(f"verify failed ({outcome.text.split(':')[0]}):\n{tail(log)}".rstrip(), info)
 
 
-def _start(plan: Plan, task: Task, root: Path, log: Path, pid_file: Path) -> Proc:
-    env = {**os.environ, "ORCH_PLAN_ID": plan.plan_id, "ORCH_TASK_ID": task.id}
+def _start(
+    executor: Executor, plan: Plan, task: Task, root: Path, log: Path, pid_file: Path
+) -> Handle:
+    env = {"ORCH_PLAN_ID": plan.plan_id, "ORCH_TASK_ID": task.id}
 
-    def note_pid(proc: Proc) -> None:
-        atomic_write(pid_file, f"{proc.pid} {proc.start_time}\n")
+    def note_ref(handle: Handle) -> None:
+        atomic_write(pid_file, json.dumps(handle.ref) + "\n")
 
     assert task.verify is not None
-    return spawn(task.verify, cwd=root, env=env, log=log, before_start=note_pid)
+    job = Job(task.verify, root, env, log, f"{plan.plan_id}:{task.id}")
+    return executor.start(job, note_ref)
 
 
 def _no_progress(percent: int, text: str) -> None:
     """verify has no PROGRESS markers to report."""
 
 
-def stop_leftover(pid_file: Path) -> None:
-    """Terminate the verify a killed run left running (its pid file names it)."""
+def stop_leftover(executor: Executor, pid_file: Path) -> None:
+    """Terminate the verify a killed run left running (its pid file holds its ref)."""
     try:
-        pid, started = pid_file.read_text().split()
-    except (OSError, ValueError):
+        text = pid_file.read_text()
+    except OSError:
         return
-    with contextlib.suppress(ValueError):
-        Proc(pid=int(pid), start_time=started).terminate()
+    handle = executor.adopt(_ref(text))
+    if handle is not None:
+        handle.terminate()
     pid_file.unlink(missing_ok=True)
+
+
+def _ref(text: str) -> dict[str, object]:
+    """The ref in a verify pid file: JSON, or `pid start` as written before executors."""
+    with contextlib.suppress(ValueError):
+        found = json.loads(text)
+        if isinstance(found, dict):
+            return found
+    with contextlib.suppress(ValueError):
+        pid, started = text.split()
+        return legacy_ref(int(pid), started, "", "")
+    return {}
 
 
 def tail(path: Path, limit: int = FEEDBACK_CHARS) -> str:

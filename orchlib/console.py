@@ -205,7 +205,8 @@ class Console:
         seen.state, seen.printed_percent, seen.percent = "running", -100, 0
         seen.started = self._clock()
         verb = "adopted running" if e.adopted else "started"
-        return name, "start", f"{verb} attempt {e.attempt} — {e.terminal_id} (pid {e.pid})"
+        where = f"pid {e.pid}" if e.host in ("", "local") else f"on {e.host}"
+        return name, "start", f"{verb} attempt {e.attempt} — {e.terminal_id} ({where})"
 
     def _progress(self, name: str, seen: _Seen, e: TaskProgress) -> tuple[str, str, str] | None:
         seen.percent = e.percent

@@ -24,6 +24,7 @@ from orchlib.events import (
     ToolsDenied,
     now_iso,
 )
+from orchlib.executors.base import Handle, Job
 from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.pauses import iso, profile_of
 from orchlib.plan import Plan, Task
@@ -31,7 +32,6 @@ from orchlib.prompt import DoneDependency, PromptInput, render
 from orchlib.state import TaskRecord
 from orchlib.statemodel import merge_answers
 from orchlib.streams import PlainText
-from orchlib.terminal import Proc, spawn
 from orchlib.worktrees import TaskTree
 
 
@@ -202,10 +202,10 @@ class TaskRun:
 
     def _adopt(self) -> Attempted | None:
         """Take over an attempt a killed orchestrator left: follow it, or read its log."""
-        prev, found = self.previous, adopt.leftover(self.previous)
+        prev, found = self.previous, adopt.leftover(self.co.executor, self.previous)
         if prev is None or found is None:
             return None
-        proc, log, ago = found.proc, found.log, found.started_ago
+        proc, log, ago = found.handle, found.log, found.started_ago
         self._publish(self._started(prev.attempt, prev.terminal_id, proc, log, prev.prompt_file,
                                     adopted=True))  # fmt: skip
         started = time.monotonic() - ago
@@ -225,53 +225,50 @@ class TaskRun:
             text = self._prompt(terminal_id, number, feedback)
             atomic_write(prompt_file, text, durable=False)  # a lost prompt is re-rendered
         log = self.co.log_path(self.plan.plan_id, self.task.id, number)
-        argv, env, stdin_file, keep = self._command(terminal_id, number, prompt_file)
+        job = self._job(terminal_id, number, prompt_file, log)
         ensure_dir(self.workspace.root)
 
-        def announce(proc: Proc) -> None:
+        def announce(proc: Handle) -> None:
             prompt = str(prompt_file) if self.task.command is None else ""
             self._publish(self._started(number, terminal_id, proc, log, prompt, False))
             self.co.bus.sync()  # pid and log are in state.json before the agent may print
 
-        exit_file = log.with_suffix(".exit") if self.task.command is not None else None
-        proc = spawn(argv, cwd=self.workspace.root, env=env, log=log, stdin_file=stdin_file,
-                     keep_stdin=keep, before_start=announce, exit_file=exit_file)  # fmt: skip
+        proc = self.co.executor.start(job, announce)
         return Attempted(number, terminal_id, self._follow(proc, log, terminal_id), started)
 
     def _started(
         self,
         number: int,
         terminal_id: str,
-        proc: Proc,
+        proc: Handle,
         log: Path,
         prompt: str | None,
         adopted: bool,
     ) -> TaskStarted:
         return TaskStarted(
-            self.plan.plan_id, self.task.id, number, terminal_id, proc.pid, proc.pgid,
-            proc.start_time, str(log), prompt or "", adopted=adopted,
+            self.plan.plan_id, self.task.id, number, terminal_id, proc.ref, proc.host,
+            str(log), prompt or "", adopted=adopted,
         )  # fmt: skip
 
     def _follow(
-        self, proc: Proc, log: Path, terminal_id: str, ago: float = 0.0, quiet: float = 0.0
+        self, proc: Handle, log: Path, terminal_id: str, ago: float = 0.0, quiet: float = 0.0
     ) -> Outcome:
         shell = self.task.command is not None
         adapter = PlainText() if shell else agents.adapter(self.task.agent)
         stop = self.co.interrupt
         watch = Follow(proc, log, terminal_id, self.task.limits, adapter, stop.event,
-                       stop.wake_fd, self._progress, shell, ago, quiet)  # fmt: skip
+                       self._progress, shell, ago, quiet)  # fmt: skip
         return follow(watch)
 
     def _progress(self, percent: int, text: str) -> None:
         self._publish(TaskProgress(self.plan.plan_id, self.task.id, percent, text))
 
-    def _command(
-        self, terminal_id: str, number: int, prompt_file: Path
-    ) -> tuple[tuple[str, ...], dict[str, str], Path | None, bool]:
-        env = dict(os.environ)
-        env.update(self._orch_env(terminal_id, number, prompt_file))
+    def _job(self, terminal_id: str, number: int, prompt_file: Path, log: Path) -> Job:
+        """The attempt's process: the shell command, or the agent CLI with its prompt."""
+        env = self._orch_env(terminal_id, number, prompt_file)
+        key, cwd = f"{self.plan.plan_id}:{self.task.id}", self.workspace.root
         if self.task.command is not None:
-            return self.task.command, env, None, False
+            return Job(self.task.command, cwd, env, log, key, exit_file=log.with_suffix(".exit"))
         launch = agents.Launch(
             prompt=prompt_file.read_text(encoding="utf-8"), prompt_file=prompt_file,
             terminal_id=terminal_id, task_id=self.task.id, plan_id=self.plan.plan_id,
@@ -280,8 +277,10 @@ class TaskRun:
         )  # fmt: skip
         inv = agents.invocation(self.task.agent, launch)
         env.update(inv.env)
-        on_stdin = inv.prompt_mode == "stdin"
-        return inv.argv, env, prompt_file if on_stdin else None, not on_stdin
+        if inv.prompt_mode != "stdin":
+            return Job(inv.argv, cwd, env, log, key, keep_stdin=True)
+        return Job(inv.argv, cwd, env, log, key, stdin=launch.prompt.encode("utf-8"),
+                   stdin_file=prompt_file)  # fmt: skip
 
     def _orch_env(self, terminal_id: str, number: int, prompt_file: Path) -> dict[str, str]:
         return {

@@ -1,4 +1,4 @@
-"""git, started like every other subprocess (through `terminal.spawn`), for `isolation: worktree`.
+"""git, started like every other subprocess (through `LocalExecutor`), for `isolation: worktree`.
 
 Every call is an argv list: plan text (a task title in a commit message) is only ever one
 argument. Output goes to a log file (an attempt's `<task>.<n>.git.log`, so the git side of
@@ -7,14 +7,14 @@ an attempt can be read beside its transcript) and is read back from where the lo
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchlib.executors.base import Job
+from orchlib.executors.local import LocalExecutor
 from orchlib.fsutil import ensure_dir
-from orchlib.terminal import spawn
 
 # No prompt, no editor: git never waits for a person in the middle of a run. Automatic gc
 # is left to the user's own git commands (a background gc would hold locks during a merge).
@@ -54,13 +54,13 @@ def git(
     with log.open("ab") as fh:
         fh.write(f"$ git {' '.join(args)}  (in {cwd})\n".encode("utf-8", "replace"))
         start = fh.tell()
-    child_env = {**os.environ, **_ENV, **(env or {})}
-    proc = spawn(["git", *_OPTIONS, *args], cwd=cwd, env=child_env, log=log)
-    proc.reap()
+    # The orchestrator's own repositories: git always runs on this machine.
+    code = LocalExecutor().run(Job(("git", *_OPTIONS, *args), cwd, {**_ENV, **(env or {})}, log),
+                               None)  # fmt: skip
     with log.open("rb") as fh:
         fh.seek(start)
         output = fh.read().decode("utf-8", "replace")
-    return GitResult(-1 if proc.returncode is None else proc.returncode, output)
+    return GitResult(code, output)
 
 
 class Repos:

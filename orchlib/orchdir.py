@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from orchlib.errors import ConfigError
-from orchlib.terminal import is_alive
+from orchlib.executors.process import is_alive
 
 ORCH = ".orch"
 DB_NAME = "doit.sqlite3"

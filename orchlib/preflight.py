@@ -4,7 +4,6 @@ folder is a git repository with a commit (a missing or empty one is made one).""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,13 +19,16 @@ from orchlib.worktrees import ensure_repo
 
 def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
     """ConfigError (exit 3) naming each missing CLI, the tasks needing it and where it is set."""
-    missing: dict[str, list[tuple[Plan, Task]]] = {}
+    needed: dict[str, list[tuple[Plan, Task]]] = {}
     for plan, task in tasks:
-        if task.command is not None:
-            continue
-        program = agents.executable(task.agent)
-        if shutil.which(program) is None and not os.access(program, os.X_OK):
-            missing.setdefault(program, []).append((plan, task))
+        if task.command is None:
+            needed.setdefault(agents.executable(task.agent), []).append((plan, task))
+    # The executor knows where agents run: a CLI is missing when it has a problem line for it.
+    missing = {
+        program: found
+        for program, found in needed.items()
+        if co.executor.preflight(co.root, [program])
+    }
     if missing:
         raise ConfigError("\n".join(_line(co, prog, found) for prog, found in missing.items()))
 

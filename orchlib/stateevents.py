@@ -76,6 +76,7 @@ def reset_for_run(record: TaskRecord) -> TaskRecord:
         pid=None,
         pgid=None,
         pid_start="",
+        ref={},
         adopted=False,
         paused_until="",
     )
@@ -117,9 +118,13 @@ def _started(r: TaskRecord, e: TaskStarted) -> TaskRecord:
         status=Status.IN_PROGRESS,
         attempt=e.attempt,
         terminal_id=e.terminal_id,
-        pid=e.pid,
-        pgid=e.pgid,
-        pid_start=e.pid_start,
+        # pid, pgid and pidStart stay for readers of state.json (docs/state.md); the ref
+        # alone finds the attempt again.
+        pid=e.pid or None,
+        pgid=_int_or_none(e.ref.get("pgid")),
+        pid_start=str(e.ref.get("start", "")),
+        host=e.host,
+        ref=e.ref,
         log=e.log,
         prompt_file=e.prompt_file,
         adopted=e.adopted,
@@ -205,6 +210,7 @@ def _paused(r: TaskRecord, e: TaskPaused) -> TaskRecord:
         pid=None,
         pgid=None,
         pid_start="",
+        ref={},
     )
 
 
@@ -235,3 +241,7 @@ def apply_event(record: TaskRecord, event: Event) -> TaskRecord:
     """The record after a task event; other events leave it unchanged."""
     reducer = _REDUCERS.get(type(event))
     return reducer(record, event) if reducer is not None else record
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

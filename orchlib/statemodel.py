@@ -74,6 +74,8 @@ class TaskRecord:
     pid: int | None = None
     pgid: int | None = None
     pid_start: str = ""
+    host: str = ""  # where the latest attempt runs: "local" or a worker's address
+    ref: Mapping[str, object] = field(default_factory=dict)  # its executor's handle ref
     log: str = ""
     prompt_file: str = ""
     adopted: bool = False
@@ -132,6 +134,8 @@ def _plain(value: object) -> object:
         return value.value
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return dict(value)
     if hasattr(value, "__dataclass_fields__"):
         return _record_json(value)
     return value
@@ -246,6 +250,7 @@ _READERS: dict[str, Callable[[object], object]] = {
     "tuple[ProjectRecord, ...]": _as_projects,
     "tuple[tuple[str, ...], ...]": _as_phases,
     "RunInfo": lambda value: _from_fields(RunInfo, value),
+    "Mapping[str, object]": lambda value: dict(_typed(dict)(value)),  # type: ignore[call-overload]
 }
 
 

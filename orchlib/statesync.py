@@ -164,6 +164,7 @@ def done_from_stamp(record: TaskRecord, stamp: Mapping[str, Any]) -> TaskRecord:
         pid=None,
         pgid=None,
         pid_start="",
+        ref={},
     )
 
 

@@ -36,7 +36,8 @@ class FakeClock:
 
 
 def started(task: str, attempt: int = 1, adopted: bool = False) -> TaskStarted:
-    return TaskStarted(P, task, attempt, f"term-{task}", 321, 321, "1", "log", "p", adopted=adopted)
+    return TaskStarted(P, task, attempt, f"term-{task}", {"pid": 321, "pgid": 321, "start": "1"}, "local", "log", "p",
+                       adopted=adopted)  # fmt: skip
 
 
 def console_lines(*events: Event, clock: FakeClock | None = None) -> list[str]:

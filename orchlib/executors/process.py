@@ -1,4 +1,4 @@
-"""Agent processes: start gated in their own session writing to a log, watch, shut down.
+"""Local processes: start gated in their own session writing to a log, watch, shut down.
 
 Every subprocess orchlib starts goes through `spawn`. The process runs in its own
 session (so a dying orchestrator does not take it down, and its whole group can be
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from orchlib.executors.base import TERM_GRACE
 from orchlib.fsutil import ensure_dir
 
 # The argv follows as "$@": plan text is never part of this script.
@@ -34,7 +35,6 @@ _GATE_EXIT = (
     'IFS= read -r _ || exit 75; "$@" < "$ORCH_STDIN_FILE"; c=$?; '
     'echo "$c" > "$ORCH_EXIT_FILE"; exit "$c"'
 )
-TERM_GRACE = 5.0
 
 
 @dataclass
@@ -61,6 +61,14 @@ class Proc:
             elif not is_alive(self.pid, self.start_time):
                 self.returncode = read_exit_file(self.exit_file)
         return self.returncode
+
+    def wait(self, timeout: float) -> None:
+        """Wait at most `timeout` seconds for our child to end (an adopted one: just sleep)."""
+        if self.popen is None:
+            time.sleep(timeout)
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout)
 
     def send_enter(self) -> bool:
         """Write a newline to the agent's stdin, if we still hold it open."""

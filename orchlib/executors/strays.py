@@ -16,7 +16,8 @@ import os
 import signal
 import time
 
-from orchlib.terminal import TERM_GRACE, is_alive, start_time
+from orchlib.executors.base import TERM_GRACE
+from orchlib.executors.process import is_alive, start_time
 
 
 def find(terminal_id: str) -> list[tuple[int, str]]:
