@@ -9,15 +9,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchlib import prompt, stamps
-from orchlib.pauses import Pauses
 from orchlib.plan import Plan, Task
-from orchlib.planfile import load_plans
+from orchlib.plan.file import load_plans
+from orchlib.run import prompt
+from orchlib.run.pauses import Pauses
+from orchlib.state import stamps
 
 if TYPE_CHECKING:
     from orchlib.events import Bus
     from orchlib.executors.base import Executor
-    from orchlib.git import Repos
+    from orchlib.run.git import Repos
 
 
 @dataclass
@@ -86,7 +87,7 @@ class Checkout:
         """The run's project repositories (`isolation: worktree`): their locks and identities."""
         with self._attempt_lock:  # asked for on several threads at once: one per run
             if self._repos is None:
-                from orchlib.git import Repos  # only isolated projects pay for its imports
+                from orchlib.run.git import Repos  # only isolated projects pay for its imports
 
                 self._repos = Repos()
             return self._repos

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchlib.agents import (
+from orchlib.plan import AgentSpec
+from orchlib.run.agents import (
     BUILTIN,
     Invocation,
     Launch,
@@ -26,9 +27,8 @@ from orchlib.agents import (
     executable,
     invocation,
 )
-from orchlib.markers import Kind, Marker, scan
-from orchlib.plan import AgentSpec
-from orchlib.streams import (
+from orchlib.run.markers import Kind, Marker, scan
+from orchlib.run.streams import (
     ClaudeStream,
     CodexJson,
     GeminiStream,

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 import orchlib.state as state_mod
-import orchlib.statefiles as statefiles
+import orchlib.state.files as statefiles
 from orchlib.errors import ConfigError
 from orchlib.events import (
     Event,
@@ -52,7 +52,7 @@ from orchlib.state import (
     render_status,
     to_json,
 )
-from orchlib.staterender import md_text, mermaid_text, yaml_scalar
+from orchlib.state.render import md_text, mermaid_text, yaml_scalar
 
 P = "orch-abc123"
 REPO = Path(__file__).resolve().parent.parent

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchlib import agents
-from orchlib.attempt import Follow, Outcome, follow
 from orchlib.checkout import Interrupt
 from orchlib.executors.base import Job
 from orchlib.executors.local import LocalExecutor
 from orchlib.fsutil import atomic_write
-from orchlib.markers import Kind, LineSplitter, scan
 from orchlib.plan import AgentSpec, Limits
+from orchlib.run import agents
+from orchlib.run.attempt import Follow, Outcome, follow
+from orchlib.run.markers import Kind, LineSplitter, scan
 
 TASK_ID = "draft"  # ORCH_TASK_ID of a drafting agent
 # A fenced block: ```yaml (or yml, json, nothing) ... ``` on lines of their own.
