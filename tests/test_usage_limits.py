@@ -21,9 +21,9 @@ from conftest import Checkout
 from test_profiles import PLAN, STANDINS, SUMMARY, Standins
 
 from orchlib.run.aider import AiderText
+from orchlib.run.clistreams import GeminiStream
 from orchlib.run.limits import recognise
 from orchlib.run.pauses import Pauses, iso
-from orchlib.run.streams import GeminiStream
 
 SINK = (
     "import json, sys\n"

@@ -378,7 +378,7 @@ def test_isolation_and_parallel_are_validated(
 
 def test_plans_sharing_a_folder_share_its_smallest_limit(tmp_path: Path) -> None:
     from orchlib.checkout import Checkout as Loaded
-    from orchlib.doitedge.runner import project_capacity
+    from orchlib.run.ready import project_capacity
 
     (tmp_path / "plans").mkdir()
     for plan_id, project in (("p1", {"isolation": "worktree", "parallel": 3}), ("p2", {})):

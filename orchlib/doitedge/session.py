@@ -15,7 +15,7 @@ from doit.task import Stream
 from orchlib.checkout import Checkout
 from orchlib.doitedge.loader import orch_meta
 from orchlib.doitedge.reporter import PlanReporter
-from orchlib.doitedge.runner import PlanRunner, project_capacity
+from orchlib.doitedge.runner import PlanRunner
 from orchlib.errors import ConfigError
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.run.console import Console
@@ -23,6 +23,7 @@ from orchlib.run.notify import Notifier, close_all
 from orchlib.run.pauses import profile_of
 from orchlib.run.preflight import check_agents, check_project_folders, check_repos
 from orchlib.run.prompt import template_dirs
+from orchlib.run.ready import project_capacity
 from orchlib.run.worktrees import sweep
 from orchlib.state import StateStore, Status, TaskRecord
 from orchlib.state.orchdir import check_plan_files, check_writable, sweep_temp_files

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from orchlib.executors import strays
 from orchlib.executors.base import TERM_GRACE, Handle, Job
-from orchlib.executors.process import Proc, Waiter, spawn
+from orchlib.executors.process import Proc, spawn
+from orchlib.executors.waiter import Waiter
+from orchlib.fsutil import ensure_dir
 
 HOST = "local"
 
@@ -89,6 +91,7 @@ class LocalExecutor:
         stdin_file = job.stdin_file
         if job.stdin is not None and stdin_file is None:
             stdin_file = job.log.with_suffix(".stdin")
+            ensure_dir(stdin_file.parent)
             stdin_file.write_bytes(job.stdin)
         handle: list[LocalHandle] = []
 

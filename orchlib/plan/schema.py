@@ -17,13 +17,12 @@ from orchlib.plan import (
     SCHEDULES,
     AgentSpec,
     Limits,
-    NotifyTarget,
     Plan,
     Project,
     Task,
     project_root,
 )
-from orchlib.plan.agentspec import DEFAULT, Agents, argv_list, task_agent
+from orchlib.plan.agentspec import DEFAULT, Agents, task_agent
 from orchlib.plan.checks import (
     RESERVED,
     Issues,
@@ -37,7 +36,6 @@ from orchlib.plan.checks import (
     get,
     globs,
     ident,
-    items,
     mapping,
     no_nul_bytes,
     nonempty,
@@ -50,11 +48,8 @@ from orchlib.plan.checks import (
     wrong,
 )
 from orchlib.plan.graph import Graph
+from orchlib.plan.notifyschema import notify
 
-EVENTS = (
-    "task_error", "task_question", "usage_limit", "phase_completed", "plan_completed",
-    "plan_failed",
-)  # fmt: skip
 LIMITS = {
     "retries": "retries",
     "timeout": "timeout",
@@ -290,38 +285,3 @@ _LIMIT_PARSERS = {
 def inside(root: Path, checkout: Path) -> bool:
     """Whether a resolved folder is the checkout or below it."""
     return root.is_relative_to(checkout.resolve())
-
-
-def notify(issues: Issues, value: object, path: KeyPath) -> list[NotifyTarget] | None:
-    """The notification targets."""
-    return items(issues, value, path, _target)
-
-
-def _target(issues: Issues, value: object, path: KeyPath) -> NotifyTarget | None:
-    if isinstance(value, str):
-        url = _url(issues, value, path)
-        return None if url is None else NotifyTarget(url=url, events=EVENTS)
-    m = mapping(issues, value, path, (), ("command", "url", "events"))
-    if m is None:
-        return None
-    if ("command" in m) == ("url" in m):
-        issues.add(path, "a notify target needs exactly one of 'command' or 'url'")
-    command = get(issues, m, "command", path, argv_list, ())
-    url = get(issues, m, "url", path, _url, "")
-    events = get(issues, m, "events", path, _events, EVENTS)
-    return NotifyTarget(command=command, url=url, events=events) if command or url else None
-
-
-def _url(issues: Issues, value: object, path: KeyPath) -> str | None:
-    url = text(issues, value, path)
-    if url is not None and "://" not in url:
-        issues.add(path, f"{q(url)} is not an apprise URL (like 'ntfy://topic')")
-        return None
-    return url
-
-
-def _events(issues: Issues, value: object, path: KeyPath) -> tuple[str, ...] | None:
-    found = items(issues, value, path, choice(EVENTS))
-    if isinstance(value, list) and not value:
-        issues.add(path, "list at least one event")
-    return tuple(found) or None

@@ -16,14 +16,8 @@ from pathlib import Path
 
 from orchlib.plan import AgentSpec
 from orchlib.run.aider import AiderText
-from orchlib.run.streams import (
-    ClaudeStream,
-    CodexJson,
-    GeminiStream,
-    OpencodeJson,
-    OutputAdapter,
-    PlainText,
-)
+from orchlib.run.clistreams import ClaudeStream, CodexJson, GeminiStream, OpencodeJson
+from orchlib.run.streams import OutputAdapter, PlainText
 
 BUILTIN = ("claude", "codex", "gemini", "aider", "opencode", "shell")
 PLACEHOLDERS = (

@@ -9,7 +9,6 @@ counts so far; elsewhere (a pipe, a CI log) the output is plain lines only.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import threading
 import time
@@ -33,16 +32,14 @@ from orchlib.events import (
     TaskWaiting,
     ToolsDenied,
 )
-from orchlib.state.render import local_clock, one_line
+from orchlib.run.consoletext import clip, clock_time, is_terminal, paint, wants_color
+from orchlib.state.render import local_clock
 from orchlib.state.table import format_duration, task_usage, usage_text
-from orchlib.state.transitions import parse_time
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines of one task...
 PROGRESS_STEP = 10  # ...unless the percent moved this much
-TEXT_LIMIT = 200
 FOOTER_EVERY = 0.2  # seconds between redraws of the live footer for progress alone
 _CLEAR_LINE = "\r\x1b[K"
-_COLORS = {"ok": "32", "bad": "31", "ask": "33", "start": "36", "dim": "2"}
 _STATES = (
     "done", "up to date", "failed", "interrupted", "waiting", "answered", "paused", "skipped",
     "running",
@@ -73,8 +70,8 @@ class Console:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._stream, self._clock = stream, clock
-        self._color = _wants_color(stream) if color is None else color
-        self._live = _is_terminal(stream) if live is None else live
+        self._color = wants_color(stream) if color is None else color
+        self._live = is_terminal(stream) if live is None else live
         self._footer_at = float("-inf")
         self._footer_shown = False
         self._began = clock()
@@ -168,7 +165,7 @@ class Console:
         seen.state, seen.text = "paused", f"{e.profile}'s usage limit resets at {until}"
         if not e.hit:
             return name, "dim", f"PAUSED until {until}: waits for {e.profile}'s usage limit"
-        said = _text(e.reason.removeprefix("usage limit: "))
+        said = clip(e.reason.removeprefix("usage limit: "))
         return (
             name,
             "ask",
@@ -189,7 +186,7 @@ class Console:
         with self._lock:
             text = f"waiting for usage limits to reset: {left}"
             self._footer_shown = True
-            self._write(_CLEAR_LINE + (_paint(text, "ask") if self._color else text))
+            self._write(_CLEAR_LINE + (paint(text, "ask") if self._color else text))
 
     def gave_up(self, pauses: dict[str, float]) -> None:
         """`--no-wait-limits` ended the run: when to come back."""
@@ -215,10 +212,10 @@ class Console:
         if not moved and now - seen.printed_at < PROGRESS_EVERY:
             return None
         seen.printed_at, seen.printed_percent = now, e.percent
-        return name, "dim", f"{e.percent:3d}% {_text(e.text)}"
+        return name, "dim", f"{e.percent:3d}% {clip(e.text)}"
 
     def _done(self, name: str, seen: _Seen, e: TaskDone) -> tuple[str, str, str]:
-        seen.state, seen.text = "done", _text(e.summary)
+        seen.state, seen.text = "done", clip(e.summary)
         for key, value in e.usage.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 self._usage[key] = self._usage.get(key, 0) + value
@@ -227,14 +224,14 @@ class Console:
 
     def _failed(self, name: str, seen: _Seen, e: TaskFailed) -> tuple[str, str, str]:
         if not e.final:
-            return name, "ask", f"attempt {e.attempt} failed: {_text(e.reason)} — retrying"
+            return name, "ask", f"attempt {e.attempt} failed: {clip(e.reason)} — retrying"
         seen.state = "interrupted" if e.interrupted else "failed"
-        seen.text = _text(e.reason.removeprefix("ERROR: "))  # the word is on the line already
+        seen.text = clip(e.reason.removeprefix("ERROR: "))  # the word is on the line already
         word = "INTERRUPTED" if e.interrupted else "ERROR"
         return name, "bad", f"{word} (attempt {e.attempt}): {seen.text}"
 
     def _waiting(self, name: str, seen: _Seen, e: TaskWaiting) -> tuple[str, str, str]:
-        seen.state, seen.text = "waiting", _text(e.question)
+        seen.state, seen.text = "waiting", clip(e.question)
         word = "still waiting for an answer" if e.still else "QUESTION"
         return name, "ask", f'{word}: {seen.text} — doit answer {name} "..."'
 
@@ -261,9 +258,9 @@ class Console:
 
     def _print(self, event: Event, label: str, kind: str, text: str) -> None:
         self._width = max(self._width, len(label))
-        stamp = _clock_time(event.at)
+        stamp = clock_time(event.at)
         if self._color:
-            stamp, text = _paint(stamp, "dim"), _paint(text, kind)
+            stamp, text = paint(stamp, "dim"), paint(text, kind)
         line = f"{stamp} {label.ljust(self._width)}  {text}\n"
         self._write(_CLEAR_LINE + line + self._footer() if self._live else line)
 
@@ -284,7 +281,7 @@ class Console:
         text = " | ".join(part for part in (text, ", ".join(tail)) if part)
         text = text[: max(10, shutil.get_terminal_size().columns - 1)]
         self._footer_shown = bool(text)
-        return _paint(text, "dim") if text and self._color else text
+        return paint(text, "dim") if text and self._color else text
 
     def _write(self, text: str) -> None:
         with contextlib.suppress(OSError, ValueError):  # a closed or broken stdout
@@ -306,30 +303,3 @@ def _advice(name: str, seen: _Seen) -> str:
     if seen.state in ("running", "interrupted"):
         return f"  {name} did not finish — re-run `doit` to resume it"
     return ""
-
-
-def _text(text: str) -> str:
-    flat = one_line(text)
-    return flat if len(flat) <= TEXT_LIMIT else flat[: TEXT_LIMIT - 1] + "…"
-
-
-def _clock_time(at: str) -> str:
-    moment = parse_time(at)
-    return (moment.astimezone() if moment else datetime.now()).strftime("%H:%M:%S")
-
-
-def _wants_color(stream: IO[str]) -> bool:
-    return not os.environ.get("NO_COLOR") and _is_terminal(stream)
-
-
-def _is_terminal(stream: IO[str]) -> bool:
-    if os.environ.get("TERM") == "dumb":
-        return False
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def _paint(text: str, kind: str) -> str:
-    return f"\x1b[{_COLORS[kind]}m{text}\x1b[0m"

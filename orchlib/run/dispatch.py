@@ -6,58 +6,33 @@ import errno
 import os
 import secrets
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from orchlib import state
 from orchlib.checkout import Checkout
 from orchlib.events import (
-    TaskDone,
     TaskFailed,
     TaskPaused,
     TaskProgress,
     TaskStarted,
     TaskWaiting,
     ToolsDenied,
-    now_iso,
 )
-from orchlib.executors.base import Handle, Job
+from orchlib.executors.base import Handle
 from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import Plan, Task
 from orchlib.run import adopt, agents
 from orchlib.run.attempt import RETRIED, Follow, Outcome, Result, follow
-from orchlib.run.checks import Checked, run_checks
+from orchlib.run.finish import Attempted, Finishing, TaskResult
+from orchlib.run.launch import AttemptInputs
 from orchlib.run.pauses import iso, profile_of
-from orchlib.run.prompt import DoneDependency, PromptInput, render
 from orchlib.run.streams import PlainText
 from orchlib.run.worktrees import TaskTree
-from orchlib.state import TaskRecord, orchdir, stamps
+from orchlib.state import TaskRecord, orchdir
 from orchlib.state.model import merge_answers
 
 
-@dataclass(frozen=True)
-class TaskResult:
-    """How a task ended in this run: done, failed, waiting (a question) or interrupted.
-
-    `paused`: not ended; its agent's usage limit holds it, and `run` continues it later.
-    """
-
-    status: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Attempted:
-    """A finished attempt: its number, terminal id, outcome and start time."""
-
-    number: int
-    terminal_id: str
-    outcome: Outcome
-    started: float
-
-
-class TaskRun:
+class TaskRun(AttemptInputs, Finishing):
     """One task in one run. `previous` is its state record from before this run began.
 
     A usage limit pauses the task: `run` returns `paused`, and a later call continues it with
@@ -192,9 +167,6 @@ class TaskRun:
                                  reason, hit=hit))  # fmt: skip
         return TaskResult("paused", reason)
 
-    def _publish(self, event: Any) -> None:
-        self.co.bus.publish(event)
-
     def _publish_waiting(self, question: str, number: int, terminal_id: str, still: bool) -> None:
         pid = self.plan.plan_id
         self._publish(TaskWaiting(pid, self.task.id, question, number, terminal_id, still=still))
@@ -264,105 +236,6 @@ class TaskRun:
     def _progress(self, percent: int, text: str) -> None:
         self._publish(TaskProgress(self.plan.plan_id, self.task.id, percent, text))
 
-    def _job(self, terminal_id: str, number: int, prompt_file: Path, log: Path) -> Job:
-        """The attempt's process: the shell command, or the agent CLI with its prompt."""
-        env = self._orch_env(terminal_id, number, prompt_file)
-        key, cwd = f"{self.plan.plan_id}:{self.task.id}", self.workspace.root
-        if self.task.command is not None:
-            return Job(self.task.command, cwd, env, log, key, exit_file=log.with_suffix(".exit"))
-        launch = agents.Launch(
-            prompt=prompt_file.read_text(encoding="utf-8"), prompt_file=prompt_file,
-            terminal_id=terminal_id, task_id=self.task.id, plan_id=self.plan.plan_id,
-            project=self.project.name, project_path=self.workspace.root,
-            resume_session=self._resume_session(),
-        )  # fmt: skip
-        inv = agents.invocation(self.task.agent, launch)
-        env.update(inv.env)
-        if inv.prompt_mode != "stdin":
-            return Job(inv.argv, cwd, env, log, key, keep_stdin=True)
-        return Job(inv.argv, cwd, env, log, key, stdin=launch.prompt.encode("utf-8"),
-                   stdin_file=prompt_file)  # fmt: skip
-
-    def _orch_env(self, terminal_id: str, number: int, prompt_file: Path) -> dict[str, str]:
-        return {
-            "TERMINAL_ID": terminal_id,
-            "ORCH_PLAN_ID": self.plan.plan_id,
-            "ORCH_TASK_ID": self.task.id,
-            "ORCH_PROJECT": self.project.name,
-            "ORCH_ATTEMPT": str(number),
-            "ORCH_PROMPT_FILE": str(prompt_file) if self.task.command is None else "",
-        }
-
-    def _resume_session(self) -> str | None:
-        """The session of the latest finished task of this project, for `session: continue`."""
-        if self.task.agent.session != "continue":
-            return None
-        if self._paused_session:  # a usage limit stopped it: continue that very session
-            return self._paused_session
-        best: tuple[str, str] | None = None
-        for other in self.plan.tasks.values():
-            if other.project != self.task.project or other.id == self.task.id:
-                continue
-            stamp = self.co.stamp(self.plan.plan_id, other.id)
-            if stamp and stamp.get("sessionId") and stamp.get("agent") == self.task.agent.name:
-                key = (str(stamp["finishedAt"]), str(stamp["sessionId"]))
-                best = max(best, key) if best else key
-        return best[1] if best else None
-
-    def _prompt(self, terminal_id: str, number: int, feedback: str) -> str:
-        deps = []
-        for dep_id in self.task.depends_on:
-            dep, stamp = self.plan.tasks[dep_id], self.co.stamp(self.plan.plan_id, dep_id) or {}
-            deps.append(
-                DoneDependency(dep.id, dep.title, dep.project, str(stamp.get("summary", "")))
-            )
-        given = PromptInput(terminal_id, number, deps, answered_questions(self.previous), feedback)
-        return render(self.co.root, self.plan, self.task, given, self.workspace)
-
-    # --- checks, the merge and the stamp ---------------------------------------------------
-
-    def _check(self, done: Attempted) -> Checked:
-        """The checks of a DONE where the attempt worked; isolated, then its merge."""
-        if self.tree is not None and not self.tree.path.is_dir():
-            return Checked(f"its worktree {self.tree.path} is gone; the next attempt makes another")
-        checked = run_checks(self.co, self.plan, self.task, done.number, self.workspace)
-        if checked.problem is not None or self.tree is None:
-            return checked
-        landed = self.tree.land(done.number, done.outcome.text)
-        return replace(checked, problem=landed.problem, merge=landed.merge)
-
-    def _stamp(self, done: Attempted, checked: Checked) -> TaskResult:
-        outcome = done.outcome
-        stamp: dict[str, Any] = {
-            "taskId": self.task.id,
-            "planId": self.plan.plan_id,
-            "project": self.task.project,
-            "title": self.task.title,
-            "summary": outcome.text,
-            "finishedAt": now_iso(),
-            "attempt": done.number,
-            "terminalId": done.terminal_id,
-            "specHash": self.co.spec_hash(self.plan, self.task),
-            "durationSeconds": round(time.monotonic() - done.started, 3),
-            "agent": self.task.agent.name,
-            "inputs": stamps.fingerprint_inputs(self.project, self.task),
-        }
-        if self.task.verify is not None:
-            stamp["verify"] = checked.verify
-        if checked.merge:
-            stamp["merge"] = checked.merge
-        if outcome.session_id:
-            stamp["sessionId"] = outcome.session_id
-        if outcome.usage:
-            stamp["usage"] = outcome.usage
-        stamps.write(self.co.stamp_path(self.plan.plan_id, self.task.id), stamp)
-        if self.tree is not None:  # merged and stamped: the worktree has served
-            self.tree.remove(done.number)
-        self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
-                               done.terminal_id, stamp["durationSeconds"],
-                               outcome.usage))  # fmt: skip
-        return TaskResult("done", outcome.text)
-
 
 def error_reason(text: str) -> str:
     """`ERROR: <text>`, once: an agent's own `ERROR:` is not doubled, no text no colon."""
@@ -378,10 +251,3 @@ def open_question(record: TaskRecord | None) -> str | None:
         return None
     last = record.questions[-1]
     return None if last.get("answer") else str(last.get("question", ""))
-
-
-def answered_questions(record: TaskRecord | None) -> list[tuple[str, str]]:
-    """Every earlier question of the task with its answer, for the next prompt."""
-    if record is None:
-        return []
-    return [(str(q["question"]), str(q["answer"])) for q in record.questions if q.get("answer")]

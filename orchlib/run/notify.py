@@ -27,7 +27,7 @@ from orchlib.events import (
     TaskWaiting,
 )
 from orchlib.plan import Plan
-from orchlib.plan.schema import EVENTS
+from orchlib.plan.notifyschema import EVENTS
 from orchlib.run.notifysend import (
     APPRISE_MISSING,
     COMMAND_TIMEOUT,

@@ -34,21 +34,19 @@ from orchlib.state.files import (
     with_projects,
     write_state,
 )
+from orchlib.state.jsonform import JsonCache, from_json, to_json
 from orchlib.state.model import (
-    JsonCache,
     PlanState,
     ProjectRecord,
     Question,
     RunInfo,
     Status,
     TaskRecord,
-    from_json,
     has_open,
     has_open_question,
     merge_answers,
     plan_status,
     qa_history,
-    to_json,
 )
 from orchlib.state.orchdir import write_failure
 from orchlib.state.render import MarkdownRenderer

@@ -18,15 +18,8 @@ from orchlib.errors import ConfigError
 from orchlib.events import now_iso
 from orchlib.fsutil import atomic_write, read_json
 from orchlib.plan import Plan
-from orchlib.state.model import (
-    JsonCache,
-    PlanState,
-    Status,
-    TaskRecord,
-    derive_projects,
-    dumps_state,
-    from_json,
-)
+from orchlib.state.jsonform import JsonCache, dumps_state, from_json
+from orchlib.state.model import PlanState, Status, TaskRecord, derive_projects
 from orchlib.state.render import MarkdownRenderer, one_line
 from orchlib.state.transitions import reconcile
 
