@@ -27,15 +27,9 @@ from orchlib.run.agents import (
     executable,
     invocation,
 )
+from orchlib.run.clistreams import ClaudeStream, CodexJson, GeminiStream, OpencodeJson
 from orchlib.run.markers import Kind, Marker, scan
-from orchlib.run.streams import (
-    ClaudeStream,
-    CodexJson,
-    GeminiStream,
-    OpencodeJson,
-    OutputAdapter,
-    PlainText,
-)
+from orchlib.run.streams import OutputAdapter, PlainText
 
 STANDINS = Path(__file__).parent / "standins"
 TID = "term-shop-t1-1"

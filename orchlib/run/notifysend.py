@@ -9,11 +9,10 @@ failure is a line in `.orch/<planId>/notify.log`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
 import re
-import signal
-import subprocess
 import threading
 import time
 import warnings
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchlib.events import now_iso
+from orchlib.executors.base import Handle, Job
+from orchlib.executors.local import LocalExecutor
 from orchlib.plan import NotifyTarget
 from orchlib.state.render import one_line
 
@@ -57,8 +58,9 @@ class _Lane:
     target: NotifyTarget
     queue: queue.Queue[Notification | None] = field(default_factory=queue.Queue)
     worker: threading.Thread | None = None
-    child: subprocess.Popen[bytes] | None = None
+    child: Handle | None = None
     abandoned: bool = False
+    number: int = 0
 
 
 class Sender:
@@ -68,7 +70,9 @@ class Sender:
         self, targets: Sequence[NotifyTarget], folder: Path, command_timeout: float
     ) -> None:
         self.folder, self.command_timeout = folder, command_timeout
-        self._lanes = [_Lane(target) for target in targets]
+        self._lanes = [_Lane(target, number=n) for n, target in enumerate(targets)]
+        # Notifications are the orchestrator's own work: their commands run on this machine.
+        self._executor = LocalExecutor()
         self._errors: list[str] = []
         self._lock = threading.Lock()
         self._warned_apprise = False
@@ -95,7 +99,9 @@ class Sender:
     def abandon(self, lane: _Lane) -> None:
         """Kill the lane's running delivery and log what it will not send."""
         lane.abandoned = True
-        _kill_group(lane.child)
+        child = lane.child
+        if child is not None:
+            child.terminate(grace=0.0)  # it and everything it started
         self._drop_queued(lane)
 
     def _enqueue(self, lane: _Lane, note: Notification) -> None:
@@ -124,30 +130,27 @@ class Sender:
         return self._apprise(lane.target.url, note)
 
     def _run_command(self, lane: _Lane, argv: list[str]) -> str | None:
+        if self._executor.preflight(self.folder, argv[:1]):
+            return f"cannot run {argv[0]!r}: {os.strerror(errno.ENOENT)}"
+        out = self.folder / "logs" / f"notify-{lane.number}.out"  # its output, for the message
         try:
-            child = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                start_new_session=True,  # its own group: a timeout kills its children too
-            )
+            out.unlink(missing_ok=True)
+            child = self._executor.start(Job(tuple(argv), Path.cwd(), {}, out))
         except OSError as exc:
             return f"cannot run {argv[0]!r}: {exc.strerror or exc}"
         lane.child = child
         try:
-            _, err = child.communicate(timeout=self.command_timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(child)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.communicate(timeout=1.0)
-            return f"{argv[0]!r} timed out after {self.command_timeout:g}s and was killed"
+            code = _wait(child, self.command_timeout)
         finally:
             lane.child = None
+            child.close()
         if lane.abandoned:
             return f"{argv[0]!r} was still running when the run ended, and was killed"
-        tail = one_line(err.decode("utf-8", "replace"))[-300:]
-        return f"{argv[0]!r} exited {child.returncode}: {tail}" if child.returncode else None
+        if code is None:
+            child.terminate(grace=0.0)
+            return f"{argv[0]!r} timed out after {self.command_timeout:g}s and was killed"
+        tail = one_line(_tail(out))[-300:]
+        return f"{argv[0]!r} exited {code}: {tail}" if code else None
 
     def _apprise(self, url: str, note: Notification) -> str | None:
         # apprise's own deprecation warnings (imghdr, ...) are not the run's problem.
@@ -202,8 +205,22 @@ def close_senders(senders: Sequence[Sender], timeout: float) -> None:
         lane.worker.join(ABANDON_GRACE)
 
 
-def _kill_group(child: subprocess.Popen[bytes] | None) -> None:
-    """SIGKILL a notifier command and everything it started."""
-    if child is not None:
-        with contextlib.suppress(OSError):
-            os.killpg(child.pid, signal.SIGKILL)
+def _wait(child: Handle, timeout: float) -> int | None:
+    """The command's exit code; None when it still runs after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while (code := child.poll()) is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        child.wait_output(min(left, 0.1))
+    return code
+
+
+def _tail(path: Path) -> str:
+    """The end of a command's output."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 2000))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
