@@ -11,16 +11,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from doit.cmd_clean import Clean as DoitClean
-from doit.cmd_forget import Forget as DoitForget
-from doit.cmd_info import Info as DoitInfo
-from doit.cmd_list import List as DoitList
-from doit.cmd_run import Run as DoitRun
-from doit.control import TaskControl
-from doit.exceptions import InvalidCommand
-
 from orchlib.checkout import Checkout
-from orchlib.doitedge import loader, plugins, quietexit
+from orchlib.doitedge import loader, quietexit
 from orchlib.doitedge.cmdutil import (
     OneLineErrors,
     db_errors_in_one_line,
@@ -28,14 +20,22 @@ from orchlib.doitedge.cmdutil import (
     quiet_when_reader_gone,
     report,
 )
+from orchlib.doitedge.doitapi import (
+    DoitClean,
+    DoitForget,
+    DoitInfo,
+    DoitList,
+    DoitRun,
+    InvalidCommand,
+    TaskControl,
+)
 from orchlib.doitedge.loader import orch_meta
 from orchlib.errors import ConfigError, OrchError
+from orchlib.run import statesync
 from orchlib.run.prompt import template_dirs
 from orchlib.state import stamps
-from orchlib.state import sync as statesync
 from orchlib.state.runlock import run_lock
 
-plugins.install()  # doit's later plugin lookups: one scan of the installed packages
 quietexit.install()  # doit loads this module first: from here on Ctrl-C exits 130 quietly
 
 

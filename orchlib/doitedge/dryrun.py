@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import IO, Any
 
 from orchlib.checkout import Checkout
-from orchlib.doitedge import uptodate
 from orchlib.doitedge.loader import orch_meta
+from orchlib.run import uptodate
 
 
 def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False) -> int:

@@ -13,14 +13,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from doit.cmd_base import TaskLoader2
-from doit.exceptions import InvalidDodoFile, TaskFailed
-from doit.task import Task as DoitTask
-
 from orchlib.checkout import Checkout
-from orchlib.doitedge import uptodate
+from orchlib.doitedge import plugins
+from orchlib.doitedge.doitapi import DoitTask, InvalidDodoFile, TaskFailed, TaskLoader2
 from orchlib.errors import OrchError
 from orchlib.plan import Plan, Task
+from orchlib.run import uptodate
 from orchlib.state import orchdir, stamps
 
 DOIT_CONFIG: dict[str, Any] = {
@@ -250,7 +248,8 @@ class PlanLoader(TaskLoader2):  # type: ignore[misc]
     """doit task loader for `python -m orchlib`: the checkout is the working directory."""
 
     def setup(self, opt_values: dict[str, Any]) -> None:
-        """Nothing to set up: the checkout is the current directory."""
+        """The checkout is the current directory; doit's plugin lookups from one scan."""
+        plugins.install()
 
     def load_doit_config(self) -> dict[str, Any]:
         """orchlib's doit defaults (sqlite3 DB in .orch/, continue on failure)."""

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from doit.exceptions import TaskError, UnmetDependency
-
 from orchlib.checkout import Checkout
+from orchlib.doitedge.doitapi import TaskError, UnmetDependency
 from orchlib.doitedge.loader import orch_meta
 from orchlib.events import TaskFailed, TaskSkipped, TaskUpToDate
 from orchlib.state.render import printable

@@ -15,14 +15,14 @@ import threading
 from collections import Counter
 from typing import Any
 
-from doit.exceptions import TaskError, TaskFailed
 from doit.runner import ERROR, Runner
 
 from orchlib.checkout import Checkout
+from orchlib.doitedge.doitapi import TaskError, TaskFailed
+from orchlib.doitedge.limitwait import LimitWait, WaitFn
 from orchlib.doitedge.loader import closure, orch_meta
 from orchlib.run.dispatch import TaskRun
 from orchlib.run.finish import TaskResult
-from orchlib.run.limitwait import LimitWait, WaitFn
 from orchlib.run.ready import ReadyQueue, critical_ranks, project_capacity
 from orchlib.state import TaskRecord
 

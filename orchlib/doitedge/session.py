@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from doit.task import Stream
-
 from orchlib.checkout import Checkout
+from orchlib.doitedge.doitapi import Stream
 from orchlib.doitedge.loader import orch_meta
 from orchlib.doitedge.reporter import PlanReporter
 from orchlib.doitedge.runner import PlanRunner

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchlib.checkout import Checkout
-from orchlib.doitedge import uptodate
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan
+from orchlib.run import uptodate
 from orchlib.run.prompt import template_dirs
 from orchlib.state import runlock
 from orchlib.state.orchdir import write_failure
