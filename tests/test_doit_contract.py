@@ -108,7 +108,7 @@ def _imports_doit(tree: ast.AST) -> bool:
             a.name == "doit" or a.name.startswith("doit.") for a in node.names
         ):
             return True
-        module = node.module or "" if isinstance(node, ast.ImportFrom) else ""
+        module = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
         if module == "doit" or module.startswith("doit."):
             return True
     return False
