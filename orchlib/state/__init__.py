@@ -2,10 +2,13 @@
 
 `StateStore` subscribes to the run's bus. Applying an event is O(1) on the publishing
 thread; a background writer coalesces changes and writes both files within ~100 ms
-(progress-only changes at most 4 times a second). Both files are written atomically under
-one `filelock` lock that `answer()` (the `doit answer` command, another process) also takes;
-the store re-reads answers written meanwhile before each write, so none is ever lost.
-File helpers and those edits from other processes live in `statefiles.py`.
+(progress-only changes at most 4 times a second; on a plan so big that a write takes long,
+at most ~10% of the time). A started attempt is on disk at once in the journal beside
+state.json (`state.journal`, folded in by `load`), so a start costs the same on any plan.
+Both files are written atomically under one `filelock` lock that `answer()` (the `doit
+answer` command, another process) also takes; the store re-reads answers written meanwhile
+before each write, so none is ever lost. File helpers and those edits from other processes
+live in `state/files.py`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from types import TracebackType
 
 import filelock
 
-from orchlib.events import Event, RunFinished, RunStarted, TaskProgress, now_iso
+from orchlib.events import Event, RunFinished, RunStarted, TaskProgress, TaskStarted, now_iso
 from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import Plan
 from orchlib.state.files import (
@@ -28,6 +31,7 @@ from orchlib.state.files import (
     MARKDOWN_FILE,
     STATE_FILE,
     answer,
+    append_journal,
     file_id,
     forget,
     load,
@@ -84,7 +88,8 @@ class StateStore:
         self._md_at = self._md_cost = 0.0
         self._dirty = self._urgent = True
         self._changed_at = time.monotonic()
-        self._last_write = 0.0
+        self._last_write = self._cost = 0.0
+        self._starts: set[str] = set()  # started since state.json or the journal said so
         self._closing = False
         self._thread = threading.Thread(
             target=self._loop, name=f"state-{plan.plan_id}", daemon=True
@@ -111,16 +116,20 @@ class StateStore:
             self.flush()
 
     def sync(self) -> None:
-        """Return once every event handled so far is in state.json.
+        """Return once every attempt started so far is on disk (state.json or its journal).
 
-        The dispatcher calls it after TaskStarted, before it lets the agent run. Threads
-        that sync at the same time share one write (group commit).
+        The dispatcher calls it after TaskStarted, before it lets the agent run: one line is
+        appended to the journal, whatever the plan's size (the writer thread rewrites
+        state.json soon after). Threads that sync at the same time share one append.
         """
-        with self._cond:
-            target = self._version
         with self._io:
-            if self._written < target:
-                self._write_locked(markdown=False)
+            with self._cond:
+                records = [self._tasks[task_id] for task_id in self._starts]
+                self._starts.clear()
+            if records:
+                ensure_dir(self.folder)
+                with self._filelock:
+                    append_journal(self.folder, records)
 
     def flush(self) -> None:
         """Write both files now."""
@@ -157,6 +166,8 @@ class StateStore:
             if record is None:
                 return False
             self._tasks[record.id] = apply_event(record, event)
+            if isinstance(event, TaskStarted):
+                self._starts.add(record.id)
         return not isinstance(event, TaskProgress)
 
     def _run_started(self, event: RunStarted) -> None:
@@ -202,8 +213,9 @@ class StateStore:
         due = self._changed_at + COALESCE_SECONDS
         if not self._urgent:
             due = max(due, self._last_write + PROGRESS_INTERVAL)
-        # A huge plan's markdown takes long to render: never spend more than ~10% on it.
+        # A huge plan's files take long to write: never spend more than ~10% on either.
         due = max(due, self._md_at + RENDER_SHARE * self._md_cost)
+        due = max(due, self._last_write + RENDER_SHARE * self._cost)
         return due - time.monotonic()
 
     def _write(self, markdown: bool) -> None:
@@ -218,8 +230,10 @@ class StateStore:
         with self._cond:
             state = replace(self._head, tasks=dict(self._tasks))
             version = self._version
+            self._starts.clear()  # this write holds them (and removes the journal)
             if markdown:
                 self._dirty = self._urgent = False
+        started = time.monotonic()
         ensure_dir(self.folder)
         with self._filelock:
             state = self._merge_answers(with_projects(state))
@@ -227,6 +241,7 @@ class StateStore:
             self._disk_id = file_id(self.folder / STATE_FILE)
         self._written = max(self._written, version)
         self._last_write = time.monotonic()
+        self._cost = self._last_write - started
         return state, version
 
     def _write_markdown(self, state: PlanState, version: int) -> None:
