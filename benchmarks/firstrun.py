@@ -44,7 +44,9 @@ def body(tmp: Path, report: b.Report, args: argparse.Namespace) -> None:
     for n in args.sizes:
         rate, wall, done, seconds = first_run(tmp, n, args.budget)
         rates[n] = rate
-        table.add(f"{n:,}", f"{done:,}", b.fmt_s(seconds), f"{rate:.1f} tasks/s", f"{wall:.1f} tasks/s")
+        table.add(
+            f"{n:,}", f"{done:,}", b.fmt_s(seconds), f"{rate:.1f} tasks/s", f"{wall:.1f} tasks/s"
+        )
     if set(SIZES) <= set(rates) and rates[max(SIZES)]:
         ratio = rates[min(SIZES)] / rates[max(SIZES)]
         report.check("first run: 1,000-task rate / 10,000-task rate", ratio, TARGET)
