@@ -79,6 +79,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         co = loader.current()
         if co is None:
             return super()._execute(outfile, **options)
+        co.new_run()  # this run's bus, interrupt and executor: nothing of an earlier run's
         try:
             if not any(plan.tasks for plan in co.plans.values()):
                 raise ConfigError(NO_PLANS)
