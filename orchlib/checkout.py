@@ -173,8 +173,8 @@ class Checkout:
 
     def why_not_done(self, plan: Plan, task: Task) -> str | None:
         """Why the task would run now, or None when it is up to date."""
-        deps = {dep: self.stamp(plan.plan_id, dep) for dep in task.depends_on}
-        own = self.stamp(plan.plan_id, task.id)
+        deps = {dep: stamps.Done.of(self.stamp(plan.plan_id, dep)) for dep in task.depends_on}
+        own = stamps.Done.of(self.stamp(plan.plan_id, task.id))
         if own is None and (
             damage := stamps.damage(self.stamp_path(plan.plan_id, task.id), task.id)
         ):
