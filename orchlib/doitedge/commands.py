@@ -178,8 +178,8 @@ class Forget(OneLineErrors, DoitForget):  # type: ignore[misc]
         for task in self._forgotten(forget_sub, forget_all):
             meta = orch_meta(task)
             if meta is not None:
-                stamps.forget(co.stamp_path(meta["plan"], meta["task"]))
-                by_plan.setdefault(meta["plan"], []).append(meta["task"])
+                stamps.forget(co.stamp_path(meta.plan, meta.task))
+                by_plan.setdefault(meta.plan, []).append(meta.task)
         for plan_id, task_ids in by_plan.items():
             from orchlib import state  # commands that touch the state pay for its imports
 
@@ -252,7 +252,7 @@ class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
         meta = orch_meta(tasks[name])
         if meta is None:
             return super()._execute(pos_args, hide_status)
-        text, up_to_date = infotext.task_info(co, meta["plan"], meta["task"])
+        text, up_to_date = infotext.task_info(co, meta.plan, meta.task)
         self.outstream.write(text)
         return 0 if up_to_date else 1  # as doit's info: 1 = the task would run
 

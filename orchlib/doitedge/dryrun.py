@@ -19,11 +19,11 @@ def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False)
     for task in chosen:
         meta = orch_meta(task)
         assert meta is not None
-        reason = verdicts[meta["plan"]].get(meta["task"])
+        reason = verdicts[meta.plan].get(meta.task)
         if reason is None and always:
             reason = "--always"
         if reason is not None:
-            rows.append((int(meta["phase"]), meta["plan"], int(meta["index"]), task.name, reason))
+            rows.append((int(meta.phase), meta.plan, int(meta.index), task.name, reason))
     rows.sort(key=lambda row: (row[1], row[0], row[2]))
     width = max((len(row[3]) for row in rows), default=0)
     for _, _, _, name, reason in rows:

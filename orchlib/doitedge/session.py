@@ -87,8 +87,8 @@ def _preflight(co: Checkout, pending: list[Any]) -> None:
 def _plan_task(co: Checkout, doit_task: Any) -> Any:
     meta = orch_meta(doit_task)
     assert meta is not None
-    plan = co.plans[meta["plan"]]
-    return plan, plan.tasks[meta["task"]]
+    plan = co.plans[meta.plan]
+    return plan, plan.tasks[meta.task]
 
 
 class PlanRun:
@@ -184,7 +184,7 @@ class PlanRun:
                             int(stamp.get("attempt", 0) or 0))  # fmt: skip
 
     def _runner(self, control: Any, dep_manager: Any, opts: RunOptions) -> PlanRunner:
-        roots = {meta["root"] for t in control.tasks.values() if (meta := orch_meta(t))}
+        roots = {meta.root for t in control.tasks.values() if (meta := orch_meta(t))}
         capacity = project_capacity(self.co)
         stream = Stream(opts.verbosity, opts.force_verbosity)
         reporter = PlanReporter(self.co, self.out)
