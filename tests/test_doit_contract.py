@@ -112,3 +112,19 @@ def _imports_doit(tree: ast.AST) -> bool:
         if module == "doit" or module.startswith("doit."):
             return True
     return False
+
+
+def test_loading_orchlibs_commands_leaves_the_run_machinery_unimported() -> None:
+    """Every `doit` on a machine with orchlib imports its commands: they must stay cheap
+    (no state store, file locks or process code until a run has work)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, orchlib.doitedge.commands, orchlib.doitedge.loader; "
+        "print(sorted(m for m in sys.modules if m in {'filelock', 'jinja2', "
+        "'orchlib.state.store', 'orchlib.executors.local', 'orchlib.run.dispatch'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-import orchlib.state as state_mod
 import orchlib.state.files as statefiles
+import orchlib.state.store as state_mod
 from orchlib.errors import ConfigError
 from orchlib.events import (
     Event,
