@@ -9,6 +9,7 @@ from doit.doit_cmd import DoitMain
 
 from orchlib import commands
 from orchlib.loader import PlanLoader
+from orchlib.web.command import Serve
 
 # doit's commands that orchlib extends for plan tasks.
 _REPLACED = {
@@ -27,6 +28,7 @@ class OrchMain(DoitMain):  # type: ignore[misc]
         *(_REPLACED.get(cmd.get_name(), cmd) for cmd in DoitMain.DOIT_CMDS),
         commands.Status,
         commands.Answer,
+        Serve,
     )
 
 
