@@ -148,14 +148,18 @@ class _Api:
             resume if resume is not None else max(0, size - (LOG_TAIL if tail is None else tail))
         )
 
-        def running() -> bool:
+        def over() -> bool:
+            # Only a record at or past this attempt can end it: the watcher may not have
+            # seen the attempt start yet (then the stream waits, as for a live one).
             record = self.watcher.task(plan_id, task_id) or {}
-            return record.get("status") == "IN_PROGRESS" and record.get("attempt") == attempt
+            latest = record.get("attempt")
+            latest = latest if isinstance(latest, int) else 0
+            return latest > attempt or (latest == attempt and record.get("status") != "IN_PROGRESS")
 
         def stopping() -> bool:
             return self.watcher.stopping
 
-        return _event_stream(sse.follow_log(path, min(start, size), running, stopping))
+        return _event_stream(sse.follow_log(path, min(start, size), over, stopping))
 
     async def events(self, request: Request) -> Response:
         subscriber = self.watcher.subscribe()

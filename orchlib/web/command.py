@@ -42,7 +42,7 @@ class Serve(Command):  # type: ignore[misc]
         try:
             from orchlib.web.server import ServeOptions, serve
         except ImportError as exc:  # starlette or uvicorn not installed
-            sys.stderr.write(MISSING_EXTRA.format(exc.name or exc))
+            sys.stderr.write(MISSING_EXTRA.format((exc.name or "starlette").split(".")[0]))
             return 3
         try:
             checkout = loader.checkout_for(Path.cwd())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 import socket
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ def listen(host: str, port: int) -> socket.socket:
         family = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host.strip("[]"), port), family=family)
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"orchlib: cannot listen on {host}:{port}: {reason}") from None
 
 
 def url(host: str, port: int, token: str) -> str:

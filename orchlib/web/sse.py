@@ -71,15 +71,15 @@ async def stream(subscriber: Subscriber, done: Callable[[], None]) -> AsyncItera
 
 
 async def follow_log(
-    path: Path, start: int, running: Callable[[], bool], stopping: Callable[[], bool]
+    path: Path, start: int, over: Callable[[], bool], stopping: Callable[[], bool]
 ) -> AsyncIterator[str]:
     """A log as `log` events from byte `start` (each event's id is the offset reached, so a
-    reconnecting browser resumes there), while `running()`; then one `end` event."""
+    reconnecting browser resumes there) until the attempt is `over()`; then one `end` event."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     offset, quiet_since = start, time.monotonic()
     yield f"retry: {RETRY_MS}\n\n"
     while not stopping():
-        alive = running()  # asked before reading: a last write before the end is not missed
+        ended = over()  # asked before reading: the last output before the end is not missed
         data = await asyncio.to_thread(_read, path, offset, LOG_EVENT_MAX)
         if data:
             offset += len(data)
@@ -88,7 +88,7 @@ async def follow_log(
             yield event({"text": text, "offset": done}, "log", str(done))
             quiet_since = time.monotonic()
             continue
-        if not alive:
+        if ended:
             yield event({"offset": offset}, "end")
             return
         if time.monotonic() - quiet_since > KEEPALIVE:

@@ -358,7 +358,7 @@ function onUpdate(e) {
   const d = JSON.parse(e.data);
   if (d.planId !== view.planId || !view.tasks.has(d.taskId)) return;
   view.tasks.set(d.taskId, d.task);
-  if (!view.pending.size) requestAnimationFrame(flush);
+  if (!view.pending.size) setTimeout(flush, 30); // one redraw for a burst of events
   view.pending.add(d.taskId);
   for (const t of view.tasks.values()) {
     if ((t.dependsOn || []).includes(d.taskId) && t.status === "PENDING") view.pending.add(t.id);
