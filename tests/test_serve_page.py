@@ -35,7 +35,8 @@ def rows(page: Page) -> dict[str, str]:
 
 
 def nodes(page: Page) -> dict[str, str]:
-    script = "[...document.querySelectorAll('#dag g.node')].map(n => [n.dataset.id, n.getAttribute('class')])"
+    script = "[...document.querySelectorAll('#dag g.node')]"
+    script += ".map(n => [n.dataset.id, n.getAttribute('class')])"
     return dict(page.evaluate(script))
 
 
