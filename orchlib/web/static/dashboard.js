@@ -5,7 +5,7 @@
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
 const KNOWN = ["PENDING", "IN_PROGRESS", "DONE", "ERROR", "QUESTION", "SKIPPED"];
 const LOG_KEEP = 512 * 1024; // characters of log kept on the page
-const GEOM = { w: 170, h: 28, gapX: 60, gapY: 8, pad: 10, head: 22 };
+const GEOM = { w: 220, h: 28, gapX: 56, gapY: 8, pad: 10, head: 22 };
 
 const view = {
   plans: new Map(), // planId -> line of GET /api/plans
@@ -45,7 +45,8 @@ function taskUrl(taskId, tail) {
 
 function seconds(total) {
   if (total == null || !isFinite(total)) return "";
-  total = Math.max(0, Math.round(total));
+  if (total < 10) return `${Math.max(0, total).toFixed(1)}s`;
+  total = Math.round(total);
   const h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
   if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
   if (m) return `${m}m ${String(s).padStart(2, "0")}s`;
@@ -120,7 +121,7 @@ function phases() {
 function nodeHtml(t, x, y) {
   const g = GEOM, pct = t.status === "DONE" ? 100 : Math.max(0, Math.min(100, t.percent || 0));
   const label = `${t.id}: ${t.title || ""}`;
-  const shown = label.length > 24 ? `${label.slice(0, 23)}…` : label;
+  const shown = label.length > 32 ? `${label.slice(0, 31)}…` : label;
   return `<g class="node ${stateClass(t.status)}" data-id="${esc(t.id)}" transform="translate(${x},${y})">` +
     `<title>${esc(label)} — ${esc(t.status)}</title>` +
     `<rect class="box" width="${g.w}" height="${g.h}" rx="5"/>` +
@@ -175,7 +176,7 @@ function rowHtml(t) {
   const pct = t.status === "DONE" ? 100 : t.percent || 0;
   const running = t.status === "IN_PROGRESS" && t.startedAt;
   return `<tr data-id="${esc(t.id)}" data-status="${esc(t.status)}" class="${t.id === view.selected ? "selected" : ""}">` +
-    `<td><strong>${esc(t.id)}</strong></td><td>${esc(t.title)}</td><td>${esc(t.project)}</td>` +
+    `<td class="id"><strong>${esc(t.id)}</strong></td><td>${esc(t.title)}</td><td>${esc(t.project)}</td>` +
     `<td><span class="badge ${stateClass(t.status)}">${esc(t.status)}</span></td>` +
     `<td class="num"><progress max="100" value="${pct}"></progress> ${pct}%</td>` +
     `<td class="num">${t.attempt || ""}</td>` +
