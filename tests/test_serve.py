@@ -232,17 +232,28 @@ def test_host_other_than_loopback_warns(checkout: Checkout) -> None:
     assert "warning: listening on 0.0.0.0, not only on this machine" in err
 
 
-def test_busy_port_is_one_line(checkout: Checkout) -> None:
+@pytest.mark.parametrize("launcher", ["doit", "orchlib"])
+def test_busy_port_is_one_line(checkout: Checkout, launcher: str) -> None:
     checkout.seed()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = checkout.doit("serve", "--port", str(port))
+        result = subprocess.run(
+            [sys.executable, "-m", launcher, "serve", "--port", str(port)], cwd=checkout.root,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
     assert result.returncode == 3
     assert result.stderr.strip().splitlines() == [
         f"orchlib: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+def test_serve_takes_no_task_names(checkout: Checkout) -> None:
+    checkout.seed()
+    result = checkout.doit("serve", "t1")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "doit serve takes no task names" in result.stderr
 
 
 def test_without_the_web_extra_one_line(checkout: Checkout) -> None:
