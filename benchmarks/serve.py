@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,22 +49,29 @@ def vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_watched(co: Path, server: Server, log: Path) -> tuple[dict[str, list[str]], float]:
-    """Run the plan while reading the event stream; statuses per task, and the run's time."""
+def run_watched(
+    co: Path, server: Server, log: Path
+) -> tuple[dict[str, list[str]], list[float], float]:
+    """Run the plan while reading the event stream: statuses per task, the delay from each
+    task's `finishedAt` to its DONE event reaching us, and the run's wall time."""
     events: Events = server.events()
     started = time.perf_counter()
     b.run(b.doit_argv("-n", str(SLOTS)), co, log, ok=(0,), timeout=900)
     wall = time.perf_counter() - started
     seen: dict[str, list[str]] = defaultdict(list)
+    delays: list[float] = []
 
     def record(e: Any) -> bool:
         if e.name == "message":
             seen[e.data["taskId"]].append(e.data["status"])
+        elif e.name == "update" and e.data["status"] == "DONE":
+            finished = datetime.fromisoformat(e.data["task"]["finishedAt"].replace("Z", "+00:00"))
+            delays.append(e.wall - finished.timestamp())
         return e.name == "plan" and e.data["status"] == "completed"
 
     events.until(record, timeout=60)
     events.close()
-    return seen, wall
+    return seen, delays, wall
 
 
 def page_loads(server: Server, profile: Path, reps: int) -> list[float]:
@@ -91,7 +99,7 @@ def body(tmp: Path, report: b.Report, args: argparse.Namespace) -> None:
     server = Server(co)
     try:
         b.progress(f"running {TASKS} tasks with doit -n {SLOTS} under doit serve")
-        seen, wall = run_watched(co, server, tmp / "run.log")
+        seen, delays, wall = run_watched(co, server, tmp / "run.log")
         b.progress(f"loading the page {args.reps + 1} times")
         loads = page_loads(server, tmp / "chromium", args.reps)
         rss = vm_hwm_mb(server.proc.pid)
@@ -109,12 +117,15 @@ def body(tmp: Path, report: b.Report, args: argparse.Namespace) -> None:
               b.summary([v / 1000 for v in loads]))  # fmt: skip
     table.add("state-change events received during the run", total)
     table.add("tasks whose last event is DONE", f"{final} / {TASKS}")
+    table.add("task DONE (finishedAt) → its event read by a client, p50 / p95",
+              f"{b.fmt_s(b.median(delays))} / {b.fmt_s(b.p95(delays))}")  # fmt: skip
     table.add("same status reported twice in a row", repeated)
     table.add("server peak RSS (VmHWM)", f"{rss:.1f} MB")
     table.add("run wall time under the watching server", b.fmt_s(wall))
     report.check("page load + first render, 1,000 tasks", b.median(loads), RENDER_TARGET_MS, "ms")
     report.check("`doit serve` peak RSS", rss, RSS_TARGET_MB, "MB")
     report.check("tasks without a final DONE event", TASKS - final, 0, "")
+    report.check("p95 task DONE → event at the client", b.p95(delays), 1.0, "s")
     report.notes.append(
         "A task that starts and finishes within one state.json write (the run coalesces 50 ms) "
         "shows PENDING → DONE without IN_PROGRESS: events report what the state files say."

@@ -110,6 +110,7 @@ class Event:
     data: Any
     id: str | None = None
     at: float = field(default_factory=time.monotonic)
+    wall: float = field(default_factory=time.time)  # to compare with the state's timestamps
 
 
 class Events:
