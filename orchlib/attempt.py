@@ -26,6 +26,7 @@ class Result(enum.Enum):
     STALLED = "stalled"
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
+    PAUSED = "paused"  # the CLI reported a usage limit: no retry is used (DESIGN §11)
 
 
 READ_BLOCK = 1 << 16
@@ -41,6 +42,8 @@ class Outcome:
     exit_code: int | None = None
     session_id: str | None = None
     usage: dict[str, object] = field(default_factory=dict)
+    reset_at: float | None = None  # PAUSED: when the CLI said its limit resets (epoch)
+    denied: tuple[str, ...] = ()  # tool calls the CLI refused (claude `-p` permissions)
 
 
 ProgressFn = Callable[[int, str], None]
@@ -181,7 +184,10 @@ def _consume(watch: _Watch, reader: BinaryIO) -> bool:
 def _outcome(watch: _Watch, result: Result, text: str) -> Outcome:
     f = watch.f
     usage = dict(f.adapter.usage)
-    return Outcome(result, text, f.proc.returncode, f.adapter.session_id, usage)
+    limit = f.adapter.limit if result is Result.PAUSED else None
+    denied = tuple(getattr(f.adapter, "denied", ()))
+    return Outcome(result, text, f.proc.returncode, f.adapter.session_id, usage,
+                   limit.reset_at if limit else None, denied)  # fmt: skip
 
 
 def _decide(watch: _Watch) -> Outcome:
@@ -189,6 +195,9 @@ def _decide(watch: _Watch) -> Outcome:
         return _decide_shell(watch)
     if watch.final is not None:
         return _outcome(watch, Result[watch.final.kind.value], watch.final.text)
+    limit = watch.f.adapter.limit
+    if limit is not None and watch.forced is not Result.INTERRUPTED:
+        return _outcome(watch, Result.PAUSED, f"usage limit: {limit.text}")
     if watch.forced is not None:
         return _outcome(watch, watch.forced, _forced_text(watch))
     tail = f": {watch.last_line}" if watch.last_line else ""

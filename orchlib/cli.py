@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from doit.doit_cmd import DoitMain
 
 from orchlib import commands
+from orchlib.draft.command import Draft
 from orchlib.loader import PlanLoader
 from orchlib.web.command import Serve
 
@@ -28,6 +29,7 @@ class OrchMain(DoitMain):  # type: ignore[misc]
         *(_REPLACED.get(cmd.get_name(), cmd) for cmd in DoitMain.DOIT_CMDS),
         commands.Status,
         commands.Answer,
+        Draft,
         Serve,
     )
 

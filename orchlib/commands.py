@@ -63,8 +63,20 @@ def _report(exc: OrchError) -> int:
     return exc.exit_code
 
 
+OPT_NO_WAIT_LIMITS = {
+    "name": "no_wait_limits",
+    "long": "no-wait-limits",
+    "type": bool,
+    "default": False,
+    "help": "when only tasks held by an agent's usage limit are left, stop (exit 2) "
+    "instead of waiting for the reset",
+}
+
+
 class Run(DoitRun):  # type: ignore[misc]
     """doit's run, with plan tasks scheduled by orchlib."""
+
+    cmd_options = (*DoitRun.cmd_options, OPT_NO_WAIT_LIMITS)
 
     def execute(self, params: Any, args: list[str]) -> Any:
         """Load only the plan tasks this run needs (all with --always or a wildcard)."""
@@ -76,7 +88,7 @@ class Run(DoitRun):  # type: ignore[misc]
                  continue_: bool = False, reporter: str = "console", num_process: int = 0,
                  par_type: str = "process", single: bool = False, auto_delayed_regex: bool = False,
                  force_verbosity: bool = False, failure_verbosity: int = 0,
-                 pdb: bool = False) -> int:  # fmt: skip
+                 pdb: bool = False, no_wait_limits: bool = False) -> int:  # fmt: skip
         co = loader.current()
         if co is None or not co.plans:
             return int(super()._execute(
@@ -91,7 +103,7 @@ class Run(DoitRun):  # type: ignore[misc]
         out = open(outfile, "w", encoding="utf-8") if isinstance(outfile, str) else outfile  # noqa: SIM115
         try:
             return self._run(co, chosen, control, out, continue_, always, num_process, verbosity,
-                             force_verbosity)  # fmt: skip
+                             force_verbosity, not no_wait_limits)  # fmt: skip
         except OrchError as exc:
             return _report(exc)
         finally:
@@ -101,6 +113,10 @@ class Run(DoitRun):  # type: ignore[misc]
     def _run(self, co: Any, chosen: list[Any], control: Any, out: Any, *options: Any) -> int:
         if not chosen:  # the common re-run: decided without loading the run machinery
             done = sum(len(ids) for ids in co.up_to_date.values())
+            if (co.orch_dir / "worktrees").is_dir():  # a crash left a finished task's worktree
+                from orchlib.worktrees import sweep_unlocked
+
+                sweep_unlocked(co)
             out.write(f"orchlib: {done} tasks up to date, nothing to do\n")
             return 0
         from orchlib.session import RunOptions, run_plans  # a run with work pays for its imports

@@ -25,14 +25,16 @@ from .events import (
     RunStarted,
     TaskDone,
     TaskFailed,
+    TaskPaused,
     TaskProgress,
     TaskSkipped,
     TaskStarted,
     TaskUpToDate,
     TaskWaiting,
+    ToolsDenied,
 )
 from .stateevents import parse_time
-from .staterender import one_line
+from .staterender import local_clock, one_line
 from .statustable import format_duration
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines of one task...
@@ -41,7 +43,9 @@ TEXT_LIMIT = 200
 FOOTER_EVERY = 0.2  # seconds between redraws of the live footer for progress alone
 _CLEAR_LINE = "\r\x1b[K"
 _COLORS = {"ok": "32", "bad": "31", "ask": "33", "start": "36", "dim": "2"}
-_STATES = ("done", "up to date", "failed", "interrupted", "waiting", "skipped", "running")
+_STATES = (
+    "done", "up to date", "failed", "interrupted", "waiting", "paused", "skipped", "running",
+)  # fmt: skip
 
 
 @dataclass
@@ -138,7 +142,50 @@ class Console:
             return self._waiting(name, seen, event)
         if isinstance(event, TaskSkipped):
             return self._skipped(name, seen, event)
+        if isinstance(event, TaskPaused):
+            return self._paused(name, seen, event)
+        if isinstance(event, ToolsDenied):
+            tools = "; ".join(event.tools)
+            return name, "ask", f"attempt {event.attempt}: the agent was refused {tools}"
         return None
+
+    def _paused(self, name: str, seen: _Seen, e: TaskPaused) -> tuple[str, str, str] | None:
+        until = local_clock(e.until)
+        seen.state, seen.text = "paused", f"{e.profile}'s usage limit resets at {until}"
+        if not e.hit:
+            return name, "dim", f"PAUSED until {until}: waits for {e.profile}'s usage limit"
+        said = _text(e.reason.removeprefix("usage limit: "))
+        return (
+            name,
+            "ask",
+            (
+                f"PAUSED until {until}: {e.profile} usage limit (attempt {e.attempt}, no retry "
+                f"used; other agents keep running): {said}"
+            ),
+        )
+
+    def countdown(self, pauses: dict[str, float]) -> None:
+        """While the run only waits for usage limits: the time left, in the live footer."""
+        if not self._live:
+            return
+        now = time.time()
+        left = ", ".join(
+            f"{profile} in {format_duration(end - now)}" for profile, end in sorted(pauses.items())
+        )
+        with self._lock:
+            text = f"waiting for usage limits to reset: {left}"
+            self._footer_shown = True
+            self._write(_CLEAR_LINE + (_paint(text, "ask") if self._color else text))
+
+    def gave_up(self, pauses: dict[str, float]) -> None:
+        """`--no-wait-limits` ended the run: when to come back."""
+        for profile, end in sorted(pauses.items()):
+            at = datetime.fromtimestamp(end).astimezone().isoformat(timespec="seconds")
+            self._write(
+                (_CLEAR_LINE if self._live else "")
+                + f"orchlib: {profile}'s usage limit resets at {local_clock(at)}; "
+                f"come back then and re-run `doit` (tasks waiting on it are paused)\n"
+            )
 
     def _started(self, name: str, seen: _Seen, e: TaskStarted) -> tuple[str, str, str]:
         seen.state, seen.printed_percent, seen.percent = "running", -100, 0
@@ -229,6 +276,8 @@ def _advice(name: str, seen: _Seen) -> str:
         return f'  {name} asks: {seen.text} — doit answer {name} "..."'
     if seen.state == "skipped":
         return f"  {name} skipped: {seen.text} — it runs once that is resolved"
+    if seen.state == "paused":
+        return f"  {name} paused: {seen.text} — re-run `doit` then"
     if seen.state in ("running", "interrupted"):
         return f"  {name} did not finish — re-run `doit` to resume it"
     return ""

@@ -107,6 +107,30 @@ class TaskWaiting(Event):
 
 
 @dataclass(frozen=True)
+class TaskPaused(Event):
+    """The agent's CLI reported a usage limit: the task waits until `until` (ISO, UTC).
+
+    Every task of `profile` waits with it; the attempt used no retry (DESIGN §11).
+    """
+
+    task_id: str
+    attempt: int
+    profile: str
+    until: str
+    reason: str
+    hit: bool = True  # False: the attempt was not started, another task hit the limit
+
+
+@dataclass(frozen=True)
+class ToolsDenied(Event):
+    """The agent's CLI refused these tool calls in an attempt (e.g. `Bash: npm test`)."""
+
+    task_id: str
+    attempt: int
+    tools: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TaskSkipped(Event):
     """The task was not run because these dependencies failed, wait, or were skipped."""
 

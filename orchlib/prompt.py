@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchlib.errors import ConfigError
-from orchlib.plan import Plan, Task
+from orchlib.plan import Plan, Project, Task
 
 if TYPE_CHECKING:
     import jinja2
@@ -67,11 +67,15 @@ def template_source(checkout: Path, name: str = TASK_TEMPLATE) -> str:
     raise ConfigError(f"template {name!r} not found in {checkout / 'templates'} nor packaged")
 
 
-def render(checkout: Path, plan: Plan, task: Task, given: PromptInput) -> str:
-    """Render the prompt of one attempt; a broken template is a ConfigError, not a traceback."""
-    project = plan.projects[task.project]
-    env = _environment(tuple(template_dirs(checkout)))
-    context = {
+def render(
+    checkout: Path, plan: Plan, task: Task, given: PromptInput, project: Project | None = None
+) -> str:
+    """Render the prompt of one attempt; a broken template is a ConfigError, not a traceback.
+
+    `project` is where the agent works when that is not the project folder (its worktree).
+    """
+    project = project or plan.projects[task.project]
+    context: dict[str, object] = {
         "task": task,
         "project": project,
         "plan": plan,
@@ -84,12 +88,18 @@ def render(checkout: Path, plan: Plan, task: Task, given: PromptInput) -> str:
         "feedback": given.feedback,
         **given.extra,
     }
+    return render_template(checkout, TASK_TEMPLATE, context)
+
+
+def render_template(checkout: Path, name: str, context: dict[str, object]) -> str:
+    """Render the template `name` (a checkout copy first) with `context` as data only."""
+    env = _environment(tuple(template_dirs(checkout)))
     import jinja2
 
     try:
-        return env.get_template(TASK_TEMPLATE).render(context)
+        return env.get_template(name).render(context)
     except jinja2.TemplateError as exc:
-        where = getattr(exc, "filename", None) or TASK_TEMPLATE
+        where = getattr(exc, "filename", None) or name
         line = getattr(exc, "lineno", None)
         at = f"{where}:{line}" if line else str(where)
         raise ConfigError(f"{at}: prompt template error: {exc}") from None

@@ -26,6 +26,7 @@ class Status(enum.Enum):
     ERROR = "ERROR"
     QUESTION = "QUESTION"
     SKIPPED = "SKIPPED"
+    PAUSED = "PAUSED"  # the agent's usage limit: waits until `paused_until` (DESIGN §11)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class TaskRecord:
     prompt_file: str = ""
     adopted: bool = False
     questions: tuple[Question, ...] = ()
+    paused_until: str = ""  # PAUSED: ISO time the agent's usage limit resets
+    denied: tuple[str, ...] = ()  # tool calls the agent's CLI refused in the latest attempt
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,7 @@ _VERDICTS = (
     (Status.IN_PROGRESS, "in_progress"),
     (Status.ERROR, "failed"),
     (Status.QUESTION, "waiting"),
+    (Status.PAUSED, "waiting"),
     (Status.SKIPPED, "failed"),
 )
 

@@ -157,4 +157,6 @@ def _step(name: str, task: TaskRecord, state: PlanState) -> str:
         return f"  {name} failed: fix the cause and re-run `doit` (`doit forget {name}` resets it)"
     if task.status is Status.SKIPPED:
         return f"  {name} skipped: {skip_reason(task, state)}"
+    if task.status is Status.PAUSED:
+        return f"  {name} waits for its agent's usage limit: {state_label(task)}, then `doit`"
     return ""

@@ -15,6 +15,7 @@ from orchlib.events import (
     RunStarted,
     TaskDone,
     TaskFailed,
+    TaskPaused,
     TaskProgress,
     TaskSkipped,
     TaskStarted,
@@ -270,3 +271,26 @@ def test_live_footer_redraws_for_progress_a_few_times_a_second(
 def test_no_footer_off_a_terminal() -> None:
     lines = console_lines(started("t1"), TaskProgress(P, "t1", 45, "x"))
     assert all("\r" not in line and "running" not in line for line in lines)
+
+
+def test_a_usage_limit_is_one_line_and_the_summary_says_when_to_come_back() -> None:
+    until = "2030-01-02T15:00:00.000000Z"
+    out = io.StringIO()
+    console = Console(out, clock=FakeClock())
+    console.handle(RunStarted(P, ("t1",)))
+    console.handle(started("t1"))
+    console.handle(TaskPaused(P, "t1", 1, "claude", until, "usage limit: Claude AI usage limit"))
+    line = body(out.getvalue().splitlines()[-1])
+    assert line.startswith("shop:t1  PAUSED until ")
+    assert "claude usage limit (attempt 1, no retry used; other agents keep running)" in line
+    assert "1 paused" in console.summary()
+    assert "shop:t1 paused: claude's usage limit resets at" in console.summary()
+
+
+def test_the_countdown_shows_only_on_a_terminal() -> None:
+    piped, live = io.StringIO(), io.StringIO()
+    Console(piped, live=False).countdown({"claude": 10**10})
+    Console(live, live=True, color=False).countdown({"claude": 10**10})
+    assert piped.getvalue() == ""
+    assert "waiting for usage limits to reset: claude in " in live.getvalue()
+    assert live.getvalue().startswith("\r\x1b[K") and "\n" not in live.getvalue()

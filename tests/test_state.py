@@ -375,6 +375,8 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
         "promptFile": "/nowhere/t3.md",
         "adopted": False,
         "questions": [],
+        "pausedUntil": "",
+        "denied": [],
     }
     assert data["projects"][1] == {
         "name": "ecommerce-backend",

@@ -1,0 +1,123 @@
+"""One round of the drafting agent, through the machinery of a task attempt.
+
+The same profile command lines (`agents.invocation`), the same gated process start in its
+own session (`terminal.spawn`), the same marker reader with stall and exit-grace limits
+(`attempt.follow`): a drafting agent is started and understood exactly as a task's agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchlib import agents
+from orchlib.attempt import Follow, Outcome, follow
+from orchlib.checkout import Interrupt
+from orchlib.fsutil import atomic_write
+from orchlib.markers import Kind, LineSplitter, scan
+from orchlib.plan import AgentSpec, Limits
+from orchlib.terminal import spawn
+
+TASK_ID = "draft"  # ORCH_TASK_ID of a drafting agent
+# A fenced block: ```yaml (or yml, json, nothing) ... ``` on lines of their own.
+_FENCE = re.compile(
+    r"^[ \t]*```[ \t]*(?:ya?ml|json)?[ \t]*\n(.*?)^[ \t]*```[ \t]*$", re.MULTILINE | re.DOTALL
+)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One dispatch: its number, the agent, where its files go, what it is told."""
+
+    number: int
+    agent: AgentSpec
+    checkout: Path
+    draft_id: str
+    plan_file: Path
+    prompt_file: Path
+    log: Path
+    terminal_id: str
+
+
+def new_terminal_id(number: int) -> str:
+    """A fresh terminal id for dispatch `number`, unique as a task attempt's is."""
+    return f"term-draft-{number}-{secrets.token_hex(3)}"
+
+
+def run(r: Round, prompt: str, stop: Interrupt, on_progress: Callable[[int, str], None]) -> Outcome:
+    """Start the agent in the checkout with `prompt`, follow it to its end; the outcome."""
+    atomic_write(r.prompt_file, prompt, durable=False)
+    launch = agents.Launch(
+        prompt=prompt, prompt_file=r.prompt_file, terminal_id=r.terminal_id, task_id=TASK_ID,
+        plan_id=r.draft_id, project="", project_path=r.checkout,
+    )  # fmt: skip
+    inv = agents.invocation(r.agent, launch)
+    env = {**os.environ, **_orch_env(r), **inv.env}
+    stdin = r.prompt_file if inv.prompt_mode == "stdin" else None
+    proc = spawn(inv.argv, cwd=r.checkout, env=env, log=r.log, stdin_file=stdin,
+                 keep_stdin=stdin is None)  # fmt: skip
+    adapter = agents.adapter(r.agent)
+    watch = Follow(proc, r.log, r.terminal_id, Limits(), adapter, stop.event, stop.wake_fd,
+                   on_progress)  # fmt: skip
+    return follow(watch)
+
+
+def _orch_env(r: Round) -> dict[str, str]:
+    return {
+        "TERMINAL_ID": r.terminal_id,
+        "ORCH_PLAN_ID": r.draft_id,
+        "ORCH_TASK_ID": TASK_ID,
+        "ORCH_PROJECT": "",
+        "ORCH_ATTEMPT": str(r.number),
+        "ORCH_PROMPT_FILE": str(r.prompt_file),
+        "ORCH_PLAN_FILE": str(r.plan_file),
+    }
+
+
+def printed_plan(r: Round) -> str | None:
+    """The plan the agent printed in a fenced block after its DONE line, if it did."""
+    texts = _texts(r)
+    for index, text in enumerate(texts):
+        lines = text.split("\n")
+        for at, line in enumerate(lines):
+            if any(m.kind is Kind.DONE for m in scan(line, r.terminal_id)):
+                after = "\n".join([*lines[at + 1 :], *texts[index + 1 :]])
+                found = _FENCE.search(after)
+                return found[1] if found else None
+    return None
+
+
+def _texts(r: Round) -> list[str]:
+    """What the agent said (assistant text and tool results), read back from its log."""
+    adapter = agents.adapter(r.agent)
+    splitter = LineSplitter()
+    found: list[str] = []
+    with contextlib.suppress(OSError), r.log.open("rb") as reader:
+        while block := reader.read(1 << 16):
+            for line in splitter.feed(block):
+                found.extend(adapter.texts(line))
+    for line in splitter.flush():
+        found.extend(adapter.texts(line))
+    return found
+
+
+@contextlib.contextmanager
+def signals(stop: Interrupt) -> Iterator[None]:
+    """SIGINT/SIGTERM stop the round: the agent's process group is terminated."""
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.trigger(signal.Signals(signum).name)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
