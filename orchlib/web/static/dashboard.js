@@ -3,7 +3,7 @@
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
-const KNOWN = ["PENDING", "IN_PROGRESS", "DONE", "ERROR", "QUESTION", "SKIPPED"];
+const KNOWN = ["PENDING", "IN_PROGRESS", "DONE", "ERROR", "QUESTION", "SKIPPED", "PAUSED"];
 const LOG_KEEP = 512 * 1024; // characters of log kept on the page
 const GEOM = { w: 220, h: 28, gapX: 56, gapY: 8, pad: 10, head: 22 };
 
@@ -69,14 +69,15 @@ function openQuestion(t) {
 }
 
 function last(t) {
-  const q = openQuestion(t);
+  const q = openQuestion(t), asked = (t.questions || []).slice(-1)[0];
   if (t.status === "QUESTION" && q) return `❓ ${q.question}`;
+  if (t.status === "QUESTION" && asked) return `answered “${asked.answer}”: run doit to resume`;
   if (t.status === "ERROR") return t.error || "";
   if (t.status === "DONE") return t.summary || "";
   if (t.status === "SKIPPED") return `skipped: ${(t.skippedBecause || []).join(", ")}`;
+  if (t.status === "PAUSED") return `usage limit: waits until ${t.pausedUntil || "the reset"}`;
   if (t.status === "PENDING") {
     const blocked = (t.dependsOn || []).filter((d) => (view.tasks.get(d) || {}).status !== "DONE");
-    if (q) return `answered; the next run resumes it`;
     return blocked.length ? `waits for ${blocked.join(", ")}` : "";
   }
   return t.lastUpdate || t.summary || t.error || "";
