@@ -268,7 +268,8 @@ function startLog(t, attempt, latest) {
   const pre = $("log");
   pre.textContent = "";
   view.log = { taskId: t.id, attempt, latest, source: null };
-  $("raw-log").href = taskUrl(t.id, `log?attempt=${attempt}`);
+  // The last MiB as plain text: a whole transcript can be a gigabyte (curl gets it all).
+  $("raw-log").href = taskUrl(t.id, `log?attempt=${attempt}&tail=1048576`);
   if (!attempt) {
     $("log-state").textContent = "no attempt yet";
     return;
@@ -416,7 +417,7 @@ function boot() {
     if (t) startLog(t, n, n === t.attempt);
   });
   $("answer-form").addEventListener("submit", sendAnswer);
-  setInterval(tick, 1000);
+  setInterval(tick, 1000); // running tasks' elapsed time, counted here: no request
   connect();
 }
 
