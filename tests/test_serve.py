@@ -3,6 +3,7 @@ the confinement to `.orch/`, against real `doit` runs of the fake agent."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -63,6 +64,39 @@ def test_api_on_a_finished_plan(checkout: Checkout) -> None:
         assert server.get(f"/api/plans/{P}/tasks/t1/log?attempt=x").status == 400
         assert server.get(f"/api/plans/{P}/tasks/nope/log").status == 404
         assert server.get("/api/plans/nope").status == 404
+
+
+def test_a_huge_log_is_tailed_and_streamed_not_loaded(checkout: Checkout) -> None:
+    checkout.seed()
+    assert checkout.doit().returncode == 0
+    log = checkout.root / ".orch" / P / "logs" / "t1.2.log"
+    with log.open("wb") as handle:  # 1 GiB, sparse: no disk used
+        handle.truncate(1 << 30)
+        handle.seek(1 << 30)
+        handle.write(b"END-MARKER\n")
+    with serving(checkout.root) as server:
+        tail = server.get(f"/api/plans/{P}/tasks/t1/log?attempt=2&tail=11")
+        assert tail.body == b"END-MARKER\n" and tail.headers["x-orch-log-size"] == str(
+            log.stat().st_size
+        )
+        stream = server.events(f"/api/plans/{P}/tasks/t1/log/events?attempt=2")
+        first = stream.until(lambda e: e.name == "log")
+        assert first.data["text"].endswith("END-MARKER\n") and len(first.data["text"]) <= 64 * 1024
+        stream.close()
+        conn = http.client.HTTPConnection(server.host, int(server.port), timeout=30)
+        conn.request("GET", f"/api/plans/{P}/tasks/t1/log?attempt=2")
+        whole = conn.getresponse()
+        assert whole.status == 200 and len(whole.read(8 << 20)) == 8 << 20  # it streams
+        rss = _rss_mb(server.proc.pid)
+        conn.close()
+    assert rss < 100, f"{rss:.0f} MB"
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
 
 
 def test_a_plan_that_never_ran_is_listed_pending(checkout: Checkout) -> None:
