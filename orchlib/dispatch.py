@@ -141,7 +141,7 @@ class TaskRun:
         if outcome.result is Result.INTERRUPTED or self.co.interrupt.is_set():
             return self._fail(outcome.text, done.number, interrupted=True), ""
         retry = outcome.result in RETRIED or self.task.limits.retry_on_error
-        reason = outcome.text if outcome.result is not Result.ERROR else f"ERROR: {outcome.text}"
+        reason = outcome.text if outcome.result is not Result.ERROR else error_reason(outcome.text)
         if retry:
             return self._retry_or_fail(reason, done.number, left), ""
         return self._fail(reason, done.number), ""
@@ -338,8 +338,17 @@ class TaskRun:
         if self.tree is not None:  # merged and stamped: the worktree has served
             self.tree.remove(done.number)
         self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
-                               done.terminal_id, stamp["durationSeconds"]))  # fmt: skip
+                               done.terminal_id, stamp["durationSeconds"],
+                               outcome.usage))  # fmt: skip
         return TaskResult("done", outcome.text)
+
+
+def error_reason(text: str) -> str:
+    """`ERROR: <text>`, once: an agent's own `ERROR:` is not doubled, no text no colon."""
+    text = text.strip()
+    while text[:6].upper() == "ERROR:":
+        text = text[6:].strip()
+    return f"ERROR: {text}" if text else "ERROR: the agent gave no details"
 
 
 def open_question(record: TaskRecord | None) -> str | None:

@@ -8,7 +8,7 @@ handler must be quick: anything slow (a notification) goes to its own worker.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -78,6 +78,7 @@ class TaskDone(Event):
     attempt: int
     terminal_id: str
     duration: float
+    usage: Mapping[str, object] = field(default_factory=dict)  # the agent's cost and tokens
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from doit.task import Stream
 
 from orchlib.checkout import Checkout
 from orchlib.console import Console
+from orchlib.errors import ConfigError
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.loader import orch_meta
 from orchlib.notify import Notifier, close_all
@@ -50,12 +51,25 @@ def run_plans(
     with _signals(co), _short_gil_slices(), run_lock(co.orch_dir):
         to_run = [_plan_task(co, t) for t in chosen]
         pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
-        check_agents(co, pending)
-        check_project_folders(co, pending)
-        check_repos(co, pending)
+        _preflight(co, pending)
         sweep(co)  # worktrees of finished tasks a killed run left
         code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
     return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
+
+
+def _preflight(co: Checkout, pending: list[Any]) -> None:
+    """Every pre-run problem at once (ConfigError, exit 3), not the first only; repositories
+    are checked once the project folders are usable."""
+    problems: list[str] = []
+    for check in (check_agents, check_project_folders):
+        try:
+            check(co, pending)
+        except ConfigError as exc:
+            problems.extend(exc.lines())
+    if not problems:
+        check_repos(co, pending)
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def _plan_task(co: Checkout, doit_task: Any) -> Any:
@@ -111,11 +125,21 @@ class PlanRun:
         finally:
             for store in self.stores.values():
                 store.close()
+        self.console.answered(self._answered())
         self.console.close()
         self.out.write(self.console.summary() + "\n")
         self.out.flush()
         close_all(self.notifiers, timeout=10.0)
         return code
+
+    def _answered(self) -> set[str]:
+        """Waiting tasks whose question `doit answer` answered while the run went on."""
+        return {
+            f"{pid}:{t.id}"
+            for pid, store in self.stores.items()
+            for t in store.snapshot().tasks.values()
+            if t.status is Status.QUESTION and t.questions and t.questions[-1].answer is not None
+        }
 
     def _announce(self) -> None:
         for pid, task_ids in self.by_plan.items():

@@ -199,7 +199,12 @@ def _outcome(task: TaskRecord, state: PlanState) -> list[tuple[str, str]]:
     if task.status is Status.SKIPPED:
         return [("Skipped because", skip_reason(task, state))]
     if task.status is Status.PENDING:
-        return [("Blocked by", ", ".join(unfinished_deps(task, state)))]
+        return [
+            ("Would run", task.pending_reason),
+            ("Blocked by", ", ".join(unfinished_deps(task, state))),
+        ]
+    if task.status is Status.QUESTION and task.questions and task.questions[-1].answer is not None:
+        return [("Next", "answered; run doit to resume it with the answer")]
     if task.status is Status.PAUSED:
         return [("Paused", task.last_update)]
     return []

@@ -380,12 +380,32 @@ def test_missing_cli_is_a_located_error_before_anything_runs(
     result = standins.run(path=str(bin_dir))
     assert result.returncode == 3, result.stdout + result.stderr
     expected = (
-        rf"agent 'claude' not found on PATH \(tasks {tasks}\); install it or set agent: "
+        rf"orchlib: agent 'claude' not found on PATH \(tasks {tasks}\); install it or set agent: "
         rf"in plans/x\.yaml:{line}(:\d+)?"
     )
     assert re.fullmatch(expected, result.stderr.strip()), result.stderr
     assert not standins.calls()  # checked before anything was dispatched
     assert not (standins.co.root / ".orch" / PLAN / "prompts").exists()
+
+
+# --- what the screen shows of an agent's work -------------------------------------------------
+
+
+def test_log_decodes_claude_events_and_status_shows_cost(standins: Standins) -> None:
+    standins.plan([{"id": "t1"}], agent="claude")
+    _ok(standins.run())
+    log = standins.co.doit("log", f"{PLAN}:t1")
+    assert log.returncode == 0, log.stderr
+    lines = log.stdout.splitlines()
+    assert any(line.startswith("= result") for line in lines), lines
+    assert not any(line.lstrip().startswith("{") for line in lines)  # no raw JSON events
+    raw = standins.co.doit("log", "--raw", f"{PLAN}:t1").stdout
+    assert raw.lstrip().startswith("{")
+    status = standins.co.doit("status").stdout.splitlines()
+    assert status[1].split()[5:7] == ["COST", "TOKENS"], status
+    assert "$" in status[2] and "spent" in status[0]
+    doc = json.loads(standins.co.doit("status", "--json").stdout)
+    assert doc["totals"]["costUsd"] == doc["plans"][0]["tasks"][0]["costUsd"] > 0
 
 
 # --- what the real CLIs do that a fresh set-up meets ------------------------------------

@@ -195,12 +195,15 @@ def test_answer_needs_the_token_and_is_doit_answer(checkout: Checkout) -> None:
         assert question["answer"] == "SQLite" and question["answeredAt"]
         update = events.until(lambda e: e.name == "update" and e.data["taskId"] == "t2")
         assert update.data["task"]["questions"][0]["answer"] == "SQLite"
+        # As with `doit answer`: answering again before the task resumes replaces the answer.
         again = server.post(f"{url}?token={server.token}", {"answer": "MySQL"})
-        assert again.status == 409 and "has no open question" in again.json()["error"]
+        assert again.status == 200 and "replacing the earlier answer" in again.json()["message"]
+        t1 = server.post(f"/api/plans/{P}/tasks/t1/answer?token={server.token}", {"answer": "x"})
+        assert t1.status == 409 and "no open question" in t1.json()["error"]
         events.close()
     assert checkout.doit().returncode == 0
     prompt = [r["prompt"] for r in checkout.records() if r["task"] == "t2"][-1]
-    assert "Postgres or SQLite?" in prompt and "SQLite" in prompt
+    assert "Postgres or SQLite?" in prompt and "MySQL" in prompt
 
 
 def test_no_path_leaves_orch(checkout: Checkout, tmp_path: Path) -> None:

@@ -78,7 +78,8 @@ function last(t) {
   if (t.status === "PAUSED") return `usage limit: waits until ${t.pausedUntil || "the reset"}`;
   if (t.status === "PENDING") {
     const blocked = (t.dependsOn || []).filter((d) => (view.tasks.get(d) || {}).status !== "DONE");
-    return blocked.length ? `waits for ${blocked.join(", ")}` : "";
+    if (blocked.length) return `waits for ${blocked.join(", ")}`;
+    return t.pendingReason ? `would run: ${t.pendingReason}` : "";
   }
   return t.lastUpdate || t.summary || t.error || "";
 }
