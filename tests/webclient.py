@@ -9,11 +9,13 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -117,34 +119,52 @@ class Events:
     """An open event stream read on a thread; events arrive in `queue`."""
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
-        request = urllib.request.Request(url, headers={"Accept": "text/event-stream", **headers})
-        self.response = urllib.request.urlopen(request, timeout=60)
+        parts = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        self.conn.request("GET", url[len(f"http://{parts.netloc}") :],
+                          headers={"Accept": "text/event-stream", **headers})  # fmt: skip
+        self.response = self.conn.getresponse()
+        assert self.response.status == 200, self.response.status
         self.queue: queue.Queue[Event | None] = queue.Queue()
         self.seen: list[Event] = []
+        self._returned: set[int] = set()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
-        name, data, event_id = "message", [], None
+        name, data, event_id, buffer = "message", [], None, b""
         try:
-            for raw in self.response:
-                line = raw.decode("utf-8").rstrip("\n")
-                if not line:
-                    if data:
-                        self.queue.put(Event(name, json.loads("\n".join(data)), event_id))
-                    name, data, event_id = "message", [], None
-                elif line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: "):
-                    data.append(line[6:])
-                elif line.startswith("id: "):
-                    event_id = line[4:]
+            # read1: whatever has arrived (readline on a chunked response may sit on the end
+            # of a chunk until the next one comes).
+            while chunk := self.response.read1(65536):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for raw in lines:
+                    line = raw.decode("utf-8")
+                    if not line:
+                        if data:
+                            self.queue.put(Event(name, json.loads("\n".join(data)), event_id))
+                        name, data, event_id = "message", [], None
+                    elif line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("data: "):
+                        data.append(line[6:])
+                    elif line.startswith("id: "):
+                        event_id = line[4:]
         except Exception:  # the stream was closed under us, or the server went away
             pass
+        self.conn.close()
         self.queue.put(None)
 
     def until(self, predicate: Any, timeout: float = 30.0) -> Event:
-        """Read events until one matches; every event read is kept in `seen`."""
+        """The first event (read before or now) that matches and was not returned yet.
+
+        Every event read is kept in `seen`, so waiting for B then A finds an A that came
+        before B."""
+        for index, item in enumerate(self.seen):
+            if index not in self._returned and predicate(item):
+                self._returned.add(index)
+                return item
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -158,14 +178,19 @@ class Events:
                 raise AssertionError(f"stream ended; seen: {self.names()}")
             self.seen.append(item)
             if predicate(item):
+                self._returned.add(len(self.seen) - 1)
                 return item
 
     def names(self) -> list[str]:
         return [f"{e.name}:{json.dumps(e.data)[:120]}" for e in self.seen]
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.response.close()
+        # Shut the socket down first: the reader thread sits in a read that close() would
+        # wait for (until the next keep-alive).
+        with contextlib.suppress(OSError, AttributeError):
+            self.conn.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+        self._thread.join(timeout=5)
+        self.conn.close()
 
 
 @contextlib.contextmanager
