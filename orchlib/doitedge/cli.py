@@ -12,6 +12,7 @@ from doit.doit_cmd import DoitMain
 from orchlib.doitedge import accept, commands, helpcmd, logcmd, plugins, statecmds
 from orchlib.doitedge.loader import PlanLoader
 from orchlib.draft.command import Draft
+from orchlib.web.command import Serve
 
 # doit's commands that orchlib extends for plan tasks.
 _REPLACED = {
@@ -36,6 +37,7 @@ class OrchMain(DoitMain):  # type: ignore[misc]
         logcmd.Log,
         accept.Accept,
         Draft,
+        Serve,
     )
 
     def process_args(self, cmd_args: list[str]) -> Any:

@@ -29,6 +29,7 @@ Commands
   doit clean PLAN:TASK       remove a task's stamp (it runs again)
   doit accept PLAN:TASK      take an edited task as done without re-running it
   doit draft "goal"          an agent writes a plan from a goal (docs/draft.md)
+  doit serve                 a live dashboard in the browser (needs orchlib[web])
 
 `doit help COMMAND` explains one command. The plan format: docs/plans.md.
 """
@@ -92,6 +93,16 @@ doit status [--json] [PLAN | PLAN:TASK | PATTERN ...]
 Every task: state (DONE only while a run would skip it), attempt, elapsed time, cost and
 tokens the agent reported, its transcript, the last line; then what to do next. Works while
 a run is going. --json prints the same as one JSON object.
+""",
+    "serve": """\
+doit serve [--host 127.0.0.1] [--port 8765]
+
+Serves a live page of every plan: its DAG by phase coloured by task state, a table of the
+tasks (state, progress, attempt, elapsed, cost, last line), a task's log while it runs, and
+a form to answer a question. Prints the URL with a token: answering needs it. It reads
+.orch/ and runs nothing; it listens on 127.0.0.1 only unless --host says otherwise (then it
+warns). --port 0 takes any free port. Needs `pip install 'orchlib[web]'`. The JSON API:
+docs/state.md.
 """,
     "log": """\
 doit log [-f] [--attempt N] [--raw] PLAN:TASK
