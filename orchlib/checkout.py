@@ -50,23 +50,58 @@ class Interrupt:
 
 
 @dataclass
-class Checkout:
-    """The plans of a checkout and where their runtime files go."""
+class RunContext:
+    """What one run owns, made afresh by each run: its bus, interrupt, executor, attempt
+    numbers, usage-limit pauses and the repositories' locks. Nothing of it outlives the run,
+    so two runs in one process (two `cli.main` calls) never share a subscriber or a switch."""
 
-    root: Path
-    plans: dict[str, Plan]
     interrupt: Interrupt = field(default_factory=Interrupt)
     # Why the run starts no more agents though running ones go on (a full disk); "" if not.
     stopped: str = ""
     pauses: Pauses = field(default_factory=Pauses)  # profiles waiting for a usage limit
+    attempts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    repos: Repos | None = field(default=None, repr=False)
+    executor: Executor | None = field(default=None, repr=False)
+    bus: Bus | None = field(default=None, repr=False)
+
+
+@dataclass
+class Checkout:
+    """The plans of a checkout, where their runtime files go, and what their stamps say;
+    `run` is the context of the run working on it now (`new_run` starts another)."""
+
+    root: Path
+    plans: dict[str, Plan]
     # Tasks a pruned `doit run` left out because they and their upstream are done.
     up_to_date: dict[str, list[str]] = field(default_factory=dict)
     # Why each task of a plan would run (None: up to date), as computed while loading.
     verdicts: dict[str, dict[str, str | None]] = field(default_factory=dict)
-    _attempts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
-    _attempt_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _repos: Repos | None = field(default=None, repr=False)
-    _executor: Executor | None = field(default=None, repr=False)
+    run: RunContext = field(default_factory=RunContext, repr=False)
+
+    def new_run(self) -> RunContext:
+        """A fresh context for the run starting now (the last run's is dropped)."""
+        self.run = RunContext()
+        return self.run
+
+    @property
+    def interrupt(self) -> Interrupt:
+        """The run's stop switch."""
+        return self.run.interrupt
+
+    @property
+    def stopped(self) -> str:
+        """Why the run starts no more agents ("" while it may)."""
+        return self.run.stopped
+
+    @stopped.setter
+    def stopped(self, reason: str) -> None:
+        self.run.stopped = reason
+
+    @property
+    def pauses(self) -> Pauses:
+        """The run's profiles waiting for a usage limit."""
+        return self.run.pauses
 
     @classmethod
     def load(cls, root: Path) -> Checkout:
@@ -75,36 +110,40 @@ class Checkout:
         plans = {plan.plan_id: plan for plan in load_plans(root)}
         return cls(root=root, plans=plans)
 
-    @cached_property
+    @property
     def bus(self) -> Bus:
-        """The run's event bus (created when a run needs it)."""
-        from orchlib import events
+        """The run's event bus (created when the run first needs it)."""
+        with self.run.lock:
+            if self.run.bus is None:
+                from orchlib import events
 
-        return events.Bus()
+                self.run.bus = events.Bus()
+            return self.run.bus
 
     @property
     def repos(self) -> Repos:
         """The run's project repositories (`isolation: worktree`): their locks and identities."""
-        with self._attempt_lock:  # asked for on several threads at once: one per run
-            if self._repos is None:
+        with self.run.lock:  # asked for on several threads at once: one per run
+            if self.run.repos is None:
                 from orchlib.run.git import Repos  # only isolated projects pay for its imports
 
-                self._repos = Repos()
-            return self._repos
+                self.run.repos = Repos()
+            return self.run.repos
 
     @property
     def executor(self) -> Executor:
         """Where the run's processes start (local unless the run chose another)."""
-        with self._attempt_lock:
-            if self._executor is None:
+        with self.run.lock:
+            if self.run.executor is None:
                 from orchlib.executors.local import LocalExecutor
 
-                self._executor = LocalExecutor(self.interrupt.wake_fd, self.interrupt.is_set)
-            return self._executor
+                interrupt = self.run.interrupt
+                self.run.executor = LocalExecutor(interrupt.wake_fd, interrupt.is_set)
+            return self.run.executor
 
     @executor.setter
     def executor(self, executor: Executor) -> None:
-        self._executor = executor
+        self.run.executor = executor
 
     @property
     def orch_dir(self) -> Path:
@@ -134,8 +173,8 @@ class Checkout:
 
     def why_not_done(self, plan: Plan, task: Task) -> str | None:
         """Why the task would run now, or None when it is up to date."""
-        deps = {dep: self.stamp(plan.plan_id, dep) for dep in task.depends_on}
-        own = self.stamp(plan.plan_id, task.id)
+        deps = {dep: stamps.Done.of(self.stamp(plan.plan_id, dep)) for dep in task.depends_on}
+        own = stamps.Done.of(self.stamp(plan.plan_id, task.id))
         if own is None and (
             damage := stamps.damage(self.stamp_path(plan.plan_id, task.id), task.id)
         ):
@@ -156,10 +195,10 @@ class Checkout:
 
     def next_attempt(self, plan_id: str, task_id: str) -> int:
         """Attempt numbers count across runs (from the logs on disk), so logs never collide."""
-        with self._attempt_lock:
-            if plan_id not in self._attempts:
-                self._attempts[plan_id] = _attempts_on_disk(self.plan_dir(plan_id) / "logs")
-            numbers = self._attempts[plan_id]
+        with self.run.lock:
+            if plan_id not in self.run.attempts:
+                self.run.attempts[plan_id] = _attempts_on_disk(self.plan_dir(plan_id) / "logs")
+            numbers = self.run.attempts[plan_id]
             numbers[task_id] = numbers.get(task_id, 0) + 1
             return numbers[task_id]
 

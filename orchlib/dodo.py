@@ -10,12 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from orchlib.doitedge import plugins
 from orchlib.doitedge.loader import DOIT_CONFIG, checkout_for, doit_tasks, prepare_orch_dir
 
 __all__ = ["DOIT_CONFIG", "task_orchlib"]
 
 # doit opens its dependency DB (in .orch/) before it asks for tasks.
 prepare_orch_dir(Path.cwd())
+# A checkout of orchlib's: doit's later plugin lookups answered from one scan (never for
+# another doit project, which merely has orchlib's commands installed).
+plugins.install()
 
 
 def task_orchlib() -> Iterator[Any]:

@@ -43,3 +43,47 @@ def test_a_plugin_installed_beside_orchlib_is_still_found(tmp_path: Path) -> Non
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "LOUD REPORTER" in result.stdout
+
+
+def test_doit_still_looks_plugins_up_through_the_patch_point(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The speed-up replaces `doit.plugin.entry_points_impl`: if a doit release stops
+    calling it, this fails (and the pin in pyproject must not admit that release)."""
+    import doit.plugin
+
+    asked: list[str] = []
+
+    def lookup(group: str) -> list[metadata.EntryPoint]:
+        asked.append(group)
+        return []
+
+    assert callable(doit.plugin.entry_points_impl)
+    monkeypatch.setattr(doit.plugin, "entry_points_impl", lambda: lookup)
+    doit.plugin.PluginDict().add_plugins({}, "REPORTER")
+    assert asked == ["doit.REPORTER"]
+
+
+PATCHED = (
+    "import doit.plugin, sys; {setup}; "
+    "print(doit.plugin.entry_points_impl() is not doit.plugin.entry_points)"
+)
+
+
+@pytest.mark.parametrize(
+    ("setup", "patched"),
+    [
+        ("import orchlib.doitedge.commands", False),  # another doit project: doit's own lookup
+        ("from orchlib.doitedge.loader import PlanLoader; PlanLoader().setup({})", True),
+        ("sys.argv[1:] = ['--version']; import orchlib.doitedge.cli as c; c.main()", True),
+    ],
+)
+def test_the_speed_up_applies_only_when_orchlib_loads_the_tasks(
+    tmp_path: Path, setup: str, patched: bool
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", PATCHED.format(setup=setup)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(patched)

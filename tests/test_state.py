@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-import orchlib.state as state_mod
 import orchlib.state.files as statefiles
+import orchlib.state.store as state_mod
 from orchlib.errors import ConfigError
 from orchlib.events import (
     Event,
@@ -144,9 +144,13 @@ def markdown(root: Path) -> str:
 
 
 def task_json(root: Path, task_id: str) -> dict[str, Any]:
+    """The task's record on disk, as readers see it: state.json with its journal folded in."""
     data = read_json(folder_of(root) / "state.json")
     assert data is not None
-    return next(t for t in data["tasks"] if t["id"] == task_id)
+    state = load(folder_of(root))
+    assert state is not None
+    found: dict[str, Any] = to_json(state)["tasks"]  # type: ignore[assignment]
+    return next(t for t in found if t["id"] == task_id)
 
 
 def seed_events(root: Path) -> list[Event]:
@@ -813,3 +817,53 @@ def test_render_status_colours_the_state_only_when_asked(tmp_path: Path) -> None
     coloured = render_status(make_plan(tmp_path), state, {}, width=120, color=True)
     assert "\x1b[31mERROR" in coloured
     assert "\x1b[" not in render_status(make_plan(tmp_path), state, {}, width=120)
+
+
+# --- the journal of starts --------------------------------------------------------------------
+
+
+def test_a_start_is_one_journal_line_not_a_rewrite_of_state_json(
+    store: StateStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.flush()
+    folder = folder_of(tmp_path)
+    before = (folder / "state.json").stat()
+    monkeypatch.setattr(state_mod, "COALESCE_SECONDS", 3600.0)  # the writer thread waits
+    store.handle(started("t1", term="term-x"))
+    store.handle(started("t2", term="term-y"))
+    store.sync()
+    after = (folder / "state.json").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    lines = (folder / "state.journal").read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == ["t1", "t2"]
+    store.sync()  # nothing new started: nothing appended
+    assert len((folder / "state.journal").read_text().splitlines()) == 2
+    assert task_json(tmp_path, "t1")["status"] == "IN_PROGRESS"
+    assert task_json(tmp_path, "t2")["ref"]["pid"] == 4242
+    store.flush()  # state.json now holds them: the journal goes
+    assert not (folder / "state.journal").exists()
+    assert read_json(folder / "state.json")["tasks"][0]["status"] == "IN_PROGRESS"  # type: ignore[index]
+
+
+def test_the_journal_is_folded_in_skipping_a_cut_line_and_keeping_answers(
+    store: StateStore, tmp_path: Path
+) -> None:
+    store.close()
+    folder = folder_of(tmp_path)
+    answered = replace(
+        load(folder).tasks["t2"],  # type: ignore[union-attr]
+        questions=(Question("which db?", answer="postgres", answered_at=at(3)),),
+    )
+    from orchlib.state.files import append_journal, write_state
+
+    write_state(folder, replace(load(folder), tasks={**load(folder).tasks, "t2": answered}), None)  # type: ignore[union-attr, arg-type]
+    unanswered = (Question("which db?"),)  # the run's record, from before the answer came
+    record = replace(answered, status=Status.IN_PROGRESS, questions=unanswered)
+    append_journal(folder, [record])
+    with (folder / "state.journal").open("a") as journal:
+        journal.write('{"id": "t1", "status": "DO')  # a crash cut the last append
+    state = load(folder)
+    assert state is not None
+    assert state.tasks["t2"].status is Status.IN_PROGRESS
+    assert state.tasks["t2"].questions[0].answer == "postgres"
+    assert state.tasks["t1"].status is Status.PENDING

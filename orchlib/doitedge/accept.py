@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from doit.cmd_base import Command
-
 from orchlib.checkout import Checkout
 from orchlib.doitedge.cmdutil import OneLineErrors, checkout_here, fail, report
+from orchlib.doitedge.doitapi import Command
 from orchlib.errors import ConfigError, OrchError
 from orchlib.plan import Plan
+from orchlib.run import statesync
 from orchlib.state import stamps
-from orchlib.state import sync as statesync
 from orchlib.state.runlock import run_lock
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from doit.doit_cmd import DoitMain
 
-from orchlib.doitedge import accept, commands, helpcmd, logcmd, statecmds
+from orchlib.doitedge import accept, commands, helpcmd, logcmd, plugins, statecmds
 from orchlib.doitedge.loader import PlanLoader
 from orchlib.draft.command import Draft
 from orchlib.web.command import Serve
@@ -61,5 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "plans/ folder is, or create one (see the README)\n"
         )
         return 3
+    plugins.install()  # orchlib's own CLI: doit's plugin lookups from one scan
     code = OrchMain(PlanLoader(), config_filenames=()).run(args)
     return 0 if code is None else int(code)  # doit's forget, clean, ignore return None

@@ -12,10 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from doit.cmdparse import CmdParseError
-
 from orchlib.checkout import Checkout
 from orchlib.doitedge import loader
+from orchlib.doitedge.doitapi import CmdParseError
 from orchlib.errors import OrchError
 from orchlib.state.render import printable
 

@@ -11,16 +11,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from doit.cmd_clean import Clean as DoitClean
-from doit.cmd_forget import Forget as DoitForget
-from doit.cmd_info import Info as DoitInfo
-from doit.cmd_list import List as DoitList
-from doit.cmd_run import Run as DoitRun
-from doit.control import TaskControl
-from doit.exceptions import InvalidCommand
-
 from orchlib.checkout import Checkout
-from orchlib.doitedge import loader, plugins, quietexit
+from orchlib.doitedge import loader, quietexit
 from orchlib.doitedge.cmdutil import (
     OneLineErrors,
     db_errors_in_one_line,
@@ -28,14 +20,22 @@ from orchlib.doitedge.cmdutil import (
     quiet_when_reader_gone,
     report,
 )
+from orchlib.doitedge.doitapi import (
+    DoitClean,
+    DoitForget,
+    DoitInfo,
+    DoitList,
+    DoitRun,
+    InvalidCommand,
+    TaskControl,
+)
 from orchlib.doitedge.loader import orch_meta
 from orchlib.errors import ConfigError, OrchError
+from orchlib.run import statesync
 from orchlib.run.prompt import template_dirs
 from orchlib.state import stamps
-from orchlib.state import sync as statesync
 from orchlib.state.runlock import run_lock
 
-plugins.install()  # doit's later plugin lookups: one scan of the installed packages
 quietexit.install()  # doit loads this module first: from here on Ctrl-C exits 130 quietly
 
 
@@ -79,6 +79,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         co = loader.current()
         if co is None:
             return super()._execute(outfile, **options)
+        co.new_run()  # this run's bus, interrupt and executor: nothing of an earlier run's
         try:
             if not any(plan.tasks for plan in co.plans.values()):
                 raise ConfigError(NO_PLANS)
@@ -177,8 +178,8 @@ class Forget(OneLineErrors, DoitForget):  # type: ignore[misc]
         for task in self._forgotten(forget_sub, forget_all):
             meta = orch_meta(task)
             if meta is not None:
-                stamps.forget(co.stamp_path(meta["plan"], meta["task"]))
-                by_plan.setdefault(meta["plan"], []).append(meta["task"])
+                stamps.forget(co.stamp_path(meta.plan, meta.task))
+                by_plan.setdefault(meta.plan, []).append(meta.task)
         for plan_id, task_ids in by_plan.items():
             from orchlib import state  # commands that touch the state pay for its imports
 
@@ -251,7 +252,7 @@ class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
         meta = orch_meta(tasks[name])
         if meta is None:
             return super()._execute(pos_args, hide_status)
-        text, up_to_date = infotext.task_info(co, meta["plan"], meta["task"])
+        text, up_to_date = infotext.task_info(co, meta.plan, meta.task)
         self.outstream.write(text)
         return 0 if up_to_date else 1  # as doit's info: 1 = the task would run
 

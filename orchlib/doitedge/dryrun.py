@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import IO, Any
 
 from orchlib.checkout import Checkout
-from orchlib.doitedge import uptodate
 from orchlib.doitedge.loader import orch_meta
+from orchlib.run import uptodate
 
 
 def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False) -> int:
@@ -19,11 +19,11 @@ def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False)
     for task in chosen:
         meta = orch_meta(task)
         assert meta is not None
-        reason = verdicts[meta["plan"]].get(meta["task"])
+        reason = verdicts[meta.plan].get(meta.task)
         if reason is None and always:
             reason = "--always"
         if reason is not None:
-            rows.append((int(meta["phase"]), meta["plan"], int(meta["index"]), task.name, reason))
+            rows.append((int(meta.phase), meta.plan, int(meta.index), task.name, reason))
     rows.sort(key=lambda row: (row[1], row[0], row[2]))
     width = max((len(row[3]) for row in rows), default=0)
     for _, _, _, name, reason in rows:

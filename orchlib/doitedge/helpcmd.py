@@ -6,9 +6,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from doit.cmd_help import Help as DoitHelp
-
 from orchlib.doitedge.cmdutil import fail, quiet_when_reader_gone
+from orchlib.doitedge.doitapi import DoitHelp
 
 OVERVIEW = """\
 orchlib — run plans of work with coding agents, Makefile-style, on doit

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchlib.checkout import Checkout
-from orchlib.doitedge import uptodate
 from orchlib.plan import Plan
-from orchlib.state import sync as statesync
+from orchlib.run import statesync, uptodate
 from orchlib.state.model import Status, TaskRecord
 
 

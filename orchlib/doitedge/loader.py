@@ -13,14 +13,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from doit.cmd_base import TaskLoader2
-from doit.exceptions import InvalidDodoFile, TaskFailed
-from doit.task import Task as DoitTask
-
 from orchlib.checkout import Checkout
-from orchlib.doitedge import uptodate
+from orchlib.doitedge import plugins
+from orchlib.doitedge.doitapi import DoitTask, InvalidDodoFile, TaskFailed, TaskLoader2
 from orchlib.errors import OrchError
-from orchlib.plan import Plan, Task
+from orchlib.plan import Plan, Task, TaskMeta
+from orchlib.run import uptodate
 from orchlib.state import orchdir, stamps
 
 DOIT_CONFIG: dict[str, Any] = {
@@ -34,11 +32,11 @@ _CHECKOUTS: dict[Path, Checkout] = {}
 META = "orchlib"
 
 
-def orch_meta(task: Any) -> dict[str, Any] | None:
-    """The orchlib part of a doit task's meta, None for tasks that are not plan tasks."""
+def orch_meta(task: Any) -> TaskMeta | None:
+    """The plan task a doit task stands for; None for tasks that are not plan tasks."""
     meta = getattr(task, "meta", None) or {}
     found = meta.get(META)
-    return found if isinstance(found, dict) else None
+    return found if isinstance(found, TaskMeta) else None
 
 
 def checkout_for(root: Path) -> Checkout:
@@ -128,7 +126,7 @@ def only_selected(control: Any) -> None:
 def selected_plan_tasks(control: Any) -> list[Any]:
     """The plan tasks a doit run selected (with their dependencies), in plan order."""
     chosen = [t for t in closure(control.tasks, control.selected_tasks) if orch_meta(t)]
-    chosen.sort(key=lambda t: (orch_meta(t)["plan"], orch_meta(t)["index"]))  # type: ignore[index]
+    chosen.sort(key=lambda t: (orch_meta(t).plan, orch_meta(t).index))  # type: ignore[union-attr]
     return chosen
 
 
@@ -179,13 +177,8 @@ def plan_task(ctx: _Context, plan: Plan, task: Task, keep: set[str] | None = Non
     stamp = co.stamp_path(plan.plan_id, task.id)
     targets = [ctx.rel(stamp), *_literal_outputs(ctx, plan, task)]
     deps = [d for d in task.depends_on if keep is None or d in keep]
-    meta = {
-        "plan": plan.plan_id,
-        "task": task.id,
-        "root": str(plan.projects[task.project].root),
-        "phase": plan.phase_of(task.id),
-        "index": task.index,
-    }
+    root = str(plan.projects[task.project].root)
+    meta = TaskMeta(plan.plan_id, task.id, root, plan.phase_of(task.id), task.index)
     return DoitTask(
         f"{plan.plan_id}:{task.id}",
         [(_outside_orchlib_run, [plan.plan_id, task.id])],
@@ -250,7 +243,8 @@ class PlanLoader(TaskLoader2):  # type: ignore[misc]
     """doit task loader for `python -m orchlib`: the checkout is the working directory."""
 
     def setup(self, opt_values: dict[str, Any]) -> None:
-        """Nothing to set up: the checkout is the current directory."""
+        """The checkout is the current directory; doit's plugin lookups from one scan."""
+        plugins.install()
 
     def load_doit_config(self) -> dict[str, Any]:
         """orchlib's doit defaults (sqlite3 DB in .orch/, continue on failure)."""

@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from doit.cmd_base import Command
-
 from orchlib.checkout import Checkout
 from orchlib.doitedge.cmdutil import OneLineErrors, checkout_here, fail, quiet_when_reader_gone
+from orchlib.doitedge.doitapi import Command
 from orchlib.plan import Task
 from orchlib.run import agents
 from orchlib.run.markers import strip_ansi

@@ -3,8 +3,11 @@
 doit looks up the entry points of each plugin category (COMMAND, BACKEND, REPORTER, LOADER)
 with its own `importlib.metadata.entry_points(group=...)` call, and every call reads the
 entry points of every installed distribution (~8 ms each with 120 packages, a tenth of a
-no-op re-run). Once orchlib's commands are loaded (by the first such scan), the later
-lookups select from one cached scan. Installed plugins are all still found.
+no-op re-run). When orchlib's own loader or CLI runs (a checkout's dodo.py, `python -m
+orchlib`), the later lookups select from one cached scan; another doit project, which only
+has orchlib's commands installed, keeps doit's own lookup. Installed plugins are all still
+found. tests/test_plugins.py fails if doit stops looking plugins up through
+`doit.plugin.entry_points_impl`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def entry_points(**params: Any) -> metadata.EntryPoints:
 
 
 def install() -> None:
-    """Make doit's plugin lookups use the cached scan (doit reads `entry_points_impl()`)."""
+    """Make doit's plugin lookups use the cached scan (doit reads `entry_points_impl()`);
+    with a doit without that patch point, lookups stay doit's own (slower, same answers)."""
     if callable(getattr(doit.plugin, "entry_points_impl", None)):
         doit.plugin.entry_points_impl = lambda: entry_points

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from doit.exceptions import TaskError, UnmetDependency
-
 from orchlib.checkout import Checkout
+from orchlib.doitedge.doitapi import TaskError, UnmetDependency
 from orchlib.doitedge.loader import orch_meta
 from orchlib.events import TaskFailed, TaskSkipped, TaskUpToDate
 from orchlib.state.render import printable
@@ -48,19 +47,19 @@ class PlanReporter:
             return
         if isinstance(fail, UnmetDependency):
             because = tuple(name.split(":", 1)[-1] for name in str(fail.message).split())
-            self.co.bus.publish(TaskSkipped(meta["plan"], meta["task"], because))
+            self.co.bus.publish(TaskSkipped(meta.plan, meta.task, because))
         elif isinstance(fail, TaskError):
             reason = str(fail.message).strip().splitlines()[0] if fail.message else repr(fail)
-            self.co.bus.publish(TaskFailed(meta["plan"], meta["task"], reason, 0, final=True))
+            self.co.bus.publish(TaskFailed(meta.plan, meta.task, reason, 0, final=True))
 
     def skip_uptodate(self, task: Any) -> None:
         """A plan task done in an earlier run."""
         meta = orch_meta(task)
         if meta is None:
             return
-        stamp = self.co.stamp(meta["plan"], meta["task"]) or {}
+        stamp = self.co.stamp(meta.plan, meta.task) or {}
         self.co.bus.publish(TaskUpToDate(
-            meta["plan"], meta["task"], str(stamp.get("summary", "")),
+            meta.plan, meta.task, str(stamp.get("summary", "")),
             str(stamp.get("finishedAt", "")), str(stamp.get("terminalId", "")),
             int(stamp.get("attempt", 0) or 0),
         ))  # fmt: skip

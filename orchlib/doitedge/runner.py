@@ -15,14 +15,15 @@ import threading
 from collections import Counter
 from typing import Any
 
-from doit.exceptions import TaskError, TaskFailed
 from doit.runner import ERROR, Runner
 
 from orchlib.checkout import Checkout
+from orchlib.doitedge.doitapi import TaskError, TaskFailed
+from orchlib.doitedge.limitwait import LimitWait, WaitFn
 from orchlib.doitedge.loader import closure, orch_meta
+from orchlib.plan import TaskMeta
 from orchlib.run.dispatch import TaskRun
 from orchlib.run.finish import TaskResult
-from orchlib.run.limitwait import LimitWait, WaitFn
 from orchlib.run.ready import ReadyQueue, critical_ranks, project_capacity
 from orchlib.state import TaskRecord
 
@@ -124,7 +125,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
             else:
                 meta = orch_meta(node.task)
                 assert meta is not None
-                self.ready.add(node, meta, self.ranks.get((meta["plan"], meta["task"]), 0.0))
+                self.ready.add(node, meta, self.ranks.get((meta.plan, meta.task), 0.0))
                 node = None
 
     def _start(self, force: bool = False) -> None:
@@ -145,7 +146,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
                     continue
                 self._launch(node, meta)
                 force = False
-                again = again or meta["root"] not in self.busy
+                again = again or meta.root not in self.busy
 
     def _candidates(self) -> list[Any]:
         """The first ready task of each free project, longest remaining path first.
@@ -155,8 +156,8 @@ class PlanRunner(Runner):  # type: ignore[misc]
         heads = sorted(self.ready.heads(self.busy), key=lambda h: h[0])
         return [node for _, node in heads if self.limits.held(node) is None]
 
-    def _launch(self, node: Any, meta: dict[str, Any]) -> None:
-        root = meta["root"]
+    def _launch(self, node: Any, meta: TaskMeta) -> None:
+        root = meta.root
         self.ready.pop(root)
         self.load[root] += 1
         if self.load[root] >= self.capacity.get(root, 1):
@@ -192,10 +193,10 @@ class PlanRunner(Runner):  # type: ignore[misc]
         meta = orch_meta(node.task)
         assert meta is not None
         del self.running[node.task.name]
-        self.load[meta["root"]] -= 1
-        self.busy.discard(meta["root"])
+        self.load[meta.root] -= 1
+        self.busy.discard(meta.root)
         if fail is PAUSED:
-            self.ready.add(node, meta, self.ranks.get((meta["plan"], meta["task"]), 0.0))
+            self.ready.add(node, meta, self.ranks.get((meta.plan, meta.task), 0.0))
             return None
         self.process_task_result(node, fail)
         self.barrier.finished(node.task)
@@ -209,9 +210,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
         self.reporter.execute_task(task)
         run = self.runs.get(task.name)
         if run is None:  # a paused task continues with its own TaskRun (retries left)
-            plan = self.co.plans[meta["plan"]]
-            previous = self.previous.get(plan.plan_id, {}).get(meta["task"])
-            run = self.runs[task.name] = TaskRun(self.co, plan, plan.tasks[meta["task"]], previous)
+            plan = self.co.plans[meta.plan]
+            previous = self.previous.get(plan.plan_id, {}).get(meta.task)
+            run = self.runs[task.name] = TaskRun(self.co, plan, plan.tasks[meta.task], previous)
         result = run.run()
         return PAUSED if result.status == "paused" else task_failure(result)
 
@@ -236,19 +237,17 @@ class _Barrier:
         for task in closure(dispatcher.tasks, dispatcher.selected_tasks):
             meta = orch_meta(task)
             if meta is not None:
-                self.pending[(meta["plan"], int(meta["phase"]))] += 1
+                self.pending[(meta.plan, meta.phase)] += 1
 
     def finished(self, task: Any) -> None:
         """A task of this run ended (any outcome, or up to date)."""
         meta = orch_meta(task)
         if meta is not None:
-            self.pending[(meta["plan"], int(meta["phase"]))] -= 1
+            self.pending[(meta.plan, meta.phase)] -= 1
 
-    def open(self, meta: dict[str, Any]) -> bool:
+    def open(self, meta: TaskMeta) -> bool:
         """True when the task may start under its plan's schedule."""
-        if self.co.plans[meta["plan"]].schedule != "phases":
+        if self.co.plans[meta.plan].schedule != "phases":
             return True
-        phase = int(meta["phase"])
-        return all(
-            n <= 0 for (p, ph), n in self.pending.items() if p == meta["plan"] and ph < phase
-        )
+        phase = meta.phase
+        return all(n <= 0 for (p, ph), n in self.pending.items() if p == meta.plan and ph < phase)

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from doit.task import Stream
-
 from orchlib.checkout import Checkout
+from orchlib.doitedge.doitapi import Stream
 from orchlib.doitedge.loader import orch_meta
 from orchlib.doitedge.reporter import PlanReporter
 from orchlib.doitedge.runner import PlanRunner
@@ -88,8 +87,8 @@ def _preflight(co: Checkout, pending: list[Any]) -> None:
 def _plan_task(co: Checkout, doit_task: Any) -> Any:
     meta = orch_meta(doit_task)
     assert meta is not None
-    plan = co.plans[meta["plan"]]
-    return plan, plan.tasks[meta["task"]]
+    plan = co.plans[meta.plan]
+    return plan, plan.tasks[meta.task]
 
 
 class PlanRun:
@@ -185,7 +184,7 @@ class PlanRun:
                             int(stamp.get("attempt", 0) or 0))  # fmt: skip
 
     def _runner(self, control: Any, dep_manager: Any, opts: RunOptions) -> PlanRunner:
-        roots = {meta["root"] for t in control.tasks.values() if (meta := orch_meta(t))}
+        roots = {meta.root for t in control.tasks.values() if (meta := orch_meta(t))}
         capacity = project_capacity(self.co)
         stream = Stream(opts.verbosity, opts.force_verbosity)
         reporter = PlanReporter(self.co, self.out)

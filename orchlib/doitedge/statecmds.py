@@ -12,10 +12,7 @@ import json
 import sys
 from typing import Any
 
-from doit.cmd_base import Command
-
 from orchlib.checkout import Checkout
-from orchlib.doitedge import uptodate
 from orchlib.doitedge.cmdutil import (
     OneLineErrors,
     checkout_here,
@@ -23,11 +20,12 @@ from orchlib.doitedge.cmdutil import (
     quiet_when_reader_gone,
     report,
 )
+from orchlib.doitedge.doitapi import Command
 from orchlib.errors import OrchError
 from orchlib.plan import Plan
+from orchlib.run import statesync, uptodate
 from orchlib.run.prompt import template_dirs
 from orchlib.state import runlock
-from orchlib.state import sync as statesync
 from orchlib.state.render import printable
 
 opt_json = {

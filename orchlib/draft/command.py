@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from doit.cmd_base import Command
-
+from orchlib.doitedge.doitapi import Command, cmdline_vars
 from orchlib.errors import OrchError
 
 _OPTIONS = (
@@ -100,10 +99,7 @@ def options_first(args: list[str]) -> list[str]:
 
 def _doit_vars() -> list[str]:
     """Words doit took as `name=value` variables: a goal may contain `=`."""
-    from doit import doit_cmd
-
-    found = getattr(doit_cmd, "_CMDLINE_VARS", None) or {}
-    return [f"{name}={value}" for name, value in found.items()]
+    return [f"{name}={value}" for name, value in cmdline_vars().items()]
 
 
 def _ask(question: str) -> str | None:

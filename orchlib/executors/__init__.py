@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchlib.errors import ConfigError
 from orchlib.executors.base import Executor, Handle, Job
-from orchlib.executors.local import LocalExecutor
+
+if TYPE_CHECKING:  # at run time loaded on first use: importing the package stays cheap
+    from orchlib.executors.local import LocalExecutor as LocalExecutor
 
 __all__ = ["EXECUTORS", "Executor", "Handle", "Job", "LocalExecutor", "create"]
 
@@ -49,3 +51,12 @@ def factory(name: str) -> Callable[..., Executor]:
 def create(name: str, **options: Any) -> Executor:
     """A new executor `name`, built with `options` (e.g. the run's `wake_fd`)."""
     return factory(name)(**options)
+
+
+def __getattr__(name: str) -> Any:
+    """`LocalExecutor`, imported on first use (its module loads ctypes and the process code)."""
+    if name != "LocalExecutor":
+        raise AttributeError(f"module 'orchlib.executors' has no attribute {name!r}")
+    from orchlib.executors.local import LocalExecutor
+
+    return LocalExecutor

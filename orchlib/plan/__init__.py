@@ -140,3 +140,15 @@ class Plan:
             for dep in task.depends_on:
                 found.setdefault(dep, []).append(task.id)
         return found
+
+
+@dataclass(frozen=True)
+class TaskMeta:
+    """A plan task as its doit task carries it (doit's `meta`): which plan and task, the
+    project folder it runs in, its phase and its place in executionOrder."""
+
+    plan: str
+    task: str
+    root: str
+    phase: int
+    index: int

@@ -7,7 +7,7 @@ import heapq
 from typing import Any
 
 from orchlib.checkout import Checkout
-from orchlib.plan import Plan
+from orchlib.plan import Plan, TaskMeta
 
 
 def project_capacity(co: Checkout) -> dict[str, int]:
@@ -58,11 +58,11 @@ class ReadyQueue:
     def __bool__(self) -> bool:
         return bool(self._heaps)
 
-    def add(self, node: Any, meta: dict[str, Any], rank: float) -> None:
+    def add(self, node: Any, meta: TaskMeta, rank: float) -> None:
         """A task doit selected to run; `rank` is its longest remaining path."""
-        key = (int(meta["phase"]), -rank, int(meta["index"]))
+        key = (meta.phase, -rank, meta.index)
         self._seq += 1
-        heapq.heappush(self._heaps.setdefault(meta["root"], []), (key, self._seq, node))
+        heapq.heappush(self._heaps.setdefault(meta.root, []), (key, self._seq, node))
 
     def heads(self, busy: set[str]) -> list[tuple[tuple[float, int, int], Any]]:
         """(priority, task): the first waiting task of every project not in `busy`."""

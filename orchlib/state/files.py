@@ -8,6 +8,7 @@ they wrote before its next write.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,12 +19,17 @@ from orchlib.errors import ConfigError
 from orchlib.events import now_iso
 from orchlib.fsutil import atomic_write, read_json
 from orchlib.plan import Plan
-from orchlib.state.jsonform import JsonCache, dumps_state, from_json
-from orchlib.state.model import PlanState, Status, TaskRecord, derive_projects
+from orchlib.state.jsonform import JsonCache, dumps_state, from_json, task_from_json, task_json
+from orchlib.state.model import PlanState, Status, TaskRecord, derive_projects, merge_answers
 from orchlib.state.render import MarkdownRenderer, one_line
 from orchlib.state.transitions import reconcile
 
 STATE_FILE = "state.json"
+# Records of attempts started since state.json was last written, one JSON line each: a start
+# must be on disk before its agent may print, and appending one line costs the same for any
+# plan size, where rewriting state.json grows with it. `load` folds the lines in; every
+# write of state.json removes the file (the write holds everything it said).
+JOURNAL_FILE = "state.journal"
 MARKDOWN_FILE = "orchestration.md"
 LOCK_FILE = "state.lock"
 LOCK_TIMEOUT = 30.0
@@ -32,7 +38,33 @@ LOCK_TIMEOUT = 30.0
 def load(folder: Path) -> PlanState | None:
     """The state in `folder` (`.orch/<planId>/`), or None when missing or unreadable."""
     data = read_json(folder / STATE_FILE)
-    return None if data is None else from_json(data)
+    return None if data is None else fold_journal(folder, from_json(data))
+
+
+def fold_journal(folder: Path, state: PlanState) -> PlanState:
+    """`state` with the records of the journal beside it laid over (answers on disk kept)."""
+    try:
+        raw = (folder / JOURNAL_FILE).read_bytes()
+    except OSError:
+        return state
+    tasks: dict[str, TaskRecord] | None = None
+    for line in raw.splitlines():
+        record = task_from_json(line)  # None for a line a crash cut short
+        if record is None or record.id not in state.tasks:
+            continue
+        tasks = dict(state.tasks) if tasks is None else tasks
+        tasks[record.id] = merge_answers(record, tasks[record.id])
+    return state if tasks is None else replace(state, tasks=tasks)
+
+
+def append_journal(folder: Path, records: Sequence[TaskRecord]) -> None:
+    """Put `records` on disk in one append (caller holds the state lock)."""
+    text = "".join(task_json(record) + "\n" for record in records)
+    fd = os.open(folder / JOURNAL_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, text.encode("utf-8", "replace"))
+    finally:
+        os.close(fd)
 
 
 def write_state(
@@ -48,6 +80,7 @@ def write_state(
     """
     text = dumps_state(state, {} if cache is None else cache)
     atomic_write(folder / STATE_FILE, text.encode("utf-8", "replace"), durable=False)
+    (folder / JOURNAL_FILE).unlink(missing_ok=True)  # state.json now says all of it
     if renderer is not None:
         markdown = renderer.render(state).encode("utf-8", "replace")
         atomic_write(folder / MARKDOWN_FILE, markdown, durable=False)

@@ -161,3 +161,20 @@ def from_json(data: Mapping[str, object]) -> PlanState:
     plan_id = plan_id if isinstance(plan_id, str) else ""
     state: PlanState = _from_fields(PlanState, dict(data), plan_id=plan_id, tasks=tasks)
     return state
+
+
+def task_json(record: TaskRecord) -> str:
+    """One task record as a line of JSON (its state.json form)."""
+    return json.dumps(_record_json(record), ensure_ascii=False)
+
+
+def task_from_json(line: bytes | str) -> TaskRecord | None:
+    """A task record from one line of JSON; None when the line is not one."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        return None
+    record: TaskRecord = _from_fields(TaskRecord, data)
+    return record

@@ -27,7 +27,7 @@ DB_NAME = "doit.sqlite3"
 # The files sqlite keeps beside a database; they go aside with it.
 _DB_SIDES = ("-journal", "-wal", "-shm")
 # Files of a plan folder (statefiles.py) and its folders.
-_PLAN_FILES = ("state.json", "orchestration.md", "state.lock")
+_PLAN_FILES = ("state.json", "state.journal", "orchestration.md", "state.lock")
 _PLAN_FOLDERS = ("stamps", "logs", "prompts")
 
 

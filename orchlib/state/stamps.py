@@ -11,7 +11,8 @@ import glob
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -189,25 +190,49 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Done:
+    """What a valid stamp says that the up-to-date rule needs."""
+
+    finished_at: str
+    spec: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, stamp: Stamp | None) -> Done | None:
+        """The facts of a valid stamp (None stays None)."""
+        if stamp is None:
+            return None
+        return cls(str(stamp["finishedAt"]), str(stamp.get("specHash")), stamp.get("inputs") or {})
+
+
 def why_not_done(
-    plan: Plan, task: Task, stamp: Stamp | None, spec: str, deps: Mapping[str, Stamp | None]
+    plan: Plan,
+    task: Task,
+    own: Done | None,
+    spec: str,
+    deps: Mapping[str, Done | None],
+    runs_first: Collection[str] = (),
 ) -> str | None:
-    """Why the task must run, or None when it is up to date."""
-    if stamp is None:
+    """Why the task must run, or None when it is up to date: the one rule `doit`, `doit
+    info`, `status` and the loader's one-pass verdicts all apply. `runs_first`: dependencies
+    known to run before it in this pass (said so instead of comparing their stamps)."""
+    if own is None:
         return "no completion stamp"
-    if stamp.get("specHash") != spec:
+    if own.spec != spec:
         return "the task's spec changed since it was done"
     project = plan.projects[task.project]
-    missing = missing_outputs(project, task)
+    missing = missing_outputs(project, task) if task.outputs else []
     if missing:
         return f"output {missing[0]!r} is missing"
-    if task.inputs:
-        changed = changed_input(project, task, stamp.get("inputs") or {})
-        if changed:
-            return f"input {changed!r} changed"
+    changed = changed_input(project, task, own.inputs) if task.inputs else None
+    if changed:
+        return f"input {changed!r} changed"
     for dep_id, dep in deps.items():
+        if dep_id in runs_first:
+            return f"dependency {dep_id} runs first"
         if dep is None:
             return f"dependency {dep_id} is not done"
-        if str(dep["finishedAt"]) > str(stamp["finishedAt"]):
+        if dep.finished_at > own.finished_at:
             return f"dependency {dep_id} was redone after it"
     return None

@@ -6,10 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from doit.cmd_base import Command
-from doit.exceptions import InvalidCommand
-
 from orchlib.doitedge import loader
+from orchlib.doitedge.doitapi import Command, InvalidCommand
 from orchlib.errors import OrchError
 
 MISSING_EXTRA = (

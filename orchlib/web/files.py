@@ -20,8 +20,8 @@ from orchlib.fsutil import read_json
 from orchlib.plan.checks import IDENT
 from orchlib.run.prompt import template_dirs
 from orchlib.state import stamps
-from orchlib.state.files import STATE_FILE, file_id
-from orchlib.state.jsonform import to_json
+from orchlib.state.files import JOURNAL_FILE, STATE_FILE, file_id, fold_journal
+from orchlib.state.jsonform import from_json, to_json
 from orchlib.state.model import Status
 from orchlib.state.table import effective_state
 
@@ -65,6 +65,8 @@ class Source:
         """state.json of the plan; a plan that never ran gets its pending state from the plan."""
         path = self._state_path(plan_id)
         data = read_json(path) if path is not None else None
+        if data is not None and path is not None and (path.parent / JOURNAL_FILE).exists():
+            data = to_json(fold_journal(path.parent, from_json(data)))  # starts not yet in it
         if data is not None:
             return self._with_usage(plan_id, data)
         plan = self.checkout.plans.get(plan_id)
@@ -75,9 +77,10 @@ class Source:
         return to_json(state)
 
     def state_id(self, plan_id: str) -> object:
-        """Changes whenever the plan's state.json is replaced (None while there is none)."""
+        """Changes whenever the plan's state.json is replaced or its journal of starts grows
+        (None while there is no state.json)."""
         path = self._state_path(plan_id)
-        return None if path is None else file_id(path)
+        return None if path is None else (file_id(path), file_id(path.parent / JOURNAL_FILE))
 
     def log_file(self, plan_id: str, task_id: str, attempt: int | None) -> tuple[Path, int] | None:
         """The transcript of an attempt (the latest by default) and its number."""

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchlib.checkout import Checkout
-from orchlib.doitedge import uptodate
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan
+from orchlib.run import uptodate
 from orchlib.run.prompt import template_dirs
 from orchlib.state import runlock
 from orchlib.state.orchdir import write_failure
@@ -170,11 +170,13 @@ def done_from_stamp(record: TaskRecord, stamp: Mapping[str, Any]) -> TaskRecord:
 
 
 def _key(plan: Plan, verdicts: Verdicts, state_file: Path) -> str:
-    try:
-        st = state_file.stat()
-        ident = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
-    except OSError:
-        ident = "-"
+    ident = ""
+    for path in (state_file, state_file.with_name("state.journal")):  # the journal counts too
+        try:
+            st = path.stat()
+            ident += f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size};"
+        except OSError:
+            ident += "-;"
     digest = hashlib.sha256(f"{plan.plan_id}\0{plan.digest}\0{ident}".encode())
     for task_id, reason in verdicts.items():
         digest.update(f"\0{task_id}\t{reason or ''}".encode())

@@ -69,4 +69,4 @@ class LimitWait:
         """The plan id and plan task of a doit task node."""
         meta = orch_meta(node.task)
         assert meta is not None
-        return meta["plan"], self.co.plans[meta["plan"]].tasks[meta["task"]]
+        return meta.plan, self.co.plans[meta.plan].tasks[meta.task]

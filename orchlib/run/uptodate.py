@@ -24,17 +24,11 @@ from orchlib.checkout import Checkout
 from orchlib.plan import Plan, Task
 from orchlib.state import stamps
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: entries are stamps.Done
 RACY_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class Entry:
-    """What a valid stamp says that up-to-dateness needs."""
-
-    finished_at: str
-    spec: str
-    inputs: dict[str, Any] = field(default_factory=dict)
+Entry = stamps.Done  # what a valid stamp says that up-to-dateness needs
 
 
 @dataclass
@@ -70,24 +64,12 @@ def entries(co: Checkout, plan: Plan) -> dict[str, Entry]:
 
 
 def _reason(plan: Plan, task: Task, cache: _Cache, found: dict[str, str | None]) -> str | None:
-    entry = cache.entries.get(task.id)
-    if entry is None:
-        return "no completion stamp"
-    if entry.spec != cache.specs[task.id]:
-        return "the task's spec changed since it was done"
-    project = plan.projects[task.project]
-    missing = stamps.missing_outputs(project, task) if task.outputs else []
-    if missing:
-        return f"output {missing[0]!r} is missing"
-    changed = stamps.changed_input(project, task, entry.inputs) if task.inputs else None
-    if changed:
-        return f"input {changed!r} changed"
-    for dep in task.depends_on:
-        if found.get(dep) is not None:
-            return f"dependency {dep} runs first"
-        if cache.entries[dep].finished_at > entry.finished_at:
-            return f"dependency {dep} was redone after it"
-    return None
+    """`stamps.why_not_done` from the cached stamps; a dependency this pass found not up to
+    date runs first."""
+    deps = {dep: cache.entries.get(dep) for dep in task.depends_on}
+    runs_first = {dep for dep in task.depends_on if found.get(dep) is not None}
+    own = cache.entries.get(task.id)
+    return stamps.why_not_done(plan, task, own, cache.specs[task.id], deps, runs_first)
 
 
 def _load(co: Checkout, plan: Plan) -> tuple[_Cache, bool]:

@@ -1,0 +1,32 @@
+"""Per-run state belongs to the run: two runs in one process share nothing of it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+TWICE = """
+from orchlib.doitedge import cli, loader
+assert cli.main(["run", "p:t1"]) == 0
+first = loader.current()
+first_run = first.run
+print("=== second run", flush=True)
+assert cli.main(["run", "p:t2"]) == 0
+assert loader.current() is first and first.run is not first_run  # a new run context
+"""
+
+
+def test_two_runs_in_one_process_print_each_line_once(tmp_path: Path) -> None:
+    (tmp_path / "plans").mkdir()
+    tasks = [{"id": t, "project": "a", "title": t, "command": ["echo", t]} for t in ("t1", "t2")]
+    plan = {"planId": "p", "projects": [{"name": "a", "path": "a"}], "tasks": tasks}
+    (tmp_path / "plans" / "p.json").write_text(json.dumps(plan))
+    result = subprocess.run(
+        [sys.executable, "-c", TWICE], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    second = result.stdout.split("=== second run", 1)[1]
+    assert second.count("p:t2  started attempt 1") == 1, second
+    assert second.count("DONE in") == 1 and second.count("run finished") == 1, second
