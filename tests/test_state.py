@@ -829,6 +829,7 @@ def test_a_start_is_one_journal_line_not_a_rewrite_of_state_json(
     folder = folder_of(tmp_path)
     before = (folder / "state.json").stat()
     monkeypatch.setattr(state_mod, "COALESCE_SECONDS", 3600.0)  # the writer thread waits
+    monkeypatch.setattr(state_mod, "REWRITE_BUDGET", -1.0)  # as on a plan too big to rewrite
     store.handle(started("t1", term="term-x"))
     store.handle(started("t2", term="term-y"))
     store.sync()
@@ -843,6 +844,20 @@ def test_a_start_is_one_journal_line_not_a_rewrite_of_state_json(
     store.flush()  # state.json now holds them: the journal goes
     assert not (folder / "state.journal").exists()
     assert read_json(folder / "state.json")["tasks"][0]["status"] == "IN_PROGRESS"  # type: ignore[index]
+
+
+def test_a_start_on_a_plan_cheap_to_rewrite_is_in_state_json_itself(
+    store: StateStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.flush()
+    folder = folder_of(tmp_path)
+    monkeypatch.setattr(state_mod, "COALESCE_SECONDS", 3600.0)  # the writer thread waits
+    store.handle(started("t1", term="term-x"))
+    store.sync()
+    assert not (folder / "state.journal").exists()
+    rows = read_json(folder / "state.json")["tasks"]  # type: ignore[index]
+    t1 = next(row for row in rows if row["id"] == "t1")
+    assert t1["status"] == "IN_PROGRESS" and t1["terminalId"] == "term-x"
 
 
 def test_the_journal_is_folded_in_skipping_a_cut_line_and_keeping_answers(

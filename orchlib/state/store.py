@@ -67,6 +67,10 @@ COALESCE_SECONDS = 0.05  # a burst of events becomes one write
 PROGRESS_INTERVAL = 0.25  # progress-only changes: at most 4 writes a second
 MAX_ERRORS = 100
 RENDER_SHARE = 10.0  # wait at least 10x the last render's duration before the next
+# A start goes into state.json itself while rewriting it costs at most this (a plan of up to
+# ~1,000 tasks here), so readers of state.json alone see it before the agent prints (DESIGN
+# §5); past it, into the journal, so a start costs the same on any plan.
+REWRITE_BUDGET = 0.004
 
 
 class StateStore:
@@ -118,11 +122,18 @@ class StateStore:
     def sync(self) -> None:
         """Return once every attempt started so far is on disk (state.json or its journal).
 
-        The dispatcher calls it after TaskStarted, before it lets the agent run: one line is
-        appended to the journal, whatever the plan's size (the writer thread rewrites
-        state.json soon after). Threads that sync at the same time share one append.
+        The dispatcher calls it after TaskStarted, before it lets the agent run. state.json
+        is rewritten when its last write took at most REWRITE_BUDGET; otherwise one line is
+        appended to the journal (the writer thread rewrites state.json soon after). Threads
+        that sync at the same time share one write.
         """
         with self._io:
+            if self._cost <= REWRITE_BUDGET:
+                with self._cond:
+                    pending = bool(self._starts)
+                if pending:
+                    self._write_locked(markdown=False)
+                return
             with self._cond:
                 records = [self._tasks[task_id] for task_id in self._starts]
                 self._starts.clear()
