@@ -1,0 +1,332 @@
+"""The dask executor (DESIGN §8): attempts run on the workers of a Dask distributed cluster.
+
+Each attempt is one Dask task (`dask_worker.run_attempt`) needing one `agent` resource.
+Its output arrives as Dask events on this run's topic and is appended to the attempt's log
+here, so markers, logs and adoption work on the log as with `local`. The cluster is
+reached on first use only: a run that dispatches nothing never contacts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import select
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from orchlib.executors.dask_cluster import Cluster, connect, preflight
+from orchlib.executors.dask_worker import Spec, claim_name, control, run_attempt
+from orchlib.fsutil import ensure_dir
+
+LEASE_EVERY = 2.0  # the lease moves this often; workers give up on it after 10 s
+EXIT_WAIT = 1.0  # a finished task's exit event may trail its result by this much at most
+
+
+class JobLike(Protocol):
+    """What the executor needs of a job (issue 11's `Job` record has these fields)."""
+
+    argv: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+    log: Path
+    stdin: bytes | None
+    keep_stdin: bool
+    exit_file: Path | None
+    key: str
+
+
+class DaskHandle:
+    """An attempt on a worker: its output is appended to job.log as events arrive."""
+
+    def __init__(self, executor: DaskExecutor, job: JobLike, token: str) -> None:
+        self.executor, self.job, self.token = executor, job, token
+        self.host = ""
+        self.pid = 0
+        self.lost = False  # the worker died mid-attempt (not the agent's doing)
+        self.error = ""  # the task itself failed on the worker (a broken install)
+        self.future: Any = None
+        self._code: int | None = None
+        self._started = threading.Event()
+        self._lock = threading.Lock()
+        self._gate: list[bytes] | None = []  # output held back until before_start returned
+        ensure_dir(job.log.parent)
+        self._log = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+
+    @property
+    def ref(self) -> dict[str, object]:
+        """What state.json keeps to find the attempt again."""
+        return {"executor": "dask", "token": self.token, "host": self.host, "pid": self.pid}
+
+    def poll(self) -> int | None:
+        """The exit code once the attempt has ended; -1 when lost or failed on the worker."""
+        return self._code
+
+    def wait_output(self, timeout: float | None) -> None:
+        """Block until output arrives, the attempt ends, the run is interrupted, or timeout."""
+        fds = [self._wake_r]
+        if self.executor.wake_fd is not None:
+            fds.append(self.executor.wake_fd)
+        if self._code is None:
+            select.select(fds, [], [], timeout)
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.read(self._wake_r, 4096)
+
+    def send_enter(self) -> bool:
+        """Write a newline to the agent's stdin on its worker (only with keep_stdin)."""
+        if self._code is not None or not self.host:
+            return False
+        return bool(self.executor.control(self.host, self.token, "enter"))
+
+    def terminate(self, grace: float = 5.0) -> None:
+        """SIGTERM the remote group, SIGKILL it after `grace`; returns once it has ended."""
+        if self._code is None and self.host:
+            self.executor.control(self.host, self.token, "stop", grace)
+            deadline = time.monotonic() + grace + 10.0
+            while self._code is None and time.monotonic() < deadline:
+                self.wait_output(0.2)
+        if self._code is None:  # still queued, or its worker never answered
+            self._end(-1)
+        self._release()
+
+    # -- called from Dask's threads --------------------------------------------------
+
+    def on_event(self, msg: Mapping[str, Any]) -> None:
+        kind = msg.get("k")
+        if kind == "start":
+            self.host, self.pid = str(msg.get("host", "")), int(msg.get("pid", 0))
+            self._started.set()
+        elif kind == "out":
+            self._output(bytes(msg.get("d", b"")))
+        elif kind == "exit":
+            self._end(int(msg.get("code", -1)))
+
+    def on_done(self, future: Any) -> None:
+        """The task's result (or failure) is in: note it, then let Dask forget the task."""
+        try:
+            result = future.result()
+        except Exception as exc:  # KilledWorker, cancelled, or a broken worker install
+            result = {"lost": True} if _is_lost(exc) else {"error": f"{type(exc).__name__}: {exc}"}
+        if result.get("lost"):
+            self.lose()
+        elif result.get("error"):
+            self.error = str(result["error"])
+            self._output(f"orchlib: the dask task failed on the worker: {self.error}\n".encode())
+            self._end(-1)
+        else:  # the exit event normally came first; it carries the same code
+            deadline = time.monotonic() + EXIT_WAIT
+            while self._code is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self._end(int(result.get("code", -1)))
+        self._release(finished=not self.lost)
+
+    def lose(self) -> None:
+        """The worker is gone: the attempt ended as `worker lost`."""
+        if self._code is None:
+            self.lost = True
+            self._end(-1)
+        self._started.set()
+
+    def _output(self, data: bytes) -> None:
+        with self._lock:
+            if self._gate is not None:
+                self._gate.append(data)
+            elif self._log >= 0:
+                os.write(self._log, data)
+        self._wake()
+
+    def open_gate(self) -> None:
+        """Write what was held back; from now on output goes straight to the log."""
+        with self._lock:
+            held, self._gate = self._gate or [], None
+            for data in held:
+                os.write(self._log, data)
+        self._wake()
+
+    def _end(self, code: int) -> None:
+        if self._code is None:
+            self._code = code
+            if self.job.exit_file is not None and code >= 0:
+                with contextlib.suppress(OSError):
+                    self.job.exit_file.write_text(f"{code}\n")
+        self._started.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def _release(self, finished: bool = False) -> None:
+        """Let go of the task on the cluster (no blocking call: Dask's loop may be calling)
+        and close the log once the attempt ended."""
+        future, self.future = self.future, None
+        if future is not None:
+            future.release()
+        self.executor.forget(self, finished)
+        if self._code is not None:
+            with self._lock:
+                if self._gate is None and self._log >= 0:
+                    os.close(self._log)
+                    self._log = -1
+
+
+def _is_lost(exc: BaseException) -> bool:
+    return type(exc).__name__ in {"KilledWorker", "CancelledError", "FutureCancelledError"}
+
+
+class DaskExecutor:
+    """Runs attempts on a Dask cluster: `tcp://host:port`, or `local:N` worker processes."""
+
+    name = "dask"
+
+    def __init__(self, scheduler: str, wake_fd: int | None = None) -> None:
+        self.scheduler, self.wake_fd = scheduler, wake_fd
+        self.topic = f"orchlib-{secrets.token_hex(6)}"
+        self._cluster: Cluster | None = None
+        self._handles: dict[str, DaskHandle] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+
+    @property
+    def client(self) -> Any:
+        """The connected client (connecting, subscribing and starting the lease on first use)."""
+        with self._lock:
+            if self._cluster is None:
+                self._cluster = connect(self.scheduler)
+                client = self._cluster.client
+                client.subscribe_topic(self.topic, self._on_event)
+                client.subscribe_topic("all", self._on_cluster_event)
+                threading.Thread(target=self._keep_lease, daemon=True).start()
+            return self._cluster.client
+
+    def start(self, job: JobLike, before_start: Callable[[DaskHandle], None]) -> DaskHandle:
+        """Submit the attempt and wait until it runs on a worker; before_start sees the host
+        before any of its output reaches the log."""
+        handle = self._submit(job, resources={"agent": 1}, workers=None)
+        while not handle._started.is_set():
+            handle.wait_output(0.5)
+            if self._interrupted():
+                handle.terminate(0)
+                break
+        if handle.poll() is None:
+            try:
+                before_start(handle)
+            except BaseException:
+                handle.terminate(0)
+                raise
+        handle.open_gate()
+        return handle
+
+    def run(self, job: JobLike, timeout: float | None, host: str | None = None) -> int:
+        """A short command (verify) to its end, on `host` if given; -1 if it could not finish."""
+        handle = self._submit(job, resources=None, workers=[host] if host else None)
+        handle.open_gate()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while handle.poll() is None and not self._interrupted():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            handle.wait_output(0.5 if left is None else min(left, 0.5))
+        handle.terminate(2.0)
+        return handle.poll() if handle.poll() is not None else -1  # type: ignore[return-value]
+
+    def adopt(self, ref: Mapping[str, object]) -> DaskHandle | None:
+        """An attempt of a crashed run is never followed: its worker stops it; make sure."""
+        host, token = str(ref.get("host", "")), str(ref.get("token", ""))
+        if host and token:
+            self.control(host, token, "stop", 2.0)
+        return None
+
+    def preflight(self, checkout_root: Path, clis: Sequence[str]) -> list[str]:
+        """One line per worker lacking the checkout or an agent CLI (empty: all good)."""
+        return preflight(self.client, checkout_root, clis)
+
+    def control(self, host: str, token: str, action: str, grace: float = 5.0) -> bool:
+        """Ask the attempt's worker to send Enter or stop it; False when it could not."""
+        try:
+            answers = self.client.run(control, token, action, grace, workers=[host])
+        except Exception:  # the worker is gone: so is the group
+            return False
+        return bool(answers.get(host, False))
+
+    def forget(self, handle: DaskHandle, finished: bool) -> None:
+        """Drop an attempt; a finished one's claim too (a lost one's stays: it is what stops
+        Dask from running that agent again). `finished` only from a thread that may block."""
+        self._handles.pop(handle.token, None)
+        if finished and not self._closing.is_set():
+            with contextlib.suppress(Exception):
+                self._event(claim_name(handle.token)).clear()
+
+    def close(self) -> None:
+        """Stop what still runs, release the cluster (a LocalCluster ends here)."""
+        self._closing.set()
+        for handle in list(self._handles.values()):
+            handle.terminate(2.0)
+        if self._cluster is not None:
+            for topic in (self.topic, "all"):  # else the scheduler writes to a closed comm
+                with contextlib.suppress(Exception):
+                    self._cluster.client.unsubscribe_topic(topic)
+            self._cluster.close()
+
+    def _submit(self, job: JobLike, resources: dict[str, int] | None, workers: Any) -> DaskHandle:
+        token = secrets.token_hex(8)
+        handle = DaskHandle(self, job, token)
+        env = {k: str(v) for k, v in job.env.items()}
+        argv, cwd = tuple(job.argv), str(job.cwd)
+        spec = Spec(token, self.topic, self.lease, argv, cwd, env, job.stdin, job.keep_stdin)
+        self._handles[token] = handle
+        handle.future = self.client.submit(
+            run_attempt,
+            spec,
+            key=f"orchlib-{job.key}-{token}",
+            pure=False,
+            resources=resources,
+            workers=workers,
+            allow_other_workers=False,
+        )
+        handle.future.add_done_callback(handle.on_done)
+        return handle
+
+    @property
+    def lease(self) -> str:
+        return f"{self.topic}-lease"
+
+    def _event(self, name: str) -> Any:
+        from distributed import Event
+
+        return Event(name, client=self.client)
+
+    def _interrupted(self) -> bool:
+        fd = self.wake_fd
+        return fd is not None and bool(select.select([fd], [], [], 0)[0])
+
+    def _on_event(self, event: tuple[float, Mapping[str, Any]]) -> None:
+        msg = event[1]
+        handle = self._handles.get(str(msg.get("t")))
+        if handle is not None:
+            handle.on_event(msg)
+
+    def _on_cluster_event(self, event: tuple[float, Mapping[str, Any]]) -> None:
+        """A worker left the cluster: its attempts are lost (their groups died with it)."""
+        msg = event[1]
+        if msg.get("action") != "remove-worker":
+            return
+        for handle in list(self._handles.values()):
+            if handle.host == msg.get("worker") and handle.poll() is None:
+                handle.lose()
+                handle._release()  # so Dask does not run it again elsewhere
+
+    def _keep_lease(self) -> None:
+        """Move the lease while we live: a worker stops agents whose lease stands still."""
+        from distributed import Variable
+
+        lease, beat = Variable(self.lease, client=self.client), 0
+        while not self._closing.wait(0 if beat == 0 else LEASE_EVERY):
+            beat += 1
+            with contextlib.suppress(Exception):
+                lease.set(beat)
