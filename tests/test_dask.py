@@ -23,7 +23,8 @@ from daskcluster import DaskCluster
 
 from orchlib.errors import ConfigError
 from orchlib.executors import dask_cluster
-from orchlib.executors.dask import DaskExecutor, DaskHandle
+from orchlib.executors.dask import DaskExecutor
+from orchlib.executors.dask_handle import DaskHandle
 from orchlib.executors.dask_worker import Spec, claim_name, run_attempt
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dask")]
@@ -294,6 +295,8 @@ def test_local_cluster_workers_end_with_the_executor(tmp_path: Path) -> None:
     assert wait_end(handle) == 0 and (tmp_path / "l.log").read_text() == "local\n"
     workers = ex.client.run(os.getpid)
     assert len(workers) == 1 and os.getpid() not in workers.values()
+    strict = ex.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures)
+    assert strict == 0  # our own scheduler never re-runs an attempt whose worker died
     ex.close()
     for pid in workers.values():
         wait_until(lambda pid=pid: not pid_alive(pid), timeout=10)

@@ -9,174 +9,20 @@ reached on first use only: a run that dispatches nothing never contacts it.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import select
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from orchlib.executors.dask_cluster import Cluster, connect, preflight
+from orchlib.executors.dask_cluster import Cluster, connect, never_reruns, preflight
+from orchlib.executors.dask_handle import DaskHandle, JobLike
 from orchlib.executors.dask_worker import Spec, claim_name, control, run_attempt
-from orchlib.fsutil import ensure_dir
 
 LEASE_EVERY = 2.0  # the lease moves this often; workers give up on it after 10 s
-EXIT_WAIT = 1.0  # a finished task's exit event may trail its result by this much at most
-
-
-class JobLike(Protocol):
-    """What the executor needs of a job (issue 11's `Job` record has these fields)."""
-
-    argv: tuple[str, ...]
-    cwd: Path
-    env: Mapping[str, str]
-    log: Path
-    stdin: bytes | None
-    keep_stdin: bool
-    exit_file: Path | None
-    key: str
-
-
-class DaskHandle:
-    """An attempt on a worker: its output is appended to job.log as events arrive."""
-
-    def __init__(self, executor: DaskExecutor, job: JobLike, token: str) -> None:
-        self.executor, self.job, self.token = executor, job, token
-        self.host = ""
-        self.pid = 0
-        self.lost = False  # the worker died mid-attempt (not the agent's doing)
-        self.error = ""  # the task itself failed on the worker (a broken install)
-        self.future: Any = None
-        self._code: int | None = None
-        self._started = threading.Event()
-        self._lock = threading.Lock()
-        self._gate: list[bytes] | None = []  # output held back until before_start returned
-        ensure_dir(job.log.parent)
-        self._log = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-
-    @property
-    def ref(self) -> dict[str, object]:
-        """What state.json keeps to find the attempt again."""
-        return {"executor": "dask", "token": self.token, "host": self.host, "pid": self.pid}
-
-    def poll(self) -> int | None:
-        """The exit code once the attempt has ended; -1 when lost or failed on the worker."""
-        return self._code
-
-    def wait_output(self, timeout: float | None) -> None:
-        """Block until output arrives, the attempt ends, the run is interrupted, or timeout."""
-        fds = [self._wake_r]
-        if self.executor.wake_fd is not None:
-            fds.append(self.executor.wake_fd)
-        if self._code is None:
-            select.select(fds, [], [], timeout)
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.read(self._wake_r, 4096)
-
-    def send_enter(self) -> bool:
-        """Write a newline to the agent's stdin on its worker (only with keep_stdin)."""
-        if self._code is not None or not self.host:
-            return False
-        return bool(self.executor.control(self.host, self.token, "enter"))
-
-    def terminate(self, grace: float = 5.0) -> None:
-        """SIGTERM the remote group, SIGKILL it after `grace`; returns once it has ended."""
-        if self._code is None and self.host:
-            self.executor.control(self.host, self.token, "stop", grace)
-            deadline = time.monotonic() + grace + 10.0
-            while self._code is None and time.monotonic() < deadline:
-                self.wait_output(0.2)
-        if self._code is None:  # still queued, or its worker never answered
-            self._end(-1)
-        self._release()
-
-    # -- called from Dask's threads --------------------------------------------------
-
-    def on_event(self, msg: Mapping[str, Any]) -> None:
-        kind = msg.get("k")
-        if kind == "start":
-            self.host, self.pid = str(msg.get("host", "")), int(msg.get("pid", 0))
-            self._started.set()
-        elif kind == "out":
-            self._output(bytes(msg.get("d", b"")))
-        elif kind == "exit":
-            self._end(int(msg.get("code", -1)))
-
-    def on_done(self, future: Any) -> None:
-        """The task's result (or failure) is in: note it, then let Dask forget the task."""
-        try:
-            result = future.result()
-        except Exception as exc:  # KilledWorker, cancelled, or a broken worker install
-            result = {"lost": True} if _is_lost(exc) else {"error": f"{type(exc).__name__}: {exc}"}
-        if result.get("lost"):
-            self.lose()
-        elif result.get("error"):
-            self.error = str(result["error"])
-            self._output(f"orchlib: the dask task failed on the worker: {self.error}\n".encode())
-            self._end(-1)
-        else:  # the exit event normally came first; it carries the same code
-            deadline = time.monotonic() + EXIT_WAIT
-            while self._code is None and time.monotonic() < deadline:
-                time.sleep(0.01)
-            self._end(int(result.get("code", -1)))
-        self._release(finished=not self.lost)
-
-    def lose(self) -> None:
-        """The worker is gone: the attempt ended as `worker lost`."""
-        if self._code is None:
-            self.lost = True
-            self._end(-1)
-        self._started.set()
-
-    def _output(self, data: bytes) -> None:
-        with self._lock:
-            if self._gate is not None:
-                self._gate.append(data)
-            elif self._log >= 0:
-                os.write(self._log, data)
-        self._wake()
-
-    def open_gate(self) -> None:
-        """Write what was held back; from now on output goes straight to the log."""
-        with self._lock:
-            held, self._gate = self._gate or [], None
-            for data in held:
-                os.write(self._log, data)
-        self._wake()
-
-    def _end(self, code: int) -> None:
-        if self._code is None:
-            self._code = code
-            if self.job.exit_file is not None and code >= 0:
-                with contextlib.suppress(OSError):
-                    self.job.exit_file.write_text(f"{code}\n")
-        self._started.set()
-        self._wake()
-
-    def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-
-    def _release(self, finished: bool = False) -> None:
-        """Let go of the task on the cluster (no blocking call: Dask's loop may be calling)
-        and close the log once the attempt ended."""
-        future, self.future = self.future, None
-        if future is not None:
-            future.release()
-        self.executor.forget(self, finished)
-        if self._code is not None:
-            with self._lock:
-                if self._gate is None and self._log >= 0:
-                    os.close(self._log)
-                    self._log = -1
-
-
-def _is_lost(exc: BaseException) -> bool:
-    return type(exc).__name__ in {"KilledWorker", "CancelledError", "FutureCancelledError"}
 
 
 class DaskExecutor:
@@ -191,6 +37,7 @@ class DaskExecutor:
         self._handles: dict[str, DaskHandle] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
+        self._claims = True
 
     @property
     def client(self) -> Any:
@@ -199,6 +46,7 @@ class DaskExecutor:
             if self._cluster is None:
                 self._cluster = connect(self.scheduler)
                 client = self._cluster.client
+                self._claims = not never_reruns(client)
                 client.subscribe_topic(self.topic, self._on_event)
                 client.subscribe_topic("all", self._on_cluster_event)
                 threading.Thread(target=self._keep_lease, daemon=True).start()
@@ -258,7 +106,7 @@ class DaskExecutor:
         """Drop an attempt; a finished one's claim too (a lost one's stays: it is what stops
         Dask from running that agent again). `finished` only from a thread that may block."""
         self._handles.pop(handle.token, None)
-        if finished and not self._closing.is_set():
+        if finished and self._claims and not self._closing.is_set():
             with contextlib.suppress(Exception):
                 self._event(claim_name(handle.token)).clear()
 
@@ -279,6 +127,7 @@ class DaskExecutor:
         env = {k: str(v) for k, v in job.env.items()}
         argv, cwd = tuple(job.argv), str(job.cwd)
         spec = Spec(token, self.topic, self.lease, argv, cwd, env, job.stdin, job.keep_stdin)
+        spec = replace(spec, claim=self._claims)
         self._handles[token] = handle
         handle.future = self.client.submit(
             run_attempt,

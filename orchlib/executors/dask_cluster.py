@@ -124,9 +124,24 @@ def probe(marker: str, token: str, clis: Sequence[str]) -> list[str]:
             f"the checkout at {root} (shared file system needed; {socket.gethostname()} "
             f"cannot read {PROBE_DIR}/{Path(marker).name})"
         )
+    if not _found("setpriv"):
+        missing.append("setpriv on PATH (util-linux: it ties an agent's life to its worker)")
     missing += [f"agent CLI {cli!r} on PATH" for cli in clis if not _found(cli)]
     return missing
 
 
 def _found(cli: str) -> bool:
     return shutil.which(cli) is not None or os.access(cli, os.X_OK)
+
+
+def never_reruns(client: Any) -> bool:
+    """True when the scheduler fails a task whose worker died instead of running it again
+    (allowed-failures 0, as in a `local:N` cluster): attempts need no claim then."""
+    try:
+        return client.run_on_scheduler(_allowed_failures) == 0  # type: ignore[no-any-return]
+    except Exception:  # a scheduler that refuses to run our code: assume it re-runs
+        return False
+
+
+def _allowed_failures(dask_scheduler: Any) -> int:
+    return int(dask_scheduler.allowed_failures)
