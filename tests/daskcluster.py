@@ -8,11 +8,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
 QUIET = {"DASK_LOGGING__DISTRIBUTED": "error"}
+DASK = os.path.join(os.path.dirname(sys.executable), "dask")  # the venv's, as installed
 
 
 def free_port() -> int:
@@ -29,7 +31,7 @@ class DaskCluster:
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.scheduler = self._spawn(
-            ["dask", "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
              "--no-dashboard"], {}
         )  # fmt: skip
 
@@ -42,7 +44,7 @@ class DaskCluster:
         self, agents: int | None = 2, env: Mapping[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         """Start a worker (with `--resources agent=N` unless agents is None)."""
-        argv = ["dask", "worker", self.address, "--nthreads", "2", "--no-nanny",
+        argv = [DASK, "worker", self.address, "--nthreads", "2", "--no-nanny",
                 "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "60"]  # fmt: skip
         if agents is not None:
             argv += ["--resources", f"agent={agents}"]
