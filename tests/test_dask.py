@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -300,3 +301,34 @@ def test_local_cluster_workers_end_with_the_executor(tmp_path: Path) -> None:
     ex.close()
     for pid in workers.values():
         wait_until(lambda pid=pid: not pid_alive(pid), timeout=10)
+
+
+def test_finished_attempts_leave_no_descriptor_open(ex: DaskExecutor, tmp_path: Path) -> None:
+    def one(i: int) -> None:
+        handle = ex.start(sh(f"echo {i}", tmp_path / f"n{i}.log"), lambda h: None)
+        wait_end(handle)
+        handle.terminate(1)
+
+    one(0)
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(1, 11):
+        one(i)
+    assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_an_interrupt_wakes_a_waiting_run(cluster: DaskCluster, tmp_path: Path) -> None:
+    wake_r, wake_w = os.pipe()
+    ex = DaskExecutor(cluster.address, wake_fd=wake_r)
+    try:
+        handle = ex.start(sh("sleep 30", tmp_path / "i.log"), lambda h: None)
+        handle.wait_output(0)  # a wake-up may be pending from the start: they are allowed
+        threading.Timer(0.3, os.write, (wake_w, b"x")).start()
+        started = time.monotonic()
+        handle.wait_output(20)
+        assert 0.2 < time.monotonic() - started < 5 and handle.poll() is None
+        handle.terminate(0.5)
+        assert handle.poll() is not None
+    finally:
+        ex.close()
+        os.close(wake_r)
+        os.close(wake_w)

@@ -35,7 +35,8 @@ class DaskExecutor:
         self.topic = f"orchlib-{secrets.token_hex(6)}"
         self._cluster: Cluster | None = None
         self._handles: dict[str, DaskHandle] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # connecting
+        self._hlock = threading.Lock()  # the attempts
         self._closing = threading.Event()
         self._claims = True
 
@@ -105,7 +106,8 @@ class DaskExecutor:
     def forget(self, handle: DaskHandle, finished: bool) -> None:
         """Drop an attempt; a finished one's claim too (a lost one's stays: it is what stops
         Dask from running that agent again). `finished` only from a thread that may block."""
-        self._handles.pop(handle.token, None)
+        with self._hlock:
+            self._handles.pop(handle.token, None)
         if finished and self._claims and not self._closing.is_set():
             with contextlib.suppress(Exception):
                 self._event(claim_name(handle.token)).clear()
@@ -113,7 +115,7 @@ class DaskExecutor:
     def close(self) -> None:
         """Stop what still runs, release the cluster (a LocalCluster ends here)."""
         self._closing.set()
-        for handle in list(self._handles.values()):
+        for handle in self._running():
             handle.terminate(2.0)
         if self._cluster is not None:
             for topic in (self.topic, "all"):  # else the scheduler writes to a closed comm
@@ -128,7 +130,8 @@ class DaskExecutor:
         argv, cwd = tuple(job.argv), str(job.cwd)
         spec = Spec(token, self.topic, self.lease, argv, cwd, env, job.stdin, job.keep_stdin)
         spec = replace(spec, claim=self._claims)
-        self._handles[token] = handle
+        with self._hlock:
+            self._handles[token] = handle
         handle.future = self.client.submit(
             run_attempt,
             spec,
@@ -154,6 +157,10 @@ class DaskExecutor:
         fd = self.wake_fd
         return fd is not None and bool(select.select([fd], [], [], 0)[0])
 
+    def _running(self) -> list[DaskHandle]:
+        with self._hlock:  # Dask's threads add and drop attempts as we look
+            return list(self._handles.values())
+
     def _on_event(self, event: tuple[float, Mapping[str, Any]]) -> None:
         msg = event[1]
         handle = self._handles.get(str(msg.get("t")))
@@ -165,7 +172,7 @@ class DaskExecutor:
         msg = event[1]
         if msg.get("action") != "remove-worker":
             return
-        for handle in list(self._handles.values()):
+        for handle in self._running():
             if handle.host == msg.get("worker") and handle.poll() is None:
                 handle.lose()
                 handle._release()  # so Dask does not run it again elsewhere

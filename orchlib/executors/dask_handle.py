@@ -21,7 +21,7 @@ from orchlib.fsutil import ensure_dir
 if TYPE_CHECKING:
     from orchlib.executors.dask import DaskExecutor
 
-EXIT_WAIT = 1.0  # a finished task's exit event may trail its result by this much at most
+EXIT_WAIT = 3.0  # a finished task's exit event may trail its result by this much at most
 
 
 class JobLike(Protocol):
@@ -55,6 +55,8 @@ class DaskHandle:
         self._log = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)  # a full pipe already says "wake up"
+        self._closed = False
 
     @property
     def ref(self) -> dict[str, object]:
@@ -67,6 +69,8 @@ class DaskHandle:
 
     def wait_output(self, timeout: float | None) -> None:
         """Block until output arrives, the attempt ends, the run is interrupted, or timeout."""
+        if self._closed:
+            return
         fds = [self._wake_r]
         if self.executor.wake_fd is not None:
             fds.append(self.executor.wake_fd)
@@ -91,6 +95,16 @@ class DaskHandle:
         if self._code is None:  # still queued, or its worker never answered: drop the task
             self._end(-1)
             self._release()
+        self.close()
+
+    def close(self) -> None:
+        """Release the handle's file descriptors (the caller is done with it)."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+        self._close_log()
 
     # -- called from Dask's threads --------------------------------------------------
 
@@ -152,6 +166,15 @@ class DaskHandle:
             for data in held:
                 os.write(self._log, data)
         self._wake()
+        if self._code is not None:
+            self._close_log()
+
+    def _close_log(self) -> None:
+        """Once ended and nothing is held back: the exit event is the worker's last word."""
+        with self._lock:
+            if self._gate is None and self._log >= 0:
+                os.close(self._log)
+                self._log = -1
 
     def _end(self, code: int) -> None:
         if self._code is None:
@@ -159,12 +182,15 @@ class DaskHandle:
             if self.job.exit_file is not None and code >= 0:
                 with contextlib.suppress(OSError):
                     self.job.exit_file.write_text(f"{code}\n")
+        self._close_log()
         self._started.set()
         self._wake()
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        with self._lock:  # never a write to a closed (or since reused) descriptor
+            if not self._closed:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    os.write(self._wake_w, b"x")
 
     def _release(self, finished: bool = False) -> None:
         """Let go of the task on the cluster (no blocking call: Dask's loop may be calling)
@@ -173,11 +199,6 @@ class DaskHandle:
         if future is not None:
             future.release()
         self.executor.forget(self, finished)
-        if self._code is not None:
-            with self._lock:
-                if self._gate is None and self._log >= 0:
-                    os.close(self._log)
-                    self._log = -1
 
 
 def _result(future: Any) -> Mapping[str, Any]:
