@@ -1,6 +1,6 @@
 """Run every benchmark, one after the other, and write benchmarks/RESULTS.md.
 
-    python benchmarks/run_all.py                 # all five, ~7 minutes on 2 cores
+    python benchmarks/run_all.py                 # all six, ~8 minutes on 2 cores
     python benchmarks/run_all.py --only noop latency
 
 Each benchmark runs as its own process (`python benchmarks/<name>.py --json ...`); a
@@ -24,7 +24,7 @@ from typing import Any
 import _bench as b
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["noop", "throughput", "latency", "makespan", "memory"]
+BENCHMARKS = ["noop", "throughput", "latency", "makespan", "memory", "worktrees"]
 
 
 def run_one(name: str, out_dir: Path) -> tuple[dict[str, Any] | None, str]:

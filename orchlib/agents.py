@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchlib.aider import AiderText
 from orchlib.plan import AgentSpec
 from orchlib.streams import (
     ClaudeStream,
@@ -125,6 +126,9 @@ PROFILES: Mapping[str, Profile] = {
         resume=("--resume",),
         prompt={"stdin": (), "arg": ("--prompt={prompt}",)},
         adapter=GeminiStream,
+        # Headless gemini exits 55 in a folder it does not trust (0.61, folder trust on by
+        # default). The variable, unlike `--skip-trust`, is harmless to releases without it.
+        env={"GEMINI_CLI_TRUST_WORKSPACE": "true"},
     ),
     # aider reads its chat from stdin line by line, so the prompt goes by file or argument.
     "aider": Profile(
@@ -133,7 +137,7 @@ PROFILES: Mapping[str, Profile] = {
         permission=("--yes-always",),
         permission_flags=("--yes-always",),
         prompt={"file": ("--message-file", "{prompt_file}"), "arg": ("--message={prompt}",)},
-        adapter=PlainText,
+        adapter=AiderText,
     ),
     # `opencode run` reads a piped stdin to EOF whether or not a message argument is given.
     "opencode": Profile(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from orchlib.markers import Kind, LineSplitter, Marker, scan
+from orchlib.markers import Kind, LineSplitter, Marker, scan, strip_ansi
 from orchlib.plan import Limits
 from orchlib.streams import OutputAdapter
 from orchlib.terminal import Proc, Waiter
@@ -26,9 +27,11 @@ class Result(enum.Enum):
     STALLED = "stalled"
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
+    PAUSED = "paused"  # the CLI reported a usage limit: no retry is used (DESIGN §11)
 
 
 READ_BLOCK = 1 << 16
+_FOREIGN = re.compile(r"\[(?:PROGRESS|DONE|ERROR|QUESTION):[A-Za-z0-9_.-]+\]\s*")
 RETRIED = {Result.CLOSED, Result.STALLED, Result.TIMEOUT}
 
 
@@ -41,6 +44,8 @@ class Outcome:
     exit_code: int | None = None
     session_id: str | None = None
     usage: dict[str, object] = field(default_factory=dict)
+    reset_at: float | None = None  # PAUSED: when the CLI said its limit resets (epoch)
+    denied: tuple[str, ...] = ()  # tool calls the CLI refused (claude `-p` permissions)
 
 
 ProgressFn = Callable[[int, str], None]
@@ -90,9 +95,13 @@ class _Watch:
 
     def line(self, raw: str) -> None:
         for text in self.f.adapter.texts(raw):
-            if text.strip():
-                self.last_line = text.strip()
-            for marker in scan(text, self.f.terminal_id):
+            found = scan(text, self.f.terminal_id)
+            # The last line said is what a person reads in an error: plain text, and for a
+            # report of ours its text, never the raw `[KIND:id]` token or escape codes.
+            said = found[-1].text if found else _plain_token(strip_ansi(text)).strip()
+            if said:
+                self.last_line = said
+            for marker in found:
                 self.marker(marker)
 
     def marker(self, marker: Marker) -> None:
@@ -181,7 +190,10 @@ def _consume(watch: _Watch, reader: BinaryIO) -> bool:
 def _outcome(watch: _Watch, result: Result, text: str) -> Outcome:
     f = watch.f
     usage = dict(f.adapter.usage)
-    return Outcome(result, text, f.proc.returncode, f.adapter.session_id, usage)
+    limit = f.adapter.limit if result is Result.PAUSED else None
+    denied = tuple(getattr(f.adapter, "denied", ()))
+    return Outcome(result, text, f.proc.returncode, f.adapter.session_id, usage,
+                   limit.reset_at if limit else None, denied)  # fmt: skip
 
 
 def _decide(watch: _Watch) -> Outcome:
@@ -189,6 +201,9 @@ def _decide(watch: _Watch) -> Outcome:
         return _decide_shell(watch)
     if watch.final is not None:
         return _outcome(watch, Result[watch.final.kind.value], watch.final.text)
+    limit = watch.f.adapter.limit
+    if limit is not None and watch.forced is not Result.INTERRUPTED:
+        return _outcome(watch, Result.PAUSED, f"usage limit: {limit.text}")
     if watch.forced is not None:
         return _outcome(watch, watch.forced, _forced_text(watch))
     tail = f": {watch.last_line}" if watch.last_line else ""
@@ -198,14 +213,29 @@ def _decide(watch: _Watch) -> Outcome:
 
 
 def _decide_shell(watch: _Watch) -> Outcome:
+    """The first ERROR or QUESTION decides, as for agents; else the exit code, which must
+    agree with a DONE (DESIGN §5)."""
     if watch.forced is not None:
         return _outcome(watch, watch.forced, _forced_text(watch))
+    final = watch.final
+    if final is not None and final.kind is not Kind.DONE:
+        return _outcome(watch, Result[final.kind.value], final.text)
     code = watch.f.proc.returncode
     if code == 0:
         summary = watch.done_marker.text if watch.done_marker else watch.last_line
         return _outcome(watch, Result.DONE, summary)
+    if watch.done_marker is not None:
+        return _outcome(
+            watch, Result.ERROR, f"DONE was printed, but the command exited with code {code}"
+        )
     tail = f": {watch.last_line}" if watch.last_line else ""
     return _outcome(watch, Result.ERROR, f"command exited with code {code}{tail}")
+
+
+def _plain_token(text: str) -> str:
+    """A line that holds another terminal's marker: the text after its token."""
+    match = _FOREIGN.search(text)
+    return text[match.end() :] if match else text
 
 
 def _forced_text(watch: _Watch) -> str:

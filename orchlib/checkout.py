@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchlib import prompt, stamps
+from orchlib.pauses import Pauses
 from orchlib.plan import Plan, Task
 from orchlib.planfile import load_plans
 
 if TYPE_CHECKING:
     from orchlib.events import Bus
+    from orchlib.git import Repos
 
 
 @dataclass
@@ -52,10 +54,14 @@ class Checkout:
     root: Path
     plans: dict[str, Plan]
     interrupt: Interrupt = field(default_factory=Interrupt)
+    pauses: Pauses = field(default_factory=Pauses)  # profiles waiting for a usage limit
     # Tasks a pruned `doit run` left out because they and their upstream are done.
     up_to_date: dict[str, list[str]] = field(default_factory=dict)
+    # Why each task of a plan would run (None: up to date), as computed while loading.
+    verdicts: dict[str, dict[str, str | None]] = field(default_factory=dict)
     _attempts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
     _attempt_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _repos: Repos | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, root: Path) -> Checkout:
@@ -70,6 +76,16 @@ class Checkout:
         from orchlib import events
 
         return events.Bus()
+
+    @property
+    def repos(self) -> Repos:
+        """The run's project repositories (`isolation: worktree`): their locks and identities."""
+        with self._attempt_lock:  # asked for on several threads at once: one per run
+            if self._repos is None:
+                from orchlib.git import Repos  # only isolated projects pay for its imports
+
+                self._repos = Repos()
+            return self._repos
 
     @property
     def orch_dir(self) -> Path:
@@ -110,6 +126,10 @@ class Checkout:
     def prompt_path(self, plan_id: str, task_id: str, attempt: int) -> Path:
         """The rendered prompt of one attempt."""
         return self.plan_dir(plan_id) / "prompts" / f"{task_id}.{attempt}.md"
+
+    def latest_attempt(self, plan_id: str, task_id: str) -> int:
+        """The task's highest attempt number with a transcript on disk (0: none)."""
+        return _attempts_on_disk(self.plan_dir(plan_id) / "logs").get(task_id, 0)
 
     def next_attempt(self, plan_id: str, task_id: str) -> int:
         """Attempt numbers count across runs (from the logs on disk), so logs never collide."""

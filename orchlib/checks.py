@@ -17,7 +17,7 @@ from orchlib import stamps
 from orchlib.attempt import Follow, Result, follow
 from orchlib.checkout import Checkout
 from orchlib.fsutil import atomic_write
-from orchlib.plan import Limits, Plan, Task
+from orchlib.plan import Limits, Plan, Project, Task
 from orchlib.streams import PlainText
 from orchlib.terminal import Proc, spawn
 
@@ -30,25 +30,28 @@ class Checked:
 
     problem: str | None
     verify: dict[str, Any] = field(default_factory=dict)
+    merge: dict[str, str] = field(default_factory=dict)  # isolated: the branch and merge commit
 
 
-def run_checks(co: Checkout, plan: Plan, task: Task, attempt: int) -> Checked:
-    """Check the DONE of `attempt`: outputs first (cheap), then verify."""
-    project = plan.projects[task.project]
-    missing = stamps.missing_outputs(project, task)
+def run_checks(co: Checkout, plan: Plan, task: Task, attempt: int, where: Project) -> Checked:
+    """Check the DONE of `attempt` in `where` (the project, or the task's worktree):
+    outputs first (cheap), then verify."""
+    missing = stamps.missing_outputs(where, task)
     if missing:
-        return Checked(f"declared output {missing[0]!r} does not exist in {project.root}")
+        return Checked(f"declared output {missing[0]!r} does not exist in {where.root}")
     if task.verify is None:
         return Checked(None)
-    return _verify(co, plan, task, attempt, task.verify)
+    return _verify(co, plan, task, attempt, where.root)
 
 
-def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, argv: tuple[str, ...]) -> Checked:
+def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path) -> Checked:
+    argv = task.verify
+    assert argv is not None
     log = co.log_path(plan.plan_id, task.id, attempt, "verify.log")
     pid_file = log.with_suffix(".pid")
     stop_leftover(pid_file)
     log.unlink(missing_ok=True)  # the log holds this check only, for the feedback
-    proc = _start(plan, task, argv, log, pid_file)
+    proc = _start(plan, task, root, log, pid_file)
     limits = Limits(retries=0, timeout=task.limits.timeout, stall_timeout=None)
     watch = Follow(proc, log, "", limits, PlainText(), co.interrupt.event, co.interrupt.wake_fd,
                    _no_progress, shell=True)  # fmt: skip
@@ -62,14 +65,14 @@ def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, argv: tuple[str,
     return Checked(f"verify failed ({outcome.text.split(':')[0]}):\n{tail(log)}".rstrip(), info)
 
 
-def _start(plan: Plan, task: Task, argv: tuple[str, ...], log: Path, pid_file: Path) -> Proc:
+def _start(plan: Plan, task: Task, root: Path, log: Path, pid_file: Path) -> Proc:
     env = {**os.environ, "ORCH_PLAN_ID": plan.plan_id, "ORCH_TASK_ID": task.id}
 
     def note_pid(proc: Proc) -> None:
         atomic_write(pid_file, f"{proc.pid} {proc.start_time}\n")
 
-    root = plan.projects[task.project].root
-    return spawn(argv, cwd=root, env=env, log=log, before_start=note_pid)
+    assert task.verify is not None
+    return spawn(task.verify, cwd=root, env=env, log=log, before_start=note_pid)
 
 
 def _no_progress(percent: int, text: str) -> None:

@@ -1,20 +1,17 @@
-"""orchlib's doit commands: plan-aware `run`, `forget`, `info`, plus `status` and `answer`.
+"""orchlib's doit commands that extend doit's own: plan-aware `run`, `forget`, `clean`,
+`info` and `list` (`status`, `answer`, `log`, `accept` and `help` live in their own modules).
 
 They are registered through the `doit.COMMAND` entry-point group, so they work in every
-checkout. In a folder that is not a checkout, run/forget/info behave exactly as doit's.
+checkout. In a folder that is not a checkout, they behave exactly as doit's. Where doit's
+run is replaced, only its documented hook is: `_execute`, whose parameters name its options.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import os
-import sys
-from collections.abc import Callable
-from pathlib import Path
+import inspect
 from typing import Any
 
-from doit.cmd_base import Command
+from doit.cmd_clean import Clean as DoitClean
 from doit.cmd_forget import Forget as DoitForget
 from doit.cmd_info import Info as DoitInfo
 from doit.cmd_list import List as DoitList
@@ -22,120 +19,162 @@ from doit.cmd_run import Run as DoitRun
 from doit.control import TaskControl
 from doit.exceptions import InvalidCommand
 
-from orchlib import loader, plugins, stamps
-from orchlib.errors import OrchError
+from orchlib import loader, plugins, stamps, statesync
+from orchlib.checkout import Checkout
+from orchlib.cmdutil import OneLineErrors, fail, quiet_when_reader_gone, report
+from orchlib.errors import ConfigError, OrchError
 from orchlib.loader import orch_meta
 from orchlib.prompt import template_dirs
+from orchlib.runlock import run_lock
 
 plugins.install()  # doit's later plugin lookups: one scan of the installed packages
 
 
-def _reader_gone() -> int:
-    """`doit status | head`: the reader closed the pipe. End quietly, exit 1 (as Python's docs
-    advise; stdout is pointed at /dev/null so the flush at exit cannot fail again)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    with contextlib.suppress(OSError, ValueError):
-        os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-    return 1
+opt_dry_run = {
+    "name": "dry_run",
+    "long": "dry-run",
+    "type": bool,
+    "default": False,
+    "help": "list what a run would dispatch, in order, with the reason; run nothing",
+}
 
 
-def _quiet_when_reader_gone(execute: Callable[..., Any]) -> Callable[..., Any]:
-    """A command's `_execute` that ends quietly when the reader of its output is gone.
-
-    doit reports any exception of a command with a traceback; `functools.wraps` keeps the
-    signature doit reads its options from.
-    """
-
-    @functools.wraps(execute)
-    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return execute(self, *args, **kwargs)
-        except BrokenPipeError:
-            return _reader_gone()
-
-    return run
+OPT_NO_WAIT_LIMITS = {
+    "name": "no_wait_limits",
+    "long": "no-wait-limits",
+    "type": bool,
+    "default": False,
+    "help": "when only tasks held by an agent's usage limit are left, stop (exit 2) "
+    "instead of waiting for the reset",
+}
 
 
-def _report(exc: OrchError) -> int:
-    for line in exc.lines():
-        sys.stderr.write(f"{line}\n")
-    return exc.exit_code
-
-
-class Run(DoitRun):  # type: ignore[misc]
+class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
     """doit's run, with plan tasks scheduled by orchlib."""
+
+    doc_purpose = "run the plans' tasks that are not up to date (stamps decide)"
+    cmd_options = (*DoitRun.cmd_options, opt_dry_run, OPT_NO_WAIT_LIMITS)
 
     def execute(self, params: Any, args: list[str]) -> Any:
         """Load only the plan tasks this run needs (all with --always or a wildcard)."""
+        if any(not a for a in args):
+            return fail("an empty task name was given (doit list shows the tasks)")
         whole = params.get("always") or any("*" in a for a in args)
         with loader.pruned_for_run(None if whole else list(args)):
             return super().execute(params, args)
 
-    def _execute(self, outfile: Any, verbosity: int | None = None, always: bool = False,
-                 continue_: bool = False, reporter: str = "console", num_process: int = 0,
-                 par_type: str = "process", single: bool = False, auto_delayed_regex: bool = False,
-                 force_verbosity: bool = False, failure_verbosity: int = 0,
-                 pdb: bool = False) -> int:  # fmt: skip
+    def _execute(self, outfile: Any, **options: Any) -> Any:
+        """doit's own run for a foreign dodo.py; orchlib's runner for a checkout's plans."""
+        dry_run = options.pop("dry_run", False)
+        wait_limits = not options.pop("no_wait_limits", False)
         co = loader.current()
-        if co is None or not co.plans:
-            return int(super()._execute(
-                outfile, verbosity, always, continue_, reporter, num_process, par_type, single,
-                auto_delayed_regex, force_verbosity, failure_verbosity, pdb))  # fmt: skip
-        control = TaskControl(self.task_list, auto_delayed_regex=auto_delayed_regex)
-        control.process(self.sel_tasks)
-        if single:
-            for name in control.selected_tasks:
-                control.tasks[name].task_dep = []
+        if co is None:
+            return super()._execute(outfile, **options)
+        try:
+            if not any(plan.tasks for plan in co.plans.values()):
+                raise ConfigError(NO_PLANS)
+            return self._plans(co, outfile, dry_run, {**options, "wait_limits": wait_limits})
+        except OrchError as exc:
+            return report(exc)
+
+    # doit passes `_execute` the options its signature names: doit's own, plus ours.
+    _execute.__signature__ = inspect.signature(DoitRun._execute).replace(  # type: ignore[attr-defined]
+        parameters=[
+            *inspect.signature(DoitRun._execute).parameters.values(),
+            inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, default=False),
+            inspect.Parameter("no_wait_limits", inspect.Parameter.KEYWORD_ONLY, default=False),
+        ]
+    )
+
+    def _plans(self, co: Any, outfile: Any, dry_run: bool, options: dict[str, Any]) -> int:
+        control = TaskControl(self.task_list, auto_delayed_regex=options["auto_delayed_regex"])
+        try:
+            control.process(self.sel_tasks)
+        except InvalidCommand as exc:  # doit's three lines, said in orchlib's one
+            if exc.not_found is None:
+                raise ConfigError(" ".join(str(exc).split())) from None
+            raise ConfigError(
+                f"{exc.not_found!r} is not a plan or task (doit list --all shows them)"
+            ) from None
+        if options["single"]:
+            loader.only_selected(control)
+        if options["num_process"] < 0:
+            raise ConfigError(f"-n {options['num_process']}: the number of agents at once "
+                              "must be 1 or more (0: one per project)")  # fmt: skip
+        statesync.sync_all(co, co.verdicts)
         chosen = loader.selected_plan_tasks(control)
         out = open(outfile, "w", encoding="utf-8") if isinstance(outfile, str) else outfile  # noqa: SIM115
         try:
-            return self._run(co, chosen, control, out, continue_, always, num_process, verbosity,
-                             force_verbosity)  # fmt: skip
-        except OrchError as exc:
-            return _report(exc)
+            if dry_run:
+                from orchlib.dryrun import dry_run as show
+
+                return show(co, chosen, out, bool(options["always"]))
+            return self._run(co, chosen, control, out, options)
         finally:
             if out is not outfile:
                 out.close()
 
-    def _run(self, co: Any, chosen: list[Any], control: Any, out: Any, *options: Any) -> int:
+    def _run(self, co: Any, chosen: list[Any], control: Any, out: Any, o: dict[str, Any]) -> int:
         if not chosen:  # the common re-run: decided without loading the run machinery
             done = sum(len(ids) for ids in co.up_to_date.values())
+            if (co.orch_dir / "worktrees").is_dir():  # a crash left a finished task's worktree
+                from orchlib.worktrees import sweep_unlocked
+
+                sweep_unlocked(co)
             out.write(f"orchlib: {done} tasks up to date, nothing to do\n")
             return 0
         from orchlib.session import RunOptions, run_plans  # a run with work pays for its imports
 
-        opts = RunOptions(bool(options[0]), *options[1:])
+        opts = RunOptions(bool(o["continue_"]), bool(o["always"]), o["num_process"],
+                          o["verbosity"], o["force_verbosity"], o["wait_limits"])  # fmt: skip
         return run_plans(co, chosen, control, self.dep_manager, out, opts)
 
 
-class Forget(DoitForget):  # type: ignore[misc]
+NO_PLANS = (
+    "no plan task to run: plans/ holds no plan with tasks; write one (see docs/plans.md) "
+    'or draft one with `doit draft "your goal"`'
+)
+
+
+class Forget(OneLineErrors, DoitForget):  # type: ignore[misc]
     """doit's forget; for plan tasks it also sets the stamp aside and drops an open question."""
 
+    doc_purpose = "make tasks run again: set their stamps aside (dependents then run too)"
+
     def _execute(self, forget_sub: bool, forget_disable_default: bool, forget_all: bool) -> Any:
-        result = super()._execute(forget_sub, forget_disable_default, forget_all)
         co = loader.current()
         if co is None:
-            return result
+            return super()._execute(forget_sub, forget_disable_default, forget_all)
+        if self.sel_default_tasks and not forget_all:
+            return fail("name the tasks to forget: doit forget PLAN:TASK (or PLAN, or --all)")
+        unknown = [n for n in self.sel_tasks or [] if n not in {t.name for t in self.task_list}]
+        if unknown:
+            return fail(f"unknown task {unknown[0]!r} (doit list --all shows the tasks)")
+        try:
+            with run_lock(co.orch_dir, "forget"):
+                result = super()._execute(forget_sub, forget_disable_default, forget_all)
+                self._forget_plan_tasks(co, forget_sub, forget_all)
+                statesync.sync_all(co, held=True)
+        except OrchError as exc:
+            return report(exc)
+        return result
+
+    def _forget_plan_tasks(self, co: Checkout, forget_sub: bool, forget_all: bool) -> None:
         by_plan: dict[str, list[str]] = {}
-        for task in self._forgotten(forget_sub, forget_disable_default, forget_all):
+        for task in self._forgotten(forget_sub, forget_all):
             meta = orch_meta(task)
             if meta is not None:
                 stamps.forget(co.stamp_path(meta["plan"], meta["task"]))
                 by_plan.setdefault(meta["plan"], []).append(meta["task"])
         for plan_id, task_ids in by_plan.items():
-            plan = co.plans[plan_id]
             from orchlib import state  # commands that touch the state pay for its imports
 
-            state.forget(co.plan_dir(plan_id), plan, task_ids, template_dirs(co.root))
-        return result
+            state.forget(co.plan_dir(plan_id), co.plans[plan_id], task_ids, template_dirs(co.root))
 
-    def _forgotten(self, forget_sub: bool, disable_default: bool, forget_all: bool) -> list[Any]:
+    def _forgotten(self, forget_sub: bool, forget_all: bool) -> list[Any]:
         tasks = {t.name: t for t in self.task_list}
         if forget_all:
             return list(tasks.values())
-        if self.sel_default_tasks and disable_default:
-            return []
         found: dict[str, Any] = {}
         stack = list(self.sel_tasks or [])
         while stack:
@@ -148,94 +187,69 @@ class Forget(DoitForget):  # type: ignore[misc]
         return list(found.values())
 
 
-class Info(DoitInfo):  # type: ignore[misc]
-    """doit's info; for a plan task it first says, in one line, why it would run."""
+class Clean(OneLineErrors, DoitClean):  # type: ignore[misc]
+    """doit's clean; for a checkout it is refused while a run is going."""
 
-    @_quiet_when_reader_gone
+    doc_purpose = "remove tasks' stamps (and declared outputs' clean actions): they run again"
+
+    def _execute(self, *args: Any, **kwargs: Any) -> Any:
+        co = loader.current()
+        if co is None:
+            return super()._execute(*args, **kwargs)
+        unknown = [n for n in self.sel_tasks or [] if "*" not in n
+                   and n not in {t.name for t in self.task_list}]  # fmt: skip
+        if unknown:
+            return fail(f"unknown task {unknown[0]!r} (doit list --all shows the tasks)")
+        try:
+            with run_lock(co.orch_dir, "clean"):
+                result = super()._execute(*args, **kwargs)
+                statesync.sync_all(co, held=True)
+        except OrchError as exc:
+            return report(exc)
+        return result
+
+    _execute.__signature__ = inspect.signature(DoitClean._execute)  # type: ignore[attr-defined]
+
+
+class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
+    """doit's info, in orchlib's words for plans and plan tasks: why a task would run (the
+    rule `doit` uses), its state, stamp and log; a plan's status table."""
+
+    doc_purpose = "why a task would run, its state, stamp and log; a plan's state"
+
+    @quiet_when_reader_gone
     def _execute(self, pos_args: list[str], hide_status: bool = False) -> Any:
         co = loader.current()
+        if co is None:
+            return super()._execute(pos_args, hide_status)
+        if len(pos_args) != 1:
+            return fail("info: name one task or plan: doit info PLAN:TASK (doit list --all)")
+        name = pos_args[0]
         tasks = {t.name: t for t in self.task_list}
-        if co is not None and len(pos_args) == 1 and pos_args[0] in tasks:
-            meta = orch_meta(tasks[pos_args[0]])
-            if meta is not None:
-                plan = co.plans[meta["plan"]]
-                reason = co.why_not_done(plan, plan.tasks[meta["task"]])
-                verdict = f"would run: {reason}" if reason else "up to date (has a valid stamp)"
-                self.outstream.write(f"{pos_args[0]}: {verdict}\n")
-        return super()._execute(pos_args, hide_status)
+        if name not in tasks:
+            return fail(f"unknown task {name!r} (doit list --all shows the tasks)")
+        statesync.sync_all(co)
+        from orchlib import infotext
+
+        if name in co.plans:
+            self.outstream.write(infotext.plan_info(co, co.plans[name]))
+            return 0
+        meta = orch_meta(tasks[name])
+        if meta is None:
+            return super()._execute(pos_args, hide_status)
+        text, up_to_date = infotext.task_info(co, meta["plan"], meta["task"])
+        self.outstream.write(text)
+        return 0 if up_to_date else 1  # as doit's info: 1 = the task would run
 
 
-class List(DoitList):  # type: ignore[misc]
-    """doit's list; `doit list | head` ends quietly."""
+class List(OneLineErrors, DoitList):  # type: ignore[misc]
+    """doit's list, over state files that agree with the stamps; `doit list | head` ends quietly."""
 
-    _execute = _quiet_when_reader_gone(DoitList._execute)
+    @quiet_when_reader_gone
+    def _execute(self, *args: Any, **kwargs: Any) -> Any:
+        co = loader.current()
+        if co is not None:
+            statesync.sync_all(co)
+        return DoitList._execute(self, *args, **kwargs)
 
-
-class Status(Command):  # type: ignore[misc]
-    """doit status: each plan task's state, progress, attempt and last line, and what to do next."""
-
-    name = "status"
-    doc_purpose = "show the state of every plan task (works while a run is going)"
-    doc_usage = "[PLAN ...]"
-    doc_description = None
-    cmd_options = ()
-
-    @_quiet_when_reader_gone
-    def execute(self, params: Any, args: list[str]) -> int:
-        """Print the status table of each plan (or the plans named)."""
-        try:
-            co = loader.checkout_for(Path.cwd())
-        except Exception as exc:  # InvalidDodoFile: the plan errors, already one per line
-            sys.stderr.write(f"{exc}\n")
-            return 3
-        unknown = [a for a in args if a not in co.plans]
-        if unknown:
-            raise InvalidCommand(f"unknown plan {unknown[0]!r} (known: {', '.join(co.plans)})")
-        for plan_id, plan in co.plans.items():
-            if args and plan_id not in args:
-                continue
-            found = {t: co.stamp(plan_id, t) for t in plan.tasks}
-            from orchlib import state
-
-            table = state.render_status(plan, state.load(co.plan_dir(plan_id)),
-                                        {k: v for k, v in found.items() if v})  # fmt: skip
-            sys.stdout.write(table.rstrip("\n") + "\n")
-            sys.stdout.flush()  # a closed pipe shows here, inside the command
-        return 0
-
-
-class Answer(Command):  # type: ignore[misc]
-    """doit answer PLAN:TASK "text": answer a task's question; the next run re-dispatches it."""
-
-    name = "answer"
-    doc_purpose = "answer the open question of a waiting task"
-    doc_usage = 'PLAN:TASK "answer text"'
-    doc_description = None
-    cmd_options = ()
-
-    def execute(self, params: Any, args: list[str]) -> int:
-        """Store the answer in the plan's state (takes only the state lock)."""
-        if len(args) != 2 or ":" not in args[0]:
-            raise InvalidCommand('usage: doit answer PLAN:TASK "answer text"')
-        try:
-            co = loader.checkout_for(Path.cwd())
-        except Exception as exc:
-            sys.stderr.write(f"{exc}\n")
-            return 3
-        plan_id, task_id = args[0].split(":", 1)
-        plan = co.plans.get(plan_id)
-        if plan is None or task_id not in plan.tasks:
-            sys.stderr.write(f"{args[0]}: no such plan task\n")
-            return 3
-        try:
-            from orchlib import state
-
-            message = state.answer(
-                co.plan_dir(plan_id), plan, task_id, args[1], template_dirs(co.root)
-            )
-        except OrchError as exc:
-            return _report(exc)
-        sys.stdout.write(
-            f"{message}\n" if message else f"answered {args[0]}; run doit to continue\n"
-        )
-        return 0
+    _execute.__signature__ = inspect.signature(DoitList._execute)  # type: ignore[attr-defined]

@@ -25,15 +25,17 @@ from .events import (
     RunStarted,
     TaskDone,
     TaskFailed,
+    TaskPaused,
     TaskProgress,
     TaskSkipped,
     TaskStarted,
     TaskUpToDate,
     TaskWaiting,
+    ToolsDenied,
 )
 from .stateevents import parse_time
-from .staterender import one_line
-from .statustable import format_duration
+from .staterender import local_clock, one_line
+from .statustable import format_duration, task_usage, usage_text
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines of one task...
 PROGRESS_STEP = 10  # ...unless the percent moved this much
@@ -41,7 +43,10 @@ TEXT_LIMIT = 200
 FOOTER_EVERY = 0.2  # seconds between redraws of the live footer for progress alone
 _CLEAR_LINE = "\r\x1b[K"
 _COLORS = {"ok": "32", "bad": "31", "ask": "33", "start": "36", "dim": "2"}
-_STATES = ("done", "up to date", "failed", "interrupted", "waiting", "skipped", "running")
+_STATES = (
+    "done", "up to date", "failed", "interrupted", "waiting", "answered", "paused", "skipped",
+    "running",
+)  # fmt: skip
 
 
 @dataclass
@@ -53,6 +58,7 @@ class _Seen:
     printed_at: float = float("-inf")
     printed_percent: int = -100
     percent: int = 0
+    started: float | None = None  # the console's clock when its attempt started
 
 
 class Console:
@@ -76,6 +82,7 @@ class Console:
         self._tasks: dict[str, _Seen] = {}
         self._up_to_date: dict[str, int] = {}
         self._width = 0
+        self._usage: dict[str, float] = {}
 
     def handle(self, event: Event) -> None:
         """Print what the event says (progress lines are throttled per task)."""
@@ -104,8 +111,19 @@ class Console:
             parts = [f"{tally[s]} {s}" for s in _STATES if tally[s]]
             took = format_duration(self._clock() - self._began)
             head = f"orchlib: {', '.join(parts) or 'nothing to do'} in {took}"
+            spent = task_usage({"usage": self._usage})
+            if spent:
+                head += f" — {usage_text(spent)}"
             todo = [_advice(name, t) for name, t in self._tasks.items()]
             return "\n".join([head, *(line for line in todo if line)])
+
+    def answered(self, names: set[str]) -> None:
+        """Tasks whose question was answered during the run: the summary says to resume."""
+        with self._lock:
+            for name in names:
+                seen = self._tasks.get(name)
+                if seen is not None and seen.state == "waiting":
+                    seen.state = "answered"
 
     # --- lines --------------------------------------------------------------------------
 
@@ -138,10 +156,54 @@ class Console:
             return self._waiting(name, seen, event)
         if isinstance(event, TaskSkipped):
             return self._skipped(name, seen, event)
+        if isinstance(event, TaskPaused):
+            return self._paused(name, seen, event)
+        if isinstance(event, ToolsDenied):
+            tools = "; ".join(event.tools)
+            return name, "ask", f"attempt {event.attempt}: the agent was refused {tools}"
         return None
+
+    def _paused(self, name: str, seen: _Seen, e: TaskPaused) -> tuple[str, str, str] | None:
+        until = local_clock(e.until)
+        seen.state, seen.text = "paused", f"{e.profile}'s usage limit resets at {until}"
+        if not e.hit:
+            return name, "dim", f"PAUSED until {until}: waits for {e.profile}'s usage limit"
+        said = _text(e.reason.removeprefix("usage limit: "))
+        return (
+            name,
+            "ask",
+            (
+                f"PAUSED until {until}: {e.profile} usage limit (attempt {e.attempt}, no retry "
+                f"used; other agents keep running): {said}"
+            ),
+        )
+
+    def countdown(self, pauses: dict[str, float]) -> None:
+        """While the run only waits for usage limits: the time left, in the live footer."""
+        if not self._live:
+            return
+        now = time.time()
+        left = ", ".join(
+            f"{profile} in {format_duration(end - now)}" for profile, end in sorted(pauses.items())
+        )
+        with self._lock:
+            text = f"waiting for usage limits to reset: {left}"
+            self._footer_shown = True
+            self._write(_CLEAR_LINE + (_paint(text, "ask") if self._color else text))
+
+    def gave_up(self, pauses: dict[str, float]) -> None:
+        """`--no-wait-limits` ended the run: when to come back."""
+        for profile, end in sorted(pauses.items()):
+            at = datetime.fromtimestamp(end).astimezone().isoformat(timespec="seconds")
+            self._write(
+                (_CLEAR_LINE if self._live else "")
+                + f"orchlib: {profile}'s usage limit resets at {local_clock(at)}; "
+                f"come back then and re-run `doit` (tasks waiting on it are paused)\n"
+            )
 
     def _started(self, name: str, seen: _Seen, e: TaskStarted) -> tuple[str, str, str]:
         seen.state, seen.printed_percent, seen.percent = "running", -100, 0
+        seen.started = self._clock()
         verb = "adopted running" if e.adopted else "started"
         return name, "start", f"{verb} attempt {e.attempt} — {e.terminal_id} (pid {e.pid})"
 
@@ -156,6 +218,9 @@ class Console:
 
     def _done(self, name: str, seen: _Seen, e: TaskDone) -> tuple[str, str, str]:
         seen.state, seen.text = "done", _text(e.summary)
+        for key, value in e.usage.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self._usage[key] = self._usage.get(key, 0) + value
         said = f": {seen.text}" if seen.text else ""
         return name, "ok", f"DONE in {format_duration(e.duration)}{said}"
 
@@ -207,7 +272,11 @@ class Console:
     def _footer(self) -> str:
         """The live footer: running tasks with their percent, then the counts (one line)."""
         self._footer_at = self._clock()
-        running = [f"{n} {t.percent}%" for n, t in self._tasks.items() if t.state == "running"]
+        running = [
+            f"{n} {t.percent}% {format_duration(self._clock() - (t.started or self._clock()))}"
+            for n, t in self._tasks.items()
+            if t.state == "running"
+        ]
         tally = self._tally()
         tail = [f"{tally[s]} {s}" for s in (*_STATES[:-1], "pending") if tally[s]]
         text = f"running {len(running)}: {', '.join(running)}" if running else ""
@@ -227,8 +296,12 @@ def _advice(name: str, seen: _Seen) -> str:
         return f"  {name} failed: {seen.text} — fix the cause and re-run `doit`"
     if seen.state == "waiting":
         return f'  {name} asks: {seen.text} — doit answer {name} "..."'
+    if seen.state == "answered":
+        return f"  {name} was answered — run `doit` to resume it with the answer"
     if seen.state == "skipped":
         return f"  {name} skipped: {seen.text} — it runs once that is resolved"
+    if seen.state == "paused":
+        return f"  {name} paused: {seen.text} — re-run `doit` then"
     if seen.state in ("running", "interrupted"):
         return f"  {name} did not finish — re-run `doit` to resume it"
     return ""

@@ -5,27 +5,41 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from orchlib import adopt, agents, stamps, state
 from orchlib.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.checkout import Checkout
-from orchlib.checks import run_checks
-from orchlib.events import TaskDone, TaskFailed, TaskProgress, TaskStarted, TaskWaiting, now_iso
+from orchlib.checks import Checked, run_checks
+from orchlib.events import (
+    TaskDone,
+    TaskFailed,
+    TaskPaused,
+    TaskProgress,
+    TaskStarted,
+    TaskWaiting,
+    ToolsDenied,
+    now_iso,
+)
 from orchlib.fsutil import atomic_write, ensure_dir
+from orchlib.pauses import iso, profile_of
 from orchlib.plan import Plan, Task
 from orchlib.prompt import DoneDependency, PromptInput, render
 from orchlib.state import TaskRecord
 from orchlib.statemodel import merge_answers
 from orchlib.streams import PlainText
 from orchlib.terminal import Proc, spawn
+from orchlib.worktrees import TaskTree
 
 
 @dataclass(frozen=True)
 class TaskResult:
-    """How a task ended in this run: done, failed, waiting (a question) or interrupted."""
+    """How a task ended in this run: done, failed, waiting (a question) or interrupted.
+
+    `paused`: not ended; its agent's usage limit holds it, and `run` continues it later.
+    """
 
     status: str
     text: str
@@ -42,27 +56,44 @@ class Attempted:
 
 
 class TaskRun:
-    """One task in one run. `previous` is its state record from before this run began."""
+    """One task in one run. `previous` is its state record from before this run began.
+
+    A usage limit pauses the task: `run` returns `paused`, and a later call continues it with
+    the retries and feedback it had (the runner keeps this object for that).
+    """
 
     def __init__(self, co: Checkout, plan: Plan, task: Task, previous: TaskRecord | None) -> None:
         self.co, self.plan, self.task, self.previous = co, plan, task, previous
         self.project = plan.projects[task.project]
         self._last_number = previous.attempt if previous is not None else 0
+        self.profile = profile_of(task)
+        self._left: int | None = None  # attempts left; None until the first call of `run`
+        self._feedback = ""
+        self._paused_session: str | None = None  # the session a paused attempt had
+        # Where attempts work: the project folder, or (isolated) the task's own worktree.
+        self.tree = TaskTree(co, plan, task) if self.project.isolation else None
+        self.workspace = self.project if self.tree is None else self.tree.workspace
 
     def run(self) -> TaskResult:
         """Adopt a crashed run's attempt or dispatch new ones until the task settles."""
-        waiting = self._still_waiting()
-        if waiting is not None:
-            return waiting
-        left, feedback = 1 + self.task.limits.retries, ""
-        attempted = self._adopt()
+        attempted = None
+        if self._left is None:
+            waiting = self._still_waiting()
+            if waiting is not None:
+                return waiting
+            self._left = 1 + self.task.limits.retries
+            attempted = self._adopt()
         while True:
             if attempted is None:
                 if self.co.interrupt.is_set():
                     return self._fail("interrupted before it started", 0, interrupted=True)
-                attempted = self._attempt(self._next_number(), feedback)
-            self._last_number, left = attempted.number, left - 1
-            result, feedback = self._settle(attempted, left)
+                if (until := self.co.pauses.until(self.profile)) is not None:
+                    return self._pause(self._last_number, until, "")
+                attempted = self._attempt(self._next_number(), self._feedback)
+            self._last_number = attempted.number
+            if attempted.outcome.result is not Result.PAUSED:  # a usage limit uses no retry
+                self._left -= 1
+            result, self._feedback = self._settle(attempted, self._left)
             if result is not None:
                 return result
             attempted = None
@@ -90,10 +121,18 @@ class TaskRun:
 
     def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
         outcome = done.outcome
+        if outcome.denied:
+            self._publish(ToolsDenied(self.plan.plan_id, self.task.id, done.number, outcome.denied))
+        if outcome.result is Result.PAUSED and not self.co.interrupt.is_set():
+            self._paused_session = outcome.session_id or self._paused_session
+            until = self.co.pauses.pause(self.profile or "", outcome.reset_at)
+            return self._pause(done.number, until, outcome.text, hit=True), self._feedback
+        if self.profile is not None:
+            self.co.pauses.clear_backoff(self.profile)
         if outcome.result is Result.DONE:
-            checked = run_checks(self.co, self.plan, self.task, done.number)
+            checked = self._check(done)
             if checked.problem is None:
-                return self._stamp(done, checked.verify), ""
+                return self._stamp(done, checked), ""
             problem = checked.problem
             return self._retry_or_fail(f"DONE, but {problem}", done.number, left), problem
         if outcome.result is Result.QUESTION:
@@ -102,7 +141,7 @@ class TaskRun:
         if outcome.result is Result.INTERRUPTED or self.co.interrupt.is_set():
             return self._fail(outcome.text, done.number, interrupted=True), ""
         retry = outcome.result in RETRIED or self.task.limits.retry_on_error
-        reason = outcome.text if outcome.result is not Result.ERROR else f"ERROR: {outcome.text}"
+        reason = outcome.text if outcome.result is not Result.ERROR else error_reason(outcome.text)
         if retry:
             return self._retry_or_fail(reason, done.number, left), ""
         return self._fail(reason, done.number), ""
@@ -118,9 +157,19 @@ class TaskRun:
     def _fail(self, reason: str, number: int, interrupted: bool = False) -> TaskResult:
         if interrupted and self.co.interrupt.signal_name:
             reason = f"interrupted by {self.co.interrupt.signal_name}"
+        elif self.tree is not None and self.tree.path.is_dir():
+            reason += f" (its worktree is kept: {self.tree.path.relative_to(self.co.root)})"
         event = TaskFailed(self.plan.plan_id, self.task.id, reason, number, True, interrupted)
         self._publish(event)
         return TaskResult("interrupted" if interrupted else "failed", reason)
+
+    def _pause(self, number: int, until: float, reason: str, hit: bool = False) -> TaskResult:
+        """Hold the task until its profile's limit resets (another task may have hit it)."""
+        reason = reason or f"waits for {self.profile}'s usage limit"
+        profile = self.profile or ""
+        self._publish(TaskPaused(self.plan.plan_id, self.task.id, number, profile, iso(until),
+                                 reason, hit=hit))  # fmt: skip
+        return TaskResult("paused", reason)
 
     def _publish(self, event: Any) -> None:
         self.co.bus.publish(event)
@@ -145,14 +194,18 @@ class TaskRun:
 
     def _attempt(self, number: int, feedback: str) -> Attempted:
         terminal_id = f"term-{self.task.id}-{number}-{secrets.token_hex(3)}"
+        started = time.monotonic()
+        if self.tree is not None:  # a fresh worktree from the project's HEAD
+            problem = self.tree.prepare(number)
+            if problem is not None:
+                return Attempted(number, terminal_id, Outcome(Result.ERROR, problem), started)
         prompt_file = self.co.prompt_path(self.plan.plan_id, self.task.id, number)
         if self.task.command is None:  # a shell task has no prompt
             text = self._prompt(terminal_id, number, feedback)
             atomic_write(prompt_file, text, durable=False)  # a lost prompt is re-rendered
         log = self.co.log_path(self.plan.plan_id, self.task.id, number)
         argv, env, stdin_file, keep = self._command(terminal_id, number, prompt_file)
-        ensure_dir(self.project.root)
-        started = time.monotonic()
+        ensure_dir(self.workspace.root)
 
         def announce(proc: Proc) -> None:
             prompt = str(prompt_file) if self.task.command is None else ""
@@ -160,7 +213,7 @@ class TaskRun:
             self.co.bus.sync()  # pid and log are in state.json before the agent may print
 
         exit_file = log.with_suffix(".exit") if self.task.command is not None else None
-        proc = spawn(argv, cwd=self.project.root, env=env, log=log, stdin_file=stdin_file,
+        proc = spawn(argv, cwd=self.workspace.root, env=env, log=log, stdin_file=stdin_file,
                      keep_stdin=keep, before_start=announce, exit_file=exit_file)  # fmt: skip
         return Attempted(number, terminal_id, self._follow(proc, log, terminal_id), started)
 
@@ -201,7 +254,7 @@ class TaskRun:
         launch = agents.Launch(
             prompt=prompt_file.read_text(encoding="utf-8"), prompt_file=prompt_file,
             terminal_id=terminal_id, task_id=self.task.id, plan_id=self.plan.plan_id,
-            project=self.project.name, project_path=self.project.root,
+            project=self.project.name, project_path=self.workspace.root,
             resume_session=self._resume_session(),
         )  # fmt: skip
         inv = agents.invocation(self.task.agent, launch)
@@ -223,6 +276,8 @@ class TaskRun:
         """The session of the latest finished task of this project, for `session: continue`."""
         if self.task.agent.session != "continue":
             return None
+        if self._paused_session:  # a usage limit stopped it: continue that very session
+            return self._paused_session
         best: tuple[str, str] | None = None
         for other in self.plan.tasks.values():
             if other.project != self.task.project or other.id == self.task.id:
@@ -241,11 +296,21 @@ class TaskRun:
                 DoneDependency(dep.id, dep.title, dep.project, str(stamp.get("summary", "")))
             )
         given = PromptInput(terminal_id, number, deps, answered_questions(self.previous), feedback)
-        return render(self.co.root, self.plan, self.task, given)
+        return render(self.co.root, self.plan, self.task, given, self.workspace)
 
-    # --- checks and the stamp -------------------------------------------------------------
+    # --- checks, the merge and the stamp ---------------------------------------------------
 
-    def _stamp(self, done: Attempted, verify: dict[str, Any]) -> TaskResult:
+    def _check(self, done: Attempted) -> Checked:
+        """The checks of a DONE where the attempt worked; isolated, then its merge."""
+        if self.tree is not None and not self.tree.path.is_dir():
+            return Checked(f"its worktree {self.tree.path} is gone; the next attempt makes another")
+        checked = run_checks(self.co, self.plan, self.task, done.number, self.workspace)
+        if checked.problem is not None or self.tree is None:
+            return checked
+        landed = self.tree.land(done.number, done.outcome.text)
+        return replace(checked, problem=landed.problem, merge=landed.merge)
+
+    def _stamp(self, done: Attempted, checked: Checked) -> TaskResult:
         outcome = done.outcome
         stamp: dict[str, Any] = {
             "taskId": self.task.id,
@@ -262,15 +327,28 @@ class TaskRun:
             "inputs": stamps.fingerprint_inputs(self.project, self.task),
         }
         if self.task.verify is not None:
-            stamp["verify"] = verify
+            stamp["verify"] = checked.verify
+        if checked.merge:
+            stamp["merge"] = checked.merge
         if outcome.session_id:
             stamp["sessionId"] = outcome.session_id
         if outcome.usage:
             stamp["usage"] = outcome.usage
         stamps.write(self.co.stamp_path(self.plan.plan_id, self.task.id), stamp)
+        if self.tree is not None:  # merged and stamped: the worktree has served
+            self.tree.remove(done.number)
         self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
-                               done.terminal_id, stamp["durationSeconds"]))  # fmt: skip
+                               done.terminal_id, stamp["durationSeconds"],
+                               outcome.usage))  # fmt: skip
         return TaskResult("done", outcome.text)
+
+
+def error_reason(text: str) -> str:
+    """`ERROR: <text>`, once: an agent's own `ERROR:` is not doubled, no text no colon."""
+    text = text.strip()
+    while text[:6].upper() == "ERROR:":
+        text = text[6:].strip()
+    return f"ERROR: {text}" if text else "ERROR: the agent gave no details"
 
 
 def open_question(record: TaskRecord | None) -> str | None:

@@ -8,7 +8,7 @@ handler must be quick: anything slow (a notification) goes to its own worker.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -78,6 +78,7 @@ class TaskDone(Event):
     attempt: int
     terminal_id: str
     duration: float
+    usage: Mapping[str, object] = field(default_factory=dict)  # the agent's cost and tokens
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,30 @@ class TaskWaiting(Event):
     attempt: int
     terminal_id: str
     still: bool = False
+
+
+@dataclass(frozen=True)
+class TaskPaused(Event):
+    """The agent's CLI reported a usage limit: the task waits until `until` (ISO, UTC).
+
+    Every task of `profile` waits with it; the attempt used no retry (DESIGN §11).
+    """
+
+    task_id: str
+    attempt: int
+    profile: str
+    until: str
+    reason: str
+    hit: bool = True  # False: the attempt was not started, another task hit the limit
+
+
+@dataclass(frozen=True)
+class ToolsDenied(Event):
+    """The agent's CLI refused these tool calls in an attempt (e.g. `Bash: npm test`)."""
+
+    task_id: str
+    attempt: int
+    tools: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,18 @@ def checkout_for(root: Path) -> Checkout:
         try:
             _CHECKOUTS[root] = Checkout.load(root)
         except OrchError as exc:
-            raise InvalidDodoFile(_as_lines(exc)) from None
+            raise PlanLoadError(exc) from None
     return _CHECKOUTS[root]
+
+
+class PlanLoadError(InvalidDodoFile):  # type: ignore[misc]
+    """The checkout's plans do not load; doit shows it as a dodo-file error, orchlib's
+    commands print `lines` as they are (one located line per problem)."""
+
+    def __init__(self, exc: OrchError) -> None:
+        super().__init__(_as_lines(exc))
+        self.lines = exc.lines()
+        self.exit_code = exc.exit_code
 
 
 def _as_lines(exc: OrchError) -> str:
@@ -96,6 +106,24 @@ def closure(tasks: dict[str, Any], selected: Iterable[str]) -> list[Any]:
     return list(seen.values())
 
 
+def only_selected(control: Any) -> None:
+    """`doit -s`: the selected tasks run without the tasks they depend on.
+
+    A plan (`-s shop`) selects all its tasks, so they keep their order among themselves;
+    `-s shop:t3` runs t3 alone, whatever the state of its dependencies.
+    """
+    chosen: set[str] = set()
+    for name in control.selected_tasks:
+        task = control.tasks[name]
+        chosen.add(name)
+        if task.has_subtask:
+            chosen.update(task.task_dep)
+    for name in chosen:
+        task = control.tasks[name]
+        if not task.has_subtask:
+            task.task_dep = [dep for dep in task.task_dep if dep in chosen]
+
+
 def selected_plan_tasks(control: Any) -> list[Any]:
     """The plan tasks a doit run selected (with their dependencies), in plan order."""
     chosen = [t for t in closure(control.tasks, control.selected_tasks) if orch_meta(t)]
@@ -126,7 +154,7 @@ def _kept(co: Checkout, plan: Plan) -> set[str] | None:
     if not _RUN_SELECTION:
         return None
     named = {n.split(":", 1)[1] for n in _RUN_SELECTION[-1] if n.startswith(f"{plan.plan_id}:")}
-    verdicts = uptodate.verdicts(co, plan)
+    verdicts = co.verdicts[plan.plan_id] = uptodate.verdicts(co, plan)
     keep = {t for t, reason in verdicts.items() if reason is not None} | (named & set(plan.tasks))
     co.up_to_date[plan.plan_id] = [t for t in plan.tasks if t not in keep]
     return keep

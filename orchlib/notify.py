@@ -21,6 +21,7 @@ from .events import (
     RunStarted,
     TaskDone,
     TaskFailed,
+    TaskPaused,
     TaskSkipped,
     TaskUpToDate,
     TaskWaiting,
@@ -35,14 +36,13 @@ from .notifysend import (
     command_argv,
 )
 from .plan import Plan
-from .staterender import one_line
+from .planschema import EVENTS
+from .staterender import local_clock, one_line
 
 __all__ = [
     "APPRISE_MISSING", "COMMAND_TIMEOUT", "EVENTS", "LOG_FILE", "Notification", "Notifier",
     "close_all", "command_argv",
 ]  # fmt: skip
-
-EVENTS = ("task_error", "task_question", "phase_completed", "plan_completed", "plan_failed")
 
 
 class Notifier:
@@ -83,6 +83,7 @@ class Notifier:
         self._failed: dict[str, str] = {}
         self._waiting: set[str] = set()
         self._told: set[int] = set()
+        self._limits: set[tuple[str, str]] = set()
 
     def notifications(self, event: Event) -> list[Notification]:
         """The notifications an event causes (tracks the run's progress)."""
@@ -96,6 +97,8 @@ class Notifier:
         elif isinstance(event, TaskWaiting):
             self._waiting.add(event.task_id)
             return [] if event.still else [self._task_question(event)]
+        elif isinstance(event, TaskPaused):
+            return self._usage_limit(event)
         elif isinstance(event, TaskSkipped):
             self._skipped(event)
         elif isinstance(event, RunFinished) and not event.interrupted:
@@ -129,6 +132,19 @@ class Notifier:
             f' — answer with: doit answer {name} "..."'
         )
         return Notification("task_question", f"{self.plan.plan_id}: question", text)
+
+    def _usage_limit(self, event: TaskPaused) -> list[Notification]:
+        """Once per limit (profile and reset time), from the attempt that hit it."""
+        if not event.hit or (event.profile, event.until) in self._limits:
+            return []
+        self._limits.add((event.profile, event.until))
+        until = local_clock(event.until)
+        text = (
+            f"{self._name()}: {event.profile} reached a usage limit in {self._task(event.task_id)};"
+            f" its tasks wait until {until}, other agents keep running"
+            f" ({one_line(event.reason)})"
+        )
+        return [Notification("usage_limit", f"{self.plan.plan_id}: {event.profile} paused", text)]
 
     def _task_done(self, task_id: str, now: bool) -> list[Notification]:
         self._done.add(task_id)

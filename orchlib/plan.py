@@ -14,6 +14,8 @@ from pathlib import Path
 PROMPT_MODES = ("stdin", "file", "arg")
 SESSION_MODES = ("fresh", "continue")
 SCHEDULES = ("dag", "phases")
+ISOLATIONS = ("worktree",)
+DEFAULT_PARALLEL = 2  # with `isolation: worktree` and no `parallel`
 
 
 def project_root(checkout: Path, folder: str) -> Path:
@@ -53,7 +55,11 @@ class Limits:
 
 @dataclass(frozen=True)
 class Project:
-    """A software project: a folder where its tasks run, one at a time."""
+    """A software project: a folder where its tasks run, one at a time.
+
+    With `isolation == "worktree"` up to `parallel` of its tasks run at once, each in its
+    own git worktree, merged into the project's branch when done (DESIGN §10).
+    """
 
     name: str
     path: str
@@ -61,6 +67,8 @@ class Project:
     tech_stack: str = ""
     description: str = ""
     context: str = ""
+    isolation: str = ""
+    parallel: int = 1
 
 
 @dataclass(frozen=True)

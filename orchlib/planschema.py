@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.plan import (
+    DEFAULT_PARALLEL,
+    ISOLATIONS,
     SCHEDULES,
     AgentSpec,
     Limits,
@@ -46,7 +48,10 @@ from orchlib.planchecks import (
 )
 from orchlib.plangraph import Graph
 
-EVENTS = ("task_error", "task_question", "phase_completed", "plan_completed", "plan_failed")
+EVENTS = (
+    "task_error", "task_question", "usage_limit", "phase_completed", "plan_completed",
+    "plan_failed",
+)  # fmt: skip
 LIMITS = {
     "retries": "retries",
     "timeout": "timeout",
@@ -65,7 +70,8 @@ PLAN_OPTIONAL: tuple[str, ...] = (
 )
 PLAN_OPTIONAL += ("context", "schedule", "notify", "allowOutsidePaths")
 PROJECT_KEYS = ("name", "path")
-PROJECT_OPTIONAL = ("techStack", "description", "context", "agent", *LIMITS)
+PROJECT_OPTIONAL: tuple[str, ...] = ("techStack", "description", "context", "agent")
+PROJECT_OPTIONAL += ("isolation", "parallel", *LIMITS)
 TASK_KEYS = ("id", "project", "title")
 TASK_OPTIONAL: tuple[str, ...] = (
     "description",
@@ -147,6 +153,7 @@ class _Builder:
         folder = get(issues, m, "path", path, nonempty, None)
         root = None if folder is None else self.project_root(folder, (*path, "path"))
         agent = get(issues, m, "agent", path, self.agents.value, self.agent)
+        isolation, parallel = _isolation(issues, m, path)
         project = Project(
             name=name or "",
             path=folder or "",
@@ -154,6 +161,8 @@ class _Builder:
             tech_stack=get(issues, m, "techStack", path, text, ""),
             description=get(issues, m, "description", path, text, ""),
             context=get(issues, m, "context", path, text, ""),
+            isolation=isolation,
+            parallel=parallel,
         )
         scope = _Scope(project, agent, limits(issues, m, path, self.limits))
         if name is not None and _first(issues, self.scopes, name, (*path, "name"), "project name"):
@@ -211,6 +220,18 @@ class _Builder:
         if name is not None and name not in self.scopes:
             self.issues.add((*path, "project"), unknown("project", name, list(self.scopes)))
         return None if name is None else self.scopes.get(name)
+
+
+def _isolation(issues: Issues, m: dict[str, Any], path: KeyPath) -> tuple[str, int]:
+    """A project's `isolation` and `parallel` (tasks at once); parallel needs isolation."""
+    isolation = get(issues, m, "isolation", path, choice(ISOLATIONS), "")
+    parallel = get(issues, m, "parallel", path, count, DEFAULT_PARALLEL)
+    if "parallel" in m and "isolation" not in m:
+        issues.add((*path, "parallel"), "'parallel' needs 'isolation: worktree' (without it, "
+                   "a project runs one task at a time in its folder)")  # fmt: skip
+    elif parallel == 0:
+        issues.add((*path, "parallel"), "must be >= 1, got 0")
+    return (isolation, max(1, parallel)) if isolation else ("", 1)
 
 
 def _list(issues: Issues, root: dict[str, Any], key: str) -> list[Any]:

@@ -1,5 +1,6 @@
-"""Before anything is dispatched: every agent CLI the run needs is on PATH, and every
-project folder it runs in is a folder (a missing one is created)."""
+"""Before anything is dispatched: every agent CLI the run needs is on PATH, every project
+folder it runs in is a folder (a missing one is created), and every isolated project's
+folder is a git repository with a commit (a missing or empty one is made one)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from orchlib.errors import ConfigError
 from orchlib.fsutil import ensure_dir
 from orchlib.plan import Plan, Task
 from orchlib.planfile import locate
+from orchlib.worktrees import ensure_repo
 
 
 def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
@@ -48,6 +50,32 @@ def check_project_folders(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> N
             )
     if problems:
         raise ConfigError("\n".join(problems.values()))
+
+
+def check_repos(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
+    """ConfigError (exit 3), located at the project's path, for an isolated project whose
+    folder cannot be used as a repository; missing and empty folders become repositories."""
+    problems: dict[Path, str] = {}
+    for plan, task in tasks:
+        project = plan.projects[task.project]
+        if not project.isolation or project.root in problems:
+            continue
+        if shutil.which("git") is None:
+            raise ConfigError(f"git not found on PATH ({_where(co, plan, project.name)}: "
+                              "isolation: worktree needs it)")  # fmt: skip
+        problem = ensure_repo(project.root, co.orch_dir / "git.log", co.repos)
+        problems[project.root] = "" if problem is None else (
+            f"{_where(co, plan, project.name)}: {project.path!r} {problem}"
+        )  # fmt: skip
+    found = [line for line in problems.values() if line]
+    if found:
+        raise ConfigError("\n".join(found))
+
+
+def _where(co: Checkout, plan: Plan, project: str) -> str:
+    """`plans/x.yaml:L:C: projects[i].path`: where a project's folder is named."""
+    index = list(plan.projects).index(project)
+    return f"{locate(plan.source, co.root, ['projects', index, 'path'])}: projects[{index}].path"
 
 
 def _line(co: Checkout, program: str, found: list[tuple[Plan, Task]]) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchlib.errors import ConfigError
-from orchlib.plan import Plan, Task
+from orchlib.plan import Plan, Project, Task
 
 if TYPE_CHECKING:
     import jinja2
@@ -67,9 +67,14 @@ def template_source(checkout: Path, name: str = TASK_TEMPLATE) -> str:
     raise ConfigError(f"template {name!r} not found in {checkout / 'templates'} nor packaged")
 
 
-def render(checkout: Path, plan: Plan, task: Task, given: PromptInput) -> str:
-    """Render the prompt of one attempt; a broken template is a ConfigError, not a traceback."""
-    project = plan.projects[task.project]
+def render(
+    checkout: Path, plan: Plan, task: Task, given: PromptInput, project: Project | None = None
+) -> str:
+    """Render the prompt of one attempt; a broken template is a ConfigError, not a traceback.
+
+    `project` is where the agent works when that is not the project folder (its worktree).
+    """
+    project = project or plan.projects[task.project]
     context: dict[str, object] = {
         "task": task,
         "project": project,

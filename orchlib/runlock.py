@@ -12,25 +12,25 @@ from pathlib import Path
 from orchlib.errors import LockHeld
 
 HOLDER_WAIT = 0.5
+PROBE_WAIT = 0.2  # a reader's probe holds the lock for microseconds: retry that long first
 
 
 @contextlib.contextmanager
-def run_lock(orch_dir: Path) -> Iterator[None]:
+def run_lock(orch_dir: Path, doing: str = "run") -> Iterator[None]:
     """Hold the checkout's run lock for the duration; LockHeld at once if another run has it.
 
     The kernel drops the lock when the holder dies (even by SIGKILL), so a stale file
-    never blocks the next run.
+    never blocks the next run. `doing` names the command in the refusal (`forget`, ...).
     """
     orch_dir.mkdir(parents=True, exist_ok=True)
     path = orch_dir / "run.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _take(fd):
             holder = _holder(fd)
+            what = "" if doing == "run" else f"cannot {doing} while "
             raise LockHeld(
-                f"{path}: another doit run holds this checkout's run lock (pid {holder}); "
+                f"{path}: {what}another doit run holds this checkout's run lock (pid {holder}); "
                 "wait for it or stop it — `doit status` works meanwhile"
             ) from None
         os.ftruncate(fd, 0)
@@ -38,6 +38,33 @@ def run_lock(orch_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _take(fd: int) -> bool:
+    deadline = time.monotonic() + PROBE_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
+def is_running(orch_dir: Path) -> bool:
+    """Whether a `doit` run holds the checkout's run lock now (a probe, never waits)."""
+    try:
+        fd = os.open(orch_dir / "run.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's shared lock at once
+    return False
 
 
 def _holder(fd: int) -> str:

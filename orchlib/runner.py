@@ -1,4 +1,5 @@
-"""The doit runner for plans: parallel across projects, one task at a time per project.
+"""The doit runner for plans: parallel across projects, one task at a time per project
+(up to `parallel` for a project with `isolation: worktree`).
 
 doit's own parallel runners hand a ready task to a worker slot even when that task
 would only wait for its project's terminal; this runner keeps such a task aside and
@@ -19,17 +20,29 @@ from doit.runner import Runner
 
 from orchlib.checkout import Checkout
 from orchlib.dispatch import TaskResult, TaskRun
+from orchlib.limitwait import LimitWait, WaitFn
 from orchlib.loader import closure, orch_meta
 from orchlib.plan import Plan
 from orchlib.state import TaskRecord
 
+PAUSED = object()  # a worker's result for a task its agent's usage limit holds
+
 
 class PlanRunner(Runner):  # type: ignore[misc]
-    """Runs doit's selected tasks with per-project exclusivity and `-n` slots."""
+    """Runs doit's selected tasks with per-project exclusivity and `-n` slots.
+
+    A task paused by a usage limit goes back among the ready tasks, its project kept for it
+    (it stays first in its project's order) and its slot freed; no task of that profile
+    starts until the limit resets. When nothing else can run, the run waits for the reset
+    (`on_wait` shows a countdown), or with `wait_limits` False ends (`limits.gave_up`).
+    """
 
     def __init__(self, *args: Any, slots: int, checkout: Checkout,
-                 previous: dict[str, dict[str, TaskRecord]]) -> None:  # fmt: skip
+                 previous: dict[str, dict[str, TaskRecord]], wait_limits: bool = True,
+                 on_wait: WaitFn | None = None) -> None:  # fmt: skip
         super().__init__(*args)
+        self.limits = LimitWait(checkout, wait_limits, on_wait)
+        self.runs: dict[str, TaskRun] = {}
         self.slots = max(1, slots)
         self.co = checkout
         self.previous = previous
@@ -37,7 +50,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
         self.jobs: queue.Queue[Any] = queue.Queue()
         self.workers: list[threading.Thread] = []
         self.running: dict[str, Any] = {}
-        self.busy: set[str] = set()
+        self.capacity = project_capacity(checkout)
+        self.load: Counter[str] = Counter()  # running tasks per project folder
+        self.busy: set[str] = set()  # project folders running all the tasks they may
         self.ready = _Ready()
         self.barrier = _Barrier(checkout)
         self.ranks: dict[tuple[str, str], float] = {}
@@ -60,7 +75,12 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 exhausted = self._pull(task_dispatcher, completed)
                 completed = None
             self._start()
+            self.limits.show(node for _, node in self.ready.heads(self.busy))
             if not self.running:
+                if self.ready and not self._stopping() and not self._candidates():
+                    if not self.limits.wait():  # every ready task waits on a limit
+                        break
+                    continue
                 if exhausted or not self.ready or self._stopping():
                     break
                 self._start(force=True)
@@ -93,26 +113,39 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 node = None
 
     def _start(self, force: bool = False) -> None:
-        """Start ready tasks while slots are free: per project the earliest in plan order."""
-        if self._stopping():
-            return
-        for node in self._candidates():
-            if len(self.running) >= self.slots:
-                return
-            meta = orch_meta(node.task)
-            assert meta is not None
-            if not force and not self.barrier.open(meta):
-                continue
-            self._launch(node, meta)
-            force = False
+        """Start ready tasks while slots are free: per project the earliest in plan order.
+
+        One pass starts at most one task per project; a project with room for more (an
+        isolated one) gets another pass.
+        """
+        again = True
+        while again and not self._stopping():
+            again = False
+            for node in self._candidates():
+                if len(self.running) >= self.slots:
+                    return
+                meta = orch_meta(node.task)
+                assert meta is not None
+                if not force and not self.barrier.open(meta):
+                    continue
+                self._launch(node, meta)
+                force = False
+                again = again or meta["root"] not in self.busy
 
     def _candidates(self) -> list[Any]:
-        """The first ready task of each free project, longest remaining path first."""
-        return [node for _, node in sorted(self.ready.heads(self.busy), key=lambda h: h[0])]
+        """The first ready task of each free project, longest remaining path first.
+
+        A task whose agent waits for a usage limit is no candidate (nor is its project's next).
+        """
+        heads = sorted(self.ready.heads(self.busy), key=lambda h: h[0])
+        return [node for _, node in heads if self.limits.held(node) is None]
 
     def _launch(self, node: Any, meta: dict[str, Any]) -> None:
-        self.ready.pop(meta["root"])
-        self.busy.add(meta["root"])
+        root = meta["root"]
+        self.ready.pop(root)
+        self.load[root] += 1
+        if self.load[root] >= self.capacity.get(root, 1):
+            self.busy.add(root)
         self.running[node.task.name] = node
         if len(self.workers) < len(self.running):  # threads are kept: starting one is not free
             worker = threading.Thread(target=self._work, name=f"slot-{len(self.workers)}")
@@ -130,17 +163,25 @@ class PlanRunner(Runner):  # type: ignore[misc]
             self.results.put((node, fail))
 
     def _collect(self) -> Any:
-        """Wait for one running task to finish and record its result."""
+        """Wait for one running task to finish and record its result.
+
+        None: no task finished (one paused, or a usage limit reset and a task may start).
+        """
         while True:
             try:
-                node, fail = self.results.get(timeout=1.0)
+                node, fail = self.results.get(timeout=self.limits.tick())
                 break
             except queue.Empty:
-                continue
+                if len(self.running) < self.slots and self._candidates():
+                    return None
         meta = orch_meta(node.task)
         assert meta is not None
         del self.running[node.task.name]
+        self.load[meta["root"]] -= 1
         self.busy.discard(meta["root"])
+        if fail is PAUSED:
+            self.ready.add(node, meta, self.ranks.get((meta["plan"], meta["task"]), 0.0))
+            return None
         self.process_task_result(node, fail)
         self.barrier.finished(node.task)
         return node
@@ -151,10 +192,13 @@ class PlanRunner(Runner):  # type: ignore[misc]
         if meta is None:
             return super().execute_task(task)
         self.reporter.execute_task(task)
-        plan = self.co.plans[meta["plan"]]
-        previous = self.previous.get(plan.plan_id, {}).get(meta["task"])
-        result = TaskRun(self.co, plan, plan.tasks[meta["task"]], previous).run()
-        return task_failure(result)
+        run = self.runs.get(task.name)
+        if run is None:  # a paused task continues with its own TaskRun (retries left)
+            plan = self.co.plans[meta["plan"]]
+            previous = self.previous.get(plan.plan_id, {}).get(meta["task"])
+            run = self.runs[task.name] = TaskRun(self.co, plan, plan.tasks[meta["task"]], previous)
+        result = run.run()
+        return PAUSED if result.status == "paused" else task_failure(result)
 
 
 def task_failure(result: TaskResult) -> TaskFailed | None:
@@ -163,6 +207,20 @@ def task_failure(result: TaskResult) -> TaskFailed | None:
         return None
     labels = {"waiting": "waiting for an answer", "interrupted": "interrupted"}
     return TaskFailed(f"{labels.get(result.status, 'failed')}: {result.text}")
+
+
+def project_capacity(co: Checkout) -> dict[str, int]:
+    """How many tasks may run at once in each project folder: `parallel` when isolated, else 1.
+
+    Plans sharing a folder share its limit; the smallest one holds (a task working in the
+    folder itself must not meet a merge into it).
+    """
+    capacity: dict[str, int] = {}
+    for plan in co.plans.values():
+        for project in plan.projects.values():
+            root = str(project.root)
+            capacity[root] = min(capacity.get(root, project.parallel), project.parallel)
+    return capacity
 
 
 def critical_ranks(plan: Plan) -> dict[str, float]:

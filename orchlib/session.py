@@ -14,17 +14,22 @@ from doit.task import Stream
 
 from orchlib.checkout import Checkout
 from orchlib.console import Console
+from orchlib.errors import ConfigError
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.loader import orch_meta
 from orchlib.notify import Notifier, close_all
-from orchlib.preflight import check_agents, check_project_folders
+from orchlib.pauses import profile_of
+from orchlib.preflight import check_agents, check_project_folders, check_repos
 from orchlib.prompt import template_dirs
 from orchlib.reporter import PlanReporter
 from orchlib.runlock import run_lock
-from orchlib.runner import PlanRunner
+from orchlib.runner import PlanRunner, project_capacity
 from orchlib.state import StateStore, Status, TaskRecord
+from orchlib.stateevents import parse_time
+from orchlib.worktrees import sweep
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+LIMIT_EXIT = 2  # `--no-wait-limits` stopped at a usage limit: come back at the reset
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class RunOptions:
     slots: int = 0
     verbosity: int | None = None
     force_verbosity: bool = False
+    wait_limits: bool = True  # False: `--no-wait-limits`
 
 
 def run_plans(
@@ -45,10 +51,25 @@ def run_plans(
     with _signals(co), _short_gil_slices(), run_lock(co.orch_dir):
         to_run = [_plan_task(co, t) for t in chosen]
         pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
-        check_agents(co, pending)
-        check_project_folders(co, pending)
+        _preflight(co, pending)
+        sweep(co)  # worktrees of finished tasks a killed run left
         code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
     return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
+
+
+def _preflight(co: Checkout, pending: list[Any]) -> None:
+    """Every pre-run problem at once (ConfigError, exit 3), not the first only; repositories
+    are checked once the project folders are usable."""
+    problems: list[str] = []
+    for check in (check_agents, check_project_folders):
+        try:
+            check(co, pending)
+        except ConfigError as exc:
+            problems.extend(exc.lines())
+    if not problems:
+        check_repos(co, pending)
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def _plan_task(co: Checkout, doit_task: Any) -> Any:
@@ -71,6 +92,7 @@ class PlanRun:
             for pid in self.by_plan
         }
         self.previous = {pid: dict(s.snapshot().tasks) for pid, s in self.stores.items()}
+        self._keep_pauses()
         self.console = Console(out)
         self.notifiers = [Notifier(co.plans[pid], co.plan_dir(pid)) for pid in self.by_plan]
         for store in self.stores.values():
@@ -78,22 +100,46 @@ class PlanRun:
         for handler in [self.console.handle, *(n.handle for n in self.notifiers)]:
             co.bus.subscribe(handler)
 
+    def _keep_pauses(self) -> None:
+        """A usage limit an earlier run saw still holds its profile until it resets."""
+        now = self.co.pauses.now()
+        for pid, records in self.previous.items():
+            tasks = self.co.plans[pid].tasks
+            for record in records.values():
+                end = parse_time(record.paused_until) if record.status is Status.PAUSED else None
+                profile = profile_of(tasks[record.id]) if record.id in tasks else None
+                if end is not None and profile is not None and end.timestamp() > now:
+                    self.co.pauses.pause(profile, end.timestamp())
+
     def run(self, control: Any, dep_manager: Any, opts: RunOptions) -> int:
         """Run the tasks; then write the final state, the summary, and drain the notifiers."""
         try:
             self._announce()
             runner = self._runner(control, dep_manager, opts)
             code = int(runner.run_all(control.task_dispatcher()))
+            if runner.limits.gave_up:
+                self.console.gave_up(runner.limits.gave_up)
+                code = LIMIT_EXIT
             for pid in self.by_plan:
                 self.co.bus.publish(RunFinished(pid, interrupted=self.co.interrupt.signal_name))
         finally:
             for store in self.stores.values():
                 store.close()
+        self.console.answered(self._answered())
         self.console.close()
         self.out.write(self.console.summary() + "\n")
         self.out.flush()
         close_all(self.notifiers, timeout=10.0)
         return code
+
+    def _answered(self) -> set[str]:
+        """Waiting tasks whose question `doit answer` answered while the run went on."""
+        return {
+            f"{pid}:{t.id}"
+            for pid, store in self.stores.items()
+            for t in store.snapshot().tasks.values()
+            if t.status is Status.QUESTION and t.questions and t.questions[-1].answer is not None
+        }
 
     def _announce(self) -> None:
         for pid, task_ids in self.by_plan.items():
@@ -115,11 +161,13 @@ class PlanRun:
 
     def _runner(self, control: Any, dep_manager: Any, opts: RunOptions) -> PlanRunner:
         roots = {meta["root"] for t in control.tasks.values() if (meta := orch_meta(t))}
+        capacity = project_capacity(self.co)
         stream = Stream(opts.verbosity, opts.force_verbosity)
         reporter = PlanReporter(self.co, self.out)
         args = (dep_manager, reporter, opts.continue_, opts.always, stream)
-        slots = opts.slots or len(roots)
-        return PlanRunner(*args, slots=slots, checkout=self.co, previous=self.previous)
+        slots = opts.slots or sum(capacity.get(root, 1) for root in roots)
+        return PlanRunner(*args, slots=slots, checkout=self.co, previous=self.previous,
+                          wait_limits=opts.wait_limits, on_wait=self.console.countdown)  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -243,7 +243,7 @@ class StateStore:
 
     def _merge_answers(self, state: PlanState) -> PlanState:
         """Take answers `doit answer` wrote since our last write (caller holds the file lock)."""
-        if not any(has_open(t) for t in state.tasks.values()):
+        if not any(has_open(t) or t.status is Status.QUESTION for t in state.tasks.values()):
             return state
         disk = None if file_id(self.folder / STATE_FILE) == self._disk_id else load(self.folder)
         if disk is None:

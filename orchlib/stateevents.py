@@ -11,11 +11,13 @@ from .events import (
     Event,
     TaskDone,
     TaskFailed,
+    TaskPaused,
     TaskProgress,
     TaskSkipped,
     TaskStarted,
     TaskUpToDate,
     TaskWaiting,
+    ToolsDenied,
 )
 from .plan import Plan, Task
 from .statemodel import (
@@ -75,6 +77,7 @@ def reset_for_run(record: TaskRecord) -> TaskRecord:
         pgid=None,
         pid_start="",
         adopted=False,
+        paused_until="",
     )
 
 
@@ -128,6 +131,8 @@ def _started(r: TaskRecord, e: TaskStarted) -> TaskRecord:
         summary="",
         error="",
         skipped_because=(),
+        paused_until="",
+        denied=r.denied if same else (),
     )
 
 
@@ -190,6 +195,23 @@ def _waiting(r: TaskRecord, e: TaskWaiting) -> TaskRecord:
     )
 
 
+def _paused(r: TaskRecord, e: TaskPaused) -> TaskRecord:
+    return replace(
+        r,
+        status=Status.PAUSED,
+        paused_until=e.until,
+        last_update=e.reason,
+        attempt=e.attempt or r.attempt,
+        pid=None,
+        pgid=None,
+        pid_start="",
+    )
+
+
+def _denied(r: TaskRecord, e: ToolsDenied) -> TaskRecord:
+    return replace(r, denied=e.tools) if e.attempt == r.attempt else r
+
+
 def _skipped(r: TaskRecord, e: TaskSkipped) -> TaskRecord:
     return replace(
         r, status=Status.SKIPPED, skipped_because=tuple(e.because), percent=0, finished_at=e.at
@@ -204,6 +226,8 @@ _REDUCERS: dict[type[Event], Callable[[TaskRecord, Any], TaskRecord]] = {
     TaskFailed: _failed,
     TaskWaiting: _waiting,
     TaskSkipped: _skipped,
+    TaskPaused: _paused,
+    ToolsDenied: _denied,
 }
 
 

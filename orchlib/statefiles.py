@@ -105,13 +105,17 @@ def answer(folder: Path, plan: Plan, task_id: str, text: str, template_dirs: Seq
 def _answer(state: PlanState, name: str, task_id: str, text: str) -> tuple[PlanState, str]:
     record = state.tasks[task_id]
     open_ones = [i for i, q in enumerate(record.questions) if q.answer is None]
-    if not open_ones:
+    # An answer the task has not resumed with yet (it still waits) may be replaced.
+    unused = record.status is Status.QUESTION and bool(record.questions)
+    if not open_ones and not unused:
         raise ConfigError(f"{name} has no open question (it is {record.status.value})")
+    index = open_ones[-1] if open_ones else len(record.questions) - 1
     questions = list(record.questions)
-    asked = questions[open_ones[-1]]
-    questions[open_ones[-1]] = replace(asked, answer=text, answered_at=now_iso())
+    asked = questions[index]
+    questions[index] = replace(asked, answer=text, answered_at=now_iso())
     tasks = {**state.tasks, task_id: replace(record, questions=tuple(questions))}
-    message = f"{name}: answered “{one_line(asked.question)}”; run `doit` to resume the task"
+    again = "" if open_ones else " (replacing the earlier answer)"
+    message = f"{name}: answered “{one_line(asked.question)}”{again}; run `doit` to resume the task"
     return replace(state, tasks=tasks), message
 
 

@@ -26,6 +26,7 @@ class Status(enum.Enum):
     ERROR = "ERROR"
     QUESTION = "QUESTION"
     SKIPPED = "SKIPPED"
+    PAUSED = "PAUSED"  # the agent's usage limit: waits until `paused_until` (DESIGN §11)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class TaskRecord:
     prompt_file: str = ""
     adopted: bool = False
     questions: tuple[Question, ...] = ()
+    paused_until: str = ""  # PAUSED: ISO time the agent's usage limit resets
+    denied: tuple[str, ...] = ()  # tool calls the agent's CLI refused in the latest attempt
+    # Why a task not shown DONE would run (`doit info`'s reason), once it ran or was stale.
+    pending_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -280,6 +285,7 @@ _VERDICTS = (
     (Status.IN_PROGRESS, "in_progress"),
     (Status.ERROR, "failed"),
     (Status.QUESTION, "waiting"),
+    (Status.PAUSED, "waiting"),
     (Status.SKIPPED, "failed"),
 )
 
@@ -346,11 +352,17 @@ def has_open_question(state: PlanState, task_id: str) -> bool:
 
 
 def merge_answers(mine: TaskRecord, disk: TaskRecord | None) -> TaskRecord:
-    """`mine` with answers another process wrote to disk for the same questions."""
-    if disk is None or not has_open(mine):
+    """`mine` with answers another process wrote to disk for the same questions (a newer
+    answer replaces an older one while the task still waits)."""
+    if disk is None or not (has_open(mine) or mine.status is Status.QUESTION):
         return mine
     answered = {(q.asked_at, q.question): q for q in disk.questions if q.answer is not None}
-    merged = tuple(
-        answered.get((q.asked_at, q.question), q) if q.answer is None else q for q in mine.questions
-    )
+
+    def pick(q: Question) -> Question:
+        given = answered.get((q.asked_at, q.question))
+        if given is None or given == q:
+            return q
+        return given if q.answer is None or (given.answered_at or "") > (q.answered_at or "") else q
+
+    merged = tuple(pick(q) for q in mine.questions)
     return mine if merged == mine.questions else replace(mine, questions=merged)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from .errors import ConfigError
@@ -68,10 +69,23 @@ def short_time(stamp: str) -> str:
 
 
 def state_label(task: TaskRecord) -> str:
-    """`IN_PROGRESS 65%` for a running task, else the status name."""
+    """`IN_PROGRESS 65%` for a running task, `PAUSED until 15:00`, else the status name."""
     if task.status is Status.IN_PROGRESS:
         return f"IN_PROGRESS {task.percent}%"
+    if task.status is Status.PAUSED and task.paused_until:
+        return f"PAUSED until {local_clock(task.paused_until)}"
     return str(task.status.value)
+
+
+def local_clock(stamp: str) -> str:
+    """`15:00` in local time for an ISO time today, `Dec 3 15:00` for another day."""
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone()
+    except ValueError:
+        return stamp
+    if moment.date() == datetime.now().astimezone().date():
+        return moment.strftime("%H:%M:%S" if moment.second else "%H:%M")
+    return f"{moment.strftime('%b')} {moment.day} {moment.strftime('%H:%M')}"
 
 
 def template_path(template_dirs: Sequence[Path]) -> list[Path]:
@@ -185,7 +199,14 @@ def _outcome(task: TaskRecord, state: PlanState) -> list[tuple[str, str]]:
     if task.status is Status.SKIPPED:
         return [("Skipped because", skip_reason(task, state))]
     if task.status is Status.PENDING:
-        return [("Blocked by", ", ".join(unfinished_deps(task, state)))]
+        return [
+            ("Would run", task.pending_reason),
+            ("Blocked by", ", ".join(unfinished_deps(task, state))),
+        ]
+    if task.status is Status.QUESTION and task.questions and task.questions[-1].answer is not None:
+        return [("Next", "answered; run doit to resume it with the answer")]
+    if task.status is Status.PAUSED:
+        return [("Paused", task.last_update)]
     return []
 
 
@@ -203,6 +224,7 @@ _WHY: dict[Status | None, str] = {
     Status.QUESTION: "waits for an answer",
     Status.SKIPPED: "was skipped",
     Status.DONE: "is done",
+    Status.PAUSED: "waits for a usage limit",
 }
 
 

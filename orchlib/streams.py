@@ -17,6 +17,8 @@ import json
 from collections.abc import Mapping
 from typing import Protocol
 
+from orchlib.limits import LimitReport, better, recognise
+
 # Gemini streams assistant text in deltas; a line longer than this is emitted unfinished.
 _MAX_PENDING = 1 << 16
 Json = dict[str, object]
@@ -60,6 +62,7 @@ class OutputAdapter(Protocol):
 
     session_id: str | None
     usage: dict[str, object]
+    limit: LimitReport | None  # the CLI reported a usage/rate limit (DESIGN §11)
 
     def texts(self, line: str) -> list[str]:
         """The texts of one raw output line (no newline) in which to look for markers."""
@@ -72,6 +75,7 @@ class PlainText:
     def __init__(self) -> None:
         self.session_id: str | None = None
         self.usage: dict[str, object] = {}
+        self.limit: LimitReport | None = None
 
     def texts(self, line: str) -> list[str]:
         """The line itself."""
@@ -84,14 +88,21 @@ class _JsonStream:
     def __init__(self) -> None:
         self.session_id: str | None = None
         self.usage: dict[str, object] = {}
+        self.limit: LimitReport | None = None
 
     def texts(self, line: str) -> list[str]:
-        """Assistant text and tool results of one event line; a non-JSON line as is."""
+        """Assistant text and tool results of one event line; a non-JSON line as is.
+
+        A non-JSON line is the CLI's own stderr (it shares the log), so a limit report there
+        counts.
+        """
         if not line.lstrip().startswith("{"):
+            self._limit(line)
             return [line]
         try:
             doc: Json = json.loads(line, strict=False)  # "{..." parses to an object or fails
         except (ValueError, RecursionError):
+            self._limit(line)
             return [line]
         try:
             return self._event(doc)
@@ -100,6 +111,12 @@ class _JsonStream:
 
     def _event(self, doc: Json) -> list[str]:
         raise NotImplementedError
+
+    def _limit(self, *texts: object) -> None:
+        """Keep the limit report among the CLI's error texts (one with a reset time wins)."""
+        for text in texts:
+            if isinstance(text, str) and (self.limit is None or self.limit.reset_at is None):
+                self.limit = better(self.limit, recognise(text))
 
 
 def _obj(value: object) -> Json:
@@ -135,14 +152,25 @@ def _block_texts(content: object) -> list[str]:
 
 
 class ClaudeStream(_JsonStream):
-    """`claude -p --output-format stream-json --verbose`: system / assistant / user / result."""
+    """`claude -p --output-format stream-json --verbose`: system / assistant / user / result.
+
+    Each content block comes as its own `assistant` event (same message id); a Write's
+    `tool_use_result` holds the whole file written, so only `tool_result` blocks are read.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.denied: list[str] = []  # tool calls `-p` mode refused (`permission_denials`)
 
     def _event(self, doc: Json) -> list[str]:
         kind = doc.get("type")
         blocks = [_obj(b) for b in _items(_obj(doc.get("message")).get("content"))]
         if kind == "assistant":
             # text blocks only: tool_use inputs and thinking are not reports
-            return _strs(*(b.get("text") for b in blocks if b.get("type") == "text"))
+            said = _strs(*(b.get("text") for b in blocks if b.get("type") == "text"))
+            if doc.get("error") or _obj(doc.get("message")).get("model") == "<synthetic>":
+                self._limit(*said)  # the CLI's own message (an API error), not the model's
+            return said
         if kind == "user":
             # tool results only; the top-level `tool_use_result` repeats them, so it is skipped
             results = (b.get("content") for b in blocks if b.get("type") == "tool_result")
@@ -156,7 +184,20 @@ class ClaudeStream(_JsonStream):
             )
             if isinstance(subtype := doc.get("subtype"), str):
                 self.usage["subtype"] = subtype
+            if doc.get("is_error") is True:
+                self._limit(doc.get("result"), *_strs(*_items(doc.get("errors"))))
+            self.denied = [_denial(_obj(d)) for d in _items(doc.get("permission_denials"))]
         return []
+
+
+def _denial(denial: Json) -> str:
+    """`Bash: npm test` for one entry of a claude result's `permission_denials`."""
+    tool = str(denial.get("tool_name") or "a tool")
+    given = _obj(denial.get("tool_input"))
+    detail = next(iter(_strs(given.get("command"), given.get("file_path"))), "")
+    detail = " ".join(detail.split())
+    detail = detail if len(detail) <= 80 else detail[:79] + "…"
+    return f"{tool}: {detail}" if detail else tool
 
 
 class CodexJson(_JsonStream):
@@ -170,7 +211,14 @@ class CodexJson(_JsonStream):
             self.usage = _numbers(_obj(doc.get("usage")), _CODEX_TOKENS)
         elif kind == "item.completed":
             # started/updated items are incomplete copies of the completed one
-            return self._item(_obj(doc.get("item")))
+            item = _obj(doc.get("item"))
+            if item.get("type") == "error":  # also a mere warning (unknown model metadata)
+                self._limit(item.get("message"))
+            return self._item(item)
+        elif kind == "error":
+            self._limit(doc.get("message"))
+        elif kind == "turn.failed":
+            self._limit(_obj(doc.get("error")).get("message"))
         return []
 
     @staticmethod
@@ -214,6 +262,10 @@ class GeminiStream(_JsonStream):
             self.usage = _numbers(_obj(doc.get("stats")), _GEMINI_STATS)
             if isinstance(status := doc.get("status"), str):
                 self.usage["status"] = status
+            if status == "error":
+                self._limit(_obj(doc.get("error")).get("message"))
+        elif kind == "error":
+            self._limit(doc.get("message"))
         return found
 
     def _delta(self, content: object, delta: bool) -> list[str]:
@@ -253,6 +305,15 @@ class OpencodeJson(_JsonStream):
             return _strs(state.get("output"), state.get("error"))
         if kind == "step_finish":
             self._add_step(part)
+        elif kind == "error":
+            error = _obj(doc.get("error"))
+            data = _obj(error.get("data"))
+            message = next(iter(_strs(data.get("message"), error.get("message"))), "")
+            retry = _obj(data.get("responseHeaders")).get("retry-after")
+            if isinstance(retry, str) and retry.isdigit():
+                message += f" (retry after {retry}s)"
+            self._limit(f"status {data['statusCode']}: {message}" if "statusCode" in data else "",
+                        message)  # fmt: skip
         return []
 
     def _add_step(self, part: Json) -> None:

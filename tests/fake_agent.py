@@ -21,6 +21,7 @@ entry N-1 (the last one repeats). An attempt is a list of steps, each a one-key 
   {"wait_file": "path"}        wait until the file exists, printing nothing (a test's go signal)
   {"read_stdin_line": true}    wait for one line on stdin (a stalled agent waiting for Enter)
   {"progress_until": ["path", 0.01]}  print PROGRESS lines every N seconds until the file exists
+  {"git": ["commit", "-qam", "msg"]}  run git with these arguments here (as "agent <agent@example>")
   {"write_plan": PLAN}         write PLAN to $ORCH_PLAN_FILE (`doit draft`): an object as JSON,
                                a string as is
   {"print_plan": PLAN}         print PLAN (as above) in a ```yaml fence (an agent that cannot
@@ -112,6 +113,9 @@ def play(step: dict, tid: str) -> int | None:
     elif kind == "wait_file":
         while not os.path.exists(arg):
             time.sleep(0.02)
+    elif kind == "git":
+        ident = ["-c", "user.name=agent", "-c", "user.email=agent@example"]
+        subprocess.run(["git", *ident, *arg], check=True, stdout=sys.stderr)
     elif kind == "read_stdin_line":
         sys.stdin.readline()
         out("got Enter")

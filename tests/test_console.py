@@ -15,6 +15,7 @@ from orchlib.events import (
     RunStarted,
     TaskDone,
     TaskFailed,
+    TaskPaused,
     TaskProgress,
     TaskSkipped,
     TaskStarted,
@@ -241,11 +242,11 @@ def test_live_footer_on_a_terminal_shows_running_tasks_and_counts(
     console.handle(TaskProgress(P, "t2", 47, "models"))  # within PROGRESS_STEP: footer only
     assert tty.getvalue().count("models") == 1
     footer = tty.getvalue().rsplit("\n", 1)[1].rsplit("\r\x1b[K", 1)[1]
-    assert footer == "running 2: shop:t1 45%, shop:t2 47% | 1 pending"
+    assert footer == "running 2: shop:t1 45% 0s, shop:t2 47% 0s | 1 pending"  # elapsed after %
     console.handle(TaskDone(P, "t1", "routes done", 1, "x", 3.0))
     line, footer = tty.getvalue().rsplit("\n", 2)[1:]
     assert line.endswith("shop:t1  DONE in 3s: routes done")
-    assert footer == "running 1: shop:t2 47% | 1 done, 1 pending"
+    assert footer == "running 1: shop:t2 47% 0s | 1 done, 1 pending"
     console.close()
     assert tty.getvalue().endswith("\r\x1b[K")
 
@@ -264,9 +265,44 @@ def test_live_footer_redraws_for_progress_a_few_times_a_second(
     assert tty.getvalue() == before
     clock.now += 0.25
     console.handle(TaskProgress(P, "t1", 9, "x"))
-    assert tty.getvalue() == before + "\r\x1b[Krunning 1: shop:t1 9%"
+    assert tty.getvalue() == before + "\r\x1b[Krunning 1: shop:t1 9% 0s"
 
 
 def test_no_footer_off_a_terminal() -> None:
     lines = console_lines(started("t1"), TaskProgress(P, "t1", 45, "x"))
     assert all("\r" not in line and "running" not in line for line in lines)
+
+
+def test_summary_totals_cost_and_tokens_and_says_answered() -> None:
+    console = Console(io.StringIO(), color=False, live=False)
+    usage = {"cost_usd": 0.25, "input_tokens": 1000, "output_tokens": 200}
+    console.handle(TaskDone(P, "t1", "ok", 1, "x", 3.0, usage))
+    console.handle(TaskDone(P, "t2", "ok", 1, "x", 3.0, {**usage, "cost_usd": 0.5}))
+    console.handle(TaskWaiting(P, "t3", "Which port?", 1, "x"))
+    console.answered({"shop:t3"})
+    summary = console.summary()
+    assert summary.splitlines()[0].endswith("— $0.75 spent, 2,400 tokens")
+    assert "shop:t3 was answered — run `doit` to resume it" in summary
+
+
+def test_a_usage_limit_is_one_line_and_the_summary_says_when_to_come_back() -> None:
+    until = "2030-01-02T15:00:00.000000Z"
+    out = io.StringIO()
+    console = Console(out, clock=FakeClock())
+    console.handle(RunStarted(P, ("t1",)))
+    console.handle(started("t1"))
+    console.handle(TaskPaused(P, "t1", 1, "claude", until, "usage limit: Claude AI usage limit"))
+    line = body(out.getvalue().splitlines()[-1])
+    assert line.startswith("shop:t1  PAUSED until ")
+    assert "claude usage limit (attempt 1, no retry used; other agents keep running)" in line
+    assert "1 paused" in console.summary()
+    assert "shop:t1 paused: claude's usage limit resets at" in console.summary()
+
+
+def test_the_countdown_shows_only_on_a_terminal() -> None:
+    piped, live = io.StringIO(), io.StringIO()
+    Console(piped, live=False).countdown({"claude": 10**10})
+    Console(live, live=True, color=False).countdown({"claude": 10**10})
+    assert piped.getvalue() == ""
+    assert "waiting for usage limits to reset: claude in " in live.getvalue()
+    assert live.getvalue().startswith("\r\x1b[K") and "\n" not in live.getvalue()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import pty
 import re
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -417,3 +419,19 @@ def test_rounds_must_be_positive(drafter: Drafter) -> None:
     result = drafter.draft(GOAL, "--rounds", "0")
     assert result.returncode == 3 and result.stderr == "orchlib: --rounds must be at least 1\n"
     assert drafter.co.records() == []
+
+
+def test_a_usage_limit_ends_the_draft_with_exit_2_and_when_to_come_back(
+    drafter: Drafter, tmp_path: Path
+) -> None:
+    record = tmp_path / "standin.jsonl"
+    until = time.time() + 600
+    env = {"PATH": f"{STANDINS}{os.pathsep}{os.environ['PATH']}", "STANDIN_RECORD": str(record),
+           "STANDIN_LIMIT_UNTIL": str(until)}  # fmt: skip
+    result = drafter.draft("--agent", "claude", GOAL, agent=False, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    expected = datetime.fromtimestamp(math.ceil(until)).strftime("%H:%M")
+    assert "usage limit" in result.stderr + result.stdout
+    assert f"run `doit draft` again after {expected}" in result.stderr + result.stdout
+    assert len(record.read_text().splitlines()) == 1  # no round was burnt on it
+    assert not (drafter.co.root / "plans" / "shop.yaml").exists()

@@ -708,7 +708,14 @@ def test_notify_targets(tmp_path: Path) -> None:
         "  - {url: 'mailto://me@example.com', events: [plan_completed, plan_failed]}\n"
     )
     plan = load(tmp_path, one_task(head=head))
-    every = ("task_error", "task_question", "phase_completed", "plan_completed", "plan_failed")
+    every = (
+        "task_error",
+        "task_question",
+        "usage_limit",
+        "phase_completed",
+        "plan_completed",
+        "plan_failed",
+    )
     assert plan.notify == (
         NotifyTarget(url="ntfy://orchlib", events=every),
         NotifyTarget(command=("notify-send", "{title}", "{message}"), events=("task_error",)),
@@ -731,7 +738,8 @@ def test_notify_errors(tmp_path: Path) -> None:
         "plans/shop.yaml:4:15: notify[1].command: expected a list of strings, got a string",
         "plans/shop.yaml:5:5: notify[2]: a notify target needs exactly one of 'command' or 'url'",
         "plans/shop.yaml:6:32: notify[3].events[0]: 'task_eror' is not one of task_error, "
-        "task_question, phase_completed, plan_completed, plan_failed (did you mean 'task_error'?)",
+        "task_question, usage_limit, phase_completed, plan_completed, plan_failed (did you mean "
+        "'task_error'?)",
         "plans/shop.yaml:7:31: notify[4].events: list at least one event",
         "plans/shop.yaml:8:5: notify[5]: a notify target needs exactly one of 'command' or 'url'",
     ]

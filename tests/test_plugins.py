@@ -18,7 +18,7 @@ def test_cached_lookup_matches_importlib(group: str) -> None:
     expected = sorted((ep.name, ep.value) for ep in metadata.entry_points(group=group))
     assert sorted((ep.name, ep.value) for ep in plugins.entry_points(group=group)) == expected
     if group == "doit.COMMAND":
-        assert ("status", "orchlib.commands:Status") in expected
+        assert ("status", "orchlib.statecmds:Status") in expected
 
 
 def test_a_plugin_installed_beside_orchlib_is_still_found(tmp_path: Path) -> None:

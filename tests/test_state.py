@@ -375,6 +375,9 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
         "promptFile": "/nowhere/t3.md",
         "adopted": False,
         "questions": [],
+        "pausedUntil": "",
+        "denied": [],
+        "pendingReason": "",
     }
     assert data["projects"][1] == {
         "name": "ecommerce-backend",
@@ -696,7 +699,7 @@ def test_render_status_rows_and_next_steps(store: StateStore, tmp_path: Path) ->
     out = render_status(make_plan(tmp_path), store.snapshot(), {"t1": stamp}, width=140)
     lines = out.splitlines()
     assert lines[0].startswith(f"{P}: in_progress, 1/4 done — E-commerce")
-    assert lines[1].split() == ["TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LAST"]
+    assert lines[1].split() == ["TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LOG", "LAST"]
     assert lines[2].split()[:6] == [f"{P}:t1", "DONE", "ecommerce-frontend", "1", "5m02s", "Vite"]
     assert lines[3].split()[:3] == [f"{P}:t2", "IN_PROGRESS", "45%"]
     assert lines[3].endswith("Implementing auth middleware")
@@ -801,3 +804,11 @@ def test_escaped_text_stays_on_one_line(text: str) -> None:
     assert '"' not in mermaid_text(text) and "`" not in mermaid_text(text)
     loaded = YAML(typ="safe").load(io.StringIO(f"k: {yaml_scalar(text)}\n"))
     assert loaded == {"k": text}
+
+
+def test_render_status_colours_the_state_only_when_asked(tmp_path: Path) -> None:
+    record = TaskRecord("t1", status=Status.ERROR, error="bad")
+    state = PlanState(P, tasks={"t1": record})
+    coloured = render_status(make_plan(tmp_path), state, {}, width=120, color=True)
+    assert "\x1b[31mERROR" in coloured
+    assert "\x1b[" not in render_status(make_plan(tmp_path), state, {}, width=120)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from orchlib.attempt import Outcome, Result
@@ -97,6 +98,10 @@ class Drafting:
             )
         if outcome.result is Result.QUESTION:
             return self._question(outcome.text)
+        if outcome.result is Result.PAUSED:  # a usage limit is no failed round: stop, say when
+            self._save("paused")
+            text = f"orchlib: the drafting agent hit its {outcome.text}; {_come_back(outcome)}"
+            return DraftResult(2, [one_line(text)])
         if outcome.result is Result.ERROR:
             self._save("failed")
             text = f"orchlib: the drafting agent reported an error: {outcome.text}"
@@ -225,6 +230,14 @@ class Drafting:
     def _save(self, status: str) -> None:
         self.state.status = status
         self.files.save(self.state)
+
+
+def _come_back(outcome: Outcome) -> str:
+    """When to run `doit draft` again after a usage limit."""
+    if outcome.reset_at is None:
+        return "run `doit draft` again later"
+    at = datetime.fromtimestamp(outcome.reset_at).strftime("%H:%M")
+    return f"run `doit draft` again after {at}"
 
 
 def _rounds(count: int) -> str:

@@ -8,13 +8,21 @@ CLI's headless output format.
 Environment:
   STANDIN_RECORD      file to append one JSON line per call: program, argv, cwd, env
                       (TERMINAL_ID, ORCH_*, and the names in STANDIN_RECORD_ENV), stdin (as
-                      read, or null), prompt (the whole message the CLI took), session_id, pid
+                      read, or null), prompt (the whole message the CLI took), session_id, pid,
+                      time (epoch seconds of the call)
   STANDIN_RECORD_ENV  comma-separated names of further environment variables to record
   STANDIN_MODE        done (default) | error | question | silent-exit (no final report,
                       exit 0) | denied (the agent tries to report DONE through a shell tool
                       call that is denied, so the marker is only in the call's *input*; it
                       then exits 0 without a report; aider runs no tools: as silent-exit)
   STANDIN_SUMMARY     the text of the final marker (default "stand-in done")
+  STANDIN_LIMIT_UNTIL epoch seconds: until then the CLI's account is over its usage limit,
+                      so the stand-in reports the limit as the real CLI does (its message,
+                      with this reset time where the CLI says one) and exits; afterwards it
+                      runs normally. A real limit outlives one call, so this is a time.
+  STANDIN_NO_CODE     aider: the reply has no edit blocks holding markers (for a custom
+                      command running aider, whose plain output counts every line)
+  STANDIN_DELAY       seconds to think (sleep) after the call is recorded, before output
   TERMINAL_ID         the terminal id the markers carry
   STANDIN_PLAN        (`doit draft`) a file whose text the agent writes as its plan, to the
                       path the prompt names on its `**Plan file:**` line, as the CLI's own
@@ -28,6 +36,7 @@ import json
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -151,6 +160,15 @@ def mode() -> str:
     return wanted
 
 
+def limit_until() -> float | None:
+    """The reset time of the usage limit in force now (STANDIN_LIMIT_UNTIL), if any."""
+    raw = os.environ.get("STANDIN_LIMIT_UNTIL")
+    if not raw:
+        return None
+    until = float(raw)
+    return until if until > time.time() else None
+
+
 def terminal_id() -> str:
     return os.environ.get("TERMINAL_ID", "term-standin")
 
@@ -206,9 +224,11 @@ def record(
         "prompt": prompt,
         "session_id": session_id,
         "pid": os.getpid(),
+        "time": time.time(),
     }
     with open(path, "a", encoding="utf-8") as out:
         out.write(json.dumps(entry) + "\n")
+    time.sleep(float(os.environ.get("STANDIN_DELAY") or 0))
 
 
 def emit(event: dict[str, object]) -> None:
