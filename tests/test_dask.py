@@ -332,3 +332,18 @@ def test_an_interrupt_wakes_a_waiting_run(cluster: DaskCluster, tmp_path: Path) 
         ex.close()
         os.close(wake_r)
         os.close(wake_w)
+
+
+def test_preflight_without_workers_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lonely = DaskCluster()
+    monkeypatch.setattr(dask_cluster, "WORKERS_WAIT", 0.5)
+    ex = DaskExecutor(lonely.address)
+    try:
+        lines = ex.preflight(tmp_path, [])
+        want = f"no dask workers at {lonely.address} after 0.5s: start some with `dask worker`"
+        assert lines == [want]
+    finally:
+        ex.close()
+        lonely.stop()

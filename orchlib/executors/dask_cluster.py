@@ -17,6 +17,7 @@ from orchlib.errors import ConfigError
 
 LOCAL_AGENTS = 2  # agents (and threads) per worker of a `local:N` cluster
 CONNECT_TIMEOUT = "10s"
+WORKERS_WAIT = 10.0
 PROBE_DIR = ".orch"
 
 
@@ -91,6 +92,13 @@ def _give_agent_slots(client: Any) -> None:
 
 def preflight(client: Any, root: Path, clis: Sequence[str]) -> list[str]:
     """One line per worker that cannot run the plan: no workers, no checkout, a missing CLI."""
+    try:  # workers started with the scheduler may still be coming up
+        client.wait_for_workers(1, timeout=WORKERS_WAIT)
+    except (TimeoutError, OSError):
+        return [
+            f"no dask workers at {client.scheduler.address} after {WORKERS_WAIT:g}s: "
+            "start some with `dask worker`"
+        ]
     probe_dir = root / PROBE_DIR
     probe_dir.mkdir(parents=True, exist_ok=True)
     marker = probe_dir / f"dask-probe-{secrets.token_hex(6)}"
@@ -101,8 +109,6 @@ def preflight(client: Any, root: Path, clis: Sequence[str]) -> list[str]:
     finally:
         with contextlib.suppress(OSError):
             marker.unlink()
-    if not answers:
-        return [f"no dask workers at {client.scheduler.address}: start some with `dask worker`"]
     problems = []
     for worker, lacks in sorted(answers.items()):
         if isinstance(lacks, BaseException):
