@@ -265,15 +265,19 @@ ORCHESTRATOR = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP])
+@pytest.mark.parametrize(
+    ("how", "local"), [(signal.SIGKILL, False), (signal.SIGSTOP, False), (signal.SIGKILL, True)]
+)
 def test_agents_of_a_gone_orchestrator_are_stopped(
-    cluster: DaskCluster, tmp_path: Path, how: signal.Signals
+    cluster: DaskCluster, tmp_path: Path, how: signal.Signals, local: bool
 ) -> None:
-    """SIGKILL: the scheduler drops its client at once. SIGSTOP (a hung or cut-off
-    orchestrator): its lease stops moving, and the worker gives up on it after 10 s."""
+    """SIGKILL: the scheduler drops its client at once (with `local:N`, the workers die with
+    it). SIGSTOP (a hung or cut-off orchestrator): its lease stops moving, and the worker
+    gives up on it after 10 s."""
     pids = tmp_path / "pids"
+    address = "local:1" if local else cluster.address
     orch = subprocess.Popen(
-        [sys.executable, "-c", ORCHESTRATOR, cluster.address, str(pids)],
+        [sys.executable, "-c", ORCHESTRATOR, address, str(pids)],
         stdout=subprocess.PIPE,
         text=True,
     )
