@@ -351,3 +351,16 @@ def test_preflight_without_workers_is_one_line(
     finally:
         ex.close()
         lonely.stop()
+
+
+def test_a_closed_executor_leaves_no_output_on_the_scheduler(
+    cluster: DaskCluster, tmp_path: Path
+) -> None:
+    ex = DaskExecutor(cluster.address)
+    handle = ex.start(sh("echo secret-output", tmp_path / "s.log"), lambda h: None)
+    wait_end(handle)
+    handle.terminate(1)
+    with cluster.client() as client:
+        assert client.get_events(ex.topic)  # the scheduler keeps a topic's last events...
+        ex.close()
+        assert not client.get_events(ex.topic)  # ...until the run is over

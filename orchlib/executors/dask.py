@@ -118,9 +118,12 @@ class DaskExecutor:
         for handle in self._running():
             handle.terminate(2.0)
         if self._cluster is not None:
+            client = self._cluster.client
             for topic in (self.topic, "all"):  # else the scheduler writes to a closed comm
                 with contextlib.suppress(Exception):
-                    self._cluster.client.unsubscribe_topic(topic)
+                    client.unsubscribe_topic(topic)
+            with contextlib.suppress(Exception):  # a shared scheduler keeps no run's output
+                client.run_on_scheduler(_forget_topic, self.topic)
             self._cluster.close()
 
     def _submit(self, job: JobLike, resources: dict[str, int] | None, workers: Any) -> DaskHandle:
@@ -186,3 +189,9 @@ class DaskExecutor:
             beat += 1
             with contextlib.suppress(Exception):
                 lease.set(beat)
+
+
+def _forget_topic(topic: str, dask_scheduler: Any) -> None:
+    """Drop the run's events from the scheduler (it keeps the last 1,000 of every topic).
+    Dask has no public call for it; where its internals differ, they are simply kept."""
+    dask_scheduler._broker._topics.pop(topic, None)

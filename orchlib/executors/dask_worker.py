@@ -215,6 +215,12 @@ class _Attempt:
                 data = os.read(fd, READ_BLOCK)
                 if not data:
                     return
+                # What is already waiting goes along: fewer, larger events for a chatty agent.
+                while len(data) < READ_BLOCK and select.select([fd], [], [], 0)[0]:
+                    more = os.read(fd, READ_BLOCK - len(data))
+                    if not more:
+                        break
+                    data += more
                 self.emit("out", d=data)
         finally:
             os.close(fd)
