@@ -141,7 +141,7 @@ def test_terminate_stops_the_whole_group(ex: DaskExecutor, tmp_path: Path) -> No
         wait_until(lambda pid=pid: not pid_alive(pid), timeout=3)
 
 
-def test_attempts_at_once_use_both_workers_and_their_output_stays_apart(
+def test_attempts_at_once_use_both_workers_up_to_their_agent_slots(
     ex: DaskExecutor, tmp_path: Path
 ) -> None:
     go, handles = tmp_path / "go", []
@@ -149,11 +149,33 @@ def test_attempts_at_once_use_both_workers_and_their_output_stays_apart(
         script = f"echo {i}-1; while [ ! -e {go} ]; do sleep 0.02; done; echo {i}-2"
         handles.append(ex.start(sh(script, tmp_path / f"m{i}.log"), lambda h: None))
     assert len({h.host for h in handles}) == 2
+    fifth: list[DaskHandle] = []
+    waiting = threading.Thread(
+        target=lambda: fifth.append(ex.start(sh("echo 5", tmp_path / "m5.log"), lambda h: None))
+    )
+    waiting.start()
+    time.sleep(1.0)
+    assert not fifth  # no slot is free: it waits in Dask's queue, not on a worker
     go.touch()
     for handle in handles:
         assert wait_end(handle) == 0
     for i in range(4):
         assert (tmp_path / f"m{i}.log").read_text() == f"{i}-1\n{i}-2\n"
+    waiting.join(timeout=20)
+    assert fifth and wait_end(fifth[0]) == 0
+
+
+def test_a_failing_before_start_stops_the_attempt(ex: DaskExecutor, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+
+    def refuse(handle: DaskHandle) -> None:
+        raise OSError("state.json is not writable")
+
+    with pytest.raises(OSError, match="not writable"):
+        ex.start(sh(f"echo $$ > {pid_file}; exec sleep 30", tmp_path / "r.log"), refuse)
+    time.sleep(2.0)  # it was stopped before or after it could write its pid: both are fine
+    if pid_file.exists() and pid_file.read_text().strip():
+        wait_until(lambda: not pid_alive(int(pid_file.read_text())), timeout=5)
 
 
 def test_a_rerun_by_dask_never_starts_a_second_agent(ex: DaskExecutor, tmp_path: Path) -> None:
