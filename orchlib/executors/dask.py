@@ -57,7 +57,7 @@ class DaskExecutor:
         """Submit the attempt and wait until it runs on a worker; before_start sees the host
         before any of its output reaches the log."""
         handle = self._submit(job, resources={"agent": 1}, workers=None)
-        while not handle._started.is_set():
+        while not handle.started():
             handle.wait_output(0.5)
             if self._interrupted():
                 handle.terminate(0)

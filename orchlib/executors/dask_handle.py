@@ -63,6 +63,10 @@ class DaskHandle:
         """What state.json keeps to find the attempt again."""
         return {"executor": "dask", "token": self.token, "host": self.host, "pid": self.pid}
 
+    def started(self) -> bool:
+        """True once a worker runs the attempt (or it ended without running)."""
+        return self._started.is_set()
+
     def poll(self) -> int | None:
         """The exit code once the attempt has ended; -1 when lost or failed on the worker."""
         return self._code
