@@ -1,5 +1,9 @@
 """`python -m orchlib`."""
 
-from orchlib.cli import main
+from orchlib import quietexit
+
+quietexit.install()  # before doit is imported: a Ctrl-C from here on exits quietly
+
+from orchlib.cli import main  # noqa: E402
 
 raise SystemExit(main())

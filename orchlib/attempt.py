@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from orchlib import strays
 from orchlib.markers import Kind, LineSplitter, Marker, scan, strip_ansi
 from orchlib.plan import Limits
 from orchlib.streams import OutputAdapter
@@ -75,7 +76,7 @@ class _Watch:
 
     def __init__(self, follow: Follow) -> None:
         self.f = follow
-        self.splitter = LineSplitter()
+        self.splitter = LineSplitter(json_events=follow.adapter.json_events)
         now = time.monotonic()
         self.started = now - follow.started_ago
         self.last_output = now - follow.quiet_for
@@ -127,6 +128,7 @@ def follow(f: Follow) -> Outcome:
     finally:
         waiter.close()
         f.proc.terminate(grace=0.5 if watch.forced else 2.0)
+        strays.stop(f.terminal_id, grace=0.5 if watch.forced else 2.0)
     return _decide(watch)
 
 

@@ -54,6 +54,8 @@ class Checkout:
     root: Path
     plans: dict[str, Plan]
     interrupt: Interrupt = field(default_factory=Interrupt)
+    # Why the run starts no more agents though running ones go on (a full disk); "" if not.
+    stopped: str = ""
     pauses: Pauses = field(default_factory=Pauses)  # profiles waiting for a usage limit
     # Tasks a pruned `doit run` left out because they and their upstream are done.
     up_to_date: dict[str, list[str]] = field(default_factory=dict)
@@ -117,6 +119,10 @@ class Checkout:
         """Why the task would run now, or None when it is up to date."""
         deps = {dep: self.stamp(plan.plan_id, dep) for dep in task.depends_on}
         own = self.stamp(plan.plan_id, task.id)
+        if own is None and (
+            damage := stamps.damage(self.stamp_path(plan.plan_id, task.id), task.id)
+        ):
+            return f"its stamp is damaged ({damage}); the task runs again"
         return stamps.why_not_done(plan, task, own, self.spec_hash(plan, task), deps)
 
     def log_path(self, plan_id: str, task_id: str, attempt: int, suffix: str = "log") -> Path:

@@ -17,6 +17,7 @@ from doit.cmdparse import CmdParseError
 from orchlib import loader
 from orchlib.checkout import Checkout
 from orchlib.errors import OrchError
+from orchlib.staterender import printable
 
 _LOCATED = re.compile(r"^\S+:\d+:\d+: ")  # plans/x.yaml:14:7: tasks[2]...: message
 
@@ -77,10 +78,45 @@ def quiet_when_reader_gone(execute: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(execute)
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(getattr(self, "outstream", None), (Printable, type(None))):
+            self.outstream = Printable(self.outstream)
         try:
             return execute(self, *args, **kwargs)
         except BrokenPipeError:
             return reader_gone()
+
+    return run
+
+
+class Printable:
+    """A command's output stream that escapes control characters: doit prints task titles,
+    targets and summaries (plan text) as they are, and they must not drive the terminal."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write `text` with its control characters (but newline and tab) escaped."""
+        return int(self._stream.write(printable(text)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def db_errors_in_one_line(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """A command's `_execute` whose failure to write doit's DB (a full disk) is one line."""
+
+    @functools.wraps(execute)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        import sqlite3  # doit imports it too, when it opens the DB
+
+        try:
+            return execute(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            return fail(
+                f"doit's DB .orch/doit.sqlite3: {exc}; free space (or fix the file) and "
+                "re-run — the stamps are unchanged"
+            )
 
     return run
 

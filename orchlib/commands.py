@@ -19,15 +19,22 @@ from doit.cmd_run import Run as DoitRun
 from doit.control import TaskControl
 from doit.exceptions import InvalidCommand
 
-from orchlib import loader, plugins, stamps, statesync
+from orchlib import loader, plugins, quietexit, stamps, statesync
 from orchlib.checkout import Checkout
-from orchlib.cmdutil import OneLineErrors, fail, quiet_when_reader_gone, report
+from orchlib.cmdutil import (
+    OneLineErrors,
+    db_errors_in_one_line,
+    fail,
+    quiet_when_reader_gone,
+    report,
+)
 from orchlib.errors import ConfigError, OrchError
 from orchlib.loader import orch_meta
 from orchlib.prompt import template_dirs
 from orchlib.runlock import run_lock
 
 plugins.install()  # doit's later plugin lookups: one scan of the installed packages
+quietexit.install()  # doit loads this module first: from here on Ctrl-C exits 130 quietly
 
 
 opt_dry_run = {
@@ -141,6 +148,7 @@ class Forget(OneLineErrors, DoitForget):  # type: ignore[misc]
 
     doc_purpose = "make tasks run again: set their stamps aside (dependents then run too)"
 
+    @db_errors_in_one_line
     def _execute(self, forget_sub: bool, forget_disable_default: bool, forget_all: bool) -> Any:
         co = loader.current()
         if co is None:
@@ -192,6 +200,7 @@ class Clean(OneLineErrors, DoitClean):  # type: ignore[misc]
 
     doc_purpose = "remove tasks' stamps (and declared outputs' clean actions): they run again"
 
+    @db_errors_in_one_line
     def _execute(self, *args: Any, **kwargs: Any) -> Any:
         co = loader.current()
         if co is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import time
@@ -9,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchlib import adopt, agents, stamps, state
+from orchlib import adopt, agents, orchdir, stamps, state
 from orchlib.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.checkout import Checkout
 from orchlib.checks import Checked, run_checks
@@ -75,7 +76,23 @@ class TaskRun:
         self.workspace = self.project if self.tree is None else self.tree.workspace
 
     def run(self) -> TaskResult:
-        """Adopt a crashed run's attempt or dispatch new ones until the task settles."""
+        """Adopt a crashed run's attempt or dispatch new ones until the task settles.
+
+        A file that cannot be written fails the task in one line naming it; a full disk
+        also stops the run starting agents. No retry is spent on either, and what was
+        stamped stays stamped (docs/recovery.md).
+        """
+        try:
+            return self._run()
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            reason = orchdir.write_failure(exc, self.co.root)
+            if orchdir.no_space(exc):
+                self.co.stopped = self.co.stopped or reason
+            return self._fail(reason, self._last_number)
+
+    def _run(self) -> TaskResult:
         attempted = None
         if self._left is None:
             waiting = self._still_waiting()
@@ -140,6 +157,9 @@ class TaskRun:
             return TaskResult("waiting", outcome.text), ""
         if outcome.result is Result.INTERRUPTED or self.co.interrupt.is_set():
             return self._fail(outcome.text, done.number, interrupted=True), ""
+        log = self.co.log_path(self.plan.plan_id, self.task.id, done.number)
+        if outcome.result in RETRIED and orchdir.out_of_space(log.parent):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(log))
         retry = outcome.result in RETRIED or self.task.limits.retry_on_error
         reason = outcome.text if outcome.result is not Result.ERROR else error_reason(outcome.text)
         if retry:
@@ -193,6 +213,7 @@ class TaskRun:
         return Attempted(prev.attempt, prev.terminal_id, outcome, started)
 
     def _attempt(self, number: int, feedback: str) -> Attempted:
+        self._last_number = number  # a failed write below is still this attempt's
         terminal_id = f"term-{self.task.id}-{number}-{secrets.token_hex(3)}"
         started = time.monotonic()
         if self.tree is not None:  # a fresh worktree from the project's HEAD

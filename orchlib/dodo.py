@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from orchlib.loader import DOIT_CONFIG, checkout_for, doit_tasks
+from orchlib.loader import DOIT_CONFIG, checkout_for, doit_tasks, prepare_orch_dir
 
 __all__ = ["DOIT_CONFIG", "task_orchlib"]
 
 # doit opens its dependency DB (in .orch/) before it asks for tasks.
-Path(".orch").mkdir(exist_ok=True)
+prepare_orch_dir(Path.cwd())
 
 
 def task_orchlib() -> Iterator[Any]:

@@ -45,9 +45,11 @@ def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:
             if durable:
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):  # name the file meant, not the temp file (or none)
+            exc.filename, exc.filename2 = str(path), None
         raise
 
 

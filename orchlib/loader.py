@@ -17,7 +17,7 @@ from doit.cmd_base import TaskLoader2
 from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.task import Task as DoitTask
 
-from orchlib import stamps, uptodate
+from orchlib import orchdir, stamps, uptodate
 from orchlib.checkout import Checkout
 from orchlib.errors import OrchError
 from orchlib.plan import Plan, Task
@@ -237,6 +237,14 @@ def _outside_orchlib_run(plan_id: str, task_id: str) -> TaskFailed:
     )
 
 
+def prepare_orch_dir(root: Path) -> None:
+    """`.orch/` made and doit's DB readable before doit opens it; else one line, exit 3."""
+    try:
+        orchdir.prepare(root)
+    except OrchError as exc:
+        raise InvalidDodoFile(str(exc)) from None
+
+
 class PlanLoader(TaskLoader2):  # type: ignore[misc]
     """doit task loader for `python -m orchlib`: the checkout is the working directory."""
 
@@ -245,7 +253,7 @@ class PlanLoader(TaskLoader2):  # type: ignore[misc]
 
     def load_doit_config(self) -> dict[str, Any]:
         """orchlib's doit defaults (sqlite3 DB in .orch/, continue on failure)."""
-        Path(".orch").mkdir(exist_ok=True)
+        prepare_orch_dir(Path.cwd())
         return dict(DOIT_CONFIG)
 
     def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[DoitTask]:

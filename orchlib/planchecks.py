@@ -265,3 +265,34 @@ def _glob(issues: Issues, value: object, path: KeyPath) -> str | None:
             issues.add(path, f"{q(pattern)} must stay inside the project (relative, no '..' out)")
             return None
     return pattern
+
+
+def no_nul_bytes(issues: Issues, data: object) -> None:
+    """Report every key and string holding a NUL: no argv, env or file name can carry one."""
+    # An explicit stack: a plan may nest deeper than Python's recursion limit.
+    stack: list[tuple[KeyPath, object]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str) and "\0" in value:
+            issues.add(path, "contains a NUL character (\\0); remove it")
+        elif isinstance(value, dict):
+            for key in value:
+                if isinstance(key, str) and "\0" in key:
+                    issues.add((*path, key), "key contains a NUL character (\\0)", at_key=True)
+            stack.extend(((*path, k), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(value))))
+
+
+# Names (or name prefixes) of orchlib's and doit's own files and folders in `.orch/`: a plan
+# folder there must not collide with them (doit's DB also makes `doit.sqlite3-journal`).
+_RUNTIME_NAMES = ("cache", "drafts", "worktrees")
+_RUNTIME_PREFIXES = ("doit.", "run.lock")
+RESERVED = "choose another planId (reserved: cache, drafts, worktrees, run.lock*, doit.*)"
+
+
+def reserved_plan_id(plan_id: str) -> bool:
+    """Whether `.orch/<plan_id>` would be one of the runtime files (names compared as the
+    file system may, without case)."""
+    name = plan_id.lower()
+    return name in _RUNTIME_NAMES or name.startswith(_RUNTIME_PREFIXES)

@@ -25,6 +25,7 @@ from orchlib.plan import (
 )
 from orchlib.planagents import DEFAULT, Agents, argv_list, task_agent
 from orchlib.planchecks import (
+    RESERVED,
     Issues,
     KeyPath,
     argv,
@@ -38,9 +39,11 @@ from orchlib.planchecks import (
     ident,
     items,
     mapping,
+    no_nul_bytes,
     nonempty,
     number,
     q,
+    reserved_plan_id,
     text,
     timestamp,
     unknown,
@@ -99,6 +102,10 @@ def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None,
         empty = "the plan file is empty" if data is None else f"got {describe(data)}"
         issues.add((), f"a plan must be a mapping with planId, projects and tasks; {empty}")
         return None, issues
+    # Alone: a NUL would make the path checks below fail (`embedded null byte`).
+    no_nul_bytes(issues, data)
+    if issues:
+        return None, issues
     root = mapping(issues, data, (), PLAN_KEYS, PLAN_OPTIONAL)
     if root is None:
         return None, issues
@@ -125,6 +132,8 @@ class _Builder:
         plan_id = get(issues, root, "planId", (), ident, None)
         if plan_id in (".", ".."):
             issues.add(("planId",), f"{q(plan_id)} cannot name a plan folder")
+        elif isinstance(plan_id, str) and reserved_plan_id(plan_id):
+            issues.add(("planId",), f"{q(plan_id)} is a name orchlib uses in .orch/; {RESERVED}")
         self.agents.resolve_all()
         for index, item in enumerate(_list(issues, root, "projects")):
             self.project(item, ("projects", index))

@@ -14,6 +14,7 @@ from doit.exceptions import TaskError, UnmetDependency
 from orchlib.checkout import Checkout
 from orchlib.events import TaskFailed, TaskSkipped, TaskUpToDate
 from orchlib.loader import orch_meta
+from orchlib.staterender import printable
 
 
 class PlanReporter:
@@ -43,7 +44,7 @@ class PlanReporter:
         meta = orch_meta(task)
         if meta is None:
             if not task.has_subtask:
-                self.out.write(f"{task.name}: {fail.message}\n")
+                self.out.write(printable(f"{task.name}: {fail.message}") + "\n")
             return
         if isinstance(fail, UnmetDependency):
             because = tuple(name.split(":", 1)[-1] for name in str(fail.message).split())

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from orchlib.errors import LockHeld
+from orchlib.errors import ConfigError, LockHeld
 
 HOLDER_WAIT = 0.5
 PROBE_WAIT = 0.2  # a reader's probe holds the lock for microseconds: retry that long first
@@ -24,7 +24,11 @@ def run_lock(orch_dir: Path, doing: str = "run") -> Iterator[None]:
     """
     orch_dir.mkdir(parents=True, exist_ok=True)
     path = orch_dir / "run.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        kind = "it is a folder; move it away" if path.is_dir() else exc.strerror
+        raise ConfigError(f"orchlib: cannot open the run lock {path}: {kind}") from None
     try:
         if not _take(fd):
             holder = _holder(fd)
@@ -33,8 +37,9 @@ def run_lock(orch_dir: Path, doing: str = "run") -> Iterator[None]:
                 f"{path}: {what}another doit run holds this checkout's run lock (pid {holder}); "
                 "wait for it or stop it — `doit status` works meanwhile"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the pid is for messages only (a full disk)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import heapq
 import queue
+import sqlite3
 import threading
 from collections import Counter
 from typing import Any
 
 from doit.exceptions import TaskError, TaskFailed
-from doit.runner import Runner
+from doit.runner import ERROR, Runner
 
 from orchlib.checkout import Checkout
 from orchlib.dispatch import TaskResult, TaskRun
@@ -88,7 +89,21 @@ class PlanRunner(Runner):  # type: ignore[misc]
             completed = self._collect()
 
     def _stopping(self) -> bool:
-        return bool(self._stop_running or self.co.interrupt.is_set())
+        return bool(self._stop_running or self.co.interrupt.is_set() or self.co.stopped)
+
+    def finish(self) -> Any:
+        """doit's finish; its DB failing to save (a full disk) is one line, not a traceback:
+        the stamps already hold what is done."""
+        try:
+            self.dep_manager.close()
+        except (sqlite3.Error, OSError) as exc:
+            self.reporter.runtime_error(
+                f"doit's DB .orch/doit.sqlite3 was not saved ({exc}); the stamps keep what is done"
+            )
+            self.final_result = ERROR
+        self.teardown()
+        self.reporter.complete_run()
+        return self.final_result
 
     def _pull(self, dispatcher: Any, completed: Any) -> bool:
         """Take nodes from doit until it must wait; True once it has nothing more."""

@@ -18,6 +18,7 @@ from orchlib.errors import ConfigError
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.loader import orch_meta
 from orchlib.notify import Notifier, close_all
+from orchlib.orchdir import check_plan_files, check_writable, sweep_temp_files
 from orchlib.pauses import profile_of
 from orchlib.preflight import check_agents, check_project_folders, check_repos
 from orchlib.prompt import template_dirs
@@ -48,13 +49,24 @@ def run_plans(
     co: Checkout, chosen: list[Any], control: Any, dep_manager: Any, out: IO[str], opts: RunOptions
 ) -> int:
     """Run the plan tasks doit selected; the exit code follows DESIGN §4."""
+    check_writable(co.root)  # before the run lock, which is the first file written
     with _signals(co), _short_gil_slices(), run_lock(co.orch_dir):
         to_run = [_plan_task(co, t) for t in chosen]
         pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
         _preflight(co, pending)
         sweep(co)  # worktrees of finished tasks a killed run left
+        _check_runtime_files(co, to_run, pending)
         code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
     return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
+
+
+def _check_runtime_files(co: Checkout, to_run: list[Any], pending: list[Any]) -> None:
+    """Refuse runtime paths of the wrong kind; sweep temp files a killed run left (we hold
+    the run lock, and a file is removed only when its writer is gone)."""
+    plan_ids = {plan.plan_id for plan, _ in to_run}
+    check_plan_files(co.root, plan_ids, (co.stamp_path(p.plan_id, t.id) for p, t in pending))
+    folders = [co.plan_dir(p) / d for p in plan_ids for d in ("", "stamps", "prompts", "logs")]
+    sweep_temp_files([co.orch_dir / "cache", *folders])
 
 
 def _preflight(co: Checkout, pending: list[Any]) -> None:
@@ -128,9 +140,21 @@ class PlanRun:
         self.console.answered(self._answered())
         self.console.close()
         self.out.write(self.console.summary() + "\n")
+        problems = self._problems()
+        self.out.writelines(f"orchlib: {line}\n" for line in problems)
         self.out.flush()
         close_all(self.notifiers, timeout=10.0)
-        return code
+        return code or (1 if problems else 0)
+
+    def _problems(self) -> list[str]:
+        """What went wrong outside any task: state not saved, agents no longer started."""
+        found = [line for store in self.stores.values() for line in store.errors]
+        if self.co.stopped:
+            found.append(
+                f"stopped starting agents: {self.co.stopped}; free space and re-run `doit` "
+                "(what was stamped is not redone)"
+            )
+        return found
 
     def _answered(self) -> set[str]:
         """Waiting tasks whose question `doit answer` answered while the run went on."""

@@ -50,11 +50,53 @@ def _agent_repr(task: Task) -> list[Any]:
 
 
 def read(path: Path, task_id: str) -> Stamp | None:
-    """The stamp at `path` if it is whole and names `task_id`; a torn or foreign file is None."""
+    """The stamp at `path` if it is whole, well-formed and names `task_id`; else None."""
     data = read_json(path)
-    if not data or data.get("taskId") != task_id or "finishedAt" not in data:
+    if data is None or shape_problem(data, task_id) is not None:
         return None
     return data
+
+
+def damage(path: Path, task_id: str) -> str | None:
+    """What is wrong with the stamp file at `path`; None when it is valid or absent."""
+    if not os.path.lexists(path):
+        return None
+    if path.is_dir():
+        return "it is a folder"
+    data = read_json(path)
+    return "not a JSON object" if data is None else shape_problem(data, task_id)
+
+
+_TEXT_FIELDS = ("specHash", "summary", "terminalId")
+
+
+def shape_problem(data: Stamp, task_id: str) -> str | None:
+    """The first field of a stamp with the wrong type (a hand edit, a foreign tool)."""
+    if data.get("taskId") != task_id:
+        return f"taskId is {data.get('taskId')!r}, not {task_id!r}"
+    if not isinstance(data.get("finishedAt"), str):
+        return "finishedAt is not a time"
+    for key in _TEXT_FIELDS:
+        if key in data and not isinstance(data[key], str):
+            return f"{key} is not text"
+    attempt = data.get("attempt", 0)
+    if not isinstance(attempt, int) or isinstance(attempt, bool):
+        return "attempt is not a whole number"
+    if not isinstance(data.get("durationSeconds", 0), int | float):
+        return "durationSeconds is not a number"
+    inputs = data.get("inputs", {})
+    if not isinstance(inputs, dict) or not all(_input_print(v) for v in inputs.values()):
+        return "inputs is not a map of file -> [size, mtime, sha256]"
+    return None
+
+
+def _input_print(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(n, int) for n in value[:2])
+        and isinstance(value[2], str)
+    )
 
 
 def write(path: Path, stamp: Stamp) -> None:
@@ -85,19 +127,30 @@ def forget(path: Path) -> bool:
     return True
 
 
-def expand(project: Project, patterns: tuple[str, ...]) -> dict[str, list[str]]:
-    """Each glob (relative to the project) mapped to the sorted relative paths it matches."""
+def expand(
+    project: Project, patterns: tuple[str, ...], inside: bool = False
+) -> dict[str, list[str]]:
+    """Each glob (relative to the project) mapped to the sorted relative paths it matches;
+    with `inside`, only files that stay in the project once symlinks are resolved."""
     root = str(project.root)
+    real_root = os.path.realpath(root) if inside else ""
     found: dict[str, list[str]] = {}
     for pattern in patterns:
         matches = glob.glob(os.path.join(root, pattern), recursive=True)
+        if inside:
+            matches = [m for m in matches if _within(os.path.realpath(m), real_root)]
         found[pattern] = sorted(os.path.relpath(m, root) for m in matches)
     return found
 
 
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def missing_outputs(project: Project, task: Task) -> list[str]:
-    """Declared outputs (globs) that match nothing."""
-    return [p for p, hits in expand(project, task.outputs).items() if not hits]
+    """Declared outputs (globs) that match nothing in the project: a match reached through
+    a symlink to a file outside it does not count (as a project path outside is refused)."""
+    return [p for p, hits in expand(project, task.outputs, inside=True).items() if not hits]
 
 
 def fingerprint_inputs(project: Project, task: Task) -> dict[str, list[Any]]:

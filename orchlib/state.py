@@ -21,6 +21,7 @@ import filelock
 
 from .events import Event, RunFinished, RunStarted, TaskProgress, now_iso
 from .fsutil import atomic_write, ensure_dir
+from .orchdir import write_failure
 from .plan import Plan
 from .stateevents import apply_event, reconcile, reset_for_run
 from .statefiles import (
@@ -256,5 +257,8 @@ class StateStore:
         return replace(state, tasks=tasks)
 
     def _note(self, exc: BaseException) -> None:
-        if len(self.errors) < MAX_ERRORS:
-            self.errors.append(f"{self.folder}: state not written: {exc}")
+        root = self.folder.parent.parent
+        what = write_failure(exc, root) if isinstance(exc, OSError) else repr(exc)
+        line = f"state of {self.plan.plan_id} not saved: {what}"
+        if line not in self.errors and len(self.errors) < MAX_ERRORS:
+            self.errors.append(line)

@@ -20,6 +20,7 @@ from orchlib.cmdutil import OneLineErrors, checkout_here, fail, quiet_when_reade
 from orchlib.errors import OrchError
 from orchlib.plan import Plan
 from orchlib.prompt import template_dirs
+from orchlib.staterender import printable
 
 opt_json = {
     "name": "as_json",
@@ -74,7 +75,7 @@ class Status(OneLineErrors, Command):  # type: ignore[misc]
             sys.stdout.write(json.dumps(statusjson.combine(docs), indent=2, ensure_ascii=False))
             sys.stdout.write("\n")
         else:
-            sys.stdout.write("\n".join(t.rstrip("\n") + "\n" for t in tables))
+            sys.stdout.write(printable("\n".join(t.rstrip("\n") + "\n" for t in tables)))
         sys.stdout.flush()  # a closed pipe shows here, inside the command
         return 0
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from orchlib import runlock, uptodate
 from orchlib.checkout import Checkout
 from orchlib.fsutil import atomic_write
+from orchlib.orchdir import write_failure
 from orchlib.plan import Plan
 from orchlib.prompt import template_dirs
 
@@ -48,7 +50,19 @@ def sync_all(
 
 
 def sync(co: Checkout, plan: Plan, verdicts: Verdicts) -> bool:
-    """Rewrite the plan's state files when they disagree with `verdicts`; True if rewritten."""
+    """Rewrite the plan's state files when they disagree with `verdicts`; True if rewritten.
+
+    A damaged or read-only `.orch` is said in one line and the command goes on (a run then
+    names the path and what to do before dispatching anything)."""
+    try:
+        return _sync(co, plan, verdicts)
+    except OSError as exc:
+        what = write_failure(exc, co.root)
+        sys.stderr.write(f"orchlib: state of {plan.plan_id} not reconciled: {what}\n")
+        return False
+
+
+def _sync(co: Checkout, plan: Plan, verdicts: Verdicts) -> bool:
     folder = co.plan_dir(plan.plan_id)
     state_file = folder / "state.json"
     if not state_file.exists() and all(v is not None for v in verdicts.values()):

@@ -8,7 +8,9 @@ picks up the session id (for `session: continue`) and the CLI's own usage figure
 
 Adapters see every line of large transcripts: each keeps only a few scalars of state, and
 none ever raises on odd input. A line of a JSON profile that is not JSON (stderr noise, a
-crash trace) is passed through as plain text.
+crash trace) is passed through as plain text, except one that opens like an event ("{"): a
+cut or garbled event no longer says which part of it a marker sat in (a tool's input?), so
+it yields nothing. `json_events` tells the line splitter to keep events whole.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class OutputAdapter(Protocol):
 
     session_id: str | None
     usage: dict[str, object]
+    # Whether lines are JSON events, each to be read whole (markers.LineSplitter).
+    json_events: bool
     limit: LimitReport | None  # the CLI reported a usage/rate limit (DESIGN §11)
 
     def texts(self, line: str) -> list[str]:
@@ -71,6 +75,8 @@ class OutputAdapter(Protocol):
 
 class PlainText:
     """Any output that is not a JSON event stream: every line is text."""
+
+    json_events = False
 
     def __init__(self) -> None:
         self.session_id: str | None = None
@@ -84,6 +90,8 @@ class PlainText:
 
 class _JsonStream:
     """Shared line handling of JSONL adapters; subclasses read one event in `_event`."""
+
+    json_events = True
 
     def __init__(self) -> None:
         self.session_id: str | None = None
@@ -103,7 +111,7 @@ class _JsonStream:
             doc: Json = json.loads(line, strict=False)  # "{..." parses to an object or fails
         except (ValueError, RecursionError):
             self._limit(line)
-            return [line]
+            return []  # a broken event (cut by a crash): not evidence of a report
         try:
             return self._event(doc)
         except Exception:  # a malformed event must never stop the attempt

@@ -52,9 +52,16 @@ def verdicts(co: Checkout, plan: Plan) -> dict[str, str | None]:
     for phase in plan.phases:
         for task_id in phase:
             found[task_id] = _reason(plan, plan.tasks[task_id], cache, found)
+            if task_id not in cache.entries:  # rare: say why a stamp on disk does not count
+                found[task_id] = _damaged(co, plan, task_id) or found[task_id]
     if dirty:
         _save(co, plan, cache)
     return found
+
+
+def _damaged(co: Checkout, plan: Plan, task_id: str) -> str | None:
+    damage = stamps.damage(co.stamp_path(plan.plan_id, task_id), task_id)
+    return f"its stamp is damaged ({damage}); the task runs again" if damage else None
 
 
 def entries(co: Checkout, plan: Plan) -> dict[str, Entry]:
@@ -110,7 +117,7 @@ def _spec_key(co: Checkout, plan: Plan) -> str:
 def _read_stamps(co: Checkout, plan: Plan) -> dict[str, Entry]:
     found: dict[str, Entry] = {}
     folder = co.stamp_path(plan.plan_id, "x").parent
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for item in os.scandir(folder):
             task_id = item.name[:-5] if item.name.endswith(".json") else ""
             data = stamps.read(folder / item.name, task_id) if task_id in plan.tasks else None
@@ -123,7 +130,7 @@ def _read_stamps(co: Checkout, plan: Plan) -> dict[str, Entry]:
 def _mtime(folder: os.PathLike[str]) -> int:
     try:
         return os.stat(folder).st_mtime_ns
-    except FileNotFoundError:
+    except OSError:  # missing, or a path of the wrong kind (named by the run's checks)
         return -1
 
 

@@ -18,6 +18,8 @@ entry N-1 (the last one repeats). An attempt is a list of steps, each a one-key 
   {"ignore_term": true}        ignore SIGTERM from here on
   {"spawn_child": true}        start a child process in our group that sleeps forever
                                (a path instead of true: also write the child's pid there)
+  {"spawn_setsid": "path"}     start a grandchild that calls setsid (leaves our group and
+                               session) and sleeps forever; its pid is written to path
   {"wait_file": "path"}        wait until the file exists, printing nothing (a test's go signal)
   {"read_stdin_line": true}    wait for one line on stdin (a stalled agent waiting for Enter)
   {"progress_until": ["path", 0.01]}  print PROGRESS lines every N seconds until the file exists
@@ -110,6 +112,14 @@ def play(step: dict, tid: str) -> int | None:
             with open(arg + ".tmp", "w") as fh:
                 fh.write(str(child.pid))
             os.replace(arg + ".tmp", arg)  # a waiting test never reads it half-written
+    elif kind == "spawn_setsid":
+        code = (
+            "import os, sys, time; os.setsid(); open(sys.argv[1] + '.tmp', 'w').write("
+            "str(os.getpid())); os.replace(sys.argv[1] + '.tmp', sys.argv[1]); time.sleep(3600)"
+        )
+        subprocess.Popen([sys.executable, "-c", code, arg])
+        while not os.path.exists(arg):
+            time.sleep(0.01)
     elif kind == "wait_file":
         while not os.path.exists(arg):
             time.sleep(0.02)

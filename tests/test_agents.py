@@ -562,8 +562,17 @@ def texts(stream: OutputAdapter, *events: object) -> list[str]:
 @pytest.mark.parametrize("kind", [ClaudeStream, CodexJson, GeminiStream, OpencodeJson])
 def test_non_json_lines_pass_through(kind: type[OutputAdapter]) -> None:
     stream = kind()
-    for line in ("Error: not logged in", "{broken json [DONE:t] x", "", "  [DONE:t] x"):
+    for line in ("Error: not logged in", "", "  [DONE:t] x"):
         assert stream.texts(line) == [line]
+
+
+@pytest.mark.parametrize("kind", [ClaudeStream, CodexJson, GeminiStream, OpencodeJson])
+def test_broken_event_lines_yield_nothing(kind: type[OutputAdapter]) -> None:
+    # a cut or garbled event no longer says where its marker sat (a tool's input?)
+    event = {"type": "assistant", "message": {"content": [{"type": "tool_use",
+             "input": {"command": 'echo "[DONE:t] x"'}}]}}  # fmt: skip
+    for line in ("{broken json [DONE:t] x", json.dumps(event)[:-3], '  {"a": "[DONE:t] x"'):
+        assert kind().texts(line) == []
 
 
 @pytest.mark.parametrize("kind", [ClaudeStream, CodexJson, GeminiStream, OpencodeJson])

@@ -292,10 +292,33 @@ def test_unicode_summaries(summary: str) -> None:
 @pytest.mark.parametrize("kind", ["DONE", "ERROR", "QUESTION"])
 @pytest.mark.parametrize(
     "placeholder",
-    ["<one-line summary of deliverables>", "<specific question>", "<what went wrong>", "<>"],
+    [
+        "<one-line summary of deliverables>",
+        "<specific question>",
+        "<specific question with options if applicable>",
+        "<what went wrong and what was tried>",
+        "<what went wrong and what you tried>",
+    ],
 )
 def test_placeholders_ignored(kind: str, placeholder: str) -> None:
     assert scan(f"[{kind}:{TID}] {placeholder}", TID) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        (Kind.DONE, "<Header/> and <Footer/>"),
+        (Kind.DONE, "<App/>"),
+        (Kind.ERROR, "<stdin>: cannot open <config.yaml>"),
+        (Kind.QUESTION, "<nav> or <header>?"),
+        (Kind.DONE, "<>"),
+    ],
+)
+def test_real_reports_in_angle_brackets_count(kind: Kind, text: str) -> None:
+    # only the prompt's literal placeholder texts are the prompt echoed back
+    assert scan(f"[{kind.value}:{TID}] {text}", TID) == [Marker(kind, TID, text)]
+    assert scan(f'echo "[{kind.value}:{TID}] {text}"', TID) == [Marker(kind, TID, text)]
+    assert scan(claude_line(f"[{kind.value}:{TID}] {text}"), TID) == [Marker(kind, TID, text)]
 
 
 def test_prompt_echo_of_protocol_yields_nothing() -> None:
@@ -397,6 +420,65 @@ def test_splitter_cuts_huge_line_fed_in_chunks_with_bounded_buffer() -> None:
 def test_splitter_default_limit_cuts_a_multi_megabyte_line() -> None:
     lines = split_all([b"z" * (3 << 20) + b"\n"])
     assert [len(line) for line in lines] == [1 << 20] * 3
+
+
+@pytest.mark.parametrize("offset", [0, 1, 3, 5, 9, 12, 17, 40])
+def test_marker_across_a_cut_is_found_whole(offset: int) -> None:
+    # the marker starts `offset` characters before the cut: it must not be split by it
+    marker = f"[DONE:{TID}] shipped the parser"
+    data = ("a" * (1000 - offset) + marker + "\n").encode()
+    lines = split_all([data], max_line=1000)
+    assert [m for line in lines for m in scan_line(line, TID)] == [done("shipped the parser")]
+    assert "".join(lines) == data.decode().rstrip("\n")
+    assert all(len(line) <= 1000 for line in lines)
+
+
+def test_quoted_marker_across_a_cut_keeps_its_quote() -> None:
+    data = ("a" * 995 + f'echo "[DONE:{TID}] ok" | tee x\n').encode()
+    lines = split_all([data[i : i + 7] for i in range(0, len(data), 7)], max_line=1000)
+    assert [m for line in lines for m in scan_line(line, TID)] == [done("ok")]
+
+
+def test_marker_after_48_mib_on_one_line_is_found() -> None:
+    splitter = LineSplitter()
+    found: list[Marker] = []
+    block = b"x" * 65536
+    for _ in range(48 * 16):
+        for line in splitter.feed(block):
+            found += scan_line(line, TID)
+    # the marker starts 7 characters before the cut at 49 MiB
+    tail = b"x" * ((1 << 20) - 7) + f"[DONE:{TID}] after 48 MiB\n".encode()
+    for line in splitter.feed(tail) + splitter.flush():
+        found += scan_line(line, TID)
+    assert found == [done("after 48 MiB")]
+
+
+def test_cut_points_do_not_depend_on_chunking() -> None:
+    text = "".join(f"[DO{i}[DONE:x] y " for i in range(400)) + "\n"
+    data = text.encode()
+    whole = split_all([data], max_line=300)
+    assert split_all([data[i : i + 13] for i in range(0, len(data), 13)], max_line=300) == whole
+    assert "".join(whole) == text.rstrip("\n")
+
+
+def test_json_event_line_is_kept_whole_past_max_line() -> None:
+    event = claude_line(f"[DONE:{TID}] big").replace("big", "big" + " " * 5000)
+    splitter = LineSplitter(max_line=1000, json_events=True)
+    assert splitter.feed((event + "\nplain\n").encode()) == [event, "plain"]
+
+
+def test_json_event_line_past_max_event_is_dropped_whole() -> None:
+    forged = json.dumps({"type": "tool_use", "input": "x" * 3000 + f"[DONE:{TID}] forged"})
+    splitter = LineSplitter(max_line=100, json_events=True, max_event=1000)
+    data = (forged + "\n" + "y" * 250 + "\n").encode()
+    out = [line for i in range(0, len(data), 64) for line in splitter.feed(data[i : i + 64])]
+    assert out + splitter.flush() == ["y" * 100, "y" * 100, "y" * 50]
+    assert splitter._size == 0
+
+
+def test_json_events_leave_plain_text_lines_cut_as_text() -> None:
+    splitter = LineSplitter(max_line=100, json_events=True)
+    assert splitter.feed(b"  " + b"z" * 248 + b"\n") == ["  " + "z" * 98, "z" * 100, "z" * 50]
 
 
 def test_splitter_rejects_nonpositive_limit() -> None:

@@ -243,7 +243,7 @@ def test_unreadable_values_are_located(tmp_path: Path) -> None:
 def test_unusable_project_path_is_an_error(tmp_path: Path) -> None:
     lines = errors(tmp_path, one_task().replace("path: web", 'path: "a\\0b"'))
     assert lines == [
-        "plans/shop.yaml:4:11: projects[0].path: bad project path 'a\\x00b': embedded null byte"
+        "plans/shop.yaml:4:11: projects[0].path: contains a NUL character (\\0); remove it"
     ]
 
 
@@ -378,6 +378,17 @@ def test_ids_must_be_usable_as_doit_names(tmp_path: Path) -> None:
 def test_plan_id_cannot_name_a_parent_folder(tmp_path: Path) -> None:
     lines = errors(tmp_path, one_task().replace("planId: shop", "planId: '..'"))
     assert lines == ["plans/shop.yaml:1:9: planId: '..' cannot name a plan folder"]
+
+
+@pytest.mark.parametrize(
+    "plan_id", ["doit.sqlite3", "run.lock", "drafts", "worktrees", "cache", "Doit.sqlite3-wal"]
+)
+def test_plan_id_cannot_name_a_runtime_file(tmp_path: Path, plan_id: str) -> None:
+    lines = errors(tmp_path, one_task().replace("planId: shop", f"planId: {plan_id}"))
+    assert lines == [
+        f"plans/shop.yaml:1:9: planId: {plan_id!r} is a name orchlib uses in .orch/; "
+        "choose another planId (reserved: cache, drafts, worktrees, run.lock*, doit.*)"
+    ]
 
 
 def test_task_ids_and_project_names_are_unique(tmp_path: Path) -> None:

@@ -232,6 +232,18 @@ def test_marker_only_in_a_tool_input_does_not_count(standins: Standins, profile:
     assert len(standins.calls()) == 1
 
 
+@pytest.mark.parametrize("pad", [1_200_000, 3_000_000])
+def test_marker_in_a_tool_input_over_a_mib_does_not_count(standins: Standins, pad: int) -> None:
+    # one event line longer than the splitter's 1 MiB text limit: still one event
+    standins.plan([{"id": "t1"}], agent="claude", defaults={"retries": 0})
+    result = standins.run(STANDIN_MODE="denied", STANDIN_PAD=str(pad))
+    assert result.returncode not in (0, 3), result.stdout + result.stderr
+    assert standins.co.stamp("t1", PLAN) is None
+    state = standins.task_state("t1")
+    assert state["status"] == "ERROR" and "without DONE" in state["error"]
+    assert Path(state["log"]).stat().st_size > pad
+
+
 # --- sessions --------------------------------------------------------------------------
 
 

@@ -97,7 +97,7 @@ def printed_plan(r: Round) -> str | None:
 def _texts(r: Round) -> list[str]:
     """What the agent said (assistant text and tool results), read back from its log."""
     adapter = agents.adapter(r.agent)
-    splitter = LineSplitter()
+    splitter = LineSplitter(json_events=adapter.json_events)
     found: list[str] = []
     with contextlib.suppress(OSError), r.log.open("rb") as reader:
         while block := reader.read(1 << 16):

@@ -16,6 +16,8 @@ Environment:
                       call that is denied, so the marker is only in the call's *input*; it
                       then exits 0 without a report; aider runs no tools: as silent-exit)
   STANDIN_SUMMARY     the text of the final marker (default "stand-in done")
+  STANDIN_PAD         claude, denied mode: characters of padding after the marker in the
+                      denied tool call's input (one event line of over a MiB: not a report)
   STANDIN_LIMIT_UNTIL epoch seconds: until then the CLI's account is over its usage limit,
                       so the stand-in reports the limit as the real CLI does (its message,
                       with this reset time where the CLI says one) and exits; afterwards it
@@ -186,6 +188,11 @@ def final_marker() -> str | None:
     """The marker line ending the run, or None for silent-exit and denied."""
     kind = {"done": "DONE", "error": "ERROR", "question": "QUESTION"}.get(mode())
     return marker(kind) if kind else None
+
+
+def padding() -> str:
+    """STANDIN_PAD characters of filler (none by default)."""
+    return "x" * int(os.environ.get("STANDIN_PAD", "0"))
 
 
 def denied() -> bool:
