@@ -386,3 +386,12 @@ def test_a_closed_executor_leaves_no_output_on_the_scheduler(
         assert client.get_events(ex.topic)  # the scheduler keeps a topic's last events...
         ex.close()
         assert not client.get_events(ex.topic)  # ...until the run is over
+
+
+def test_the_executor_imports_distributed_only_when_it_connects() -> None:
+    code = (
+        "import sys; from orchlib.executors.dask import DaskExecutor; DaskExecutor('local:1'); "
+        "print('distributed' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # a run with nothing to do pays nothing for Dask

@@ -85,7 +85,7 @@ def _start_local(distributed: Any, scheduler: str) -> Cluster:
 
 def _give_agent_slots(client: Any) -> None:
     """Workers started without `--resources agent=N` get one agent slot (also later ones)."""
-    from orchlib.executors.dask_worker import AgentSlots
+    from orchlib.executors.dask_slots import AgentSlots
 
     client.register_plugin(AgentSlots(), name=AgentSlots.name)
 

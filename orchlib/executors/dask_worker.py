@@ -20,8 +20,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from distributed import WorkerPlugin
-
 # The group leader of a remote agent: `setpriv` (util-linux) asks the kernel for SIGTERM
 # when the worker dies (PR_SET_PDEATHSIG) and execs `sh` in a new session with this script.
 # On SIGTERM (the worker died, or it is asked to stop) it TERMs the whole group and KILLs it
@@ -58,17 +56,6 @@ class Spec:
 def claim_name(token: str) -> str:
     """The Event that marks an attempt as started: a second start is Dask re-running it."""
     return f"orchlib-claim-{token}"
-
-
-class AgentSlots(WorkerPlugin):
-    """Gives a worker started without `--resources agent=N` one agent slot."""
-
-    name = "orchlib-agent-slots"
-
-    async def setup(self, worker: Any) -> None:
-        """Runs on every worker, present and future."""
-        if "agent" not in worker.state.total_resources:
-            await worker.set_resources(agent=1)
 
 
 # This worker process's running attempts, so `control` (run in the worker's event loop)
