@@ -44,7 +44,7 @@ class DaskCluster:
         self, agents: int | None = 2, env: Mapping[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         """Start a worker (with `--resources agent=N` unless agents is None)."""
-        argv = [DASK, "worker", self.address, "--nthreads", "2", "--no-nanny",
+        argv = [DASK, "worker", self.address, "--nthreads", "3", "--no-nanny",
                 "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "60"]  # fmt: skip
         if agents is not None:
             argv += ["--resources", f"agent={agents}"]

@@ -156,6 +156,8 @@ def test_attempts_at_once_use_both_workers_up_to_their_agent_slots(
     waiting.start()
     time.sleep(1.0)
     assert not fifth  # no slot is free: it waits in Dask's queue, not on a worker
+    # ...while a short command (verify) still runs at once where an attempt ran.
+    assert ex.run(sh("echo v", tmp_path / "v.log"), timeout=10, host=handles[0].host) == 0
     go.touch()
     for handle in handles:
         assert wait_end(handle) == 0

@@ -15,7 +15,7 @@ from typing import Any
 
 from orchlib.errors import ConfigError
 
-LOCAL_AGENTS = 2  # agents (and threads) per worker of a `local:N` cluster
+LOCAL_AGENTS = 2  # agents per worker of a `local:N` cluster (and one thread more, for verify)
 CONNECT_TIMEOUT = "10s"
 WORKERS_WAIT = 10.0
 PROBE_DIR = ".orch"
@@ -70,7 +70,7 @@ def _start_local(distributed: Any, scheduler: str) -> Cluster:
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # inherited by the workers
     local = distributed.LocalCluster(
         n_workers=int(count),
-        threads_per_worker=LOCAL_AGENTS,
+        threads_per_worker=LOCAL_AGENTS + 1,
         processes=True,
         resources={"agent": LOCAL_AGENTS},
         host="127.0.0.1",

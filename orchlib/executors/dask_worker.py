@@ -67,7 +67,10 @@ def run_attempt(spec: Spec) -> dict[str, Any]:
     """The Dask task: run the attempt to its end; {"code", "host"} or {"lost": True}."""
     from distributed import Event, get_client, get_worker
 
+    # The attempt keeps its worker thread (no `secede`: the scheduler would then count the
+    # worker idle and crowd attempts onto it); workers get a thread more than agent slots.
     worker, client = get_worker(), get_client()
+    key = worker.get_current_task()
     if spec.claim:
         claim = Event(claim_name(spec.token), client=client)
         if claim.is_set():  # the scheduler re-ran us after a worker died: never a second agent
@@ -76,7 +79,7 @@ def run_attempt(spec: Spec) -> dict[str, Any]:
     attempt = _Attempt(spec, worker)
     _RUNNING[spec.token] = attempt
     try:
-        return {"code": attempt.run(client, worker.get_current_task()), "host": worker.address}
+        return {"code": attempt.run(client, key), "host": worker.address}
     finally:
         _RUNNING.pop(spec.token, None)
         attempt.close()
