@@ -99,9 +99,9 @@ def stamp_missing(root: Path) -> int:
     The fallback when a real run cannot finish within the benchmark's budget: the result
     is the done state a finished run leaves (stamps in dependency order, current spec hash).
     """
-    from orchlib import stamps
     from orchlib.checkout import Checkout
     from orchlib.events import now_iso
+    from orchlib.state import stamps
 
     co = Checkout.load(root)
     written = 0

@@ -24,7 +24,7 @@ from typing import Any
 import _bench as b
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["noop", "throughput", "latency", "makespan", "memory", "worktrees"]
+BENCHMARKS = ["noop", "throughput", "latency", "makespan", "memory", "worktrees", "serve"]
 
 
 def run_one(name: str, out_dir: Path) -> tuple[dict[str, Any] | None, str]:

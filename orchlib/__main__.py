@@ -1,9 +1,9 @@
 """`python -m orchlib`."""
 
-from orchlib import quietexit
+from orchlib.doitedge import quietexit
 
 quietexit.install()  # before doit is imported: a Ctrl-C from here on exits quietly
 
-from orchlib.cli import main  # noqa: E402
+from orchlib.doitedge.cli import main  # noqa: E402
 
 raise SystemExit(main())

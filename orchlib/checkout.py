@@ -9,14 +9,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchlib import prompt, stamps
-from orchlib.pauses import Pauses
 from orchlib.plan import Plan, Task
-from orchlib.planfile import load_plans
+from orchlib.plan.file import load_plans
+from orchlib.run import prompt
+from orchlib.run.pauses import Pauses
+from orchlib.state import stamps
 
 if TYPE_CHECKING:
     from orchlib.events import Bus
-    from orchlib.git import Repos
+    from orchlib.executors.base import Executor
+    from orchlib.run.git import Repos
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Checkout:
     _attempts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
     _attempt_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _repos: Repos | None = field(default=None, repr=False)
+    _executor: Executor | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, root: Path) -> Checkout:
@@ -84,10 +87,24 @@ class Checkout:
         """The run's project repositories (`isolation: worktree`): their locks and identities."""
         with self._attempt_lock:  # asked for on several threads at once: one per run
             if self._repos is None:
-                from orchlib.git import Repos  # only isolated projects pay for its imports
+                from orchlib.run.git import Repos  # only isolated projects pay for its imports
 
                 self._repos = Repos()
             return self._repos
+
+    @property
+    def executor(self) -> Executor:
+        """Where the run's processes start (local unless the run chose another)."""
+        with self._attempt_lock:
+            if self._executor is None:
+                from orchlib.executors.local import LocalExecutor
+
+                self._executor = LocalExecutor(self.interrupt.wake_fd, self.interrupt.is_set)
+            return self._executor
+
+    @executor.setter
+    def executor(self, executor: Executor) -> None:
+        self._executor = executor
 
     @property
     def orch_dir(self) -> Path:

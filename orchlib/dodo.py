@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from orchlib.loader import DOIT_CONFIG, checkout_for, doit_tasks, prepare_orch_dir
+from orchlib.doitedge.loader import DOIT_CONFIG, checkout_for, doit_tasks, prepare_orch_dir
 
 __all__ = ["DOIT_CONFIG", "task_orchlib"]
 

@@ -52,12 +52,17 @@ class TaskStarted(Event):
     task_id: str
     attempt: int
     terminal_id: str
-    pid: int
-    pgid: int
-    pid_start: str
+    ref: Mapping[str, object]  # the executor's handle ref: what finds the attempt again
+    host: str  # where it runs: "local" or a worker's address
     log: str
     prompt_file: str
     adopted: bool = False
+
+    @property
+    def pid(self) -> int:
+        """The process id in the ref (0 when the executor names none)."""
+        pid = self.ref.get("pid")
+        return pid if isinstance(pid, int) else 0
 
 
 @dataclass(frozen=True)

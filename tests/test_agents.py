@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchlib.agents import (
+from orchlib.plan import AgentSpec
+from orchlib.run.agents import (
     BUILTIN,
     Invocation,
     Launch,
@@ -26,16 +27,9 @@ from orchlib.agents import (
     executable,
     invocation,
 )
-from orchlib.markers import Kind, Marker, scan
-from orchlib.plan import AgentSpec
-from orchlib.streams import (
-    ClaudeStream,
-    CodexJson,
-    GeminiStream,
-    OpencodeJson,
-    OutputAdapter,
-    PlainText,
-)
+from orchlib.run.clistreams import ClaudeStream, CodexJson, GeminiStream, OpencodeJson
+from orchlib.run.markers import Kind, Marker, scan
+from orchlib.run.streams import OutputAdapter, PlainText
 
 STANDINS = Path(__file__).parent / "standins"
 TID = "term-shop-t1-1"

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-from orchlib.console import Console
 from orchlib.events import (
     Event,
     RunFinished,
@@ -22,6 +21,7 @@ from orchlib.events import (
     TaskUpToDate,
     TaskWaiting,
 )
+from orchlib.run.console import Console
 
 P = "shop"
 TIME = r"\d\d:\d\d:\d\d"
@@ -36,7 +36,8 @@ class FakeClock:
 
 
 def started(task: str, attempt: int = 1, adopted: bool = False) -> TaskStarted:
-    return TaskStarted(P, task, attempt, f"term-{task}", 321, 321, "1", "log", "p", adopted=adopted)
+    ref = {"pid": 321, "pgid": 321, "start": "1"}
+    return TaskStarted(P, task, attempt, f"term-{task}", ref, "local", "log", "p", adopted=adopted)
 
 
 def console_lines(*events: Event, clock: FakeClock | None = None) -> list[str]:

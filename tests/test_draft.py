@@ -28,7 +28,7 @@ from conftest import FAKE_AGENT, SEED_PLAN, Checkout, pid_alive
 
 from orchlib.draft.command import options_first
 from orchlib.draft.review import critical_path
-from orchlib.planfile import load_plan
+from orchlib.plan.file import load_plan
 
 STANDINS = Path(__file__).parent / "standins"
 GOAL = "Build an e-commerce platform with a React frontend and a Node backend"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchlib.markers import Kind, LineSplitter, Marker, scan, scan_line, strip_ansi
+from orchlib.run.markers import Kind, LineSplitter, Marker, scan, scan_line, strip_ansi
 
 TID = "t-1"
 

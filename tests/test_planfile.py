@@ -22,8 +22,8 @@ from ruamel.yaml.error import YAMLError
 
 from orchlib.errors import PlanError
 from orchlib.plan import AgentSpec, Limits, NotifyTarget, Plan
-from orchlib.planfile import load_plan, load_plans, locate, parse_duration
-from orchlib.yamlload import load_yaml, positions
+from orchlib.plan.file import load_plan, load_plans, locate, parse_duration
+from orchlib.plan.yamlload import load_yaml, positions
 
 SEED = Path(__file__).parent / "plans" / "seed.json"
 
@@ -856,7 +856,7 @@ def test_a_valid_plan_is_cached_and_reused(tmp_path: Path, monkeypatch: pytest.M
     def fail(*args: object) -> None:
         raise AssertionError("validated again")
 
-    from orchlib import planschema
+    from orchlib.plan import schema as planschema
 
     monkeypatch.setattr(planschema, "build_plan", fail)
     assert load_plan(path, tmp_path) == first

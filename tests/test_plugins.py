@@ -1,4 +1,4 @@
-"""orchlib.plugins: doit's plugin lookups answered from one scan, with the same answers."""
+"""orchlib.doitedge.plugins: doit's plugin lookups answered from one scan, with the same answers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchlib import plugins
+from orchlib.doitedge import plugins
 
 
 @pytest.mark.parametrize("group", ["doit.COMMAND", "doit.BACKEND", "doit.REPORTER", "none.such"])
@@ -18,7 +18,7 @@ def test_cached_lookup_matches_importlib(group: str) -> None:
     expected = sorted((ep.name, ep.value) for ep in metadata.entry_points(group=group))
     assert sorted((ep.name, ep.value) for ep in plugins.entry_points(group=group)) == expected
     if group == "doit.COMMAND":
-        assert ("status", "orchlib.statecmds:Status") in expected
+        assert ("status", "orchlib.doitedge.statecmds:Status") in expected
 
 
 def test_a_plugin_installed_beside_orchlib_is_still_found(tmp_path: Path) -> None:

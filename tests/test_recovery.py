@@ -628,14 +628,16 @@ def test_interrupt_during_verify_is_an_interrupt_not_a_failed_check(checkout: Ch
 
 
 def test_a_reused_pid_is_never_signalled() -> None:
-    from orchlib.terminal import Proc, start_time
+    from orchlib.executors.local import LocalExecutor
+    from orchlib.executors.process import start_time
 
     # What a recorded agent looks like once its pid belongs to another process: the
     # kernel start time differs. Adoption must count it as gone and never signal it.
     other = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
-        stale = Proc(pid=other.pid, start_time=str(int(start_time(other.pid)) - 1))
-        assert stale.poll() == -1
+        ref = {"executor": "local", "pid": other.pid, "start": str(int(start_time(other.pid)) - 1)}
+        stale = LocalExecutor().adopt(ref)
+        assert stale is not None and stale.poll() == -1
         stale.terminate(grace=0.1)
         assert other.poll() is None
     finally:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchlib.schedule import check_order, find_cycle, find_cycles, known_list, layers
+from orchlib.plan.schedule import check_order, find_cycle, find_cycles, known_list, layers
 
 SEED = {"t1": [], "t2": [], "t3": ["t2"], "t4": ["t1", "t3"]}
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 import orchlib.state as state_mod
-import orchlib.statefiles as statefiles
+import orchlib.state.files as statefiles
 from orchlib.errors import ConfigError
 from orchlib.events import (
     Event,
@@ -52,7 +52,7 @@ from orchlib.state import (
     render_status,
     to_json,
 )
-from orchlib.staterender import md_text, mermaid_text, yaml_scalar
+from orchlib.state.render import md_text, mermaid_text, yaml_scalar
 
 P = "orch-abc123"
 REPO = Path(__file__).resolve().parent.parent
@@ -117,9 +117,8 @@ def started(task: str, attempt: int = 1, term: str = "", minute: int = 1, **kw: 
         task,
         attempt,
         term or f"term-{task}",
-        4242,
-        4242,
-        "12345",
+        {"executor": "local", "pid": 4242, "pgid": 4242, "start": "12345"},
+        "local",
         log,
         f"/nowhere/{task}.md",
         at=at(minute),
@@ -371,6 +370,8 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
         "pid": 4242,
         "pgid": 4242,
         "pidStart": "12345",
+        "host": "local",
+        "ref": {"executor": "local", "pid": 4242, "pgid": 4242, "start": "12345"},
         "log": "",
         "promptFile": "/nowhere/t3.md",
         "adopted": False,

@@ -383,7 +383,7 @@ def test_status_json_filter_and_wide_characters(checkout: Checkout) -> None:
     }, "cjk.json")  # fmt: skip
     assert checkout.doit().returncode == 0
     table = checkout.doit("status").stdout.splitlines()
-    from orchlib.statustable import display_width
+    from orchlib.state.table import display_width
 
     starts = {display_width(line[: line.index(" 1 ")]) for line in table[2:4]}
     assert len(starts) == 1  # the ATTEMPT column lines up under wide characters
@@ -401,8 +401,8 @@ def test_run_takes_every_option_of_doits_run() -> None:
 
     from doit.cmd_run import Run as DoitRun
 
-    from orchlib.commands import Run
-    from orchlib.loader import PlanLoader
+    from orchlib.doitedge.commands import Run
+    from orchlib.doitedge.loader import PlanLoader
 
     ours = inspect.signature(Run(task_loader=PlanLoader(), config={}, cmds={})._execute).parameters
     names = {opt["name"] for opt in DoitRun.cmd_options} - {"continue"}  # passed as continue_

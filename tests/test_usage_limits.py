@@ -20,10 +20,10 @@ import pytest
 from conftest import Checkout
 from test_profiles import PLAN, STANDINS, SUMMARY, Standins
 
-from orchlib.aider import AiderText
-from orchlib.limits import recognise
-from orchlib.pauses import Pauses, iso
-from orchlib.streams import GeminiStream
+from orchlib.run.aider import AiderText
+from orchlib.run.clistreams import GeminiStream
+from orchlib.run.limits import recognise
+from orchlib.run.pauses import Pauses, iso
 
 SINK = (
     "import json, sys\n"

@@ -24,7 +24,7 @@ from typing import Any
 from conftest import Checkout
 from ruamel.yaml import YAML
 
-from orchlib.statustable import format_duration
+from orchlib.state.table import format_duration
 
 PLAN = "orch-abc123"
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")

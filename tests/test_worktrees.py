@@ -19,7 +19,7 @@ import pytest
 from conftest import Checkout, pid_alive
 
 from orchlib.errors import PlanError
-from orchlib.planfile import load_plan
+from orchlib.plan.file import load_plan
 
 PLAN = "iso"
 NO_GIT_CONFIG = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "EMAIL": ""}
@@ -378,7 +378,7 @@ def test_isolation_and_parallel_are_validated(
 
 def test_plans_sharing_a_folder_share_its_smallest_limit(tmp_path: Path) -> None:
     from orchlib.checkout import Checkout as Loaded
-    from orchlib.runner import project_capacity
+    from orchlib.run.ready import project_capacity
 
     (tmp_path / "plans").mkdir()
     for plan_id, project in (("p1", {"isolation": "worktree", "parallel": 3}), ("p2", {})):

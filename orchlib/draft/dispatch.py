@@ -8,7 +8,6 @@ own session (`terminal.spawn`), the same marker reader with stall and exit-grace
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import secrets
 import signal
@@ -17,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchlib import agents
-from orchlib.attempt import Follow, Outcome, follow
 from orchlib.checkout import Interrupt
+from orchlib.executors.base import Job
+from orchlib.executors.local import LocalExecutor
 from orchlib.fsutil import atomic_write
-from orchlib.markers import Kind, LineSplitter, scan
 from orchlib.plan import AgentSpec, Limits
-from orchlib.terminal import spawn
+from orchlib.run import agents
+from orchlib.run.attempt import Follow, Outcome, follow
+from orchlib.run.markers import Kind, LineSplitter, scan
 
 TASK_ID = "draft"  # ORCH_TASK_ID of a drafting agent
 # A fenced block: ```yaml (or yml, json, nothing) ... ``` on lines of their own.
@@ -59,13 +59,15 @@ def run(r: Round, prompt: str, stop: Interrupt, on_progress: Callable[[int, str]
         plan_id=r.draft_id, project="", project_path=r.checkout,
     )  # fmt: skip
     inv = agents.invocation(r.agent, launch)
-    env = {**os.environ, **_orch_env(r), **inv.env}
-    stdin = r.prompt_file if inv.prompt_mode == "stdin" else None
-    proc = spawn(inv.argv, cwd=r.checkout, env=env, log=r.log, stdin_file=stdin,
-                 keep_stdin=stdin is None)  # fmt: skip
+    env = {**_orch_env(r), **inv.env}
+    on_stdin = inv.prompt_mode == "stdin"
+    job = Job(inv.argv, r.checkout, env, r.log, f"{r.draft_id}:{TASK_ID}",
+              stdin=prompt.encode("utf-8") if on_stdin else None, keep_stdin=not on_stdin,
+              stdin_file=r.prompt_file if on_stdin else None)  # fmt: skip
+    # A draft runs beside the checkout, never on a cluster: always on this machine.
+    proc = LocalExecutor(stop.wake_fd, stop.is_set).start(job)
     adapter = agents.adapter(r.agent)
-    watch = Follow(proc, r.log, r.terminal_id, Limits(), adapter, stop.event, stop.wake_fd,
-                   on_progress)  # fmt: skip
+    watch = Follow(proc, r.log, r.terminal_id, Limits(), adapter, stop.event, on_progress)
     return follow(watch)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from orchlib.draft.store import DraftFiles, DraftState
 from orchlib.errors import PlanError
-from orchlib.planfile import SUFFIXES, load_plan
-from orchlib.prompt import render_template
+from orchlib.plan.file import SUFFIXES, load_plan
+from orchlib.run.prompt import render_template
 
 TEMPLATE = "draft.md.j2"
 # Runtime and tool folders that are no project a plan could build on.

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchlib import agents
 from orchlib.errors import ConfigError
 from orchlib.plan import AgentSpec
+from orchlib.run import agents
 
 # The order in which a missing --agent is looked for on PATH (DESIGN §9).
 SEARCH_ORDER = ("claude", "codex", "gemini", "aider", "opencode")
@@ -85,9 +85,9 @@ def resolve_agent(value: str) -> DraftAgent:
 
 def _mapping(value: str) -> DraftAgent:
     """An agent mapping, validated as the `agent:` key of a plan is."""
-    from orchlib.planagents import Agents
-    from orchlib.planchecks import Issues, dotted
-    from orchlib.yamlload import load_yaml
+    from orchlib.plan.agentspec import Agents
+    from orchlib.plan.checks import Issues, dotted
+    from orchlib.plan.yamlload import load_yaml
 
     try:
         data = load_yaml(value)

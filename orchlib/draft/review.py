@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from orchlib import agents
 from orchlib.plan import Plan
+from orchlib.run import agents
 
 
 def critical_path(plan: Plan) -> tuple[float, list[str]]:

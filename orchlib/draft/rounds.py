@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from orchlib.attempt import Outcome, Result
 from orchlib.checkout import Interrupt
 from orchlib.draft import dispatch, prompting, review, store, validate, yamlout
 from orchlib.draft.request import DraftAgent, DraftRequest, read_goal, resolve_agent
@@ -15,7 +14,8 @@ from orchlib.draft.store import DraftFiles, DraftState
 from orchlib.errors import ConfigError
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan
-from orchlib.planchecks import one_line
+from orchlib.plan.checks import one_line
+from orchlib.run.attempt import Outcome, Result
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 Ask = Callable[[str], str | None]  # the question -> the answer, None without a terminal
@@ -184,7 +184,7 @@ class Drafting:
         if refused is not None:
             self._save("refused")
             return refused
-        from orchlib.yamlload import load_yaml
+        from orchlib.plan.yamlload import load_yaml
 
         data = load_yaml(self.files.plan.read_text(encoding="utf-8-sig"))
         text = yamlout.render(data, plan, self._header(), self.agent.plan_value)

@@ -13,7 +13,7 @@ from pathlib import Path
 from orchlib.draft.prompting import existing_plans
 from orchlib.errors import PlanError
 from orchlib.plan import Plan
-from orchlib.planfile import load_plan, locate
+from orchlib.plan.file import load_plan, locate
 
 
 def check(path: Path, checkout: Path, plan_id: str) -> tuple[Plan | None, list[str]]:

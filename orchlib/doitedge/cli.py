@@ -1,0 +1,65 @@
+"""`python -m orchlib` / `orchlib`: doit's command line over the checkout in the current folder."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from doit.doit_cmd import DoitMain
+
+from orchlib.doitedge import accept, commands, helpcmd, logcmd, statecmds
+from orchlib.doitedge.loader import PlanLoader
+from orchlib.draft.command import Draft
+from orchlib.web.command import Serve
+
+# doit's commands that orchlib extends for plan tasks.
+_REPLACED = {
+    "run": commands.Run,
+    "forget": commands.Forget,
+    "clean": commands.Clean,
+    "info": commands.Info,
+    "list": commands.List,
+    "help": helpcmd.Help,
+}
+_EMPTY = "\0"  # stands for an empty argument while doit sorts out `x=y` variables
+
+
+class OrchMain(DoitMain):  # type: ignore[misc]
+    """doit's main with orchlib's commands built in (no dodo.py, no entry points needed)."""
+
+    BIN_NAME = "python -m orchlib"
+    DOIT_CMDS = (
+        *(_REPLACED.get(cmd.get_name(), cmd) for cmd in DoitMain.DOIT_CMDS),
+        statecmds.Status,
+        statecmds.Answer,
+        logcmd.Log,
+        accept.Accept,
+        Draft,
+        Serve,
+    )
+
+    def process_args(self, cmd_args: list[str]) -> Any:
+        """doit's `x=y` variables, except in an answer's text; an empty argument stays one."""
+        cut = cmd_args.index("answer") + 1 if "answer" in cmd_args else len(cmd_args)
+        head = [arg or _EMPTY for arg in cmd_args[:cut]]
+        kept = [arg.replace(_EMPTY, "") for arg in super().process_args(head)]
+        return [*kept, *cmd_args[cut:]]
+
+
+_NO_CHECKOUT_NEEDED = {"help", "--help", "--version", "tabcompletion", "draft"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run doit's CLI with the plans of the current folder; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not (Path.cwd() / "plans").is_dir() and not _NO_CHECKOUT_NEEDED & set(args[:1]):
+        # Said before doit opens its DB: a folder that is not a checkout gets no .orch/.
+        sys.stderr.write(
+            f"orchlib: {Path.cwd()} is not a checkout (no plans/ folder): run it where your "
+            "plans/ folder is, or create one (see the README)\n"
+        )
+        return 3
+    code = OrchMain(PlanLoader(), config_filenames=()).run(args)
+    return 0 if code is None else int(code)  # doit's forget, clean, ignore return None

@@ -1,0 +1,143 @@
+"""What orchlib's doit commands share: one error-line form, a quiet end when the reader of
+the output is gone, and option errors as one line instead of doit's two."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from doit.cmdparse import CmdParseError
+
+from orchlib.checkout import Checkout
+from orchlib.doitedge import loader
+from orchlib.errors import OrchError
+from orchlib.state.render import printable
+
+_LOCATED = re.compile(r"^\S+:\d+:\d+: ")  # plans/x.yaml:14:7: tasks[2]...: message
+
+
+def report(exc: OrchError) -> int:
+    """Print an OrchError's lines on stderr, each `orchlib: ...` or located; returns its code."""
+    for line in exc.lines():
+        sys.stderr.write(f"{error_line(line)}\n")
+    return exc.exit_code
+
+
+def error_line(line: str) -> str:
+    """The line in orchlib's one error form: located (`file:line:col: ...`) or `orchlib: ...`."""
+    if line.startswith("orchlib:") or _LOCATED.match(line):
+        return line
+    return f"orchlib: {line}"
+
+
+def fail(message: str, code: int = 3) -> int:
+    """One `orchlib: ...` line on stderr; returns the exit code."""
+    sys.stderr.write(f"orchlib: {message}\n")
+    return code
+
+
+def checkout_here() -> Checkout | int:
+    """The checkout in the current folder, or the exit code after its one-line errors."""
+    if not (Path.cwd() / "plans").is_dir():
+        return fail(f"{Path.cwd()} is not a checkout (no plans/ folder); see the README")
+    try:
+        return loader.checkout_for(Path.cwd())
+    except loader.PlanLoadError as exc:
+        return plan_errors(exc)
+
+
+def plan_errors(exc: loader.PlanLoadError) -> int:
+    """Every problem of the plans, one line each; exit 3."""
+    for line in exc.lines:
+        sys.stderr.write(f"{error_line(line)}\n")
+    return 3
+
+
+def reader_gone() -> int:
+    """`doit status | head`: the reader closed the pipe. End quietly, exit 1 (as Python's docs
+    advise; stdout is pointed at /dev/null so the flush at exit cannot fail again)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 1
+
+
+def quiet_when_reader_gone(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """A command's `_execute` that ends quietly when the reader of its output is gone.
+
+    doit reports any exception of a command with a traceback; `functools.wraps` keeps the
+    signature doit reads its options from.
+    """
+
+    @functools.wraps(execute)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(getattr(self, "outstream", None), (Printable, type(None))):
+            self.outstream = Printable(self.outstream)
+        try:
+            return execute(self, *args, **kwargs)
+        except BrokenPipeError:
+            return reader_gone()
+
+    return run
+
+
+class Printable:
+    """A command's output stream that escapes control characters: doit prints task titles,
+    targets and summaries (plan text) as they are, and they must not drive the terminal."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write `text` with its control characters (but newline and tab) escaped."""
+        return int(self._stream.write(printable(text)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def db_errors_in_one_line(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """A command's `_execute` whose failure to write doit's DB (a full disk) is one line."""
+
+    @functools.wraps(execute)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        import sqlite3  # doit imports it too, when it opens the DB
+
+        try:
+            return execute(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            return fail(
+                f"doit's DB .orch/doit.sqlite3: {exc}; free space (or fix the file) and "
+                "re-run — the stamps are unchanged"
+            )
+
+    return run
+
+
+class OneLineErrors:
+    """Mixin for doit commands: a bad option (`-n abc`) is one `orchlib:` line, a bad plan
+    one located line per problem; exit 3."""
+
+    name: str
+
+    def execute(self, params: Any, args: list[str]) -> Any:
+        """The command, with the plans' problems printed as orchlib prints them."""
+        try:
+            return super().execute(params, args)  # type: ignore[misc]
+        except loader.PlanLoadError as exc:
+            return plan_errors(exc)
+
+    def parse_execute(self, in_args: list[str]) -> Any:
+        """doit's parse_execute, with parse errors reported as one line."""
+        try:
+            return super().parse_execute(in_args)  # type: ignore[misc]
+        except CmdParseError as exc:
+            text = " ".join(str(exc).split())
+            return fail(f"{self.name}: {text} (see `doit help {self.name}`)")

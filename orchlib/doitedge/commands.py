@@ -1,0 +1,269 @@
+"""orchlib's doit commands that extend doit's own: plan-aware `run`, `forget`, `clean`,
+`info` and `list` (`status`, `answer`, `log`, `accept` and `help` live in their own modules).
+
+They are registered through the `doit.COMMAND` entry-point group, so they work in every
+checkout. In a folder that is not a checkout, they behave exactly as doit's. Where doit's
+run is replaced, only its documented hook is: `_execute`, whose parameters name its options.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from doit.cmd_clean import Clean as DoitClean
+from doit.cmd_forget import Forget as DoitForget
+from doit.cmd_info import Info as DoitInfo
+from doit.cmd_list import List as DoitList
+from doit.cmd_run import Run as DoitRun
+from doit.control import TaskControl
+from doit.exceptions import InvalidCommand
+
+from orchlib.checkout import Checkout
+from orchlib.doitedge import loader, plugins, quietexit
+from orchlib.doitedge.cmdutil import (
+    OneLineErrors,
+    db_errors_in_one_line,
+    fail,
+    quiet_when_reader_gone,
+    report,
+)
+from orchlib.doitedge.loader import orch_meta
+from orchlib.errors import ConfigError, OrchError
+from orchlib.run.prompt import template_dirs
+from orchlib.state import stamps
+from orchlib.state import sync as statesync
+from orchlib.state.runlock import run_lock
+
+plugins.install()  # doit's later plugin lookups: one scan of the installed packages
+quietexit.install()  # doit loads this module first: from here on Ctrl-C exits 130 quietly
+
+
+opt_dry_run = {
+    "name": "dry_run",
+    "long": "dry-run",
+    "type": bool,
+    "default": False,
+    "help": "list what a run would dispatch, in order, with the reason; run nothing",
+}
+
+
+OPT_NO_WAIT_LIMITS = {
+    "name": "no_wait_limits",
+    "long": "no-wait-limits",
+    "type": bool,
+    "default": False,
+    "help": "when only tasks held by an agent's usage limit are left, stop (exit 2) "
+    "instead of waiting for the reset",
+}
+
+
+class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
+    """doit's run, with plan tasks scheduled by orchlib."""
+
+    doc_purpose = "run the plans' tasks that are not up to date (stamps decide)"
+    cmd_options = (*DoitRun.cmd_options, opt_dry_run, OPT_NO_WAIT_LIMITS)
+
+    def execute(self, params: Any, args: list[str]) -> Any:
+        """Load only the plan tasks this run needs (all with --always or a wildcard)."""
+        if any(not a for a in args):
+            return fail("an empty task name was given (doit list shows the tasks)")
+        whole = params.get("always") or any("*" in a for a in args)
+        with loader.pruned_for_run(None if whole else list(args)):
+            return super().execute(params, args)
+
+    def _execute(self, outfile: Any, **options: Any) -> Any:
+        """doit's own run for a foreign dodo.py; orchlib's runner for a checkout's plans."""
+        dry_run = options.pop("dry_run", False)
+        wait_limits = not options.pop("no_wait_limits", False)
+        co = loader.current()
+        if co is None:
+            return super()._execute(outfile, **options)
+        try:
+            if not any(plan.tasks for plan in co.plans.values()):
+                raise ConfigError(NO_PLANS)
+            return self._plans(co, outfile, dry_run, {**options, "wait_limits": wait_limits})
+        except OrchError as exc:
+            return report(exc)
+
+    # doit passes `_execute` the options its signature names: doit's own, plus ours.
+    _execute.__signature__ = inspect.signature(DoitRun._execute).replace(  # type: ignore[attr-defined]
+        parameters=[
+            *inspect.signature(DoitRun._execute).parameters.values(),
+            inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, default=False),
+            inspect.Parameter("no_wait_limits", inspect.Parameter.KEYWORD_ONLY, default=False),
+        ]
+    )
+
+    def _plans(self, co: Any, outfile: Any, dry_run: bool, options: dict[str, Any]) -> int:
+        control = TaskControl(self.task_list, auto_delayed_regex=options["auto_delayed_regex"])
+        try:
+            control.process(self.sel_tasks)
+        except InvalidCommand as exc:  # doit's three lines, said in orchlib's one
+            if exc.not_found is None:
+                raise ConfigError(" ".join(str(exc).split())) from None
+            raise ConfigError(
+                f"{exc.not_found!r} is not a plan or task (doit list --all shows them)"
+            ) from None
+        if options["single"]:
+            loader.only_selected(control)
+        if options["num_process"] < 0:
+            raise ConfigError(f"-n {options['num_process']}: the number of agents at once "
+                              "must be 1 or more (0: one per project)")  # fmt: skip
+        statesync.sync_all(co, co.verdicts)
+        chosen = loader.selected_plan_tasks(control)
+        out = open(outfile, "w", encoding="utf-8") if isinstance(outfile, str) else outfile  # noqa: SIM115
+        try:
+            if dry_run:
+                from orchlib.doitedge.dryrun import dry_run as show
+
+                return show(co, chosen, out, bool(options["always"]))
+            return self._run(co, chosen, control, out, options)
+        finally:
+            if out is not outfile:
+                out.close()
+
+    def _run(self, co: Any, chosen: list[Any], control: Any, out: Any, o: dict[str, Any]) -> int:
+        if not chosen:  # the common re-run: decided without loading the run machinery
+            done = sum(len(ids) for ids in co.up_to_date.values())
+            if (co.orch_dir / "worktrees").is_dir():  # a crash left a finished task's worktree
+                from orchlib.run.worktrees import sweep_unlocked
+
+                sweep_unlocked(co)
+            out.write(f"orchlib: {done} tasks up to date, nothing to do\n")
+            return 0
+        from orchlib.doitedge.session import (  # a run with work pays for its imports
+            RunOptions,
+            run_plans,
+        )
+
+        opts = RunOptions(bool(o["continue_"]), bool(o["always"]), o["num_process"],
+                          o["verbosity"], o["force_verbosity"], o["wait_limits"])  # fmt: skip
+        return run_plans(co, chosen, control, self.dep_manager, out, opts)
+
+
+NO_PLANS = (
+    "no plan task to run: plans/ holds no plan with tasks; write one (see docs/plans.md) "
+    'or draft one with `doit draft "your goal"`'
+)
+
+
+class Forget(OneLineErrors, DoitForget):  # type: ignore[misc]
+    """doit's forget; for plan tasks it also sets the stamp aside and drops an open question."""
+
+    doc_purpose = "make tasks run again: set their stamps aside (dependents then run too)"
+
+    @db_errors_in_one_line
+    def _execute(self, forget_sub: bool, forget_disable_default: bool, forget_all: bool) -> Any:
+        co = loader.current()
+        if co is None:
+            return super()._execute(forget_sub, forget_disable_default, forget_all)
+        if self.sel_default_tasks and not forget_all:
+            return fail("name the tasks to forget: doit forget PLAN:TASK (or PLAN, or --all)")
+        unknown = [n for n in self.sel_tasks or [] if n not in {t.name for t in self.task_list}]
+        if unknown:
+            return fail(f"unknown task {unknown[0]!r} (doit list --all shows the tasks)")
+        try:
+            with run_lock(co.orch_dir, "forget"):
+                result = super()._execute(forget_sub, forget_disable_default, forget_all)
+                self._forget_plan_tasks(co, forget_sub, forget_all)
+                statesync.sync_all(co, held=True)
+        except OrchError as exc:
+            return report(exc)
+        return result
+
+    def _forget_plan_tasks(self, co: Checkout, forget_sub: bool, forget_all: bool) -> None:
+        by_plan: dict[str, list[str]] = {}
+        for task in self._forgotten(forget_sub, forget_all):
+            meta = orch_meta(task)
+            if meta is not None:
+                stamps.forget(co.stamp_path(meta["plan"], meta["task"]))
+                by_plan.setdefault(meta["plan"], []).append(meta["task"])
+        for plan_id, task_ids in by_plan.items():
+            from orchlib import state  # commands that touch the state pay for its imports
+
+            state.forget(co.plan_dir(plan_id), co.plans[plan_id], task_ids, template_dirs(co.root))
+
+    def _forgotten(self, forget_sub: bool, forget_all: bool) -> list[Any]:
+        tasks = {t.name: t for t in self.task_list}
+        if forget_all:
+            return list(tasks.values())
+        found: dict[str, Any] = {}
+        stack = list(self.sel_tasks or [])
+        while stack:
+            task = tasks.get(stack.pop())
+            if task is None or task.name in found:
+                continue
+            found[task.name] = task
+            if forget_sub or task.has_subtask:
+                stack.extend(task.task_dep)
+        return list(found.values())
+
+
+class Clean(OneLineErrors, DoitClean):  # type: ignore[misc]
+    """doit's clean; for a checkout it is refused while a run is going."""
+
+    doc_purpose = "remove tasks' stamps (and declared outputs' clean actions): they run again"
+
+    @db_errors_in_one_line
+    def _execute(self, *args: Any, **kwargs: Any) -> Any:
+        co = loader.current()
+        if co is None:
+            return super()._execute(*args, **kwargs)
+        unknown = [n for n in self.sel_tasks or [] if "*" not in n
+                   and n not in {t.name for t in self.task_list}]  # fmt: skip
+        if unknown:
+            return fail(f"unknown task {unknown[0]!r} (doit list --all shows the tasks)")
+        try:
+            with run_lock(co.orch_dir, "clean"):
+                result = super()._execute(*args, **kwargs)
+                statesync.sync_all(co, held=True)
+        except OrchError as exc:
+            return report(exc)
+        return result
+
+    _execute.__signature__ = inspect.signature(DoitClean._execute)  # type: ignore[attr-defined]
+
+
+class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
+    """doit's info, in orchlib's words for plans and plan tasks: why a task would run (the
+    rule `doit` uses), its state, stamp and log; a plan's status table."""
+
+    doc_purpose = "why a task would run, its state, stamp and log; a plan's state"
+
+    @quiet_when_reader_gone
+    def _execute(self, pos_args: list[str], hide_status: bool = False) -> Any:
+        co = loader.current()
+        if co is None:
+            return super()._execute(pos_args, hide_status)
+        if len(pos_args) != 1:
+            return fail("info: name one task or plan: doit info PLAN:TASK (doit list --all)")
+        name = pos_args[0]
+        tasks = {t.name: t for t in self.task_list}
+        if name not in tasks:
+            return fail(f"unknown task {name!r} (doit list --all shows the tasks)")
+        statesync.sync_all(co)
+        from orchlib.doitedge import infotext
+
+        if name in co.plans:
+            self.outstream.write(infotext.plan_info(co, co.plans[name]))
+            return 0
+        meta = orch_meta(tasks[name])
+        if meta is None:
+            return super()._execute(pos_args, hide_status)
+        text, up_to_date = infotext.task_info(co, meta["plan"], meta["task"])
+        self.outstream.write(text)
+        return 0 if up_to_date else 1  # as doit's info: 1 = the task would run
+
+
+class List(OneLineErrors, DoitList):  # type: ignore[misc]
+    """doit's list, over state files that agree with the stamps; `doit list | head` ends quietly."""
+
+    @quiet_when_reader_gone
+    def _execute(self, *args: Any, **kwargs: Any) -> Any:
+        co = loader.current()
+        if co is not None:
+            statesync.sync_all(co)
+        return DoitList._execute(self, *args, **kwargs)
+
+    _execute.__signature__ = inspect.signature(DoitList._execute)  # type: ignore[attr-defined]

@@ -1,0 +1,77 @@
+"""What `doit info` says about a plan or a plan task, in orchlib's words (not doit's DB)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchlib.checkout import Checkout
+from orchlib.doitedge import uptodate
+from orchlib.plan import Plan
+from orchlib.state import sync as statesync
+from orchlib.state.model import Status, TaskRecord
+
+
+def task_info(co: Checkout, plan_id: str, task_id: str) -> tuple[str, bool]:
+    """What orchlib knows of a plan task, and whether it is up to date."""
+    plan = co.plans[plan_id]
+    task = plan.tasks[task_id]
+    reason = uptodate.verdicts(co, plan)[task_id]
+    name = f"{plan_id}:{task_id}"
+    lines = [f"{name}: would run: {reason}" if reason else f"{name}: up to date (valid stamp)"]
+    from orchlib import state
+
+    current = state.load(co.plan_dir(plan_id))
+    record = current.tasks.get(task_id) if current else None
+    lines += _waiting(name, record, reason)
+    project = plan.projects[task.project]
+    rows = [
+        ("title", task.title),
+        ("project", f"{project.name} ({_rel(co, project.root)})"),
+        ("depends on", ", ".join(task.depends_on) or "nothing"),
+        ("runs", "shell command" if task.command is not None else f"agent {task.agent.name}"),
+        ("state", _state(record)),
+        ("stamp", _rel(co, co.stamp_path(plan_id, task_id))),
+        ("log", _rel(co, Path(record.log)) if record is not None and record.log else ""),
+        ("outputs", ", ".join(task.outputs)),
+        ("inputs", ", ".join(task.inputs)),
+    ]
+    lines += [f"  {label}: {value}" for label, value in rows if value]
+    return "\n".join(lines) + "\n", reason is None
+
+
+def _waiting(name: str, record: TaskRecord | None, reason: str | None) -> list[str]:
+    if record is None or not record.questions or reason is None:
+        return []
+    last = record.questions[-1]
+    if last.answer is None:
+        return [f'{name}: waits for an answer to “{last.question}”: '
+                f'doit answer {name} "<your answer>"']  # fmt: skip
+    if record.status is Status.QUESTION:
+        return [f"{name}: answered “{last.answer}”; the next `doit` resumes it"]
+    return []
+
+
+def _state(record: TaskRecord | None) -> str:
+    if record is None:
+        return "PENDING (never ran)"
+    attempt = f" (attempt {record.attempt})" if record.attempt else ""
+    text = {Status.ERROR: record.error, Status.DONE: record.summary}.get(record.status, "")
+    return f"{record.status.value}{attempt}" + (f": {text}" if text else "")
+
+
+def _rel(co: Checkout, path: Path) -> str:
+    return str(path.relative_to(co.root)) if path.is_relative_to(co.root) else str(path)
+
+
+def plan_info(co: Checkout, plan: Plan) -> str:
+    """The plan's status table (as `doit status PLAN`) and where its files are."""
+    from orchlib import state
+
+    stamps = statesync.done_stamps(co, plan, uptodate.verdicts(co, plan))
+    current = state.load(co.plan_dir(plan.plan_id))
+    table = state.render_status(plan, current, stamps, root=co.root)
+    where = co.plan_dir(plan.plan_id).relative_to(co.root)
+    source = (
+        plan.source.relative_to(co.root) if plan.source.is_relative_to(co.root) else plan.source
+    )
+    return f"{table}\nplan file: {source}\nstate: {where}/orchestration.md, {where}/state.json\n"

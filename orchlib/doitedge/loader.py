@@ -1,0 +1,262 @@
+"""Plans as doit tasks: `<planId>:<taskId>` per plan task, `<planId>` per plan.
+
+Used both by a checkout's `dodo.py` (through `orchlib.dodo`) and by `python -m orchlib`
+(through `PlanLoader`, a doit `TaskLoader2`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from doit.cmd_base import TaskLoader2
+from doit.exceptions import InvalidDodoFile, TaskFailed
+from doit.task import Task as DoitTask
+
+from orchlib.checkout import Checkout
+from orchlib.doitedge import uptodate
+from orchlib.errors import OrchError
+from orchlib.plan import Plan, Task
+from orchlib.state import orchdir, stamps
+
+DOIT_CONFIG: dict[str, Any] = {
+    "dep_file": os.path.join(".orch", "doit.sqlite3"),
+    "backend": "sqlite3",
+    "continue": True,
+    "verbosity": 2,
+}
+
+_CHECKOUTS: dict[Path, Checkout] = {}
+META = "orchlib"
+
+
+def orch_meta(task: Any) -> dict[str, Any] | None:
+    """The orchlib part of a doit task's meta, None for tasks that are not plan tasks."""
+    meta = getattr(task, "meta", None) or {}
+    found = meta.get(META)
+    return found if isinstance(found, dict) else None
+
+
+def checkout_for(root: Path) -> Checkout:
+    """The checkout at `root`, loaded once per process; plan errors exit 3 with located lines."""
+    root = root.resolve()
+    if root not in _CHECKOUTS:
+        try:
+            _CHECKOUTS[root] = Checkout.load(root)
+        except OrchError as exc:
+            raise PlanLoadError(exc) from None
+    return _CHECKOUTS[root]
+
+
+class PlanLoadError(InvalidDodoFile):  # type: ignore[misc]
+    """The checkout's plans do not load; doit shows it as a dodo-file error, orchlib's
+    commands print `lines` as they are (one located line per problem)."""
+
+    def __init__(self, exc: OrchError) -> None:
+        super().__init__(_as_lines(exc))
+        self.lines = exc.lines()
+        self.exit_code = exc.exit_code
+
+
+def _as_lines(exc: OrchError) -> str:
+    lines = exc.lines()
+    if len(lines) == 1:
+        return lines[0]
+    return f"{len(lines)} problems in the plans:\n" + "\n".join(lines)
+
+
+def current() -> Checkout | None:
+    """The checkout whose tasks this process loaded (None when doit runs a foreign dodo.py)."""
+    cwd = Path.cwd().resolve()
+    return _CHECKOUTS.get(cwd) or (next(iter(_CHECKOUTS.values())) if _CHECKOUTS else None)
+
+
+_RUN_SELECTION: list[list[str]] = []
+
+
+@contextlib.contextmanager
+def pruned_for_run(selection: list[str] | None) -> Iterator[None]:
+    """While loading for `doit run`, leave out finished tasks whose whole upstream is finished.
+
+    `selection` holds the task names given on the command line (always kept); None turns
+    pruning off (`--always`, wildcards).
+    """
+    if selection is not None:
+        _RUN_SELECTION.append(selection)
+    try:
+        yield
+    finally:
+        if selection is not None:
+            _RUN_SELECTION.pop()
+
+
+def closure(tasks: dict[str, Any], selected: Iterable[str]) -> list[Any]:
+    """The selected doit tasks and everything they depend on."""
+    seen: dict[str, Any] = {}
+    stack = list(selected)
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in tasks:
+            continue
+        seen[name] = tasks[name]
+        stack.extend(tasks[name].task_dep)
+    return list(seen.values())
+
+
+def only_selected(control: Any) -> None:
+    """`doit -s`: the selected tasks run without the tasks they depend on.
+
+    A plan (`-s shop`) selects all its tasks, so they keep their order among themselves;
+    `-s shop:t3` runs t3 alone, whatever the state of its dependencies.
+    """
+    chosen: set[str] = set()
+    for name in control.selected_tasks:
+        task = control.tasks[name]
+        chosen.add(name)
+        if task.has_subtask:
+            chosen.update(task.task_dep)
+    for name in chosen:
+        task = control.tasks[name]
+        if not task.has_subtask:
+            task.task_dep = [dep for dep in task.task_dep if dep in chosen]
+
+
+def selected_plan_tasks(control: Any) -> list[Any]:
+    """The plan tasks a doit run selected (with their dependencies), in plan order."""
+    chosen = [t for t in closure(control.tasks, control.selected_tasks) if orch_meta(t)]
+    chosen.sort(key=lambda t: (orch_meta(t)["plan"], orch_meta(t)["index"]))  # type: ignore[index]
+    return chosen
+
+
+def doit_tasks(co: Checkout) -> list[DoitTask]:
+    """Every plan task as a doit task (only those with work when pruning), plus plan groups."""
+    tasks: list[DoitTask] = []
+    ctx = _Context(co)
+    for plan in co.plans.values():
+        keep = _kept(co, plan)
+        subtasks = [
+            plan_task(ctx, plan, t, keep)
+            for t in plan.tasks.values()
+            if keep is None or t.id in keep
+        ]
+        doc = plan.summary or f"plan {plan.plan_id}"
+        names = [t.name for t in subtasks]
+        tasks.append(DoitTask(plan.plan_id, None, task_dep=names, has_subtask=True, doc=doc))
+        tasks.extend(subtasks)
+    return tasks
+
+
+def _kept(co: Checkout, plan: Plan) -> set[str] | None:
+    """Task ids a pruned run needs (None: all); the rest are recorded as up to date."""
+    if not _RUN_SELECTION:
+        return None
+    named = {n.split(":", 1)[1] for n in _RUN_SELECTION[-1] if n.startswith(f"{plan.plan_id}:")}
+    verdicts = co.verdicts[plan.plan_id] = uptodate.verdicts(co, plan)
+    keep = {t for t, reason in verdicts.items() if reason is not None} | (named & set(plan.tasks))
+    co.up_to_date[plan.plan_id] = [t for t in plan.tasks if t not in keep]
+    return keep
+
+
+class _Context:
+    """Per-load constants: the checkout, whether paths can be relative, targets taken."""
+
+    def __init__(self, co: Checkout) -> None:
+        self.co = co
+        self.relative = Path.cwd().resolve() == co.root
+        self.targets: set[str] = set()
+
+    def rel(self, path: Path) -> str:
+        return os.path.relpath(path, self.co.root) if self.relative else str(path)
+
+
+def plan_task(ctx: _Context, plan: Plan, task: Task, keep: set[str] | None = None) -> DoitTask:
+    """One plan task: target = its stamp (and literal outputs), uptodate = the stamp check."""
+    co = ctx.co
+    stamp = co.stamp_path(plan.plan_id, task.id)
+    targets = [ctx.rel(stamp), *_literal_outputs(ctx, plan, task)]
+    deps = [d for d in task.depends_on if keep is None or d in keep]
+    meta = {
+        "plan": plan.plan_id,
+        "task": task.id,
+        "root": str(plan.projects[task.project].root),
+        "phase": plan.phase_of(task.id),
+        "index": task.index,
+    }
+    return DoitTask(
+        f"{plan.plan_id}:{task.id}",
+        [(_outside_orchlib_run, [plan.plan_id, task.id])],
+        targets=targets,
+        task_dep=[f"{plan.plan_id}:{dep}" for dep in deps],
+        uptodate=[UpToDate(co, plan.plan_id, task.id)],
+        clean=[(_clean_stamp, [str(stamp)])],
+        subtask_of=plan.plan_id,
+        doc=task.title,
+        verbosity=2,
+        meta={META: meta},
+    )
+
+
+def _literal_outputs(ctx: _Context, plan: Plan, task: Task) -> list[str]:
+    root = plan.projects[task.project].root
+    found = []
+    for out in task.outputs:
+        path = ctx.rel(root / out)
+        if not glob.has_magic(out) and path not in ctx.targets:
+            ctx.targets.add(path)
+            found.append(path)
+    return found
+
+
+class UpToDate:
+    """doit `uptodate` check of a plan task; remembers why it is not up to date."""
+
+    def __init__(self, co: Checkout, plan_id: str, task_id: str) -> None:
+        self.co, self.plan_id, self.task_id = co, plan_id, task_id
+        self.reason: str | None = None
+
+    def __call__(self) -> bool:
+        plan = self.co.plans[self.plan_id]
+        self.reason = self.co.why_not_done(plan, plan.tasks[self.task_id])
+        return self.reason is None
+
+    def __repr__(self) -> str:
+        return f"orchlib: {self.reason or 'up to date'}"
+
+
+def _clean_stamp(path: str) -> None:
+    stamps.remove(Path(path))
+
+
+def _outside_orchlib_run(plan_id: str, task_id: str) -> TaskFailed:
+    return TaskFailed(
+        f"{plan_id}:{task_id}: plan tasks run only through orchlib's run command; "
+        "install orchlib in this environment (pip install -e .) or use `python -m orchlib`"
+    )
+
+
+def prepare_orch_dir(root: Path) -> None:
+    """`.orch/` made and doit's DB readable before doit opens it; else one line, exit 3."""
+    try:
+        orchdir.prepare(root)
+    except OrchError as exc:
+        raise InvalidDodoFile(str(exc)) from None
+
+
+class PlanLoader(TaskLoader2):  # type: ignore[misc]
+    """doit task loader for `python -m orchlib`: the checkout is the working directory."""
+
+    def setup(self, opt_values: dict[str, Any]) -> None:
+        """Nothing to set up: the checkout is the current directory."""
+
+    def load_doit_config(self) -> dict[str, Any]:
+        """orchlib's doit defaults (sqlite3 DB in .orch/, continue on failure)."""
+        prepare_orch_dir(Path.cwd())
+        return dict(DOIT_CONFIG)
+
+    def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[DoitTask]:
+        """Every plan of the checkout in the current directory."""
+        return doit_tasks(checkout_for(Path.cwd()))

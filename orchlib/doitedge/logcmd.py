@@ -1,0 +1,204 @@
+"""`doit log PLAN:TASK [-f] [--attempt N] [--raw]`: an attempt's transcript, as it happens.
+
+JSON-stream CLIs (claude, codex, gemini, opencode) write one event per line; the log is
+decoded to what a person reads: the assistant's text, one line per tool call, the result.
+`--raw` prints the bytes as written. `-f` follows the log while the attempt runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from doit.cmd_base import Command
+
+from orchlib.checkout import Checkout
+from orchlib.doitedge.cmdutil import OneLineErrors, checkout_here, fail, quiet_when_reader_gone
+from orchlib.plan import Task
+from orchlib.run import agents
+from orchlib.run.markers import strip_ansi
+from orchlib.state import runlock
+
+FOLLOW_POLL = 0.1
+TOOL_INPUT_LIMIT = 160
+
+opt_follow = {"name": "follow", "short": "f", "long": "follow", "type": bool, "default": False,
+              "help": "keep printing while the attempt runs"}  # fmt: skip
+opt_attempt = {"name": "attempt", "long": "attempt", "type": int, "default": 0,
+               "help": "the attempt to show (default: the latest)"}  # fmt: skip
+opt_raw = {"name": "raw", "long": "raw", "type": bool, "default": False,
+           "help": "the transcript as the agent wrote it (no decoding)"}  # fmt: skip
+
+
+class Log(OneLineErrors, Command):  # type: ignore[misc]
+    """doit log PLAN:TASK: print (and follow) an attempt's transcript."""
+
+    name = "log"
+    doc_purpose = "print a task's latest transcript (-f follows it while it runs)"
+    doc_usage = "[-f] [--attempt N] [--raw] PLAN:TASK"
+    doc_description = (
+        "Each attempt's transcript is in .orch/<planId>/logs/<taskId>.<attempt>.log. For\n"
+        "claude, codex, gemini and opencode the JSON events are shown as text: what the\n"
+        "agent said, one line per tool call, and the result. Works while a run is going."
+    )
+    cmd_options = (opt_follow, opt_attempt, opt_raw)
+
+    @quiet_when_reader_gone
+    def execute(self, params: Any, args: list[str]) -> int:
+        """Print the transcript of the attempt asked for."""
+        if len(args) != 1 or ":" not in args[0]:
+            return fail("log: usage: doit log [-f] [--attempt N] [--raw] PLAN:TASK")
+        co = checkout_here()
+        if isinstance(co, int):
+            return co
+        plan_id, task_id = args[0].split(":", 1)
+        plan = co.plans.get(plan_id)
+        if plan is None or task_id not in plan.tasks:
+            return fail(f"log: unknown task {args[0]!r} (doit list --all shows the tasks)")
+        number = params["attempt"] or co.latest_attempt(plan_id, task_id)
+        if not number:
+            return fail(f"log: {args[0]} has no transcript yet (it has not run)")
+        path = co.log_path(plan_id, task_id, number)
+        if not path.is_file():
+            return fail(f"log: {path.relative_to(co.root)}: no such attempt")
+        decode = _Decoder(None if params["raw"] else plan.tasks[task_id])
+        try:
+            _show(co, path, decode, sys.stdout, params["follow"], (plan_id, task_id, number))
+        except KeyboardInterrupt:
+            return 130
+        return 0
+
+
+def _show(co: Checkout, path: Path, decode: _Decoder, out: IO[str], follow: bool,
+          which: tuple[str, str, int]) -> None:  # fmt: skip
+    with path.open("rb") as fh:
+        tail = b""
+        while True:
+            block = fh.read(1 << 16)
+            if block:
+                *lines, tail = (tail + block).split(b"\n")
+                for line in lines:
+                    decode.write(line.decode("utf-8", "replace"), out)
+                out.flush()
+            elif not follow:
+                break
+            elif not _running(co, *which):
+                follow = False  # one more read: what the attempt printed just before it ended
+            else:
+                time.sleep(FOLLOW_POLL)
+        if tail:
+            decode.write(tail.decode("utf-8", "replace"), out)
+        out.flush()
+
+
+def _running(co: Checkout, plan_id: str, task_id: str, number: int) -> bool:
+    """Whether the attempt still runs: the state says so, and its run or its agent lives
+    (a killed run leaves IN_PROGRESS behind)."""
+    from orchlib import state
+
+    current = state.load(co.plan_dir(plan_id))
+    record = current.tasks.get(task_id) if current else None
+    if record is None or record.status is not state.Status.IN_PROGRESS:
+        return False
+    if record.attempt != number:
+        return False
+    return runlock.is_running(co.orch_dir) or _alive(record.pid)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Decoder:
+    """Turns one transcript line into what a person reads (None task: raw)."""
+
+    def __init__(self, task: Task | None) -> None:
+        self.raw = task is None
+        agent = task.agent if task is not None and task.command is None else None
+        self.kind = (agent.profile or "custom") if agent is not None else "plain"
+        self.adapter = agents.adapter(agent) if agent is not None else None
+
+    def write(self, line: str, out: IO[str]) -> None:
+        if self.raw:
+            out.write(line + "\n")
+            return
+        for text in self.texts(line):
+            out.write(strip_ansi(text).rstrip("\n") + "\n")
+
+    def texts(self, line: str) -> list[str]:
+        doc = _json(line)
+        if doc is None:
+            return [line]
+        if self.kind == "claude":
+            return _claude(doc)
+        if self.kind == "codex":
+            return _codex(doc)
+        return self.adapter.texts(line) if self.adapter is not None else [line]
+
+
+def _json(line: str) -> dict[str, Any] | None:
+    if not line.lstrip().startswith("{"):
+        return None
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _tool(name: object, given: object) -> str:
+    text = json.dumps(given, ensure_ascii=False) if not isinstance(given, str) else given
+    text = " ".join(text.split())
+    if len(text) > TOOL_INPUT_LIMIT:
+        text = text[: TOOL_INPUT_LIMIT - 1] + "…"
+    return f"→ {name}: {text}"
+
+
+def _claude(doc: dict[str, Any]) -> list[str]:
+    kind = doc.get("type")
+    message = _dict(doc.get("message"))
+    blocks = [b for b in message.get("content") or [] if isinstance(b, dict)]
+    if kind == "assistant":
+        found = []
+        for b in blocks:
+            if b.get("type") == "text" and isinstance(b.get("text"), str):
+                found.append(b["text"])
+            elif b.get("type") == "tool_use":
+                found.append(_tool(b.get("name"), b.get("input")))
+        return found
+    if kind == "result":
+        cost = doc.get("total_cost_usd")
+        tail = f" (${cost:.2f})" if isinstance(cost, int | float) else ""
+        return [f"= result{tail}: {doc.get('result', doc.get('subtype', ''))}"]
+    return []
+
+
+def _codex(doc: dict[str, Any]) -> list[str]:
+    item = _dict(doc.get("item"))
+    if doc.get("type") != "item.completed":
+        return []
+    kind = item.get("type")
+    if kind == "agent_message":
+        return [str(item.get("text", ""))]
+    if kind == "command_execution":
+        output = str(item.get("aggregated_output", "")).rstrip("\n")
+        return [_tool("command", item.get("command", "")), *([output] if output else [])]
+    if kind in ("mcp_tool_call", "file_change", "web_search"):
+        return [_tool(kind, item.get("tool") or item.get("changes") or item.get("query"))]
+    return []

@@ -1,0 +1,254 @@
+"""The doit runner for plans: parallel across projects, one task at a time per project
+(up to `parallel` for a project with `isolation: worktree`).
+
+doit's own parallel runners hand a ready task to a worker slot even when that task
+would only wait for its project's terminal; this runner keeps such a task aside and
+gives the slot to another ready task. It reuses doit's dispatcher (dependency order),
+`select_task` (up-to-date checks) and result handling, so every doit option still works.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections import Counter
+from typing import Any
+
+from doit.exceptions import TaskError, TaskFailed
+from doit.runner import ERROR, Runner
+
+from orchlib.checkout import Checkout
+from orchlib.doitedge.loader import closure, orch_meta
+from orchlib.run.dispatch import TaskRun
+from orchlib.run.finish import TaskResult
+from orchlib.run.limitwait import LimitWait, WaitFn
+from orchlib.run.ready import ReadyQueue, critical_ranks, project_capacity
+from orchlib.state import TaskRecord
+
+PAUSED = object()  # a worker's result for a task its agent's usage limit holds
+
+
+class PlanRunner(Runner):  # type: ignore[misc]
+    """Runs doit's selected tasks with per-project exclusivity and `-n` slots.
+
+    A task paused by a usage limit goes back among the ready tasks, its project kept for it
+    (it stays first in its project's order) and its slot freed; no task of that profile
+    starts until the limit resets. When nothing else can run, the run waits for the reset
+    (`on_wait` shows a countdown), or with `wait_limits` False ends (`limits.gave_up`).
+    """
+
+    def __init__(self, *args: Any, slots: int, checkout: Checkout,
+                 previous: dict[str, dict[str, TaskRecord]], wait_limits: bool = True,
+                 on_wait: WaitFn | None = None) -> None:  # fmt: skip
+        super().__init__(*args)
+        self.limits = LimitWait(checkout, wait_limits, on_wait)
+        self.runs: dict[str, TaskRun] = {}
+        self.slots = max(1, slots)
+        self.co = checkout
+        self.previous = previous
+        self.results: queue.Queue[tuple[Any, Any]] = queue.Queue()
+        self.jobs: queue.Queue[Any] = queue.Queue()
+        self.workers: list[threading.Thread] = []
+        self.running: dict[str, Any] = {}
+        self.capacity = project_capacity(checkout)
+        self.load: Counter[str] = Counter()  # running tasks per project folder
+        self.busy: set[str] = set()  # project folders running all the tasks they may
+        self.ready = ReadyQueue()
+        self.barrier = _Barrier(checkout)
+        self.ranks: dict[tuple[str, str], float] = {}
+        for plan in checkout.plans.values():
+            self.ranks.update(((plan.plan_id, t), r) for t, r in critical_ranks(plan).items())
+
+    def run_tasks(self, task_dispatcher: Any) -> None:
+        """Pull ready tasks from doit's dispatcher; start those whose project is free."""
+        try:
+            self._schedule(task_dispatcher)
+        finally:
+            for _ in self.workers:
+                self.jobs.put(None)
+
+    def _schedule(self, task_dispatcher: Any) -> None:
+        self.barrier.count(task_dispatcher)
+        exhausted, completed = False, None
+        while True:
+            if not exhausted:
+                exhausted = self._pull(task_dispatcher, completed)
+                completed = None
+            self._start()
+            self.limits.show(node for _, node in self.ready.heads(self.busy))
+            if not self.running:
+                if self.ready and not self._stopping() and not self._candidates():
+                    if not self.limits.wait():  # every ready task waits on a limit
+                        break
+                    continue
+                if exhausted or not self.ready or self._stopping():
+                    break
+                self._start(force=True)
+                continue
+            completed = self._collect()
+
+    def _stopping(self) -> bool:
+        return bool(self._stop_running or self.co.interrupt.is_set() or self.co.stopped)
+
+    def finish(self) -> Any:
+        """doit's finish; its DB failing to save (a full disk) is one line, not a traceback:
+        the stamps already hold what is done."""
+        try:
+            self.dep_manager.close()
+        except (sqlite3.Error, OSError) as exc:
+            self.reporter.runtime_error(
+                f"doit's DB .orch/doit.sqlite3 was not saved ({exc}); the stamps keep what is done"
+            )
+            self.final_result = ERROR
+        self.teardown()
+        self.reporter.complete_run()
+        return self.final_result
+
+    def _pull(self, dispatcher: Any, completed: Any) -> bool:
+        """Take nodes from doit until it must wait; True once it has nothing more."""
+        node = completed
+        while True:
+            if self._stopping():
+                return True
+            try:
+                node = dispatcher.generator.send(node)
+            except StopIteration:
+                return True
+            if node == "hold on":
+                return False
+            if not self.select_task(node, dispatcher.tasks):
+                self.barrier.finished(node.task)
+            elif orch_meta(node.task) is None:
+                self.process_task_result(node, self.execute_task(node.task))
+            else:
+                meta = orch_meta(node.task)
+                assert meta is not None
+                self.ready.add(node, meta, self.ranks.get((meta["plan"], meta["task"]), 0.0))
+                node = None
+
+    def _start(self, force: bool = False) -> None:
+        """Start ready tasks while slots are free: per project the earliest in plan order.
+
+        One pass starts at most one task per project; a project with room for more (an
+        isolated one) gets another pass.
+        """
+        again = True
+        while again and not self._stopping():
+            again = False
+            for node in self._candidates():
+                if len(self.running) >= self.slots:
+                    return
+                meta = orch_meta(node.task)
+                assert meta is not None
+                if not force and not self.barrier.open(meta):
+                    continue
+                self._launch(node, meta)
+                force = False
+                again = again or meta["root"] not in self.busy
+
+    def _candidates(self) -> list[Any]:
+        """The first ready task of each free project, longest remaining path first.
+
+        A task whose agent waits for a usage limit is no candidate (nor is its project's next).
+        """
+        heads = sorted(self.ready.heads(self.busy), key=lambda h: h[0])
+        return [node for _, node in heads if self.limits.held(node) is None]
+
+    def _launch(self, node: Any, meta: dict[str, Any]) -> None:
+        root = meta["root"]
+        self.ready.pop(root)
+        self.load[root] += 1
+        if self.load[root] >= self.capacity.get(root, 1):
+            self.busy.add(root)
+        self.running[node.task.name] = node
+        if len(self.workers) < len(self.running):  # threads are kept: starting one is not free
+            worker = threading.Thread(target=self._work, name=f"slot-{len(self.workers)}")
+            worker.daemon = True
+            worker.start()
+            self.workers.append(worker)
+        self.jobs.put(node)
+
+    def _work(self) -> None:
+        while (node := self.jobs.get()) is not None:
+            try:
+                fail = self.execute_task(node.task)
+            except BaseException as exc:  # never lose a worker's result: the run would hang
+                fail = TaskError(f"orchlib internal error: {exc!r}", exc)
+            self.results.put((node, fail))
+
+    def _collect(self) -> Any:
+        """Wait for one running task to finish and record its result.
+
+        None: no task finished (one paused, or a usage limit reset and a task may start).
+        """
+        while True:
+            try:
+                node, fail = self.results.get(timeout=self.limits.tick())
+                break
+            except queue.Empty:
+                if len(self.running) < self.slots and self._candidates():
+                    return None
+        meta = orch_meta(node.task)
+        assert meta is not None
+        del self.running[node.task.name]
+        self.load[meta["root"]] -= 1
+        self.busy.discard(meta["root"])
+        if fail is PAUSED:
+            self.ready.add(node, meta, self.ranks.get((meta["plan"], meta["task"]), 0.0))
+            return None
+        self.process_task_result(node, fail)
+        self.barrier.finished(node.task)
+        return node
+
+    def execute_task(self, task: Any) -> Any:
+        """Run a plan task through the dispatcher (not doit's stdout-swapping PythonAction)."""
+        meta = orch_meta(task)
+        if meta is None:
+            return super().execute_task(task)
+        self.reporter.execute_task(task)
+        run = self.runs.get(task.name)
+        if run is None:  # a paused task continues with its own TaskRun (retries left)
+            plan = self.co.plans[meta["plan"]]
+            previous = self.previous.get(plan.plan_id, {}).get(meta["task"])
+            run = self.runs[task.name] = TaskRun(self.co, plan, plan.tasks[meta["task"]], previous)
+        result = run.run()
+        return PAUSED if result.status == "paused" else task_failure(result)
+
+
+def task_failure(result: TaskResult) -> TaskFailed | None:
+    """doit's view of a task result: None for done, TaskFailed otherwise."""
+    if result.status == "done":
+        return None
+    labels = {"waiting": "waiting for an answer", "interrupted": "interrupted"}
+    return TaskFailed(f"{labels.get(result.status, 'failed')}: {result.text}")
+
+
+class _Barrier:
+    """`schedule: phases`: a phase starts only when every earlier phase of its plan ended."""
+
+    def __init__(self, checkout: Checkout) -> None:
+        self.co = checkout
+        self.pending: Counter[tuple[str, int]] = Counter()
+
+    def count(self, dispatcher: Any) -> None:
+        """Count this run's tasks per plan phase (the selection and its dependencies)."""
+        for task in closure(dispatcher.tasks, dispatcher.selected_tasks):
+            meta = orch_meta(task)
+            if meta is not None:
+                self.pending[(meta["plan"], int(meta["phase"]))] += 1
+
+    def finished(self, task: Any) -> None:
+        """A task of this run ended (any outcome, or up to date)."""
+        meta = orch_meta(task)
+        if meta is not None:
+            self.pending[(meta["plan"], int(meta["phase"]))] -= 1
+
+    def open(self, meta: dict[str, Any]) -> bool:
+        """True when the task may start under its plan's schedule."""
+        if self.co.plans[meta["plan"]].schedule != "phases":
+            return True
+        phase = int(meta["phase"])
+        return all(
+            n <= 0 for (p, ph), n in self.pending.items() if p == meta["plan"] and ph < phase
+        )

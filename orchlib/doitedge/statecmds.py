@@ -1,0 +1,172 @@
+"""`doit status` and `doit answer`: read and answer the state while a run goes or after it.
+
+Both work during a run (they take only the state file lock). Between runs, `status`
+first makes the state files agree with the stamps (statesync), so it never shows DONE for
+a task the next `doit` would redo.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sys
+from typing import Any
+
+from doit.cmd_base import Command
+
+from orchlib.checkout import Checkout
+from orchlib.doitedge import uptodate
+from orchlib.doitedge.cmdutil import (
+    OneLineErrors,
+    checkout_here,
+    fail,
+    quiet_when_reader_gone,
+    report,
+)
+from orchlib.errors import OrchError
+from orchlib.plan import Plan
+from orchlib.run.prompt import template_dirs
+from orchlib.state import runlock
+from orchlib.state import sync as statesync
+from orchlib.state.render import printable
+
+opt_json = {
+    "name": "as_json",
+    "long": "json",
+    "type": bool,
+    "default": False,
+    "help": "print the state as JSON (one object: plans, their tasks, totals)",
+}
+
+
+class Status(OneLineErrors, Command):  # type: ignore[misc]
+    """doit status: each plan task's state, progress, attempt and last line, and what to do next."""
+
+    name = "status"
+    doc_purpose = "show the state of every plan task (works while a run is going)"
+    doc_usage = "[--json] [PLAN | PLAN:TASK | PATTERN ...]"
+    doc_description = (
+        "Every task with its state (DONE only while a run would skip it), attempt, elapsed\n"
+        "time, cost and tokens (as the agent reported them), log file and last line, then\n"
+        "what to do next. Name plans, tasks or patterns (shop:t*) to show only those."
+    )
+    cmd_options = (opt_json,)
+
+    @quiet_when_reader_gone
+    def execute(self, params: Any, args: list[str]) -> int:
+        """Print the status table (or JSON) of each plan, or of the plans and tasks named."""
+        co = checkout_here()
+        if isinstance(co, int):
+            return co
+        wanted = _filter(co, args)
+        if isinstance(wanted, str):
+            return fail(wanted)
+        running = runlock.is_running(co.orch_dir)
+        docs, tables = [], []
+        for plan_id, only in wanted.items():
+            plan = co.plans[plan_id]
+            verdicts = uptodate.verdicts(co, plan)
+            if not running:
+                statesync.sync(co, plan, verdicts)
+            stamps = statesync.done_stamps(co, plan, verdicts)
+            from orchlib import state
+            from orchlib.state import statusjson
+
+            current = state.load(co.plan_dir(plan_id))
+            if params["as_json"]:
+                docs.append(statusjson.plan_doc(plan, current, stamps, co.root, only))
+            else:
+                tables.append(state.render_status(plan, current, stamps, root=co.root, only=only,
+                                                  color=_color()))  # fmt: skip
+        if params["as_json"]:
+            from orchlib.state import statusjson
+
+            sys.stdout.write(json.dumps(statusjson.combine(docs), indent=2, ensure_ascii=False))
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(printable("\n".join(t.rstrip("\n") + "\n" for t in tables)))
+        sys.stdout.flush()  # a closed pipe shows here, inside the command
+        return 0
+
+
+def _color() -> bool:
+    from orchlib.state.table import wants_color
+
+    return wants_color(sys.stdout)
+
+
+def _filter(co: Checkout, args: list[str]) -> dict[str, set[str] | None] | str:
+    """Plan id -> the task ids to show (None: all); a message when an argument matches nothing."""
+    if not args:
+        return {plan_id: None for plan_id in co.plans}
+    wanted: dict[str, set[str] | None] = {}
+    for arg in args:
+        found = False
+        for plan_id, plan in co.plans.items():
+            if fnmatch.fnmatchcase(plan_id, arg):
+                wanted[plan_id], found = None, True
+                continue
+            ids = {t for t in plan.tasks if fnmatch.fnmatchcase(f"{plan_id}:{t}", arg)}
+            if ids:
+                found = True
+                if wanted.get(plan_id, set()) is not None:
+                    wanted[plan_id] = (wanted.get(plan_id) or set()) | ids
+        if not found:
+            return f"status: {arg!r} names no plan or task (known plans: {', '.join(co.plans)})"
+    return wanted
+
+
+class Answer(OneLineErrors, Command):  # type: ignore[misc]
+    """doit answer PLAN:TASK "text": answer a task's question; the next run re-dispatches it."""
+
+    name = "answer"
+    doc_purpose = "answer the question of a waiting task (the next `doit` resumes it)"
+    doc_usage = 'PLAN:TASK "answer text"'
+    doc_description = (
+        'Stores the text exactly as given (quote it: `doit answer shop:t3 "port=5432"`).\n'
+        "Works while a run is going. Answering again before the task resumes replaces the\n"
+        "answer. The next `doit` re-dispatches the task with the question and answer in its\n"
+        "prompt."
+    )
+    cmd_options = ()
+
+    def execute(self, params: Any, args: list[str]) -> int:
+        """Store the answer in the plan's state (takes only the state lock)."""
+        args = raw_answer_args(args)
+        if len(args) != 2 or ":" not in args[0]:
+            return fail('answer: usage: doit answer PLAN:TASK "answer text"')
+        if not args[1].strip():
+            return fail(f"answer: the answer for {args[0]} is empty; give the text to send")
+        co = checkout_here()
+        if isinstance(co, int):
+            return co
+        plan_id, task_id = args[0].split(":", 1)
+        plan: Plan | None = co.plans.get(plan_id)
+        if plan is None or task_id not in plan.tasks:
+            return fail(f"answer: unknown task {args[0]!r} (doit list --all shows the tasks)")
+        try:
+            from orchlib import state
+
+            message = state.answer(
+                co.plan_dir(plan_id), plan, task_id, args[1], template_dirs(co.root)
+            )
+        except OrchError as exc:
+            return report(exc)
+        sys.stdout.write(f"{message}\n")
+        return 0
+
+
+def raw_answer_args(args: list[str]) -> list[str]:
+    """The arguments after `answer` as typed, without `--`.
+
+    doit's command line takes `x=y` words for its own variables before any command sees
+    them, so an answer holding `=` is read back from `sys.argv` (only when what doit passed
+    is that same list minus such words).
+    """
+    given = [a for a in args if a != "--"]
+    argv = sys.argv[1:]
+    if "answer" not in argv:
+        return given
+    typed = [a for a in argv[argv.index("answer") + 1 :] if a != "--"]
+    plain = [a for a in typed if a.startswith("-") or "=" not in a]
+    return typed if plain == given else given

@@ -1,0 +1,100 @@
+"""The executor seam: what the run asks of whatever starts its processes.
+
+Deciding what to run (plans, attempts, checks, state) lives above this line; starting,
+watching and stopping a process lives below it, in an `Executor`. The run builds a `Job`
+(an argv, never a shell string), asks the executor to `start` it, and from then on holds
+only a `Handle`. The handle's `ref` is opaque and JSON-able: state.json keeps it, and the
+next run gives it back to `adopt` after a crash. Output is never passed through the handle:
+every executor makes the attempt's bytes appear in `job.log` (the local one lets the agent
+write there; a remote one appends the chunks it is sent), so marker parsing and adoption
+read the same file either way. Nothing here, and no executor, imports doit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+TERM_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of an attempt's process group
+
+
+@dataclass(frozen=True)
+class Job:
+    """One process to start."""
+
+    argv: tuple[str, ...]
+    cwd: Path  # the project folder (or the task's worktree)
+    env: Mapping[str, str]  # only the additions; the executor lays them over its host's env
+    log: Path  # the transcript, under .orch/ (a local path of the checkout)
+    key: str = ""  # "<planId>:<taskId>" (one task per project at once is the scheduler's job)
+    stdin: bytes | None = None  # the prompt for `prompt: stdin` (stdin is closed after it)
+    keep_stdin: bool = False  # keep stdin open, so a stalled agent can be sent Enter
+    exit_file: Path | None = None  # commands whose exit code decides them: it outlives us
+    # A local file holding the same bytes as `stdin` (the rendered prompt): an executor on
+    # this machine reads it instead of piping `stdin` through itself.
+    stdin_file: Path | None = field(default=None, compare=False)
+
+
+class Handle(Protocol):
+    """A started (or adopted) job."""
+
+    @property
+    def ref(self) -> dict[str, object]:
+        """Opaque and JSON-able: kept in state.json, given back to `Executor.adopt`."""
+
+    @property
+    def host(self) -> str:
+        """Where it runs: "local", or a worker's address."""
+
+    def wait_output(self, timeout: float | None) -> None:
+        """Block until the log may have grown, the job ended, the run was interrupted, or
+        `timeout` seconds passed."""
+
+    def poll(self) -> int | None:
+        """The exit code once the job has ended (-1 when it cannot be known)."""
+
+    def send_enter(self) -> bool:
+        """Write a newline to the job's stdin, if it is still held open."""
+
+    def terminate(self, grace: float = TERM_GRACE) -> None:
+        """Stop the job's whole process group: TERM, then KILL after `grace` seconds."""
+
+    def close(self) -> None:
+        """Release what watching the job holds (the job itself is not stopped)."""
+
+
+class Executor(Protocol):
+    """Starts jobs somewhere; one per run (it knows the run's interrupt)."""
+
+    name: str
+
+    def start(self, job: Job, before_start: Callable[[Handle], None]) -> Handle:
+        """Start `job`; `before_start(handle)` runs once the process exists and before it
+        may print (the caller records `handle.ref` in state.json there)."""
+
+    def adopt(self, ref: Mapping[str, object]) -> Handle | None:
+        """The job an earlier run started, from its `ref`; None when it is gone for good."""
+
+    def run(self, job: Job, timeout: float | None) -> int:
+        """A short command to its end; its exit code (-1: killed, timed out or interrupted)."""
+
+    def preflight(self, checkout_root: Path, clis: Sequence[str]) -> list[str]:
+        """One line per problem with running these CLIs for this checkout (empty: fine)."""
+
+    def close(self) -> None:
+        """Release the executor's resources at the end of the run."""
+
+
+# The ref of an attempt recorded before executors existed (state.json with bare pid fields).
+def legacy_ref(pid: int | None, started: str, log: str, terminal_id: str) -> dict[str, object]:
+    """A local ref from an old record's pid fields (empty when it had no pid)."""
+    if not pid:
+        return {}
+    ref: dict[str, object] = {"executor": "local", "pid": pid, "pgid": pid, "start": started}
+    if log:  # a command's exit code was written beside its log
+        ref["log"], ref["exitFile"] = log, str(Path(log).with_suffix(".exit"))
+    if terminal_id:
+        ref["terminalId"] = terminal_id
+    return ref

@@ -1,0 +1,183 @@
+"""Agent settings in a plan: built-in profiles, the plan's named `agents`, and their extensions.
+
+An `agent:` value is a profile name (a built-in or a key of `agents`) or a mapping: a
+custom command `{command: [argv...], prompt, env}` or an extension `{profile, args, env,
+session, prompt}` whose args and env are merged over the named base.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+from typing import Any
+
+from orchlib.plan import PROMPT_MODES, SESSION_MODES, AgentSpec
+from orchlib.plan.checks import (
+    Issues,
+    KeyPath,
+    choice,
+    get,
+    items,
+    mapping,
+    q,
+    text,
+    unknown,
+    wrong,
+)
+
+BUILTIN = ("claude", "codex", "gemini", "aider", "opencode", "shell")
+DEFAULT = AgentSpec(name="claude", profile="claude")
+SHELL = AgentSpec(name="shell", profile="shell")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class Agents:
+    """Resolves `agent:` values against the built-in profiles and the plan's `agents`."""
+
+    def __init__(self, issues: Issues, raw: object, path: KeyPath) -> None:
+        self.issues = issues
+        self.path = path
+        self.raw: dict[str, Any] = {}
+        self.done: dict[str, AgentSpec | None] = {}
+        self.busy: list[str] = []
+        if raw is not None:
+            names = [key for key in raw if isinstance(key, str)] if isinstance(raw, dict) else []
+            self.raw = mapping(issues, raw, path, (), names) or {}
+
+    def resolve_all(self) -> None:
+        """Check every entry of `agents`, used or not."""
+        for name in self.raw:
+            if isinstance(name, str):
+                self.named(name, (*self.path, name))
+
+    def value(self, issues: Issues, value: object, path: KeyPath) -> AgentSpec | None:
+        """An `agent:` value: a profile name or a mapping (a parser for `get`)."""
+        if isinstance(value, str):
+            return self.named(value, path)
+        if isinstance(value, dict):
+            return self.spec(value, path, None)
+        wrong(issues, path, "a profile name or a mapping", value)
+        return None
+
+    def named(self, name: str, path: KeyPath) -> AgentSpec | None:
+        """A key of `agents` (resolved once), else a built-in profile.
+
+        Inside `agents.X`, `profile: X` means the built-in X, so a plan can tune `claude`.
+        """
+        if name in self.raw and name not in self.busy:
+            return self._entry(name)
+        if name in BUILTIN:
+            return AgentSpec(name=name, profile=name)
+        if name in self.busy:
+            cycle = " -> ".join([*self.busy[self.busy.index(name) :], name])
+            self.issues.add(path, f"agent profile cycle: {cycle}")
+        else:
+            self.issues.add(path, unknown("agent profile", name, [*BUILTIN, *self.raw]))
+        return None
+
+    def _entry(self, name: str) -> AgentSpec | None:
+        if name not in self.done:
+            self.busy.append(name)
+            entry = self.raw[name]
+            path = (*self.path, name)
+            if isinstance(entry, dict):
+                self.done[name] = self.spec(entry, path, name)
+            else:
+                wrong(self.issues, path, "a mapping {command: ...} or {profile: ...}", entry)
+                self.done[name] = None
+            self.busy.pop()
+        return self.done[name]
+
+    def spec(self, m: dict[Any, Any], path: KeyPath, name: str | None) -> AgentSpec | None:
+        """A custom command or an extended profile; `name` is the `agents` key if any."""
+        if "command" in m and "profile" in m:
+            self.issues.add(path, "set either 'command' (custom agent) or 'profile', not both")
+        elif "command" in m:
+            return self._custom(m, path, name)
+        elif "profile" in m:
+            return self._extend(m, path, name)
+        else:
+            self.issues.add(path, "an agent mapping needs 'command' (custom) or 'profile'")
+        return None
+
+    def _custom(self, m: dict[Any, Any], path: KeyPath, name: str | None) -> AgentSpec | None:
+        issues = self.issues
+        mapping(issues, m, path, ("command",), ("prompt", "env"))
+        command = get(issues, m, "command", path, argv_list, ())
+        prompt = get(issues, m, "prompt", path, choice(PROMPT_MODES), None)
+        variables = get(issues, m, "env", path, env, {})
+        if not command:
+            return None
+        return AgentSpec(
+            name=name or PurePath(command[0]).name or command[0],
+            command=command,
+            prompt=prompt,
+            env=variables,
+        )
+
+    def _extend(self, m: dict[Any, Any], path: KeyPath, name: str | None) -> AgentSpec | None:
+        issues = self.issues
+        mapping(issues, m, path, ("profile",), ("args", "env", "session", "prompt"))
+        profile = get(issues, m, "profile", path, text, None)
+        base = None if profile is None else self.named(profile, (*path, "profile"))
+        args = get(issues, m, "args", path, strings, ())
+        variables = get(issues, m, "env", path, env, {})
+        session = get(issues, m, "session", path, choice(SESSION_MODES), None)
+        prompt = get(issues, m, "prompt", path, choice(PROMPT_MODES), None)
+        if base is None:
+            return None
+        return AgentSpec(
+            name=name or base.name,
+            profile=base.profile,
+            command=base.command,
+            prompt=prompt or base.prompt,
+            args=base.args + args,
+            env={**base.env, **variables},
+            session=session or base.session,
+        )
+
+
+def strings(issues: Issues, value: object, path: KeyPath) -> tuple[str, ...] | None:
+    """A list of strings (argv or args)."""
+    if not isinstance(value, list):
+        wrong(issues, path, "a list of strings", value)
+        return None
+    parsed = items(issues, value, path, text)
+    return tuple(parsed) if len(parsed) == len(value) else None
+
+
+def argv_list(issues: Issues, value: object, path: KeyPath) -> tuple[str, ...] | None:
+    """A non-empty list of strings: a program and its arguments, no shell involved."""
+    result = strings(issues, value, path)
+    if result == ():
+        issues.add(path, "the command list must not be empty")
+        return None
+    return result
+
+
+def env(issues: Issues, value: object, path: KeyPath) -> dict[str, str] | None:
+    """Environment variables: a mapping of NAME to string."""
+    if not isinstance(value, dict):
+        wrong(issues, path, "a mapping of variable names to strings", value)
+        return None
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
+            issues.add(path, f"bad environment variable name {q(key)}")
+        elif text(issues, item, (*path, key)) is not None:
+            result[key] = item
+    return result
+
+
+def task_agent(
+    issues: Issues, own: AgentSpec | None, inherited: AgentSpec, command: bool, path: KeyPath
+) -> AgentSpec:
+    """The agent a task runs: a `command` makes it a shell task; `shell` needs a command."""
+    if command:
+        if own is not None and own.profile != "shell":
+            issues.add((*path, "agent"), "a task with 'command' runs in the shell: drop 'agent'")
+        return own if own is not None and own.profile == "shell" else SHELL
+    agent = own or inherited
+    if agent.profile == "shell":
+        issues.add(path, "agent 'shell' needs a 'command' to run")
+    return agent

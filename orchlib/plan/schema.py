@@ -1,0 +1,287 @@
+"""The plan schema: plain data (as loaded from YAML or JSON) to a `Plan`, every problem collected.
+
+`build_plan` never raises on bad data: it returns the plan, or None and the issues with
+their key paths. Graph rules (unknown dependencies, cycles, executionOrder) live in
+`plangraph`; agent rules in `planagents`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from orchlib.plan import (
+    DEFAULT_PARALLEL,
+    ISOLATIONS,
+    SCHEDULES,
+    AgentSpec,
+    Limits,
+    Plan,
+    Project,
+    Task,
+    project_root,
+)
+from orchlib.plan.agentspec import DEFAULT, Agents, task_agent
+from orchlib.plan.checks import (
+    RESERVED,
+    Issues,
+    KeyPath,
+    argv,
+    choice,
+    count,
+    describe,
+    duration,
+    flag,
+    get,
+    globs,
+    ident,
+    mapping,
+    no_nul_bytes,
+    nonempty,
+    number,
+    q,
+    reserved_plan_id,
+    text,
+    timestamp,
+    unknown,
+    wrong,
+)
+from orchlib.plan.graph import Graph
+from orchlib.plan.notifyschema import notify
+
+LIMITS = {
+    "retries": "retries",
+    "timeout": "timeout",
+    "stallTimeout": "stall_timeout",
+    "exitGrace": "exit_grace",
+    "retryOnError": "retry_on_error",
+}
+PLAN_KEYS = ("planId", "projects", "tasks")
+PLAN_OPTIONAL: tuple[str, ...] = (
+    "summary",
+    "createdAt",
+    "executionOrder",
+    "agent",
+    "agents",
+    "defaults",
+)
+PLAN_OPTIONAL += ("context", "schedule", "notify", "allowOutsidePaths")
+PROJECT_KEYS = ("name", "path")
+PROJECT_OPTIONAL: tuple[str, ...] = ("techStack", "description", "context", "agent")
+PROJECT_OPTIONAL += ("isolation", "parallel", *LIMITS)
+TASK_KEYS = ("id", "project", "title")
+TASK_OPTIONAL: tuple[str, ...] = (
+    "description",
+    "dependsOn",
+    "complexity",
+    "estimatedMinutes",
+    "agent",
+)
+TASK_OPTIONAL += ("command", "verify", "outputs", "inputs", *LIMITS)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What a project hands down to its tasks."""
+
+    project: Project
+    agent: AgentSpec
+    limits: Limits
+
+
+def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None, Issues]:
+    """The validated plan of `data`, or None with every issue found."""
+    issues = Issues()
+    if not isinstance(data, dict):
+        empty = "the plan file is empty" if data is None else f"got {describe(data)}"
+        issues.add((), f"a plan must be a mapping with planId, projects and tasks; {empty}")
+        return None, issues
+    # Alone: a NUL would make the path checks below fail (`embedded null byte`).
+    no_nul_bytes(issues, data)
+    if issues:
+        return None, issues
+    root = mapping(issues, data, (), PLAN_KEYS, PLAN_OPTIONAL)
+    if root is None:
+        return None, issues
+    plan = _Builder(issues, root, checkout).plan(source)
+    return (None if issues else plan), issues
+
+
+class _Builder:
+    """Reads the plan top-down: plan settings, projects, tasks; the graph checks come last."""
+
+    def __init__(self, issues: Issues, root: dict[str, Any], checkout: Path) -> None:
+        self.issues = issues
+        self.root = root
+        self.checkout = checkout
+        self.allow_outside = get(issues, root, "allowOutsidePaths", (), flag, False)
+        self.agents = Agents(issues, root.get("agents"), ("agents",))
+        self.agent = get(issues, root, "agent", (), self.agents.value, DEFAULT)
+        self.limits = limits(issues, root.get("defaults", {}), ("defaults",), Limits(), True)
+        self.scopes: dict[str, _Scope] = {}
+        self.graph = Graph(issues)
+
+    def plan(self, source: Path) -> Plan | None:
+        issues, root = self.issues, self.root
+        plan_id = get(issues, root, "planId", (), ident, None)
+        if plan_id in (".", ".."):
+            issues.add(("planId",), f"{q(plan_id)} cannot name a plan folder")
+        elif isinstance(plan_id, str) and reserved_plan_id(plan_id):
+            issues.add(("planId",), f"{q(plan_id)} is a name orchlib uses in .orch/; {RESERVED}")
+        self.agents.resolve_all()
+        for index, item in enumerate(_list(issues, root, "projects")):
+            self.project(item, ("projects", index))
+        tasks = [self.task(item, i) for i, item in enumerate(_list(issues, root, "tasks"))]
+        plan = Plan(
+            plan_id=plan_id or "",
+            source=source,
+            summary=get(issues, root, "summary", (), text, ""),
+            created_at=get(issues, root, "createdAt", (), timestamp, ""),
+            projects={name: scope.project for name, scope in self.scopes.items()},
+            tasks={task.id: task for task in tasks if task is not None},
+            schedule=get(issues, root, "schedule", (), choice(SCHEDULES), "dag"),
+            context=get(issues, root, "context", (), text, ""),
+            notify=tuple(get(issues, root, "notify", (), notify, [])),
+            allow_outside_paths=self.allow_outside,
+        )
+        phases = self.graph.phases(root.get("executionOrder"), "executionOrder" in root)
+        return None if issues or phases is None else replace(plan, phases=phases)
+
+    def project(self, item: object, path: KeyPath) -> None:
+        issues = self.issues
+        m = mapping(issues, item, path, PROJECT_KEYS, PROJECT_OPTIONAL)
+        if m is None:
+            return
+        name = get(issues, m, "name", path, nonempty, None)
+        folder = get(issues, m, "path", path, nonempty, None)
+        root = None if folder is None else self.project_root(folder, (*path, "path"))
+        agent = get(issues, m, "agent", path, self.agents.value, self.agent)
+        isolation, parallel = _isolation(issues, m, path)
+        project = Project(
+            name=name or "",
+            path=folder or "",
+            root=root or self.checkout,
+            tech_stack=get(issues, m, "techStack", path, text, ""),
+            description=get(issues, m, "description", path, text, ""),
+            context=get(issues, m, "context", path, text, ""),
+            isolation=isolation,
+            parallel=parallel,
+        )
+        scope = _Scope(project, agent, limits(issues, m, path, self.limits))
+        if name is not None and _first(issues, self.scopes, name, (*path, "name"), "project name"):
+            self.scopes[name] = scope
+
+    def project_root(self, folder: str, path: KeyPath) -> Path | None:
+        try:
+            root = project_root(self.checkout, folder)
+        except (OSError, RuntimeError, ValueError) as error:
+            self.issues.add(path, f"bad project path {q(folder)}: {error}")
+            return None
+        if not self.allow_outside and not inside(root, self.checkout):
+            self.issues.add(
+                path,
+                f"project path {q(folder)} resolves to {root}, outside the checkout "
+                f"{self.checkout.resolve()} (set allowOutsidePaths: true to allow it)",
+            )
+        return root
+
+    def task(self, item: object, index: int) -> Task | None:
+        issues, path = self.issues, ("tasks", index)
+        m = mapping(issues, item, path, TASK_KEYS, TASK_OPTIONAL)
+        if m is None:
+            return None
+        task_id = get(issues, m, "id", path, ident, None)
+        deps = self.graph.add(task_id, m.get("dependsOn", []), (*path, "dependsOn"), path)
+        scope = self.scope(m, path)
+        title = get(issues, m, "title", path, text, None)
+        fields = self.task_fields(m, path, scope)
+        if task_id is None or title is None or scope is None:
+            return None
+        return Task(id=task_id, project=scope.project.name, title=title, depends_on=deps, **fields)
+
+    def task_fields(self, m: dict[str, Any], path: KeyPath, scope: _Scope | None) -> dict[str, Any]:
+        """The optional fields of a task, with the project's (or plan's) agent and limits."""
+        issues = self.issues
+        command = get(issues, m, "command", path, argv, None)
+        own = get(issues, m, "agent", path, self.agents.value, None)
+        inherited = scope.agent if scope else self.agent
+        return {
+            "description": get(issues, m, "description", path, text, ""),
+            "complexity": get(issues, m, "complexity", path, text, ""),
+            "estimated_minutes": get(issues, m, "estimatedMinutes", path, number, None),
+            "agent": task_agent(issues, own, inherited, command is not None, path),
+            "command": command,
+            "verify": get(issues, m, "verify", path, argv, None),
+            "outputs": get(issues, m, "outputs", path, globs, ()),
+            "inputs": get(issues, m, "inputs", path, globs, ()),
+            "limits": limits(issues, m, path, scope.limits if scope else self.limits),
+            "index": path[-1],
+        }
+
+    def scope(self, m: dict[str, Any], path: KeyPath) -> _Scope | None:
+        name = get(self.issues, m, "project", path, text, None)
+        if name is not None and name not in self.scopes:
+            self.issues.add((*path, "project"), unknown("project", name, list(self.scopes)))
+        return None if name is None else self.scopes.get(name)
+
+
+def _isolation(issues: Issues, m: dict[str, Any], path: KeyPath) -> tuple[str, int]:
+    """A project's `isolation` and `parallel` (tasks at once); parallel needs isolation."""
+    isolation = get(issues, m, "isolation", path, choice(ISOLATIONS), "")
+    parallel = get(issues, m, "parallel", path, count, DEFAULT_PARALLEL)
+    if "parallel" in m and "isolation" not in m:
+        issues.add((*path, "parallel"), "'parallel' needs 'isolation: worktree' (without it, "
+                   "a project runs one task at a time in its folder)")  # fmt: skip
+    elif parallel == 0:
+        issues.add((*path, "parallel"), "must be >= 1, got 0")
+    return (isolation, max(1, parallel)) if isolation else ("", 1)
+
+
+def _list(issues: Issues, root: dict[str, Any], key: str) -> list[Any]:
+    value = root.get(key, [])
+    if isinstance(value, list):
+        return value
+    wrong(issues, (key,), "a list", value)
+    return []
+
+
+def _first(issues: Issues, seen: dict[str, Any], name: str, path: KeyPath, what: str) -> bool:
+    if name in seen:
+        issues.add(path, f"duplicate {what} {q(name)}")
+        return False
+    return True
+
+
+def limits(issues: Issues, m: object, path: KeyPath, base: Limits, only: bool = False) -> Limits:
+    """`base` with the limit keys of mapping `m` applied (`only`: m holds nothing else)."""
+    if only:
+        m = mapping(issues, m, path, (), tuple(LIMITS))
+    if not isinstance(m, dict):
+        return base
+    changes: dict[str, Any] = {}
+    for key, field in LIMITS.items():
+        if key in m:
+            before = len(issues)
+            value = _LIMIT_PARSERS[key](issues, m[key], (*path, key))
+            if len(issues) == before:
+                changes[field] = value
+    return replace(base, **changes) if changes else base
+
+
+def _grace(issues: Issues, value: object, path: KeyPath) -> float:
+    return duration(issues, value, path) or 0.0
+
+
+_LIMIT_PARSERS = {
+    "retries": count,
+    "timeout": duration,
+    "stallTimeout": duration,
+    "exitGrace": _grace,
+    "retryOnError": flag,
+}
+
+
+def inside(root: Path, checkout: Path) -> bool:
+    """Whether a resolved folder is the checkout or below it."""
+    return root.is_relative_to(checkout.resolve())

@@ -1,0 +1,1 @@
+"""The run layer: attempts, checks, adoption, events' consumers, agents and their output."""

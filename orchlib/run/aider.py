@@ -1,0 +1,60 @@
+"""aider's output reader: plain text, minus the code the model writes.
+
+aider prints the model's reply as is, edit blocks included: a SEARCH/REPLACE block (inside a
+fence or bare), a whole-file edit (a file name, then the file in a fence), a unified diff
+in a ```diff fence. A `[DONE:id]` inside any of those is file content, not a report (a
+model writing a test fixture, or the orchestration docs, would otherwise end its own
+attempt), so lines inside a fence or an edit block are not scanned. The marker scanner
+itself stays generic; this layer only decides which lines reach it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from orchlib.run.limits import better, recognise
+from orchlib.run.streams import PlainText
+
+_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+_SEARCH = re.compile(r"^\s*<{5,9} SEARCH\b")
+_REPLACE = re.compile(r"^\s*>{5,9} REPLACE\b")
+# aider's own lines for a litellm RateLimitError (aider/exceptions.py): never the model's
+_RATE_LIMITED = re.compile(r"RateLimitError|has rate limited you")
+
+
+class AiderText(PlainText):
+    """`aider --no-pretty`: every line outside fenced code and edit blocks is text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fence = ""  # the open fence (``` or longer, or ~~~), "" outside code
+        self._in_edit = False
+
+    def texts(self, line: str) -> list[str]:
+        """The line, unless it belongs to code the model wrote."""
+        if self._code(line):
+            return []
+        if _RATE_LIMITED.search(line):
+            self.limit = better(self.limit, recognise(line))
+        return [line]
+
+    def _code(self, line: str) -> bool:
+        """Whether `line` is part of a fence or an edit block (updating which one is open)."""
+        # An edit block ends only at its REPLACE line: its text may hold fences (a Markdown
+        # file being edited), so it is checked before them.
+        if self._in_edit:
+            self._in_edit = not _REPLACE.match(line)
+            return True
+        if _SEARCH.match(line):
+            self._in_edit = True
+            return True
+        fence = _FENCE.match(line)
+        if self._fence:
+            closes = fence and fence[1][0] == self._fence[0] and len(fence[1]) >= len(self._fence)
+            if closes and not line.strip().lstrip(self._fence[0]):
+                self._fence = ""
+            return True
+        if fence:
+            self._fence = fence[1]
+            return True
+        return False

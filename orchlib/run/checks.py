@@ -1,0 +1,117 @@
+"""The checks of a reported DONE: declared outputs exist and `verify` exits 0.
+
+`verify` runs like an agent: through the run's executor, in its own session, its output in
+`logs/<task>.<n>.verify.log`. While it runs its executor ref is in
+`logs/<task>.<n>.verify.pid`, so a run that adopts the attempt after a crash first stops
+the verify the crashed run left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchlib.checkout import Checkout
+from orchlib.executors.base import Executor, Handle, Job, legacy_ref
+from orchlib.fsutil import atomic_write
+from orchlib.plan import Limits, Plan, Project, Task
+from orchlib.run.attempt import Follow, Result, follow
+from orchlib.run.streams import PlainText
+from orchlib.state import stamps
+
+FEEDBACK_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Checked:
+    """`problem` is None when every check passed, else the feedback for the next attempt."""
+
+    problem: str | None
+    verify: dict[str, Any] = field(default_factory=dict)
+    merge: dict[str, str] = field(default_factory=dict)  # isolated: the branch and merge commit
+
+
+def run_checks(co: Checkout, plan: Plan, task: Task, attempt: int, where: Project) -> Checked:
+    """Check the DONE of `attempt` in `where` (the project, or the task's worktree):
+    outputs first (cheap), then verify."""
+    missing = stamps.missing_outputs(where, task)
+    if missing:
+        return Checked(f"declared output {missing[0]!r} does not exist in {where.root}")
+    if task.verify is None:
+        return Checked(None)
+    return _verify(co, plan, task, attempt, where.root)
+
+
+def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path) -> Checked:
+    argv = task.verify
+    assert argv is not None
+    log = co.log_path(plan.plan_id, task.id, attempt, "verify.log")
+    pid_file = log.with_suffix(".pid")
+    stop_leftover(co.executor, pid_file)
+    log.unlink(missing_ok=True)  # the log holds this check only, for the feedback
+    proc = _start(co.executor, plan, task, root, log, pid_file)
+    limits = Limits(retries=0, timeout=task.limits.timeout, stall_timeout=None)
+    watch = Follow(proc, log, "", limits, PlainText(), co.interrupt.event, _no_progress,
+                   shell=True)  # fmt: skip
+    try:
+        outcome = follow(watch)
+    finally:
+        pid_file.unlink(missing_ok=True)
+    info = {"argv": list(argv), "exitCode": outcome.exit_code}
+    if outcome.result is Result.DONE:
+        return Checked(None, info)
+    return Checked(f"verify failed ({outcome.text.split(':')[0]}):\n{tail(log)}".rstrip(), info)
+
+
+def _start(
+    executor: Executor, plan: Plan, task: Task, root: Path, log: Path, pid_file: Path
+) -> Handle:
+    env = {"ORCH_PLAN_ID": plan.plan_id, "ORCH_TASK_ID": task.id}
+
+    def note_ref(handle: Handle) -> None:
+        atomic_write(pid_file, json.dumps(handle.ref) + "\n")
+
+    assert task.verify is not None
+    job = Job(task.verify, root, env, log, f"{plan.plan_id}:{task.id}")
+    return executor.start(job, note_ref)
+
+
+def _no_progress(percent: int, text: str) -> None:
+    """verify has no PROGRESS markers to report."""
+
+
+def stop_leftover(executor: Executor, pid_file: Path) -> None:
+    """Terminate the verify a killed run left running (its pid file holds its ref)."""
+    try:
+        text = pid_file.read_text()
+    except OSError:
+        return
+    handle = executor.adopt(_ref(text))
+    if handle is not None:
+        handle.terminate()
+    pid_file.unlink(missing_ok=True)
+
+
+def _ref(text: str) -> dict[str, object]:
+    """The ref in a verify pid file: JSON, or `pid start` as written before executors."""
+    with contextlib.suppress(ValueError):
+        found = json.loads(text)
+        if isinstance(found, dict):
+            return found
+    with contextlib.suppress(ValueError):
+        pid, started = text.split()
+        return legacy_ref(int(pid), started, "", "")
+    return {}
+
+
+def tail(path: Path, limit: int = FEEDBACK_CHARS) -> str:
+    """The end of a log, as feedback for the next prompt."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - limit))
+            return fh.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""

@@ -1,0 +1,305 @@
+"""The run's console: one line per event, readable with several tasks running at once.
+
+Lines go to the stream given at construction (the real stdout captured at start: doit's
+thread mode swaps `sys.stdout`, so nothing here looks it up at call time). On a terminal a
+live footer under the lines shows every running task with its latest percent and the
+counts so far; elsewhere (a pipe, a CI log) the output is plain lines only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO
+
+from orchlib.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskDone,
+    TaskFailed,
+    TaskPaused,
+    TaskProgress,
+    TaskSkipped,
+    TaskStarted,
+    TaskUpToDate,
+    TaskWaiting,
+    ToolsDenied,
+)
+from orchlib.run.consoletext import clip, clock_time, is_terminal, paint, wants_color
+from orchlib.state.render import local_clock
+from orchlib.state.table import format_duration, task_usage, usage_text
+
+PROGRESS_EVERY = 2.0  # seconds between progress lines of one task...
+PROGRESS_STEP = 10  # ...unless the percent moved this much
+FOOTER_EVERY = 0.2  # seconds between redraws of the live footer for progress alone
+_CLEAR_LINE = "\r\x1b[K"
+_STATES = (
+    "done", "up to date", "failed", "interrupted", "waiting", "answered", "paused", "skipped",
+    "running",
+)  # fmt: skip
+
+
+@dataclass
+class _Seen:
+    """What the console knows about one task: its last state and the text that goes with it."""
+
+    state: str = "pending"
+    text: str = ""
+    printed_at: float = float("-inf")
+    printed_percent: int = -100
+    percent: int = 0
+    started: float | None = None  # the console's clock when its attempt started
+
+
+class Console:
+    """A bus subscriber printing the run as it goes, and the summary at its end."""
+
+    def __init__(
+        self,
+        stream: IO[str],
+        *,
+        color: bool | None = None,
+        live: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stream, self._clock = stream, clock
+        self._color = wants_color(stream) if color is None else color
+        self._live = is_terminal(stream) if live is None else live
+        self._footer_at = float("-inf")
+        self._footer_shown = False
+        self._began = clock()
+        self._lock = threading.Lock()
+        self._tasks: dict[str, _Seen] = {}
+        self._up_to_date: dict[str, int] = {}
+        self._width = 0
+        self._usage: dict[str, float] = {}
+
+    def handle(self, event: Event) -> None:
+        """Print what the event says (progress lines are throttled per task)."""
+        with self._lock:
+            if isinstance(event, TaskUpToDate):
+                self._up_to_date[event.plan_id] = self._up_to_date.get(event.plan_id, 0) + 1
+                self._seen(event.plan_id, event.task_id).state = "up to date"
+                return
+            self._flush_up_to_date(event)
+            line = self._describe(event)
+            if line is not None:
+                self._print(event, *line)
+            elif self._live and self._clock() - self._footer_at >= FOOTER_EVERY:
+                self._write(_CLEAR_LINE + self._footer())
+
+    def close(self) -> None:
+        """Take the live footer away (the summary follows on a clean line)."""
+        with self._lock:
+            if self._footer_shown:
+                self._write(_CLEAR_LINE)
+
+    def summary(self) -> str:
+        """Counts per state, what to do about each unfinished task, and the wall time."""
+        with self._lock:
+            tally = self._tally()
+            parts = [f"{tally[s]} {s}" for s in _STATES if tally[s]]
+            took = format_duration(self._clock() - self._began)
+            head = f"orchlib: {', '.join(parts) or 'nothing to do'} in {took}"
+            spent = task_usage({"usage": self._usage})
+            if spent:
+                head += f" — {usage_text(spent)}"
+            todo = [_advice(name, t) for name, t in self._tasks.items()]
+            return "\n".join([head, *(line for line in todo if line)])
+
+    def answered(self, names: set[str]) -> None:
+        """Tasks whose question was answered during the run: the summary says to resume."""
+        with self._lock:
+            for name in names:
+                seen = self._tasks.get(name)
+                if seen is not None and seen.state == "waiting":
+                    seen.state = "answered"
+
+    # --- lines --------------------------------------------------------------------------
+
+    def _describe(self, event: Event) -> tuple[str, str, str] | None:
+        """(label, kind, text) for the event's line; None when it prints nothing."""
+        if isinstance(event, RunStarted):
+            labels = [f"{event.plan_id}:{task_id}" for task_id in event.task_ids]
+            self._width = max([self._width, *map(len, labels)])
+            for task_id in event.task_ids:  # the summary lists tasks in plan order
+                self._seen(event.plan_id, task_id)
+            return event.plan_id, "dim", f"run started: {len(event.task_ids)} tasks"
+        if isinstance(event, RunFinished):
+            how = f" ({event.interrupted})" if event.interrupted else ""
+            return event.plan_id, "dim", f"run finished{how}"
+        task_id = str(getattr(event, "task_id", ""))
+        return self._task_line(
+            f"{event.plan_id}:{task_id}", self._seen(event.plan_id, task_id), event
+        )
+
+    def _task_line(self, name: str, seen: _Seen, event: Event) -> tuple[str, str, str] | None:
+        if isinstance(event, TaskStarted):
+            return self._started(name, seen, event)
+        if isinstance(event, TaskProgress):
+            return self._progress(name, seen, event)
+        if isinstance(event, TaskDone):
+            return self._done(name, seen, event)
+        if isinstance(event, TaskFailed):
+            return self._failed(name, seen, event)
+        if isinstance(event, TaskWaiting):
+            return self._waiting(name, seen, event)
+        if isinstance(event, TaskSkipped):
+            return self._skipped(name, seen, event)
+        if isinstance(event, TaskPaused):
+            return self._paused(name, seen, event)
+        if isinstance(event, ToolsDenied):
+            tools = "; ".join(event.tools)
+            return name, "ask", f"attempt {event.attempt}: the agent was refused {tools}"
+        return None
+
+    def _paused(self, name: str, seen: _Seen, e: TaskPaused) -> tuple[str, str, str] | None:
+        until = local_clock(e.until)
+        seen.state, seen.text = "paused", f"{e.profile}'s usage limit resets at {until}"
+        if not e.hit:
+            return name, "dim", f"PAUSED until {until}: waits for {e.profile}'s usage limit"
+        said = clip(e.reason.removeprefix("usage limit: "))
+        return (
+            name,
+            "ask",
+            (
+                f"PAUSED until {until}: {e.profile} usage limit (attempt {e.attempt}, no retry "
+                f"used; other agents keep running): {said}"
+            ),
+        )
+
+    def countdown(self, pauses: dict[str, float]) -> None:
+        """While the run only waits for usage limits: the time left, in the live footer."""
+        if not self._live:
+            return
+        now = time.time()
+        left = ", ".join(
+            f"{profile} in {format_duration(end - now)}" for profile, end in sorted(pauses.items())
+        )
+        with self._lock:
+            text = f"waiting for usage limits to reset: {left}"
+            self._footer_shown = True
+            self._write(_CLEAR_LINE + (paint(text, "ask") if self._color else text))
+
+    def gave_up(self, pauses: dict[str, float]) -> None:
+        """`--no-wait-limits` ended the run: when to come back."""
+        for profile, end in sorted(pauses.items()):
+            at = datetime.fromtimestamp(end).astimezone().isoformat(timespec="seconds")
+            self._write(
+                (_CLEAR_LINE if self._live else "")
+                + f"orchlib: {profile}'s usage limit resets at {local_clock(at)}; "
+                f"come back then and re-run `doit` (tasks waiting on it are paused)\n"
+            )
+
+    def _started(self, name: str, seen: _Seen, e: TaskStarted) -> tuple[str, str, str]:
+        seen.state, seen.printed_percent, seen.percent = "running", -100, 0
+        seen.started = self._clock()
+        verb = "adopted running" if e.adopted else "started"
+        where = f"pid {e.pid}" if e.host in ("", "local") else f"on {e.host}"
+        return name, "start", f"{verb} attempt {e.attempt} — {e.terminal_id} ({where})"
+
+    def _progress(self, name: str, seen: _Seen, e: TaskProgress) -> tuple[str, str, str] | None:
+        seen.percent = e.percent
+        now = self._clock()
+        moved = abs(e.percent - seen.printed_percent) >= PROGRESS_STEP
+        if not moved and now - seen.printed_at < PROGRESS_EVERY:
+            return None
+        seen.printed_at, seen.printed_percent = now, e.percent
+        return name, "dim", f"{e.percent:3d}% {clip(e.text)}"
+
+    def _done(self, name: str, seen: _Seen, e: TaskDone) -> tuple[str, str, str]:
+        seen.state, seen.text = "done", clip(e.summary)
+        for key, value in e.usage.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self._usage[key] = self._usage.get(key, 0) + value
+        said = f": {seen.text}" if seen.text else ""
+        return name, "ok", f"DONE in {format_duration(e.duration)}{said}"
+
+    def _failed(self, name: str, seen: _Seen, e: TaskFailed) -> tuple[str, str, str]:
+        if not e.final:
+            return name, "ask", f"attempt {e.attempt} failed: {clip(e.reason)} — retrying"
+        seen.state = "interrupted" if e.interrupted else "failed"
+        seen.text = clip(e.reason.removeprefix("ERROR: "))  # the word is on the line already
+        word = "INTERRUPTED" if e.interrupted else "ERROR"
+        return name, "bad", f"{word} (attempt {e.attempt}): {seen.text}"
+
+    def _waiting(self, name: str, seen: _Seen, e: TaskWaiting) -> tuple[str, str, str]:
+        seen.state, seen.text = "waiting", clip(e.question)
+        word = "still waiting for an answer" if e.still else "QUESTION"
+        return name, "ask", f'{word}: {seen.text} — doit answer {name} "..."'
+
+    def _skipped(self, name: str, seen: _Seen, e: TaskSkipped) -> tuple[str, str, str]:
+        seen.state, seen.text = "skipped", self._why(e.plan_id, e.because)
+        return name, "dim", f"skipped because {seen.text}"
+
+    def _why(self, plan_id: str, because: tuple[str, ...]) -> str:
+        reasons = {"failed": "failed", "waiting": "waits for an answer", "skipped": "was skipped"}
+        states = {dep: self._seen(plan_id, dep).state for dep in because}
+        parts = [f"{dep} {reasons.get(state, 'did not finish')}" for dep, state in states.items()]
+        return ", ".join(parts) or "a dependency did not finish"
+
+    # --- output -------------------------------------------------------------------------
+
+    def _seen(self, plan_id: str, task_id: str) -> _Seen:
+        return self._tasks.setdefault(f"{plan_id}:{task_id}", _Seen())
+
+    def _flush_up_to_date(self, event: Event) -> None:
+        count = self._up_to_date.pop(event.plan_id, 0)
+        if count:
+            noun = "task is" if count == 1 else "tasks are"
+            self._print(event, event.plan_id, "ok", f"{count} {noun} up to date")
+
+    def _print(self, event: Event, label: str, kind: str, text: str) -> None:
+        self._width = max(self._width, len(label))
+        stamp = clock_time(event.at)
+        if self._color:
+            stamp, text = paint(stamp, "dim"), paint(text, kind)
+        line = f"{stamp} {label.ljust(self._width)}  {text}\n"
+        self._write(_CLEAR_LINE + line + self._footer() if self._live else line)
+
+    def _tally(self) -> Counter[str]:
+        return Counter(t.state for t in self._tasks.values())
+
+    def _footer(self) -> str:
+        """The live footer: running tasks with their percent, then the counts (one line)."""
+        self._footer_at = self._clock()
+        running = [
+            f"{n} {t.percent}% {format_duration(self._clock() - (t.started or self._clock()))}"
+            for n, t in self._tasks.items()
+            if t.state == "running"
+        ]
+        tally = self._tally()
+        tail = [f"{tally[s]} {s}" for s in (*_STATES[:-1], "pending") if tally[s]]
+        text = f"running {len(running)}: {', '.join(running)}" if running else ""
+        text = " | ".join(part for part in (text, ", ".join(tail)) if part)
+        text = text[: max(10, shutil.get_terminal_size().columns - 1)]
+        self._footer_shown = bool(text)
+        return paint(text, "dim") if text and self._color else text
+
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken stdout
+            self._stream.write(text)
+            self._stream.flush()
+
+
+def _advice(name: str, seen: _Seen) -> str:
+    if seen.state == "failed":
+        return f"  {name} failed: {seen.text} — fix the cause and re-run `doit`"
+    if seen.state == "waiting":
+        return f'  {name} asks: {seen.text} — doit answer {name} "..."'
+    if seen.state == "answered":
+        return f"  {name} was answered — run `doit` to resume it with the answer"
+    if seen.state == "skipped":
+        return f"  {name} skipped: {seen.text} — it runs once that is resolved"
+    if seen.state == "paused":
+        return f"  {name} paused: {seen.text} — re-run `doit` then"
+    if seen.state in ("running", "interrupted"):
+        return f"  {name} did not finish — re-run `doit` to resume it"
+    return ""

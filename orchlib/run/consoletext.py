@@ -1,0 +1,45 @@
+"""How the console writes: colour only on a terminal that wants it, one-line texts, clocks."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import IO
+
+from orchlib.state.render import one_line
+from orchlib.state.transitions import parse_time
+
+TEXT_LIMIT = 200
+COLORS = {"ok": "32", "bad": "31", "ask": "33", "start": "36", "dim": "2"}
+
+
+def clip(text: str) -> str:
+    """`text` on one line, cut to TEXT_LIMIT characters."""
+    flat = one_line(text)
+    return flat if len(flat) <= TEXT_LIMIT else flat[: TEXT_LIMIT - 1] + "…"
+
+
+def clock_time(at: str) -> str:
+    """The local wall-clock time of an event (now when unparsable)."""
+    moment = parse_time(at)
+    return (moment.astimezone() if moment else datetime.now()).strftime("%H:%M:%S")
+
+
+def wants_color(stream: IO[str]) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR."""
+    return not os.environ.get("NO_COLOR") and is_terminal(stream)
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    """True for a terminal that takes escape codes (TERM=dumb does not)."""
+    if os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def paint(text: str, kind: str) -> str:
+    """`text` in the colour of `kind`."""
+    return f"\x1b[{COLORS[kind]}m{text}\x1b[0m"

@@ -1,0 +1,253 @@
+"""Running one plan task to its end: adoption, attempts, retries, checks, the stamp."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import time
+from pathlib import Path
+
+from orchlib import state
+from orchlib.checkout import Checkout
+from orchlib.events import (
+    TaskFailed,
+    TaskPaused,
+    TaskProgress,
+    TaskStarted,
+    TaskWaiting,
+    ToolsDenied,
+)
+from orchlib.executors.base import Handle
+from orchlib.fsutil import atomic_write, ensure_dir
+from orchlib.plan import Plan, Task
+from orchlib.run import adopt, agents
+from orchlib.run.attempt import RETRIED, Follow, Outcome, Result, follow
+from orchlib.run.finish import Attempted, Finishing, TaskResult
+from orchlib.run.launch import AttemptInputs
+from orchlib.run.pauses import iso, profile_of
+from orchlib.run.streams import PlainText
+from orchlib.run.worktrees import TaskTree
+from orchlib.state import TaskRecord, orchdir
+from orchlib.state.model import merge_answers
+
+
+class TaskRun(AttemptInputs, Finishing):
+    """One task in one run. `previous` is its state record from before this run began.
+
+    A usage limit pauses the task: `run` returns `paused`, and a later call continues it with
+    the retries and feedback it had (the runner keeps this object for that).
+    """
+
+    def __init__(self, co: Checkout, plan: Plan, task: Task, previous: TaskRecord | None) -> None:
+        self.co, self.plan, self.task, self.previous = co, plan, task, previous
+        self.project = plan.projects[task.project]
+        self._last_number = previous.attempt if previous is not None else 0
+        self.profile = profile_of(task)
+        self._left: int | None = None  # attempts left; None until the first call of `run`
+        self._feedback = ""
+        self._paused_session: str | None = None  # the session a paused attempt had
+        # Where attempts work: the project folder, or (isolated) the task's own worktree.
+        self.tree = TaskTree(co, plan, task) if self.project.isolation else None
+        self.workspace = self.project if self.tree is None else self.tree.workspace
+
+    def run(self) -> TaskResult:
+        """Adopt a crashed run's attempt or dispatch new ones until the task settles.
+
+        A file that cannot be written fails the task in one line naming it; a full disk
+        also stops the run starting agents. No retry is spent on either, and what was
+        stamped stays stamped (docs/recovery.md).
+        """
+        try:
+            return self._run()
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            reason = orchdir.write_failure(exc, self.co.root)
+            if orchdir.no_space(exc):
+                self.co.stopped = self.co.stopped or reason
+            return self._fail(reason, self._last_number)
+
+    def _run(self) -> TaskResult:
+        attempted = None
+        if self._left is None:
+            waiting = self._still_waiting()
+            if waiting is not None:
+                return waiting
+            self._left = 1 + self.task.limits.retries
+            attempted = self._adopt()
+        while True:
+            if attempted is None:
+                if self.co.interrupt.is_set():
+                    return self._fail("interrupted before it started", 0, interrupted=True)
+                if (until := self.co.pauses.until(self.profile)) is not None:
+                    return self._pause(self._last_number, until, "")
+                attempted = self._attempt(self._next_number(), self._feedback)
+            self._last_number = attempted.number
+            if attempted.outcome.result is not Result.PAUSED:  # a usage limit uses no retry
+                self._left -= 1
+            result, self._feedback = self._settle(attempted, self._left)
+            if result is not None:
+                return result
+            attempted = None
+
+    def _still_waiting(self) -> TaskResult | None:
+        """A task with an open question is not dispatched again until it is answered.
+
+        An answer `doit answer` gave since this run began counts (it is on disk).
+        """
+        prev = self.previous
+        if prev is None or open_question(prev) is None:
+            return None
+        disk = state.load(self.co.plan_dir(self.plan.plan_id))
+        self.previous = prev = merge_answers(prev, disk.tasks.get(self.task.id) if disk else None)
+        question = open_question(prev)
+        if question is None:
+            return None
+        self._publish_waiting(question, prev.attempt, prev.terminal_id, still=True)
+        return TaskResult("waiting", question)
+
+    def _next_number(self) -> int:
+        """Numbers count across runs (even past deleted logs), so logs and prompts never collide."""
+        on_disk = self.co.next_attempt(self.plan.plan_id, self.task.id)
+        return max(on_disk, self._last_number + 1)
+
+    def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
+        outcome = done.outcome
+        if outcome.denied:
+            self._publish(ToolsDenied(self.plan.plan_id, self.task.id, done.number, outcome.denied))
+        if outcome.result is Result.PAUSED and not self.co.interrupt.is_set():
+            self._paused_session = outcome.session_id or self._paused_session
+            until = self.co.pauses.pause(self.profile or "", outcome.reset_at)
+            return self._pause(done.number, until, outcome.text, hit=True), self._feedback
+        if self.profile is not None:
+            self.co.pauses.clear_backoff(self.profile)
+        if outcome.result is Result.DONE:
+            checked = self._check(done)
+            if checked.problem is None:
+                return self._stamp(done, checked), ""
+            problem = checked.problem
+            return self._retry_or_fail(f"DONE, but {problem}", done.number, left), problem
+        if outcome.result is Result.QUESTION:
+            self._publish_waiting(outcome.text, done.number, done.terminal_id, still=False)
+            return TaskResult("waiting", outcome.text), ""
+        if outcome.result is Result.INTERRUPTED or self.co.interrupt.is_set():
+            return self._fail(outcome.text, done.number, interrupted=True), ""
+        log = self.co.log_path(self.plan.plan_id, self.task.id, done.number)
+        if outcome.result in RETRIED and orchdir.out_of_space(log.parent):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(log))
+        retry = outcome.result in RETRIED or self.task.limits.retry_on_error
+        reason = outcome.text if outcome.result is not Result.ERROR else error_reason(outcome.text)
+        if retry:
+            return self._retry_or_fail(reason, done.number, left), ""
+        return self._fail(reason, done.number), ""
+
+    def _retry_or_fail(self, reason: str, number: int, left: int) -> TaskResult | None:
+        if self.co.interrupt.is_set():  # e.g. verify was stopped: the run's stop, not the task's
+            return self._fail(reason, number, interrupted=True)
+        if left > 0:
+            self._publish(TaskFailed(self.plan.plan_id, self.task.id, reason, number, final=False))
+            return None
+        return self._fail(reason, number)
+
+    def _fail(self, reason: str, number: int, interrupted: bool = False) -> TaskResult:
+        if interrupted and self.co.interrupt.signal_name:
+            reason = f"interrupted by {self.co.interrupt.signal_name}"
+        elif self.tree is not None and self.tree.path.is_dir():
+            reason += f" (its worktree is kept: {self.tree.path.relative_to(self.co.root)})"
+        event = TaskFailed(self.plan.plan_id, self.task.id, reason, number, True, interrupted)
+        self._publish(event)
+        return TaskResult("interrupted" if interrupted else "failed", reason)
+
+    def _pause(self, number: int, until: float, reason: str, hit: bool = False) -> TaskResult:
+        """Hold the task until its profile's limit resets (another task may have hit it)."""
+        reason = reason or f"waits for {self.profile}'s usage limit"
+        profile = self.profile or ""
+        self._publish(TaskPaused(self.plan.plan_id, self.task.id, number, profile, iso(until),
+                                 reason, hit=hit))  # fmt: skip
+        return TaskResult("paused", reason)
+
+    def _publish_waiting(self, question: str, number: int, terminal_id: str, still: bool) -> None:
+        pid = self.plan.plan_id
+        self._publish(TaskWaiting(pid, self.task.id, question, number, terminal_id, still=still))
+
+    # --- attempts -------------------------------------------------------------------------
+
+    def _adopt(self) -> Attempted | None:
+        """Take over an attempt a killed orchestrator left: follow it, or read its log."""
+        prev, found = self.previous, adopt.leftover(self.co.executor, self.previous)
+        if prev is None or found is None:
+            return None
+        proc, log, ago = found.handle, found.log, found.started_ago
+        self._publish(self._started(prev.attempt, prev.terminal_id, proc, log, prev.prompt_file,
+                                    adopted=True))  # fmt: skip
+        started = time.monotonic() - ago
+        outcome = self._follow(proc, log, prev.terminal_id, ago, found.quiet_for)
+        return Attempted(prev.attempt, prev.terminal_id, outcome, started)
+
+    def _attempt(self, number: int, feedback: str) -> Attempted:
+        self._last_number = number  # a failed write below is still this attempt's
+        terminal_id = f"term-{self.task.id}-{number}-{secrets.token_hex(3)}"
+        started = time.monotonic()
+        if self.tree is not None:  # a fresh worktree from the project's HEAD
+            problem = self.tree.prepare(number)
+            if problem is not None:
+                return Attempted(number, terminal_id, Outcome(Result.ERROR, problem), started)
+        prompt_file = self.co.prompt_path(self.plan.plan_id, self.task.id, number)
+        if self.task.command is None:  # a shell task has no prompt
+            text = self._prompt(terminal_id, number, feedback)
+            atomic_write(prompt_file, text, durable=False)  # a lost prompt is re-rendered
+        log = self.co.log_path(self.plan.plan_id, self.task.id, number)
+        job = self._job(terminal_id, number, prompt_file, log)
+        ensure_dir(self.workspace.root)
+
+        def announce(proc: Handle) -> None:
+            prompt = str(prompt_file) if self.task.command is None else ""
+            self._publish(self._started(number, terminal_id, proc, log, prompt, False))
+            self.co.bus.sync()  # pid and log are in state.json before the agent may print
+
+        proc = self.co.executor.start(job, announce)
+        return Attempted(number, terminal_id, self._follow(proc, log, terminal_id), started)
+
+    def _started(
+        self,
+        number: int,
+        terminal_id: str,
+        proc: Handle,
+        log: Path,
+        prompt: str | None,
+        adopted: bool,
+    ) -> TaskStarted:
+        return TaskStarted(
+            self.plan.plan_id, self.task.id, number, terminal_id, proc.ref, proc.host,
+            str(log), prompt or "", adopted=adopted,
+        )  # fmt: skip
+
+    def _follow(
+        self, proc: Handle, log: Path, terminal_id: str, ago: float = 0.0, quiet: float = 0.0
+    ) -> Outcome:
+        shell = self.task.command is not None
+        adapter = PlainText() if shell else agents.adapter(self.task.agent)
+        stop = self.co.interrupt
+        watch = Follow(proc, log, terminal_id, self.task.limits, adapter, stop.event,
+                       self._progress, shell, ago, quiet)  # fmt: skip
+        return follow(watch)
+
+    def _progress(self, percent: int, text: str) -> None:
+        self._publish(TaskProgress(self.plan.plan_id, self.task.id, percent, text))
+
+
+def error_reason(text: str) -> str:
+    """`ERROR: <text>`, once: an agent's own `ERROR:` is not doubled, no text no colon."""
+    text = text.strip()
+    while text[:6].upper() == "ERROR:":
+        text = text[6:].strip()
+    return f"ERROR: {text}" if text else "ERROR: the agent gave no details"
+
+
+def open_question(record: TaskRecord | None) -> str | None:
+    """The task's unanswered question, if it is waiting for one."""
+    if record is None or not record.questions:
+        return None
+    last = record.questions[-1]
+    return None if last.get("answer") else str(last.get("question", ""))

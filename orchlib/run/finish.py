@@ -1,0 +1,93 @@
+"""A reported DONE, finished: the checks where the attempt worked, an isolated task's merge,
+then the stamp and `TaskDone`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from orchlib.checkout import Checkout
+from orchlib.events import TaskDone, now_iso
+from orchlib.plan import Plan, Project, Task
+from orchlib.run.attempt import Outcome
+from orchlib.run.checks import Checked, run_checks
+from orchlib.run.worktrees import TaskTree
+from orchlib.state import stamps
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """How a task ended in this run: done, failed, waiting (a question) or interrupted.
+
+    `paused`: not ended; its agent's usage limit holds it, and `run` continues it later.
+    """
+
+    status: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """A finished attempt: its number, terminal id, outcome and start time."""
+
+    number: int
+    terminal_id: str
+    outcome: Outcome
+    started: float
+
+
+class Finishing:
+    """The part of a task's run that checks a DONE and writes the stamp."""
+
+    co: Checkout
+    plan: Plan
+    task: Task
+    project: Project
+    workspace: Project
+    tree: TaskTree | None
+
+    def _publish(self, event: Any) -> None:
+        self.co.bus.publish(event)
+
+    def _check(self, done: Attempted) -> Checked:
+        """The checks of a DONE where the attempt worked; isolated, then its merge."""
+        if self.tree is not None and not self.tree.path.is_dir():
+            return Checked(f"its worktree {self.tree.path} is gone; the next attempt makes another")
+        checked = run_checks(self.co, self.plan, self.task, done.number, self.workspace)
+        if checked.problem is not None or self.tree is None:
+            return checked
+        landed = self.tree.land(done.number, done.outcome.text)
+        return replace(checked, problem=landed.problem, merge=landed.merge)
+
+    def _stamp(self, done: Attempted, checked: Checked) -> TaskResult:
+        outcome = done.outcome
+        stamp: dict[str, Any] = {
+            "taskId": self.task.id,
+            "planId": self.plan.plan_id,
+            "project": self.task.project,
+            "title": self.task.title,
+            "summary": outcome.text,
+            "finishedAt": now_iso(),
+            "attempt": done.number,
+            "terminalId": done.terminal_id,
+            "specHash": self.co.spec_hash(self.plan, self.task),
+            "durationSeconds": round(time.monotonic() - done.started, 3),
+            "agent": self.task.agent.name,
+            "inputs": stamps.fingerprint_inputs(self.project, self.task),
+        }
+        if self.task.verify is not None:
+            stamp["verify"] = checked.verify
+        if checked.merge:
+            stamp["merge"] = checked.merge
+        if outcome.session_id:
+            stamp["sessionId"] = outcome.session_id
+        if outcome.usage:
+            stamp["usage"] = outcome.usage
+        stamps.write(self.co.stamp_path(self.plan.plan_id, self.task.id), stamp)
+        if self.tree is not None:  # merged and stamped: the worktree has served
+            self.tree.remove(done.number)
+        self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
+                               done.terminal_id, stamp["durationSeconds"],
+                               outcome.usage))  # fmt: skip
+        return TaskResult("done", outcome.text)

@@ -1,0 +1,104 @@
+"""Before anything is dispatched: every agent CLI the run needs is on PATH, every project
+folder it runs in is a folder (a missing one is created), and every isolated project's
+folder is a git repository with a commit (a missing or empty one is made one)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from orchlib.checkout import Checkout
+from orchlib.errors import ConfigError
+from orchlib.fsutil import ensure_dir
+from orchlib.plan import Plan, Task
+from orchlib.plan.file import locate
+from orchlib.run import agents
+from orchlib.run.worktrees import ensure_repo
+
+
+def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
+    """ConfigError (exit 3) naming each missing CLI, the tasks needing it and where it is set."""
+    needed: dict[str, list[tuple[Plan, Task]]] = {}
+    for plan, task in tasks:
+        if task.command is None:
+            needed.setdefault(agents.executable(task.agent), []).append((plan, task))
+    # The executor knows where agents run: a CLI is missing when it has a problem line for it.
+    missing = {
+        program: found
+        for program, found in needed.items()
+        if co.executor.preflight(co.root, [program])
+    }
+    if missing:
+        raise ConfigError("\n".join(_line(co, prog, found) for prog, found in missing.items()))
+
+
+def check_project_folders(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
+    """Create missing project folders; ConfigError (exit 3) for one that cannot be a folder."""
+    problems: dict[Path, str] = {}
+    for plan, task in tasks:
+        project = plan.projects[task.project]
+        if project.root in problems:
+            continue
+        try:
+            ensure_dir(project.root)  # the dispatcher's own call then costs nothing
+        except OSError as exc:
+            index = list(plan.projects).index(project.name)
+            where = locate(plan.source, co.root, ["projects", index, "path"])
+            why = "it is a file" if project.root.is_file() else exc.strerror
+            problems[project.root] = (
+                f"{where}: projects[{index}].path: cannot use {project.path!r} "
+                f"as the project folder: {why}"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems.values()))
+
+
+def check_repos(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
+    """ConfigError (exit 3), located at the project's path, for an isolated project whose
+    folder cannot be used as a repository; missing and empty folders become repositories."""
+    problems: dict[Path, str] = {}
+    for plan, task in tasks:
+        project = plan.projects[task.project]
+        if not project.isolation or project.root in problems:
+            continue
+        if shutil.which("git") is None:
+            raise ConfigError(f"git not found on PATH ({_where(co, plan, project.name)}: "
+                              "isolation: worktree needs it)")  # fmt: skip
+        problem = ensure_repo(project.root, co.orch_dir / "git.log", co.repos)
+        problems[project.root] = "" if problem is None else (
+            f"{_where(co, plan, project.name)}: {project.path!r} {problem}"
+        )  # fmt: skip
+    found = [line for line in problems.values() if line]
+    if found:
+        raise ConfigError("\n".join(found))
+
+
+def _where(co: Checkout, plan: Plan, project: str) -> str:
+    """`plans/x.yaml:L:C: projects[i].path`: where a project's folder is named."""
+    index = list(plan.projects).index(project)
+    return f"{locate(plan.source, co.root, ['projects', index, 'path'])}: projects[{index}].path"
+
+
+def _line(co: Checkout, program: str, found: list[tuple[Plan, Task]]) -> str:
+    plan, task = found[0]
+    where = locate(plan.source, co.root, _agent_key(plan, task), at_key=True)
+    ids = ", ".join(t.id for _, t in found)
+    return f"agent {program!r} not found on PATH (tasks {ids}); install it or set agent: in {where}"
+
+
+def _agent_key(plan: Plan, task: Task) -> list[str | int]:
+    """The `agent` key that chose the task's agent: the task's, its project's or the plan's."""
+    from orchlib.plan.yamlload import positions  # only on this error path
+
+    project = list(plan.projects).index(task.project)
+    keys: list[tuple[str | int, ...]] = [
+        ("tasks", task.index, "agent"),
+        ("projects", project, "agent"),
+        ("agent",),
+    ]
+    try:
+        found = positions(plan.source.read_text(encoding="utf-8-sig", errors="replace"), keys)
+    except OSError:
+        found = {}
+    return list(next((key for key in keys if key in found), ("agent",)))

@@ -1,0 +1,293 @@
+"""orchestration.md (DESIGN §6): the state of a plan rendered through a jinja2 template.
+
+Plan and agent text is data: it is escaped here for the place it lands (YAML front
+matter, a markdown line or table cell, a mermaid label) and never becomes template source.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from orchlib.errors import ConfigError
+from orchlib.state.model import PlanState, ProjectRecord, Status, TaskRecord, aggregate_status
+
+PACKAGED_TEMPLATES = Path(__file__).parent.parent / "templates"
+TEMPLATE_NAME = "orchestration.md.j2"
+
+# C0 and C1 controls (C1 includes 8-bit CSI and OSC) and the Unicode line breaks.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_MARKDOWN = {"|": "\\|", "<": "&lt;", "[": "\\[", "]": "\\]", "`": "\\`"}
+_MERMAID = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "`": "#96;"}
+_PLAIN_YAML = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*|\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)?")
+_YAML_RAW = re.compile(
+    "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
+_FRACTION = re.compile(r"\.\d+(?=Z$|[+-]\d\d:\d\d$)")
+
+CLASS_STYLES = (
+    ("pending", "fill:#f2f2f2,stroke:#999999,color:#333333"),
+    ("in_progress", "fill:#cfe2ff,stroke:#0d6efd,color:#052c65"),
+    ("done", "fill:#d1e7dd,stroke:#198754,color:#0a3622"),
+    ("error", "fill:#f8d7da,stroke:#dc3545,color:#58151c"),
+    ("question", "fill:#fff3cd,stroke:#ffc107,color:#664d03"),
+    ("skipped", "fill:#e2e3e5,stroke:#6c757d,color:#41464b,stroke-dasharray:4 2"),
+)
+
+
+def one_line(text: str) -> str:
+    """Text on one line: line breaks and control characters become single spaces."""
+    return " ".join(_BREAKS.sub(" ", text).split())
+
+
+def printable(text: str) -> str:
+    """`text` with control characters but newline and tab shown escaped (`\\x1b`): plan
+    and agent text printed to a terminal must not drive it (retitle it, move the cursor)."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
+def md_text(text: str) -> str:
+    """Text safe on one markdown line or in a table cell (no breaks, pipes, links, HTML)."""
+    return "".join(_MARKDOWN.get(char, char) for char in one_line(text))
+
+
+def mermaid_text(text: str) -> str:
+    """Text safe inside a quoted mermaid label (entity codes for quotes, #, <, >, backticks)."""
+    return "".join(_MERMAID.get(char, char) for char in one_line(text))
+
+
+def yaml_scalar(text: str) -> str:
+    """A front-matter value: plain when YAML reads it back as written, else double-quoted."""
+    if _PLAIN_YAML.fullmatch(text) and text.lower() not in _YAML_WORDS:
+        return text
+    # A JSON string is a YAML double-quoted scalar once what YAML may not hold raw (controls,
+    # DEL, C1, line separators, BOM, surrogates) is written as an escape.
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _YAML_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
+
+
+def short_time(stamp: str) -> str:
+    """An ISO time without its fraction of a second, as the seed's orchestration.md shows it."""
+    return _FRACTION.sub("", stamp)
+
+
+def state_label(task: TaskRecord) -> str:
+    """`IN_PROGRESS 65%` for a running task, `PAUSED until 15:00`, else the status name."""
+    if task.status is Status.IN_PROGRESS:
+        return f"IN_PROGRESS {task.percent}%"
+    if task.status is Status.PAUSED and task.paused_until:
+        return f"PAUSED until {local_clock(task.paused_until)}"
+    return str(task.status.value)
+
+
+def local_clock(stamp: str) -> str:
+    """`15:00` in local time for an ISO time today, `Dec 3 15:00` for another day."""
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone()
+    except ValueError:
+        return stamp
+    if moment.date() == datetime.now().astimezone().date():
+        return moment.strftime("%H:%M:%S" if moment.second else "%H:%M")
+    return f"{moment.strftime('%b')} {moment.day} {moment.strftime('%H:%M')}"
+
+
+def template_path(template_dirs: Sequence[Path]) -> list[Path]:
+    """Where templates are looked up: the given folders in order, then the packaged ones."""
+    dirs = [Path(d) for d in template_dirs]
+    return dirs if PACKAGED_TEMPLATES in dirs else [*dirs, PACKAGED_TEMPLATES]
+
+
+class MarkdownRenderer:
+    """Renders orchestration.md; the template is loaded (and checked) once."""
+
+    def __init__(self, template_dirs: Sequence[Path], root: Path) -> None:
+        import jinja2  # runs pay for it; `doit status` and the console do not
+
+        self.root = root
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(d) for d in template_path(template_dirs)]),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.filters.update(md=md_text, mermaid=mermaid_text, yaml=yaml_scalar)
+        try:
+            self._template = env.get_template(TEMPLATE_NAME)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"{exc.filename}:{exc.lineno}: {exc.message}") from None
+
+    def render(self, state: PlanState) -> str:
+        """The orchestration.md text for `state`."""
+        import jinja2
+
+        try:
+            return self._template.render(view(state, self.root))
+        except jinja2.TemplateError as exc:
+            raise ConfigError(f"{self._template.filename}: {exc}") from None
+
+
+def view(state: PlanState, root: Path) -> dict[str, object]:
+    """The escaped values the orchestration.md template lays out."""
+    bases = (root, root.resolve())
+    # Without an ERROR anywhere, every skip comes from a QUESTION: such a phase is waiting.
+    failed = any(t.status is Status.ERROR for t in state.tasks.values())
+    skip = Status.SKIPPED if failed else Status.QUESTION
+    return {
+        "plan_id": yaml_scalar(state.plan_id),
+        "created": yaml_scalar(state.created),
+        "status": yaml_scalar(state.status),
+        "summary": md_text(state.summary),
+        "projects": [_project(p) for p in state.projects],
+        "phases": [
+            _phase(n, ids, state, bases, skip) for n, ids in enumerate(state.phases, start=1)
+        ],
+        "graph": _graph(state),
+        "state": state,
+    }
+
+
+def _project(project: ProjectRecord) -> dict[str, str]:
+    return {
+        "name": md_text(project.name),
+        "path": md_text(project.path),
+        "terminal_id": md_text(project.terminal_id) or "—",
+        "status": project.status,
+    }
+
+
+Bases = tuple[Path, ...]
+
+
+def _phase(
+    number: int, ids: Sequence[str], state: PlanState, bases: Bases, skip: Status
+) -> dict[str, object]:
+    tasks = [state.tasks[tid] for tid in ids if tid in state.tasks]
+    statuses = [skip if t.status is Status.SKIPPED else t.status for t in tasks]
+    return {
+        "number": number,
+        "status": aggregate_status(statuses),
+        "tasks": [_task(t, state, bases) for t in tasks],
+    }
+
+
+def _task(task: TaskRecord, state: PlanState, bases: Bases) -> dict[str, object]:
+    rows = [*_timing(task), *_outcome(task, state), *_questions(task), *_attempt(task, bases)]
+    return {
+        "id": task.id,
+        "state": state_label(task),
+        "title": md_text(task.title),
+        "terminal_id": md_text(task.terminal_id),
+        "details": [(label, md_text(value)) for label, value in rows if value],
+    }
+
+
+_LIVE = (Status.IN_PROGRESS, Status.ERROR, Status.QUESTION)
+
+
+def _timing(task: TaskRecord) -> list[tuple[str, str]]:
+    if task.status is Status.DONE:
+        return [("Completed", short_time(task.finished_at))]
+    return [("Started", short_time(task.started_at))] if task.status in _LIVE else []
+
+
+def _outcome(task: TaskRecord, state: PlanState) -> list[tuple[str, str]]:
+    if task.status is Status.IN_PROGRESS:
+        return [("Last update", task.last_update)]
+    if task.status is Status.DONE:
+        return [("Output", task.summary)]
+    if task.status is Status.ERROR:
+        return [("Error", task.error)]
+    if task.status is Status.SKIPPED:
+        return [("Skipped because", skip_reason(task, state))]
+    if task.status is Status.PENDING:
+        return [
+            ("Would run", task.pending_reason),
+            ("Blocked by", ", ".join(unfinished_deps(task, state))),
+        ]
+    if task.status is Status.QUESTION and task.questions and task.questions[-1].answer is not None:
+        return [("Next", "answered; run doit to resume it with the answer")]
+    if task.status is Status.PAUSED:
+        return [("Paused", task.last_update)]
+    return []
+
+
+def unfinished_deps(task: TaskRecord, state: PlanState) -> list[str]:
+    """The task's dependencies that are not DONE."""
+    return [d for d in task.depends_on if d not in state.tasks or not _is_done(state.tasks[d])]
+
+
+def _is_done(task: TaskRecord) -> bool:
+    return task.status is Status.DONE
+
+
+_WHY: dict[Status | None, str] = {
+    Status.ERROR: "failed",
+    Status.QUESTION: "waits for an answer",
+    Status.SKIPPED: "was skipped",
+    Status.DONE: "is done",
+    Status.PAUSED: "waits for a usage limit",
+}
+
+
+def skip_reason(task: TaskRecord, state: PlanState) -> str:
+    """`t2 failed, t5 waits for an answer`: why each blocking dependency blocks."""
+    parts = [
+        f"{dep} {_WHY.get(_status_of(dep, state), 'did not finish')}"
+        for dep in task.skipped_because
+    ]
+    return ", ".join(parts) or "a dependency did not finish"
+
+
+def _status_of(task_id: str, state: PlanState) -> Status | None:
+    record = state.tasks.get(task_id)
+    return record.status if record is not None else None
+
+
+def _questions(task: TaskRecord) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for q in task.questions:
+        rows.append(("Question", q.question))
+        rows.append(("Answer", q.answer or ""))
+    return rows
+
+
+def _attempt(task: TaskRecord, bases: Bases) -> list[tuple[str, str]]:
+    rows = [("Attempt", str(task.attempt))] if task.attempt >= 2 else []
+    if task.status in _LIVE and task.log:
+        rows.append(("Log", relative_path(task.log, bases)))
+    return rows
+
+
+def relative_path(path: str, bases: Bases) -> str:
+    """`path` relative to the first of `bases` (the checkout) it lies in, else unchanged."""
+    candidate = Path(path)
+    for base in bases:
+        if candidate.is_absolute() and candidate.is_relative_to(base):
+            return str(candidate.relative_to(base))
+    return path
+
+
+def _css(task: TaskRecord) -> str:
+    return str(task.status.value).lower()
+
+
+def _graph(state: PlanState) -> dict[str, object]:
+    node_ids = {tid: f"n{i}" for i, tid in enumerate(state.tasks)}
+    nodes = [
+        {"id": node_ids[t.id], "label": mermaid_text(f"{t.id}: {t.title}"), "css": _css(t)}
+        for t in state.tasks.values()
+    ]
+    edges = [
+        (node_ids[dep], node_ids[t.id])
+        for t in state.tasks.values()
+        for dep in t.depends_on
+        if dep in node_ids
+    ]
+    return {"nodes": nodes, "edges": edges, "classes": CLASS_STYLES}

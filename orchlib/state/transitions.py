@@ -1,0 +1,247 @@
+"""How the plan and each run event change the state records (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+from orchlib.events import (
+    Event,
+    TaskDone,
+    TaskFailed,
+    TaskPaused,
+    TaskProgress,
+    TaskSkipped,
+    TaskStarted,
+    TaskUpToDate,
+    TaskWaiting,
+    ToolsDenied,
+)
+from orchlib.plan import Plan, Task
+from orchlib.state.model import (
+    PlanState,
+    ProjectRecord,
+    Question,
+    RunInfo,
+    Status,
+    TaskRecord,
+    has_open,
+    plan_status,
+)
+
+
+def reconcile(plan: Plan, old: PlanState | None, now: str) -> PlanState:
+    """State for `plan`: known tasks keep their records (plan facts refreshed), new ones PENDING."""
+    old = old if old is not None and old.plan_id == plan.plan_id else None
+    previous = old.tasks if old is not None else {}
+    phase_of = {tid: n for n, phase in enumerate(plan.phases, start=1) for tid in phase}
+    tasks = {
+        t.id: _refresh(previous.get(t.id), t, phase_of.get(t.id, 0)) for t in plan.tasks.values()
+    }
+    projects = tuple(ProjectRecord(p.name, p.path) for p in plan.projects.values())
+    created = plan.created_at or (old.created if old is not None and old.created else now)
+    run = old.run if old is not None else RunInfo()
+    state = PlanState(plan.plan_id, plan.summary, created, "pending", run, now, plan.phases)
+    state = replace(state, projects=projects, tasks=tasks)
+    return replace(state, status=plan_status(state))
+
+
+def _refresh(record: TaskRecord | None, task: Task, phase: int) -> TaskRecord:
+    return replace(
+        record or TaskRecord(task.id),
+        title=task.title,
+        project=task.project,
+        depends_on=task.depends_on,
+        phase=phase,
+    )
+
+
+def reset_for_run(record: TaskRecord) -> TaskRecord:
+    """A task a new run may dispatch: back to PENDING, except DONE, a possibly live
+    IN_PROGRESS attempt (kept until the runner adopts or replaces it) and an open QUESTION."""
+    if record.status in (Status.DONE, Status.IN_PROGRESS) or has_open(record):
+        return record
+    return replace(
+        record,
+        status=Status.PENDING,
+        percent=0,
+        last_update="",
+        finished_at="",
+        duration=None,
+        summary="",
+        error="",
+        skipped_because=(),
+        pid=None,
+        pgid=None,
+        pid_start="",
+        ref={},
+        adopted=False,
+        paused_until="",
+    )
+
+
+def seconds_between(start: str, end: str) -> float | None:
+    """Seconds from one ISO time to another; None when either is missing or unparsable."""
+    first, last = parse_time(start), parse_time(end)
+    return None if first is None or last is None else round((last - first).total_seconds(), 3)
+
+
+def parse_time(text: str) -> datetime | None:
+    """An ISO 8601 time (Z allowed) as an aware datetime; None when unparsable."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _up_to_date(r: TaskRecord, e: TaskUpToDate) -> TaskRecord:
+    return replace(
+        r,
+        status=Status.DONE,
+        percent=100,
+        summary=e.summary,
+        error="",
+        skipped_because=(),
+        finished_at=e.finished_at or r.finished_at or e.at,
+        attempt=e.attempt or r.attempt,
+        terminal_id=e.terminal_id or r.terminal_id,
+    )
+
+
+def _started(r: TaskRecord, e: TaskStarted) -> TaskRecord:
+    same = e.adopted and r.attempt == e.attempt and r.status is Status.IN_PROGRESS
+    return replace(
+        r,
+        status=Status.IN_PROGRESS,
+        attempt=e.attempt,
+        terminal_id=e.terminal_id,
+        # pid, pgid and pidStart stay for readers of state.json (docs/state.md); the ref
+        # alone finds the attempt again.
+        pid=e.pid or None,
+        pgid=_int_or_none(e.ref.get("pgid")),
+        pid_start=str(e.ref.get("start", "")),
+        host=e.host,
+        ref=e.ref,
+        log=e.log,
+        prompt_file=e.prompt_file,
+        adopted=e.adopted,
+        started_at=r.started_at if same else e.at,
+        percent=r.percent if same else 0,
+        last_update=r.last_update if same else "",
+        finished_at="",
+        duration=None,
+        summary="",
+        error="",
+        skipped_because=(),
+        paused_until="",
+        denied=r.denied if same else (),
+    )
+
+
+def _progress(r: TaskRecord, e: TaskProgress) -> TaskRecord:
+    if r.status is not Status.IN_PROGRESS:
+        return r
+    return replace(r, percent=max(0, min(100, e.percent)), last_update=e.text)
+
+
+def _done(r: TaskRecord, e: TaskDone) -> TaskRecord:
+    return replace(
+        r,
+        status=Status.DONE,
+        percent=100,
+        summary=e.summary,
+        finished_at=e.at,
+        error="",
+        duration=e.duration,
+        attempt=e.attempt,
+        terminal_id=e.terminal_id or r.terminal_id,
+    )
+
+
+def interrupted_error(reason: str) -> str:
+    """The error text of a task stopped by SIGINT/SIGTERM."""
+    text = reason.strip() or "SIGINT"
+    if not text.lower().startswith("interrupted"):
+        text = f"interrupted ({text})"
+    return f"{text}; re-run doit to resume"
+
+
+def _failed(r: TaskRecord, e: TaskFailed) -> TaskRecord:
+    attempt = e.attempt or r.attempt  # 0: stopped before an attempt started
+    if not e.final:
+        note = f"attempt {attempt} failed: {e.reason}, retrying"
+        return replace(r, status=Status.IN_PROGRESS, attempt=attempt, last_update=note)
+    error = interrupted_error(e.reason) if e.interrupted else e.reason
+    ran = e.attempt and e.attempt == r.attempt and r.started_at
+    duration = seconds_between(r.started_at, e.at) if ran else None
+    return replace(
+        r, status=Status.ERROR, error=error, attempt=attempt, finished_at=e.at, duration=duration
+    )
+
+
+def _waiting(r: TaskRecord, e: TaskWaiting) -> TaskRecord:
+    last = r.questions[-1] if r.questions else None
+    repeat = (
+        last is not None
+        and last.answer is None
+        and (last.question, last.attempt) == (e.question, e.attempt)
+    )
+    asked = Question(e.question, e.at, e.attempt, e.terminal_id)
+    questions = r.questions if repeat else (*r.questions, asked)
+    return replace(
+        r,
+        status=Status.QUESTION,
+        questions=questions,
+        attempt=e.attempt or r.attempt,
+        terminal_id=e.terminal_id or r.terminal_id,
+    )
+
+
+def _paused(r: TaskRecord, e: TaskPaused) -> TaskRecord:
+    return replace(
+        r,
+        status=Status.PAUSED,
+        paused_until=e.until,
+        last_update=e.reason,
+        attempt=e.attempt or r.attempt,
+        pid=None,
+        pgid=None,
+        pid_start="",
+        ref={},
+    )
+
+
+def _denied(r: TaskRecord, e: ToolsDenied) -> TaskRecord:
+    return replace(r, denied=e.tools) if e.attempt == r.attempt else r
+
+
+def _skipped(r: TaskRecord, e: TaskSkipped) -> TaskRecord:
+    return replace(
+        r, status=Status.SKIPPED, skipped_because=tuple(e.because), percent=0, finished_at=e.at
+    )
+
+
+_REDUCERS: dict[type[Event], Callable[[TaskRecord, Any], TaskRecord]] = {
+    TaskUpToDate: _up_to_date,
+    TaskStarted: _started,
+    TaskProgress: _progress,
+    TaskDone: _done,
+    TaskFailed: _failed,
+    TaskWaiting: _waiting,
+    TaskSkipped: _skipped,
+    TaskPaused: _paused,
+    ToolsDenied: _denied,
+}
+
+
+def apply_event(record: TaskRecord, event: Event) -> TaskRecord:
+    """The record after a task event; other events leave it unchanged."""
+    reducer = _REDUCERS.get(type(event))
+    return reducer(record, event) if reducer is not None else record
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,192 @@
+"""What the dashboard reads: the plans, their state.json, stamps and logs, all under `.orch/`.
+
+Every path is built from a plan id and a task id that must be plan identifiers
+(`[A-Za-z0-9_.-]+`, not `.` or `..`), then resolved (symlinks followed) and refused unless
+it is still inside the checkout's `.orch/`. Nothing here writes, except `answer`, which is
+the very code `doit answer` runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from orchlib.checkout import Checkout
+from orchlib.errors import OrchError
+from orchlib.fsutil import read_json
+from orchlib.plan.checks import IDENT
+from orchlib.run.prompt import template_dirs
+from orchlib.state import stamps
+from orchlib.state.files import STATE_FILE, file_id
+from orchlib.state.jsonform import to_json
+from orchlib.state.model import Status
+from orchlib.state.table import effective_state
+
+STATUSES = tuple(s.value for s in Status)
+CHUNK = 64 * 1024
+
+
+def is_ident(name: str) -> bool:
+    """A plan or task id that can name a file: no separator, no `..`."""
+    return bool(IDENT.fullmatch(name)) and name not in (".", "..")
+
+
+class Source:
+    """The checkout as the dashboard sees it: read-only, confined to `.orch/`."""
+
+    def __init__(self, checkout: Checkout) -> None:
+        self.checkout = checkout
+        self.orch = checkout.orch_dir.resolve()
+        self._usage: dict[Path, tuple[object, object]] = {}
+
+    def plan_ids(self) -> list[str]:
+        """The checkout's plans, then plans that only have state on disk."""
+        known = list(self.checkout.plans)
+        try:
+            entries = sorted(e.name for e in os.scandir(self.orch) if e.is_dir())
+        except OSError:
+            entries = []
+        seen = set(known)
+        extra = [n for n in entries if n not in seen and self._state_path(n) is not None]
+        return known + extra
+
+    def inside(self, path: Path) -> Path | None:
+        """`path` with symlinks resolved, or None when it is missing or leaves `.orch/`."""
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        return real if real.is_relative_to(self.orch) else None
+
+    def state(self, plan_id: str) -> dict[str, Any] | None:
+        """state.json of the plan; a plan that never ran gets its pending state from the plan."""
+        path = self._state_path(plan_id)
+        data = read_json(path) if path is not None else None
+        if data is not None:
+            return self._with_usage(plan_id, data)
+        plan = self.checkout.plans.get(plan_id)
+        if plan is None:
+            return None
+        found = {t: self.checkout.stamp(plan_id, t) for t in plan.tasks}
+        state = effective_state(plan, None, {k: v for k, v in found.items() if v})
+        return to_json(state)
+
+    def state_id(self, plan_id: str) -> object:
+        """Changes whenever the plan's state.json is replaced (None while there is none)."""
+        path = self._state_path(plan_id)
+        return None if path is None else file_id(path)
+
+    def log_file(self, plan_id: str, task_id: str, attempt: int | None) -> tuple[Path, int] | None:
+        """The transcript of an attempt (the latest by default) and its number."""
+        if not (is_ident(plan_id) and is_ident(task_id)) or plan_id not in self.plan_ids():
+            return None
+        logs = self.orch / plan_id / "logs"
+        number = attempt or self._latest_attempt(plan_id, task_id, logs)
+        if not number:
+            return None
+        path = self.inside(logs / f"{task_id}.{number}.log")
+        return (path, number) if path is not None and path.is_file() else None
+
+    def answer(self, plan_id: str, task_id: str, text: str) -> str:
+        """Answer the task's open question: `doit answer`'s code, on the plans as they are now.
+
+        The plans are loaded afresh: the state is rewritten for the plan it belongs to, so
+        a plan edited since the server started must not be answered with its old copy.
+        """
+        from orchlib import state
+
+        checkout = Checkout.load(self.checkout.root)
+        plan = checkout.plans.get(plan_id)
+        if plan is None or task_id not in plan.tasks:
+            raise UnknownTask(f"{plan_id}:{task_id}: no such plan task")
+        folder = checkout.plan_dir(plan_id)
+        return state.answer(folder, plan, task_id, text, template_dirs(checkout.root))
+
+    def _state_path(self, plan_id: str) -> Path | None:
+        if not is_ident(plan_id):
+            return None
+        return self.inside(self.orch / plan_id / STATE_FILE)
+
+    def _latest_attempt(self, plan_id: str, task_id: str, logs: Path) -> int:
+        data = self.state(plan_id) or {}
+        for task in data.get("tasks") or []:
+            if isinstance(task, dict) and task.get("id") == task_id:
+                attempt = task.get("attempt")
+                if isinstance(attempt, int) and attempt > 0:
+                    return attempt
+        numbers = [n for n in _attempt_numbers(logs, task_id)]
+        return max(numbers, default=0)
+
+    def _with_usage(self, plan_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Add `usage` (the agent CLI's own figures, e.g. `cost_usd`) from the stamp of each
+        DONE task whose record has none: state.json does not carry them, the stamp does."""
+        tasks = data.get("tasks")
+        for task in tasks if isinstance(tasks, list) else []:
+            if isinstance(task, dict) and task.get("status") == "DONE" and "usage" not in task:
+                usage = self._stamp_usage(plan_id, str(task.get("id", "")))
+                if usage:
+                    task["usage"] = usage
+        return data
+
+    def _stamp_usage(self, plan_id: str, task_id: str) -> object:
+        if not is_ident(task_id):
+            return None
+        path = stamps.stamp_path(self.orch, plan_id, task_id)
+        seen = file_id(path)
+        cached = self._usage.get(path)
+        if cached is not None and cached[0] == seen:
+            return cached[1]
+        real = self.inside(path)
+        stamp = stamps.read(real, task_id) if real is not None else None
+        usage = stamp.get("usage") if stamp else None
+        self._usage[path] = (seen, usage)
+        return usage
+
+
+class UnknownTask(OrchError):
+    """An answer for a plan task that does not exist."""
+
+
+def summary(plan_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A plan's line in `GET /api/plans`: id, summary, status and task counts."""
+    tasks = data.get("tasks")
+    records = [t for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
+    counts = Counter(str(t.get("status", "PENDING")) for t in records)
+    return {
+        "id": plan_id,
+        "planId": plan_id,
+        "summary": str(data.get("summary", "")),
+        "status": str(data.get("status", "pending")),
+        "counts": {**{s: 0 for s in STATUSES}, **counts},
+        "total": len(records),
+        "done": counts.get("DONE", 0),
+    }
+
+
+def _attempt_numbers(logs: Path, task_id: str) -> Iterator[int]:
+    prefix = f"{task_id}."
+    try:
+        names = os.listdir(logs)
+    except OSError:
+        return
+    for name in names:
+        middle = name[len(prefix) : -len(".log")]
+        if name.startswith(prefix) and name.endswith(".log") and middle.isdigit():
+            yield int(middle)
+
+
+def chunks(path: Path, start: int, end: int) -> Iterator[bytes]:
+    """The bytes of `path` from `start` to `end`, 64 KiB at a time (a 1 GB log never sits
+    in memory)."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        left = end - start
+        while left > 0:
+            data = handle.read(min(CHUNK, left))
+            if not data:
+                return
+            left -= len(data)
+            yield data

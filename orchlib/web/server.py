@@ -1,0 +1,96 @@
+"""Run the dashboard: bind, print the URL with its token, serve with uvicorn until stopped."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from typing import TextIO
+
+import uvicorn
+
+from orchlib.checkout import Checkout
+from orchlib.errors import ConfigError
+from orchlib.web.app import create_app, secured
+from orchlib.web.files import Source
+from orchlib.web.watch import Watcher
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What `doit serve` was asked for."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host`."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: any free port); ConfigError in one line if impossible."""
+    try:
+        family = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host.strip("[]"), port), family=family)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"orchlib: cannot listen on {host}:{port}: {reason}") from None
+
+
+def url(host: str, port: int, token: str) -> str:
+    """The page's address with the token that allows answering."""
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}/?token={token}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that ends the event streams first, so Ctrl+C stops it at once."""
+
+    def __init__(self, config: uvicorn.Config, watcher: Watcher) -> None:
+        super().__init__(config)
+        self._watcher = watcher
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._watcher.close()
+        await super().shutdown(sockets=sockets)
+
+
+def serve(checkout: Checkout, options: ServeOptions, out: TextIO, err: TextIO) -> int:
+    """Serve the dashboard until SIGINT (exit 130) or SIGTERM."""
+    sock = listen(options.host, options.port)
+    token = secrets.token_urlsafe(18)
+    source = Source(checkout)
+    watcher = Watcher(source)
+    loopback = is_loopback(options.host)
+    app = create_app(source, watcher, token, LOOPBACK_HOSTS if loopback else None)
+    config = uvicorn.Config(
+        secured(app), log_level="warning", access_log=False, timeout_graceful_shutdown=2
+    )
+    if not loopback:
+        err.write(
+            f"orchlib: warning: listening on {options.host}, not only on this machine: anyone "
+            "who can reach it can read every plan's state and logs (answers need the token)\n"
+        )
+    port = sock.getsockname()[1]
+    plans = len(source.plan_ids())
+    out.write(f"orchlib: dashboard of {checkout.root} ({plans} plans), Ctrl+C to stop\n")
+    out.write(f"orchlib: open {url(options.host, port, token)}\n")
+    out.flush()
+    try:
+        _Server(config, watcher).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it shut down for
+        return 130
+    finally:
+        sock.close()
+    return 0

@@ -1,0 +1,106 @@
+"""Server-sent events: their wire format, one browser's queue, and a log followed as events."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+RETRY_MS = 1000  # the browser reconnects after 1 s, then refetches what it shows
+KEEPALIVE = 15.0  # a comment line now and then: proxies and browsers drop silent streams
+QUEUE_MAX = 50_000  # a browser this far behind is dropped; it reconnects and refetches
+LOG_POLL = 0.2  # seconds between looks at a growing log
+LOG_EVENT_MAX = 256 * 1024  # bytes of log per event
+
+
+def event(data: object, name: str | None = None, event_id: str | None = None) -> str:
+    """One SSE message; the JSON text of `data` never holds a raw line break."""
+    head = f"event: {name}\n" if name else ""
+    head += f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+class Subscriber:
+    """The events waiting for one browser; filled on the event loop's thread only."""
+
+    def __init__(self) -> None:
+        self._items: deque[str] = deque()
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def push(self, text: str) -> None:
+        """Queue an event; a subscriber that falls too far behind is closed."""
+        if len(self._items) >= QUEUE_MAX:
+            self.close()
+            return
+        self._items.append(text)
+        self._ready.set()
+
+    def close(self) -> None:
+        """End this subscriber's stream (server shutting down, or too far behind)."""
+        self.closed = True
+        self._ready.set()
+
+    async def take(self, timeout: float) -> list[str]:
+        """Every queued event, waiting up to `timeout` for the first."""
+        if not self._items and not self.closed:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout)
+        items = list(self._items)
+        self._items.clear()
+        self._ready.clear()
+        return items
+
+
+async def stream(subscriber: Subscriber, done: Callable[[], None]) -> AsyncIterator[str]:
+    """The text of an event stream for one subscriber, until it is closed."""
+    try:
+        yield f"retry: {RETRY_MS}\n\n"
+        while not subscriber.closed:
+            batch = await subscriber.take(KEEPALIVE)
+            if subscriber.closed:
+                return
+            yield "".join(batch) if batch else ": keep-alive\n\n"
+    finally:
+        done()
+
+
+async def follow_log(
+    path: Path, start: int, over: Callable[[], bool], stopping: Callable[[], bool]
+) -> AsyncIterator[str]:
+    """A log as `log` events from byte `start` (each event's id is the offset reached, so a
+    reconnecting browser resumes there) until the attempt is `over()`; then one `end` event."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    offset, quiet_since = start, time.monotonic()
+    yield f"retry: {RETRY_MS}\n\n"
+    while not stopping():
+        ended = over()  # asked before reading: the last output before the end is not missed
+        data = await asyncio.to_thread(_read, path, offset, LOG_EVENT_MAX)
+        if data:
+            offset += len(data)
+            text = decoder.decode(data)
+            done = offset - len(decoder.getstate()[0])
+            yield event({"text": text, "offset": done}, "log", str(done))
+            quiet_since = time.monotonic()
+            continue
+        if ended:
+            yield event({"offset": offset}, "end")
+            return
+        if time.monotonic() - quiet_since > KEEPALIVE:
+            quiet_since = time.monotonic()
+            yield ": keep-alive\n\n"
+        await asyncio.sleep(LOG_POLL)
+
+
+def _read(path: Path, offset: int, limit: int) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(limit)
+    except OSError:
+        return b""

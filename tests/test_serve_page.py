@@ -1,0 +1,111 @@
+"""The dashboard page in a real headless chromium (Debian's `chromium`, driven over the
+DevTools protocol): every task and its state, live updates without a reload, the log,
+and answering a question."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from chromium import Chromium, Page, find
+from conftest import Checkout
+from test_serve import P, finish, hold_t1
+from webclient import serving
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        find() is None, reason="chromium is not installed (apt-get install chromium; CI does)"
+    ),
+]
+
+ROWS = "[...document.querySelectorAll('#tasks tbody tr')]"
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Chromium]:
+    with Chromium(tmp_path / "chromium-profile") as found:
+        yield found
+
+
+def rows(page: Page) -> dict[str, str]:
+    return dict(page.evaluate(f"{ROWS}.map(r => [r.dataset.id, r.dataset.status])"))
+
+
+def nodes(page: Page) -> dict[str, str]:
+    script = "[...document.querySelectorAll('#dag g.node')]"
+    script += ".map(n => [n.dataset.id, n.getAttribute('class')])"
+    return dict(page.evaluate(script))
+
+
+def test_every_task_and_its_state(checkout: Checkout, browser: Chromium) -> None:
+    checkout.scenario({"t2": [[{"error": "no database"}]]})
+    checkout.seed()
+    assert checkout.doit().returncode != 0
+    expected = {t["id"]: t["status"] for t in checkout.state()["tasks"]}
+    assert expected == {"t1": "DONE", "t2": "ERROR", "t3": "SKIPPED", "t4": "SKIPPED"}
+    with serving(checkout.root) as server:
+        page = browser.open(server.url)
+        page.wait_for("document.body.dataset.renderMs")
+        assert rows(page) == expected
+        assert {k: v.split()[1] for k, v in nodes(page).items()} == {
+            k: f"s-{v}" for k, v in expected.items()
+        }
+        assert page.evaluate("document.querySelectorAll('#dag path.edge').length") == 3
+        table = page.evaluate("document.querySelector('#tasks tbody').innerText")
+        assert "no database" in table and "did t1" in table
+        plans = page.evaluate("document.getElementById('plans').innerText")
+        assert P in plans and "failed" in plans
+        assert not [line for line in page.console() if "rendered" not in line]
+
+
+def test_the_page_follows_a_run_without_reloading(
+    checkout: Checkout, browser: Chromium, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    hold_t1(checkout, go)
+    checkout.seed()
+    run = checkout.start()
+    try:
+        with serving(checkout.root) as server:
+            state = checkout.root / ".orch" / P / "state.json"
+            checkout.wait_for(lambda: state.exists() and "IN_PROGRESS" in state.read_text())
+            page = browser.open(server.url + "#task=t1")
+            page.wait_for(
+                f"{ROWS}.find(r => r.dataset.id == 't1')?.dataset.status == 'IN_PROGRESS'"
+            )
+            page.evaluate("window.notReloaded = true")
+            page.wait_for("document.getElementById('log').textContent.includes('scaffolding')")
+            go.touch()
+            page.wait_for(f"{ROWS}.every(r => r.dataset.status == 'DONE')", timeout=30)
+            assert page.evaluate("window.notReloaded") is True
+            assert all("s-DONE" in c.split() for c in nodes(page).values())
+            page.wait_for("document.getElementById('log').textContent.includes('[DONE:')")
+            page.wait_for("document.querySelector('#plans a').innerText.includes('completed')")
+        assert finish(run) == 0
+    finally:
+        finish(run, kill=True)
+
+
+def test_answering_from_the_page(checkout: Checkout, browser: Chromium) -> None:
+    checkout.scenario({"t2": [[{"question": "Postgres or SQLite?"}], [{"done": "used it"}]]})
+    checkout.seed()
+    assert checkout.doit().returncode != 0
+    with serving(checkout.root) as server:
+        anonymous = browser.open(f"{server.base}/#task=t2")
+        anonymous.wait_for("!document.getElementById('answer-form').hidden")
+        assert anonymous.evaluate("document.getElementById('answer-send').disabled") is True
+
+        page = browser.open(f"{server.url}#task=t2")
+        page.wait_for("document.getElementById('questions').innerText.includes('Postgres')")
+        page.evaluate(
+            "document.getElementById('answer-text').value = 'SQLite';"
+            "document.getElementById('answer-send').click()"
+        )
+        page.wait_for("document.getElementById('answer-msg').textContent.includes('answered')")
+        page.wait_for("!!document.querySelector('.question.answered')")  # the event came back
+    question = checkout.state()["tasks"][1]["questions"][0]
+    assert question["answer"] == "SQLite"
+    assert json.loads(json.dumps(question))["answeredAt"]
