@@ -3,12 +3,12 @@
     python benchmarks/executors.py [--tasks 300] [--at-once 4] [--workers 2]
 
 Both executors run the same short agent (`sh` printing a timestamped DONE-like line) the
-same number of times, `--at-once` attempts at a time: `local` through `orchlib.terminal.spawn`
-(the agent writes its log itself), `dask` through `DaskExecutor` on a `local:N` cluster of
-`--workers` worker processes (the agent's output comes back as Dask events and is written
-to the log here). Reported: wall time of each and their ratio (goal ≤ 3×), and for dask the
-delay from the agent printing its line to the line being in the orchestrator's log, p50 and
-p95 (goal ≤ 100 ms / ≤ 300 ms; DONE → stamp adds only the local work after that).
+same number of times, `--at-once` attempts at a time: `local` through `process.spawn` (the
+agent writes its log itself), `dask` through `DaskExecutor` on a `local:N` cluster of
+`--workers` worker processes (the output comes back as Dask events and is written to the
+log here). Reported: the wall time of each and their ratio (goal ≤ 3×), and for dask the
+delay from the agent printing its line to the line being in our log, p50 and p95 (goal
+≤ 100 ms / ≤ 300 ms; DONE → stamp adds only the local work after that).
 
 Phase 2 (once the executor seam is merged) measures the same through real `doit` runs of a
 300-task plan with `--executor local` and `--executor dask --scheduler local:2`, and DONE →
@@ -25,27 +25,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from orchlib.executors.base import Job
 from orchlib.executors.dask import DaskExecutor
-from orchlib.terminal import spawn
+from orchlib.executors.process import spawn
 
 AGENT = "python3 -c \"import time; print('[DONE:x] at', repr(time.time()), flush=True)\""
-
-
-@dataclass(frozen=True)
-class Job:
-    argv: tuple[str, ...]
-    cwd: Path
-    env: dict[str, str]
-    log: Path
-    stdin: bytes | None = None
-    keep_stdin: bool = False
-    exit_file: Path | None = None
-    key: str = "bench:t"
 
 
 def run_local(job: Job) -> float | None:

@@ -11,7 +11,6 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +23,13 @@ from daskcluster import DaskCluster
 
 from orchlib.errors import ConfigError
 from orchlib.executors import dask_cluster
+from orchlib.executors.base import Job
 from orchlib.executors.dask import DaskExecutor
 from orchlib.executors.dask_handle import DaskHandle
 from orchlib.executors.dask_worker import Spec, claim_name, run_attempt
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dask")]
 CLI = "orch-probe-cli"
-
-
-@dataclass(frozen=True)
-class Job:
-    argv: tuple[str, ...]
-    cwd: Path
-    env: dict[str, str]
-    log: Path
-    stdin: bytes | None = None
-    keep_stdin: bool = False
-    exit_file: Path | None = None
-    key: str = "p:t1"
 
 
 @pytest.fixture(scope="module")
@@ -264,20 +252,9 @@ def test_worker_sigkill_ends_as_worker_lost_with_no_orphan_and_no_rerun(
 ORCHESTRATOR = textwrap.dedent(
     """
     import sys, time
-    from dataclasses import dataclass
     from pathlib import Path
+    from orchlib.executors.base import Job
     from orchlib.executors.dask import DaskExecutor
-
-    @dataclass(frozen=True)
-    class Job:
-        argv: tuple
-        cwd: Path
-        env: dict
-        log: Path
-        stdin: bytes = None
-        keep_stdin: bool = False
-        exit_file: Path = None
-        key: str = "p:t1"
 
     address, pids = sys.argv[1], Path(sys.argv[2])
     ex = DaskExecutor(address)

@@ -18,8 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from orchlib.errors import ConfigError
+from orchlib.executors.base import Handle, Job
 from orchlib.executors.dask_cluster import Cluster, connect, never_reruns, preflight
-from orchlib.executors.dask_handle import DaskHandle, JobLike
+from orchlib.executors.dask_handle import DaskHandle
 from orchlib.executors.dask_worker import Spec, claim_name, control, run_attempt
 
 LEASE_EVERY = 2.0  # the lease moves this often; workers give up on it after 10 s
@@ -30,8 +32,19 @@ class DaskExecutor:
 
     name = "dask"
 
-    def __init__(self, scheduler: str, wake_fd: int | None = None) -> None:
+    def __init__(
+        self,
+        scheduler: str = "",
+        wake_fd: int | None = None,
+        stopped: Callable[[], bool] | None = None,
+    ) -> None:
+        if not scheduler:
+            raise ConfigError(
+                "the dask executor needs a scheduler: --scheduler tcp://HOST:PORT or local:N "
+                "(or ORCH_DASK_SCHEDULER)"
+            )
         self.scheduler, self.wake_fd = scheduler, wake_fd
+        self._stopped = stopped or (lambda: False)
         self.topic = f"orchlib-{secrets.token_hex(6)}"
         self._cluster: Cluster | None = None
         self._handles: dict[str, DaskHandle] = {}
@@ -53,7 +66,7 @@ class DaskExecutor:
                 threading.Thread(target=self._keep_lease, daemon=True).start()
             return self._cluster.client
 
-    def start(self, job: JobLike, before_start: Callable[[DaskHandle], None]) -> DaskHandle:
+    def start(self, job: Job, before_start: Callable[[Handle], None] | None = None) -> DaskHandle:
         """Submit the attempt and wait until it runs on a worker; before_start sees the host
         before any of its output reaches the log."""
         handle = self._submit(job, resources={"agent": 1}, workers=None)
@@ -62,7 +75,7 @@ class DaskExecutor:
             if self._interrupted():
                 handle.terminate(0)
                 break
-        if handle.poll() is None:
+        if handle.poll() is None and before_start is not None:
             try:
                 before_start(handle)
             except BaseException:
@@ -71,7 +84,7 @@ class DaskExecutor:
         handle.open_gate()
         return handle
 
-    def run(self, job: JobLike, timeout: float | None, host: str | None = None) -> int:
+    def run(self, job: Job, timeout: float | None, host: str | None = None) -> int:
         """A short command (verify) to its end, on `host` if given; -1 if it could not finish."""
         handle = self._submit(job, resources=None, workers=[host] if host else None)
         handle.open_gate()
@@ -126,7 +139,7 @@ class DaskExecutor:
                 client.run_on_scheduler(_forget_topic, self.topic)
             self._cluster.close()
 
-    def _submit(self, job: JobLike, resources: dict[str, int] | None, workers: Any) -> DaskHandle:
+    def _submit(self, job: Job, resources: dict[str, int] | None, workers: Any) -> DaskHandle:
         token = secrets.token_hex(8)
         handle = DaskHandle(self, job, token)
         env = {k: str(v) for k, v in job.env.items()}
@@ -158,7 +171,7 @@ class DaskExecutor:
 
     def _interrupted(self) -> bool:
         fd = self.wake_fd
-        return fd is not None and bool(select.select([fd], [], [], 0)[0])
+        return self._stopped() or (fd is not None and bool(select.select([fd], [], [], 0)[0]))
 
     def _running(self) -> list[DaskHandle]:
         with self._hlock:  # Dask's threads add and drop attempts as we look

@@ -13,9 +13,9 @@ import select
 import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from orchlib.executors.base import Job
 from orchlib.fsutil import ensure_dir
 
 if TYPE_CHECKING:
@@ -24,23 +24,10 @@ if TYPE_CHECKING:
 EXIT_WAIT = 3.0  # a finished task's exit event may trail its result by this much at most
 
 
-class JobLike(Protocol):
-    """What the executor needs of a job (issue 11's `Job` record has these fields)."""
-
-    argv: tuple[str, ...]
-    cwd: Path
-    env: Mapping[str, str]
-    log: Path
-    stdin: bytes | None
-    keep_stdin: bool
-    exit_file: Path | None
-    key: str
-
-
 class DaskHandle:
     """An attempt on a worker: its output is appended to job.log as events arrive."""
 
-    def __init__(self, executor: DaskExecutor, job: JobLike, token: str) -> None:
+    def __init__(self, executor: DaskExecutor, job: Job, token: str) -> None:
         self.executor, self.job, self.token = executor, job, token
         self.host = ""
         self.pid = 0
@@ -49,6 +36,7 @@ class DaskHandle:
         self.future: Any = None
         self._code: int | None = None
         self._started = threading.Event()
+        self._ended = threading.Event()
         self._lock = threading.Lock()
         self._gate: list[bytes] | None = []  # output held back until before_start returned
         ensure_dir(job.log.parent)
@@ -93,9 +81,7 @@ class DaskHandle:
         """SIGTERM the remote group, SIGKILL it after `grace`; returns once it has ended."""
         if self._code is None and self.host:
             self.executor.control(self.host, self.token, "stop", grace)
-            deadline = time.monotonic() + grace + 10.0
-            while self._code is None and time.monotonic() < deadline:
-                self.wait_output(0.2)
+            self._ended.wait(grace + 10.0)
         if self._code is None:  # still queued, or its worker never answered: drop the task
             self._end(-1)
             self._release()
@@ -188,6 +174,7 @@ class DaskHandle:
                     self.job.exit_file.write_text(f"{code}\n")
         self._close_log()
         self._started.set()
+        self._ended.set()
         self._wake()
 
     def _wake(self) -> None:
