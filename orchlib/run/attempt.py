@@ -28,6 +28,7 @@ class Result(enum.Enum):
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
     PAUSED = "paused"  # the CLI reported a usage limit: no retry is used (DESIGN §11)
+    LOST = "lost"  # the host running it died (a dask worker): run again, no retry used (§8)
 
 
 READ_BLOCK = 1 << 16
@@ -195,6 +196,9 @@ def _outcome(watch: _Watch, result: Result, text: str) -> Outcome:
 
 
 def _decide(watch: _Watch) -> Outcome:
+    lost = _lost(watch)
+    if lost is not None and (watch.final is None or watch.f.shell):
+        return lost
     if watch.f.shell:
         return _decide_shell(watch)
     if watch.final is not None:
@@ -208,6 +212,14 @@ def _decide(watch: _Watch) -> Outcome:
     code = watch.f.handle.poll()
     text = f"agent exited (code {code}) without DONE, ERROR or QUESTION{tail}"
     return _outcome(watch, Result.CLOSED, text)
+
+
+def _lost(watch: _Watch) -> Outcome | None:
+    """`worker lost` when the attempt's host died under it (not when we stopped it); a
+    final marker it printed before still decides an agent's attempt."""
+    if watch.forced is not None or not getattr(watch.f.handle, "lost", False):
+        return None
+    return _outcome(watch, Result.LOST, f"worker lost: {watch.f.handle.host}")
 
 
 def _decide_shell(watch: _Watch) -> Outcome:
