@@ -211,6 +211,11 @@ def test_run_a_short_command_on_a_given_worker(ex: DaskExecutor, tmp_path: Path)
     log = tmp_path / "v.log"
     assert ex.run(sh("echo checked; exit 2", log), timeout=20, host=workers[1]) == 2
     assert log.read_text() == "checked\n"
+    for near in workers * 2:  # a verify job starts where its attempt ran
+        job = Job(("true",), tmp_path, {}, tmp_path / "near.log", near=near)
+        handle = ex.start(job, lambda h: None)
+        assert handle.host == near and wait_end(handle) == 0
+        handle.terminate(1)
     started = time.monotonic()
     assert ex.run(sh("sleep 30", tmp_path / "w.log"), timeout=0.5) != 0
     assert time.monotonic() - started < 10

@@ -23,6 +23,8 @@ from daskcluster import DaskCluster
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dask")]
 PLAN = "dk"
 CLI = "orch-fake-cli"
+# The shim running the verify is a child of the worker process: note that process's pid.
+VERIFY = "awk '{print $4}' /proc/$PPID/stat > verified-by && test -s out.txt"
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +113,7 @@ def test_question_answer_verify_and_outputs_behave_as_local(
 ) -> None:
     tasks = [
         {"id": "ask"},
-        {"id": "made", "project": "b", "outputs": ["out.txt"], "verify": "test -s out.txt"},
+        {"id": "made", "project": "b", "outputs": ["out.txt"], "verify": ["sh", "-c", VERIFY]},
     ]
     write(checkout, tasks, projects=("a", "b"))
     checkout.scenario({
@@ -121,6 +123,8 @@ def test_question_answer_verify_and_outputs_behave_as_local(
     first = checkout.doit(*on(cluster))
     assert first.returncode != 0 and "which colour?" in first.stdout + first.stderr
     assert checkout.stamp("made", PLAN) is not None
+    by = int((checkout.root / "b" / "verified-by").read_text())  # the worker process
+    assert by == workers[records(checkout)["made"]["host"]]  # verify ran where its agent did
     assert checkout.doit("answer", f"{PLAN}:ask", "blue").returncode == 0
     second = checkout.doit(*on(cluster))
     assert second.returncode == 0, second.stdout + second.stderr

@@ -69,7 +69,10 @@ class DaskExecutor:
     def start(self, job: Job, before_start: Callable[[Handle], None] | None = None) -> DaskHandle:
         """Submit the attempt and wait until it runs on a worker; before_start sees the host
         before any of its output reaches the log."""
-        handle = self._submit(job, resources={"agent": 1}, workers=None)
+        if job.near:  # a verify: where its attempt ran (elsewhere if that worker is gone)
+            handle = self._submit(job, resources=None, workers=[job.near], loose=True)
+        else:
+            handle = self._submit(job, resources={"agent": 1}, workers=None)
         while not handle.started():
             handle.wait_output(0.5)
             if self._interrupted():
@@ -139,7 +142,9 @@ class DaskExecutor:
                 client.run_on_scheduler(_forget_topic, self.topic)
             self._cluster.close()
 
-    def _submit(self, job: Job, resources: dict[str, int] | None, workers: Any) -> DaskHandle:
+    def _submit(
+        self, job: Job, resources: dict[str, int] | None, workers: Any, loose: bool = False
+    ) -> DaskHandle:
         token = secrets.token_hex(8)
         handle = DaskHandle(self, job, token)
         env = {k: str(v) for k, v in job.env.items()}
@@ -155,7 +160,7 @@ class DaskExecutor:
             pure=False,
             resources=resources,
             workers=workers,
-            allow_other_workers=False,
+            allow_other_workers=loose,
         )
         handle.future.add_done_callback(handle.on_done)
         return handle

@@ -197,7 +197,7 @@ class TaskRun(AttemptInputs, Finishing):
                                     adopted=True))  # fmt: skip
         started = time.monotonic() - ago
         outcome = self._follow(proc, log, prev.terminal_id, ago, found.quiet_for)
-        return Attempted(prev.attempt, prev.terminal_id, outcome, started)
+        return Attempted(prev.attempt, prev.terminal_id, outcome, started, proc.host)
 
     def _attempt(self, number: int, feedback: str) -> Attempted:
         self._last_number = number  # a failed write below is still this attempt's
@@ -221,7 +221,8 @@ class TaskRun(AttemptInputs, Finishing):
             self.co.bus.sync()  # pid and log are in state.json before the agent may print
 
         proc = self.co.executor.start(job, announce)
-        return Attempted(number, terminal_id, self._follow(proc, log, terminal_id), started)
+        outcome = self._follow(proc, log, terminal_id)
+        return Attempted(number, terminal_id, outcome, started, proc.host)
 
     def _started(
         self,
