@@ -202,3 +202,35 @@ def test_preflight_names_the_worker_lacking_the_cli(
     assert lines[0].startswith("orchlib: dask worker tcp://127.0.0.1:")
     assert lines[0].endswith(f"lacks agent CLI {CLI!r} on PATH")
     assert checkout.dispatched() == []
+
+
+def test_the_executor_comes_from_the_plan_and_the_environment(
+    checkout: Checkout, cluster: DaskCluster, workers: dict[str, int]
+) -> None:
+    write(checkout, [{"id": "t1"}], defaults={"executor": "dask"})
+    result = checkout.doit(env={"ORCH_DASK_SCHEDULER": cluster.address})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert records(checkout)["t1"]["host"] in workers
+    write(checkout, [{"id": "t1"}, {"id": "t2"}])
+    result = checkout.doit(env={"ORCH_EXECUTOR": "dask", "ORCH_DASK_SCHEDULER": cluster.address})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert records(checkout)["t2"]["host"] in workers
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("--executor", "dask"), "orchlib: the dask executor needs a scheduler: --scheduler"),
+        (("--executor", "nope"), "unknown executor 'nope' (known: dask, local)"),
+        (("--executor", "dask", "--scheduler", "local:0"), "local:N needs a worker count"),
+    ],
+)
+def test_a_wrong_executor_setting_is_one_line(
+    checkout: Checkout, args: tuple[str, ...], line: str
+) -> None:
+    write(checkout, [{"id": "t1"}])
+    result = checkout.doit(*args)
+    out = result.stdout + result.stderr
+    assert result.returncode == 3, out
+    assert line in out and "Traceback" not in out
+    assert checkout.dispatched() == []
