@@ -10,9 +10,9 @@ log here). Reported: the wall time of each and their ratio (goal ≤ 3×), and f
 delay from the agent printing its line to the line being in our log, p50 and p95 (goal
 ≤ 100 ms / ≤ 300 ms; DONE → stamp adds only the local work after that).
 
-Phase 2 (once the executor seam is merged) measures the same through real `doit` runs of a
-300-task plan with `--executor local` and `--executor dask --scheduler local:2`, and DONE →
-stamp as `latency.py` does; this script is the executor-level half of it.
+`dask_executor.py` measures the same through real `doit` runs (`--executor local` and
+`--executor dask --scheduler local:2`) and DONE → stamp as `latency.py` does; this script is
+the executor-level half of it, without doit.
 """
 
 from __future__ import annotations
