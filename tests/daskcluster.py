@@ -30,6 +30,7 @@ class DaskCluster:
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.workers: dict[int, tuple[int | None, Mapping[str, str]]] = {}  # pid: how started
         self.scheduler = self._spawn(
             [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
              "--no-dashboard"], {}
@@ -48,7 +49,17 @@ class DaskCluster:
                 "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "60"]  # fmt: skip
         if agents is not None:
             argv += ["--resources", f"agent={agents}"]
-        return self._spawn(argv, env or {})
+        proc = self._spawn(argv, env or {})
+        self.workers[proc.pid] = (agents, env or {})
+        return proc
+
+    def replace_dead(self) -> None:
+        """Start a worker like each one a test killed."""
+        for proc in list(self.procs):
+            if proc.pid in self.workers and proc.poll() is not None:
+                agents, env = self.workers.pop(proc.pid)
+                self.procs.remove(proc)
+                self.add_worker(agents, env)
 
     def client(self) -> Any:
         from distributed import Client

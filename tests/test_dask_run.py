@@ -49,7 +49,7 @@ def workers(cluster: DaskCluster) -> Iterator[dict[str, int]]:
     try:
         yield cluster.wait_workers(client, 2)
         if len(client.run(os.getpid)) < 2:
-            cluster.add_worker()
+            cluster.replace_dead()
             cluster.wait_workers(client, 2)
     finally:
         client.close()
