@@ -234,3 +234,21 @@ def test_a_wrong_executor_setting_is_one_line(
     assert result.returncode == 3, out
     assert line in out and "Traceback" not in out
     assert checkout.dispatched() == []
+
+
+def test_after_doit_is_killed_the_next_run_takes_the_done_in_the_log(
+    checkout: Checkout, cluster: DaskCluster, workers: dict[str, int]
+) -> None:
+    write(checkout, [{"id": "t1"}], defaults={"exitGrace": "60s"})
+    checkout.scenario({"t1": [[{"done": "finished before the crash"}, {"hang": True}]]})
+    run = checkout.start(*on(cluster))
+    log = checkout.root / ".orch" / PLAN / "logs" / "t1.1.log"
+    checkout.wait_for(lambda: log.exists() and "[DONE:" in log.read_text())
+    agent = checkout.records()[0]["pid"]
+    os.killpg(run.pid, signal.SIGKILL)  # doit and nothing else: the agent is on a worker
+    run.communicate()
+    checkout.wait_for(lambda: not pid_alive(agent), timeout=12)  # its worker stopped it
+    again = checkout.doit(*on(cluster))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert checkout.dispatched() == ["t1"]  # not dispatched a second time
+    assert checkout.stamp("t1", PLAN)["summary"] == "finished before the crash"

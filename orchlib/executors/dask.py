@@ -18,11 +18,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from orchlib.errors import ConfigError
+from orchlib.errors import ConfigError, OrchError
 from orchlib.executors.base import Handle, Job
 from orchlib.executors.dask_cluster import Cluster, connect, never_reruns, preflight
-from orchlib.executors.dask_handle import DaskHandle
+from orchlib.executors.dask_handle import DaskHandle, EndedHandle
 from orchlib.executors.dask_worker import Spec, claim_name, control, run_attempt
+from orchlib.executors.local import LocalExecutor
 
 LEASE_EVERY = 2.0  # the lease moves this often; workers give up on it after 10 s
 
@@ -100,12 +101,17 @@ class DaskExecutor:
         handle.terminate(2.0)
         return handle.poll() if handle.poll() is not None else -1  # type: ignore[return-value]
 
-    def adopt(self, ref: Mapping[str, object]) -> DaskHandle | None:
-        """An attempt of a crashed run is never followed: its worker stops it; make sure."""
+    def adopt(self, ref: Mapping[str, object]) -> Handle | None:
+        """An attempt of a killed run. A remote one is never followed (its worker stops
+        agents whose orchestrator is gone; we make sure): it has ended, and its log holds
+        what it printed. A local one (the run before used `local`) is the local executor's."""
+        if ref.get("executor", "local") == "local":
+            return LocalExecutor(self.wake_fd, self._stopped).adopt(ref)
         host, token = str(ref.get("host", "")), str(ref.get("token", ""))
         if host and token:
-            self.control(host, token, "stop", 2.0)
-        return None
+            with contextlib.suppress(OrchError):  # unreachable: the worker stops it anyway
+                self.control(host, token, "stop", 2.0)
+        return EndedHandle(ref)
 
     def preflight(self, checkout_root: Path, clis: Sequence[str]) -> list[str]:
         """One line per worker lacking the checkout or an agent CLI (empty: all good)."""

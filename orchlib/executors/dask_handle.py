@@ -206,3 +206,29 @@ def _failure(exc: BaseException | None) -> Mapping[str, Any]:
     if name in {"KilledWorker", "CancelledError", "FutureCancelledError"}:
         return {"lost": True}
     return {"error": f"{name}: {exc}"}
+
+
+class EndedHandle:
+    """A remote attempt of a killed run: its worker has stopped it (or will within ~10 s),
+    and all it printed is in its log here, which the run reads for its markers."""
+
+    def __init__(self, ref: Mapping[str, object]) -> None:
+        self.ref: dict[str, object] = dict(ref)
+        self.host = str(ref.get("host", ""))
+
+    def wait_output(self, timeout: float | None) -> None:
+        """Nothing more will come."""
+
+    def poll(self) -> int | None:
+        """Ended, its exit code unknown."""
+        return -1
+
+    def send_enter(self) -> bool:
+        """No stdin to write to."""
+        return False
+
+    def terminate(self, grace: float = 5.0) -> None:
+        """Already stopped."""
+
+    def close(self) -> None:
+        """Nothing held."""
