@@ -37,6 +37,7 @@ class DaskHandle:
         self._code: int | None = None
         self._started = threading.Event()
         self._ended = threading.Event()
+        self._end_lock = threading.Lock()
         self._lock = threading.Lock()
         self._gate: list[bytes] | None = []  # output held back until before_start returned
         ensure_dir(job.log.parent)
@@ -167,11 +168,12 @@ class DaskHandle:
                 self._log = -1
 
     def _end(self, code: int) -> None:
-        if self._code is None:
-            self._code = code
-            if self.job.exit_file is not None and code >= 0:
-                with contextlib.suppress(OSError):
-                    self.job.exit_file.write_text(f"{code}\n")
+        with self._end_lock:  # Dask's loop (exit event) and its callback thread both end it
+            if self._code is None:
+                if self.job.exit_file is not None and code >= 0:  # on disk before it shows
+                    with contextlib.suppress(OSError):
+                        self.job.exit_file.write_text(f"{code}\n")
+                self._code = code
         self._close_log()
         self._started.set()
         self._ended.set()
