@@ -206,6 +206,15 @@ def test_no_traceback_one_line_non_zero(checkout: Checkout, args: list[str]) -> 
     assert checkout.records() == []
 
 
+def test_an_unknown_option_is_named_without_doits_option_dump(checkout: Checkout) -> None:
+    checkout.seed()
+    out = checkout.doit("--no-such-option")
+    assert out.returncode == 3, out.stderr
+    assert out.stderr == (
+        "orchlib: run: option --no-such-option not recognized (see `doit help run`)\n"
+    )
+
+
 def test_empty_arguments_through_python_m_orchlib(checkout: Checkout) -> None:
     checkout.seed()
     for args in ([""], ["answer", f"{P}:t1", ""]):

@@ -139,5 +139,15 @@ class OneLineErrors:
         try:
             return super().parse_execute(in_args)  # type: ignore[misc]
         except CmdParseError as exc:
-            text = " ".join(str(exc).split())
-            return fail(f"{self.name}: {text} (see `doit help {self.name}`)")
+            return fail(f"{self.name}: {parse_error_text(exc)} (see `doit help {self.name}`)")
+
+
+def parse_error_text(exc: CmdParseError) -> str:
+    """doit's parse error without its dump of every option and of the arguments."""
+    text = " ".join(str(exc).split())
+    found = _GETOPT_ERROR.match(text)
+    return found.group(1) if found else text
+
+
+# doit wraps getopt's message: "Error parsing <Type>: <msg> (parsing options: [...]). Got: [...]"
+_GETOPT_ERROR = re.compile(r"Error parsing \w+: (.*?) \(parsing options: .*$")
