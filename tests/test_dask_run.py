@@ -252,3 +252,17 @@ def test_after_doit_is_killed_the_next_run_takes_the_done_in_the_log(
     assert again.returncode == 0, again.stdout + again.stderr
     assert checkout.dispatched() == ["t1"]  # not dispatched a second time
     assert checkout.stamp("t1", PLAN)["summary"] == "finished before the crash"
+
+
+def test_ctrl_c_with_a_local_cluster_is_one_clean_interrupt(checkout: Checkout) -> None:
+    """A terminal's Ctrl-C reaches the whole process group, `local:N` workers included."""
+    write(checkout, [{"id": "t1"}])
+    checkout.scenario({"t1": [[{"progress": [10, "x"]}, {"hang": True}]]})
+    run = checkout.start("--executor", "dask", "--scheduler", "local:1")
+    checkout.wait_for(lambda: len(checkout.records()) == 1, timeout=60)
+    os.killpg(run.pid, signal.SIGINT)
+    code, out = finish(run)
+    assert code == 130, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out
+    agent = checkout.records()[0]["pid"]
+    checkout.wait_for(lambda: not pid_alive(agent), timeout=5)

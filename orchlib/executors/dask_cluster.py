@@ -7,8 +7,10 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,8 +70,15 @@ def _start_local(distributed: Any, scheduler: str) -> Cluster:
         raise ConfigError(f"--scheduler {scheduler!r}: local:N needs a worker count N of 1 or more")
     # Our own scheduler may be strict: a worker death fails the task instead of re-running it.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # inherited by the workers
-    local = distributed.LocalCluster(
-        n_workers=int(count),
+    with _no_ctrl_c():
+        local = _local_cluster(distributed, int(count))
+    client = distributed.Client(local, set_as_default=False)
+    return Cluster(client, local, local.scheduler_address)
+
+
+def _local_cluster(distributed: Any, count: int) -> Any:
+    return distributed.LocalCluster(
+        n_workers=count,
         threads_per_worker=LOCAL_AGENTS + 1,
         processes=True,
         resources={"agent": LOCAL_AGENTS},
@@ -79,8 +88,20 @@ def _start_local(distributed: Any, scheduler: str) -> Cluster:
         scheduler_kwargs={"allowed_failures": 0, "dashboard_address": ":0"},
         silence_logs=40,  # logging.ERROR
     )
-    client = distributed.Client(local, set_as_default=False)
-    return Cluster(client, local, local.scheduler_address)
+
+
+@contextlib.contextmanager
+def _no_ctrl_c() -> Iterator[None]:
+    """Start the workers with SIGINT ignored (they inherit it): Ctrl-C in a terminal reaches
+    the whole process group, and stopping the run is `doit`'s job, not a traceback each."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _give_agent_slots(client: Any) -> None:
