@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -266,3 +267,34 @@ def test_ctrl_c_with_a_local_cluster_is_one_clean_interrupt(checkout: Checkout) 
     assert "Traceback" not in out and "KeyboardInterrupt" not in out
     agent = checkout.records()[0]["pid"]
     checkout.wait_for(lambda: not pid_alive(agent), timeout=5)
+
+
+def test_a_task_whose_worker_keeps_dying_fails_after_the_fourth_loss(
+    checkout: Checkout, cluster: DaskCluster, workers: dict[str, int]
+) -> None:
+    # The command kills the worker running it (its shim's parent): every attempt is lost.
+    kill = "kill -9 $(awk '{print $4}' /proc/$PPID/stat); sleep 30"
+    plan = {
+        "planId": PLAN,
+        "projects": [{"name": "a", "path": "a"}],
+        "tasks": [{"id": "t1", "project": "a", "title": "t1", "command": ["sh", "-c", kill]}],
+        "defaults": {"retries": 0},
+    }
+    checkout.write_plan(plan, f"{PLAN}.json")
+    stop = threading.Event()
+
+    def respawn() -> None:  # the cluster's operator brings dead workers back
+        while not stop.wait(0.5):
+            cluster.replace_dead()
+
+    helper = threading.Thread(target=respawn)
+    helper.start()
+    try:
+        result = checkout.doit(*on(cluster), timeout=120)
+    finally:
+        stop.set()
+        helper.join()
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out
+    assert out.count("worker lost") >= 4, out
+    assert "(4 times)" in records(checkout)["t1"]["error"]
