@@ -58,11 +58,30 @@ OPT_NO_WAIT_LIMITS = {
 }
 
 
+OPT_EXECUTOR = {
+    "name": "executor",
+    "long": "executor",
+    "type": str,
+    "default": "",
+    "help": "where agents run: local (default) or dask (also ORCH_EXECUTOR, or `executor:` "
+    "under a plan's defaults)",
+}
+OPT_SCHEDULER = {
+    "name": "scheduler",
+    "long": "scheduler",
+    "type": str,
+    "default": "",
+    "help": "the dask executor's cluster: tcp://HOST:PORT, or local:N for N worker "
+    "processes here (also ORCH_DASK_SCHEDULER)",
+}
+
+
 class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
     """doit's run, with plan tasks scheduled by orchlib."""
 
     doc_purpose = "run the plans' tasks that are not up to date (stamps decide)"
-    cmd_options = (*DoitRun.cmd_options, opt_dry_run, OPT_NO_WAIT_LIMITS)
+    cmd_options = (*DoitRun.cmd_options, opt_dry_run, OPT_NO_WAIT_LIMITS, OPT_EXECUTOR,
+                   OPT_SCHEDULER)  # fmt: skip
 
     def execute(self, params: Any, args: list[str]) -> Any:
         """Load only the plan tasks this run needs (all with --always or a wildcard)."""
@@ -76,6 +95,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         """doit's own run for a foreign dodo.py; orchlib's runner for a checkout's plans."""
         dry_run = options.pop("dry_run", False)
         wait_limits = not options.pop("no_wait_limits", False)
+        where = {"executor": options.pop("executor", ""), "scheduler": options.pop("scheduler", "")}
         co = loader.current()
         if co is None:
             return super()._execute(outfile, **options)
@@ -83,7 +103,8 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         try:
             if not any(plan.tasks for plan in co.plans.values()):
                 raise ConfigError(NO_PLANS)
-            return self._plans(co, outfile, dry_run, {**options, "wait_limits": wait_limits})
+            opts = {**options, "wait_limits": wait_limits, **where}
+            return self._plans(co, outfile, dry_run, opts)
         except OrchError as exc:
             return report(exc)
 
@@ -93,6 +114,8 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
             *inspect.signature(DoitRun._execute).parameters.values(),
             inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, default=False),
             inspect.Parameter("no_wait_limits", inspect.Parameter.KEYWORD_ONLY, default=False),
+            inspect.Parameter("executor", inspect.Parameter.KEYWORD_ONLY, default=""),
+            inspect.Parameter("scheduler", inspect.Parameter.KEYWORD_ONLY, default=""),
         ]
     )
 
@@ -139,7 +162,8 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         )
 
         opts = RunOptions(bool(o["continue_"]), bool(o["always"]), o["num_process"],
-                          o["verbosity"], o["force_verbosity"], o["wait_limits"])  # fmt: skip
+                          o["verbosity"], o["force_verbosity"], o["wait_limits"],
+                          o["executor"], o["scheduler"])  # fmt: skip
         return run_plans(co, chosen, control, self.dep_manager, out, opts)
 
 

@@ -17,6 +17,7 @@ from orchlib.doitedge.reporter import PlanReporter
 from orchlib.doitedge.runner import PlanRunner
 from orchlib.errors import ConfigError
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
+from orchlib.executors import Executor, create
 from orchlib.run.console import Console
 from orchlib.run.notify import Notifier, close_all
 from orchlib.run.pauses import profile_of
@@ -43,6 +44,8 @@ class RunOptions:
     verbosity: int | None = None
     force_verbosity: bool = False
     wait_limits: bool = True  # False: `--no-wait-limits`
+    executor: str = ""  # `--executor` (else ORCH_EXECUTOR, else the plans' defaults, else local)
+    scheduler: str = ""  # `--scheduler` for dask (else ORCH_DASK_SCHEDULER)
 
 
 def run_plans(
@@ -52,12 +55,32 @@ def run_plans(
     check_writable(co.root)  # before the run lock, which is the first file written
     with _signals(co), _short_gil_slices(), run_lock(co.orch_dir):
         to_run = [_plan_task(co, t) for t in chosen]
-        pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
-        _preflight(co, pending)
-        sweep(co)  # worktrees of finished tasks a killed run left
-        _check_runtime_files(co, to_run, pending)
-        code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
+        co.executor = choose_executor(co, to_run, opts)  # a cluster is reached on first use
+        try:
+            pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
+            _preflight(co, pending)
+            sweep(co)  # worktrees of finished tasks a killed run left
+            _check_runtime_files(co, to_run, pending)
+            code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
+        finally:
+            co.executor.close()
     return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
+
+
+def choose_executor(co: Checkout, to_run: list[Any], opts: RunOptions) -> Executor:
+    """The run's executor: `--executor`, else ORCH_EXECUTOR, else the plans' `defaults`."""
+    planned = sorted({plan.executor for plan, _ in to_run if plan.executor})
+    name = opts.executor or os.environ.get("ORCH_EXECUTOR", "")
+    if not name and len(planned) > 1:
+        asked = ", ".join(planned)
+        raise ConfigError(f"the plans of this run ask for different executors ({asked}): "
+                          "choose one with --executor")  # fmt: skip
+    name = name or (planned[0] if planned else "local")
+    stop = {"wake_fd": co.interrupt.wake_fd, "stopped": co.interrupt.is_set}
+    if name == "local":
+        return create(name, **stop)
+    scheduler = opts.scheduler or os.environ.get("ORCH_DASK_SCHEDULER", "")
+    return create(name, scheduler=scheduler, **stop)
 
 
 def _check_runtime_files(co: Checkout, to_run: list[Any], pending: list[Any]) -> None:

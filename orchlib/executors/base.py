@@ -35,6 +35,9 @@ class Job:
     # A local file holding the same bytes as `stdin` (the rendered prompt): an executor on
     # this machine reads it instead of piping `stdin` through itself.
     stdin_file: Path | None = field(default=None, compare=False)
+    # The host to run on where the executor has several (a verify runs where its attempt
+    # ran, DESIGN §8); "" for anywhere. The local executor has one host only.
+    near: str = ""
 
 
 class Handle(Protocol):

@@ -119,6 +119,7 @@ class Plan:
     context: str = ""
     notify: tuple[NotifyTarget, ...] = ()
     allow_outside_paths: bool = False
+    executor: str = ""  # `defaults.executor`: where agents run unless the run says otherwise
     digest: str = field(default="", compare=False)  # the plan file's content hash
 
     def phase_of(self, task_id: str) -> int:

@@ -57,6 +57,8 @@ LIMITS = {
     "exitGrace": "exit_grace",
     "retryOnError": "retry_on_error",
 }
+DEFAULTS = (*LIMITS, "executor")
+EXECUTOR_NAMES = ("local", "dask")
 PLAN_KEYS = ("planId", "projects", "tasks")
 PLAN_OPTIONAL: tuple[str, ...] = (
     "summary",
@@ -118,7 +120,11 @@ class _Builder:
         self.allow_outside = get(issues, root, "allowOutsidePaths", (), flag, False)
         self.agents = Agents(issues, root.get("agents"), ("agents",))
         self.agent = get(issues, root, "agent", (), self.agents.value, DEFAULT)
-        self.limits = limits(issues, root.get("defaults", {}), ("defaults",), Limits(), True)
+        defaults = mapping(issues, root.get("defaults", {}), ("defaults",), (), DEFAULTS)
+        self.limits = limits(issues, defaults, ("defaults",), Limits())
+        # Where agents run (DESIGN §8): only names the registry knows; not part of any spec.
+        self.executor = get(issues, defaults or {}, "executor", ("defaults",),
+                            choice(EXECUTOR_NAMES), "")  # fmt: skip
         self.scopes: dict[str, _Scope] = {}
         self.graph = Graph(issues)
 
@@ -144,6 +150,7 @@ class _Builder:
             context=get(issues, root, "context", (), text, ""),
             notify=tuple(get(issues, root, "notify", (), notify, [])),
             allow_outside_paths=self.allow_outside,
+            executor=self.executor or "",
         )
         phases = self.graph.phases(root.get("executionOrder"), "executionOrder" in root)
         return None if issues or phases is None else replace(plan, phases=phases)

@@ -54,7 +54,8 @@ def follow(f: Follow) -> Outcome:
     finally:
         f.handle.close()
         f.handle.terminate(grace=0.5 if state.forced else 2.0)
-    return state.decide(f.handle.poll())
+    lost = f.handle.host if getattr(f.handle, "lost", False) else None  # a dask worker died
+    return state.decide(f.handle.poll(), lost_on=lost)
 
 
 def _loop(f: Follow, state: AttemptState, reader: BinaryIO) -> None:

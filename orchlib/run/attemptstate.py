@@ -25,6 +25,7 @@ class Result(enum.Enum):
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
     PAUSED = "paused"  # the CLI reported a usage limit: no retry is used (DESIGN §11)
+    LOST = "lost"  # the host running it died (a dask worker): run again, no retry used (§8)
 
 
 RETRIED = {Result.CLOSED, Result.STALLED, Result.TIMEOUT}
@@ -142,8 +143,14 @@ class AttemptState:
 
     # --- the decision ---------------------------------------------------------------------
 
-    def decide(self, exit_code: int | None) -> Outcome:
-        """The outcome, once the process has ended with `exit_code` (None: unknown)."""
+    def decide(self, exit_code: int | None, lost_on: str | None = None) -> Outcome:
+        """The outcome, once the process has ended with `exit_code` (None: unknown).
+
+        `lost_on`: the host that died under the attempt (not stopped by us); a final marker
+        the agent printed before still decides it.
+        """
+        if lost_on is not None and self.forced is None and (self.final is None or self.shell):
+            return self._outcome(Result.LOST, f"worker lost: {lost_on}", exit_code)
         if self.shell:
             return self._decide_shell(exit_code)
         if self.final is not None:

@@ -34,25 +34,28 @@ class Checked:
     merge: dict[str, str] = field(default_factory=dict)  # isolated: the branch and merge commit
 
 
-def run_checks(co: Checkout, plan: Plan, task: Task, attempt: int, where: Project) -> Checked:
+def run_checks(
+    co: Checkout, plan: Plan, task: Task, attempt: int, where: Project, host: str = ""
+) -> Checked:
     """Check the DONE of `attempt` in `where` (the project, or the task's worktree):
-    outputs first (cheap), then verify."""
+    outputs first (cheap), then verify (on `host`, where the attempt ran)."""
     missing = stamps.missing_outputs(where, task)
     if missing:
         return Checked(f"declared output {missing[0]!r} does not exist in {where.root}")
     if task.verify is None:
         return Checked(None)
-    return _verify(co, plan, task, attempt, where.root)
+    return _verify(co, plan, task, attempt, where.root, host)
 
 
-def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path) -> Checked:
+def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path, host: str) -> Checked:
     argv = task.verify
     assert argv is not None
     log = co.log_path(plan.plan_id, task.id, attempt, "verify.log")
     pid_file = log.with_suffix(".pid")
     stop_leftover(co.executor, pid_file)
     log.unlink(missing_ok=True)  # the log holds this check only, for the feedback
-    proc = _start(co.executor, plan, task, root, log, pid_file)
+    job = Job(argv, root, _env(plan, task), log, f"{plan.plan_id}:{task.id}", near=host)
+    proc = _start(co.executor, job, pid_file)
     limits = Limits(retries=0, timeout=task.limits.timeout, stall_timeout=None)
     watch = Follow(proc, log, "", limits, PlainText(), co.interrupt.event, _no_progress,
                    shell=True)  # fmt: skip
@@ -66,16 +69,14 @@ def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path) -> C
     return Checked(f"verify failed ({outcome.text.split(':')[0]}):\n{tail(log)}".rstrip(), info)
 
 
-def _start(
-    executor: Executor, plan: Plan, task: Task, root: Path, log: Path, pid_file: Path
-) -> Handle:
-    env = {"ORCH_PLAN_ID": plan.plan_id, "ORCH_TASK_ID": task.id}
+def _env(plan: Plan, task: Task) -> dict[str, str]:
+    return {"ORCH_PLAN_ID": plan.plan_id, "ORCH_TASK_ID": task.id}
 
+
+def _start(executor: Executor, job: Job, pid_file: Path) -> Handle:
     def note_ref(handle: Handle) -> None:
         atomic_write(pid_file, json.dumps(handle.ref) + "\n")
 
-    assert task.verify is not None
-    job = Job(task.verify, root, env, log, f"{plan.plan_id}:{task.id}")
     return executor.start(job, note_ref)
 
 

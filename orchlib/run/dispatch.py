@@ -31,6 +31,9 @@ from orchlib.run.worktrees import TaskTree
 from orchlib.state import TaskRecord, orchdir
 from orchlib.state.model import merge_answers
 
+FREE = {Result.PAUSED, Result.LOST}  # outcomes that use no retry
+MAX_LOSSES = 3  # a task is dispatched again after this many lost workers, no more
+
 
 class TaskRun(AttemptInputs, Finishing):
     """One task in one run. `previous` is its state record from before this run began.
@@ -47,6 +50,7 @@ class TaskRun(AttemptInputs, Finishing):
         self._left: int | None = None  # attempts left; None until the first call of `run`
         self._feedback = ""
         self._paused_session: str | None = None  # the session a paused attempt had
+        self._losses = 0  # attempts whose worker died under them (DESIGN §8)
         # Where attempts work: the project folder, or (isolated) the task's own worktree.
         self.tree = TaskTree(co, plan, task) if self.project.isolation else None
         self.workspace = self.project if self.tree is None else self.tree.workspace
@@ -84,7 +88,7 @@ class TaskRun(AttemptInputs, Finishing):
                     return self._pause(self._last_number, until, "")
                 attempted = self._attempt(self._next_number(), self._feedback)
             self._last_number = attempted.number
-            if attempted.outcome.result is not Result.PAUSED:  # a usage limit uses no retry
+            if attempted.outcome.result not in FREE:  # a usage limit, a lost worker: no retry
                 self._left -= 1
             result, self._feedback = self._settle(attempted, self._left)
             if result is not None:
@@ -133,6 +137,8 @@ class TaskRun(AttemptInputs, Finishing):
             return TaskResult("waiting", outcome.text), ""
         if outcome.result is Result.INTERRUPTED or self.co.interrupt.is_set():
             return self._fail(outcome.text, done.number, interrupted=True), ""
+        if outcome.result is Result.LOST:
+            return self._lost(outcome.text, done.number), self._feedback
         log = self.co.log_path(self.plan.plan_id, self.task.id, done.number)
         if outcome.result in RETRIED and orchdir.out_of_space(log.parent):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(log))
@@ -141,6 +147,14 @@ class TaskRun(AttemptInputs, Finishing):
         if retry:
             return self._retry_or_fail(reason, done.number, left), ""
         return self._fail(reason, done.number), ""
+
+    def _lost(self, reason: str, number: int) -> TaskResult | None:
+        """Dispatched again elsewhere, up to MAX_LOSSES times; then the task fails."""
+        self._losses += 1
+        if self._losses > MAX_LOSSES:
+            return self._fail(f"{reason} ({self._losses} times)", number)
+        self._publish(TaskFailed(self.plan.plan_id, self.task.id, reason, number, final=False))
+        return None
 
     def _retry_or_fail(self, reason: str, number: int, left: int) -> TaskResult | None:
         if self.co.interrupt.is_set():  # e.g. verify was stopped: the run's stop, not the task's
@@ -183,7 +197,7 @@ class TaskRun(AttemptInputs, Finishing):
                                     adopted=True))  # fmt: skip
         started = time.monotonic() - ago
         outcome = self._follow(proc, log, prev.terminal_id, ago, found.quiet_for)
-        return Attempted(prev.attempt, prev.terminal_id, outcome, started)
+        return Attempted(prev.attempt, prev.terminal_id, outcome, started, proc.host)
 
     def _attempt(self, number: int, feedback: str) -> Attempted:
         self._last_number = number  # a failed write below is still this attempt's
@@ -207,7 +221,8 @@ class TaskRun(AttemptInputs, Finishing):
             self.co.bus.sync()  # pid and log are in state.json before the agent may print
 
         proc = self.co.executor.start(job, announce)
-        return Attempted(number, terminal_id, self._follow(proc, log, terminal_id), started)
+        outcome = self._follow(proc, log, terminal_id)
+        return Attempted(number, terminal_id, outcome, started, proc.host)
 
     def _started(
         self,

@@ -35,6 +35,7 @@ class Attempted:
     terminal_id: str
     outcome: Outcome
     started: float
+    host: str = ""  # where it ran ("local", or a dask worker): its verify runs there too
 
 
 class Finishing:
@@ -54,7 +55,7 @@ class Finishing:
         """The checks of a DONE where the attempt worked; isolated, then its merge."""
         if self.tree is not None and not self.tree.path.is_dir():
             return Checked(f"its worktree {self.tree.path} is gone; the next attempt makes another")
-        checked = run_checks(self.co, self.plan, self.task, done.number, self.workspace)
+        checked = run_checks(self.co, self.plan, self.task, done.number, self.workspace, done.host)
         if checked.problem is not None or self.tree is None:
             return checked
         landed = self.tree.land(done.number, done.outcome.text)

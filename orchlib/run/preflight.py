@@ -20,9 +20,16 @@ from orchlib.run.worktrees import ensure_repo
 def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
     """ConfigError (exit 3) naming each missing CLI, the tasks needing it and where it is set."""
     needed: dict[str, list[tuple[Plan, Task]]] = {}
+    anything = False
     for plan, task in tasks:
+        anything = True
         if task.command is None:
             needed.setdefault(agents.executable(task.agent), []).append((plan, task))
+    if co.executor.name != "local":  # a remote executor checks each of its hosts at once
+        lines = co.executor.preflight(co.root, sorted(needed)) if anything else []
+        if lines:
+            raise ConfigError("\n".join(lines))
+        return
     # The executor knows where agents run: a CLI is missing when it has a problem line for it.
     missing = {
         program: found

@@ -138,6 +138,8 @@ def _running(state: PlanState) -> bool:
 
 def _row(plan_id: str, task: TaskRecord, state: PlanState, root: Path | None) -> tuple[str, ...]:
     attempt = str(task.attempt) if task.attempt else ""
+    if attempt and task.host not in ("", "local"):  # where it ran: a dask worker's address
+        attempt += f" on {task.host}"
     log = relative_path(task.log, (root, root.resolve())) if task.log and root else task.log
     return (
         f"{plan_id}:{task.id}",
