@@ -166,7 +166,8 @@ def question_plan(co: Checkout) -> None:
 def test_answers_are_stored_exactly_replaced_until_used_and_shown(checkout: Checkout) -> None:
     question_plan(checkout)
     assert checkout.doit().returncode != 0
-    assert "waits for an answer" in checkout.doit("info", f"{P}:t1").stdout
+    info = checkout.doit("info", f"{P}:t1").stdout
+    assert "waits for an answer" in info and "  stamp: none\n" in info  # no stamp path yet
     given = checkout.doit("answer", f"{P}:t1", "use port=5432")
     assert given.returncode == 0, given.stderr
     q = next(t for t in checkout.state()["tasks"] if t["id"] == "t1")["questions"][-1]

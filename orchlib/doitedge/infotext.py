@@ -29,13 +29,18 @@ def task_info(co: Checkout, plan_id: str, task_id: str) -> tuple[str, bool]:
         ("depends on", ", ".join(task.depends_on) or "nothing"),
         ("runs", "shell command" if task.command is not None else f"agent {task.agent.name}"),
         ("state", _state(record)),
-        ("stamp", _rel(co, co.stamp_path(plan_id, task_id))),
+        ("stamp", _stamp_line(co, co.stamp_path(plan_id, task_id))),
         ("log", _rel(co, Path(record.log)) if record is not None and record.log else ""),
         ("outputs", ", ".join(task.outputs)),
         ("inputs", ", ".join(task.inputs)),
     ]
     lines += [f"  {label}: {value}" for label, value in rows if value]
     return "\n".join(lines) + "\n", reason is None
+
+
+def _stamp_line(co: Checkout, path: Path) -> str:
+    """The stamp's path, or `none` when there is none yet (never a path that is not there)."""
+    return _rel(co, path) if path.exists() else "none"
 
 
 def _waiting(name: str, record: TaskRecord | None, reason: str | None) -> list[str]:
