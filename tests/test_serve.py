@@ -45,6 +45,7 @@ def test_api_on_a_finished_plan(checkout: Checkout) -> None:
     checkout.seed()
     assert checkout.doit().returncode == 0
     with serving(checkout.root) as server:
+        assert f"dashboard of {checkout.root} (1 plan), Ctrl+C to stop" in server.printed
         plans = server.get("/api/plans").json()
         assert [p["id"] for p in plans] == [P]
         assert plans[0]["status"] == "completed"

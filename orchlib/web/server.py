@@ -84,7 +84,8 @@ def serve(checkout: Checkout, options: ServeOptions, out: TextIO, err: TextIO) -
         )
     port = sock.getsockname()[1]
     plans = len(source.plan_ids())
-    out.write(f"orchlib: dashboard of {checkout.root} ({plans} plans), Ctrl+C to stop\n")
+    counted = f"{plans} plan" + ("" if plans == 1 else "s")
+    out.write(f"orchlib: dashboard of {checkout.root} ({counted}), Ctrl+C to stop\n")
     out.write(f"orchlib: open {url(options.host, port, token)}\n")
     out.flush()
     try:
