@@ -8,7 +8,6 @@ decoded to what a person reads: the assistant's text, one line per tool call, th
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import IO, Any
 from orchlib.checkout import Checkout
 from orchlib.doitedge.cmdutil import OneLineErrors, checkout_here, fail, quiet_when_reader_gone
 from orchlib.doitedge.doitapi import Command
+from orchlib.executors.process import is_alive
 from orchlib.plan import Task
 from orchlib.run import agents
 from orchlib.run.markers import strip_ansi
@@ -105,19 +105,7 @@ def _running(co: Checkout, plan_id: str, task_id: str, number: int) -> bool:
         return False
     if record.attempt != number:
         return False
-    return runlock.is_running(co.orch_dir) or _alive(record.pid)
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return runlock.is_running(co.orch_dir) or bool(record.pid and is_alive(record.pid, ""))
 
 
 class _Decoder:
