@@ -144,7 +144,7 @@ class Source:
             return cached[1]
         real = self.inside(path)
         stamp = stamps.read(real, task_id) if real is not None else None
-        usage = stamp.get("usage") if stamp else None
+        usage = stamp.usage if stamp else None
         self._usage[path] = (seen, usage)
         return usage
 
