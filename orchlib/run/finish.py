@@ -14,17 +14,20 @@ from orchlib.run.attempt import Outcome
 from orchlib.run.checks import Checked, run_checks
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import fingerprints, stamps
+from orchlib.state.model import Status
 
 
 @dataclass(frozen=True)
 class TaskResult:
-    """How a task ended in this run: done, failed, waiting (a question) or interrupted.
+    """How a task ended in this run: DONE, ERROR (`interrupted` when the run was stopped)
+    or QUESTION (waiting for an answer).
 
-    `paused`: not ended; its agent's usage limit holds it, and `run` continues it later.
+    PAUSED: not ended; its agent's usage limit holds it, and `run` continues it later.
     """
 
-    status: str
+    status: Status
     text: str
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,4 +91,4 @@ class Finishing:
         self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
                                done.terminal_id, duration,
                                outcome.usage))  # fmt: skip
-        return TaskResult("done", outcome.text)
+        return TaskResult(Status.DONE, outcome.text)
