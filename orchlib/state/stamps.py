@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.fsutil import atomic_write, read_json
-from orchlib.plan import Plan, Task
+from orchlib.plan import Plan, Task, keys
 from orchlib.state.fingerprints import changed_input, missing_outputs
 
 
@@ -28,17 +28,13 @@ def stamp_path(orch_dir: Path, plan_id: str, task_id: str) -> Path:
 def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
     """Hash of everything that defines the work: a change re-runs the task."""
     project = plan.projects[task.project]
-    spec = {
-        "title": task.title,
-        "description": task.description,
-        "agent": _agent_repr(task),
-        "command": task.command,
-        "verify": task.verify,
-        "outputs": task.outputs,
-        "inputs": task.inputs,
-        "context": [plan.context, project.context],
-        "template": template_text,
-    }
+    spec: dict[str, Any] = {name: getattr(task, name) for name in keys.spec_fields(keys.TASK)}
+    spec["agent"] = _agent_repr(task)
+    # The plan's and the project's keys in the spec reach every task as one "context" list.
+    handed_down = ((plan, keys.PLAN), (project, keys.PROJECT))
+    spec["context"] = [getattr(o, name) for o, declared in handed_down
+                       for name in keys.spec_fields(declared)]  # fmt: skip
+    spec["template"] = template_text
     blob = json.dumps(spec, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
 
