@@ -3,9 +3,13 @@ No process, file or clock: every time is given."""
 
 from __future__ import annotations
 
+from orchlib.doitedge.runner import task_failure
 from orchlib.plan import Limits
-from orchlib.run.attemptstate import AttemptState, Result, Tick
+from orchlib.run.attemptstate import RETRIED, AttemptState, Result, Tick, ended_by, task_status
+from orchlib.run.finish import TaskResult
+from orchlib.run.markers import Kind
 from orchlib.run.streams import PlainText
+from orchlib.state.model import Status
 
 TID = "term-t-1-abc"
 
@@ -97,3 +101,30 @@ def test_an_interrupt_is_the_outcome_unless_a_marker_came_first() -> None:
     m = machine()
     m.interrupted()
     assert (m.decide(None).result, m.decide(None).text) == (Result.INTERRUPTED, "interrupted")
+
+
+# --- one status vocabulary: marker kind -> attempt result -> task status -> doit -----------
+
+
+def test_every_final_marker_and_every_result_has_one_meaning() -> None:
+    assert {k: ended_by(k) for k in (Kind.DONE, Kind.ERROR, Kind.QUESTION)} == {
+        Kind.DONE: Result.DONE,
+        Kind.ERROR: Result.ERROR,
+        Kind.QUESTION: Result.QUESTION,
+    }
+    statuses = {r: task_status(r) for r in Result}  # a new Result without a status fails here
+    assert statuses[Result.DONE] is Status.DONE and statuses[Result.PAUSED] is Status.PAUSED
+    assert statuses[Result.QUESTION] is Status.QUESTION
+    failed = {r for r, s in statuses.items() if s is Status.ERROR}
+    assert failed == {*RETRIED, Result.ERROR, Result.INTERRUPTED, Result.LOST}
+
+
+def test_doit_sees_a_task_result_as_before() -> None:
+    assert task_failure(TaskResult(Status.DONE, "ok")) is None
+    ended = [(Status.QUESTION, False), (Status.ERROR, False), (Status.ERROR, True)]
+    said = [task_failure(TaskResult(status, "why", stopped)) for status, stopped in ended]
+    assert [f.message if f else None for f in said] == [
+        "waiting for an answer: why",
+        "failed: why",
+        "interrupted: why",
+    ]

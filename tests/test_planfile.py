@@ -1218,3 +1218,90 @@ def test_positions_match_ruamel_round_trip(value: object, flow: bool | None) -> 
             assert found[path] == (parent.lc.item(key), parent.lc.item(key))
         elif all(isinstance(k, str) for k in parent):
             assert found[path] == (parent.lc.key(key), parent.lc.value(key)), path
+
+
+# --- plan keys, declared once (orchlib/plan/keys.py) ---------------------------------------
+
+SPEC_PLAN = {
+    "planId": "spec",
+    "context": "plan context",
+    "projects": [{"name": "p", "path": "p", "context": "project context"}],
+    "tasks": [
+        {"id": "t1", "project": "p", "title": "T", "description": "D", "command": ["make"],
+         "verify": ["make", "test"], "outputs": ["out/*"], "inputs": ["src/**"]},
+    ],
+}  # fmt: skip
+
+
+def _spec_of(tmp_path: Path, plan: dict[str, Any], task_id: str = "t1") -> str:
+    from orchlib.state.stamps import spec_hash
+
+    path = tmp_path / "plans" / "spec.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(plan))
+    loaded = load_plan(path, tmp_path)
+    return spec_hash(loaded, loaded.tasks[task_id], "TEMPLATE")
+
+
+def test_spec_hash_is_the_one_stamps_already_carry(tmp_path: Path) -> None:
+    """The hash of the declared keys equals the hand-listed one of earlier versions: a
+    checkout's existing stamps stay up to date."""
+    import hashlib
+
+    agent = load_plan_agent(tmp_path)
+    earlier = {
+        "title": "T", "description": "D", "agent": agent, "command": ("make",),
+        "verify": ("make", "test"), "outputs": ("out/*",), "inputs": ("src/**",),
+        "context": ["plan context", "project context"], "template": "TEMPLATE",
+    }  # fmt: skip
+    blob = json.dumps(earlier, sort_keys=True, default=str).encode()
+    assert _spec_of(tmp_path, SPEC_PLAN) == hashlib.sha256(blob).hexdigest()[:32]
+
+
+def load_plan_agent(tmp_path: Path) -> list[Any]:
+    from orchlib.state.stamps import _agent_repr
+
+    path = tmp_path / "plans" / "spec.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(SPEC_PLAN))
+    return _agent_repr(load_plan(path, tmp_path).tasks["t1"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "enters"),
+    [
+        ("title", "T2", True), ("description", "D2", True), ("command", ["cc"], True),
+        ("verify", ["v"], True), ("outputs", ["o"], True), ("inputs", ["i"], True),
+        ("complexity", "high", False), ("estimatedMinutes", 5, False), ("retries", 3, False),
+        ("timeout", "1h", False),
+    ],
+)  # fmt: skip
+def test_a_key_changes_the_spec_hash_exactly_when_declared_in_spec(
+    tmp_path: Path, key: str, value: object, enters: bool
+) -> None:
+    from orchlib.plan import keys
+
+    declared = next(k for k in keys.TASK if k.name == key)
+    assert declared.in_spec is enters
+    changed = json.loads(json.dumps(SPEC_PLAN))
+    changed["tasks"][0][key] = value
+    assert (_spec_of(tmp_path, changed) != _spec_of(tmp_path, SPEC_PLAN)) is enters
+
+
+def test_every_declared_key_fills_a_model_field_with_its_default() -> None:
+    from orchlib.plan import Project, Task, keys
+    from orchlib.plan.schema import PLAN_OPTIONAL, TASK_KEYS, TASK_OPTIONAL
+
+    for model, declared in ((Plan, keys.PLAN), (Project, keys.PROJECT), (Task, keys.TASK)):
+        fields = {f.name: f for f in dataclasses.fields(model)}
+        for key in declared:
+            if key.field and key not in keys.LIMIT_KEYS:
+                assert key.field in fields, (model.__name__, key.name)
+        for key in keys.plain(declared):
+            default = fields[key.field].default
+            if default is not dataclasses.MISSING:
+                assert default == key.default, (model.__name__, key.name)
+    limits = Limits()
+    assert all(getattr(limits, k.field) == k.default for k in keys.LIMIT_KEYS)
+    assert TASK_KEYS == ("id", "project", "title") and "retryOnError" in TASK_OPTIONAL
+    assert "allowOutsidePaths" in PLAN_OPTIONAL

@@ -50,9 +50,11 @@ from orchlib.state import (
     load,
     qa_history,
     render_status,
+    stamps,
     to_json,
 )
 from orchlib.state.render import md_text, mermaid_text, yaml_scalar
+from orchlib.state.stamps import Stamp, StampError, shape_problem
 
 P = "orch-abc123"
 REPO = Path(__file__).resolve().parent.parent
@@ -701,7 +703,9 @@ def test_render_status_rows_and_next_steps(store: StateStore, tmp_path: Path) ->
         "terminalId": "term-1",
         "durationSeconds": 302.0,
     }
-    out = render_status(make_plan(tmp_path), store.snapshot(), {"t1": stamp}, width=140)
+    out = render_status(
+        make_plan(tmp_path), store.snapshot(), {"t1": Stamp.from_json(stamp)}, width=140
+    )
     lines = out.splitlines()
     assert lines[0].startswith(f"{P}: in_progress, 1/4 done — E-commerce")
     assert lines[1].split() == ["TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LOG", "LAST"]
@@ -738,7 +742,7 @@ def test_render_status_without_state_and_with_skips(tmp_path: Path) -> None:
 
 def test_stamp_older_than_a_failed_rerun_does_not_hide_the_error(tmp_path: Path) -> None:
     record = TaskRecord("t1", status=Status.ERROR, error="bad", started_at=at(30))
-    stamp = {"summary": "old", "finishedAt": at(5)}
+    stamp = Stamp("t1", at(5), summary="old")
     out = render_status(make_plan(tmp_path), PlanState(P, tasks={"t1": record}), {"t1": stamp})
     assert f"{P}:t1  ERROR" in out
 
@@ -882,3 +886,62 @@ def test_the_journal_is_folded_in_skipping_a_cut_line_and_keeping_answers(
     assert state.tasks["t2"].status is Status.IN_PROGRESS
     assert state.tasks["t2"].questions[0].answer == "postgres"
     assert state.tasks["t1"].status is Status.PENDING
+
+
+# --- the completion stamp record: one JSON form -------------------------------------------
+
+WRITTEN = {  # what Finishing writes, key order included
+    "taskId": "t1",
+    "planId": P,
+    "project": "ecommerce-frontend",
+    "title": "Vite app",
+    "summary": "Vite app — done",
+    "finishedAt": "2026-01-01T00:00:05.000Z",
+    "attempt": 2,
+    "terminalId": "term-1",
+    "specHash": "ab" * 16,
+    "durationSeconds": 302.125,
+    "agent": "claude",
+    "inputs": {"src/a.py": [12, 1700000000000000000, "cd" * 32]},
+    "verify": {"exitCode": 0},
+    "merge": {"branch": "orch/t1", "commit": "0" * 40},
+    "sessionId": "s-1",
+    "usage": {"cost_usd": 0.5, "input_tokens": 10},
+}
+
+
+def test_stamp_json_round_trips_byte_for_byte(tmp_path: Path) -> None:
+    path = tmp_path / "t1.json"
+    text = json.dumps(WRITTEN, indent=2, ensure_ascii=False) + "\n"
+    path.write_text(text, encoding="utf-8")
+    stamp = stamps.read(path, "t1")
+    assert stamp is not None and stamp.attempt == 2 and stamp.usage == WRITTEN["usage"]
+    stamps.write(path, stamp)
+    assert path.read_text(encoding="utf-8") == text
+
+
+def test_stamp_keeps_unknown_keys_and_leaves_absent_ones_out() -> None:
+    data = {"taskId": "t1", "finishedAt": "x", "fromTheFuture": [1, 2], "planId": 7}
+    stamp = Stamp.from_json(data)
+    assert stamp.extra == {"fromTheFuture": [1, 2], "planId": 7} and stamp.plan_id is None
+    assert stamp.attempt is None and stamp.attempt_number == 0
+    again = replace(stamp, spec_hash="new").to_json()
+    assert again["fromTheFuture"] == [1, 2] and again["planId"] == 7
+    assert "attempt" not in again and "durationSeconds" not in again and "usage" not in again
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ([1], "not a JSON object"),
+        ({"taskId": "t1"}, "finishedAt is not a time"),
+        ({"taskId": "t1", "finishedAt": "x", "summary": 3}, "summary is not text"),
+        ({"taskId": "t1", "finishedAt": "x", "attempt": True}, "attempt is not a whole number"),
+        ({"taskId": "t1", "finishedAt": "x", "inputs": {"a": [1]}}, "inputs is not a map"),
+    ],
+)
+def test_stamp_of_the_wrong_shape_is_one_clear_error(data: Any, problem: str) -> None:
+    with pytest.raises(StampError, match=re.escape(problem)):
+        Stamp.from_json(data)
+    assert shape_problem(data, "t1") is not None
+    assert shape_problem({**WRITTEN, "taskId": "t2"}, "t1") == "taskId is 't2', not 't1'"

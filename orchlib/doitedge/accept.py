@@ -8,6 +8,7 @@ no stamp or a declared output is missing: there is nothing done to accept.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from orchlib.checkout import Checkout
@@ -16,7 +17,7 @@ from orchlib.doitedge.doitapi import Command
 from orchlib.errors import ConfigError, OrchError
 from orchlib.plan import Plan
 from orchlib.run import statesync
-from orchlib.state import stamps
+from orchlib.state import fingerprints, stamps
 from orchlib.state.runlock import run_lock
 
 
@@ -73,7 +74,7 @@ def check(co: Checkout, plan: Plan, task_id: str) -> str:
     if co.stamp(plan.plan_id, task_id) is None:
         return f"orchlib: accept: {name} has no stamp: it never finished; run `doit`"
     task = plan.tasks[task_id]
-    missing = stamps.missing_outputs(plan.projects[task.project], task)
+    missing = fingerprints.missing_outputs(plan.projects[task.project], task)
     if missing:
         return f"orchlib: accept: {name}: output {missing[0]!r} is missing; run `doit` to redo it"
     return ""
@@ -87,10 +88,8 @@ def accept(co: Checkout, plan: Plan, task_id: str) -> str:
     task = plan.tasks[task_id]
     project = plan.projects[task.project]
     spec = co.spec_hash(plan, task)
-    if stamp.get("specHash") == spec and not stamps.changed_input(
-        project, task, stamp.get("inputs") or {}
-    ):
+    if stamp.spec_hash == spec and not fingerprints.changed_input(project, task, stamp.inputs):
         return f"{name}: already up to date"
-    stamp = {**stamp, "specHash": spec, "inputs": stamps.fingerprint_inputs(project, task)}
+    stamp = replace(stamp, spec_hash=spec, inputs=fingerprints.fingerprint_inputs(project, task))
     stamps.write(co.stamp_path(plan.plan_id, task_id), stamp)
     return f"{name}: accepted as done (the stamp now carries the current spec)"

@@ -14,6 +14,7 @@ from orchlib.doitedge.doitapi import TaskError, UnmetDependency
 from orchlib.doitedge.loader import orch_meta
 from orchlib.events import TaskFailed, TaskSkipped, TaskUpToDate
 from orchlib.state.render import printable
+from orchlib.state.stamps import Stamp
 
 
 class PlanReporter:
@@ -57,11 +58,10 @@ class PlanReporter:
         meta = orch_meta(task)
         if meta is None:
             return
-        stamp = self.co.stamp(meta.plan, meta.task) or {}
+        stamp = self.co.stamp(meta.plan, meta.task) or Stamp(meta.task, "")
         self.co.bus.publish(TaskUpToDate(
-            meta.plan, meta.task, str(stamp.get("summary", "")),
-            str(stamp.get("finishedAt", "")), str(stamp.get("terminalId", "")),
-            int(stamp.get("attempt", 0) or 0),
+            meta.plan, meta.task, stamp.summary, stamp.finished_at, stamp.terminal_id,
+            stamp.attempt_number,
         ))  # fmt: skip
 
     def skip_ignore(self, task: Any) -> None:

@@ -25,7 +25,7 @@ from orchlib.plan import TaskMeta
 from orchlib.run.dispatch import TaskRun
 from orchlib.run.finish import TaskResult
 from orchlib.run.ready import ReadyQueue, critical_ranks, project_capacity
-from orchlib.state import TaskRecord
+from orchlib.state import Status, TaskRecord
 
 PAUSED = object()  # a worker's result for a task its agent's usage limit holds
 
@@ -214,15 +214,16 @@ class PlanRunner(Runner):  # type: ignore[misc]
             previous = self.previous.get(plan.plan_id, {}).get(meta.task)
             run = self.runs[task.name] = TaskRun(self.co, plan, plan.tasks[meta.task], previous)
         result = run.run()
-        return PAUSED if result.status == "paused" else task_failure(result)
+        return PAUSED if result.status is Status.PAUSED else task_failure(result)
 
 
 def task_failure(result: TaskResult) -> TaskFailed | None:
     """doit's view of a task result: None for done, TaskFailed otherwise."""
-    if result.status == "done":
+    if result.status is Status.DONE:
         return None
-    labels = {"waiting": "waiting for an answer", "interrupted": "interrupted"}
-    return TaskFailed(f"{labels.get(result.status, 'failed')}: {result.text}")
+    if result.status is Status.QUESTION:
+        return TaskFailed(f"waiting for an answer: {result.text}")
+    return TaskFailed(f"{'interrupted' if result.interrupted else 'failed'}: {result.text}")
 
 
 class _Barrier:

@@ -28,6 +28,7 @@ from orchlib.run.worktrees import sweep
 from orchlib.state import StateStore, Status, TaskRecord
 from orchlib.state.orchdir import check_plan_files, check_writable, sweep_temp_files
 from orchlib.state.runlock import run_lock
+from orchlib.state.stamps import Stamp
 from orchlib.state.transitions import parse_time
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
@@ -201,10 +202,9 @@ class PlanRun:
         if record is not None and record.status is Status.DONE:
             return TaskUpToDate(plan_id, task_id, record.summary, record.finished_at,
                                 record.terminal_id, record.attempt)  # fmt: skip
-        stamp = self.co.stamp(plan_id, task_id) or {}
-        return TaskUpToDate(plan_id, task_id, str(stamp.get("summary", "")),
-                            str(stamp.get("finishedAt", "")), str(stamp.get("terminalId", "")),
-                            int(stamp.get("attempt", 0) or 0))  # fmt: skip
+        stamp = self.co.stamp(plan_id, task_id) or Stamp(task_id, "")
+        return TaskUpToDate(plan_id, task_id, stamp.summary, stamp.finished_at,
+                            stamp.terminal_id, stamp.attempt_number)  # fmt: skip
 
     def _runner(self, control: Any, dep_manager: Any, opts: RunOptions) -> PlanRunner:
         roots = {meta.root for t in control.tasks.values() if (meta := orch_meta(t))}

@@ -14,12 +14,12 @@ from typing import Any
 from orchlib.plan import (
     DEFAULT_PARALLEL,
     ISOLATIONS,
-    SCHEDULES,
     AgentSpec,
     Limits,
     Plan,
     Project,
     Task,
+    keys,
     project_root,
 )
 from orchlib.plan.agentspec import DEFAULT, Agents, task_agent
@@ -27,60 +27,29 @@ from orchlib.plan.checks import (
     RESERVED,
     Issues,
     KeyPath,
-    argv,
     choice,
     count,
     describe,
-    duration,
-    flag,
     get,
-    globs,
     ident,
     mapping,
     no_nul_bytes,
     nonempty,
-    number,
     q,
     reserved_plan_id,
     text,
-    timestamp,
     unknown,
     wrong,
 )
 from orchlib.plan.graph import Graph
 from orchlib.plan.notifyschema import notify
 
-LIMITS = {
-    "retries": "retries",
-    "timeout": "timeout",
-    "stallTimeout": "stall_timeout",
-    "exitGrace": "exit_grace",
-    "retryOnError": "retry_on_error",
-}
-DEFAULTS = (*LIMITS, "executor")
+LIMITS = {k.name: k for k in keys.LIMIT_KEYS}
+DEFAULTS = keys.optional(keys.DEFAULTS)
 EXECUTOR_NAMES = ("local", "dask")
-PLAN_KEYS = ("planId", "projects", "tasks")
-PLAN_OPTIONAL: tuple[str, ...] = (
-    "summary",
-    "createdAt",
-    "executionOrder",
-    "agent",
-    "agents",
-    "defaults",
-)
-PLAN_OPTIONAL += ("context", "schedule", "notify", "allowOutsidePaths")
-PROJECT_KEYS = ("name", "path")
-PROJECT_OPTIONAL: tuple[str, ...] = ("techStack", "description", "context", "agent")
-PROJECT_OPTIONAL += ("isolation", "parallel", *LIMITS)
-TASK_KEYS = ("id", "project", "title")
-TASK_OPTIONAL: tuple[str, ...] = (
-    "description",
-    "dependsOn",
-    "complexity",
-    "estimatedMinutes",
-    "agent",
-)
-TASK_OPTIONAL += ("command", "verify", "outputs", "inputs", *LIMITS)
+PLAN_KEYS, PLAN_OPTIONAL = keys.required(keys.PLAN), keys.optional(keys.PLAN)
+PROJECT_KEYS, PROJECT_OPTIONAL = keys.required(keys.PROJECT), keys.optional(keys.PROJECT)
+TASK_KEYS, TASK_OPTIONAL = keys.required(keys.TASK), keys.optional(keys.TASK)
 
 
 @dataclass(frozen=True)
@@ -117,7 +86,7 @@ class _Builder:
         self.issues = issues
         self.root = root
         self.checkout = checkout
-        self.allow_outside = get(issues, root, "allowOutsidePaths", (), flag, False)
+        self.allow_outside = _read(issues, root, (), _ALLOW_OUTSIDE)
         self.agents = Agents(issues, root.get("agents"), ("agents",))
         self.agent = get(issues, root, "agent", (), self.agents.value, DEFAULT)
         defaults = mapping(issues, root.get("defaults", {}), ("defaults",), (), DEFAULTS)
@@ -142,15 +111,12 @@ class _Builder:
         plan = Plan(
             plan_id=plan_id or "",
             source=source,
-            summary=get(issues, root, "summary", (), text, ""),
-            created_at=get(issues, root, "createdAt", (), timestamp, ""),
             projects={name: scope.project for name, scope in self.scopes.items()},
             tasks={task.id: task for task in tasks if task is not None},
-            schedule=get(issues, root, "schedule", (), choice(SCHEDULES), "dag"),
-            context=get(issues, root, "context", (), text, ""),
             notify=tuple(get(issues, root, "notify", (), notify, [])),
             allow_outside_paths=self.allow_outside,
             executor=self.executor or "",
+            **plain(issues, root, (), keys.PLAN, skip=(_ALLOW_OUTSIDE,)),
         )
         phases = self.graph.phases(root.get("executionOrder"), "executionOrder" in root)
         return None if issues or phases is None else replace(plan, phases=phases)
@@ -169,11 +135,9 @@ class _Builder:
             name=name or "",
             path=folder or "",
             root=root or self.checkout,
-            tech_stack=get(issues, m, "techStack", path, text, ""),
-            description=get(issues, m, "description", path, text, ""),
-            context=get(issues, m, "context", path, text, ""),
             isolation=isolation,
             parallel=parallel,
+            **plain(issues, m, path, keys.PROJECT),
         )
         scope = _Scope(project, agent, limits(issues, m, path, self.limits))
         if name is not None and _first(issues, self.scopes, name, (*path, "name"), "project name"):
@@ -210,18 +174,13 @@ class _Builder:
     def task_fields(self, m: dict[str, Any], path: KeyPath, scope: _Scope | None) -> dict[str, Any]:
         """The optional fields of a task, with the project's (or plan's) agent and limits."""
         issues = self.issues
-        command = get(issues, m, "command", path, argv, None)
+        fields = plain(issues, m, path, keys.TASK)
         own = get(issues, m, "agent", path, self.agents.value, None)
         inherited = scope.agent if scope else self.agent
+        ran = fields["command"] is not None
         return {
-            "description": get(issues, m, "description", path, text, ""),
-            "complexity": get(issues, m, "complexity", path, text, ""),
-            "estimated_minutes": get(issues, m, "estimatedMinutes", path, number, None),
-            "agent": task_agent(issues, own, inherited, command is not None, path),
-            "command": command,
-            "verify": get(issues, m, "verify", path, argv, None),
-            "outputs": get(issues, m, "outputs", path, globs, ()),
-            "inputs": get(issues, m, "inputs", path, globs, ()),
+            **fields,
+            "agent": task_agent(issues, own, inherited, ran, path),
             "limits": limits(issues, m, path, scope.limits if scope else self.limits),
             "index": path[-1],
         }
@@ -267,26 +226,37 @@ def limits(issues: Issues, m: object, path: KeyPath, base: Limits, only: bool = 
     if not isinstance(m, dict):
         return base
     changes: dict[str, Any] = {}
-    for key, field in LIMITS.items():
+    for key, declared in LIMITS.items():
         if key in m:
             before = len(issues)
-            value = _LIMIT_PARSERS[key](issues, m[key], (*path, key))
+            value = _checked(declared)(issues, m[key], (*path, key))
             if len(issues) == before:
-                changes[field] = value
+                changes[declared.field] = value
     return replace(base, **changes) if changes else base
 
 
-def _grace(issues: Issues, value: object, path: KeyPath) -> float:
-    return duration(issues, value, path) or 0.0
+_ALLOW_OUTSIDE = next(k for k in keys.PLAN if k.name == "allowOutsidePaths")
 
 
-_LIMIT_PARSERS = {
-    "retries": count,
-    "timeout": duration,
-    "stallTimeout": duration,
-    "exitGrace": _grace,
-    "retryOnError": flag,
-}
+def plain(
+    issues: Issues,
+    m: dict[str, Any],
+    path: KeyPath,
+    declared: tuple[keys.PlanKey, ...],
+    skip: tuple[keys.PlanKey, ...] = (),
+) -> dict[str, Any]:
+    """The fields of the optional keys read from their declaration alone (a check, no
+    inheritance), checked value or default."""
+    return {k.field: _read(issues, m, path, k) for k in keys.plain(declared) if k not in skip}
+
+
+def _read(issues: Issues, m: dict[str, Any], path: KeyPath, key: keys.PlanKey) -> Any:
+    return get(issues, m, key.name, path, _checked(key), key.default)
+
+
+def _checked(key: keys.PlanKey) -> keys.Check:
+    assert key.check is not None  # only keys declared with a check are read this way
+    return key.check
 
 
 def inside(root: Path, checkout: Path) -> bool:

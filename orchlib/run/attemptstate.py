@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from orchlib.plan import Limits
 from orchlib.run.markers import Kind, LineSplitter, Marker, scan, strip_ansi
 from orchlib.run.streams import OutputAdapter
+from orchlib.state.model import Status
 
 
 class Result(enum.Enum):
@@ -29,6 +30,33 @@ class Result(enum.Enum):
 
 
 RETRIED = {Result.CLOSED, Result.STALLED, Result.TIMEOUT}
+
+# The one vocabulary, from the agent's line to the task's state: a final marker ends the
+# attempt with the like-named result, and a result that ends the task gives it its state.
+_ENDED_BY: dict[Kind, Result] = {
+    Kind.DONE: Result.DONE,
+    Kind.ERROR: Result.ERROR,
+    Kind.QUESTION: Result.QUESTION,
+}
+_TASK_STATUS: dict[Result, Status] = {
+    Result.DONE: Status.DONE,  # once its outputs and verify pass
+    Result.QUESTION: Status.QUESTION,
+    Result.PAUSED: Status.PAUSED,
+    **{r: Status.ERROR for r in (Result.ERROR, Result.INTERRUPTED, Result.LOST, *RETRIED)},
+}
+
+
+def ended_by(kind: Kind) -> Result:
+    """The result of an attempt ended by a final marker of this kind (not PROGRESS)."""
+    return _ENDED_BY[kind]
+
+
+def task_status(result: Result) -> Status:
+    """The state a task takes when an attempt with this result ends it (a retried or lost
+    attempt ends the task only when none is left: then it failed)."""
+    return _TASK_STATUS[result]
+
+
 _FOREIGN = re.compile(r"\[(?:PROGRESS|DONE|ERROR|QUESTION):[A-Za-z0-9_.-]+\]\s*")
 
 
@@ -154,7 +182,7 @@ class AttemptState:
         if self.shell:
             return self._decide_shell(exit_code)
         if self.final is not None:
-            return self._outcome(Result[self.final.kind.value], self.final.text, exit_code)
+            return self._outcome(ended_by(self.final.kind), self.final.text, exit_code)
         limit = self.adapter.limit
         if limit is not None and self.forced is not Result.INTERRUPTED:
             return self._outcome(Result.PAUSED, f"usage limit: {limit.text}", exit_code)
@@ -171,7 +199,7 @@ class AttemptState:
             return self._outcome(self.forced, self._forced_text(), code)
         final = self.final
         if final is not None and final.kind is not Kind.DONE:
-            return self._outcome(Result[final.kind.value], final.text, code)
+            return self._outcome(ended_by(final.kind), final.text, code)
         if code == 0:
             summary = self.done_marker.text if self.done_marker else self.last_line
             return self._outcome(Result.DONE, summary, code)

@@ -20,7 +20,7 @@ from orchlib.fsutil import atomic_write
 from orchlib.plan import Limits, Plan, Project, Task
 from orchlib.run.attempt import Follow, Result, follow
 from orchlib.run.streams import PlainText
-from orchlib.state import stamps
+from orchlib.state import fingerprints
 
 FEEDBACK_CHARS = 4000
 
@@ -39,7 +39,7 @@ def run_checks(
 ) -> Checked:
     """Check the DONE of `attempt` in `where` (the project, or the task's worktree):
     outputs first (cheap), then verify (on `host`, where the attempt ran)."""
-    missing = stamps.missing_outputs(where, task)
+    missing = fingerprints.missing_outputs(where, task)
     if missing:
         return Checked(f"declared output {missing[0]!r} does not exist in {where.root}")
     if task.verify is None:

@@ -34,7 +34,7 @@ from orchlib.events import (
 )
 from orchlib.run.consoletext import clip, clock_time, is_terminal, paint, wants_color
 from orchlib.state.render import local_clock
-from orchlib.state.table import format_duration, task_usage, usage_text
+from orchlib.state.table import format_duration, usage_figures, usage_text
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines of one task...
 PROGRESS_STEP = 10  # ...unless the percent moved this much
@@ -108,7 +108,7 @@ class Console:
             parts = [f"{tally[s]} {s}" for s in _STATES if tally[s]]
             took = format_duration(self._clock() - self._began)
             head = f"orchlib: {', '.join(parts) or 'nothing to do'} in {took}"
-            spent = task_usage({"usage": self._usage})
+            spent = usage_figures(self._usage)
             if spent:
                 head += f" — {usage_text(spent)}"
             todo = [_advice(name, t) for name, t in self._tasks.items()]

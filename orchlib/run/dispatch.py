@@ -23,13 +23,14 @@ from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import Plan, Task
 from orchlib.run import adopt, agents
 from orchlib.run.attempt import RETRIED, Follow, Outcome, Result, follow
+from orchlib.run.attemptstate import task_status
 from orchlib.run.finish import Attempted, Finishing, TaskResult
 from orchlib.run.launch import AttemptInputs
 from orchlib.run.pauses import iso, profile_of
 from orchlib.run.streams import PlainText
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import TaskRecord, orchdir
-from orchlib.state.model import merge_answers
+from orchlib.state.model import Status, merge_answers
 
 FREE = {Result.PAUSED, Result.LOST}  # outcomes that use no retry
 MAX_LOSSES = 3  # a task is dispatched again after this many lost workers, no more
@@ -109,7 +110,7 @@ class TaskRun(AttemptInputs, Finishing):
         if question is None:
             return None
         self._publish_waiting(question, prev.attempt, prev.terminal_id, still=True)
-        return TaskResult("waiting", question)
+        return TaskResult(Status.QUESTION, question)
 
     def _next_number(self) -> int:
         """Numbers count across runs (even past deleted logs), so logs and prompts never collide."""
@@ -134,7 +135,7 @@ class TaskRun(AttemptInputs, Finishing):
             return self._retry_or_fail(f"DONE, but {problem}", done.number, left), problem
         if outcome.result is Result.QUESTION:
             self._publish_waiting(outcome.text, done.number, done.terminal_id, still=False)
-            return TaskResult("waiting", outcome.text), ""
+            return TaskResult(task_status(outcome.result), outcome.text), ""
         if outcome.result is Result.INTERRUPTED or self.co.interrupt.is_set():
             return self._fail(outcome.text, done.number, interrupted=True), ""
         if outcome.result is Result.LOST:
@@ -171,7 +172,7 @@ class TaskRun(AttemptInputs, Finishing):
             reason += f" (its worktree is kept: {self.tree.path.relative_to(self.co.root)})"
         event = TaskFailed(self.plan.plan_id, self.task.id, reason, number, True, interrupted)
         self._publish(event)
-        return TaskResult("interrupted" if interrupted else "failed", reason)
+        return TaskResult(Status.ERROR, reason, interrupted)
 
     def _pause(self, number: int, until: float, reason: str, hit: bool = False) -> TaskResult:
         """Hold the task until its profile's limit resets (another task may have hit it)."""
@@ -179,7 +180,7 @@ class TaskRun(AttemptInputs, Finishing):
         profile = self.profile or ""
         self._publish(TaskPaused(self.plan.plan_id, self.task.id, number, profile, iso(until),
                                  reason, hit=hit))  # fmt: skip
-        return TaskResult("paused", reason)
+        return TaskResult(Status.PAUSED, reason)
 
     def _publish_waiting(self, question: str, number: int, terminal_id: str, still: bool) -> None:
         pid = self.plan.plan_id

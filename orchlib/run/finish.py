@@ -13,18 +13,21 @@ from orchlib.plan import Plan, Project, Task
 from orchlib.run.attempt import Outcome
 from orchlib.run.checks import Checked, run_checks
 from orchlib.run.worktrees import TaskTree
-from orchlib.state import stamps
+from orchlib.state import fingerprints, stamps
+from orchlib.state.model import Status
 
 
 @dataclass(frozen=True)
 class TaskResult:
-    """How a task ended in this run: done, failed, waiting (a question) or interrupted.
+    """How a task ended in this run: DONE, ERROR (`interrupted` when the run was stopped)
+    or QUESTION (waiting for an answer).
 
-    `paused`: not ended; its agent's usage limit holds it, and `run` continues it later.
+    PAUSED: not ended; its agent's usage limit holds it, and `run` continues it later.
     """
 
-    status: str
+    status: Status
     text: str
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,32 +66,29 @@ class Finishing:
 
     def _stamp(self, done: Attempted, checked: Checked) -> TaskResult:
         outcome = done.outcome
-        stamp: dict[str, Any] = {
-            "taskId": self.task.id,
-            "planId": self.plan.plan_id,
-            "project": self.task.project,
-            "title": self.task.title,
-            "summary": outcome.text,
-            "finishedAt": now_iso(),
-            "attempt": done.number,
-            "terminalId": done.terminal_id,
-            "specHash": self.co.spec_hash(self.plan, self.task),
-            "durationSeconds": round(time.monotonic() - done.started, 3),
-            "agent": self.task.agent.name,
-            "inputs": stamps.fingerprint_inputs(self.project, self.task),
-        }
-        if self.task.verify is not None:
-            stamp["verify"] = checked.verify
-        if checked.merge:
-            stamp["merge"] = checked.merge
-        if outcome.session_id:
-            stamp["sessionId"] = outcome.session_id
-        if outcome.usage:
-            stamp["usage"] = outcome.usage
+        duration = round(time.monotonic() - done.started, 3)
+        stamp = stamps.Stamp(
+            task_id=self.task.id,
+            plan_id=self.plan.plan_id,
+            project=self.task.project,
+            title=self.task.title,
+            summary=outcome.text,
+            finished_at=now_iso(),
+            attempt=done.number,
+            terminal_id=done.terminal_id,
+            spec_hash=self.co.spec_hash(self.plan, self.task),
+            duration_seconds=duration,
+            agent=self.task.agent.name,
+            inputs=fingerprints.fingerprint_inputs(self.project, self.task),
+            verify=checked.verify if self.task.verify is not None else None,
+            merge=checked.merge or None,
+            session_id=outcome.session_id or None,
+            usage=outcome.usage or None,
+        )
         stamps.write(self.co.stamp_path(self.plan.plan_id, self.task.id), stamp)
         if self.tree is not None:  # merged and stamped: the worktree has served
             self.tree.remove(done.number)
         self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
-                               done.terminal_id, stamp["durationSeconds"],
+                               done.terminal_id, duration,
                                outcome.usage))  # fmt: skip
-        return TaskResult("done", outcome.text)
+        return TaskResult(Status.DONE, outcome.text)

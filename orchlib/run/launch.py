@@ -64,18 +64,17 @@ class AttemptInputs:
             if other.project != self.task.project or other.id == self.task.id:
                 continue
             stamp = self.co.stamp(self.plan.plan_id, other.id)
-            if stamp and stamp.get("sessionId") and stamp.get("agent") == self.task.agent.name:
-                key = (str(stamp["finishedAt"]), str(stamp["sessionId"]))
+            if stamp and stamp.session_id and stamp.agent == self.task.agent.name:
+                key = (stamp.finished_at, stamp.session_id)
                 best = max(best, key) if best else key
         return best[1] if best else None
 
     def _prompt(self, terminal_id: str, number: int, feedback: str) -> str:
         deps = []
         for dep_id in self.task.depends_on:
-            dep, stamp = self.plan.tasks[dep_id], self.co.stamp(self.plan.plan_id, dep_id) or {}
-            deps.append(
-                DoneDependency(dep.id, dep.title, dep.project, str(stamp.get("summary", "")))
-            )
+            dep, stamp = self.plan.tasks[dep_id], self.co.stamp(self.plan.plan_id, dep_id)
+            summary = stamp.summary if stamp else ""
+            deps.append(DoneDependency(dep.id, dep.title, dep.project, summary))
         given = PromptInput(terminal_id, number, deps, answered_questions(self.previous), feedback)
         return render(self.co.root, self.plan, self.task, given, self.workspace)
 

@@ -29,13 +29,14 @@ from orchlib.run import uptodate
 from orchlib.run.prompt import template_dirs
 from orchlib.state import runlock
 from orchlib.state.orchdir import write_failure
+from orchlib.state.stamps import Stamp
 
 if TYPE_CHECKING:  # the state model is imported only when the files disagree
     from orchlib.state.model import PlanState, TaskRecord
 
 SYNC_FILE = "state.sync"
 Verdicts = Mapping[str, str | None]
-StampOf = Callable[[str], Mapping[str, Any] | None]
+StampOf = Callable[[str], Stamp | None]
 
 
 def sync_all(
@@ -143,21 +144,20 @@ def _agreed(record: TaskRecord, reason: str | None, stamp_of: StampOf) -> TaskRe
     return record
 
 
-def done_from_stamp(record: TaskRecord, stamp: Mapping[str, Any]) -> TaskRecord:
+def done_from_stamp(record: TaskRecord, stamp: Stamp) -> TaskRecord:
     """The record of a task whose stamp makes it up to date."""
     from orchlib.state.model import Status
 
-    attempt = stamp.get("attempt")
-    duration = stamp.get("durationSeconds")
+    attempt, duration = stamp.attempt, stamp.duration_seconds
     return replace(
         record,
         status=Status.DONE,
         percent=100,
-        summary=str(stamp.get("summary", "")),
-        finished_at=str(stamp.get("finishedAt", "")),
-        attempt=attempt if type(attempt) is int else record.attempt,
-        terminal_id=str(stamp.get("terminalId", "") or record.terminal_id),
-        duration=float(duration) if isinstance(duration, int | float) else record.duration,
+        summary=stamp.summary,
+        finished_at=stamp.finished_at,
+        attempt=attempt if attempt is not None else record.attempt,
+        terminal_id=stamp.terminal_id or record.terminal_id,
+        duration=float(duration) if duration is not None else record.duration,
         error="",
         last_update="",
         skipped_because=(),

@@ -104,8 +104,7 @@ def _read_stamps(co: Checkout, plan: Plan) -> dict[str, Entry]:
             task_id = item.name[:-5] if item.name.endswith(".json") else ""
             data = stamps.read(folder / item.name, task_id) if task_id in plan.tasks else None
             if data is not None:
-                inputs = data.get("inputs") or {}
-                found[task_id] = Entry(str(data["finishedAt"]), str(data.get("specHash")), inputs)
+                found[task_id] = Entry(data.finished_at, str(data.spec_hash), dict(data.inputs))
     return found
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from orchlib.errors import LockHeld
 from orchlib.run.git import GitResult, Repos, git
-from orchlib.state import stamps
+from orchlib.state import fingerprints
 from orchlib.state.runlock import run_lock
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class TaskTree:
         """Commit what the agent left, then merge the branch into the project's branch."""
         log, task = self.log(attempt), self.task
         message = f"{task.title}\n\n{self.plan_id}:{task.id} (attempt {attempt}): {summary}\n"
-        found = stamps.expand(self.workspace, task.outputs).values()
+        found = fingerprints.expand(self.workspace, task.outputs).values()
         outputs = [path for paths in found for path in paths]
         identity = self.repos.identity(self.repo, log)
         problem = self._commit(log, message, outputs, identity)
@@ -167,7 +167,7 @@ def sweep(co: Checkout) -> None:
             task = plan.tasks.get(entry.name)
             stamp = co.stamp(plan.plan_id, entry.name) if task is not None else None
             if task is not None and stamp is not None:
-                TaskTree(co, plan, task).remove(int(stamp.get("attempt") or 0))
+                TaskTree(co, plan, task).remove(stamp.attempt_number)
     # Empty folders go (no attempt is being prepared: the run lock is held), so that a
     # no-op run after a finished plan does not even look here again.
     for empty in (*folder.iterdir(), folder):

@@ -7,7 +7,6 @@ are unchanged, and no dependency was stamped after it (Make semantics).
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -17,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.fsutil import atomic_write, read_json
-from orchlib.plan import Plan, Project, Task
-
-Stamp = dict[str, Any]
+from orchlib.plan import Plan, Task, keys
+from orchlib.state.fingerprints import changed_input, missing_outputs
 
 
 def stamp_path(orch_dir: Path, plan_id: str, task_id: str) -> Path:
@@ -30,17 +28,13 @@ def stamp_path(orch_dir: Path, plan_id: str, task_id: str) -> Path:
 def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
     """Hash of everything that defines the work: a change re-runs the task."""
     project = plan.projects[task.project]
-    spec = {
-        "title": task.title,
-        "description": task.description,
-        "agent": _agent_repr(task),
-        "command": task.command,
-        "verify": task.verify,
-        "outputs": task.outputs,
-        "inputs": task.inputs,
-        "context": [plan.context, project.context],
-        "template": template_text,
-    }
+    spec: dict[str, Any] = {name: getattr(task, name) for name in keys.spec_fields(keys.TASK)}
+    spec["agent"] = _agent_repr(task)
+    # The plan's and the project's keys in the spec reach every task as one "context" list.
+    handed_down = ((plan, keys.PLAN), (project, keys.PROJECT))
+    spec["context"] = [getattr(o, name) for o, declared in handed_down
+                       for name in keys.spec_fields(declared)]  # fmt: skip
+    spec["template"] = template_text
     blob = json.dumps(spec, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
 
@@ -53,9 +47,12 @@ def _agent_repr(task: Task) -> list[Any]:
 def read(path: Path, task_id: str) -> Stamp | None:
     """The stamp at `path` if it is whole, well-formed and names `task_id`; else None."""
     data = read_json(path)
-    if data is None or shape_problem(data, task_id) is not None:
+    if data is None or data.get("taskId") != task_id:
         return None
-    return data
+    try:
+        return Stamp.from_json(data)
+    except StampError:
+        return None
 
 
 def damage(path: Path, task_id: str) -> str | None:
@@ -68,16 +65,95 @@ def damage(path: Path, task_id: str) -> str | None:
     return "not a JSON object" if data is None else shape_problem(data, task_id)
 
 
-_TEXT_FIELDS = ("specHash", "summary", "terminalId")
+class StampError(ValueError):
+    """A stamp file whose JSON has the wrong shape (a hand edit, a foreign tool)."""
 
 
-def shape_problem(data: Stamp, task_id: str) -> str | None:
-    """The first field of a stamp with the wrong type (a hand edit, a foreign tool)."""
-    if data.get("taskId") != task_id:
-        return f"taskId is {data.get('taskId')!r}, not {task_id!r}"
+InputPrint = list[Any]  # [size, mtime_ns, sha256] of one input file
+
+# The JSON keys in the order they are written; each optional one only when present.
+_KEYS = {
+    "taskId": "task_id", "planId": "plan_id", "project": "project", "title": "title",
+    "summary": "summary", "finishedAt": "finished_at", "attempt": "attempt",
+    "terminalId": "terminal_id", "specHash": "spec_hash", "durationSeconds": "duration_seconds",
+    "agent": "agent", "inputs": "inputs", "verify": "verify", "merge": "merge",
+    "sessionId": "session_id", "usage": "usage",
+}  # fmt: skip
+_ALWAYS = ("taskId", "summary", "finishedAt", "terminalId", "inputs")
+_TEXT = ("specHash", "summary", "terminalId")
+# Keys no check ever read: a value of another type is kept as it was, untyped, in `extra`.
+_LOOSE_TEXT = ("planId", "project", "title", "agent", "sessionId")
+_LOOSE_MAP = ("verify", "merge", "usage")
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A completion stamp (DESIGN §3), read and written only through its one JSON form."""
+
+    task_id: str
+    finished_at: str
+    summary: str = ""
+    attempt: int | None = None
+    terminal_id: str = ""
+    spec_hash: str | None = None
+    duration_seconds: float | None = None
+    inputs: Mapping[str, InputPrint] = field(default_factory=dict)
+    plan_id: str | None = None
+    project: str | None = None
+    title: str | None = None
+    agent: str | None = None
+    verify: Mapping[str, Any] | None = None
+    merge: Mapping[str, Any] | None = None
+    session_id: str | None = None
+    usage: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # keys of other versions, kept
+
+    @classmethod
+    def from_json(cls, data: object) -> Stamp:
+        """The stamp a parsed JSON value holds; StampError names the first wrong field."""
+        if not isinstance(data, dict):
+            raise StampError("not a JSON object")
+        problem = _problem(data)
+        if problem is not None:
+            raise StampError(problem)
+        known: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in _KEYS and _fits(key, value):
+                known[_KEYS[key]] = value
+            else:
+                extra[key] = value
+        return cls(**known, extra=extra)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object: the keys as `Finishing` has always written them, then the rest."""
+        out: dict[str, Any] = {}
+        for key, name in _KEYS.items():
+            value = getattr(self, name)
+            if key in _ALWAYS or value is not None:
+                out[key] = dict(value) if isinstance(value, Mapping) else value
+        return {**out, **self.extra}
+
+    @property
+    def attempt_number(self) -> int:
+        """The attempt that finished, 0 when the stamp does not say."""
+        return self.attempt or 0
+
+
+def _fits(key: str, value: object) -> bool:
+    if key in _LOOSE_TEXT:
+        return isinstance(value, str)
+    if key in _LOOSE_MAP:
+        return isinstance(value, dict)
+    return True  # checked by _problem
+
+
+def _problem(data: Mapping[str, Any]) -> str | None:
+    if not isinstance(data.get("taskId"), str):
+        return "taskId is not text"
     if not isinstance(data.get("finishedAt"), str):
         return "finishedAt is not a time"
-    for key in _TEXT_FIELDS:
+    for key in _TEXT:
         if key in data and not isinstance(data[key], str):
             return f"{key} is not text"
     attempt = data.get("attempt", 0)
@@ -88,6 +164,17 @@ def shape_problem(data: Stamp, task_id: str) -> str | None:
     inputs = data.get("inputs", {})
     if not isinstance(inputs, dict) or not all(_input_print(v) for v in inputs.values()):
         return "inputs is not a map of file -> [size, mtime, sha256]"
+    return None
+
+
+def shape_problem(data: object, task_id: str) -> str | None:
+    """The first thing wrong with a stamp's JSON for `task_id`, or None when it is valid."""
+    if isinstance(data, dict) and data.get("taskId") != task_id:
+        return f"taskId is {data.get('taskId')!r}, not {task_id!r}"
+    try:
+        Stamp.from_json(data)
+    except StampError as err:
+        return str(err)
     return None
 
 
@@ -107,7 +194,9 @@ def write(path: Path, stamp: Stamp) -> None:
     were not fsynced either. After a power loss a torn or missing stamp reads as "not
     done", so the task simply runs again. (It also keeps fsync off every dependent's path.)
     """
-    atomic_write(path, json.dumps(stamp, indent=2, ensure_ascii=False) + "\n", durable=False)
+    atomic_write(
+        path, json.dumps(stamp.to_json(), indent=2, ensure_ascii=False) + "\n", durable=False
+    )
 
 
 def remove(path: Path) -> bool:
@@ -128,68 +217,6 @@ def forget(path: Path) -> bool:
     return True
 
 
-def expand(
-    project: Project, patterns: tuple[str, ...], inside: bool = False
-) -> dict[str, list[str]]:
-    """Each glob (relative to the project) mapped to the sorted relative paths it matches;
-    with `inside`, only files that stay in the project once symlinks are resolved."""
-    root = str(project.root)
-    real_root = os.path.realpath(root) if inside else ""
-    found: dict[str, list[str]] = {}
-    for pattern in patterns:
-        matches = glob.glob(os.path.join(root, pattern), recursive=True)
-        if inside:
-            matches = [m for m in matches if _within(os.path.realpath(m), real_root)]
-        found[pattern] = sorted(os.path.relpath(m, root) for m in matches)
-    return found
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def missing_outputs(project: Project, task: Task) -> list[str]:
-    """Declared outputs (globs) that match nothing in the project: a match reached through
-    a symlink to a file outside it does not count (as a project path outside is refused)."""
-    return [p for p, hits in expand(project, task.outputs, inside=True).items() if not hits]
-
-
-def fingerprint_inputs(project: Project, task: Task) -> dict[str, list[Any]]:
-    """Size, mtime and sha256 of every input file, keyed by path relative to the project."""
-    prints: dict[str, list[Any]] = {}
-    for hits in expand(project, task.inputs).values():
-        for rel in hits:
-            full = project.root / rel
-            if full.is_file():
-                st = full.stat()
-                prints[rel] = [st.st_size, st.st_mtime_ns, _sha256(full)]
-    return prints
-
-
-def changed_input(project: Project, task: Task, recorded: Mapping[str, Any]) -> str | None:
-    """The first input that differs from the stamp's record, or None (cheap stat first)."""
-    current = {rel for hits in expand(project, task.inputs).values() for rel in hits}
-    current = {rel for rel in current if (project.root / rel).is_file()}
-    for rel in sorted(current ^ set(recorded)):
-        return rel
-    for rel in sorted(current):
-        size, mtime_ns, digest = recorded[rel]
-        st = (project.root / rel).stat()
-        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) and _sha256(
-            project.root / rel
-        ) != digest:
-            return rel
-    return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class Done:
     """What a valid stamp says that the up-to-date rule needs."""
@@ -203,7 +230,7 @@ class Done:
         """The facts of a valid stamp (None stays None)."""
         if stamp is None:
             return None
-        return cls(str(stamp["finishedAt"]), str(stamp.get("specHash")), stamp.get("inputs") or {})
+        return cls(stamp.finished_at, str(stamp.spec_hash), dict(stamp.inputs))
 
 
 def why_not_done(

@@ -8,8 +8,8 @@ from typing import Any
 
 from orchlib.plan import Plan
 from orchlib.state.model import PlanState, Status, aggregate_status
+from orchlib.state.stamps import Stamp
 from orchlib.state.table import (
-    Stamp,
     effective_state,
     last_line,
     status_label,

@@ -13,9 +13,9 @@ from pathlib import Path
 from orchlib.plan import Plan
 from orchlib.state.model import PlanState, Status, TaskRecord, aggregate_status
 from orchlib.state.render import one_line, relative_path, skip_reason, state_label, unfinished_deps
+from orchlib.state.stamps import Stamp
 from orchlib.state.transitions import parse_time, reconcile
 
-Stamp = Mapping[str, object]
 HEADER = ("TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LOG", "LAST")
 USAGE_HEADER = ("COST", "TOKENS")
 LAST_WIDTH_OFF_TTY = 60
@@ -57,7 +57,11 @@ def render_status(
 
 def task_usage(stamp: Stamp | None) -> dict[str, float]:
     """Cost (USD) and tokens (input + output) the agent reported for the task's last attempt."""
-    usage = stamp.get("usage") if stamp else None
+    return usage_figures(stamp.usage if stamp else None)
+
+
+def usage_figures(usage: object) -> dict[str, float]:
+    """Cost (USD) and tokens (input + output) in an agent's usage report."""
     if not isinstance(usage, Mapping):
         return {}
     found: dict[str, float] = {}
@@ -105,25 +109,21 @@ def _with_stamp(record: TaskRecord, stamp: Stamp | None) -> TaskRecord:
     return replace(
         record,
         status=Status.DONE,
-        summary=str(stamp.get("summary", "")),
-        finished_at=str(stamp.get("finishedAt", "")),
-        attempt=_int(stamp.get("attempt"), record.attempt),
-        terminal_id=str(stamp.get("terminalId", "") or record.terminal_id),
-        duration=_number(stamp.get("durationSeconds")),
+        summary=stamp.summary,
+        finished_at=stamp.finished_at,
+        attempt=stamp.attempt if stamp.attempt is not None else record.attempt,
+        terminal_id=stamp.terminal_id or record.terminal_id,
+        duration=_number(stamp.duration_seconds),
     )
 
 
 def _stamp_is_newer(stamp: Stamp, record: TaskRecord) -> bool:
     if record.status is Status.PENDING:
         return True
-    stamped = parse_time(str(stamp.get("finishedAt", "")))
+    stamped = parse_time(stamp.finished_at)
     seen = [parse_time(t) for t in (record.started_at, record.finished_at)]
     latest = max((t for t in seen if t is not None), default=None)
     return stamped is not None and (latest is None or stamped >= latest)
-
-
-def _int(value: object, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def _number(value: object) -> float | None:

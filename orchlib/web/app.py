@@ -25,6 +25,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchlib.errors import OrchError
+from orchlib.state.model import Status
 from orchlib.web import sse
 from orchlib.web.files import Source, UnknownTask, chunks, is_ident, summary
 from orchlib.web.watch import Watcher
@@ -154,7 +155,9 @@ class _Api:
             record = self.watcher.task(plan_id, task_id) or {}
             latest = record.get("attempt")
             latest = latest if isinstance(latest, int) else 0
-            return latest > attempt or (latest == attempt and record.get("status") != "IN_PROGRESS")
+            return latest > attempt or (
+                latest == attempt and record.get("status") != Status.IN_PROGRESS.value
+            )
 
         def stopping() -> bool:
             return self.watcher.stopping

@@ -128,7 +128,11 @@ class Source:
         DONE task whose record has none: state.json does not carry them, the stamp does."""
         tasks = data.get("tasks")
         for task in tasks if isinstance(tasks, list) else []:
-            if isinstance(task, dict) and task.get("status") == "DONE" and "usage" not in task:
+            if (
+                isinstance(task, dict)
+                and task.get("status") == Status.DONE.value
+                and "usage" not in task
+            ):
                 usage = self._stamp_usage(plan_id, str(task.get("id", "")))
                 if usage:
                     task["usage"] = usage
@@ -144,7 +148,7 @@ class Source:
             return cached[1]
         real = self.inside(path)
         stamp = stamps.read(real, task_id) if real is not None else None
-        usage = stamp.get("usage") if stamp else None
+        usage = stamp.usage if stamp else None
         self._usage[path] = (seen, usage)
         return usage
 
