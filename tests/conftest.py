@@ -57,6 +57,7 @@ class Checkout:
         (root / "dodo.py").write_text("from orchlib.dodo import *  # noqa: F403\n")
         self.scenario_file = root / "scenario.json"
         self.record_file = root / "record.jsonl"
+        self.started: list[subprocess.Popen[str]] = []  # stopped at teardown if a test did not
         self.scenario({})
 
     def agent(self, prompt: str = "stdin") -> dict[str, Any]:
@@ -90,10 +91,12 @@ class Checkout:
         )  # fmt: skip
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "doit", *args], cwd=self.root, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, env=self._env(env), start_new_session=True,
         )  # fmt: skip
+        self.started.append(proc)
+        return proc
 
     def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
         env = dict(os.environ)
@@ -139,6 +142,14 @@ def _kill_leftovers(co: Checkout) -> None:
     for rec in co.records():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(rec["pid"], signal.SIGKILL)
+    # A `doit` a failed test left running would be collected during a later test, whose
+    # filterwarnings=error then fails on the ResourceWarning: stop and reap it here.
+    for proc in co.started:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=10)
 
 
 def pid_alive(pid: int) -> bool:

@@ -146,6 +146,8 @@ def test_a_worker_killed_mid_attempt_loses_nothing_and_costs_no_retry(
     run = checkout.start(*on(cluster, "-n", "2"))
     checkout.wait_for(lambda: checkout.stamp("quick", PLAN) is not None)
     checkout.wait_for(lambda: records(checkout).get("slow", {}).get("host") in workers)
+    # state.json names the host before the agent runs: wait for the agent itself
+    checkout.wait_for(lambda: "slow" in checkout.dispatched())
     first = records(checkout)["slow"]
     agent = next(r["pid"] for r in checkout.records() if r["task"] == "slow")
     os.kill(workers[first["host"]], signal.SIGKILL)
