@@ -16,7 +16,7 @@ from orchlib.checkout import Checkout
 from orchlib.doitedge import loader
 from orchlib.doitedge.doitapi import CmdParseError
 from orchlib.errors import OrchError
-from orchlib.state.render import printable
+from orchlib.textsafe import printable
 
 _LOCATED = re.compile(r"^\S+:\d+:\d+: ")  # plans/x.yaml:14:7: tasks[2]...: message
 

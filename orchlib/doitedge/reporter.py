@@ -13,8 +13,8 @@ from orchlib.checkout import Checkout
 from orchlib.doitedge.doitapi import TaskError, UnmetDependency
 from orchlib.doitedge.loader import orch_meta
 from orchlib.events import TaskFailed, TaskSkipped, TaskUpToDate
-from orchlib.state.render import printable
 from orchlib.state.stamps import Stamp
+from orchlib.textsafe import printable
 
 
 class PlanReporter:

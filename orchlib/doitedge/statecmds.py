@@ -26,7 +26,7 @@ from orchlib.plan import Plan
 from orchlib.run import statesync, uptodate
 from orchlib.run.prompt import template_dirs
 from orchlib.state import runlock
-from orchlib.state.render import printable
+from orchlib.textsafe import printable
 
 opt_json = {
     "name": "as_json",

@@ -20,7 +20,6 @@ TEMPLATE_NAME = "orchestration.md.j2"
 
 # C0 and C1 controls (C1 includes 8-bit CSI and OSC) and the Unicode line breaks.
 _BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _MARKDOWN = {"|": "\\|", "<": "&lt;", "[": "\\[", "]": "\\]", "`": "\\`"}
 _MERMAID = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "`": "#96;"}
 _PLAIN_YAML = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*|\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)?")
@@ -43,12 +42,6 @@ CLASS_STYLES = (
 def one_line(text: str) -> str:
     """Text on one line: line breaks and control characters become single spaces."""
     return " ".join(_BREAKS.sub(" ", text).split())
-
-
-def printable(text: str) -> str:
-    """`text` with control characters but newline and tab shown escaped (`\\x1b`): plan
-    and agent text printed to a terminal must not drive it (retitle it, move the cursor)."""
-    return _CONTROLS.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
 
 
 def md_text(text: str) -> str:
