@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -47,6 +50,20 @@ class Interrupt:
     def is_set(self) -> bool:
         """True once the run was interrupted."""
         return self.event.is_set()
+
+    @contextlib.contextmanager
+    def on_signals(self) -> Iterator[None]:
+        """While inside, SIGINT/SIGTERM trigger this switch (the previous handlers after)."""
+
+        def handler(signum: int, frame: object) -> None:
+            self.trigger(signal.Signals(signum).name)
+
+        old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, previous in old.items():
+                signal.signal(sig, previous)
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,7 +53,7 @@ def run_plans(
 ) -> int:
     """Run the plan tasks doit selected; the exit code follows DESIGN §4."""
     check_writable(co.root)  # before the run lock, which is the first file written
-    with _signals(co), _short_gil_slices(), run_lock(co.orch_dir):
+    with co.interrupt.on_signals(), _short_gil_slices(), run_lock(co.orch_dir):
         to_run = [_plan_task(co, t) for t in chosen]
         co.executor = choose_executor(co, to_run, opts)  # a cluster is reached on first use
         try:
@@ -231,18 +230,3 @@ def _short_gil_slices() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(old)
-
-
-@contextlib.contextmanager
-def _signals(co: Checkout) -> Iterator[None]:
-    """SIGINT/SIGTERM stop the run: agents are terminated, no new attempt starts."""
-
-    def stop(signum: int, frame: Any) -> None:
-        co.interrupt.trigger(signal.Signals(signum).name)
-
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)

@@ -10,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from orchlib.checkout import Interrupt
 from orchlib.executors.base import Job
@@ -108,18 +106,3 @@ def _texts(r: Round) -> list[str]:
     for line in splitter.flush():
         found.extend(adapter.texts(line))
     return found
-
-
-@contextlib.contextmanager
-def signals(stop: Interrupt) -> Iterator[None]:
-    """SIGINT/SIGTERM stop the round: the agent's process group is terminated."""
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.trigger(signal.Signals(signum).name)
-
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)

@@ -76,7 +76,7 @@ class Drafting:
         refused = self._refused(self.state.plan_id)
         if refused is not None:
             return refused
-        with dispatch.signals(self.stop):
+        with self.stop.on_signals():
             while self.state.failed < self.state.rounds:
                 result = self._round()
                 if result is not None:
