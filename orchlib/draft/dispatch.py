@@ -19,6 +19,7 @@ from orchlib.executors.base import Job
 from orchlib.executors.local import LocalExecutor
 from orchlib.fsutil import atomic_write
 from orchlib.plan import AgentSpec, Limits
+from orchlib.plan.environment import EnvPolicy
 from orchlib.run import agents
 from orchlib.run.attempt import Follow, Outcome, follow
 from orchlib.run.markers import Kind, LineSplitter, scan
@@ -61,7 +62,8 @@ def run(r: Round, prompt: str, stop: Interrupt, on_progress: Callable[[int, str]
     on_stdin = inv.prompt_mode == "stdin"
     job = Job(inv.argv, r.checkout, env, r.log, f"{r.draft_id}:{TASK_ID}",
               stdin=prompt.encode("utf-8") if on_stdin else None, keep_stdin=not on_stdin,
-              stdin_file=r.prompt_file if on_stdin else None)  # fmt: skip
+              stdin_file=r.prompt_file if on_stdin else None,
+              policy=EnvPolicy(), logins=agents.logins(r.agent))  # fmt: skip
     # A draft runs beside the checkout, never on a cluster: always on this machine.
     proc = LocalExecutor(stop.wake_fd, stop.is_set).start(job)
     adapter = agents.adapter(r.agent)

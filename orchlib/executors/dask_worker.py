@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchlib.plan.environment import EnvPolicy, Logins, compose
+
 # The group leader of a remote agent: `setpriv` (util-linux) asks the kernel for SIGTERM
 # when the worker dies (PR_SET_PDEATHSIG) and execs `sh` in a new session with this script.
 # On SIGTERM (the worker died, or it is asked to stop) it TERMs the whole group and KILLs it
@@ -51,6 +53,15 @@ class Spec:
     stdin: bytes | None = None
     keep_stdin: bool = False
     claim: bool = True  # False where the scheduler never re-runs a task (allowed-failures 0)
+    # The task's `environment` policy: applied here, to this worker's own environment (§13).
+    policy: EnvPolicy | None = None
+    logins: Logins = field(default_factory=Logins)
+
+    def environ(self) -> dict[str, str]:
+        """The agent's environment on this worker."""
+        if self.policy is None:
+            return {**os.environ, **self.env}
+        return compose(os.environ, self.policy, self.logins, self.env)
 
 
 def claim_name(token: str) -> str:
@@ -140,7 +151,7 @@ class _Attempt:
         return subprocess.Popen(
             [*shim, *self.spec.argv],
             cwd=self.spec.cwd,
-            env={**os.environ, **self.spec.env},
+            env=self.spec.environ(),
             stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
             stdout=out_w,
             stderr=out_w,

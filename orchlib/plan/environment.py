@@ -1,0 +1,105 @@
+"""What a task's processes inherit from the environment they start in (DESIGN §13).
+
+`EnvPolicy` is the plan's `environment` key, resolved for one task; `Logins` names the
+variables agent CLIs log in with. Both are plain data: a `Job` carries them to whatever
+starts the process, and `compose` builds the environment there, over that host's own
+(the dask worker's environment on a cluster, DESIGN §8). No import of orchlib here: a dask
+worker imports this module alone.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+
+INHERIT_MODES = ("all", "core", "none")
+CORE = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "LANG", "TERM", "TZ")
+CORE_PREFIXES = ("LC_",)
+DEFAULT_EXCLUDE = ("*KEY*", "*SECRET*", "*TOKEN*", "*PASSWORD*", "*CREDENTIAL*")
+
+
+@dataclass(frozen=True)
+class EnvPolicy:
+    """The `environment` of a task: what it inherits, withholds, keeps and sets."""
+
+    inherit: str = "all"
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    include: tuple[str, ...] = ()
+    set: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnvLayer:
+    """One level's `environment` as written (plan, project or task); None: not given."""
+
+    inherit: str | None = None
+    exclude: tuple[str, ...] | None = None
+    include: tuple[str, ...] | None = None
+    set: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Logins:
+    """Variables agent CLIs log in with: the agent's own reach it whatever the policy says;
+    other CLIs' are withheld unless `include` names them (DESIGN §13)."""
+
+    own: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()
+
+
+def nearer(outer: EnvPolicy, layer: EnvLayer) -> EnvPolicy:
+    """`outer` with the fields `layer` gives: the nearest wins field by field; `set` merges
+    variable by variable (a project's NODE_ENV does not drop the plan's other settings)."""
+    return EnvPolicy(
+        inherit=outer.inherit if layer.inherit is None else layer.inherit,
+        exclude=outer.exclude if layer.exclude is None else layer.exclude,
+        include=outer.include if layer.include is None else layer.include,
+        set=dict(outer.set) if layer.set is None else {**outer.set, **layer.set},
+    )
+
+
+def matches(name: str, patterns: Iterable[str]) -> bool:
+    """Whether a variable name matches one of the globs, ignoring case."""
+    upper = name.upper()
+    return any(fnmatch.fnmatchcase(upper, pattern.upper()) for pattern in patterns)
+
+
+def _inherited(name: str, inherit: str) -> bool:
+    if inherit == "all":
+        return True
+    return inherit == "core" and (name in CORE or name.startswith(CORE_PREFIXES))
+
+
+def _withheld(name: str, policy: EnvPolicy, logins: Logins) -> bool:
+    """Kept out as a secret: another CLI's login, or a name `exclude` matches."""
+    return name in logins.others or matches(name, policy.exclude)
+
+
+def keeps(name: str, policy: EnvPolicy, logins: Logins) -> bool:
+    """Whether a variable of the base environment reaches the process."""
+    if name in logins.own or matches(name, policy.include):
+        return True
+    return _inherited(name, policy.inherit) and not _withheld(name, policy, logins)
+
+
+def compose(
+    base: Mapping[str, str],
+    policy: EnvPolicy,
+    logins: Logins,
+    overlay: Mapping[str, str],
+) -> dict[str, str]:
+    """The environment of a process: `base` filtered by `policy`, then the policy's `set`,
+    then `overlay` (orchlib's own variables and the agent's `env`)."""
+    env = {name: value for name, value in base.items() if keeps(name, policy, logins)}
+    env.update(policy.set)
+    env.update(overlay)
+    return env
+
+
+def withheld(base: Collection[str], policy: EnvPolicy, logins: Logins) -> list[str]:
+    """The names of `base` kept out as secrets (sorted); those `inherit` merely leaves out
+    are not listed (PWD is not a secret)."""
+    return sorted(
+        name for name in base if not keeps(name, policy, logins) and _withheld(name, policy, logins)
+    )
