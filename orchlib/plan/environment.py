@@ -10,6 +10,8 @@ worker imports this module alone.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -61,26 +63,40 @@ def nearer(outer: EnvPolicy, layer: EnvLayer) -> EnvPolicy:
 
 def matches(name: str, patterns: Iterable[str]) -> bool:
     """Whether a variable name matches one of the globs, ignoring case."""
-    upper = name.upper()
-    return any(fnmatch.fnmatchcase(upper, pattern.upper()) for pattern in patterns)
+    return _compiled(tuple(patterns)).match(name) is not None
 
 
-def _inherited(name: str, inherit: str) -> bool:
-    if inherit == "all":
-        return True
-    return inherit == "core" and (name in CORE or name.startswith(CORE_PREFIXES))
+@functools.lru_cache(maxsize=64)
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex for a list of globs (a policy's are matched against every variable)."""
+    if not patterns:
+        return re.compile(r"(?!)")  # matches nothing
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns), re.IGNORECASE)
 
 
-def _withheld(name: str, policy: EnvPolicy, logins: Logins) -> bool:
-    """Kept out as a secret: another CLI's login, or a name `exclude` matches."""
-    return name in logins.others or matches(name, policy.exclude)
+class _Filter:
+    """A policy and its logins made ready to judge every variable of an environment."""
 
+    def __init__(self, policy: EnvPolicy, logins: Logins) -> None:
+        self.inherit = policy.inherit
+        self.own, self.others = frozenset(logins.own), frozenset(logins.others)
+        self.include = _compiled(tuple(policy.include)).match
+        self.exclude = _compiled(tuple(policy.exclude)).match
 
-def keeps(name: str, policy: EnvPolicy, logins: Logins) -> bool:
-    """Whether a variable of the base environment reaches the process."""
-    if name in logins.own or matches(name, policy.include):
-        return True
-    return _inherited(name, policy.inherit) and not _withheld(name, policy, logins)
+    def withheld(self, name: str) -> bool:
+        """Kept out as a secret: another CLI's login, or a name `exclude` matches."""
+        return name in self.others or self.exclude(name) is not None
+
+    def keeps(self, name: str) -> bool:
+        """Whether a variable of the base environment reaches the process."""
+        if name in self.own or self.include(name) is not None:
+            return True
+        return self._inherited(name) and not self.withheld(name)
+
+    def _inherited(self, name: str) -> bool:
+        if self.inherit == "all":
+            return True
+        return self.inherit == "core" and (name in CORE or name.startswith(CORE_PREFIXES))
 
 
 def compose(
@@ -91,7 +107,8 @@ def compose(
 ) -> dict[str, str]:
     """The environment of a process: `base` filtered by `policy`, then the policy's `set`,
     then `overlay` (orchlib's own variables and the agent's `env`)."""
-    env = {name: value for name, value in base.items() if keeps(name, policy, logins)}
+    keeps = _Filter(policy, logins).keeps
+    env = {name: value for name, value in base.items() if keeps(name)}
     env.update(policy.set)
     env.update(overlay)
     return env
@@ -100,6 +117,5 @@ def compose(
 def withheld(base: Collection[str], policy: EnvPolicy, logins: Logins) -> list[str]:
     """The names of `base` kept out as secrets (sorted); those `inherit` merely leaves out
     are not listed (PWD is not a secret)."""
-    return sorted(
-        name for name in base if not keeps(name, policy, logins) and _withheld(name, policy, logins)
-    )
+    judge = _Filter(policy, logins)
+    return sorted(name for name in base if not judge.keeps(name) and judge.withheld(name))
