@@ -65,6 +65,10 @@ def test_include_inherit_set_and_overlay() -> None:
     assert none == {"A": "1"}
 
 
+def test_no_policy_passes_everything() -> None:
+    assert compose(BASE, None, agents.logins(None), {"A": "1"}) == {**BASE, "A": "1"}
+
+
 def test_withheld_names_the_secrets_not_what_inherit_leaves_out() -> None:
     names = withheld(BASE, EnvPolicy(inherit="core"), agents.logins(None))
     assert names == ["ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN",

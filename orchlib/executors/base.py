@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from orchlib.plan.environment import EnvPolicy, Logins, compose
+from orchlib.plan.environment import EnvPolicy, Logins
 
 TERM_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of an attempt's process group
 
@@ -44,13 +44,6 @@ class Job:
     # the environment is built where the process starts. None: all of it.
     policy: EnvPolicy | None = None
     logins: Logins = field(default_factory=Logins)
-
-
-def job_env(job: Job, host_env: Mapping[str, str]) -> dict[str, str]:
-    """The environment `job`'s process starts with on a host whose environment is `host_env`."""
-    if job.policy is None:
-        return {**host_env, **job.env}
-    return compose(host_env, job.policy, job.logins, job.env)
 
 
 class Handle(Protocol):

@@ -57,12 +57,6 @@ class Spec:
     policy: EnvPolicy | None = None
     logins: Logins = field(default_factory=Logins)
 
-    def environ(self) -> dict[str, str]:
-        """The agent's environment on this worker."""
-        if self.policy is None:
-            return {**os.environ, **self.env}
-        return compose(os.environ, self.policy, self.logins, self.env)
-
 
 def claim_name(token: str) -> str:
     """The Event that marks an attempt as started: a second start is Dask re-running it."""
@@ -151,7 +145,7 @@ class _Attempt:
         return subprocess.Popen(
             [*shim, *self.spec.argv],
             cwd=self.spec.cwd,
-            env=self.spec.environ(),
+            env=compose(os.environ, self.spec.policy, self.spec.logins, self.spec.env),
             stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
             stdout=out_w,
             stderr=out_w,

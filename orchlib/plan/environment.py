@@ -101,12 +101,15 @@ class _Filter:
 
 def compose(
     base: Mapping[str, str],
-    policy: EnvPolicy,
+    policy: EnvPolicy | None,
     logins: Logins,
     overlay: Mapping[str, str],
 ) -> dict[str, str]:
     """The environment of a process: `base` filtered by `policy`, then the policy's `set`,
-    then `overlay` (orchlib's own variables and the agent's `env`)."""
+    then `overlay` (orchlib's own variables and the agent's `env`). No policy: all of
+    `base` (a process of orchlib's own)."""
+    if policy is None:
+        return {**base, **overlay}
     keeps = _Filter(policy, logins).keeps
     env = {name: value for name, value in base.items() if keeps(name)}
     env.update(policy.set)
