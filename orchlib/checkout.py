@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchlib.plan import Plan, Task
+from orchlib.plan.environment import DEFAULT_EXCLUDE
 from orchlib.plan.file import load_plans
+from orchlib.redact import Secrets, secrets_in
 from orchlib.run import prompt
 from orchlib.run.pauses import Pauses
 from orchlib.state import stamps
@@ -129,13 +131,25 @@ class Checkout:
 
     @property
     def bus(self) -> Bus:
-        """The run's event bus (created when the run first needs it)."""
+        """The run's event bus (created when the run first needs it); the text of every
+        event is free of secrets before any subscriber sees it (DESIGN §13)."""
         with self.run.lock:
             if self.run.bus is None:
                 from orchlib import events
 
-                self.run.bus = events.Bus()
+                self.run.bus = events.Bus(self.secrets.redact if self.secrets else None)
             return self.run.bus
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        """This process's secret values: of every CLI's login variables, and of those the
+        default excludes or any `exclude` of the plans name (`include` gives a variable to
+        a task; it does not make its value fit to show)."""
+        from orchlib.run.agents import all_logins
+
+        patterns = {glob for plan in self.plans.values() for task in plan.tasks.values()
+                    for glob in task.environment.exclude}  # fmt: skip
+        return secrets_in(os.environ, (*DEFAULT_EXCLUDE, *sorted(patterns)), all_logins())
 
     @property
     def repos(self) -> Repos:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
+from typing import Any
 
 
 def now_iso() -> str:
@@ -154,10 +155,29 @@ class RunFinished(Event):
 Handler = Callable[[Event], None]
 
 
-class Bus:
-    """Publishes events to subscribers in order; a failing handler never stops the run."""
+def scrubbed(event: Event, clean: Callable[[str], str]) -> Event:
+    """`event` with `clean` applied to its text fields (strings and tuples of strings)."""
+    changes: dict[str, Any] = {}
+    for item in fields(event):
+        value = getattr(event, item.name)
+        if isinstance(value, str):
+            new: Any = clean(value)
+        elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+            new = tuple(clean(v) for v in value)
+        else:
+            continue
+        if new != value:
+            changes[item.name] = new
+    return replace(event, **changes) if changes else event
 
-    def __init__(self) -> None:
+
+class Bus:
+    """Publishes events to subscribers in order; a failing handler never stops the run.
+
+    `clean`, when given, is applied to every event's text first (the secret filter)."""
+
+    def __init__(self, clean: Callable[[str], str] | None = None) -> None:
+        self._clean = clean
         self._handlers: list[Handler] = []
         self._syncs: list[Callable[[], None]] = []
         self._lock = threading.RLock()
@@ -177,6 +197,8 @@ class Bus:
 
     def publish(self, event: Event) -> None:
         """Hand the event to every handler, in subscription order."""
+        if self._clean is not None:
+            event = scrubbed(event, self._clean)
         with self._lock:
             for handler in self._handlers:
                 try:

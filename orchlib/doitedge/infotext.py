@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from orchlib.checkout import Checkout
-from orchlib.plan import Plan
-from orchlib.run import statesync, uptodate
+from orchlib.plan import Plan, Task, environment
+from orchlib.run import agents, statesync, uptodate
 from orchlib.state.model import Status, TaskRecord
 
 
@@ -33,9 +34,19 @@ def task_info(co: Checkout, plan_id: str, task_id: str) -> tuple[str, bool]:
         ("log", _rel(co, Path(record.log)) if record is not None and record.log else ""),
         ("outputs", ", ".join(task.outputs)),
         ("inputs", ", ".join(task.inputs)),
+        ("withheld", _withheld(task)),
     ]
     lines += [f"  {label}: {value}" for label, value in rows if value]
     return "\n".join(lines) + "\n", reason is None
+
+
+def _withheld(task: Task) -> str:
+    """The variables of this environment the task's processes do not get (names only)."""
+    agent = task.agent if task.command is None else None
+    names = environment.withheld(os.environ, task.environment, agents.logins(agent))
+    inherit = task.environment.inherit
+    kept = "" if inherit == "all" else f" (inherit: {inherit})"
+    return (", ".join(names) or "nothing") + kept
 
 
 def _stamp_line(co: Checkout, path: Path) -> str:

@@ -2,7 +2,8 @@
 
 JSON-stream CLIs (claude, codex, gemini, opencode) write one event per line; the log is
 decoded to what a person reads: the assistant's text, one line per tool call, the result.
-`--raw` prints the bytes as written. `-f` follows the log while the attempt runs.
+`--raw` prints the bytes as written; otherwise secret values read `[secret:NAME]`.
+`-f` follows the log while the attempt runs.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,7 +66,7 @@ class Log(OneLineErrors, Command):  # type: ignore[misc]
         path = co.log_path(plan_id, task_id, number)
         if not path.is_file():
             return fail(f"log: {path.relative_to(co.root)}: no such attempt")
-        decode = _Decoder(None if params["raw"] else plan.tasks[task_id])
+        decode = _Decoder(None if params["raw"] else plan.tasks[task_id], co.secrets.redact)
         try:
             _show(co, path, decode, sys.stdout, params["follow"], (plan_id, task_id, number))
         except KeyboardInterrupt:
@@ -111,8 +113,9 @@ def _running(co: Checkout, plan_id: str, task_id: str, number: int) -> bool:
 class _Decoder:
     """Turns one transcript line into what a person reads (None task: raw)."""
 
-    def __init__(self, task: Task | None) -> None:
+    def __init__(self, task: Task | None, redact: Callable[[str], str] = str) -> None:
         self.raw = task is None
+        self.redact = redact  # the secret filter: only --raw shows what was printed
         agent = task.agent if task is not None and task.command is None else None
         self.kind = (agent.profile or "custom") if agent is not None else "plain"
         self.adapter = agents.adapter(agent) if agent is not None else None
@@ -122,7 +125,7 @@ class _Decoder:
             out.write(line + "\n")
             return
         for text in self.texts(line):
-            out.write(strip_ansi(text).rstrip("\n") + "\n")
+            out.write(self.redact(strip_ansi(text).rstrip("\n")) + "\n")
 
     def texts(self, line: str) -> list[str]:
         doc = _json(line)

@@ -8,10 +8,11 @@ own session (`terminal.spawn`), the same marker reader with stall and exit-grace
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchlib.checkout import Interrupt
@@ -19,6 +20,8 @@ from orchlib.executors.base import Job
 from orchlib.executors.local import LocalExecutor
 from orchlib.fsutil import atomic_write
 from orchlib.plan import AgentSpec, Limits
+from orchlib.plan.environment import DEFAULT_EXCLUDE, EnvPolicy
+from orchlib.redact import secrets_in
 from orchlib.run import agents
 from orchlib.run.attempt import Follow, Outcome, follow
 from orchlib.run.markers import Kind, LineSplitter, scan
@@ -61,12 +64,19 @@ def run(r: Round, prompt: str, stop: Interrupt, on_progress: Callable[[int, str]
     on_stdin = inv.prompt_mode == "stdin"
     job = Job(inv.argv, r.checkout, env, r.log, f"{r.draft_id}:{TASK_ID}",
               stdin=prompt.encode("utf-8") if on_stdin else None, keep_stdin=not on_stdin,
-              stdin_file=r.prompt_file if on_stdin else None)  # fmt: skip
+              stdin_file=r.prompt_file if on_stdin else None,
+              policy=EnvPolicy(), logins=agents.logins(r.agent))  # fmt: skip
     # A draft runs beside the checkout, never on a cluster: always on this machine.
     proc = LocalExecutor(stop.wake_fd, stop.is_set).start(job)
     adapter = agents.adapter(r.agent)
-    watch = Follow(proc, r.log, r.terminal_id, Limits(), adapter, stop.event, on_progress)
-    return follow(watch)
+    clean = secrets_in(os.environ, DEFAULT_EXCLUDE, agents.all_logins()).redact
+
+    def progress(percent: int, text: str) -> None:
+        on_progress(percent, clean(text))
+
+    watch = Follow(proc, r.log, r.terminal_id, Limits(), adapter, stop.event, progress)
+    outcome = follow(watch)  # its words are shown and kept in .orch/drafts/: no secrets
+    return replace(outcome, text=clean(outcome.text))
 
 
 def _orch_env(r: Round) -> dict[str, str]:

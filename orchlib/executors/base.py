@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from orchlib.plan.environment import EnvPolicy, Logins
+
 TERM_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of an attempt's process group
 
 
@@ -26,7 +28,7 @@ class Job:
 
     argv: tuple[str, ...]
     cwd: Path  # the project folder (or the task's worktree)
-    env: Mapping[str, str]  # only the additions; the executor lays them over its host's env
+    env: Mapping[str, str]  # only the additions; laid over the host's env as `policy` filters it
     log: Path  # the transcript, under .orch/ (a local path of the checkout)
     key: str = ""  # "<planId>:<taskId>" (one task per project at once is the scheduler's job)
     stdin: bytes | None = None  # the prompt for `prompt: stdin` (stdin is closed after it)
@@ -38,6 +40,10 @@ class Job:
     # The host to run on where the executor has several (a verify runs where its attempt
     # ran, DESIGN §8); "" for anywhere. The local executor has one host only.
     near: str = ""
+    # What the process inherits from its host's environment (DESIGN §13): plain data, so
+    # the environment is built where the process starts. None: all of it.
+    policy: EnvPolicy | None = None
+    logins: Logins = field(default_factory=Logins)
 
 
 class Handle(Protocol):

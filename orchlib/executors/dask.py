@@ -156,7 +156,7 @@ class DaskExecutor:
         env = {k: str(v) for k, v in job.env.items()}
         argv, cwd = tuple(job.argv), str(job.cwd)
         spec = Spec(token, self.topic, self.lease, argv, cwd, env, job.stdin, job.keep_stdin)
-        spec = replace(spec, claim=self._claims)
+        spec = replace(spec, claim=self._claims, policy=job.policy, logins=job.logins)
         with self._hlock:
             self._handles[token] = handle
         handle.future = self.client.submit(

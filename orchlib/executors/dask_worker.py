@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchlib.plan.environment import EnvPolicy, Logins, compose
+
 # The group leader of a remote agent: `setpriv` (util-linux) asks the kernel for SIGTERM
 # when the worker dies (PR_SET_PDEATHSIG) and execs `sh` in a new session with this script.
 # On SIGTERM (the worker died, or it is asked to stop) it TERMs the whole group and KILLs it
@@ -51,6 +53,9 @@ class Spec:
     stdin: bytes | None = None
     keep_stdin: bool = False
     claim: bool = True  # False where the scheduler never re-runs a task (allowed-failures 0)
+    # The task's `environment` policy: applied here, to this worker's own environment (§13).
+    policy: EnvPolicy | None = None
+    logins: Logins = field(default_factory=Logins)
 
 
 def claim_name(token: str) -> str:
@@ -140,7 +145,7 @@ class _Attempt:
         return subprocess.Popen(
             [*shim, *self.spec.argv],
             cwd=self.spec.cwd,
-            env={**os.environ, **self.spec.env},
+            env=compose(os.environ, self.spec.policy, self.spec.logins, self.spec.env),
             stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
             stdout=out_w,
             stderr=out_w,

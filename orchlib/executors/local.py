@@ -19,6 +19,7 @@ from orchlib.executors.base import TERM_GRACE, Handle, Job
 from orchlib.executors.process import Proc, spawn
 from orchlib.executors.waiter import Waiter
 from orchlib.fsutil import ensure_dir
+from orchlib.plan.environment import compose
 
 HOST = "local"
 
@@ -100,7 +101,8 @@ class LocalExecutor:
             if before_start is not None:
                 before_start(handle[0])
 
-        proc = spawn(job.argv, cwd=job.cwd, env={**os.environ, **job.env}, log=job.log,
+        env = compose(os.environ, job.policy, job.logins, job.env)  # DESIGN §13, built here
+        proc = spawn(job.argv, cwd=job.cwd, env=env, log=job.log,
                      stdin_file=stdin_file, keep_stdin=job.keep_stdin and job.stdin is None,
                      before_start=opened, exit_file=job.exit_file)  # fmt: skip
         return handle[0] if handle else self._handle(proc, job)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from orchlib.plan.environment import EnvPolicy
+
 PROMPT_MODES = ("stdin", "file", "arg")
 SESSION_MODES = ("fresh", "continue")
 SCHEDULES = ("dag", "phases")
@@ -93,6 +95,7 @@ class Task:
     inputs: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     index: int = 0
+    environment: EnvPolicy = field(default_factory=EnvPolicy)  # not in the spec hash
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ PLAN = (
     PlanKey("schedule", "schedule", choice(SCHEDULES), "dag"),
     PlanKey("notify", "notify", None),
     PlanKey("allowOutsidePaths", "allow_outside_paths", flag, False),
+    PlanKey("environment", "", None),
 )
 
 PROJECT = (
@@ -87,6 +88,7 @@ PROJECT = (
     PlanKey("isolation", "isolation", None, ""),
     PlanKey("parallel", "parallel", None, DEFAULT_PARALLEL),
     *LIMIT_KEYS,
+    PlanKey("environment", "", None, inherited_from=("plan",)),
 )
 
 TASK = (
@@ -103,6 +105,8 @@ TASK = (
     PlanKey("outputs", "outputs", globs, (), in_spec=True),
     PlanKey("inputs", "inputs", globs, (), in_spec=True),
     *LIMIT_KEYS,
+    # How to run, not what to make: a changed policy (or a rotated key) redoes nothing.
+    PlanKey("environment", "environment", None, inherited_from=("plan", "project")),
 )
 
 DEFAULTS = (*LIMIT_KEYS, PlanKey("executor", "executor", None, ""))

@@ -41,6 +41,8 @@ from orchlib.plan.checks import (
     unknown,
     wrong,
 )
+from orchlib.plan.environment import EnvPolicy, nearer
+from orchlib.plan.envschema import environment
 from orchlib.plan.graph import Graph
 from orchlib.plan.notifyschema import notify
 
@@ -59,6 +61,7 @@ class _Scope:
     project: Project
     agent: AgentSpec
     limits: Limits
+    environment: EnvPolicy
 
 
 def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None, Issues]:
@@ -91,6 +94,7 @@ class _Builder:
         self.agent = get(issues, root, "agent", (), self.agents.value, DEFAULT)
         defaults = mapping(issues, root.get("defaults", {}), ("defaults",), (), DEFAULTS)
         self.limits = limits(issues, defaults, ("defaults",), Limits())
+        self.environment = _environment(issues, root, (), EnvPolicy())
         # Where agents run (DESIGN §8): only names the registry knows; not part of any spec.
         self.executor = get(issues, defaults or {}, "executor", ("defaults",),
                             choice(EXECUTOR_NAMES), "")  # fmt: skip
@@ -139,7 +143,8 @@ class _Builder:
             parallel=parallel,
             **plain(issues, m, path, keys.PROJECT),
         )
-        scope = _Scope(project, agent, limits(issues, m, path, self.limits))
+        scope = _Scope(project, agent, limits(issues, m, path, self.limits),
+                       _environment(issues, m, path, self.environment))  # fmt: skip
         if name is not None and _first(issues, self.scopes, name, (*path, "name"), "project name"):
             self.scopes[name] = scope
 
@@ -182,6 +187,9 @@ class _Builder:
             **fields,
             "agent": task_agent(issues, own, inherited, ran, path),
             "limits": limits(issues, m, path, scope.limits if scope else self.limits),
+            "environment": _environment(
+                issues, m, path, scope.environment if scope else self.environment
+            ),
             "index": path[-1],
         }
 
@@ -202,6 +210,12 @@ def _isolation(issues: Issues, m: dict[str, Any], path: KeyPath) -> tuple[str, i
     elif parallel == 0:
         issues.add((*path, "parallel"), "must be >= 1, got 0")
     return (isolation, max(1, parallel)) if isolation else ("", 1)
+
+
+def _environment(issues: Issues, m: dict[str, Any], path: KeyPath, outer: EnvPolicy) -> EnvPolicy:
+    """`outer` with this level's `environment` fields laid over it (DESIGN §13)."""
+    layer = get(issues, m, "environment", path, environment, None)
+    return outer if layer is None else nearer(outer, layer)
 
 
 def _list(issues: Issues, root: dict[str, Any], key: str) -> list[Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchlib.plan import AgentSpec
+from orchlib.plan.environment import Logins
 from orchlib.run.aider import AiderText
 from orchlib.run.clistreams import ClaudeStream, CodexJson, GeminiStream, OpencodeJson
 from orchlib.run.streams import OutputAdapter, PlainText
@@ -78,6 +79,9 @@ class Profile:
     resume: tuple[str, ...] = ()
     resume_last: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    # The variables the CLI logs in with (docs/agents.md names the source of each): they
+    # reach this profile's agents whatever `environment` says, and no other process.
+    login: tuple[str, ...] = ()
 
 
 PROFILES: Mapping[str, Profile] = {
@@ -91,6 +95,12 @@ PROFILES: Mapping[str, Profile] = {
         resume=("--resume",),
         prompt={"stdin": ()},
         adapter=ClaudeStream,
+        login=(
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_AUTH_TOKEN",
+            "CLAUDE_CODE_OAUTH_TOKEN",
+            "AWS_BEARER_TOKEN_BEDROCK",
+        ),
     ),
     # `-` forces the prompt from stdin; with a prompt argument codex still reads a piped
     # stdin to EOF (to append it), which an open pipe never reaches.
@@ -109,6 +119,7 @@ PROFILES: Mapping[str, Profile] = {
         resume_last=True,
         prompt={"stdin": ("-",)},
         adapter=CodexJson,
+        login=("OPENAI_API_KEY", "CODEX_API_KEY", "CODEX_ACCESS_TOKEN"),
     ),
     # gemini stops waiting for stdin after 500 ms without data, so `-p` is safe here;
     # `--prompt=` keeps a prompt that starts with "-" from being read as a flag.
@@ -123,6 +134,7 @@ PROFILES: Mapping[str, Profile] = {
         # Headless gemini exits 55 in a folder it does not trust (0.61, folder trust on by
         # default). The variable, unlike `--skip-trust`, is harmless to releases without it.
         env={"GEMINI_CLI_TRUST_WORKSPACE": "true"},
+        login=("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS"),
     ),
     # aider reads its chat from stdin line by line, so the prompt goes by file or argument.
     "aider": Profile(
@@ -132,6 +144,19 @@ PROFILES: Mapping[str, Profile] = {
         permission_flags=("--yes-always",),
         prompt={"file": ("--message-file", "{prompt_file}"), "arg": ("--message={prompt}",)},
         adapter=AiderText,
+        # aider reaches each provider through litellm, which reads that provider's key;
+        # AIDER_* are its own option variables (--openai-api-key, --api-key).
+        login=(
+            "OPENAI_API_KEY",
+            "ANTHROPIC_API_KEY",
+            "GEMINI_API_KEY",
+            "OPENROUTER_API_KEY",
+            "DEEPSEEK_API_KEY",
+            "GROQ_API_KEY",
+            "AIDER_OPENAI_API_KEY",
+            "AIDER_ANTHROPIC_API_KEY",
+            "AIDER_API_KEY",
+        ),
     ),
     # `opencode run` reads a piped stdin to EOF whether or not a message argument is given.
     "opencode": Profile(
@@ -141,6 +166,17 @@ PROFILES: Mapping[str, Profile] = {
         resume=("--session",),
         prompt={"stdin": ()},
         adapter=OpencodeJson,
+        # Each provider's `env` list from models.dev, which opencode reads for its key.
+        login=(
+            "ANTHROPIC_API_KEY",
+            "OPENAI_API_KEY",
+            "GEMINI_API_KEY",
+            "GOOGLE_GENERATIVE_AI_API_KEY",
+            "OPENROUTER_API_KEY",
+            "OPENCODE_API_KEY",
+            "GROQ_API_KEY",
+            "DEEPSEEK_API_KEY",
+        ),
     ),
 }
 
@@ -164,6 +200,19 @@ def invocation(spec: AgentSpec, launch: Launch) -> Invocation:
     else:
         argv = (*head, *resume, *args, *prompt)
     return Invocation(argv=argv, env={**profile.env, **spec.env}, prompt_mode=mode)
+
+
+def all_logins() -> tuple[str, ...]:
+    """Every variable any built-in profile's CLI logs in with (their values are secrets)."""
+    return tuple(sorted({name for profile in PROFILES.values() for name in profile.login}))
+
+
+def logins(spec: AgentSpec | None) -> Logins:
+    """The login variables `spec`'s process gets (its profile's), and those it does not
+    (every other CLI's); None: a shell task or a verify, which gets none."""
+    profile = PROFILES.get(spec.profile or "") if spec is not None else None
+    own = profile.login if profile is not None else ()
+    return Logins(own=own, others=tuple(n for n in all_logins() if n not in own))
 
 
 def executable(spec: AgentSpec) -> str:

@@ -18,6 +18,7 @@ from orchlib.checkout import Checkout
 from orchlib.executors.base import Executor, Handle, Job, legacy_ref
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Limits, Plan, Project, Task
+from orchlib.run import agents
 from orchlib.run.attempt import Follow, Result, follow
 from orchlib.run.streams import PlainText
 from orchlib.state import fingerprints
@@ -54,7 +55,8 @@ def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path, host
     pid_file = log.with_suffix(".pid")
     stop_leftover(co.executor, pid_file)
     log.unlink(missing_ok=True)  # the log holds this check only, for the feedback
-    job = Job(argv, root, _env(plan, task), log, f"{plan.plan_id}:{task.id}", near=host)
+    job = Job(argv, root, _env(plan, task), log, f"{plan.plan_id}:{task.id}", near=host,
+              policy=task.environment, logins=agents.logins(None))  # fmt: skip
     proc = _start(co.executor, job, pid_file)
     limits = Limits(retries=0, timeout=task.limits.timeout, stall_timeout=None)
     watch = Follow(proc, log, "", limits, PlainText(), co.interrupt.event, _no_progress,
@@ -70,7 +72,8 @@ def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path, host
 
 
 def _env(plan: Plan, task: Task) -> dict[str, str]:
-    return {"ORCH_PLAN_ID": plan.plan_id, "ORCH_TASK_ID": task.id}
+    """The agent's `env` (a verify tests what the agent made, as the agent ran it) and ours."""
+    return {**task.agent.env, "ORCH_PLAN_ID": plan.plan_id, "ORCH_TASK_ID": task.id}
 
 
 def _start(executor: Executor, job: Job, pid_file: Path) -> Handle:

@@ -6,6 +6,7 @@ import errno
 import os
 import secrets
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from orchlib import state
@@ -247,7 +248,10 @@ class TaskRun(AttemptInputs, Finishing):
         stop = self.co.interrupt
         watch = Follow(proc, log, terminal_id, self.task.limits, adapter, stop.event,
                        self._progress, shell, ago, quiet)  # fmt: skip
-        return follow(watch)
+        outcome = follow(watch)
+        # Where an agent's words enter orchlib's records: the stamp, the next prompt, events.
+        clean = self.co.secrets.redact
+        return replace(outcome, text=clean(outcome.text), denied=tuple(map(clean, outcome.denied)))
 
     def _progress(self, percent: int, text: str) -> None:
         self._publish(TaskProgress(self.plan.plan_id, self.task.id, percent, text))

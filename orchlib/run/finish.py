@@ -55,6 +55,14 @@ class Finishing:
         self.co.bus.publish(event)
 
     def _check(self, done: Attempted) -> Checked:
+        """The checks of a DONE; what failed quotes a verify's or git's output, so it is
+        kept free of secrets as an agent's own words are (DESIGN §13)."""
+        checked = self._run_checks(done)
+        if checked.problem is None:
+            return checked
+        return replace(checked, problem=self.co.secrets.redact(checked.problem))
+
+    def _run_checks(self, done: Attempted) -> Checked:
         """The checks of a DONE where the attempt worked; isolated, then its merge."""
         if self.tree is not None and not self.tree.path.is_dir():
             return Checked(f"its worktree {self.tree.path} is gone; the next attempt makes another")

@@ -15,6 +15,7 @@ from pathlib import Path
 from orchlib.executors.base import Job
 from orchlib.executors.local import LocalExecutor
 from orchlib.fsutil import ensure_dir
+from orchlib.plan.environment import EnvPolicy
 
 # No prompt, no editor: git never waits for a person in the middle of a run. Automatic gc
 # is left to the user's own git commands (a background gc would hold locks during a merge).
@@ -55,8 +56,10 @@ def git(
         fh.write(f"$ git {' '.join(args)}  (in {cwd})\n".encode("utf-8", "replace"))
         start = fh.tell()
     # The orchestrator's own repositories: git always runs on this machine.
-    code = LocalExecutor().run(Job(("git", *_OPTIONS, *args), cwd, {**_ENV, **(env or {})}, log),
-                               None)  # fmt: skip
+    # The default `environment` policy: a project's git hooks are project code, and see no
+    # secret an agent would not (DESIGN §13).
+    job = Job(("git", *_OPTIONS, *args), cwd, {**_ENV, **(env or {})}, log, policy=EnvPolicy())
+    code = LocalExecutor().run(job, None)
     with log.open("rb") as fh:
         fh.seek(start)
         output = fh.read().decode("utf-8", "replace")

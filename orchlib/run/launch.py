@@ -28,8 +28,11 @@ class AttemptInputs:
         """The attempt's process: the shell command, or the agent CLI with its prompt."""
         env = self._orch_env(terminal_id, number, prompt_file)
         key, cwd = f"{self.plan.plan_id}:{self.task.id}", self.workspace.root
-        if self.task.command is not None:
-            return Job(self.task.command, cwd, env, log, key, exit_file=log.with_suffix(".exit"))
+        policy = self.task.environment
+        if self.task.command is not None:  # the shell gets its `env` too, no login variable
+            env = {**self.task.agent.env, **env}
+            return Job(self.task.command, cwd, env, log, key, exit_file=log.with_suffix(".exit"),
+                       policy=policy, logins=agents.logins(None))  # fmt: skip
         launch = agents.Launch(
             prompt=prompt_file.read_text(encoding="utf-8"), prompt_file=prompt_file,
             terminal_id=terminal_id, task_id=self.task.id, plan_id=self.plan.plan_id,
@@ -38,10 +41,12 @@ class AttemptInputs:
         )  # fmt: skip
         inv = agents.invocation(self.task.agent, launch)
         env.update(inv.env)
+        logins = agents.logins(self.task.agent)
         if inv.prompt_mode != "stdin":
-            return Job(inv.argv, cwd, env, log, key, keep_stdin=True)
+            return Job(inv.argv, cwd, env, log, key, keep_stdin=True, policy=policy,
+                       logins=logins)  # fmt: skip
         return Job(inv.argv, cwd, env, log, key, stdin=launch.prompt.encode("utf-8"),
-                   stdin_file=prompt_file)  # fmt: skip
+                   stdin_file=prompt_file, policy=policy, logins=logins)  # fmt: skip
 
     def _orch_env(self, terminal_id: str, number: int, prompt_file: Path) -> dict[str, str]:
         return {

@@ -133,7 +133,9 @@ class _Api:
         headers = {"X-Orch-Attempt": str(attempt), "X-Orch-Log-Size": str(size),
                    "X-Orch-Log-Start": str(start), "Cache-Control": "no-cache"}  # fmt: skip
         return StreamingResponse(
-            chunks(path, start, size), media_type="text/plain; charset=utf-8", headers=headers
+            chunks(path, start, size, self.source.checkout.secrets),
+            media_type="text/plain; charset=utf-8",
+            headers=headers,
         )
 
     async def log_events(self, request: Request) -> Response:
@@ -162,7 +164,8 @@ class _Api:
         def stopping() -> bool:
             return self.watcher.stopping
 
-        return _event_stream(sse.follow_log(path, min(start, size), over, stopping))
+        secrets = self.source.checkout.secrets
+        return _event_stream(sse.follow_log(path, min(start, size), over, stopping, secrets))
 
     async def events(self, request: Request) -> Response:
         subscriber = self.watcher.subscribe()

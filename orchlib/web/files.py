@@ -8,6 +8,7 @@ the very code `doit answer` runs.
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from orchlib.checkout import Checkout
 from orchlib.errors import OrchError
 from orchlib.fsutil import read_json
 from orchlib.plan.checks import IDENT
+from orchlib.redact import Pieces, Secrets
 from orchlib.run.prompt import template_dirs
 from orchlib.state import stamps
 from orchlib.state.files import JOURNAL_FILE, STATE_FILE, file_id, fold_journal
@@ -185,15 +187,19 @@ def _attempt_numbers(logs: Path, task_id: str) -> Iterator[int]:
             yield int(middle)
 
 
-def chunks(path: Path, start: int, end: int) -> Iterator[bytes]:
+def chunks(path: Path, start: int, end: int, secrets: Secrets | None = None) -> Iterator[bytes]:
     """The bytes of `path` from `start` to `end`, 64 KiB at a time (a 1 GB log never sits
-    in memory)."""
+    in memory); with `secrets`, as UTF-8 text with their values redacted (DESIGN §13)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pieces = Pieces(secrets or Secrets())
     with open(path, "rb") as handle:
         handle.seek(start)
         left = end - start
         while left > 0:
             data = handle.read(min(CHUNK, left))
             if not data:
-                return
+                break
             left -= len(data)
-            yield data
+            yield data if secrets is None else pieces.feed(decoder.decode(data)).encode()
+    if secrets is not None:
+        yield pieces.feed(decoder.decode(b"", final=True), final=True).encode()

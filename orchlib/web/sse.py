@@ -11,6 +11,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from orchlib.redact import Pieces, Secrets
+
 RETRY_MS = 1000  # the browser reconnects after 1 s, then refetches what it shows
 KEEPALIVE = 15.0  # a comment line now and then: proxies and browsers drop silent streams
 QUEUE_MAX = 50_000  # a browser this far behind is dropped; it reconnects and refetches
@@ -71,11 +73,17 @@ async def stream(subscriber: Subscriber, done: Callable[[], None]) -> AsyncItera
 
 
 async def follow_log(
-    path: Path, start: int, over: Callable[[], bool], stopping: Callable[[], bool]
+    path: Path,
+    start: int,
+    over: Callable[[], bool],
+    stopping: Callable[[], bool],
+    secrets: Secrets | None = None,
 ) -> AsyncIterator[str]:
     """A log as `log` events from byte `start` (each event's id is the offset reached, so a
-    reconnecting browser resumes there) until the attempt is `over()`; then one `end` event."""
+    reconnecting browser resumes there) until the attempt is `over()`; then one `end` event.
+    Secret values read `[secret:NAME]` (an end that may begin one waits for the next read)."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pieces = Pieces(secrets or Secrets())
     offset, quiet_since = start, time.monotonic()
     yield f"retry: {RETRY_MS}\n\n"
     while not stopping():
@@ -83,12 +91,14 @@ async def follow_log(
         data = await asyncio.to_thread(_read, path, offset, LOG_EVENT_MAX)
         if data:
             offset += len(data)
-            text = decoder.decode(data)
-            done = offset - len(decoder.getstate()[0])
+            text = pieces.feed(decoder.decode(data))
+            done = offset - len(decoder.getstate()[0]) - len(pieces.held.encode())
             yield event({"text": text, "offset": done}, "log", str(done))
             quiet_since = time.monotonic()
             continue
         if ended:
+            if pieces.held:
+                yield event({"text": pieces.feed("", final=True), "offset": offset}, "log")
             yield event({"offset": offset}, "end")
             return
         if time.monotonic() - quiet_since > KEEPALIVE:
