@@ -6,10 +6,11 @@ import asyncio
 import codecs
 import contextlib
 import json
+import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from typing import BinaryIO
 
 RETRY_MS = 1000  # the browser reconnects after 1 s, then refetches what it shows
 KEEPALIVE = 15.0  # a comment line now and then: proxies and browsers drop silent streams
@@ -71,16 +72,25 @@ async def stream(subscriber: Subscriber, done: Callable[[], None]) -> AsyncItera
 
 
 async def follow_log(
-    path: Path, start: int, over: Callable[[], bool], stopping: Callable[[], bool]
+    handle: BinaryIO, start: int, over: Callable[[], bool], stopping: Callable[[], bool]
 ) -> AsyncIterator[str]:
-    """A log as `log` events from byte `start` (each event's id is the offset reached, so a
-    reconnecting browser resumes there) until the attempt is `over()`; then one `end` event."""
+    """An open log as `log` events from byte `start` (each event's id is the offset reached,
+    so a reconnecting browser resumes there) until the attempt is `over()`; then one `end`
+    event. The file stays the one opened (and checked), and is closed at the end."""
+    with handle:
+        async for text in _follow(handle, start, over, stopping):
+            yield text
+
+
+async def _follow(
+    handle: BinaryIO, start: int, over: Callable[[], bool], stopping: Callable[[], bool]
+) -> AsyncIterator[str]:
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     offset, quiet_since = start, time.monotonic()
     yield f"retry: {RETRY_MS}\n\n"
     while not stopping():
         ended = over()  # asked before reading: the last output before the end is not missed
-        data = await asyncio.to_thread(_read, path, offset, LOG_EVENT_MAX)
+        data = await asyncio.to_thread(_read, handle, offset, LOG_EVENT_MAX)
         if data:
             offset += len(data)
             text = decoder.decode(data)
@@ -97,10 +107,8 @@ async def follow_log(
         await asyncio.sleep(LOG_POLL)
 
 
-def _read(path: Path, offset: int, limit: int) -> bytes:
+def _read(handle: BinaryIO, offset: int, limit: int) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read(limit)
-    except OSError:
+        return os.pread(handle.fileno(), limit, offset)
+    except (OSError, ValueError):  # ValueError: closed under us at shutdown
         return b""
