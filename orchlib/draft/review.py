@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
+from orchlib.draft import powers
 from orchlib.plan import Plan
 from orchlib.run import agents
 
@@ -32,8 +34,9 @@ def critical_path(plan: Plan) -> tuple[float, list[str]]:
     return max(best.values(), key=lambda b: b[0], default=(0.0, []))
 
 
-def text(plan: Plan, target: str, rounds: int, broken: list[str]) -> str:
-    """The review print of a plan just written to `target`; `broken`: invalid plan files."""
+def text(plan: Plan, data: Any, target: str, rounds: int, broken: list[str]) -> str:
+    """The review print of a plan just written to `target` (`data`: its raw content);
+    `broken`: invalid plan files."""
     lines = [
         f"orchlib: wrote {target}: plan {plan.plan_id!r}, {len(plan.projects)} projects, "
         f"{len(plan.tasks)} tasks (drafted in {rounds} round{'s' if rounds != 1 else ''})",
@@ -48,6 +51,7 @@ def text(plan: Plan, target: str, rounds: int, broken: list[str]) -> str:
     unknown = sum(1 for t in plan.tasks.values() if t.estimated_minutes is None)
     note = f" ({unknown} tasks without estimatedMinutes count 0)" if unknown else ""
     lines += ["", f"Critical path: {' -> '.join(path)}, {minutes:g} estimated minutes{note}"]
+    lines += ["", *powers.lines(powers.find(data))]
     lines += _missing_agents(plan)
     lines += [f"Note: {name} is invalid: doit exits 3 until it is fixed" for name in broken]
     lines += ["", f"Review {target} (edit it freely), then run:  doit"]
