@@ -102,8 +102,8 @@ tasks (state, progress, attempt, elapsed, cost, last line), a task's log while i
 a form to answer a question. Prints the URL with a token: every request needs it (the page
 keeps it in a cookie). It reads .orch/ and runs nothing; it listens on 127.0.0.1 only unless
 --host says otherwise (then it warns), and answers only to loopback names, the bound
-address and each --allow-host NAME. --port 0 takes any free port. Needs `pip install 'orchlib[web]'`. The JSON API:
-docs/state.md.
+address and each --allow-host NAME. --port 0 takes any free port. Needs
+`pip install 'orchlib[web]'`. The JSON API: docs/state.md.
 """,
     "log": """\
 doit log [-f] [--attempt N] [--raw] PLAN:TASK
