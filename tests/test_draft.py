@@ -540,3 +540,16 @@ def test_powers_are_one_table_and_found_anywhere() -> None:
         "review",
         "race",
     }
+
+
+@pytest.mark.parametrize("form", ["command line", "mapping"])
+def test_a_drafting_command_may_name_checkout_files_relatively(drafter: Drafter, form: str) -> None:
+    # It runs in its draft folder, yet `planner.py` is the checkout's file, as typed.
+    (drafter.co.root / "planner.py").write_text(FAKE_AGENT.read_text())
+    argv = [sys.executable, "planner.py", str(drafter.co.scenario_file),
+            str(drafter.co.record_file)]  # fmt: skip
+    agent = shlex.join(argv) if form == "command line" else json.dumps({"command": argv})
+    drafter.rounds([{"write_plan": good_plan()}, {"done": "ok"}])
+    _ok(drafter.draft("--agent", agent, GOAL, agent=False))
+    (record,) = drafter.co.records()
+    assert record["cwd"] == str(drafter.drafts() / "build-an-e-commerce-platform")
