@@ -553,3 +553,16 @@ def test_a_drafting_command_may_name_checkout_files_relatively(drafter: Drafter,
     _ok(drafter.draft("--agent", agent, GOAL, agent=False))
     (record,) = drafter.co.records()
     assert record["cwd"] == str(drafter.drafts() / "build-an-e-commerce-platform")
+
+
+def test_terminal_escapes_in_a_drafted_plan_are_shown_not_obeyed(drafter: Drafter) -> None:
+    plan = powerful_plan()
+    plan["tasks"][3]["title"] = "Build auth UI\x1b[8A\x1b[J"  # cursor up 8 lines, erase below
+    plan["summary"] = "Two lines\nof summary \x1b]0;title\x07"
+    drafter.rounds([{"write_plan": plan}, {"done": "plan written"}])
+    result = drafter.draft(GOAL)
+    _ok(result)
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "Build auth UI\\x1b[8A\\x1b[J" in result.stdout
+    assert "Two lines\nof summary \\x1b]0;title\\x07\n" in result.stdout
+    assert "task t1: command: curl" in result.stdout

@@ -9,6 +9,7 @@ from typing import Any
 
 from orchlib.draft import powers
 from orchlib.plan import Plan
+from orchlib.plan.checks import one_line
 from orchlib.run import agents
 
 
@@ -55,7 +56,9 @@ def text(plan: Plan, data: Any, target: str, rounds: int, broken: list[str]) -> 
     lines += _missing_agents(plan)
     lines += [f"Note: {name} is invalid: doit exits 3 until it is fixed" for name in broken]
     lines += ["", f"Review {target} (edit it freely), then run:  doit"]
-    return "\n".join(lines) + "\n"
+    # Plan text is shown, never obeyed: a terminal escape in a title must not erase the
+    # lines above it (what runs) from the screen.
+    return "\n".join(one_line(part) for line in lines for part in line.split("\n")) + "\n"
 
 
 def _projects(plan: Plan) -> list[str]:
