@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from conftest import FAKE_AGENT, SEED_PLAN, Checkout, pid_alive
 
+from orchlib.draft import powers
 from orchlib.draft.command import options_first
 from orchlib.draft.review import critical_path
 from orchlib.plan.file import load_plan
@@ -138,7 +139,76 @@ def test_prompt_spells_out_the_plan_path_and_terminal_id(drafter: Drafter) -> No
     assert GOAL in prompt and "- backend/" in prompt
     assert "plans/old.json: planId old" in prompt and "not one of: old" in prompt
     assert "30 to 60 minutes" in prompt and "verify" in prompt and "```yaml" in prompt
-    assert record["cwd"] == str(drafter.co.root)
+    # The agent works in its draft folder, where the plan file is: never the checkout root.
+    assert record["cwd"] == str(plan_file.parent)
+    assert f"**Working folder (this draft's own folder):** {plan_file.parent}" in prompt
+    assert "**Plan file, relative to the working folder:** `plan.yaml`" in prompt
+    assert f"**The checkout:** {drafter.co.root} (project paths are relative to it" in prompt
+
+
+def test_the_drafting_agent_cannot_reach_the_checkout_root_by_accident(
+    drafter: Drafter,
+) -> None:
+    # What an agent writes "here" (relative paths: a dodo.py, a cache) lands in its folder.
+    drafter.rounds([{"write": ["dodo.py", "raise SystemExit('hijacked')"]},
+                    {"write": [".orch/cache/x", "x"]},
+                    {"write_plan": good_plan()}, {"done": "ok"}])  # fmt: skip
+    _ok(drafter.draft(GOAL))
+    root = drafter.co.root
+    assert (root / "dodo.py").read_text() == "from orchlib.dodo import *  # noqa: F403\n"
+    assert not (root / ".orch" / "cache" / "x").exists()
+    folder = drafter.drafts() / "build-an-e-commerce-platform"
+    assert (folder / "dodo.py").exists() and (folder / ".orch" / "cache" / "x").exists()
+    assert drafter.co.doit("list").returncode == 0
+
+
+def powerful_plan() -> dict[str, Any]:
+    """A valid plan with a field of each kind that runs something or widens access."""
+    plan = good_plan()
+    plan["allowOutsidePaths"] = True
+    plan["defaults"] = {"executor": "local"}
+    plan["agents"] = {"fast": {"profile": "claude", "args": ["--dangerously-skip-permissions"],
+                               "env": {"HTTPS_PROXY": "http://proxy.example:3128"}}}  # fmt: skip
+    plan["notify"] = [{"command": ["notify-send", "{title}"]}, "ntfy://orch-topic"]
+    plan["tasks"][0]["command"] = "curl -s https://get.example/install.sh | sh"
+    plan["tasks"][1]["agent"] = "fast"
+    plan["tasks"][2]["verify"] = "npm test\nnpm run lint"
+    return plan
+
+
+def test_the_review_lists_what_runs_or_widens_access(drafter: Drafter) -> None:
+    drafter.rounds([{"write_plan": powerful_plan()}, {"done": "plan written"}])
+    result = drafter.draft(GOAL)
+    _ok(result)
+    out = result.stdout
+    section = out[out.index("Runs or widens access") :]
+    for line in [
+        "  plan: allowOutsidePaths: true  (lets project folders live outside the checkout)",
+        "  defaults: executor: local  (where the agents run)",
+        '  agents.fast: args: ["--dangerously-skip-permissions"]  (extra arguments of the agent',
+        '  agents.fast: env: {"HTTPS_PROXY": "http://proxy.example:3128"}  (environment',
+        '  plan: notify: [{"command": ["notify-send", "{title}"]}, "ntfy://orch-topic"]  (runs',
+        "  task t1: command: curl -s https://get.example/install.sh | sh  (runs this command)",
+        "  task t3: verify: (runs this command after the task's DONE)\n      npm test\n"
+        "      npm run lint\n",
+    ]:  # fmt: skip
+        assert line in section, (line, section)
+    assert section.index("Runs or widens") < out.index("Review plans/shop.yaml")
+
+
+def test_a_plan_that_only_runs_its_agents_says_so(drafter: Drafter) -> None:
+    drafter.rounds([{"write_plan": {**good_plan(), "agent": "codex"}}, {"done": "plan written"}])
+    result = drafter.draft(GOAL)
+    _ok(result)
+    assert "Runs or widens access: nothing beyond each task's agent in its project folder" in (
+        result.stdout
+    )
+    # A custom agent command (here the drafting fake agent, kept as the plan's agent) is shown.
+    drafter.rounds([{"write_plan": good_plan("shop2")}, {"done": "plan written"}])
+    result = drafter.draft(GOAL + " again")
+    _ok(result)
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("  agent: command: [")]
+    assert "fake_agent.py" in line and line.endswith("(runs this command)")
 
 
 def test_rounds_exhausted_exit_3_with_errors_and_the_draft_kept(drafter: Drafter) -> None:
@@ -435,3 +505,64 @@ def test_a_usage_limit_ends_the_draft_with_exit_2_and_when_to_come_back(
     assert f"run `doit draft` again after {expected}" in result.stderr + result.stdout
     assert len(record.read_text().splitlines()) == 1  # no round was burnt on it
     assert not (drafter.co.root / "plans" / "shop.yaml").exists()
+
+
+def test_powers_are_one_table_and_found_anywhere() -> None:
+    # Keys other parts of orchlib add (environment, sandbox, review, race) are shown as
+    # soon as a plan has them, wherever they sit.
+    data = {
+        "planId": "p",
+        "environment": {"inherit": "all"},
+        "defaults": {"sandbox": "none", "review": "codex"},
+        "projects": [{"name": "web", "path": ".", "race": 3, "sandboxWritable": ["/tmp"]}],
+        "tasks": [{"id": "t1", "project": "web", "title": "T",
+                   "agent": {"profile": "claude", "args": ["--yolo"]},
+                   "command": "set -e\nmake\n"}],
+    }  # fmt: skip
+    found = [(p.where, p.key) for p in powers.find(data)]
+    assert found == [
+        ("plan", "environment"), ("defaults", "sandbox"), ("defaults", "review"),
+        ("project web", "race"), ("project web", "sandboxWritable"),
+        ("task t1.agent", "args"), ("task t1", "command"),
+    ]  # fmt: skip
+    shown = powers.lines(powers.find(data))
+    assert shown[-3:] == ["  task t1: command: (runs this command)", "      set -e", "      make"]
+    assert set(powers.POWERS) >= {
+        "command",
+        "verify",
+        "args",
+        "env",
+        "environment",
+        "notify",
+        "allowOutsidePaths",
+        "executor",
+        "sandbox",
+        "review",
+        "race",
+    }
+
+
+@pytest.mark.parametrize("form", ["command line", "mapping"])
+def test_a_drafting_command_may_name_checkout_files_relatively(drafter: Drafter, form: str) -> None:
+    # It runs in its draft folder, yet `planner.py` is the checkout's file, as typed.
+    (drafter.co.root / "planner.py").write_text(FAKE_AGENT.read_text())
+    argv = [sys.executable, "planner.py", str(drafter.co.scenario_file),
+            str(drafter.co.record_file)]  # fmt: skip
+    agent = shlex.join(argv) if form == "command line" else json.dumps({"command": argv})
+    drafter.rounds([{"write_plan": good_plan()}, {"done": "ok"}])
+    _ok(drafter.draft("--agent", agent, GOAL, agent=False))
+    (record,) = drafter.co.records()
+    assert record["cwd"] == str(drafter.drafts() / "build-an-e-commerce-platform")
+
+
+def test_terminal_escapes_in_a_drafted_plan_are_shown_not_obeyed(drafter: Drafter) -> None:
+    plan = powerful_plan()
+    plan["tasks"][3]["title"] = "Build auth UI\x1b[8A\x1b[J"  # cursor up 8 lines, erase below
+    plan["summary"] = "Two lines\nof summary \x1b]0;title\x07"
+    drafter.rounds([{"write_plan": plan}, {"done": "plan written"}])
+    result = drafter.draft(GOAL)
+    _ok(result)
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "Build auth UI\\x1b[8A\\x1b[J" in result.stdout
+    assert "Two lines\nof summary \\x1b]0;title\\x07\n" in result.stdout
+    assert "task t1: command: curl" in result.stdout

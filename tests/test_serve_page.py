@@ -94,9 +94,10 @@ def test_answering_from_the_page(checkout: Checkout, browser: Chromium) -> None:
     checkout.seed()
     assert checkout.doit().returncode != 0
     with serving(checkout.root) as server:
-        anonymous = browser.open(f"{server.base}/#task=t2")
-        anonymous.wait_for("!document.getElementById('answer-form').hidden")
-        assert anonymous.evaluate("document.getElementById('answer-send').disabled") is True
+        anonymous = browser.open(f"{server.base}/#task=t2")  # no token, no cookie yet
+        anonymous.wait_for("document.body && document.body.innerText.includes('needs its token')")
+        assert "orchlib: open http://" in anonymous.evaluate("document.body.innerText")
+        assert anonymous.evaluate("document.getElementById('answer-form')") is None
 
         page = browser.open(f"{server.url}#task=t2")
         page.wait_for("document.getElementById('questions').innerText.includes('Postgres')")
@@ -109,3 +110,24 @@ def test_answering_from_the_page(checkout: Checkout, browser: Chromium) -> None:
     question = checkout.state()["tasks"][1]["questions"][0]
     assert question["answer"] == "SQLite"
     assert json.loads(json.dumps(question))["answeredAt"]
+
+
+def test_the_token_moves_into_a_cookie_and_out_of_the_address(
+    checkout: Checkout, browser: Chromium
+) -> None:
+    checkout.seed()
+    assert checkout.doit().returncode == 0
+    with serving(checkout.root) as server:
+        page = browser.open(f"{server.url}#task=t1")
+        page.wait_for("document.body.dataset.renderMs")
+        assert page.evaluate("location.href") == f"{server.base}/#task=t1"  # token dropped
+        assert "token" not in page.evaluate("history.state === null && location.search")
+        assert page.evaluate("document.cookie") == ""  # HttpOnly: no script reads it
+        page.wait_for("document.getElementById('log').textContent.includes('[DONE:')")
+        # A later visit without the token works from the cookie: the page, its API reads,
+        # its event streams (`/events` and the log's).
+        later = browser.open(f"{server.base}/#task=t2")
+        later.wait_for("document.getElementById('conn').dataset.state == 'live'")
+        later.wait_for(f"{ROWS}.length == 4")
+        later.wait_for("document.getElementById('log-state').textContent == 'attempt finished'")
+        assert "did t2" in later.evaluate("document.getElementById('log').textContent")

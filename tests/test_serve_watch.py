@@ -100,7 +100,7 @@ def test_the_log_follower_reads_on_until_the_attempt_is_over(tmp_path: Path) -> 
 
     async def read() -> list[str]:
         texts = []
-        async for text in follow_log(log, 0, lambda: done["over"], lambda: False):
+        async for text in follow_log(log.open("rb"), 0, lambda: done["over"], lambda: False):
             texts.append(text)
             if len(texts) == 2:  # retry line + the first bytes
                 with log.open("ab") as handle:

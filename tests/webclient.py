@@ -70,29 +70,39 @@ class Server:
     def url(self) -> str:
         return f"{self.base}/?token={self.token}"
 
-    def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
-        return self.request("GET", path, headers=headers)
+    def get(self, path: str, headers: dict[str, str] | None = None, auth: bool = True) -> Reply:
+        return self.request("GET", path, headers=headers, auth=auth)
 
-    def post(self, path: str, data: object, headers: dict[str, str] | None = None) -> Reply:
+    def post(
+        self, path: str, data: object, headers: dict[str, str] | None = None, auth: bool = True
+    ) -> Reply:
         body = data if isinstance(data, bytes) else json.dumps(data).encode()
         head = {"Content-Type": "application/json", **(headers or {})}
-        return self.request("POST", path, body, head)
+        return self.request("POST", path, body, head, auth)
+
+    def authorized(self, path: str, headers: dict[str, str] | None, auth: bool) -> dict[str, str]:
+        """`headers` plus the token as a Bearer header, unless `auth` is off or it is given."""
+        given = {k.lower() for k in headers or {}}
+        if not auth or "token=" in path or given & {"authorization", "cookie"}:
+            return dict(headers or {})
+        return {"Authorization": f"Bearer {self.token}", **(headers or {})}
 
     def request(
         self, method: str, path: str, body: bytes | None = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None, auth: bool = True,
     ) -> Reply:  # fmt: skip
-        """One request with the path sent exactly as given (no client-side normalising)."""
+        """One request with the path sent exactly as given (no client-side normalising);
+        with the token as a Bearer header unless `auth` is off."""
         conn = http.client.HTTPConnection(self.host, int(self.port), timeout=30)
         try:
-            conn.request(method, path, body=body, headers=headers or {})
+            conn.request(method, path, body=body, headers=self.authorized(path, headers, auth))
             resp = conn.getresponse()
             return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
         finally:
             conn.close()
 
     def events(self, path: str = "/events", headers: dict[str, str] | None = None) -> Events:
-        return Events(f"{self.base}{path}", headers or {})
+        return Events(f"{self.base}{path}", self.authorized(path, headers, True))
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> tuple[int, str]:
         """Send `sig`, wait; the exit code and stderr."""

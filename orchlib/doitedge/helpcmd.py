@@ -95,14 +95,15 @@ tokens the agent reported, its transcript, the last line; then what to do next. 
 a run is going. --json prints the same as one JSON object.
 """,
     "serve": """\
-doit serve [--host 127.0.0.1] [--port 8765]
+doit serve [--host 127.0.0.1] [--port 8765] [--allow-host NAME]...
 
 Serves a live page of every plan: its DAG by phase coloured by task state, a table of the
 tasks (state, progress, attempt, elapsed, cost, last line), a task's log while it runs, and
-a form to answer a question. Prints the URL with a token: answering needs it. It reads
-.orch/ and runs nothing; it listens on 127.0.0.1 only unless --host says otherwise (then it
-warns). --port 0 takes any free port. Needs `pip install 'orchlib[web]'`. The JSON API:
-docs/state.md.
+a form to answer a question. Prints the URL with a token: every request needs it (the page
+keeps it in a cookie). It reads .orch/ and runs nothing; it listens on 127.0.0.1 only unless
+--host says otherwise (then it warns), and answers only to loopback names, the bound
+address and each --allow-host NAME. --port 0 takes any free port. Needs
+`pip install 'orchlib[web]'`. The JSON API: docs/state.md.
 """,
     "log": """\
 doit log [-f] [--attempt N] [--raw] PLAN:TASK

@@ -35,11 +35,12 @@ _FENCE = re.compile(
 
 @dataclass(frozen=True)
 class Round:
-    """One dispatch: its number, the agent, where its files go, what it is told."""
+    """One dispatch: its number, the agent, where it works and its files go, what it is told."""
 
     number: int
     agent: AgentSpec
     checkout: Path
+    workdir: Path  # the draft's folder under .orch/drafts/: never the checkout root
     draft_id: str
     plan_file: Path
     prompt_file: Path
@@ -53,16 +54,21 @@ def new_terminal_id(number: int) -> str:
 
 
 def run(r: Round, prompt: str, stop: Interrupt, on_progress: Callable[[int, str], None]) -> Outcome:
-    """Start the agent in the checkout with `prompt`, follow it to its end; the outcome."""
+    """Start the agent in the draft's folder with `prompt`, follow it to its end; the outcome.
+
+    Not in the checkout root: an agent there could write `dodo.py`, `plans/` or the caches
+    under `.orch/` that the next `doit` reads. Its folder holds only its own files.
+    """
     atomic_write(r.prompt_file, prompt, durable=False)
+    r.workdir.mkdir(parents=True, exist_ok=True)
     launch = agents.Launch(
         prompt=prompt, prompt_file=r.prompt_file, terminal_id=r.terminal_id, task_id=TASK_ID,
-        plan_id=r.draft_id, project="", project_path=r.checkout,
+        plan_id=r.draft_id, project="", project_path=r.workdir,
     )  # fmt: skip
     inv = agents.invocation(r.agent, launch)
     env = {**_orch_env(r), **inv.env}
     on_stdin = inv.prompt_mode == "stdin"
-    job = Job(inv.argv, r.checkout, env, r.log, f"{r.draft_id}:{TASK_ID}",
+    job = Job(inv.argv, r.workdir, env, r.log, f"{r.draft_id}:{TASK_ID}",
               stdin=prompt.encode("utf-8") if on_stdin else None, keep_stdin=not on_stdin,
               stdin_file=r.prompt_file if on_stdin else None,
               policy=EnvPolicy(), logins=agents.logins(r.agent))  # fmt: skip

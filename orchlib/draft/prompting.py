@@ -71,8 +71,10 @@ def render(
         "terminal_id": terminal_id,
         "round": state.failed + 1,
         "checkout": str(files.checkout),
+        "workdir": str(files.folder),
         "plan_file": str(files.plan),
-        "plan_file_relative": files.relative(files.plan),
+        "plan_file_relative": files.relative(files.plan),  # as orchlib's error lines name it
+        "plan_file_in_workdir": files.plan.relative_to(files.folder).as_posix(),
         "plan_id": state.plan_id,
         "taken_ids": taken,
         "agent_name": agent_name,

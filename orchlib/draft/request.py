@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,9 @@ def _mapping(value: str) -> DraftAgent:
     if spec is None or issues:
         lines = [f"orchlib: --agent: {dotted(i.path)}: {i.message}" for i in issues]
         raise ConfigError("\n".join(lines) or "orchlib: --agent: not an agent mapping")
+    if spec.command:  # it runs in the draft folder: files of the checkout by absolute path
+        command = tuple(_absolute(arg, program=(i == 0)) for i, arg in enumerate(spec.command))
+        spec = replace(spec, command=command)
     return DraftAgent(spec, data)
 
 
@@ -110,10 +113,10 @@ def _command(value: str) -> DraftAgent:
         raise ConfigError(f"orchlib: --agent: cannot split {value!r}: {exc}") from None
     if not argv:
         raise ConfigError("orchlib: --agent: empty command")
-    spec = AgentSpec(name=Path(argv[0]).name, command=tuple(argv))
-    # The plan gets the same command; its tasks run in their project folders, so the files
-    # it names relative to the checkout are named by absolute path there.
+    # The drafting agent runs in its draft folder and the plan's tasks in their project
+    # folders, so the files it names relative to the checkout are named by absolute path.
     in_plan = [_absolute(arg, program=(i == 0)) for i, arg in enumerate(argv)]
+    spec = AgentSpec(name=Path(argv[0]).name, command=tuple(in_plan))
     return DraftAgent(spec, {"command": in_plan})
 
 

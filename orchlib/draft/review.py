@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
+from orchlib.draft import powers
 from orchlib.plan import Plan
+from orchlib.plan.checks import one_line
 from orchlib.run import agents
 
 
@@ -32,8 +35,9 @@ def critical_path(plan: Plan) -> tuple[float, list[str]]:
     return max(best.values(), key=lambda b: b[0], default=(0.0, []))
 
 
-def text(plan: Plan, target: str, rounds: int, broken: list[str]) -> str:
-    """The review print of a plan just written to `target`; `broken`: invalid plan files."""
+def text(plan: Plan, data: Any, target: str, rounds: int, broken: list[str]) -> str:
+    """The review print of a plan just written to `target` (`data`: its raw content);
+    `broken`: invalid plan files."""
     lines = [
         f"orchlib: wrote {target}: plan {plan.plan_id!r}, {len(plan.projects)} projects, "
         f"{len(plan.tasks)} tasks (drafted in {rounds} round{'s' if rounds != 1 else ''})",
@@ -48,10 +52,13 @@ def text(plan: Plan, target: str, rounds: int, broken: list[str]) -> str:
     unknown = sum(1 for t in plan.tasks.values() if t.estimated_minutes is None)
     note = f" ({unknown} tasks without estimatedMinutes count 0)" if unknown else ""
     lines += ["", f"Critical path: {' -> '.join(path)}, {minutes:g} estimated minutes{note}"]
+    lines += ["", *powers.lines(powers.find(data))]
     lines += _missing_agents(plan)
     lines += [f"Note: {name} is invalid: doit exits 3 until it is fixed" for name in broken]
     lines += ["", f"Review {target} (edit it freely), then run:  doit"]
-    return "\n".join(lines) + "\n"
+    # Plan text is shown, never obeyed: a terminal escape in a title must not erase the
+    # lines above it (what runs) from the screen.
+    return "\n".join(one_line(part) for line in lines for part in line.split("\n")) + "\n"
 
 
 def _projects(plan: Plan) -> list[str]:

@@ -124,8 +124,8 @@ class Drafting:
         state.dispatches += 1
         n = state.dispatches
         files, tid = self.files, dispatch.new_terminal_id(n)
-        r = dispatch.Round(n, self.agent.spec, self.root, state.draft_id, files.plan,
-                           files.prompt(n), files.log(n), tid)  # fmt: skip
+        r = dispatch.Round(n, self.agent.spec, self.root, files.folder, state.draft_id,
+                           files.plan, files.prompt(n), files.log(n), tid)  # fmt: skip
         taken = [p.plan_id for p in prompting.existing_plans(self.root) if p.plan_id]
         prompt = prompting.render(self.files, state, r.terminal_id, self.agent.spec.name, taken)
         before = _read(self.files.plan)
@@ -198,7 +198,8 @@ class Drafting:
         self._save("done")
         shown = target.relative_to(self.root).as_posix()
         broken = [p.file for p in prompting.existing_plans(self.root) if not p.plan_id]
-        return DraftResult(0, [], review.text(final, shown, self.state.failed + 1, broken))
+        raw = load_yaml(text)
+        return DraftResult(0, [], review.text(final, raw, shown, self.state.failed + 1, broken))
 
     def _refused(self, plan_id: str) -> DraftResult | None:
         """Exit 1 when `plans/<planId>.yaml` exists and --force was not given."""

@@ -65,7 +65,7 @@ def _block(value: Any) -> Any:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
     from ruamel.yaml.scalarstring import LiteralScalarString
 
-    if isinstance(value, str) and "\n" in value.strip("\n"):
+    if isinstance(value, str) and "\n" in value.strip("\n") and _block_safe(value):
         return LiteralScalarString(value)
     if isinstance(value, dict):
         mapped = CommentedMap()
@@ -78,3 +78,9 @@ def _block(value: Any) -> Any:
             seq.fa.set_flow_style()
         return seq
     return value
+
+
+def _block_safe(text: str) -> bool:
+    """Whether a literal block can hold `text`: no control character but tab and newline
+    (anything else needs a quoted string's escapes)."""
+    return text.replace("\n", "").replace("\t", "").isprintable()

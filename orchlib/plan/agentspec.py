@@ -8,10 +8,11 @@ session, prompt}` whose args and env are merged over the named base.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
-from orchlib.plan import PROMPT_MODES, SESSION_MODES, AgentSpec
+from orchlib.plan import PROMPT_MODES, SESSION_MODES, AgentSpec, codestrings
 from orchlib.plan.checks import (
     Issues,
     KeyPath,
@@ -29,6 +30,10 @@ BUILTIN = ("claude", "codex", "gemini", "aider", "opencode", "shell")
 DEFAULT = AgentSpec(name="claude", profile="claude")
 SHELL = AgentSpec(name="shell", profile="shell")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CODE_ADVICE = (
+    'pass it as its own argument ([sh, -c, \'tool "$1"\', sh, "{prompt}"]), '
+    "on stdin (prompt: stdin) or in a file ({prompt_file})"
+)
 
 
 class Agents:
@@ -108,6 +113,7 @@ class Agents:
         variables = get(issues, m, "env", path, env, {})
         if not command:
             return None
+        _no_text_in_code(issues, command, prompt, lambda i: (*path, "command", i), path)
         return AgentSpec(
             name=name or PurePath(command[0]).name or command[0],
             command=command,
@@ -126,6 +132,13 @@ class Agents:
         prompt = get(issues, m, "prompt", path, choice(PROMPT_MODES), None)
         if base is None:
             return None
+        if base.command:  # a custom command extended: its argv grows by `args`
+            before = len(base.command) + len(base.args)
+            _no_text_in_code(
+                issues, (*base.command, *base.args, *args), prompt or base.prompt,
+                lambda i: (*path, "args", i - before) if i >= before else None,
+                path if prompt else None,
+            )  # fmt: skip
         return AgentSpec(
             name=name or base.name,
             profile=base.profile,
@@ -135,6 +148,22 @@ class Agents:
             env={**base.env, **variables},
             session=session or base.session,
         )
+
+
+def _no_text_in_code(
+    issues: Issues, argv: tuple[str, ...], prompt: str | None,
+    where: Callable[[int], KeyPath | None], mapping_path: KeyPath | None,
+) -> None:  # fmt: skip
+    """Refuse plan text in a shell's or interpreter's code string of a custom command,
+    including the `{prompt}` that `prompt: arg` appends when the command has none."""
+    codestrings.check(issues, argv, where, codestrings.AGENT_TEXT, CODE_ADVICE)
+    if prompt != "arg" or mapping_path is None or any("{prompt}" in arg for arg in argv):
+        return
+    full = (*argv, "{prompt}")  # as run/agents.py appends it
+    for index, how in codestrings.code_arguments(full):
+        if index == len(argv):
+            issues.add((*mapping_path, "prompt"), f"'arg' puts the prompt after `{how}`, as the "
+                       f"code it runs: plan text would run as code; {CODE_ADVICE}")  # fmt: skip
 
 
 def strings(issues: Issues, value: object, path: KeyPath) -> tuple[str, ...] | None:

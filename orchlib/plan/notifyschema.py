@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchlib.plan import NotifyTarget
+from orchlib.plan import NotifyTarget, codestrings
 from orchlib.plan.agentspec import argv_list
 from orchlib.plan.checks import Issues, KeyPath, choice, get, items, mapping, q, text
 
@@ -27,9 +27,14 @@ def _target(issues: Issues, value: object, path: KeyPath) -> NotifyTarget | None
     if ("command" in m) == ("url" in m):
         issues.add(path, "a notify target needs exactly one of 'command' or 'url'")
     command = get(issues, m, "command", path, argv_list, ())
+    codestrings.check(issues, command, lambda i: (*path, "command", i), codestrings.NOTIFY_TEXT,
+                      CODE_ADVICE)  # fmt: skip
     url = get(issues, m, "url", path, _url, "")
     events = get(issues, m, "events", path, _events, EVENTS)
     return NotifyTarget(command=command, url=url, events=events) if command or url else None
+
+
+CODE_ADVICE = 'pass it as its own argument ([sh, -c, \'notify-send "$1"\', sh, "{title}"])'
 
 
 def _url(issues: Issues, value: object, path: KeyPath) -> str | None:

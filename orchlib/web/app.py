@@ -1,24 +1,21 @@
 """The dashboard's ASGI app: the page, the JSON API of DESIGN §12 and its event streams.
 
-Reads need nothing; the one write (an answer) needs the token printed at start-up, given
-as `?token=`, an `X-Orch-Token` header or `Authorization: Bearer`. Every response forbids
-loading anything from elsewhere (Content-Security-Policy), so the page works offline and
-a plan's text can never pull in a script.
+Every request passes `guard.locked` first (Host, token, write conditions). Every response
+forbids loading anything from elsewhere (Content-Security-Policy), so the page works
+offline and a plan's text can never pull in a script.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
-from collections.abc import AsyncIterator, Sequence
+import os
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -45,11 +42,9 @@ MAX_BODY = 64 * 1024
 LOG_TAIL = 64 * 1024  # what the log stream starts with, unless told otherwise
 
 
-def create_app(
-    source: Source, watcher: Watcher, token: str, allowed_hosts: Sequence[str] | None
-) -> Starlette:
-    """The app; `allowed_hosts` (None: any) guards a loopback server against DNS rebinding."""
-    api = _Api(source, watcher, token)
+def create_app(source: Source, watcher: Watcher) -> Starlette:
+    """The app, without its lock (`guard.locked` wraps it)."""
+    api = _Api(source, watcher)
     routes = [
         *(Route(path, _static(*page)) for path, page in PAGES.items()),
         Route("/api/plans", api.plans),
@@ -59,8 +54,7 @@ def create_app(
         Route("/api/plans/{plan_id}/tasks/{task_id}/answer", api.answer, methods=["POST"]),
         Route("/events", api.events),
     ]
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or ["*"]))]
-    return Starlette(routes=routes, middleware=middleware, lifespan=api.lifespan)
+    return Starlette(routes=routes, lifespan=api.lifespan)
 
 
 def secured(app: ASGIApp) -> ASGIApp:
@@ -91,10 +85,10 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 class _Api:
-    """The handlers; they share the source, the watcher and the token."""
+    """The handlers; they share the source and the watcher."""
 
-    def __init__(self, source: Source, watcher: Watcher, token: str) -> None:
-        self.source, self.watcher, self.token = source, watcher, token
+    def __init__(self, source: Source, watcher: Watcher) -> None:
+        self.source, self.watcher = source, watcher
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -126,14 +120,14 @@ class _Api:
         found = await self._log_file(request)
         if isinstance(found, Response):
             return found
-        path, attempt = found
-        size = path.stat().st_size
+        handle, attempt = found
+        size = os.fstat(handle.fileno()).st_size
         tail = _number(request.query_params.get("tail"))
         start = 0 if tail is None else max(0, size - tail)
         headers = {"X-Orch-Attempt": str(attempt), "X-Orch-Log-Size": str(size),
                    "X-Orch-Log-Start": str(start), "Cache-Control": "no-cache"}  # fmt: skip
         return StreamingResponse(
-            chunks(path, start, size, self.source.checkout.secrets),
+            chunks(handle, start, size, self.source.checkout.secrets),
             media_type="text/plain; charset=utf-8",
             headers=headers,
         )
@@ -142,11 +136,11 @@ class _Api:
         found = await self._log_file(request)
         if isinstance(found, Response):
             return found
-        path, attempt = found
+        handle, attempt = found
         plan_id, task_id = request.path_params["plan_id"], request.path_params["task_id"]
         tail = _number(request.query_params.get("tail"))
         resume = _number(request.headers.get("last-event-id"))
-        size = path.stat().st_size
+        size = os.fstat(handle.fileno()).st_size
         start = (
             resume if resume is not None else max(0, size - (LOG_TAIL if tail is None else tail))
         )
@@ -165,7 +159,7 @@ class _Api:
             return self.watcher.stopping
 
         secrets = self.source.checkout.secrets
-        return _event_stream(sse.follow_log(path, min(start, size), over, stopping, secrets))
+        return _event_stream(sse.follow_log(handle, min(start, size), over, stopping, secrets))
 
     async def events(self, request: Request) -> Response:
         subscriber = self.watcher.subscribe()
@@ -173,8 +167,6 @@ class _Api:
 
     async def answer(self, request: Request) -> Response:
         body = await _json_body(request)
-        if not self._authorized(request, body):
-            return _error(403, "answering needs the token printed by `doit serve` (?token=...)")
         if body is None:
             return _error(400, 'send JSON {"answer": "..."}')
         text = body.get("answer")
@@ -188,16 +180,6 @@ class _Api:
         except OrchError as exc:  # no open question, plans invalid now, lock busy
             return _error(409, exc.lines()[0])
         return JSONResponse({"planId": plan_id, "taskId": task_id, "message": message})
-
-    def _authorized(self, request: Request, body: dict[str, Any] | None) -> bool:
-        bearer = request.headers.get("authorization", "")
-        given = (
-            request.headers.get("x-orch-token")
-            or request.query_params.get("token")
-            or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
-            or (body or {}).get("token")
-        )
-        return isinstance(given, str) and hmac.compare_digest(given.encode(), self.token.encode())
 
     async def _log_file(self, request: Request) -> tuple[Any, int] | Response:
         plan_id, task_id = request.path_params["plan_id"], request.path_params["task_id"]

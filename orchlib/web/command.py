@@ -20,7 +20,7 @@ class Serve(Command):  # type: ignore[misc]
 
     name = "serve"
     doc_purpose = "serve a live web dashboard of the plans (reads the state; runs nothing)"
-    doc_usage = "[--host HOST] [--port PORT]"
+    doc_usage = "[--host HOST] [--port PORT] [--allow-host NAME]..."
     doc_description = None
     cmd_options = (
         {"name": "host", "long": "host", "type": str, "default": "127.0.0.1",
@@ -28,6 +28,9 @@ class Serve(Command):  # type: ignore[misc]
                  "[default: %(default)s]"},
         {"name": "port", "long": "port", "type": int, "default": 8765,
          "help": "port to listen on, 0 for any free one [default: %(default)s]"},
+        {"name": "allow_host", "long": "allow-host", "type": list, "default": [],
+         "help": "a host name the page may be reached by besides loopback and --host "
+                 "(repeatable; any other Host header is refused)"},
     )  # fmt: skip
 
     def execute(self, params: Any, args: list[str]) -> int:
@@ -48,7 +51,8 @@ class Serve(Command):  # type: ignore[misc]
             sys.stderr.write(f"{exc}\n")
             return 3
         try:
-            return serve(checkout, ServeOptions(params["host"], port), sys.stdout, sys.stderr)
+            options = ServeOptions(params["host"], port, tuple(params["allow_host"]))
+            return serve(checkout, options, sys.stdout, sys.stderr)
         except OrchError as exc:
             for line in exc.lines():
                 sys.stderr.write(f"{line}\n")

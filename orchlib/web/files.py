@@ -1,23 +1,26 @@
 """What the dashboard reads: the plans, their state.json, stamps and logs, all under `.orch/`.
 
 Every path is built from a plan id and a task id that must be plan identifiers
-(`[A-Za-z0-9_.-]+`, not `.` or `..`), then resolved (symlinks followed) and refused unless
-it is still inside the checkout's `.orch/`. Nothing here writes, except `answer`, which is
-the very code `doit answer` runs.
+(`[A-Za-z0-9_.-]+`, not `.` or `..`; a task id must be one of the plan's), and a file is
+read only when it is a regular file with one link, reached from `.orch/` through no
+symlink (each folder is opened with O_NOFOLLOW, then the file, and the open file is
+checked: no race between a check and the read). Nothing here writes, except `answer`,
+which is the very code `doit answer` runs.
 """
 
 from __future__ import annotations
 
 import codecs
+import json
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from orchlib.checkout import Checkout
 from orchlib.errors import OrchError
-from orchlib.fsutil import read_json
 from orchlib.plan.checks import IDENT
 from orchlib.redact import Pieces, Secrets
 from orchlib.run.prompt import template_dirs
@@ -29,6 +32,8 @@ from orchlib.state.table import effective_state
 
 STATUSES = tuple(s.value for s in Status)
 CHUNK = 64 * 1024
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never blocks
 
 
 def is_ident(name: str) -> bool:
@@ -55,19 +60,60 @@ class Source:
         extra = [n for n in entries if n not in seen and self._state_path(n) is not None]
         return known + extra
 
-    def inside(self, path: Path) -> Path | None:
-        """`path` with symlinks resolved, or None when it is missing or leaves `.orch/`."""
+    def open(self, path: Path) -> BinaryIO | None:
+        """`path` open for reading when it may be served: a regular file with one link under
+        `.orch/`, reached through no symlink; else None."""
         try:
-            real = path.resolve(strict=True)
-        except (OSError, RuntimeError):
+            parts = path.relative_to(self.orch).parts  # lexical: `..` is refused below
+        except ValueError:
             return None
-        return real if real.is_relative_to(self.orch) else None
+        if not parts or any(p in (".", "..") for p in parts):
+            return None
+        try:
+            folder = os.open(self.orch, _DIR)
+        except OSError:
+            return None
+        try:
+            for part in parts[:-1]:
+                inner = os.open(part, _DIR | os.O_NOFOLLOW, dir_fd=folder)
+                os.close(folder)
+                folder = inner
+            fd = os.open(parts[-1], _FILE, dir_fd=folder)
+        except OSError:
+            return None
+        finally:
+            os.close(folder)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            os.close(fd)  # a hard link can be any file of the user's
+            return None
+        return os.fdopen(fd, "rb")
+
+    def inside(self, path: Path) -> Path | None:
+        """`path` when it may be served (see `open`), else None."""
+        handle = self.open(path)
+        if handle is None:
+            return None
+        handle.close()
+        return path
+
+    def read_json(self, path: Path) -> dict[str, Any] | None:
+        """The JSON object in `path` when it may be served and is one; else None."""
+        handle = self.open(path)
+        if handle is None:
+            return None
+        try:
+            with handle:
+                data = json.loads(handle.read())
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def state(self, plan_id: str) -> dict[str, Any] | None:
         """state.json of the plan; a plan that never ran gets its pending state from the plan."""
         path = self._state_path(plan_id)
-        data = read_json(path) if path is not None else None
-        if data is not None and path is not None and (path.parent / JOURNAL_FILE).exists():
+        data = self.read_json(path) if path is not None else None
+        if data is not None and path is not None and self.inside(path.parent / JOURNAL_FILE):
             data = to_json(fold_journal(path.parent, from_json(data)))  # starts not yet in it
         if data is not None:
             return self._with_usage(plan_id, data)
@@ -84,16 +130,31 @@ class Source:
         path = self._state_path(plan_id)
         return None if path is None else (file_id(path), file_id(path.parent / JOURNAL_FILE))
 
-    def log_file(self, plan_id: str, task_id: str, attempt: int | None) -> tuple[Path, int] | None:
-        """The transcript of an attempt (the latest by default) and its number."""
+    def task_ids(self, plan_id: str) -> set[str]:
+        """The tasks of the plan: of its plan file, and of its state.json as the run wrote it."""
+        plan = self.checkout.plans.get(plan_id)
+        found = set(plan.tasks) if plan is not None else set()
+        path = self._state_path(plan_id)
+        tasks = (self.read_json(path) or {}).get("tasks") if path is not None else None
+        for task in tasks if isinstance(tasks, list) else []:
+            if isinstance(task, dict) and isinstance(task.get("id"), str):
+                found.add(task["id"])
+        return found
+
+    def log_file(
+        self, plan_id: str, task_id: str, attempt: int | None
+    ) -> tuple[BinaryIO, int] | None:
+        """The transcript of an attempt (the latest by default), open, and its number."""
         if not (is_ident(plan_id) and is_ident(task_id)) or plan_id not in self.plan_ids():
             return None
+        if task_id not in self.task_ids(plan_id):
+            return None  # a log under a name no task of the plan has is nobody's to read
         logs = self.orch / plan_id / "logs"
         number = attempt or self._latest_attempt(plan_id, task_id, logs)
         if not number:
             return None
-        path = self.inside(logs / f"{task_id}.{number}.log")
-        return (path, number) if path is not None and path.is_file() else None
+        handle = self.open(logs / f"{task_id}.{number}.log")
+        return (handle, number) if handle is not None else None
 
     def answer(self, plan_id: str, task_id: str, text: str) -> str:
         """Answer the task's open question: `doit answer`'s code, on the plans as they are now.
@@ -111,6 +172,7 @@ class Source:
         return state.answer(folder, plan, task_id, text, template_dirs(checkout.root))
 
     def _state_path(self, plan_id: str) -> Path | None:
+        """The plan's state.json, when there is one that may be served."""
         if not is_ident(plan_id):
             return None
         return self.inside(self.orch / plan_id / STATE_FILE)
@@ -148,8 +210,11 @@ class Source:
         cached = self._usage.get(path)
         if cached is not None and cached[0] == seen:
             return cached[1]
-        real = self.inside(path)
-        stamp = stamps.read(real, task_id) if real is not None else None
+        data = self.read_json(path)
+        try:
+            stamp = stamps.Stamp.from_json(data) if data and data.get("taskId") == task_id else None
+        except stamps.StampError:
+            stamp = None
         usage = stamp.usage if stamp else None
         self._usage[path] = (seen, usage)
         return usage
@@ -187,12 +252,15 @@ def _attempt_numbers(logs: Path, task_id: str) -> Iterator[int]:
             yield int(middle)
 
 
-def chunks(path: Path, start: int, end: int, secrets: Secrets | None = None) -> Iterator[bytes]:
-    """The bytes of `path` from `start` to `end`, 64 KiB at a time (a 1 GB log never sits
-    in memory); with `secrets`, as UTF-8 text with their values redacted (DESIGN §13)."""
+def chunks(
+    handle: BinaryIO, start: int, end: int, secrets: Secrets | None = None
+) -> Iterator[bytes]:
+    """The bytes of an open file from `start` to `end`, 64 KiB at a time (a 1 GB log never
+    sits in memory); with `secrets`, as UTF-8 text with their values redacted (DESIGN §13).
+    Closes the file."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     pieces = Pieces(secrets or Secrets())
-    with open(path, "rb") as handle:
+    with handle:
         handle.seek(start)
         left = end - start
         while left > 0:

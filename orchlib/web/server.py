@@ -15,9 +15,10 @@ from orchlib.checkout import Checkout
 from orchlib.errors import ConfigError
 from orchlib.web.app import create_app, secured
 from orchlib.web.files import Source
+from orchlib.web.guard import Lock, locked
 from orchlib.web.watch import Watcher
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class ServeOptions:
 
     host: str = "127.0.0.1"
     port: int = 8765
+    allow_hosts: tuple[str, ...] = ()  # more names the Host header may carry
+
+    def hosts(self) -> tuple[str, ...]:
+        """Every name a request's Host may carry: loopback, the bound address, the allowed."""
+        return (*LOOPBACK_HOSTS, self.host, *self.allow_hosts)
 
 
 def is_loopback(host: str) -> bool:
@@ -49,7 +55,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def url(host: str, port: int, token: str) -> str:
-    """The page's address with the token that allows answering."""
+    """The page's address with the token every request needs."""
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     return f"http://{shown}:{port}/?token={token}"
 
@@ -72,17 +78,18 @@ def serve(checkout: Checkout, options: ServeOptions, out: TextIO, err: TextIO) -
     token = secrets.token_urlsafe(18)
     source = Source(checkout)
     watcher = Watcher(source)
-    loopback = is_loopback(options.host)
-    app = create_app(source, watcher, token, LOOPBACK_HOSTS if loopback else None)
+    port = sock.getsockname()[1]
+    app = locked(create_app(source, watcher), Lock.make(token, options.hosts(), port))
     config = uvicorn.Config(
         secured(app), log_level="warning", access_log=False, timeout_graceful_shutdown=2
     )
-    if not loopback:
+    if not is_loopback(options.host):
+        names = ", ".join(dict.fromkeys((options.host, *options.allow_hosts)))
         err.write(
-            f"orchlib: warning: listening on {options.host}, not only on this machine: anyone "
-            "who can reach it can read every plan's state and logs (answers need the token)\n"
+            f"orchlib: warning: listening on {options.host}, not only on this machine (plain "
+            f"HTTP: the token is the only lock); it answers to loopback and {names}; "
+            "add other names with --allow-host NAME\n"
         )
-    port = sock.getsockname()[1]
     plans = len(source.plan_ids())
     counted = f"{plans} plan" + ("" if plans == 1 else "s")
     out.write(f"orchlib: dashboard of {checkout.root} ({counted}), Ctrl+C to stop\n")

@@ -6,10 +6,11 @@ import asyncio
 import codecs
 import contextlib
 import json
+import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from typing import BinaryIO
 
 from orchlib.redact import Pieces, Secrets
 
@@ -73,22 +74,35 @@ async def stream(subscriber: Subscriber, done: Callable[[], None]) -> AsyncItera
 
 
 async def follow_log(
-    path: Path,
+    handle: BinaryIO,
     start: int,
     over: Callable[[], bool],
     stopping: Callable[[], bool],
     secrets: Secrets | None = None,
 ) -> AsyncIterator[str]:
-    """A log as `log` events from byte `start` (each event's id is the offset reached, so a
-    reconnecting browser resumes there) until the attempt is `over()`; then one `end` event.
-    Secret values read `[secret:NAME]` (an end that may begin one waits for the next read)."""
+    """An open log as `log` events from byte `start` (each event's id is the offset reached,
+    so a reconnecting browser resumes there) until the attempt is `over()`; then one `end`
+    event. The file stays the one opened (and checked), and is closed at the end. Secret
+    values read `[secret:NAME]` (an end that may begin one waits for the next read)."""
+    with handle:
+        async for text in _follow(handle, start, over, stopping, secrets):
+            yield text
+
+
+async def _follow(
+    handle: BinaryIO,
+    start: int,
+    over: Callable[[], bool],
+    stopping: Callable[[], bool],
+    secrets: Secrets | None,
+) -> AsyncIterator[str]:
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     pieces = Pieces(secrets or Secrets())
     offset, quiet_since = start, time.monotonic()
     yield f"retry: {RETRY_MS}\n\n"
     while not stopping():
         ended = over()  # asked before reading: the last output before the end is not missed
-        data = await asyncio.to_thread(_read, path, offset, LOG_EVENT_MAX)
+        data = await asyncio.to_thread(_read, handle, offset, LOG_EVENT_MAX)
         if data:
             offset += len(data)
             text = pieces.feed(decoder.decode(data))
@@ -107,10 +121,8 @@ async def follow_log(
         await asyncio.sleep(LOG_POLL)
 
 
-def _read(path: Path, offset: int, limit: int) -> bytes:
+def _read(handle: BinaryIO, offset: int, limit: int) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read(limit)
-    except OSError:
+        return os.pread(handle.fileno(), limit, offset)
+    except (OSError, ValueError):  # ValueError: closed under us at shutdown
         return b""

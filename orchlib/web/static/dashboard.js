@@ -2,7 +2,12 @@
 // `doit serve` (docs/state.md). Live through server-sent events only: no polling.
 "use strict";
 
-const TOKEN = new URLSearchParams(location.search).get("token") || "";
+// Opened from the URL `doit serve` printed: the server answered with the token in an
+// HttpOnly cookie, which every later request carries; take the token out of the address
+// bar (and the history) so it is not shown, bookmarked or shared.
+if (new URLSearchParams(location.search).has("token")) {
+  history.replaceState(null, "", location.pathname + location.hash);
+}
 const KNOWN = ["PENDING", "IN_PROGRESS", "DONE", "ERROR", "QUESTION", "SKIPPED", "PAUSED"];
 const LOG_KEEP = 512 * 1024; // characters of log kept on the page
 const GEOM = { w: 220, h: 28, gapX: 56, gapY: 8, pad: 10, head: 22 };
@@ -248,8 +253,6 @@ function renderDetail(restartLog) {
 function renderAnswerForm(t) {
   const open = openQuestion(t), form = $("answer-form");
   form.hidden = !open;
-  $("answer-send").disabled = !TOKEN;
-  if (open && !TOKEN) $("answer-msg").textContent = "Open the address `doit serve` printed (with ?token=) to answer here.";
 }
 
 function renderAttempts(t) {
@@ -301,7 +304,7 @@ async function sendAnswer(event) {
   msg.textContent = "sending…";
   const r = await fetch(taskUrl(view.selected, "answer"), {
     method: "POST",
-    headers: { "Content-Type": "application/json", "X-Orch-Token": TOKEN },
+    headers: { "Content-Type": "application/json" }, // the token goes in its cookie
     body: JSON.stringify({ answer: text }),
   });
   const d = await r.json().catch(() => ({}));
