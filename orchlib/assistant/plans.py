@@ -17,7 +17,7 @@ from pathlib import Path
 from orchlib.draft import validate
 from orchlib.errors import ConfigError, PlanError
 from orchlib.fsutil import atomic_write
-from orchlib.plan.file import display, locate
+from orchlib.plan.file import display, load_plan, locate
 
 FORMATS = ("yaml", "json")
 # A plan id that is safe as a file name: no separator, no leading dot, not too long.
@@ -39,12 +39,19 @@ class PlanDesk:
         scratch = self.root / SCRATCH / f"plan.{fmt}"
         with self.lock:
             atomic_write(scratch, text, durable=False)
-            plan, lines = validate.check(scratch, self.root, "")
-            if plan is not None and plan_id and plan.plan_id != plan_id:
-                where = locate(scratch, self.root, ["planId"])
-                lines = [f"{where}: planId: must be {plan_id!r}, the plan_id it is written as"]
+            lines = self._check(scratch, plan_id)
             shown_as = display(scratch, self.root)
         return [_renamed(line, shown_as, name) for line in lines]
+
+    def _check(self, path: Path, plan_id: str) -> list[str]:
+        try:
+            plan = load_plan(path, self.root)
+        except PlanError as exc:
+            return exc.lines()
+        if plan_id and plan.plan_id != plan_id:  # before a clash that would then not matter
+            where = locate(path, self.root, ["planId"])
+            return [f"{where}: planId: must be {plan_id!r}, the plan_id it is written as"]
+        return validate.check(path, self.root, "")[1]
 
     def validate(self, text: str, fmt: str = "yaml") -> dict[str, object]:
         """`{"valid": bool, "errors": [...]}` for the plan text given."""
@@ -64,7 +71,7 @@ class PlanDesk:
             raise ConfigError(f"{name} exists; pass force=true to replace it")
         errors = self.problems(text, "yaml", name, plan_id)
         if errors:
-            raise PlanError([f"{name} not written: {len(errors)} problem(s)", *errors])
+            raise PlanError([f"{name} is not written: the plan is invalid", *errors])
         atomic_write(target, text)
         return {"path": name, "planId": plan_id}
 
