@@ -207,6 +207,13 @@ def test_bad_input_is_a_tool_error_with_orchlib_message(co: Checkout, tmp_path: 
             await call(s, "write_plan", plan_id="shop", text=good, force=True)
             assert (co.root / "plans" / "shop.yaml").read_text() == good
 
+            ghost = good.replace("planId: shop", "planId: ghost").replace(
+                sys.executable, "no-such-agent-cli"
+            )
+            await call(s, "write_plan", plan_id="ghost", text=ghost)
+            nothing_ran = await fails(s, "run", targets=["ghost"])  # doit exited 3 at once
+            assert "agent 'no-such-agent-cli' not found on PATH (tasks t1)" in nothing_ran
+            (co.root / "plans" / "ghost.yaml").unlink()
             assert "target '--always'" in await fails(s, "run", targets=["--always"])
             assert "unknown executor 'k8s'" in await fails(s, "run", executor="k8s")
             (co.root / "plans" / "broken.yaml").write_text("planId: [\n")
