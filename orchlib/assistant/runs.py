@@ -24,7 +24,7 @@ from orchlib.executors.process import is_alive
 from orchlib.state import runlock
 
 LOG = Path(".orch") / "mcp-run.log"
-START_WAIT = 10.0  # until the run holds the lock (or has ended): a plan error comes back at once
+START_WAIT = 10.0  # until the run is past its preflight (or ended): a bad plan comes back at once
 STOP_WAIT = 60.0  # a stopped run terminates its agents' groups, then kills what is left
 POLL = 0.02
 OUTPUT_LINES = 40
@@ -38,13 +38,14 @@ class Runs:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     started: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
-    def start(self, targets: list[str], executor: str | None) -> dict[str, object]:
+    def start(self, targets: list[str], executor: str | None, plan_ids: list[str]
+              ) -> dict[str, object]:  # fmt: skip
         """Start `doit TARGETS` detached; its pid, or how it ended if it ended at once."""
         argv = [sys.executable, "-m", "orchlib", *_executor_args(executor), *_checked(targets)]
         with self.lock:
             _refuse_while_running(self.root)
             proc = self._spawn(argv)
-            code = _wait_started(self.root, proc)
+            code = _wait_started(self.root, proc, plan_ids)
         if code is None:
             threading.Thread(target=self._reap, args=(proc,), daemon=True).start()
             return {"pid": proc.pid, "running": True, "log": LOG.as_posix()}
@@ -127,14 +128,19 @@ def _refuse_while_running(root: Path) -> None:
         )
 
 
-def _wait_started(root: Path, proc: subprocess.Popen[bytes]) -> int | None:
-    """None once `proc` holds the run lock (or after START_WAIT); its exit code if it ended."""
+def _wait_started(root: Path, proc: subprocess.Popen[bytes], plan_ids: list[str]) -> int | None:
+    """None once `proc` has passed its preflight (a plan's state names it as its run) or after
+    START_WAIT; its exit code if it ended first (a bad plan, a missing agent CLI: exit 3)."""
+    from orchlib import state
+
     deadline = time.monotonic() + START_WAIT
     while time.monotonic() < deadline:
         code = proc.poll()
         if code is not None:
             return code
-        if runlock.holder_pid(root / ".orch") == proc.pid:
-            return None
+        for plan_id in plan_ids:
+            current = state.load(root / ".orch" / plan_id)
+            if current is not None and current.run.pid == proc.pid:
+                return None
         time.sleep(POLL)
     return None

@@ -74,8 +74,8 @@ class Tools:
 
     def run(self, targets: list[str], executor: str | None) -> dict[str, Any]:
         """Start `doit TARGETS` detached (after the plans load); its pid."""
-        self.checkout()
-        return self.runs.start(targets, executor)
+        co = self.checkout()
+        return self.runs.start(targets, executor, list(co.plans))
 
     def status(self, target: str | None) -> dict[str, Any]:
         """What `doit status --json [TARGET]` prints."""
