@@ -106,7 +106,9 @@ def _stop_detached_run(root: Path) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
-def test_plan_run_question_log_and_stop_through_mcp(co: Checkout, tmp_path: Path) -> None:
+def test_plan_run_question_log_and_stop_through_mcp(
+    co: Checkout, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     co.scenario({
         "t2": [[{"question": "JWT or sessions?"}], [{"say": "using the answer"}, {"done": "auth"}]],
         "slow": [[{"progress": [10, "started"]}, {"hang": True}]],
@@ -164,6 +166,8 @@ def test_plan_run_question_log_and_stop_through_mcp(co: Checkout, tmp_path: Path
     anyio.run(scenario)
     errlog.close()
     assert "Traceback" not in (tmp_path / "server-stderr.txt").read_text()
+    # The client logs each stdout line of the server that is not a protocol message.
+    assert not [r for r in caplog.records if "Failed to parse" in r.getMessage()]
 
 
 def test_bad_input_is_a_tool_error_with_orchlib_message(co: Checkout, tmp_path: Path) -> None:

@@ -123,7 +123,8 @@ def _refuse_while_running(root: Path) -> None:
     pid = runlock.holder_pid(root / ".orch")
     if pid is not None or runlock.is_running(root / ".orch"):
         raise LockHeld(
-            f".orch/run.lock: another doit run holds this checkout's run lock (pid {pid}); "
+            f".orch/run.lock: another doit run holds this checkout's run lock "
+            f"(pid {pid or 'unknown'}); "
             "watch it with status, or stop it with stop_run"
         )
 
