@@ -150,20 +150,33 @@ def test_plan_run_question_log_and_stop_through_mcp(
                                                      log["text"].splitlines()[-1]]  # fmt: skip
             assert "[DONE:" in log["text"].splitlines()[-1]
 
+            # The same JSON as `doit status --json`, the same text as `doit log`.
+            assert await call(s, "status") == json.loads(co.doit("status", "--json").stdout)
+            assert log["text"].splitlines() == co.doit("log", "web:t2").stdout.splitlines()[-2:]
+
+    async def start_slow() -> int:
+        async with server(co.root, errlog) as s:
             slow = plan_text(co, "long", [task("slow")])
             await call(s, "write_plan", plan_id="long", text=slow)
-            pid = (await call(s, "run", targets=["long"]))["pid"]
+            pid: int = (await call(s, "run", targets=["long"]))["pid"]
             await until(s, lambda st: st.get("long:slow") == "IN_PROGRESS")
+            return pid
+
+    async def stop(pid: int) -> None:
+        async with server(co.root, errlog) as s:
             refused = await fails(s, "run")
             assert f"pid {pid}" in refused and "run lock" in refused
             stopped = await call(s, "stop_run")
-            assert stopped == {"pid": pid, "stopped": True, "exitCode": 130}
+            assert stopped == {"pid": pid, "stopped": True, "exitCode": None}  # not its child
             assert not pid_alive(pid)
             row = (await call(s, "status", target="long:slow"))["plans"][0]["tasks"][0]
             assert row["state"] == "ERROR" and "interrupted" in row["last"]
             assert "no run is going" in await fails(s, "stop_run")
 
     anyio.run(scenario)
+    pid = anyio.run(start_slow)
+    assert pid_alive(pid)  # the run outlives the server that started it
+    anyio.run(stop, pid)
     errlog.close()
     assert "Traceback" not in (tmp_path / "server-stderr.txt").read_text()
     # The client logs each stdout line of the server that is not a protocol message.
