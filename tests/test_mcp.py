@@ -296,3 +296,28 @@ def test_doit_skill_writes_skill_md_with_front_matter(co: Checkout, tmp_path: Pa
                              cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert written.returncode == 0, written.stderr
     assert (elsewhere / "SKILL.md").read_text() == text
+
+
+def test_every_text_of_a_result_or_an_error_passes_the_door(
+    co: Checkout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from orchlib.assistant import server as mcp_server
+    from orchlib.assistant import shown
+
+    monkeypatch.setattr(shown, "shown", lambda text: text.replace("s3cr3t", "[secret:KEY]"))
+    co.write_plan({"planId": "web", "summary": "uses s3cr3t", "agent": co.agent(),
+                   "projects": [{"name": "app", "path": "./app"}],
+                   "tasks": [task("t1")]}, name="web.json")  # fmt: skip
+    tools = mcp_server.build(co.root)
+
+    async def scenario() -> None:
+        listed = await tools.call_tool("list_plans", {})
+        assert listed.structured_content["plans"][0]["summary"] == "uses [secret:KEY]"
+        assert "s3cr3t" not in listed.content[0].text  # type: ignore[union-attr]
+        with pytest.raises(ToolError) as failed:
+            await tools.call_tool("answer", {"task": "web:s3cr3t", "text": "x"})
+        assert "unknown task 'web:[secret:KEY]'" in str(failed.value)
+
+    anyio.run(scenario)

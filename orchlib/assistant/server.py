@@ -17,7 +17,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 import orchlib
-from orchlib.assistant.shown import shown, shown_value
+from orchlib.assistant import shown as door
 from orchlib.assistant.tools import Tools
 from orchlib.doitedge.cmdutil import error_line
 from orchlib.errors import OrchError
@@ -94,11 +94,16 @@ def serve(root: Path) -> None:
 def _call(tool: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """The tool's result with every text shown; any failure a ToolError of one-line messages."""
     try:
-        result: dict[str, Any] = shown_value(tool(*args))
-    except OrchError as exc:
-        raise ToolError(shown("\n".join(error_line(line) for line in exc.lines()))) from None
-    except OSError as exc:  # a full disk, a read-only checkout: one line naming the file
-        raise ToolError(shown(f"orchlib: {exc.filename or ''}: {exc.strerror or exc}")) from None
-    except Exception as exc:  # a bug: the assistant gets one line; stderr no traceback
-        raise ToolError(shown(f"orchlib: internal error: {type(exc).__name__}: {exc}")) from None
+        result: dict[str, Any] = door.shown_value(tool(*args))
+    except Exception as exc:  # never a traceback: the assistant gets orchlib's lines
+        raise ToolError(door.shown(_message(exc))) from None
     return result
+
+
+def _message(exc: Exception) -> str:
+    """orchlib's own lines for a failure; an OS error names its file; a bug is one line."""
+    if isinstance(exc, OrchError):
+        return "\n".join(error_line(line) for line in exc.lines())
+    if isinstance(exc, OSError):  # a full disk, a read-only checkout
+        return f"orchlib: {exc.filename or ''}: {exc.strerror or exc}"
+    return f"orchlib: internal error: {type(exc).__name__}: {exc}"
