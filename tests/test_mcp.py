@@ -304,9 +304,11 @@ def test_every_text_of_a_result_or_an_error_passes_the_door(
     from mcp.server.mcpserver.exceptions import ToolError
 
     from orchlib.assistant import server as mcp_server
-    from orchlib.assistant import shown
+    from orchlib.assistant.shown import Door
+    from orchlib.assistant.tools import Tools
 
-    monkeypatch.setattr(shown, "shown", lambda text: text.replace("s3cr3t", "[secret:KEY]"))
+    door = Door(lambda text: text.replace("s3cr3t", "[secret:KEY]"))
+    monkeypatch.setattr(Tools, "door", lambda self: door)
     co.write_plan({"planId": "web", "summary": "uses s3cr3t", "agent": co.agent(),
                    "projects": [{"name": "app", "path": "./app"}],
                    "tasks": [task("t1")]}, name="web.json")  # fmt: skip

@@ -17,7 +17,6 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 import orchlib
-from orchlib.assistant import shown as door
 from orchlib.assistant.tools import Tools
 from orchlib.doitedge.cmdutil import error_line
 from orchlib.errors import OrchError
@@ -40,48 +39,48 @@ def build(root: Path) -> MCPServer:
     def list_plans() -> dict[str, Any]:
         """Every plan of the checkout: planId, file, summary, status, done/total and task
         counts by state."""
-        return _call(tools.list_plans)
+        return _call(tools, tools.list_plans)
 
     @server.tool()
     def validate_plan(text: str, format: Literal["yaml", "json"] = "yaml") -> dict[str, Any]:
         """Check a plan's text as `doit` checks plans/ (schema, ids, dependsOn, cycles, plan
         ids used by other plans): {"valid": bool, "errors": ["file:line:col: key: message"]}."""
-        return _call(tools.validate_plan, text, format)
+        return _call(tools, tools.validate_plan, text, format)
 
     @server.tool()
     def write_plan(plan_id: str, text: str, force: bool = False) -> dict[str, Any]:
         """Write a plan (YAML or JSON text whose planId is plan_id) to plans/<plan_id>.yaml,
         only when it is valid; an existing file is replaced only with force=true."""
-        return _call(tools.write_plan, plan_id, text, force)
+        return _call(tools, tools.write_plan, plan_id, text, force)
 
     @server.tool()
     def run(targets: Sequence[str] = (), executor: str | None = None) -> dict[str, Any]:
         """Start `doit [targets]` in the background (targets: plan ids or PLAN:TASK; none runs
         every plan); returns {"pid"}. Refused while another run is going. Its output goes to
         .orch/mcp-run.log; follow it with status and task_log."""
-        return _call(tools.run, list(targets), executor)
+        return _call(tools, tools.run, list(targets), executor)
 
     @server.tool()
     def status(target: str | None = None) -> dict[str, Any]:
         """What `doit status --json [target]` prints: each plan's tasks with state, progress,
         attempt, elapsed, cost, last line (the question of a waiting task), and totals."""
-        return _call(tools.status, target)
+        return _call(tools, tools.status, target)
 
     @server.tool()
     def task_log(task: str, tail: int = 200) -> dict[str, Any]:
         """The last `tail` lines of task PLAN:TASK's latest transcript, decoded to text."""
-        return _call(tools.task_log, task, tail)
+        return _call(tools, tools.task_log, task, tail)
 
     @server.tool()
     def answer(task: str, text: str) -> dict[str, Any]:
         """Answer the question of waiting task PLAN:TASK; call run again to resume it."""
-        return _call(tools.answer, task, text)
+        return _call(tools, tools.answer, task, text)
 
     @server.tool()
     def stop_run() -> dict[str, Any]:
         """Interrupt the running `doit` as Ctrl-C does (its agents are stopped, their tasks
         show interrupted) and wait until it has ended."""
-        return _call(tools.stop_run)
+        return _call(tools, tools.stop_run)
 
     return server
 
@@ -91,12 +90,13 @@ def serve(root: Path) -> None:
     build(root).run("stdio")
 
 
-def _call(tool: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+def _call(tools: Tools, tool: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """The tool's result with every text shown; any failure a ToolError of one-line messages."""
     try:
-        result: dict[str, Any] = door.shown_value(tool(*args))
+        found = tool(*args)
     except Exception as exc:  # never a traceback: the assistant gets orchlib's lines
-        raise ToolError(door.shown(_message(exc))) from None
+        raise ToolError(tools.door().shown(_message(exc))) from None
+    result: dict[str, Any] = tools.door().shown_value(found)
     return result
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from orchlib.assistant.plans import PlanDesk
 from orchlib.assistant.runs import Runs
+from orchlib.assistant.shown import Door
 from orchlib.checkout import Checkout
 from orchlib.errors import ConfigError
 from orchlib.state import runlock
@@ -47,6 +48,11 @@ class Tools:
                 f"{self.root} is not a checkout (no plans/ folder): start `doit mcp` in the "
                 "folder that holds plans/ (see the README)"
             )
+
+    def door(self) -> Door:
+        """The door every text of a result or an error leaves through (the secret filter of
+        DESIGN §13 goes here: `Door(<the checkout's secrets>.redact)`)."""
+        return Door()
 
     def list_plans(self) -> dict[str, Any]:
         """Each plan's id, file, summary, status and task counts by state; the run's pid."""
