@@ -323,3 +323,33 @@ def test_every_text_of_a_result_or_an_error_passes_the_door(
         assert "unknown task 'web:[secret:KEY]'" in str(failed.value)
 
     anyio.run(scenario)
+
+
+def test_secrets_in_results_and_errors_are_shown_by_name(
+    co: Checkout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs once the secret filter (DESIGN §13, issue 19) is merged and Tools.door() uses it.
+    pytest.importorskip("orchlib.redact", reason="the secret filter is not on this branch")
+    secret = "supersecretvalue123"
+    monkeypatch.setenv("MY_API_KEY", secret)  # the server, its run and the agent inherit it
+    co.scenario({"t1": [[{"say": f"the key is {secret}"}, {"done": f"used {secret}"}]]})
+    text = plan_text(co, "web", [task("t1")])
+    errlog = (tmp_path / "server-stderr.txt").open("w")
+
+    async def scenario() -> None:
+        async with server(co.root, errlog) as s:
+            await call(s, "write_plan", plan_id="web", text=text)
+            await call(s, "run")
+            await until(s, lambda st: st.get("web:t1") == "DONE")
+            await run_ended(s)
+            status = await call(s, "status")
+            log = await call(s, "task_log", task="web:t1")
+            error = await fails(s, "answer", task=f"web:{secret}", text="x")
+            for shown in (json.dumps(status), json.dumps(log), error):
+                assert secret not in shown, shown
+            assert "the key is [secret:MY_API_KEY]" in log["text"]
+            assert "unknown task 'web:[secret:MY_API_KEY]'" in error
+
+    anyio.run(scenario)
+    errlog.close()
+    assert secret in (co.root / ".orch" / "web" / "logs" / "t1.1.log").read_text()  # raw kept
