@@ -9,6 +9,7 @@ from typing import Any
 
 from doit.doit_cmd import DoitMain
 
+from orchlib.assistant.command import Mcp, Skill
 from orchlib.doitedge import accept, commands, helpcmd, logcmd, plugins, statecmds
 from orchlib.doitedge.loader import PlanLoader
 from orchlib.draft.command import Draft
@@ -38,6 +39,8 @@ class OrchMain(DoitMain):  # type: ignore[misc]
         accept.Accept,
         Draft,
         Serve,
+        Mcp,
+        Skill,
     )
 
     def process_args(self, cmd_args: list[str]) -> Any:
@@ -48,7 +51,7 @@ class OrchMain(DoitMain):  # type: ignore[misc]
         return [*kept, *cmd_args[cut:]]
 
 
-_NO_CHECKOUT_NEEDED = {"help", "--help", "--version", "tabcompletion", "draft"}
+_NO_CHECKOUT_NEEDED = {"help", "--help", "--version", "tabcompletion", "draft", "mcp", "skill"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,6 +30,8 @@ Commands
   doit accept PLAN:TASK      take an edited task as done without re-running it
   doit draft "goal"          an agent writes a plan from a goal (docs/draft.md)
   doit serve                 a live dashboard in the browser (needs orchlib[web])
+  doit mcp                   serve this checkout to an AI assistant over MCP (orchlib[mcp])
+  doit skill [--dest DIR]    write SKILL.md: how an assistant drives orchlib
 
 `doit help COMMAND` explains one command. The plan format: docs/plans.md.
 """
@@ -111,6 +113,23 @@ doit log [-f] [--attempt N] [--raw] PLAN:TASK
 Prints the latest attempt's transcript (.orch/<planId>/logs/<taskId>.<n>.log); JSON-stream
 agents' events are shown as text: what the agent said, one line per tool call, the result.
 -f follows it while the attempt runs; --raw prints it as written.
+""",
+    "mcp": """\
+doit mcp
+
+A Model Context Protocol server on stdin/stdout for an AI assistant (Claude Code, opencode,
+Codex, ...), rooted at this folder: `claude mcp add orchlib -- doit mcp`. Its tools:
+list_plans, validate_plan, write_plan, run (a detached `doit`, output in .orch/mcp-run.log),
+status, task_log, answer, stop_run (as Ctrl-C). Needs `pip install 'orchlib[mcp]'`.
+docs/assistants.md shows how to connect each assistant.
+""",
+    "skill": """\
+doit skill [--dest DIR] [--force]
+
+Writes SKILL.md (Agent Skills format) into .claude/skills/orchlib/ of the checkout, or into
+DIR: how an assistant turns a request into a plan, validates, writes, runs and watches it,
+answers questions and recovers from failures, with the MCP tools or the commands. A
+different SKILL.md already there is replaced only with --force.
 """,
 }
 

@@ -8,6 +8,7 @@ decoded to what a person reads: the assistant's text, one line per tool call, th
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -72,6 +73,15 @@ class Log(OneLineErrors, Command):  # type: ignore[misc]
         except KeyboardInterrupt:
             return 130
         return 0
+
+
+def decoded(co: Checkout, path: Path, task: Task) -> str:
+    """The transcript at `path` as `doit log` prints it (decoded, not followed)."""
+    out = io.StringIO()
+    _show(
+        co, path, _Decoder(task, co.secrets.redact), out, False, ("", task.id, 0)
+    )  # not followed: no run asked
+    return out.getvalue()
 
 
 def _show(co: Checkout, path: Path, decode: _Decoder, out: IO[str], follow: bool,

@@ -80,3 +80,14 @@ def _holder(fd: int) -> str:
         if text or time.monotonic() >= deadline:
             return text or "unknown"
         time.sleep(0.01)
+
+
+def holder_pid(orch_dir: Path) -> int | None:
+    """The pid of the `doit` run holding the checkout's run lock now; None when none does."""
+    if not is_running(orch_dir):
+        return None
+    try:
+        text = (orch_dir / "run.lock").read_text(errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
