@@ -128,6 +128,15 @@ class TaskPaused(Event):
 
 
 @dataclass(frozen=True)
+class WorkKept(Event):
+    """A waiting task (question, usage limit, interrupt) keeps its worktree: `worktree`,
+    relative to the checkout, is where its next attempt continues (DESIGN §10)."""
+
+    task_id: str
+    worktree: str
+
+
+@dataclass(frozen=True)
 class ToolsDenied(Event):
     """The agent's CLI refused these tool calls in an attempt (e.g. `Bash: npm test`)."""
 

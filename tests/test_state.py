@@ -384,6 +384,7 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
         "questions": [],
         "pausedUntil": "",
         "denied": [],
+        "continuesIn": "",
         "pendingReason": "",
     }
     assert data["projects"][1] == {

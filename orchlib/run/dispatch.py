@@ -17,6 +17,7 @@ from orchlib.events import (
     TaskStarted,
     TaskWaiting,
     ToolsDenied,
+    WorkKept,
 )
 from orchlib.executors.base import Handle
 from orchlib.fsutil import atomic_write, ensure_dir
@@ -55,6 +56,8 @@ class TaskRun(AttemptInputs, Finishing):
         # Where attempts work: the project folder, or (isolated) the task's own worktree.
         self.tree = TaskTree(co, plan, task) if self.project.isolation else None
         self.workspace = self.project if self.tree is None else self.tree.workspace
+        # A task that waited keeps its worktree: its next attempt continues there (§10).
+        self._continue = previous is not None and bool(previous.continues_in)
 
     def run(self) -> TaskResult:
         """Adopt a crashed run's attempt or dispatch new ones until the task settles.
@@ -119,6 +122,7 @@ class TaskRun(AttemptInputs, Finishing):
 
     def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
         outcome = done.outcome
+        self._keep_work(outcome.result)
         if outcome.denied:
             self._publish(ToolsDenied(self.plan.plan_id, self.task.id, done.number, outcome.denied))
         if outcome.result is Result.PAUSED and not self.co.interrupt.is_set():
@@ -148,6 +152,17 @@ class TaskRun(AttemptInputs, Finishing):
         if retry:
             return self._retry_or_fail(reason, done.number, left), ""
         return self._fail(reason, done.number), ""
+
+    def _keep_work(self, result: Result) -> None:
+        """A task that waits (question, usage limit, interrupt) keeps its worktree for its next
+        attempt; after any other end the next attempt starts afresh from the project's HEAD."""
+        waits = result in (Result.QUESTION, Result.PAUSED, Result.INTERRUPTED)
+        waits = waits or self.co.interrupt.is_set()
+        tree = self.tree
+        self._continue = waits and tree is not None and tree.path.is_dir()
+        if self._continue and tree is not None:
+            kept = str(tree.path.relative_to(self.co.root))
+            self._publish(WorkKept(self.plan.plan_id, self.task.id, kept))
 
     def _lost(self, reason: str, number: int) -> TaskResult | None:
         """Dispatched again elsewhere, up to MAX_LOSSES times; then the task fails."""
@@ -204,8 +219,8 @@ class TaskRun(AttemptInputs, Finishing):
         self._last_number = number  # a failed write below is still this attempt's
         terminal_id = f"term-{self.task.id}-{number}-{secrets.token_hex(3)}"
         started = time.monotonic()
-        if self.tree is not None:  # a fresh worktree from the project's HEAD
-            problem = self.tree.prepare(number)
+        if self.tree is not None:  # its kept worktree, or a fresh one from the project's HEAD
+            problem = self.tree.prepare(number, keep=self._continue)
             if problem is not None:
                 return Attempted(number, terminal_id, Outcome(Result.ERROR, problem), started)
         prompt_file = self.co.prompt_path(self.plan.plan_id, self.task.id, number)

@@ -80,6 +80,9 @@ class TaskRecord:
     questions: tuple[Question, ...] = ()
     paused_until: str = ""  # PAUSED: ISO time the agent's usage limit resets
     denied: tuple[str, ...] = ()  # tool calls the agent's CLI refused in the latest attempt
+    # isolation: the worktree (relative to the checkout) a waiting task's next attempt
+    # continues in; empty when the next attempt starts afresh from the project's HEAD.
+    continues_in: str = ""
     # Why a task not shown DONE would run (`doit info`'s reason), once it ran or was stale.
     pending_reason: str = ""
 

@@ -18,6 +18,7 @@ from orchlib.events import (
     TaskUpToDate,
     TaskWaiting,
     ToolsDenied,
+    WorkKept,
 )
 from orchlib.plan import Plan, Task
 from orchlib.state.model import (
@@ -138,6 +139,7 @@ def _started(r: TaskRecord, e: TaskStarted) -> TaskRecord:
         skipped_because=(),
         paused_until="",
         denied=r.denied if same else (),
+        continues_in="",  # the attempt works in it now; it is kept again if it waits again
     )
 
 
@@ -214,6 +216,10 @@ def _paused(r: TaskRecord, e: TaskPaused) -> TaskRecord:
     )
 
 
+def _kept(r: TaskRecord, e: WorkKept) -> TaskRecord:
+    return replace(r, continues_in=e.worktree)
+
+
 def _denied(r: TaskRecord, e: ToolsDenied) -> TaskRecord:
     return replace(r, denied=e.tools) if e.attempt == r.attempt else r
 
@@ -234,6 +240,7 @@ _REDUCERS: dict[type[Event], Callable[[TaskRecord, Any], TaskRecord]] = {
     TaskSkipped: _skipped,
     TaskPaused: _paused,
     ToolsDenied: _denied,
+    WorkKept: _kept,
 }
 
 
