@@ -128,6 +128,16 @@ class TaskPaused(Event):
 
 
 @dataclass(frozen=True)
+class AttemptRan(Event):
+    """An attempt ended: its process ran `seconds` (from its start, not from when it was
+    queued for a slot, to its outcome's checks), which count to the task's elapsed time."""
+
+    task_id: str
+    attempt: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class WorkKept(Event):
     """A waiting task (question, usage limit, interrupt) keeps its worktree: `worktree`,
     relative to the checkout, is where its next attempt continues (DESIGN §10)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from orchlib import state
 from orchlib.checkout import Checkout
 from orchlib.events import (
+    AttemptRan,
     TaskFailed,
     TaskPaused,
     TaskProgress,
@@ -58,6 +59,9 @@ class TaskRun(AttemptInputs, Finishing):
         self.workspace = self.project if self.tree is None else self.tree.workspace
         # A task that waited keeps its worktree: its next attempt continues there (§10).
         self._continue = previous is not None and bool(previous.continues_in)
+        # Running time of its attempts so far (DESIGN §15): a done task done again starts at 0.
+        counted = previous is not None and previous.status is not Status.DONE
+        self._worked = previous.worked if previous is not None and counted else 0.0
 
     def run(self) -> TaskResult:
         """Adopt a crashed run's attempt or dispatch new ones until the task settles.
@@ -123,6 +127,9 @@ class TaskRun(AttemptInputs, Finishing):
     def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
         outcome = done.outcome
         self._keep_work(outcome.result)
+        # A DONE's checks (and merge) are part of its attempt's running time.
+        checked = self._check(done) if outcome.result is Result.DONE else None
+        self._count_work(done)
         if outcome.denied:
             self._publish(ToolsDenied(self.plan.plan_id, self.task.id, done.number, outcome.denied))
         if outcome.result is Result.PAUSED and not self.co.interrupt.is_set():
@@ -131,8 +138,7 @@ class TaskRun(AttemptInputs, Finishing):
             return self._pause(done.number, until, outcome.text, hit=True), self._feedback
         if self.profile is not None:
             self.co.pauses.clear_backoff(self.profile)
-        if outcome.result is Result.DONE:
-            checked = self._check(done)
+        if checked is not None:
             if checked.problem is None:
                 return self._stamp(done, checked), ""
             problem = checked.problem
@@ -152,6 +158,12 @@ class TaskRun(AttemptInputs, Finishing):
         if retry:
             return self._retry_or_fail(reason, done.number, left), ""
         return self._fail(reason, done.number), ""
+
+    def _count_work(self, done: Attempted) -> None:
+        """Add the attempt's running time, from its process's start, to the task's elapsed."""
+        seconds = max(0.0, time.monotonic() - done.started)
+        self._worked += seconds
+        self._publish(AttemptRan(self.plan.plan_id, self.task.id, done.number, round(seconds, 3)))
 
     def _keep_work(self, result: Result) -> None:
         """A task that waits (question, usage limit, interrupt) keeps its worktree for its next
@@ -218,11 +230,11 @@ class TaskRun(AttemptInputs, Finishing):
     def _attempt(self, number: int, feedback: str) -> Attempted:
         self._last_number = number  # a failed write below is still this attempt's
         terminal_id = f"term-{self.task.id}-{number}-{secrets.token_hex(3)}"
-        started = time.monotonic()
+        began = [time.monotonic()]  # from the process's start: not the time queued for a slot
         if self.tree is not None:  # its kept worktree, or a fresh one from the project's HEAD
             problem = self.tree.prepare(number, keep=self._continue)
             if problem is not None:
-                return Attempted(number, terminal_id, Outcome(Result.ERROR, problem), started)
+                return Attempted(number, terminal_id, Outcome(Result.ERROR, problem), began[0])
         prompt_file = self.co.prompt_path(self.plan.plan_id, self.task.id, number)
         if self.task.command is None:  # a shell task has no prompt
             text = self._prompt(terminal_id, number, feedback)
@@ -232,13 +244,14 @@ class TaskRun(AttemptInputs, Finishing):
         ensure_dir(self.workspace.root)
 
         def announce(proc: Handle) -> None:
+            began[0] = time.monotonic()  # the process exists (on its dask worker: runs there)
             prompt = str(prompt_file) if self.task.command is None else ""
             self._publish(self._started(number, terminal_id, proc, log, prompt, False))
             self.co.bus.sync()  # pid and log are in state.json before the agent may print
 
         proc = self.co.executor.start(job, announce)
         outcome = self._follow(proc, log, terminal_id)
-        return Attempted(number, terminal_id, outcome, started, proc.host)
+        return Attempted(number, terminal_id, outcome, began[0], proc.host)
 
     def _started(
         self,

@@ -3,7 +3,6 @@ then the stamp and `TaskDone`."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,7 +31,8 @@ class TaskResult:
 
 @dataclass(frozen=True)
 class Attempted:
-    """A finished attempt: its number, terminal id, outcome and start time."""
+    """A finished attempt: its number, terminal id, outcome and when its process started
+    (monotonic; not when it was queued)."""
 
     number: int
     terminal_id: str
@@ -50,6 +50,7 @@ class Finishing:
     project: Project
     workspace: Project
     tree: TaskTree | None
+    _worked: float  # the running time of the task's attempts, this one included
 
     def _publish(self, event: Any) -> None:
         self.co.bus.publish(event)
@@ -66,7 +67,7 @@ class Finishing:
 
     def _stamp(self, done: Attempted, checked: Checked) -> TaskResult:
         outcome = done.outcome
-        duration = round(time.monotonic() - done.started, 3)
+        duration = round(self._worked, 3)
         stamp = stamps.Stamp(
             task_id=self.task.id,
             plan_id=self.plan.plan_id,

@@ -137,7 +137,7 @@ def _agreed(record: TaskRecord, reason: str | None, stamp_of: StampOf) -> TaskRe
     if record.status is Status.DONE:
         return replace(
             record, status=Status.PENDING, percent=0, summary="", finished_at="",
-            duration=None, pending_reason=reason,
+            duration=None, worked=0.0, pending_reason=reason,
         )  # fmt: skip
     if record.status is Status.PENDING and (record.attempt or record.pending_reason):
         return record if record.pending_reason == reason else replace(record, pending_reason=reason)

@@ -64,6 +64,9 @@ class TaskRecord:
     started_at: str = ""
     finished_at: str = ""
     duration: float | None = None
+    # Seconds the task's ended attempts ran (their processes, not time queued for a slot),
+    # summed since it last became DONE or was forgotten (DESIGN §15 "Elapsed is work").
+    worked: float = 0.0
     summary: str = ""
     error: str = ""
     skipped_because: tuple[str, ...] = ()

@@ -160,16 +160,18 @@ def status_label(task: TaskRecord) -> str:
 
 
 def task_elapsed(task: TaskRecord) -> float | None:
-    """Seconds the task took (its last attempt), or has been running so far."""
+    """Seconds the task's attempts ran (not time queued), the running one's so far included."""
     seconds = _duration(task)
     return None if seconds is None else round(seconds, 3)
 
 
 def _duration(task: TaskRecord) -> float | None:
+    """The running time of its attempts: ended ones, plus the running one so far."""
     if task.status is not Status.IN_PROGRESS:
-        return task.duration
+        return task.duration if task.duration is not None else (task.worked or None)
     started = parse_time(task.started_at)
-    return (datetime.now(timezone.utc) - started).total_seconds() if started else None
+    now = datetime.now(timezone.utc)
+    return task.worked + (now - started).total_seconds() if started else None
 
 
 def format_duration(seconds: float | None) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from orchlib.events import (
+    AttemptRan,
     Event,
     TaskDone,
     TaskFailed,
@@ -83,12 +84,6 @@ def reset_for_run(record: TaskRecord) -> TaskRecord:
     )
 
 
-def seconds_between(start: str, end: str) -> float | None:
-    """Seconds from one ISO time to another; None when either is missing or unparsable."""
-    first, last = parse_time(start), parse_time(end)
-    return None if first is None or last is None else round((last - first).total_seconds(), 3)
-
-
 def parse_time(text: str) -> datetime | None:
     """An ISO 8601 time (Z allowed) as an aware datetime; None when unparsable."""
     try:
@@ -140,6 +135,7 @@ def _started(r: TaskRecord, e: TaskStarted) -> TaskRecord:
         paused_until="",
         denied=r.denied if same else (),
         continues_in="",  # the attempt works in it now; it is kept again if it waits again
+        worked=0.0 if r.status is Status.DONE else r.worked,  # a done task done again
     )
 
 
@@ -178,7 +174,7 @@ def _failed(r: TaskRecord, e: TaskFailed) -> TaskRecord:
         return replace(r, status=Status.IN_PROGRESS, attempt=attempt, last_update=note)
     error = interrupted_error(e.reason) if e.interrupted else e.reason
     ran = e.attempt and e.attempt == r.attempt and r.started_at
-    duration = seconds_between(r.started_at, e.at) if ran else None
+    duration = round(r.worked, 3) if ran or r.worked else None  # its attempts' running time
     return replace(
         r, status=Status.ERROR, error=error, attempt=attempt, finished_at=e.at, duration=duration
     )
@@ -216,6 +212,10 @@ def _paused(r: TaskRecord, e: TaskPaused) -> TaskRecord:
     )
 
 
+def _ran(r: TaskRecord, e: AttemptRan) -> TaskRecord:
+    return replace(r, worked=round(r.worked + max(0.0, e.seconds), 3))
+
+
 def _kept(r: TaskRecord, e: WorkKept) -> TaskRecord:
     return replace(r, continues_in=e.worktree)
 
@@ -241,6 +241,7 @@ _REDUCERS: dict[type[Event], Callable[[TaskRecord, Any], TaskRecord]] = {
     TaskPaused: _paused,
     ToolsDenied: _denied,
     WorkKept: _kept,
+    AttemptRan: _ran,
 }
 
 

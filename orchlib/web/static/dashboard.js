@@ -53,9 +53,14 @@ function seconds(total) {
   return `${s}s`;
 }
 
+// Elapsed is work (DESIGN §15): earlier attempts' running time plus the running one's.
+function workStart(t) {
+  return new Date(Date.parse(t.startedAt) - (t.worked || 0) * 1000).toISOString();
+}
+
 function elapsed(t) {
-  if (t.status === "IN_PROGRESS" && t.startedAt) return seconds((Date.now() - Date.parse(t.startedAt)) / 1000);
-  return seconds(t.duration);
+  if (t.status === "IN_PROGRESS" && t.startedAt) return seconds((Date.now() - Date.parse(workStart(t))) / 1000);
+  return seconds(t.duration ?? (t.worked || null));
 }
 
 function cost(t) {
@@ -182,7 +187,7 @@ function rowHtml(t) {
     `<td><span class="badge ${stateClass(t.status)}">${esc(t.status)}</span></td>` +
     `<td class="num"><progress max="100" value="${pct}"></progress> ${pct}%</td>` +
     `<td class="num">${t.attempt || ""}</td>` +
-    `<td class="num elapsed"${running ? ` data-start="${esc(t.startedAt)}"` : ""}>${esc(elapsed(t))}</td>` +
+    `<td class="num elapsed"${running ? ` data-start="${esc(workStart(t))}"` : ""}>${esc(elapsed(t))}</td>` +
     `<td class="num">${esc(cost(t))}</td><td class="last">${esc(last(t))}</td></tr>`;
 }
 
