@@ -128,6 +128,20 @@ class TaskPaused(Event):
 
 
 @dataclass(frozen=True)
+class TaskApproval(Event):
+    """The task's checks passed and it waits for a person: `doit approve` or `doit reject`.
+
+    `still`: it waited so before this run (nobody is told again)."""
+
+    task_id: str
+    summary: str
+    attempt: int
+    terminal_id: str
+    duration: float | None = None
+    still: bool = False
+
+
+@dataclass(frozen=True)
 class AttemptRan(Event):
     """An attempt ended: its process ran `seconds` (from its start, not from when it was
     queued for a slot, to its outcome's checks), which count to the task's elapsed time."""

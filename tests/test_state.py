@@ -388,6 +388,7 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
         "pausedUntil": "",
         "denied": [],
         "continuesIn": "",
+        "rejected": "",
         "pendingReason": "",
     }
     assert data["projects"][1] == {

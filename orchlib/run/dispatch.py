@@ -12,6 +12,7 @@ from orchlib import state
 from orchlib.checkout import Checkout
 from orchlib.events import (
     AttemptRan,
+    TaskApproval,
     TaskFailed,
     TaskPaused,
     TaskProgress,
@@ -51,7 +52,8 @@ class TaskRun(AttemptInputs, Finishing):
         self._last_number = previous.attempt if previous is not None else 0
         self.profile = profile_of(task)
         self._left: int | None = None  # attempts left; None until the first call of `run`
-        self._feedback = ""
+        # What a person asked to change with `doit reject` (DESIGN §16), for the first attempt.
+        self._feedback = rejection(previous.rejected) if previous and previous.rejected else ""
         self._paused_session: str | None = None  # the session a paused attempt had
         self._losses = 0  # attempts whose worker died under them (DESIGN §8)
         # Where attempts work: the project folder, or (isolated) the task's own worktree.
@@ -104,11 +106,16 @@ class TaskRun(AttemptInputs, Finishing):
             attempted = None
 
     def _still_waiting(self) -> TaskResult | None:
-        """A task with an open question is not dispatched again until it is answered.
+        """A task with an open question is not dispatched again until it is answered, nor one
+        waiting for approval until it is approved or rejected.
 
         An answer `doit answer` gave since this run began counts (it is on disk).
         """
         prev = self.previous
+        if prev is not None and prev.status is Status.APPROVAL:
+            self._publish(TaskApproval(self.plan.plan_id, self.task.id, prev.summary, prev.attempt,
+                                       prev.terminal_id, prev.duration, still=True))  # fmt: skip
+            return TaskResult(Status.APPROVAL, prev.summary)
         if prev is None or open_question(prev) is None:
             return None
         disk = state.load(self.co.plan_dir(self.plan.plan_id))
@@ -287,6 +294,11 @@ def error_reason(text: str) -> str:
     while text[:6].upper() == "ERROR:":
         text = text[6:].strip()
     return f"ERROR: {text}" if text else "ERROR: the agent gave no details"
+
+
+def rejection(text: str) -> str:
+    """The feedback of a person's `doit reject`."""
+    return f"A person reviewed the work and rejected it (doit reject): {text}"
 
 
 def open_question(record: TaskRecord | None) -> str | None:

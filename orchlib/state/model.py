@@ -25,6 +25,7 @@ class Status(enum.Enum):
     QUESTION = "QUESTION"
     SKIPPED = "SKIPPED"
     PAUSED = "PAUSED"  # the agent's usage limit: waits until `paused_until` (DESIGN §11)
+    APPROVAL = "APPROVAL"  # checked, waits for `doit approve` / `doit reject` (DESIGN §16)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class TaskRecord:
     # isolation: the worktree (relative to the checkout) a waiting task's next attempt
     # continues in; empty when the next attempt starts afresh from the project's HEAD.
     continues_in: str = ""
+    # `doit reject`'s words: what a person wants changed, the next attempt's feedback.
+    rejected: str = ""
     # Why a task not shown DONE would run (`doit info`'s reason), once it ran or was stale.
     pending_reason: str = ""
 
@@ -149,6 +152,7 @@ _VERDICTS = (
     (Status.ERROR, "failed"),
     (Status.QUESTION, "waiting"),
     (Status.PAUSED, "waiting"),
+    (Status.APPROVAL, "waiting"),
     (Status.SKIPPED, "failed"),
 )
 

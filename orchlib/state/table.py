@@ -19,7 +19,8 @@ from orchlib.state.transitions import parse_time, reconcile
 HEADER = ("TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LOG", "LAST")
 USAGE_HEADER = ("COST", "TOKENS")
 LAST_WIDTH_OFF_TTY = 60
-_COLORS = {"DONE": "32", "ERROR": "31", "QUESTION": "33", "ANSWERED": "33", "SKIPPED": "2"}
+_COLORS = {"DONE": "32", "ERROR": "31", "QUESTION": "33", "ANSWERED": "33", "SKIPPED": "2",
+           "APPROVAL": "33"}  # fmt: skip
 
 
 def render_status(
@@ -200,7 +201,7 @@ def last_line(task: TaskRecord, state: PlanState) -> str:
         if task.pending_reason:
             return f"would run: {task.pending_reason}"
         return f"blocked by {', '.join(blocked)}" if blocked else ""
-    texts = {Status.DONE: task.summary, Status.ERROR: task.error}
+    texts = {Status.DONE: task.summary, Status.ERROR: task.error, Status.APPROVAL: task.summary}
     return texts.get(task.status, task.last_update)
 
 
@@ -263,6 +264,8 @@ def _step(name: str, task: TaskRecord, state: PlanState) -> str:
         return f"  {name} is answered: run `doit` to resume it"
     if task.status is Status.QUESTION:
         return f'  {name} waits for an answer: doit answer {name} "<your answer>"'
+    if task.status is Status.APPROVAL:
+        return f'  {name} waits for approval: doit approve {name}, or doit reject {name} "..."'
     if task.status is Status.ERROR and task.error.startswith("interrupted"):
         return f"  {name} was interrupted: re-run `doit` to resume"
     if task.status is Status.PENDING and task.pending_reason:

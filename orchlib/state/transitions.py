@@ -10,6 +10,7 @@ from typing import Any
 from orchlib.events import (
     AttemptRan,
     Event,
+    TaskApproval,
     TaskDone,
     TaskFailed,
     TaskPaused,
@@ -62,8 +63,9 @@ def _refresh(record: TaskRecord | None, task: Task, phase: int) -> TaskRecord:
 
 def reset_for_run(record: TaskRecord) -> TaskRecord:
     """A task a new run may dispatch: back to PENDING, except DONE, a possibly live
-    IN_PROGRESS attempt (kept until the runner adopts or replaces it) and an open QUESTION."""
-    if record.status in (Status.DONE, Status.IN_PROGRESS) or has_open(record):
+    IN_PROGRESS attempt (kept until the runner adopts or replaces it), an open QUESTION and
+    a task waiting for approval."""
+    if record.status in (Status.DONE, Status.IN_PROGRESS, Status.APPROVAL) or has_open(record):
         return record
     return replace(
         record,
@@ -136,6 +138,7 @@ def _started(r: TaskRecord, e: TaskStarted) -> TaskRecord:
         denied=r.denied if same else (),
         continues_in="",  # the attempt works in it now; it is kept again if it waits again
         worked=0.0 if r.status is Status.DONE else r.worked,  # a done task done again
+        rejected="",  # its words are in this attempt's prompt
     )
 
 
@@ -212,6 +215,22 @@ def _paused(r: TaskRecord, e: TaskPaused) -> TaskRecord:
     )
 
 
+def _approval(r: TaskRecord, e: TaskApproval) -> TaskRecord:
+    if e.still:
+        return r
+    return replace(
+        r,
+        status=Status.APPROVAL,
+        percent=100,
+        summary=e.summary,
+        error="",
+        finished_at=e.at,
+        duration=e.duration,
+        attempt=e.attempt or r.attempt,
+        terminal_id=e.terminal_id or r.terminal_id,
+    )
+
+
 def _ran(r: TaskRecord, e: AttemptRan) -> TaskRecord:
     return replace(r, worked=round(r.worked + max(0.0, e.seconds), 3))
 
@@ -242,6 +261,7 @@ _REDUCERS: dict[type[Event], Callable[[TaskRecord, Any], TaskRecord]] = {
     ToolsDenied: _denied,
     WorkKept: _kept,
     AttemptRan: _ran,
+    TaskApproval: _approval,
 }
 
 
