@@ -68,6 +68,8 @@ def test_a_checked_task_waits_for_approval_and_approve_merges_and_stamps_it(
     assert "[APPROVAL]" in checkout.md(PLAN)
     status = doit(checkout, "status").stdout
     assert "APPROVAL" in status and f"doit approve {PLAN}:t1" in status
+    info = doit(checkout, "info", f"{PLAN}:t1").stdout
+    assert f"{PLAN}:t1: waits for approval" in info and "APPROVAL (attempt 1)" in info, info
     notes = [json.loads(line) for line in sink.read_text().splitlines()]
     approvals = [n for n in notes if n[0] == "task_approval"]
     assert len(approvals) == 1 and "a.txt written" in approvals[0][1]
@@ -164,3 +166,30 @@ def test_without_isolation_approval_waits_and_approve_stamps(checkout: Checkout)
     assert checkout.stamp("t1", "pl") is not None
     again = checkout.doit()
     assert again.returncode == 0 and checkout.dispatched() == ["t1"], out(again)
+
+
+def test_the_dashboard_approves_and_rejects_with_the_token(checkout: Checkout) -> None:
+    from webclient import serving
+
+    plan = {"planId": "pl", "agent": checkout.agent(), "defaults": {"approve": True},
+            "projects": [{"name": "a", "path": "a"}],
+            "tasks": [{"id": t, "project": "a", "title": t} for t in ("t1", "t2")]}  # fmt: skip
+    checkout.write_plan(plan, "pl.json")
+    assert checkout.doit().returncode != 0
+    with serving(checkout.root) as server:
+        url = "/api/plans/pl/tasks/{}/{}"
+        assert server.post(url.format("t1", "approve"), {}).status == 403
+        assert server.post(url.format("t2", "reject"), {"feedback": "x"}).status == 403
+        key = f"?token={server.token}"
+        assert server.post(url.format("t2", "reject") + key, {"feedback": " "}).status == 400
+        assert server.post(url.format("t9", "approve") + key, {}).status == 404
+        done = server.post(url.format("t1", "approve") + key, {})
+        assert done.status == 200 and "approved" in done.json()["message"]
+        again = server.post(url.format("t1", "approve") + key, {})
+        assert again.status == 409 and "not waiting for approval" in again.json()["error"]
+        no = server.post(url.format("t2", "reject"), {"feedback": "shorter"},
+                         {"X-Orch-Token": server.token})  # fmt: skip
+        assert no.status == 200 and "rejected" in no.json()["message"]
+    assert checkout.stamp("t1", "pl") is not None and checkout.stamp("t2", "pl") is None
+    tasks = {t["id"]: t for t in checkout.state("pl")["tasks"]}
+    assert (tasks["t1"]["status"], tasks["t2"]["rejected"]) == ("DONE", "shorter")

@@ -57,6 +57,8 @@ def create_app(
         Route("/api/plans/{plan_id}/tasks/{task_id}/log", api.log),
         Route("/api/plans/{plan_id}/tasks/{task_id}/log/events", api.log_events),
         Route("/api/plans/{plan_id}/tasks/{task_id}/answer", api.answer, methods=["POST"]),
+        Route("/api/plans/{plan_id}/tasks/{task_id}/approve", api.approve, methods=["POST"]),
+        Route("/api/plans/{plan_id}/tasks/{task_id}/reject", api.reject, methods=["POST"]),
         Route("/events", api.events),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or ["*"]))]
@@ -183,6 +185,30 @@ class _Api:
         except UnknownTask as exc:
             return _error(404, str(exc))
         except OrchError as exc:  # no open question, plans invalid now, lock busy
+            return _error(409, exc.lines()[0])
+        return JSONResponse({"planId": plan_id, "taskId": task_id, "message": message})
+
+    async def approve(self, request: Request) -> Response:
+        """`doit approve` from the page (DESIGN §16): the same code, the same token as answers."""
+        return await self._decide(request, "approve", None)
+
+    async def reject(self, request: Request) -> Response:
+        """`doit reject` from the page: JSON {"feedback": "what to change"}."""
+        return await self._decide(request, "reject", "feedback")
+
+    async def _decide(self, request: Request, how: str, key: str | None) -> Response:
+        body = await _json_body(request)
+        if not self._authorized(request, body):
+            return _error(403, f"{how} needs the token printed by `doit serve` (?token=...)")
+        text = (body or {}).get(key) if key else ""
+        if key and (not isinstance(text, str) or not text.strip()):
+            return _error(400, f'send JSON {{"{key}": "what to change"}}')
+        plan_id, task_id = request.path_params["plan_id"], request.path_params["task_id"]
+        try:
+            message = await asyncio.to_thread(self.source.decide, plan_id, task_id, str(text))
+        except UnknownTask as exc:
+            return _error(404, str(exc))
+        except OrchError as exc:  # not waiting for approval, a run is going, a conflict
             return _error(409, exc.lines()[0])
         return JSONResponse({"planId": plan_id, "taskId": task_id, "message": message})
 

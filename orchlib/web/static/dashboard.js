@@ -3,7 +3,7 @@
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
-const KNOWN = ["PENDING", "IN_PROGRESS", "DONE", "ERROR", "QUESTION", "SKIPPED", "PAUSED"];
+const KNOWN = ["PENDING", "IN_PROGRESS", "DONE", "ERROR", "QUESTION", "SKIPPED", "PAUSED", "APPROVAL"];
 const LOG_KEEP = 512 * 1024; // characters of log kept on the page
 const GEOM = { w: 220, h: 28, gapX: 56, gapY: 8, pad: 10, head: 22 };
 
@@ -242,6 +242,7 @@ function renderDetail(restartLog) {
     `<div class="question${q.answer == null ? "" : " answered"}"><strong>Question:</strong> ${esc(q.question)}` +
     (q.answer == null ? "" : `<br><strong>Answer:</strong> ${esc(q.answer)}`) + `</div>`).join("");
   renderAnswerForm(t);
+  renderApprovalForm(t);
   const mine = view.log && view.log.taskId === t.id;
   // Follow the latest attempt unless the reader picked an older one.
   if (restartLog || !mine || (view.log.latest && view.log.attempt !== (t.attempt || 0))) {
@@ -255,6 +256,27 @@ function renderAnswerForm(t) {
   form.hidden = !open;
   $("answer-send").disabled = !TOKEN;
   if (open && !TOKEN) $("answer-msg").textContent = "Open the address `doit serve` printed (with ?token=) to answer here.";
+}
+
+function renderApprovalForm(t) {
+  const waits = t.status === "APPROVAL";
+  $("approval-form").hidden = !waits;
+  $("approve-send").disabled = $("reject-send").disabled = !TOKEN;
+  if (waits && !TOKEN) $("approval-msg").textContent = "Open the address `doit serve` printed (with ?token=) to decide here.";
+}
+
+// `doit approve` (no feedback) or `doit reject` (what to change), with the page's token.
+async function decide(how, feedback) {
+  const msg = $("approval-msg");
+  msg.textContent = "sending…";
+  const r = await fetch(taskUrl(view.selected, how), {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Orch-Token": TOKEN },
+    body: JSON.stringify(feedback ? { feedback } : {}),
+  });
+  const d = await r.json().catch(() => ({}));
+  msg.textContent = r.ok ? d.message : `not done: ${d.error || r.status}`;
+  if (r.ok) $("reject-text").value = "";
 }
 
 function renderAttempts(t) {
@@ -423,6 +445,13 @@ function boot() {
     if (t) startLog(t, n, n === t.attempt);
   });
   $("answer-form").addEventListener("submit", sendAnswer);
+  $("approve-send").addEventListener("click", () => decide("approve", ""));
+  $("approval-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("reject-text").value;
+    if (text.trim()) decide("reject", text);
+    else $("approval-msg").textContent = "say what to change to reject it";
+  });
   setInterval(tick, 1000); // running tasks' elapsed time, counted here: no request
   connect();
 }
