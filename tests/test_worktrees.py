@@ -510,3 +510,25 @@ def test_a_usage_limit_keeps_the_worktree_and_the_resumed_attempt_continues_in_i
     assert (repo / "work.2").read_text() == "attempt 2\n"
     assert stamp(checkout, "t1")["attempt"] == 2
     assert_clean(repo)
+
+
+def test_ctrl_c_while_verify_runs_keeps_the_done_work_for_the_next_attempt(
+    checkout: Checkout,
+) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    began, go = checkout.root / "verify-began", checkout.root / "GO"
+    checkout.scenario({"t1": [[{"write": ["done.txt", "done\n"]}, {"done": "done.txt"}],
+                              [{"done": "still done"}]]})  # fmt: skip
+    write(checkout, [{"id": "t1", "verify": f"touch {began}; test -f {go} || sleep 60"}])
+    first = checkout.start(env=NO_GIT_CONFIG)
+    checkout.wait_for(began.exists, timeout=30)
+    os.kill(first.pid, signal.SIGINT)
+    first.communicate(timeout=30)
+    assert first.returncode == 130
+    go.touch()
+    result = run(checkout)
+    assert result.returncode == 0, out(result)
+    assert checkout.records()[-1]["cwd"] == str(tree(checkout, "t1"))
+    assert (repo / "done.txt").read_text() == "done\n", "the interrupted DONE's work landed"
+    assert_clean(repo)

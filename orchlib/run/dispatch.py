@@ -133,10 +133,10 @@ class TaskRun(AttemptInputs, Finishing):
 
     def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
         outcome = done.outcome
-        self._keep_work(outcome.result)
         # A DONE's checks (and merge) are part of its attempt's running time.
         checked = self._check(done) if outcome.result is Result.DONE else None
         self._count_work(done)
+        self._keep_work(outcome.result)  # after the checks: Ctrl-C may have stopped them
         if outcome.denied:
             self._publish(ToolsDenied(self.plan.plan_id, self.task.id, done.number, outcome.denied))
         if outcome.result is Result.PAUSED and not self.co.interrupt.is_set():
