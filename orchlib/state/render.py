@@ -181,7 +181,7 @@ def _task(task: TaskRecord, state: PlanState, bases: Bases) -> dict[str, object]
     }
 
 
-_LIVE = (Status.IN_PROGRESS, Status.ERROR, Status.QUESTION)
+_LIVE = (Status.IN_PROGRESS, Status.ERROR, Status.QUESTION, Status.APPROVAL)
 
 
 def _timing(task: TaskRecord) -> list[tuple[str, str]]:
