@@ -68,6 +68,8 @@ def test_a_checked_task_waits_for_approval_and_approve_merges_and_stamps_it(
     assert "[APPROVAL]" in checkout.md(PLAN)
     status = doit(checkout, "status").stdout
     assert "APPROVAL" in status and f"doit approve {PLAN}:t1" in status
+    dry = doit(checkout, "--dry-run").stdout
+    assert "(waits for approval: not dispatched)" in dry, dry
     info = doit(checkout, "info", f"{PLAN}:t1").stdout
     assert f"{PLAN}:t1: waits for approval" in info and "APPROVAL (attempt 1)" in info, info
     notes = [json.loads(line) for line in sink.read_text().splitlines()]
