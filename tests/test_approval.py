@@ -195,3 +195,27 @@ def test_the_dashboard_approves_and_rejects_with_the_token(checkout: Checkout) -
     assert checkout.stamp("t1", "pl") is not None and checkout.stamp("t2", "pl") is None
     tasks = {t["id"]: t for t in checkout.state("pl")["tasks"]}
     assert (tasks["t1"]["status"], tasks["t2"]["rejected"]) == ("DONE", "shorter")
+
+
+def test_a_decision_is_refused_while_a_run_is_going(checkout: Checkout) -> None:
+    go = checkout.root / "GO"
+    plan = {"planId": "pl", "agent": checkout.agent(),
+            "projects": [{"name": "a", "path": "a", "approve": True}, {"name": "b", "path": "b"}],
+            "tasks": [{"id": "t1", "project": "a", "title": "t1"},
+                      {"id": "t2", "project": "b", "title": "t2"}]}  # fmt: skip
+    checkout.write_plan(plan, "pl.json")
+    checkout.scenario({"t2": [[{"wait_file": str(go)}, {"done": "t2"}]]})
+    running = checkout.start()
+    try:
+        state = checkout.root / ".orch" / "pl" / "state.json"
+        checkout.wait_for(lambda: state.exists() and '"APPROVAL"' in state.read_text())
+        for args in (("approve", "pl:t1"), ("reject", "pl:t1", "no")):
+            refused = checkout.doit(*args)
+            assert refused.returncode != 0, refused.stdout
+            (line,) = refused.stderr.strip().splitlines()
+            assert f"cannot {args[0]} while another doit run holds" in line, line
+    finally:
+        go.touch()
+        running.communicate(timeout=60)
+    assert checkout.stamp("t1", "pl") is None
+    assert checkout.doit("approve", "pl:t1").returncode == 0
