@@ -129,6 +129,39 @@ class TaskPaused(Event):
 
 
 @dataclass(frozen=True)
+class TaskApproval(Event):
+    """The task's checks passed and it waits for a person: `doit approve` or `doit reject`.
+
+    `still`: it waited so before this run (nobody is told again)."""
+
+    task_id: str
+    summary: str
+    attempt: int
+    terminal_id: str
+    duration: float | None = None
+    still: bool = False
+
+
+@dataclass(frozen=True)
+class AttemptRan(Event):
+    """An attempt ended: its process ran `seconds` (from its start, not from when it was
+    queued for a slot, to its outcome's checks), which count to the task's elapsed time."""
+
+    task_id: str
+    attempt: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class WorkKept(Event):
+    """A waiting task (question, usage limit, interrupt) keeps its worktree: `worktree`,
+    relative to the checkout, is where its next attempt continues (DESIGN §10)."""
+
+    task_id: str
+    worktree: str
+
+
+@dataclass(frozen=True)
 class ToolsDenied(Event):
     """The agent's CLI refused these tool calls in an attempt (e.g. `Bash: npm test`)."""
 

@@ -300,3 +300,29 @@ def test_a_task_whose_worker_keeps_dying_fails_after_the_fourth_loss(
     assert result.returncode != 0, out
     assert out.count("worker lost") >= 4, out
     assert "(4 times)" in records(checkout)["t1"]["error"]
+
+
+def test_elapsed_counts_running_time_not_time_queued_for_a_worker(checkout: Checkout) -> None:
+    """Two 2 s tasks share one worker slot: the second waits ~2 s for it, which is not work
+    (DESIGN §15). Its elapsed everywhere (console, state.json, stamp) is its 2 s."""
+    one = DaskCluster()
+    try:
+        one.add_worker(agents=1)
+        client = one.client()
+        one.wait_workers(client, 1)
+        client.close()
+        write(checkout, [{"id": "t1"}, {"id": "t2", "project": "b"}], projects=("a", "b"))
+        checkout.scenario({t: [[{"sleep": 2}, {"done": t}]] for t in ("t1", "t2")})
+        result = checkout.doit(*on(one, "-n", "2"), timeout=90)
+    finally:
+        one.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    starts = sorted(r["start"] for r in checkout.records())
+    assert starts[1] - starts[0] >= 1.9, "the second task waited for the only slot"
+    for task in ("t1", "t2"):
+        record, stamp = records(checkout)[task], checkout.stamp(task, PLAN)
+        assert stamp is not None
+        # ~2 s of sleep plus the start of a Python process; never the 2 s queued too.
+        assert 1.9 <= stamp["durationSeconds"] < 3.5, stamp
+        assert record["duration"] == stamp["durationSeconds"] == record["worked"]
+    assert result.stdout.count("DONE in 2s") + result.stdout.count("DONE in 3s") == 2, result.stdout

@@ -24,6 +24,7 @@ import orchlib.state.files as statefiles
 import orchlib.state.store as state_mod
 from orchlib.errors import ConfigError
 from orchlib.events import (
+    AttemptRan,
     Event,
     RunFinished,
     RunStarted,
@@ -316,6 +317,7 @@ def test_interrupted_task_says_how_to_resume(store: StateStore, tmp_path: Path) 
     feed(
         store,
         started("t1", minute=1),
+        AttemptRan(P, "t1", 1, 120.0),  # its process ran 2 minutes
         TaskFailed(P, "t1", "SIGINT", 1, final=True, interrupted=True, at=at(3)),
         started("t2", attempt=3, minute=1),
         TaskFailed(P, "t2", "still running", 3, final=False, at=at(2)),
@@ -368,6 +370,7 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
         "startedAt": at(7),
         "finishedAt": "",
         "duration": None,
+        "worked": 0.0,
         "summary": "",
         "error": "",
         "skippedBecause": [],
@@ -384,6 +387,8 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
         "questions": [],
         "pausedUntil": "",
         "denied": [],
+        "continuesIn": "",
+        "rejected": "",
         "pendingReason": "",
     }
     assert data["projects"][1] == {
@@ -945,3 +950,18 @@ def test_stamp_of_the_wrong_shape_is_one_clear_error(data: Any, problem: str) ->
         Stamp.from_json(data)
     assert shape_problem(data, "t1") is not None
     assert shape_problem({**WRITTEN, "taskId": "t2"}, "t1") == "taskId is 't2', not 't1'"
+
+
+def test_elapsed_sums_the_attempts_running_time(store: StateStore, tmp_path: Path) -> None:
+    """DESIGN §15: a task's elapsed is its attempts' running time, summed; not wall time."""
+    feed(
+        store,
+        started("t1", minute=1),
+        AttemptRan(P, "t1", 1, 30.0),
+        TaskFailed(P, "t1", "terminal closed", 1, final=False, at=at(2)),
+        started("t1", attempt=2, minute=9),  # queued or not: only its running time counts
+        AttemptRan(P, "t1", 2, 45.5),
+        TaskFailed(P, "t1", "ERROR: no", 2, final=True, at=at(10)),
+    )
+    t1 = task_json(tmp_path, "t1")
+    assert (t1["worked"], t1["duration"]) == (75.5, 75.5)

@@ -443,3 +443,26 @@ def test_pre_run_checks_report_every_problem_at_once(checkout: Checkout) -> None
     assert out.returncode == 3
     lines = out.stderr.splitlines()
     assert len(lines) == 2 and "not found on PATH" in lines[0] and "it is a file" in lines[1]
+
+
+def test_elapsed_sums_the_attempts_across_runs_without_the_wait_between(
+    checkout: Checkout,
+) -> None:
+    """DESIGN §15: asked in one run, done in the next: elapsed is the two attempts' running
+    time, not the time the question waited."""
+    plan = {"planId": "el", "agent": checkout.agent(), "projects": [{"name": "a", "path": "a"}],
+            "tasks": [{"id": "t1", "project": "a", "title": "t1"}]}  # fmt: skip
+    checkout.write_plan(plan, "el.json")
+    checkout.scenario({"t1": [[{"sleep": 0.6}, {"question": "which?"}],
+                              [{"sleep": 0.6}, {"done": "this one"}]]})  # fmt: skip
+    assert checkout.doit().returncode != 0
+    asked = next(t for t in checkout.state("el")["tasks"] if t["id"] == "t1")
+    assert 0.6 <= asked["worked"] < 2.0, asked
+    time.sleep(2.0)  # the question waits: not work
+    assert checkout.doit("answer", "el:t1", "that").returncode == 0
+    done = checkout.doit()
+    assert done.returncode == 0, done.stdout + done.stderr
+    stamp = checkout.stamp("t1", "el")
+    assert stamp is not None and 1.2 <= stamp["durationSeconds"] < 3.2, stamp
+    record = next(t for t in checkout.state("el")["tasks"] if t["id"] == "t1")
+    assert record["duration"] == record["worked"] == stamp["durationSeconds"]

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,10 @@ def write(co: Checkout, tasks: list[dict[str, Any]], parallel: int = 3, **projec
     co.write_plan(plan, f"{PLAN}.json")
 
 
-def run(co: Checkout, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return co.doit(*args, timeout=timeout, env=NO_GIT_CONFIG)
+def run(
+    co: Checkout, *args: str, timeout: float = 90, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return co.doit(*args, timeout=timeout, env={**NO_GIT_CONFIG, **(env or {})})
 
 
 def out(result: subprocess.CompletedProcess[str]) -> str:
@@ -425,7 +428,7 @@ def test_an_adopted_attempt_whose_worktree_was_deleted_runs_again(checkout: Chec
     assert_clean(repo)
 
 
-def test_an_interrupted_run_keeps_the_worktrees_and_the_next_run_starts_afresh(
+def test_an_interrupted_run_keeps_the_worktrees_and_the_next_run_continues_in_them(
     checkout: Checkout,
 ) -> None:
     repo = checkout.root / "app"
@@ -440,8 +443,92 @@ def test_an_interrupted_run_keeps_the_worktrees_and_the_next_run_starts_afresh(
     assert first.returncode == 130
     assert len(worktrees(repo)) == 3 and merges(repo) == []
     assert (tree(checkout, "t1") / "half.txt").is_file()
+    kept = {t["id"]: t["continuesIn"] for t in checkout.state(PLAN)["tasks"]}
+    assert kept == {t: f".orch/worktrees/{PLAN}/{t}" for t in ("t1", "t2")}
     result = run(checkout)
     assert result.returncode == 0, out(result)
-    assert not (repo / "half.txt").exists(), "each new attempt starts from HEAD"
+    records = [r for r in checkout.records() if r["attempt"] == 2]
+    assert {r["cwd"] for r in records} == {str(tree(checkout, t)) for t in ("t1", "t2")}
+    # The half done work of the interrupted attempts landed with the second attempts' work.
+    assert (repo / "half.txt").read_text() == "half\n"
     assert (repo / "t1.txt").is_file() and (repo / "t2.txt").is_file()
+    assert all(not t["continuesIn"] for t in checkout.state(PLAN)["tasks"])
+    assert_clean(repo)
+
+
+def test_a_question_keeps_the_worktree_and_the_answered_task_continues_in_it(
+    checkout: Checkout,
+) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    checkout.scenario({"t1": [
+        [{"write": ["draft.txt", "before asking\n"]}, {"git": ["add", "draft.txt"]},
+         {"git": ["commit", "-qm", "the agent's commit before asking"]},
+         {"write": ["notes.txt", "uncommitted\n"]}, {"question": "Postgres or SQLite?"}],
+        [{"write": ["db.txt", "sqlite\n"]}, {"done": "db.txt"}],
+    ]})  # fmt: skip
+    write(checkout, [{"id": "t1"}])
+    asked = run(checkout)
+    assert asked.returncode != 0 and "Postgres or SQLite?" in out(asked)
+    assert (tree(checkout, "t1") / "notes.txt").is_file()
+    answered = checkout.doit("answer", f"{PLAN}:t1", "SQLite", env=NO_GIT_CONFIG)
+    assert answered.returncode == 0, out(answered)
+    result = run(checkout)
+    assert result.returncode == 0, out(result)
+    second = checkout.records()[-1]
+    assert second["attempt"] == 2 and second["cwd"] == str(tree(checkout, "t1"))
+    assert "SQLite" in second["prompt"]
+    for name, text in (("draft.txt", "before asking\n"), ("notes.txt", "uncommitted\n"),
+                       ("db.txt", "sqlite\n")):  # fmt: skip
+        assert (repo / name).read_text() == text, name
+    assert "the agent's commit before asking" in git(repo, "log", "--format=%s")
+    assert merges(repo) == [f"Merge branch 'orch/{PLAN}/t1'"]
+    assert_clean(repo)
+
+
+def test_a_usage_limit_keeps_the_worktree_and_the_resumed_attempt_continues_in_it(
+    checkout: Checkout,
+) -> None:
+    from test_profiles import STANDINS
+
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    until = time.time() + 2
+    agent = {"profile": "claude", "env": {"STANDIN_LIMIT_UNTIL": f"{until:.3f}",
+                                          "STANDIN_TOUCH": "work"}}  # fmt: skip
+    plan = {"planId": PLAN, "agent": agent, "defaults": {"retries": 0},
+            "projects": [{"name": "app", "path": "app", "isolation": "worktree"}],
+            "tasks": [{"id": "t1", "project": "app", "title": "t1"}]}  # fmt: skip
+    checkout.write_plan(plan, f"{PLAN}.json")
+    path = f"{STANDINS}{os.pathsep}{os.environ.get('PATH', '')}"
+    result = run(checkout, env={"PATH": path})
+    assert result.returncode == 0, out(result)
+    assert "usage limit" in out(result)
+    # Attempt 1 wrote work.1 and hit the limit; attempt 2 (after the reset) continued in the
+    # same worktree: both land.
+    assert (repo / "work.1").read_text() == "attempt 1\n"
+    assert (repo / "work.2").read_text() == "attempt 2\n"
+    assert stamp(checkout, "t1")["attempt"] == 2
+    assert_clean(repo)
+
+
+def test_ctrl_c_while_verify_runs_keeps_the_done_work_for_the_next_attempt(
+    checkout: Checkout,
+) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    began, go = checkout.root / "verify-began", checkout.root / "GO"
+    checkout.scenario({"t1": [[{"write": ["done.txt", "done\n"]}, {"done": "done.txt"}],
+                              [{"done": "still done"}]]})  # fmt: skip
+    write(checkout, [{"id": "t1", "verify": f"touch {began}; test -f {go} || sleep 60"}])
+    first = checkout.start(env=NO_GIT_CONFIG)
+    checkout.wait_for(began.exists, timeout=30)
+    os.kill(first.pid, signal.SIGINT)
+    first.communicate(timeout=30)
+    assert first.returncode == 130
+    go.touch()
+    result = run(checkout)
+    assert result.returncode == 0, out(result)
+    assert checkout.records()[-1]["cwd"] == str(tree(checkout, "t1"))
+    assert (repo / "done.txt").read_text() == "done\n", "the interrupted DONE's work landed"
     assert_clean(repo)

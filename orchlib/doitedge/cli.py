@@ -35,6 +35,8 @@ class OrchMain(DoitMain):  # type: ignore[misc]
         *(_REPLACED.get(cmd.get_name(), cmd) for cmd in DoitMain.DOIT_CMDS),
         statecmds.Status,
         statecmds.Answer,
+        statecmds.Approve,
+        statecmds.Reject,
         logcmd.Log,
         accept.Accept,
         Draft,
@@ -44,8 +46,10 @@ class OrchMain(DoitMain):  # type: ignore[misc]
     )
 
     def process_args(self, cmd_args: list[str]) -> Any:
-        """doit's `x=y` variables, except in an answer's text; an empty argument stays one."""
-        cut = cmd_args.index("answer") + 1 if "answer" in cmd_args else len(cmd_args)
+        """doit's `x=y` variables, except in an answer's (or rejection's) text; an empty
+        argument stays one."""
+        said = next((c for c in ("answer", "reject") if c in cmd_args), "")
+        cut = cmd_args.index(said) + 1 if said else len(cmd_args)
         head = [arg or _EMPTY for arg in cmd_args[:cut]]
         kept = [arg.replace(_EMPTY, "") for arg in super().process_args(head)]
         return [*kept, *cmd_args[cut:]]

@@ -27,22 +27,27 @@ def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False)
     rows.sort(key=lambda row: (row[1], row[0], row[2]))
     width = max((len(row[3]) for row in rows), default=0)
     for _, _, _, name, reason in rows:
-        note = " (waits for an answer: not dispatched)" if name in waiting else ""
+        note = f" (waits for {waiting[name]}: not dispatched)" if name in waiting else ""
         out.write(f"would run  {name.ljust(width)}  {reason}{note}\n")
     done = sum(len(ids) for ids in co.up_to_date.values())
     out.write(f"orchlib: dry run: {len(rows)} would run, {done} up to date; nothing was run\n")
     return 0
 
 
-def _waiting(co: Checkout) -> set[str]:
-    """Tasks with an unanswered question: a run reports them again, it does not start them."""
+def _waiting(co: Checkout) -> dict[str, str]:
+    """Tasks with an unanswered question or waiting for approval, and what they wait for: a
+    run reports them again, it does not start them."""
     from orchlib import state
+    from orchlib.state.model import Status
 
-    found: set[str] = set()
+    found: dict[str, str] = {}
     for plan_id in co.plans:
         current = state.load(co.plan_dir(plan_id))
-        if current is not None:
-            found.update(
-                f"{plan_id}:{t}" for t in current.tasks if state.has_open_question(current, t)
-            )
+        if current is None:
+            continue
+        for t, record in current.tasks.items():
+            if state.has_open_question(current, t):
+                found[f"{plan_id}:{t}"] = "an answer"
+            elif record.status is Status.APPROVAL:
+                found[f"{plan_id}:{t}"] = "approval"
     return found

@@ -23,6 +23,8 @@ Commands
   doit status [PLAN ...]     every task's state, cost, log, and what to do next
   doit log PLAN:TASK [-f]    a task's transcript (-f follows it)
   doit answer PLAN:TASK "…"  answer a waiting task's question
+  doit approve PLAN:TASK     approve a task waiting for approval (approve: true)
+  doit reject PLAN:TASK "…"  reject it: the next `doit` runs it again with what to change
   doit info PLAN[:TASK]      why a task would run; a plan's state
   doit list [--all]          the plans and their tasks
   doit forget PLAN:TASK      make a task run again (its dependents follow)
@@ -88,6 +90,23 @@ Stores the text exactly as given (quote it; `--` before a text that starts with 
 the answer to the task's question; works while a run is going. Answering again before the
 task resumes replaces the answer. The next `doit` re-dispatches the task with the question
 and the answer in its prompt.
+""",
+    "approve": """\
+doit approve PLAN:TASK
+
+For a task with `approve: true` that waits in APPROVAL (its checks passed): writes its stamp,
+merging its worktree first under `isolation: worktree`, so the task is done and the next
+`doit` runs its dependents. A merge that conflicts is refused (nothing changes; reject the
+task with what to change). Refused for a task not waiting for approval, and while a run is
+going.
+""",
+    "reject": """\
+doit reject PLAN:TASK "what to change"
+
+For a task waiting in APPROVAL: drops its checked work's stamp and makes the next `doit`
+run it again with your words as feedback in its prompt, using no retry (under `isolation:
+worktree` the new attempt continues in the task's worktree). Refused for a task not waiting
+for approval, and while a run is going.
 """,
     "status": """\
 doit status [--json] [PLAN | PLAN:TASK | PATTERN ...]

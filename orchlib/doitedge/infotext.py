@@ -55,6 +55,8 @@ def _stamp_line(co: Checkout, path: Path) -> str:
 
 
 def _waiting(name: str, record: TaskRecord | None, reason: str | None) -> list[str]:
+    if record is not None and record.status is Status.APPROVAL and reason is not None:
+        return [f'{name}: waits for approval: doit approve {name}, or doit reject {name} "..."']
     if record is None or not record.questions or reason is None:
         return []
     last = record.questions[-1]
@@ -70,7 +72,8 @@ def _state(record: TaskRecord | None) -> str:
     if record is None:
         return "PENDING (never ran)"
     attempt = f" (attempt {record.attempt})" if record.attempt else ""
-    text = {Status.ERROR: record.error, Status.DONE: record.summary}.get(record.status, "")
+    text = record.error if record.status is Status.ERROR else ""
+    text = record.summary if record.status in (Status.DONE, Status.APPROVAL) else text
     return f"{record.status.value}{attempt}" + (f": {text}" if text else "")
 
 

@@ -223,6 +223,8 @@ def task_failure(result: TaskResult) -> TaskFailed | None:
         return None
     if result.status is Status.QUESTION:
         return TaskFailed(f"waiting for an answer: {result.text}")
+    if result.status is Status.APPROVAL:
+        return TaskFailed(f"waiting for approval: {result.text}")
     return TaskFailed(f"{'interrupted' if result.interrupted else 'failed'}: {result.text}")
 
 

@@ -1,4 +1,5 @@
-"""`doit status` and `doit answer`: read and answer the state while a run goes or after it.
+"""`doit status` and `doit answer`: read and answer the state while a run goes or after it;
+`doit approve` and `doit reject`: a person's decision on a task waiting for approval.
 
 Both work during a run (they take only the state file lock). Between runs, `status`
 first makes the state files agree with the stamps (statesync), so it never shows DONE for
@@ -10,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from orchlib.checkout import Checkout
@@ -24,7 +25,7 @@ from orchlib.doitedge.cmdutil import (
 from orchlib.doitedge.doitapi import Command
 from orchlib.errors import ConfigError, OrchError
 from orchlib.plan import Plan
-from orchlib.run import statesync, uptodate
+from orchlib.run import approval, statesync, uptodate
 from orchlib.run.prompt import template_dirs
 from orchlib.state import runlock
 from orchlib.textsafe import printable
@@ -182,8 +183,8 @@ def answer_task(co: Checkout, name: str, text: str) -> str:
     return state.answer(co.plan_dir(plan_id), plan, task_id, text, template_dirs(co.root))
 
 
-def raw_answer_args(args: list[str]) -> list[str]:
-    """The arguments after `answer` as typed, without `--`.
+def raw_answer_args(args: list[str], command: str = "answer") -> list[str]:
+    """The arguments after `answer` (or `command`) as typed, without `--`.
 
     doit's command line takes `x=y` words for its own variables before any command sees
     them, so an answer holding `=` is read back from `sys.argv` (only when what doit passed
@@ -191,8 +192,60 @@ def raw_answer_args(args: list[str]) -> list[str]:
     """
     given = [a for a in args if a != "--"]
     argv = sys.argv[1:]
-    if "answer" not in argv:
+    if command not in argv:
         return given
-    typed = [a for a in argv[argv.index("answer") + 1 :] if a != "--"]
+    typed = [a for a in argv[argv.index(command) + 1 :] if a != "--"]
     plain = [a for a in typed if a.startswith("-") or "=" not in a]
     return typed if plain == given else given
+
+
+class Approve(OneLineErrors, Command):  # type: ignore[misc]
+    """doit approve PLAN:TASK: a person approves a task waiting in APPROVAL (DESIGN §16)."""
+
+    name = "approve"
+    doc_purpose = "approve a task waiting for approval: it is stamped (and merged) as done"
+    doc_usage = "PLAN:TASK"
+    doc_description = (
+        "For a task with `approve: true` whose checks passed: writes its stamp (merging its\n"
+        "worktree under isolation), so the next `doit` runs its dependents."
+    )
+    cmd_options = ()
+
+    def execute(self, params: Any, args: list[str]) -> int:
+        """Approve the task named (refused unless it waits for approval)."""
+        if len(args) != 1 or ":" not in args[0]:
+            return fail("approve: usage: doit approve PLAN:TASK")
+        return _decide(lambda co: approval.approve(co, args[0]))
+
+
+class Reject(OneLineErrors, Command):  # type: ignore[misc]
+    """doit reject PLAN:TASK "what to change": the next run re-dispatches it with that."""
+
+    name = "reject"
+    doc_purpose = "reject a task waiting for approval: the next `doit` runs it again"
+    doc_usage = 'PLAN:TASK "what to change"'
+    doc_description = (
+        "For a task waiting for approval: the next `doit` runs it again with your words as\n"
+        "feedback in its prompt, using no retry."
+    )
+    cmd_options = ()
+
+    def execute(self, params: Any, args: list[str]) -> int:
+        """Reject the task named with the feedback given."""
+        args = raw_answer_args(args, "reject")
+        if len(args) != 2 or ":" not in args[0]:
+            return fail('reject: usage: doit reject PLAN:TASK "what to change"')
+        return _decide(lambda co: approval.reject(co, args[0], args[1]))
+
+
+def _decide(decision: Callable[[Checkout], str]) -> int:
+    """Run an approval decision in the checkout here; its line, or its one-line refusal."""
+    co = checkout_here()
+    if isinstance(co, int):
+        return co
+    try:
+        message = decision(co)
+    except OrchError as exc:
+        return report(exc)
+    sys.stdout.write(f"{message}\n")
+    return 0

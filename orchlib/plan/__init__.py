@@ -53,6 +53,7 @@ class Limits:
     stall_timeout: float | None = 600.0
     exit_grace: float = 30.0
     retry_on_error: bool = False
+    approve: bool = False  # a person approves the checked work before it counts (§16)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ LIMIT_KEYS = (
     PlanKey("exitGrace", "exit_grace", _grace, _L.exit_grace, inherited_from=_HANDED_DOWN),
     PlanKey("retryOnError", "retry_on_error", flag, _L.retry_on_error,
             inherited_from=_HANDED_DOWN),
+    PlanKey("approve", "approve", flag, _L.approve, inherited_from=_HANDED_DOWN),
 )  # fmt: skip
 
 PLAN = (

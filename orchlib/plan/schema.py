@@ -45,6 +45,7 @@ from orchlib.plan.environment import EnvPolicy, nearer
 from orchlib.plan.envschema import environment
 from orchlib.plan.graph import Graph
 from orchlib.plan.notifyschema import notify
+from orchlib.plan.refname import branch_problem, task_branch
 
 LIMITS = {k.name: k for k in keys.LIMIT_KEYS}
 DEFAULTS = keys.optional(keys.DEFAULTS)
@@ -100,6 +101,7 @@ class _Builder:
                             choice(EXECUTOR_NAMES), "")  # fmt: skip
         self.scopes: dict[str, _Scope] = {}
         self.graph = Graph(issues)
+        self.branch_ok = True  # False once planId itself makes no git branch name
 
     def plan(self, source: Path) -> Plan | None:
         issues, root = self.issues, self.root
@@ -111,6 +113,8 @@ class _Builder:
         self.agents.resolve_all()
         for index, item in enumerate(_list(issues, root, "projects")):
             self.project(item, ("projects", index))
+        self.plan_id = plan_id if isinstance(plan_id, str) else ""
+        self.branch_ok = self.check_branch(("planId",), "plan id", self.plan_id, "t")
         tasks = [self.task(item, i) for i, item in enumerate(_list(issues, root, "tasks"))]
         plan = Plan(
             plan_id=plan_id or "",
@@ -174,7 +178,19 @@ class _Builder:
         fields = self.task_fields(m, path, scope)
         if task_id is None or title is None or scope is None:
             return None
+        if scope.project.isolation and self.branch_ok:
+            self.check_branch((*path, "id"), "task id", task_id, task_id)
         return Task(id=task_id, project=scope.project.name, title=title, depends_on=deps, **fields)
+
+    def check_branch(self, path: KeyPath, what: str, value: str, task_id: str) -> bool:
+        """Whether the branch `isolation: worktree` gives a task can exist (DESIGN §10)."""
+        isolated = any(scope.project.isolation for scope in self.scopes.values())
+        branch = task_branch(self.plan_id, task_id)
+        problem = branch_problem(branch) if isolated and self.plan_id else None
+        if problem is not None:
+            self.issues.add(path, f"{what} {q(value)} cannot name a git branch (isolation: "
+                            f"worktree gives it {q(branch)}): {problem}")  # fmt: skip
+        return problem is None
 
     def task_fields(self, m: dict[str, Any], path: KeyPath, scope: _Scope | None) -> dict[str, Any]:
         """The optional fields of a task, with the project's (or plan's) agent and limits."""

@@ -22,6 +22,7 @@ from orchlib.events import (
     Event,
     RunFinished,
     RunStarted,
+    TaskApproval,
     TaskDone,
     TaskFailed,
     TaskPaused,
@@ -41,8 +42,8 @@ PROGRESS_STEP = 10  # ...unless the percent moved this much
 FOOTER_EVERY = 0.2  # seconds between redraws of the live footer for progress alone
 _CLEAR_LINE = "\r\x1b[K"
 _STATES = (
-    "done", "up to date", "failed", "interrupted", "waiting", "answered", "paused", "skipped",
-    "running",
+    "done", "up to date", "failed", "interrupted", "waiting", "answered", "approval", "paused",
+    "skipped", "running",
 )  # fmt: skip
 
 
@@ -151,6 +152,8 @@ class Console:
             return self._failed(name, seen, event)
         if isinstance(event, TaskWaiting):
             return self._waiting(name, seen, event)
+        if isinstance(event, TaskApproval):
+            return self._approval(name, seen, event)
         if isinstance(event, TaskSkipped):
             return self._skipped(name, seen, event)
         if isinstance(event, TaskPaused):
@@ -235,12 +238,19 @@ class Console:
         word = "still waiting for an answer" if e.still else "QUESTION"
         return name, "ask", f'{word}: {seen.text} — doit answer {name} "..."'
 
+    def _approval(self, name: str, seen: _Seen, e: TaskApproval) -> tuple[str, str, str]:
+        seen.state, seen.text = "approval", clip(e.summary)
+        word = "still waiting for approval" if e.still else "APPROVAL"
+        said = f": {seen.text}" if seen.text else ""
+        return name, "ask", f'{word}{said} — doit approve {name}, or doit reject {name} "..."'
+
     def _skipped(self, name: str, seen: _Seen, e: TaskSkipped) -> tuple[str, str, str]:
         seen.state, seen.text = "skipped", self._why(e.plan_id, e.because)
         return name, "dim", f"skipped because {seen.text}"
 
     def _why(self, plan_id: str, because: tuple[str, ...]) -> str:
-        reasons = {"failed": "failed", "waiting": "waits for an answer", "skipped": "was skipped"}
+        reasons = {"failed": "failed", "waiting": "waits for an answer", "skipped": "was skipped",
+                   "approval": "waits for approval"}  # fmt: skip
         states = {dep: self._seen(plan_id, dep).state for dep in because}
         parts = [f"{dep} {reasons.get(state, 'did not finish')}" for dep, state in states.items()]
         return ", ".join(parts) or "a dependency did not finish"
@@ -296,6 +306,9 @@ def _advice(name: str, seen: _Seen) -> str:
         return f'  {name} asks: {seen.text} — doit answer {name} "..."'
     if seen.state == "answered":
         return f"  {name} was answered — run `doit` to resume it with the answer"
+    if seen.state == "approval":
+        return f'  {name} waits for approval — doit approve {name}, or doit reject {name} "..."'
+
     if seen.state == "skipped":
         return f"  {name} skipped: {seen.text} — it runs once that is resolved"
     if seen.state == "paused":

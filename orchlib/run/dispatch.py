@@ -12,12 +12,15 @@ from pathlib import Path
 from orchlib import state
 from orchlib.checkout import Checkout
 from orchlib.events import (
+    AttemptRan,
+    TaskApproval,
     TaskFailed,
     TaskPaused,
     TaskProgress,
     TaskStarted,
     TaskWaiting,
     ToolsDenied,
+    WorkKept,
 )
 from orchlib.executors.base import Handle
 from orchlib.fsutil import atomic_write, ensure_dir
@@ -50,12 +53,18 @@ class TaskRun(AttemptInputs, Finishing):
         self._last_number = previous.attempt if previous is not None else 0
         self.profile = profile_of(task)
         self._left: int | None = None  # attempts left; None until the first call of `run`
-        self._feedback = ""
+        # What a person asked to change with `doit reject` (DESIGN §16), for the first attempt.
+        self._feedback = rejection(previous.rejected) if previous and previous.rejected else ""
         self._paused_session: str | None = None  # the session a paused attempt had
         self._losses = 0  # attempts whose worker died under them (DESIGN §8)
         # Where attempts work: the project folder, or (isolated) the task's own worktree.
         self.tree = TaskTree(co, plan, task) if self.project.isolation else None
         self.workspace = self.project if self.tree is None else self.tree.workspace
+        # A task that waited keeps its worktree: its next attempt continues there (§10).
+        self._continue = previous is not None and bool(previous.continues_in)
+        # Running time of its attempts so far (DESIGN §15): a done task done again starts at 0.
+        counted = previous is not None and previous.status is not Status.DONE
+        self._worked = previous.worked if previous is not None and counted else 0.0
 
     def run(self) -> TaskResult:
         """Adopt a crashed run's attempt or dispatch new ones until the task settles.
@@ -98,11 +107,16 @@ class TaskRun(AttemptInputs, Finishing):
             attempted = None
 
     def _still_waiting(self) -> TaskResult | None:
-        """A task with an open question is not dispatched again until it is answered.
+        """A task with an open question is not dispatched again until it is answered, nor one
+        waiting for approval until it is approved or rejected.
 
         An answer `doit answer` gave since this run began counts (it is on disk).
         """
         prev = self.previous
+        if prev is not None and prev.status is Status.APPROVAL:
+            self._publish(TaskApproval(self.plan.plan_id, self.task.id, prev.summary, prev.attempt,
+                                       prev.terminal_id, prev.duration, still=True))  # fmt: skip
+            return TaskResult(Status.APPROVAL, prev.summary)
         if prev is None or open_question(prev) is None:
             return None
         disk = state.load(self.co.plan_dir(self.plan.plan_id))
@@ -120,6 +134,10 @@ class TaskRun(AttemptInputs, Finishing):
 
     def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
         outcome = done.outcome
+        # A DONE's checks (and merge) are part of its attempt's running time.
+        checked = self._check(done) if outcome.result is Result.DONE else None
+        self._count_work(done)
+        self._keep_work(outcome.result)  # after the checks: Ctrl-C may have stopped them
         if outcome.denied:
             self._publish(ToolsDenied(self.plan.plan_id, self.task.id, done.number, outcome.denied))
         if outcome.result is Result.PAUSED and not self.co.interrupt.is_set():
@@ -128,8 +146,7 @@ class TaskRun(AttemptInputs, Finishing):
             return self._pause(done.number, until, outcome.text, hit=True), self._feedback
         if self.profile is not None:
             self.co.pauses.clear_backoff(self.profile)
-        if outcome.result is Result.DONE:
-            checked = self._check(done)
+        if checked is not None:
             if checked.problem is None:
                 return self._stamp(done, checked), ""
             problem = checked.problem
@@ -149,6 +166,23 @@ class TaskRun(AttemptInputs, Finishing):
         if retry:
             return self._retry_or_fail(reason, done.number, left), ""
         return self._fail(reason, done.number), ""
+
+    def _count_work(self, done: Attempted) -> None:
+        """Add the attempt's running time, from its process's start, to the task's elapsed."""
+        seconds = max(0.0, time.monotonic() - done.started)
+        self._worked += seconds
+        self._publish(AttemptRan(self.plan.plan_id, self.task.id, done.number, round(seconds, 3)))
+
+    def _keep_work(self, result: Result) -> None:
+        """A task that waits (question, usage limit, interrupt) keeps its worktree for its next
+        attempt; after any other end the next attempt starts afresh from the project's HEAD."""
+        waits = result in (Result.QUESTION, Result.PAUSED, Result.INTERRUPTED)
+        waits = waits or self.co.interrupt.is_set()
+        tree = self.tree
+        self._continue = waits and tree is not None and tree.path.is_dir()
+        if self._continue and tree is not None:
+            kept = str(tree.path.relative_to(self.co.root))
+            self._publish(WorkKept(self.plan.plan_id, self.task.id, kept))
 
     def _lost(self, reason: str, number: int) -> TaskResult | None:
         """Dispatched again elsewhere, up to MAX_LOSSES times; then the task fails."""
@@ -204,11 +238,11 @@ class TaskRun(AttemptInputs, Finishing):
     def _attempt(self, number: int, feedback: str) -> Attempted:
         self._last_number = number  # a failed write below is still this attempt's
         terminal_id = f"term-{self.task.id}-{number}-{secrets.token_hex(3)}"
-        started = time.monotonic()
-        if self.tree is not None:  # a fresh worktree from the project's HEAD
-            problem = self.tree.prepare(number)
+        began = [time.monotonic()]  # from the process's start: not the time queued for a slot
+        if self.tree is not None:  # its kept worktree, or a fresh one from the project's HEAD
+            problem = self.tree.prepare(number, keep=self._continue)
             if problem is not None:
-                return Attempted(number, terminal_id, Outcome(Result.ERROR, problem), started)
+                return Attempted(number, terminal_id, Outcome(Result.ERROR, problem), began[0])
         prompt_file = self.co.prompt_path(self.plan.plan_id, self.task.id, number)
         if self.task.command is None:  # a shell task has no prompt
             text = self._prompt(terminal_id, number, feedback)
@@ -218,13 +252,14 @@ class TaskRun(AttemptInputs, Finishing):
         ensure_dir(self.workspace.root)
 
         def announce(proc: Handle) -> None:
+            began[0] = time.monotonic()  # the process exists (on its dask worker: runs there)
             prompt = str(prompt_file) if self.task.command is None else ""
             self._publish(self._started(number, terminal_id, proc, log, prompt, False))
             self.co.bus.sync()  # pid and log are in state.json before the agent may print
 
         proc = self.co.executor.start(job, announce)
         outcome = self._follow(proc, log, terminal_id)
-        return Attempted(number, terminal_id, outcome, started, proc.host)
+        return Attempted(number, terminal_id, outcome, began[0], proc.host)
 
     def _started(
         self,
@@ -263,6 +298,11 @@ def error_reason(text: str) -> str:
     while text[:6].upper() == "ERROR:":
         text = text[6:].strip()
     return f"ERROR: {text}" if text else "ERROR: the agent gave no details"
+
+
+def rejection(text: str) -> str:
+    """The feedback of a person's `doit reject`."""
+    return f"A person reviewed the work and rejected it (doit reject): {text}"
 
 
 def open_question(record: TaskRecord | None) -> str | None:

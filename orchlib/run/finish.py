@@ -3,12 +3,12 @@ then the stamp and `TaskDone`."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from orchlib.checkout import Checkout
-from orchlib.events import TaskDone, now_iso
+from orchlib.events import TaskApproval, TaskDone, now_iso
 from orchlib.plan import Plan, Project, Task
 from orchlib.run.attempt import Outcome
 from orchlib.run.checks import Checked, run_checks
@@ -19,8 +19,8 @@ from orchlib.state.model import Status
 
 @dataclass(frozen=True)
 class TaskResult:
-    """How a task ended in this run: DONE, ERROR (`interrupted` when the run was stopped)
-    or QUESTION (waiting for an answer).
+    """How a task ended in this run: DONE, ERROR (`interrupted` when the run was stopped),
+    QUESTION (waiting for an answer) or APPROVAL (waiting for a person's approval).
 
     PAUSED: not ended; its agent's usage limit holds it, and `run` continues it later.
     """
@@ -32,7 +32,8 @@ class TaskResult:
 
 @dataclass(frozen=True)
 class Attempted:
-    """A finished attempt: its number, terminal id, outcome and start time."""
+    """A finished attempt: its number, terminal id, outcome and when its process started
+    (monotonic; not when it was queued)."""
 
     number: int
     terminal_id: str
@@ -50,6 +51,7 @@ class Finishing:
     project: Project
     workspace: Project
     tree: TaskTree | None
+    _worked: float  # the running time of the task's attempts, this one included
 
     def _publish(self, event: Any) -> None:
         self.co.bus.publish(event)
@@ -67,15 +69,37 @@ class Finishing:
         if self.tree is not None and not self.tree.path.is_dir():
             return Checked(f"its worktree {self.tree.path} is gone; the next attempt makes another")
         checked = run_checks(self.co, self.plan, self.task, done.number, self.workspace, done.host)
-        if checked.problem is not None or self.tree is None:
-            return checked
+        if checked.problem is not None or self.tree is None or self.task.limits.approve:
+            return checked  # a task a person approves is merged when approved
         landed = self.tree.land(done.number, done.outcome.text)
         return replace(checked, problem=landed.problem, merge=landed.merge)
 
     def _stamp(self, done: Attempted, checked: Checked) -> TaskResult:
         outcome = done.outcome
-        duration = round(time.monotonic() - done.started, 3)
-        stamp = stamps.Stamp(
+        stamp = self._stamp_of(done, checked)
+        if self.task.limits.approve:
+            return self._await_approval(done, stamp)
+        stamps.write(self.co.stamp_path(self.plan.plan_id, self.task.id), stamp)
+        if self.tree is not None:  # merged and stamped: the worktree has served
+            self.tree.remove(done.number)
+        self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
+                               done.terminal_id, stamp.duration_seconds or 0.0,
+                               outcome.usage))  # fmt: skip
+        return TaskResult(Status.DONE, outcome.text)
+
+    def _await_approval(self, done: Attempted, stamp: stamps.Stamp) -> TaskResult:
+        """Checked, not stamped: the stamp waits beside its place for `doit approve` (§16)."""
+        path = approval_path(self.co.stamp_path(self.plan.plan_id, self.task.id))
+        stamps.write(path, stamp)
+        summary = done.outcome.text
+        self._publish(TaskApproval(self.plan.plan_id, self.task.id, summary, done.number,
+                                   done.terminal_id, stamp.duration_seconds))  # fmt: skip
+        return TaskResult(Status.APPROVAL, summary)
+
+    def _stamp_of(self, done: Attempted, checked: Checked) -> stamps.Stamp:
+        outcome = done.outcome
+        duration = round(self._worked, 3)
+        return stamps.Stamp(
             task_id=self.task.id,
             plan_id=self.plan.plan_id,
             project=self.task.project,
@@ -93,10 +117,8 @@ class Finishing:
             session_id=outcome.session_id or None,
             usage=outcome.usage or None,
         )
-        stamps.write(self.co.stamp_path(self.plan.plan_id, self.task.id), stamp)
-        if self.tree is not None:  # merged and stamped: the worktree has served
-            self.tree.remove(done.number)
-        self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
-                               done.terminal_id, duration,
-                               outcome.usage))  # fmt: skip
-        return TaskResult(Status.DONE, outcome.text)
+
+
+def approval_path(stamp: Path) -> Path:
+    """Where the stamp of a task waiting for approval waits (`<taskId>.json.approval`)."""
+    return stamp.with_name(stamp.name + ".approval")

@@ -19,6 +19,7 @@ from orchlib.events import (
     Event,
     RunFinished,
     RunStarted,
+    TaskApproval,
     TaskDone,
     TaskFailed,
     TaskPaused,
@@ -97,6 +98,9 @@ class Notifier:
         elif isinstance(event, TaskWaiting):
             self._waiting.add(event.task_id)
             return [] if event.still else [self._task_question(event)]
+        elif isinstance(event, TaskApproval):
+            self._waiting.add(event.task_id)  # like a question: the plan waits, not failed
+            return [] if event.still else [self._task_approval(event)]
         elif isinstance(event, TaskPaused):
             return self._usage_limit(event)
         elif isinstance(event, TaskSkipped):
@@ -106,7 +110,7 @@ class Notifier:
         return []
 
     def _skipped(self, event: TaskSkipped) -> None:
-        """A skip counts as a failure unless every cause only waits for an answer."""
+        """A skip counts as a failure unless every cause only waits (an answer, approval)."""
         if all(dep in self._waiting for dep in event.because) and event.because:
             self._waiting.add(event.task_id)  # held up by a question, like its dependency
         else:
@@ -132,6 +136,15 @@ class Notifier:
             f' — answer with: doit answer {name} "..."'
         )
         return Notification("task_question", f"{self.plan.plan_id}: question", text)
+
+    def _task_approval(self, event: TaskApproval) -> Notification:
+        name = f"{self.plan.plan_id}:{event.task_id}"
+        text = (
+            f"{self._name()}: {self._task(event.task_id)} passed its checks and waits for "
+            f"approval: {one_line(event.summary)} — doit approve {name}, or doit reject "
+            f'{name} "what to change"'
+        )
+        return Notification("task_approval", f"{self.plan.plan_id}: approval", text)
 
     def _usage_limit(self, event: TaskPaused) -> list[Notification]:
         """Once per limit (profile and reset time), from the attempt that hit it."""

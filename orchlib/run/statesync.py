@@ -81,7 +81,7 @@ def _sync(co: Checkout, plan: Plan, verdicts: Verdicts) -> bool:
 
     old = load(folder)
     fixed = agree(plan, old, verdicts, lambda t: co.stamp(plan.plan_id, t), now_iso())
-    rewritten = old is None or not same(old, fixed)
+    rewritten = old is None or not same(old, fixed) or _markdown_behind(folder)
     if rewritten:
         edit(folder, plan, template_dirs(co.root), change)
     _write(folder / SYNC_FILE, _key(plan, verdicts, state_file))
@@ -137,7 +137,7 @@ def _agreed(record: TaskRecord, reason: str | None, stamp_of: StampOf) -> TaskRe
     if record.status is Status.DONE:
         return replace(
             record, status=Status.PENDING, percent=0, summary="", finished_at="",
-            duration=None, pending_reason=reason,
+            duration=None, worked=0.0, pending_reason=reason,
         )  # fmt: skip
     if record.status is Status.PENDING and (record.attempt or record.pending_reason):
         return record if record.pending_reason == reason else replace(record, pending_reason=reason)
@@ -181,6 +181,19 @@ def _key(plan: Plan, verdicts: Verdicts, state_file: Path) -> str:
     for task_id, reason in verdicts.items():
         digest.update(f"\0{task_id}\t{reason or ''}".encode())
     return digest.hexdigest()
+
+
+def _markdown_behind(folder: Path) -> bool:
+    """Whether orchestration.md is missing or older than state.json: a run's writer renders
+    it after state.json (and less often), so a killed run can leave it behind."""
+    try:
+        markdown = (folder / "orchestration.md").stat().st_mtime_ns
+    except OSError:
+        return True
+    try:
+        return markdown < (folder / "state.json").stat().st_mtime_ns
+    except OSError:
+        return False
 
 
 def _read(path: Path) -> str:

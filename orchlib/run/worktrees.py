@@ -1,7 +1,8 @@
 """`isolation: worktree` (DESIGN §10): each attempt in its own git worktree, merged when done.
 
 An attempt of task `t` of plan `p` works in `.orch/worktrees/p/t` on the branch `orch/p/t`,
-made from the project's HEAD (which holds every finished dependency's merged work). After
+made from the project's HEAD (which holds every finished dependency's merged work); a task
+whose attempt waited (question, usage limit, interrupt) continues in the one it had. After
 DONE and the checks, whatever the agent left uncommitted is committed and the branch is
 merged into the project's branch with `--no-ff`, one merge at a time per project. Then the
 dispatcher writes the stamp and the worktree and branch are removed.
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchlib.errors import LockHeld
+from orchlib.plan.refname import task_branch
 from orchlib.run.git import GitResult, Repos, git
 from orchlib.state import fingerprints
 from orchlib.state.runlock import run_lock
@@ -52,16 +54,23 @@ class TaskTree:
         self.repo = project.root
         self.path = co.orch_dir / FOLDER / plan.plan_id / task.id
         self.workspace = replace(project, root=self.path)  # where its attempts work
-        self.branch = f"orch/{plan.plan_id}/{task.id}"
+        self.branch = task_branch(plan.plan_id, task.id)
         self.repos = co.repos
 
     def log(self, attempt: int) -> Path:
         """The git log of one attempt."""
         return self.co.log_path(self.plan_id, self.task.id, attempt, "git.log")
 
-    def prepare(self, attempt: int) -> str | None:
-        """A fresh worktree from the project's HEAD (an earlier one goes first); None if made."""
+    def prepare(self, attempt: int, keep: bool = False) -> str | None:
+        """The attempt's worktree; None when it is ready.
+
+        `keep`: the task waited (DESIGN §10), so its worktree and branch stay as they are and
+        the attempt continues in them. Else (or when the kept one is no longer usable) a
+        fresh worktree from the project's HEAD replaces any earlier one.
+        """
         log = self.log(attempt)
+        if keep and self._usable(log):
+            return None
         with self.repos.lock(self.repo):
             self._drop(log)
             git(["worktree", "prune"], self.repo, log)  # e.g. a worktree deleted by hand
@@ -105,6 +114,15 @@ class TaskTree:
         with self.repos.lock(self.repo):
             git(["update-ref", "-d", f"refs/heads/{self.branch}"], self.repo, log)
             self._drop(log)
+
+    def _usable(self, log: Path) -> bool:
+        """Whether the worktree is still a work tree of the project's repository, on a commit."""
+        if not self.path.is_dir():
+            return False
+        top = git(["rev-parse", "--show-toplevel"], self.path, log)
+        if not top.ok or Path(top.output.strip()).resolve() != self.path.resolve():
+            return False
+        return git(["rev-parse", "-q", "--verify", "HEAD"], self.path, log).ok
 
     def _drop(self, log: Path) -> None:
         """Remove the worktree, whatever state an earlier attempt or a crash left it in."""

@@ -139,6 +139,7 @@ _READERS: dict[str, Callable[[object], object]] = {
     "bool": _typed(bool),
     "int | None": _typed(int, type(None)),
     "float | None": _typed(float, int, type(None)),
+    "float": _typed(float, int),
     "str | None": _typed(str, type(None)),
     "tuple[str, ...]": _as_strs,
     "Status": lambda value: Status(value),

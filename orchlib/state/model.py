@@ -25,6 +25,7 @@ class Status(enum.Enum):
     QUESTION = "QUESTION"
     SKIPPED = "SKIPPED"
     PAUSED = "PAUSED"  # the agent's usage limit: waits until `paused_until` (DESIGN §11)
+    APPROVAL = "APPROVAL"  # checked, waits for `doit approve` / `doit reject` (DESIGN §16)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class TaskRecord:
     started_at: str = ""
     finished_at: str = ""
     duration: float | None = None
+    # Seconds the task's ended attempts ran (their processes, not time queued for a slot),
+    # summed since it last became DONE or was forgotten (DESIGN §15 "Elapsed is work").
+    worked: float = 0.0
     summary: str = ""
     error: str = ""
     skipped_because: tuple[str, ...] = ()
@@ -80,6 +84,11 @@ class TaskRecord:
     questions: tuple[Question, ...] = ()
     paused_until: str = ""  # PAUSED: ISO time the agent's usage limit resets
     denied: tuple[str, ...] = ()  # tool calls the agent's CLI refused in the latest attempt
+    # isolation: the worktree (relative to the checkout) a waiting task's next attempt
+    # continues in; empty when the next attempt starts afresh from the project's HEAD.
+    continues_in: str = ""
+    # `doit reject`'s words: what a person wants changed, the next attempt's feedback.
+    rejected: str = ""
     # Why a task not shown DONE would run (`doit info`'s reason), once it ran or was stale.
     pending_reason: str = ""
 
@@ -143,6 +152,7 @@ _VERDICTS = (
     (Status.ERROR, "failed"),
     (Status.QUESTION, "waiting"),
     (Status.PAUSED, "waiting"),
+    (Status.APPROVAL, "waiting"),
     (Status.SKIPPED, "failed"),
 )
 

@@ -181,7 +181,7 @@ def _task(task: TaskRecord, state: PlanState, bases: Bases) -> dict[str, object]
     }
 
 
-_LIVE = (Status.IN_PROGRESS, Status.ERROR, Status.QUESTION)
+_LIVE = (Status.IN_PROGRESS, Status.ERROR, Status.QUESTION, Status.APPROVAL)
 
 
 def _timing(task: TaskRecord) -> list[tuple[str, str]]:
@@ -208,6 +208,8 @@ def _outcome(task: TaskRecord, state: PlanState) -> list[tuple[str, str]]:
         return [("Next", "answered; run doit to resume it with the answer")]
     if task.status is Status.PAUSED:
         return [("Paused", task.last_update)]
+    if task.status is Status.APPROVAL:
+        return [("Output", task.summary), ("Next", "doit approve it, or doit reject it")]
     return []
 
 
@@ -226,6 +228,7 @@ _WHY: dict[Status | None, str] = {
     Status.SKIPPED: "was skipped",
     Status.DONE: "is done",
     Status.PAUSED: "waits for a usage limit",
+    Status.APPROVAL: "waits for approval",
 }
 
 

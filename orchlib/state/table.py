@@ -19,7 +19,8 @@ from orchlib.state.transitions import parse_time, reconcile
 HEADER = ("TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LOG", "LAST")
 USAGE_HEADER = ("COST", "TOKENS")
 LAST_WIDTH_OFF_TTY = 60
-_COLORS = {"DONE": "32", "ERROR": "31", "QUESTION": "33", "ANSWERED": "33", "SKIPPED": "2"}
+_COLORS = {"DONE": "32", "ERROR": "31", "QUESTION": "33", "ANSWERED": "33", "SKIPPED": "2",
+           "APPROVAL": "33"}  # fmt: skip
 
 
 def render_status(
@@ -160,16 +161,18 @@ def status_label(task: TaskRecord) -> str:
 
 
 def task_elapsed(task: TaskRecord) -> float | None:
-    """Seconds the task took (its last attempt), or has been running so far."""
+    """Seconds the task's attempts ran (not time queued), the running one's so far included."""
     seconds = _duration(task)
     return None if seconds is None else round(seconds, 3)
 
 
 def _duration(task: TaskRecord) -> float | None:
+    """The running time of its attempts: ended ones, plus the running one so far."""
     if task.status is not Status.IN_PROGRESS:
-        return task.duration
+        return task.duration if task.duration is not None else (task.worked or None)
     started = parse_time(task.started_at)
-    return (datetime.now(timezone.utc) - started).total_seconds() if started else None
+    now = datetime.now(timezone.utc)
+    return task.worked + (now - started).total_seconds() if started else None
 
 
 def format_duration(seconds: float | None) -> str:
@@ -198,7 +201,7 @@ def last_line(task: TaskRecord, state: PlanState) -> str:
         if task.pending_reason:
             return f"would run: {task.pending_reason}"
         return f"blocked by {', '.join(blocked)}" if blocked else ""
-    texts = {Status.DONE: task.summary, Status.ERROR: task.error}
+    texts = {Status.DONE: task.summary, Status.ERROR: task.error, Status.APPROVAL: task.summary}
     return texts.get(task.status, task.last_update)
 
 
@@ -261,6 +264,8 @@ def _step(name: str, task: TaskRecord, state: PlanState) -> str:
         return f"  {name} is answered: run `doit` to resume it"
     if task.status is Status.QUESTION:
         return f'  {name} waits for an answer: doit answer {name} "<your answer>"'
+    if task.status is Status.APPROVAL:
+        return f'  {name} waits for approval: doit approve {name}, or doit reject {name} "..."'
     if task.status is Status.ERROR and task.error.startswith("interrupted"):
         return f"  {name} was interrupted: re-run `doit` to resume"
     if task.status is Status.PENDING and task.pending_reason:

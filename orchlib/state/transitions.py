@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from orchlib.events import (
+    AttemptRan,
     Event,
+    TaskApproval,
     TaskDone,
     TaskFailed,
     TaskPaused,
@@ -18,6 +20,7 @@ from orchlib.events import (
     TaskUpToDate,
     TaskWaiting,
     ToolsDenied,
+    WorkKept,
 )
 from orchlib.plan import Plan, Task
 from orchlib.state.model import (
@@ -60,8 +63,9 @@ def _refresh(record: TaskRecord | None, task: Task, phase: int) -> TaskRecord:
 
 def reset_for_run(record: TaskRecord) -> TaskRecord:
     """A task a new run may dispatch: back to PENDING, except DONE, a possibly live
-    IN_PROGRESS attempt (kept until the runner adopts or replaces it) and an open QUESTION."""
-    if record.status in (Status.DONE, Status.IN_PROGRESS) or has_open(record):
+    IN_PROGRESS attempt (kept until the runner adopts or replaces it), an open QUESTION and
+    a task waiting for approval."""
+    if record.status in (Status.DONE, Status.IN_PROGRESS, Status.APPROVAL) or has_open(record):
         return record
     return replace(
         record,
@@ -80,12 +84,6 @@ def reset_for_run(record: TaskRecord) -> TaskRecord:
         adopted=False,
         paused_until="",
     )
-
-
-def seconds_between(start: str, end: str) -> float | None:
-    """Seconds from one ISO time to another; None when either is missing or unparsable."""
-    first, last = parse_time(start), parse_time(end)
-    return None if first is None or last is None else round((last - first).total_seconds(), 3)
 
 
 def parse_time(text: str) -> datetime | None:
@@ -138,6 +136,9 @@ def _started(r: TaskRecord, e: TaskStarted) -> TaskRecord:
         skipped_because=(),
         paused_until="",
         denied=r.denied if same else (),
+        continues_in="",  # the attempt works in it now; it is kept again if it waits again
+        worked=0.0 if r.status is Status.DONE else r.worked,  # a done task done again
+        rejected="",  # its words are in this attempt's prompt
     )
 
 
@@ -176,7 +177,7 @@ def _failed(r: TaskRecord, e: TaskFailed) -> TaskRecord:
         return replace(r, status=Status.IN_PROGRESS, attempt=attempt, last_update=note)
     error = interrupted_error(e.reason) if e.interrupted else e.reason
     ran = e.attempt and e.attempt == r.attempt and r.started_at
-    duration = seconds_between(r.started_at, e.at) if ran else None
+    duration = round(r.worked, 3) if ran or r.worked else None  # its attempts' running time
     return replace(
         r, status=Status.ERROR, error=error, attempt=attempt, finished_at=e.at, duration=duration
     )
@@ -214,6 +215,30 @@ def _paused(r: TaskRecord, e: TaskPaused) -> TaskRecord:
     )
 
 
+def _approval(r: TaskRecord, e: TaskApproval) -> TaskRecord:
+    if e.still:
+        return r
+    return replace(
+        r,
+        status=Status.APPROVAL,
+        percent=100,
+        summary=e.summary,
+        error="",
+        finished_at=e.at,
+        duration=e.duration,
+        attempt=e.attempt or r.attempt,
+        terminal_id=e.terminal_id or r.terminal_id,
+    )
+
+
+def _ran(r: TaskRecord, e: AttemptRan) -> TaskRecord:
+    return replace(r, worked=round(r.worked + max(0.0, e.seconds), 3))
+
+
+def _kept(r: TaskRecord, e: WorkKept) -> TaskRecord:
+    return replace(r, continues_in=e.worktree)
+
+
 def _denied(r: TaskRecord, e: ToolsDenied) -> TaskRecord:
     return replace(r, denied=e.tools) if e.attempt == r.attempt else r
 
@@ -234,6 +259,9 @@ _REDUCERS: dict[type[Event], Callable[[TaskRecord, Any], TaskRecord]] = {
     TaskSkipped: _skipped,
     TaskPaused: _paused,
     ToolsDenied: _denied,
+    WorkKept: _kept,
+    AttemptRan: _ran,
+    TaskApproval: _approval,
 }
 
 

@@ -52,6 +52,8 @@ def create_app(source: Source, watcher: Watcher) -> Starlette:
         Route("/api/plans/{plan_id}/tasks/{task_id}/log", api.log),
         Route("/api/plans/{plan_id}/tasks/{task_id}/log/events", api.log_events),
         Route("/api/plans/{plan_id}/tasks/{task_id}/answer", api.answer, methods=["POST"]),
+        Route("/api/plans/{plan_id}/tasks/{task_id}/approve", api.approve, methods=["POST"]),
+        Route("/api/plans/{plan_id}/tasks/{task_id}/reject", api.reject, methods=["POST"]),
         Route("/events", api.events),
     ]
     return Starlette(routes=routes, lifespan=api.lifespan)
@@ -178,6 +180,30 @@ class _Api:
         except UnknownTask as exc:
             return _error(404, str(exc))
         except OrchError as exc:  # no open question, plans invalid now, lock busy
+            return _error(409, exc.lines()[0])
+        return JSONResponse({"planId": plan_id, "taskId": task_id, "message": message})
+
+    async def approve(self, request: Request) -> Response:
+        """`doit approve` from the page (DESIGN §16): the same code as the command."""
+        return await self._decide(request, None)
+
+    async def reject(self, request: Request) -> Response:
+        """`doit reject` from the page: JSON {"feedback": "what to change"}."""
+        return await self._decide(request, "feedback")
+
+    async def _decide(self, request: Request, key: str | None) -> Response:
+        body = await _json_body(request)
+        if body is None:
+            return _error(400, "send a JSON object" + (f' {{"{key}": "..."}}' if key else ""))
+        text = body.get(key) if key else ""
+        if key and (not isinstance(text, str) or not text.strip()):
+            return _error(400, f'send JSON {{"{key}": "what to change"}}')
+        plan_id, task_id = request.path_params["plan_id"], request.path_params["task_id"]
+        try:
+            message = await asyncio.to_thread(self.source.decide, plan_id, task_id, str(text))
+        except UnknownTask as exc:
+            return _error(404, str(exc))
+        except OrchError as exc:  # not waiting for approval, a run is going, a conflict
             return _error(409, exc.lines()[0])
         return JSONResponse({"planId": plan_id, "taskId": task_id, "message": message})
 

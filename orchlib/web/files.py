@@ -171,6 +171,20 @@ class Source:
         folder = checkout.plan_dir(plan_id)
         return state.answer(folder, plan, task_id, text, template_dirs(checkout.root))
 
+    def decide(self, plan_id: str, task_id: str, feedback: str) -> str:
+        """Approve the task waiting for approval (no feedback) or reject it with `feedback`:
+        `doit approve` / `doit reject`'s code, on the plans as they are now."""
+        from orchlib.run import approval
+
+        checkout = Checkout.load(self.checkout.root)
+        plan = checkout.plans.get(plan_id)
+        if plan is None or task_id not in plan.tasks:
+            raise UnknownTask(f"{plan_id}:{task_id}: no such plan task")
+        name = f"{plan_id}:{task_id}"
+        if feedback:
+            return approval.reject(checkout, name, feedback)
+        return approval.approve(checkout, name)
+
     def _state_path(self, plan_id: str) -> Path | None:
         """The plan's state.json, when there is one that may be served."""
         if not is_ident(plan_id):

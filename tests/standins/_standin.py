@@ -24,6 +24,9 @@ Environment:
                       runs normally. A real limit outlives one call, so this is a time.
   STANDIN_NO_CODE     aider: the reply has no edit blocks holding markers (for a custom
                       command running aider, whose plain output counts every line)
+  STANDIN_TOUCH       claude: a file name; the stand-in writes `<name>.<ORCH_ATTEMPT>` in its
+                      working folder before it reports anything (a limit included), as the
+                      CLI's file tool would: work done before the run ended
   STANDIN_DELAY       seconds to think (sleep) after the call is recorded, before output
   TERMINAL_ID         the terminal id the markers carry
   STANDIN_PLAN        (`doit draft`) a file whose text the agent writes as its plan, to the
@@ -169,6 +172,15 @@ def limit_until() -> float | None:
         return None
     until = float(raw)
     return until if until > time.time() else None
+
+
+def touch() -> None:
+    """With STANDIN_TOUCH: leave a file of this attempt's work in the working folder."""
+    name = os.environ.get("STANDIN_TOUCH")
+    if name:
+        attempt = os.environ.get("ORCH_ATTEMPT", "0")
+        with open(f"{name}.{attempt}", "w") as fh:
+            fh.write(f"attempt {attempt}\n")
 
 
 def terminal_id() -> str:

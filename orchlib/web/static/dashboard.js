@@ -8,7 +8,7 @@
 if (new URLSearchParams(location.search).has("token")) {
   history.replaceState(null, "", location.pathname + location.hash);
 }
-const KNOWN = ["PENDING", "IN_PROGRESS", "DONE", "ERROR", "QUESTION", "SKIPPED", "PAUSED"];
+const KNOWN = ["PENDING", "IN_PROGRESS", "DONE", "ERROR", "QUESTION", "SKIPPED", "PAUSED", "APPROVAL"];
 const LOG_KEEP = 512 * 1024; // characters of log kept on the page
 const GEOM = { w: 220, h: 28, gapX: 56, gapY: 8, pad: 10, head: 22 };
 
@@ -58,9 +58,14 @@ function seconds(total) {
   return `${s}s`;
 }
 
+// Elapsed is work (DESIGN §15): earlier attempts' running time plus the running one's.
+function workStart(t) {
+  return new Date(Date.parse(t.startedAt) - (t.worked || 0) * 1000).toISOString();
+}
+
 function elapsed(t) {
-  if (t.status === "IN_PROGRESS" && t.startedAt) return seconds((Date.now() - Date.parse(t.startedAt)) / 1000);
-  return seconds(t.duration);
+  if (t.status === "IN_PROGRESS" && t.startedAt) return seconds((Date.now() - Date.parse(workStart(t))) / 1000);
+  return seconds(t.duration ?? (t.worked || null));
 }
 
 function cost(t) {
@@ -187,7 +192,7 @@ function rowHtml(t) {
     `<td><span class="badge ${stateClass(t.status)}">${esc(t.status)}</span></td>` +
     `<td class="num"><progress max="100" value="${pct}"></progress> ${pct}%</td>` +
     `<td class="num">${t.attempt || ""}</td>` +
-    `<td class="num elapsed"${running ? ` data-start="${esc(t.startedAt)}"` : ""}>${esc(elapsed(t))}</td>` +
+    `<td class="num elapsed"${running ? ` data-start="${esc(workStart(t))}"` : ""}>${esc(elapsed(t))}</td>` +
     `<td class="num">${esc(cost(t))}</td><td class="last">${esc(last(t))}</td></tr>`;
 }
 
@@ -242,6 +247,7 @@ function renderDetail(restartLog) {
     `<div class="question${q.answer == null ? "" : " answered"}"><strong>Question:</strong> ${esc(q.question)}` +
     (q.answer == null ? "" : `<br><strong>Answer:</strong> ${esc(q.answer)}`) + `</div>`).join("");
   renderAnswerForm(t);
+  renderApprovalForm(t);
   const mine = view.log && view.log.taskId === t.id;
   // Follow the latest attempt unless the reader picked an older one.
   if (restartLog || !mine || (view.log.latest && view.log.attempt !== (t.attempt || 0))) {
@@ -253,6 +259,25 @@ function renderDetail(restartLog) {
 function renderAnswerForm(t) {
   const open = openQuestion(t), form = $("answer-form");
   form.hidden = !open;
+}
+
+function renderApprovalForm(t) {
+  const waits = t.status === "APPROVAL";
+  $("approval-form").hidden = !waits;
+}
+
+// `doit approve` (no feedback) or `doit reject` (what to change); the token is in its cookie.
+async function decide(how, feedback) {
+  const msg = $("approval-msg");
+  msg.textContent = "sending…";
+  const r = await fetch(taskUrl(view.selected, how), {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(feedback ? { feedback } : {}),
+  });
+  const d = await r.json().catch(() => ({}));
+  msg.textContent = r.ok ? d.message : `not done: ${d.error || r.status}`;
+  if (r.ok) $("reject-text").value = "";
 }
 
 function renderAttempts(t) {
@@ -421,6 +446,13 @@ function boot() {
     if (t) startLog(t, n, n === t.attempt);
   });
   $("answer-form").addEventListener("submit", sendAnswer);
+  $("approve-send").addEventListener("click", () => decide("approve", ""));
+  $("approval-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("reject-text").value;
+    if (text.trim()) decide("reject", text);
+    else $("approval-msg").textContent = "say what to change to reject it";
+  });
   setInterval(tick, 1000); // running tasks' elapsed time, counted here: no request
   connect();
 }
