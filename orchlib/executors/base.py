@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from orchlib.executors.sandbox import Sandbox
+
 TERM_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of an attempt's process group
 
 
@@ -38,6 +40,9 @@ class Job:
     # The host to run on where the executor has several (a verify runs where its attempt
     # ran, DESIGN §8); "" for anywhere. The local executor has one host only.
     near: str = ""
+    # `sandbox: bwrap` (DESIGN §14): where the job may write; the executor wraps argv in it
+    # on the host the job runs on. None: no sandbox.
+    sandbox: Sandbox | None = None
 
 
 class Handle(Protocol):
@@ -83,8 +88,11 @@ class Executor(Protocol):
     def run(self, job: Job, timeout: float | None) -> int:
         """A short command to its end; its exit code (-1: killed, timed out or interrupted)."""
 
-    def preflight(self, checkout_root: Path, clis: Sequence[str]) -> list[str]:
-        """One line per problem with running these CLIs for this checkout (empty: fine)."""
+    def preflight(
+        self, checkout_root: Path, clis: Sequence[str], sandbox: bool = False
+    ) -> list[str]:
+        """One line per problem with running these CLIs for this checkout (empty: fine);
+        with `sandbox`, also one per host where bwrap is missing or refused."""
 
     def close(self) -> None:
         """Release the executor's resources at the end of the run."""

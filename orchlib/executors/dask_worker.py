@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchlib.executors.sandbox import Sandbox, wrap
+
 # The group leader of a remote agent: `setpriv` (util-linux) asks the kernel for SIGTERM
 # when the worker dies (PR_SET_PDEATHSIG) and execs `sh` in a new session with this script.
 # On SIGTERM (the worker died, or it is asked to stop) it TERMs the whole group and KILLs it
@@ -51,6 +53,7 @@ class Spec:
     stdin: bytes | None = None
     keep_stdin: bool = False
     claim: bool = True  # False where the scheduler never re-runs a task (allowed-failures 0)
+    sandbox: Sandbox | None = None  # applied here, on the worker's host (DESIGN §14)
 
 
 def claim_name(token: str) -> str:
@@ -137,8 +140,9 @@ class _Attempt:
         piped = self.spec.stdin is not None or self.spec.keep_stdin
         shim = ["setpriv", "--pdeathsig", "TERM", "/bin/sh", "-c", SHIM_SCRIPT, "orchlib-shim"]
         shim += [str(os.getpid()), str(SHIM_GRACE)]
+        argv = wrap(self.spec.argv, self.spec.sandbox) if self.spec.sandbox else self.spec.argv
         return subprocess.Popen(
-            [*shim, *self.spec.argv],
+            [*shim, *argv],
             cwd=self.spec.cwd,
             env={**os.environ, **self.spec.env},
             stdin=subprocess.PIPE if piped else subprocess.DEVNULL,

@@ -75,6 +75,7 @@ PLAN = (
     PlanKey("schedule", "schedule", choice(SCHEDULES), "dag"),
     PlanKey("notify", "notify", None),
     PlanKey("allowOutsidePaths", "allow_outside_paths", flag, False),
+    PlanKey("sandboxWritable", "sandbox_writable", None, ()),
 )
 
 PROJECT = (
@@ -87,6 +88,7 @@ PROJECT = (
     PlanKey("isolation", "isolation", None, ""),
     PlanKey("parallel", "parallel", None, DEFAULT_PARALLEL),
     *LIMIT_KEYS,
+    PlanKey("sandbox", "", None, inherited_from=("defaults",)),
 )
 
 TASK = (
@@ -103,9 +105,12 @@ TASK = (
     PlanKey("outputs", "outputs", globs, (), in_spec=True),
     PlanKey("inputs", "inputs", globs, (), in_spec=True),
     *LIMIT_KEYS,
+    # How a task runs, not what it delivers (like `isolation`): not in the spec hash.
+    PlanKey("sandbox", "sandbox", None, "", inherited_from=_HANDED_DOWN),
 )
 
-DEFAULTS = (*LIMIT_KEYS, PlanKey("executor", "executor", None, ""))
+DEFAULTS = (*LIMIT_KEYS, PlanKey("executor", "executor", None, ""),
+            PlanKey("sandbox", "", None, ""))  # fmt: skip
 
 
 def required(keys: tuple[PlanKey, ...]) -> tuple[str, ...]:

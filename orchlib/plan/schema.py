@@ -43,6 +43,7 @@ from orchlib.plan.checks import (
 )
 from orchlib.plan.graph import Graph
 from orchlib.plan.notifyschema import notify
+from orchlib.plan.sandboxschema import mode, writable
 
 LIMITS = {k.name: k for k in keys.LIMIT_KEYS}
 DEFAULTS = keys.optional(keys.DEFAULTS)
@@ -59,6 +60,7 @@ class _Scope:
     project: Project
     agent: AgentSpec
     limits: Limits
+    sandbox: str = ""
 
 
 def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None, Issues]:
@@ -94,6 +96,7 @@ class _Builder:
         # Where agents run (DESIGN §8): only names the registry knows; not part of any spec.
         self.executor = get(issues, defaults or {}, "executor", ("defaults",),
                             choice(EXECUTOR_NAMES), "")  # fmt: skip
+        self.sandbox = get(issues, defaults or {}, "sandbox", ("defaults",), mode, "")
         self.scopes: dict[str, _Scope] = {}
         self.graph = Graph(issues)
 
@@ -116,6 +119,9 @@ class _Builder:
             notify=tuple(get(issues, root, "notify", (), notify, [])),
             allow_outside_paths=self.allow_outside,
             executor=self.executor or "",
+            sandbox_writable=writable(
+                issues, root.get("sandboxWritable", []), ("sandboxWritable",), self.checkout
+            ),
             **plain(issues, root, (), keys.PLAN, skip=(_ALLOW_OUTSIDE,)),
         )
         phases = self.graph.phases(root.get("executionOrder"), "executionOrder" in root)
@@ -139,7 +145,8 @@ class _Builder:
             parallel=parallel,
             **plain(issues, m, path, keys.PROJECT),
         )
-        scope = _Scope(project, agent, limits(issues, m, path, self.limits))
+        sandbox = get(issues, m, "sandbox", path, mode, self.sandbox)
+        scope = _Scope(project, agent, limits(issues, m, path, self.limits), sandbox)
         if name is not None and _first(issues, self.scopes, name, (*path, "name"), "project name"):
             self.scopes[name] = scope
 
@@ -182,6 +189,7 @@ class _Builder:
             **fields,
             "agent": task_agent(issues, own, inherited, ran, path),
             "limits": limits(issues, m, path, scope.limits if scope else self.limits),
+            "sandbox": get(issues, m, "sandbox", path, mode, (scope or self).sandbox),
             "index": path[-1],
         }
 

@@ -78,6 +78,9 @@ class Profile:
     resume: tuple[str, ...] = ()
     resume_last: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    # What the CLI writes outside the project (DESIGN §14, docs/agents.md): writable inside
+    # the sandbox. `~/` is the home where it runs; a trailing "/" marks a folder.
+    state: tuple[str, ...] = ()
 
 
 PROFILES: Mapping[str, Profile] = {
@@ -91,6 +94,7 @@ PROFILES: Mapping[str, Profile] = {
         resume=("--resume",),
         prompt={"stdin": ()},
         adapter=ClaudeStream,
+        state=("~/.claude/", "~/.claude.json"),
     ),
     # `-` forces the prompt from stdin; with a prompt argument codex still reads a piped
     # stdin to EOF (to append it), which an open pipe never reaches.
@@ -109,6 +113,7 @@ PROFILES: Mapping[str, Profile] = {
         resume_last=True,
         prompt={"stdin": ("-",)},
         adapter=CodexJson,
+        state=("~/.codex/",),
     ),
     # gemini stops waiting for stdin after 500 ms without data, so `-p` is safe here;
     # `--prompt=` keeps a prompt that starts with "-" from being read as a flag.
@@ -123,6 +128,7 @@ PROFILES: Mapping[str, Profile] = {
         # Headless gemini exits 55 in a folder it does not trust (0.61, folder trust on by
         # default). The variable, unlike `--skip-trust`, is harmless to releases without it.
         env={"GEMINI_CLI_TRUST_WORKSPACE": "true"},
+        state=("~/.gemini/",),
     ),
     # aider reads its chat from stdin line by line, so the prompt goes by file or argument.
     "aider": Profile(
@@ -132,6 +138,7 @@ PROFILES: Mapping[str, Profile] = {
         permission_flags=("--yes-always",),
         prompt={"file": ("--message-file", "{prompt_file}"), "arg": ("--message={prompt}",)},
         adapter=AiderText,
+        state=("~/.aider/",),  # its history and tags cache are in the project
     ),
     # `opencode run` reads a piped stdin to EOF whether or not a message argument is given.
     "opencode": Profile(
@@ -141,6 +148,12 @@ PROFILES: Mapping[str, Profile] = {
         resume=("--session",),
         prompt={"stdin": ()},
         adapter=OpencodeJson,
+        state=(
+            "~/.local/share/opencode/",
+            "~/.config/opencode/",
+            "~/.cache/opencode/",
+            "~/.local/state/opencode/",
+        ),
     ),
 }
 
@@ -175,6 +188,13 @@ def executable(spec: AgentSpec) -> str:
             raise ValueError(f"agent {spec.name!r}: a custom agent needs a command")
         return spec.command[0]
     return _profile(spec).program
+
+
+def state_paths(spec: AgentSpec) -> tuple[str, ...]:
+    """The state folders and files the agent's CLI writes outside the project."""
+    if spec.profile is None or spec.profile == "shell":
+        return ()
+    return _profile(spec).state
 
 
 def adapter(spec: AgentSpec) -> OutputAdapter:
