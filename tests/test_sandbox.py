@@ -328,3 +328,17 @@ def test_orch_sandbox_asks_for_it_where_the_plan_does_not(
     result = checkout.doit(env=env)
     assert result.returncode == 3, output(result)
     assert result.stderr.startswith("orchlib: --sandbox bwrap (or ORCH_SANDBOX=bwrap): sandbox")
+
+
+@needs_bwrap
+def test_a_dask_worker_applies_the_sandbox(checkout: Checkout, tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    (checkout.root / "b").mkdir()
+    command = "echo pid $$; touch ok; touch ../b/x || echo refused"
+    boxed(checkout, tmp_path, [{"id": "s", "command": command, "verify": "test -f ok"}])
+    result = checkout.doit("--executor", "dask", "--scheduler", "local:1", timeout=120)
+    assert result.returncode == 0, output(result)
+    transcript = log(checkout, "s")
+    assert "pid 2\n" in transcript and "refused" in transcript, transcript
+    assert (checkout.root / "a" / "ok").exists() and not (checkout.root / "b" / "x").exists()
+    assert task_ref(checkout, "s")["executor"] == "dask"
