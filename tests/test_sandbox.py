@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from orchlib.executors.sandbox import Sandbox, probe, wrap
 from tests.conftest import FAKE_AGENT, Checkout, pid_alive
 
 PLAN = "box"
+STANDINS = Path(__file__).parent / "standins"
 _WHY_NOT = probe()
 needs_bwrap = pytest.mark.skipif(_WHY_NOT is not None, reason=f"no sandbox here: {_WHY_NOT}")
 
@@ -342,3 +344,24 @@ def test_a_dask_worker_applies_the_sandbox(checkout: Checkout, tmp_path: Path) -
     assert "pid 2\n" in transcript and "refused" in transcript, transcript
     assert (checkout.root / "a" / "ok").exists() and not (checkout.root / "b" / "x").exists()
     assert task_ref(checkout, "s")["executor"] == "dask"
+
+
+@needs_bwrap
+def test_a_usage_limit_and_a_continued_session_work_inside(
+    checkout: Checkout, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    until = time.time() + 2
+    agent = {"profile": "claude", "session": "continue",
+             "env": {"STANDIN_LIMIT_UNTIL": f"{until:.3f}"}}  # fmt: skip
+    rec = boxed(checkout, tmp_path, [{"id": "t1", "agent": agent}], defaults={"sandbox": "bwrap"})
+    env = {"PATH": f"{STANDINS}:{os.environ['PATH']}", "HOME": str(home),
+           "STANDIN_RECORD": str(rec / "standins.jsonl")}  # fmt: skip
+    result = checkout.doit(env=env, timeout=60)
+    assert result.returncode == 0, output(result)
+    assert "usage limit" in result.stdout
+    calls = [json.loads(line) for line in (rec / "standins.jsonl").read_text().splitlines()]
+    first, second = calls
+    assert second["argv"][-2:] == ["--resume", first["session_id"]] and second["time"] >= until
+    assert (home / ".claude").is_dir() and (home / ".claude.json").is_file()  # made for it
