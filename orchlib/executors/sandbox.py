@@ -53,13 +53,17 @@ def wrap(argv: Sequence[str], box: Sandbox) -> tuple[str, ...]:
     for entry in box.writable:
         if entry.startswith("~/"):
             _make_state(entry)
-    mounts = [(_real(p), 0, "--ro-bind") for p in box.visible]
+    # Only what lies under /tmp needs showing: the sandbox's /tmp hides it.
+    mounts = [(p, 0, "--ro-bind") for p in map(_real, box.visible) if _in_tmp(p)]
     mounts += [(_real(p), 1, "--bind") for p in box.writable]
     mounts += [(_real(p), 2, "--ro-bind") for p in box.readonly]
     # Parents before children, so a deeper bind wins over a shallower one; at one path the
     # later kind wins (visible < writable < read-only).
     mounts.sort(key=lambda m: (len(Path(m[0]).parts), m[1]))
     binds: list[str] = []
+    tmpdir = os.environ.get("TMPDIR", "")
+    if tmpdir and _in_tmp(_real(tmpdir)):  # programs expect their TMPDIR to exist
+        binds += ["--dir", _real(tmpdir)]
     for path, _, flag in mounts:
         if os.path.lexists(path):
             binds += [flag, path, path]
@@ -84,6 +88,10 @@ def probe() -> str | None:
         return None
     said = done.stderr.decode("utf-8", "replace").strip().splitlines()
     return f"bwrap refused to make a sandbox: {said[-1] if said else f'exit {done.returncode}'}"
+
+
+def _in_tmp(path: str) -> bool:
+    return path == "/tmp" or path.startswith("/tmp/")
 
 
 def _real(path: str) -> str:

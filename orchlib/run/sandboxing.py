@@ -37,13 +37,24 @@ def box(co: Checkout, plan: Plan, task: Task, workdir: Path, agent: bool = True)
         readonly += [git_dir / name for name in _GIT_CODE]
         with contextlib.suppress(OSError):  # so that none can be created where git looks
             (git_dir / "hooks").mkdir(exist_ok=True)
-    readonly += _other_projects(co, workdir, plan.sandbox_writable)
+    others = _other_projects(co, workdir, plan.sandbox_writable)
+    _hold_places(writable, [co.root / "templates", *others])
     state = agents.state_paths(task.agent) if agent and task.command is None else ()
     return Sandbox(
         writable=(*map(str, writable), *state),
-        readonly=tuple(map(str, readonly)),
+        readonly=tuple(map(str, [*readonly, *others])),
         visible=(str(co.root), "~"),  # under the private /tmp too (a checkout in /tmp)
     )
+
+
+def _hold_places(writable: list[Path], folders: list[Path]) -> None:
+    """Make the missing read-only folders that lie in a writable one (a project at `.`):
+    else the agent could create them there, e.g. a `templates/task.md.j2` that orchlib
+    would render, or the folder of a project that has not run yet."""
+    for folder in folders:
+        if not folder.exists() and any(folder.is_relative_to(w) for w in writable):
+            with contextlib.suppress(OSError):
+                folder.mkdir(parents=True)
 
 
 def _other_projects(co: Checkout, workdir: Path, allowed: tuple[Path, ...]) -> list[Path]:
