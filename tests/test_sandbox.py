@@ -365,3 +365,17 @@ def test_a_usage_limit_and_a_continued_session_work_inside(
     first, second = calls
     assert second["argv"][-2:] == ["--resume", first["session_id"]] and second["time"] >= until
     assert (home / ".claude").is_dir() and (home / ".claude.json").is_file()  # made for it
+
+
+def test_a_dask_workers_probe_names_a_missing_bwrap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchlib.executors import dask_cluster
+
+    marker = tmp_path / ".orch" / "probe" / "m"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("token")
+    monkeypatch.setenv("PATH", str(_bin_without_bwrap(tmp_path)))
+    lines = dask_cluster.probe(str(marker), "token", [], True)
+    assert lines[-1].startswith("a working sandbox (bwrap not found on PATH"), lines
+    assert not any("sandbox" in line for line in dask_cluster.probe(str(marker), "token", []))

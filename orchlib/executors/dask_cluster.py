@@ -127,7 +127,8 @@ def preflight(client: Any, root: Path, clis: Sequence[str], sandbox: bool = Fals
     token = secrets.token_hex(8)
     marker.write_text(token)
     try:
-        answers = client.run(probe, str(marker), token, list(clis), sandbox, on_error="return")
+        extra = (True,) if sandbox else ()  # the probe's call stays as it was without one
+        answers = client.run(probe, str(marker), token, list(clis), *extra, on_error="return")
     finally:
         with contextlib.suppress(OSError):
             marker.unlink()
