@@ -379,3 +379,15 @@ def test_a_dask_workers_probe_names_a_missing_bwrap(
     lines = dask_cluster.probe(str(marker), "token", [], True)
     assert lines[-1].startswith("a working sandbox (bwrap not found on PATH"), lines
     assert not any("sandbox" in line for line in dask_cluster.probe(str(marker), "token", []))
+
+
+@needs_bwrap
+def test_enter_reaches_a_stalled_agent_inside(checkout: Checkout, tmp_path: Path) -> None:
+    boxed(checkout, tmp_path, [{"id": "t", "stallTimeout": "1s"}])
+    plan = json.loads((checkout.root / "plans" / f"{PLAN}.json").read_text())
+    plan["agent"].update(prompt="file", env={"FAKE_NO_STDIN": "1"})
+    checkout.write_plan(plan, f"{PLAN}.json")
+    checkout.scenario({"t": [[{"read_stdin_line": True}, {"done": "woke up"}]]})
+    result = checkout.doit()
+    assert result.returncode == 0, output(result)
+    assert "got Enter" in log(checkout, "t")  # through bwrap to the agent's stdin
