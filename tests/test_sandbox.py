@@ -391,3 +391,43 @@ def test_enter_reaches_a_stalled_agent_inside(checkout: Checkout, tmp_path: Path
     result = checkout.doit()
     assert result.returncode == 0, output(result)
     assert "got Enter" in log(checkout, "t")  # through bwrap to the agent's stdin
+
+
+# --- the real Claude Code (when installed; CI does not install it) ----------------------
+
+REAL_CLAUDE = os.environ.get("ORCH_REAL_CLAUDE", "")  # the path of a real `claude`
+
+
+@needs_bwrap
+@pytest.mark.skipif(not REAL_CLAUDE, reason="set ORCH_REAL_CLAUDE to a real Claude Code")
+def test_the_real_claude_code_inside(checkout: Checkout, tmp_path: Path) -> None:
+    """A question answered, a continued session, its project written and nothing else,
+    against a scripted model on 127.0.0.1 (tests/scripted_anthropic.py)."""
+    from tests.daskcluster import free_port
+
+    home, port = tmp_path / "home", free_port()
+    home.mkdir()
+    (checkout.root / "b").mkdir()
+    script = "echo hi >> mine.txt && echo WROTE; touch ../b/x $HOME/x 2>&1 || echo REFUSED"
+    server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "scripted_anthropic.py"),
+                               str(port), script, "--ask"])  # fmt: skip
+    agent = {"profile": "claude", "args": ["--allowedTools", "Bash"], "session": "continue"}
+    tasks = [{"id": "t1", "agent": agent}, {"id": "t2", "agent": agent, "dependsOn": ["t1"]}]
+    boxed(checkout, tmp_path, tasks)
+    env = {"HOME": str(home), "PATH": f"{Path(REAL_CLAUDE).parent}:{os.environ['PATH']}",
+           "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": "sk-scripted",
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}  # fmt: skip
+    try:
+        asked = checkout.doit(env=env, timeout=120)
+        assert "t1 asks: Which colour should it be?" in asked.stdout, output(asked)
+        assert checkout.doit("answer", f"{PLAN}:t1", "blue", env=env).returncode == 0
+        result = checkout.doit(env=env, timeout=120)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert result.returncode == 0, output(result)
+    stamps = [checkout.stamp(t, PLAN) or {} for t in ("t1", "t2")]
+    assert "WROTE" in stamps[0]["summary"] and "Read-only file system" in stamps[0]["summary"]
+    assert stamps[0]["sessionId"] == stamps[1]["sessionId"]  # t2 resumed t1's session
+    assert (checkout.root / "a" / "mine.txt").read_text() == "hi\nhi\n"
+    assert not (checkout.root / "b" / "x").exists() and not (home / "x").exists()
