@@ -431,3 +431,36 @@ def test_the_real_claude_code_inside(checkout: Checkout, tmp_path: Path) -> None
     assert stamps[0]["sessionId"] == stamps[1]["sessionId"]  # t2 resumed t1's session
     assert (checkout.root / "a" / "mine.txt").read_text() == "hi\nhi\n"
     assert not (checkout.root / "b" / "x").exists() and not (home / "x").exists()
+
+
+REAL_AIDER = os.environ.get("ORCH_REAL_AIDER", "")  # the path of a real `aider`
+
+
+@needs_bwrap
+@pytest.mark.skipif(not REAL_AIDER, reason="set ORCH_REAL_AIDER to a real aider")
+def test_the_real_aider_inside(checkout: Checkout, tmp_path: Path) -> None:
+    """aider edits its project; its edit of another project's file is refused by the
+    sandbox (without one it lands), against tests/scripted_openai.py on 127.0.0.1."""
+    from tests.daskcluster import free_port
+
+    home, port = tmp_path / "home", free_port()
+    home.mkdir()
+    (checkout.root / "b").mkdir()
+    outside = checkout.root / "b" / "x"
+    server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "scripted_openai.py"),
+                               str(port), "true", str(outside)])  # fmt: skip
+    args = ["--model", "openai/scripted", "--openai-api-base", f"http://127.0.0.1:{port}/v1",
+            "--no-git", "--edit-format", "diff", "--no-show-model-warnings"]  # fmt: skip
+    boxed(checkout, tmp_path, [{"id": "t", "agent": {"profile": "aider", "args": args}}])
+    env = {"HOME": str(home), "PATH": f"{os.environ['PATH']}:{Path(REAL_AIDER).parent}",
+           "OPENAI_API_KEY": "sk-scripted"}  # fmt: skip
+    try:
+        result = checkout.doit(env=env, timeout=180)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert result.returncode == 0, output(result)
+    assert (checkout.root / "a" / "mine.txt").read_text() == "hi\n"
+    transcript = " ".join(log(checkout, "t").split())  # aider wraps its long lines
+    assert f"Unable to create {outside}, skipping edits" in transcript and not outside.exists()
+    assert (home / ".aider").is_dir()  # its caches and analytics id, in its state folder
