@@ -464,3 +464,43 @@ def test_the_real_aider_inside(checkout: Checkout, tmp_path: Path) -> None:
     transcript = " ".join(log(checkout, "t").split())  # aider wraps its long lines
     assert f"Unable to create {outside}, skipping edits" in transcript and not outside.exists()
     assert (home / ".aider").is_dir()  # its caches and analytics id, in its state folder
+
+
+REAL_OPENCODE = os.environ.get("ORCH_REAL_OPENCODE", "")  # the path of a real `opencode`
+
+
+@needs_bwrap
+@pytest.mark.skipif(not REAL_OPENCODE, reason="set ORCH_REAL_OPENCODE to a real opencode")
+def test_the_real_opencode_inside(checkout: Checkout, tmp_path: Path) -> None:
+    """opencode's bash tool writes its project and is refused another's, and the next task
+    continues its session (kept in its state folders), against tests/scripted_openai.py."""
+    from tests.daskcluster import free_port
+
+    home, port = tmp_path / "home", free_port()
+    (home / ".config" / "opencode").mkdir(parents=True)
+    provider = {"npm": "@ai-sdk/openai-compatible", "name": "Scripted",
+                "options": {"baseURL": f"http://127.0.0.1:{port}/v1", "apiKey": "sk-scripted"},
+                "models": {"m": {"name": "m", "tool_call": True}}}  # fmt: skip
+    # opencode's own permissions let everything through: the sandbox is what refuses.
+    allow = {"bash": "allow", "edit": "allow", "external_directory": "allow"}
+    config = {"provider": {"scripted": provider}, "permission": allow}
+    (home / ".config" / "opencode" / "opencode.json").write_text(json.dumps(config))
+    (checkout.root / "b").mkdir()
+    command = "echo hi >> mine.txt && echo WROTE; touch ../b/x 2>&1 || echo REFUSED"
+    server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "scripted_openai.py"),
+                               str(port), command, "--tools"])  # fmt: skip
+    agent = {"profile": "opencode", "args": ["--model", "scripted/m"], "session": "continue"}
+    tasks = [{"id": "t1", "agent": agent}, {"id": "t2", "agent": agent, "dependsOn": ["t1"]}]
+    boxed(checkout, tmp_path, tasks)
+    env = {"HOME": str(home), "PATH": f"{os.environ['PATH']}:{Path(REAL_OPENCODE).parent}"}
+    try:
+        result = checkout.doit(env=env, timeout=180)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert result.returncode == 0, output(result)
+    stamps = [checkout.stamp(t, PLAN) or {} for t in ("t1", "t2")]
+    assert "WROTE | touch: cannot touch '../b/x': Read-only file system" in stamps[0]["summary"]
+    assert stamps[0]["sessionId"] == stamps[1]["sessionId"]  # t2 continued t1's session
+    assert (checkout.root / "a" / "mine.txt").read_text() == "hi\nhi\n"
+    assert not (checkout.root / "b" / "x").exists()
