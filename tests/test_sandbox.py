@@ -504,3 +504,40 @@ def test_the_real_opencode_inside(checkout: Checkout, tmp_path: Path) -> None:
     assert stamps[0]["sessionId"] == stamps[1]["sessionId"]  # t2 continued t1's session
     assert (checkout.root / "a" / "mine.txt").read_text() == "hi\nhi\n"
     assert not (checkout.root / "b" / "x").exists()
+
+
+REAL_GEMINI = os.environ.get("ORCH_REAL_GEMINI", "")  # the path of a real `gemini`
+
+
+@needs_bwrap
+@pytest.mark.skipif(not REAL_GEMINI, reason="set ORCH_REAL_GEMINI to a real Gemini CLI")
+def test_the_real_gemini_cli_inside(checkout: Checkout, tmp_path: Path) -> None:
+    """Gemini CLI's shell tool writes its project and is refused another's, and the next
+    task continues its session (in ~/.gemini), against tests/scripted_gemini.py."""
+    from tests.daskcluster import free_port
+
+    home, port = tmp_path / "home", free_port()
+    (home / ".gemini").mkdir(parents=True)
+    auth = {"security": {"auth": {"selectedType": "gemini-api-key"}}}
+    (home / ".gemini" / "settings.json").write_text(json.dumps(auth))
+    (checkout.root / "b").mkdir()
+    command = "echo hi >> mine.txt && echo WROTE; touch ../b/x 2>&1 || echo REFUSED"
+    server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "scripted_gemini.py"),
+                               str(port), command])  # fmt: skip
+    agent = {"profile": "gemini", "args": ["--yolo", "--model", "scripted"], "session": "continue"}
+    tasks = [{"id": "t1", "agent": agent}, {"id": "t2", "agent": agent, "dependsOn": ["t1"]}]
+    boxed(checkout, tmp_path, tasks)
+    env = {"HOME": str(home), "PATH": f"{os.environ['PATH']}:{Path(REAL_GEMINI).parent}",
+           "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{port}",
+           "GEMINI_API_KEY": "scripted"}  # fmt: skip
+    try:
+        result = checkout.doit(env=env, timeout=180)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert result.returncode == 0, output(result)
+    stamps = [checkout.stamp(t, PLAN) or {} for t in ("t1", "t2")]
+    assert "touch: cannot touch '../b/x': Read-only file system" in stamps[0]["summary"]
+    assert stamps[0]["sessionId"] == stamps[1]["sessionId"]  # t2 continued t1's session
+    assert (checkout.root / "a" / "mine.txt").read_text() == "hi\nhi\n"
+    assert not (checkout.root / "b" / "x").exists()
