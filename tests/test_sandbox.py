@@ -541,3 +541,45 @@ def test_the_real_gemini_cli_inside(checkout: Checkout, tmp_path: Path) -> None:
     assert stamps[0]["sessionId"] == stamps[1]["sessionId"]  # t2 continued t1's session
     assert (checkout.root / "a" / "mine.txt").read_text() == "hi\nhi\n"
     assert not (checkout.root / "b" / "x").exists()
+
+
+REAL_CODEX = os.environ.get("ORCH_REAL_CODEX", "")  # the path of a real `codex`
+
+
+@needs_bwrap
+@pytest.mark.skipif(not REAL_CODEX, reason="set ORCH_REAL_CODEX to a real Codex CLI")
+def test_the_real_codex_inside(checkout: Checkout, tmp_path: Path) -> None:
+    """Codex, its own sandbox off, runs a command that writes its project and is refused
+    another's by ours, and the next task resumes its session (in ~/.codex), against
+    tests/scripted_responses.py."""
+    from tests.daskcluster import free_port
+
+    home, port = tmp_path / "home", free_port()
+    (home / ".codex").mkdir(parents=True)
+    (home / ".codex" / "config.toml").write_text(
+        'model = "scripted"\nmodel_provider = "scripted"\n[model_providers.scripted]\n'
+        f'name = "scripted"\nbase_url = "http://127.0.0.1:{port}/v1"\n'
+        'env_key = "SCRIPTED_API_KEY"\nwire_api = "responses"\n'
+    )
+    (checkout.root / "b").mkdir()
+    command = "echo hi >> mine.txt && echo WROTE; touch ../b/x 2>&1 || echo REFUSED"
+    server = subprocess.Popen([sys.executable,
+                               str(Path(__file__).parent / "scripted_responses.py"),
+                               str(port), command])  # fmt: skip
+    agent = {"profile": "codex", "args": ["--sandbox", "danger-full-access"],
+             "session": "continue"}  # fmt: skip
+    tasks = [{"id": "t1", "agent": agent}, {"id": "t2", "agent": agent, "dependsOn": ["t1"]}]
+    boxed(checkout, tmp_path, tasks)
+    env = {"HOME": str(home), "PATH": f"{os.environ['PATH']}:{Path(REAL_CODEX).parent}",
+           "SCRIPTED_API_KEY": "scripted"}  # fmt: skip
+    try:
+        result = checkout.doit(env=env, timeout=180)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert result.returncode == 0, output(result)
+    stamps = [checkout.stamp(t, PLAN) or {} for t in ("t1", "t2")]
+    assert "touch: cannot touch '../b/x': Read-only file system" in stamps[0]["summary"]
+    assert stamps[0]["sessionId"] == stamps[1]["sessionId"]  # t2 resumed t1's session
+    assert (checkout.root / "a" / "mine.txt").read_text() == "hi\nhi\n"
+    assert not (checkout.root / "b" / "x").exists()
