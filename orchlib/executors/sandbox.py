@@ -32,8 +32,7 @@ from pathlib import Path
 BWRAP = "bwrap"
 _BASE = ("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
          "--unshare-pid")  # fmt: skip
-_OUTSIDE = ("env", "--ignore-signal=TERM")
-_INSIDE = ("env", "--default-signal=TERM")
+_IGNORE_TERM, _DEFAULT_TERM = "--ignore-signal=TERM", "--default-signal=TERM"
 _PROBE_TIMEOUT = 10.0
 
 
@@ -53,10 +52,12 @@ def wrap(argv: Sequence[str], box: Sandbox) -> tuple[str, ...]:
     for entry in box.writable:
         if entry.startswith("~/"):
             _make_state(entry)
-    # Only what lies under /tmp needs showing: the sandbox's /tmp hides it.
+    writable = [_real(p) for p in box.writable]
+    # Only what lies under /tmp needs showing (the sandbox's /tmp hides it), and only what
+    # lies in a writable folder needs making read-only again (the rest already is).
     mounts = [(p, 0, "--ro-bind") for p in map(_real, box.visible) if _in_tmp(p)]
-    mounts += [(_real(p), 1, "--bind") for p in box.writable]
-    mounts += [(_real(p), 2, "--ro-bind") for p in box.readonly]
+    mounts += [(p, 1, "--bind") for p in writable]
+    mounts += [(p, 2, "--ro-bind") for p in map(_real, box.readonly) if _inside(p, writable)]
     # Parents before children, so a deeper bind wins over a shallower one; at one path the
     # later kind wins (visible < writable < read-only).
     mounts.sort(key=lambda m: (len(Path(m[0]).parts), m[1]))
@@ -67,7 +68,9 @@ def wrap(argv: Sequence[str], box: Sandbox) -> tuple[str, ...]:
     for path, _, flag in mounts:
         if os.path.lexists(path):
             binds += [flag, path, path]
-    return (*_OUTSIDE, BWRAP, *_BASE, *binds, "--", *_INSIDE, *argv)
+    # Found here, not by the child's PATH, which the plan's environment policy may drop.
+    env, bwrap = shutil.which("env") or "env", shutil.which(BWRAP) or BWRAP
+    return (env, _IGNORE_TERM, bwrap, *_BASE, *binds, "--", env, _DEFAULT_TERM, *argv)
 
 
 def probe() -> str | None:
@@ -88,6 +91,10 @@ def probe() -> str | None:
         return None
     said = done.stderr.decode("utf-8", "replace").strip().splitlines()
     return f"bwrap refused to make a sandbox: {said[-1] if said else f'exit {done.returncode}'}"
+
+
+def _inside(path: str, folders: list[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
 
 
 def _in_tmp(path: str) -> bool:
