@@ -317,6 +317,8 @@ def test_a_refused_bwrap_names_the_cause_and_none_goes_round_it(
     result = checkout.doit("--sandbox", "none", env=env)  # the way round, for one run
     assert result.returncode == 0, output(result)
     assert (checkout.root / "a" / "ran").exists()
+    result = checkout.doit(env=env)  # a no-op re-run never asks bwrap (nor switching re-runs)
+    assert result.returncode == 0 and "nothing to do" in result.stdout, output(result)
 
 
 def test_orch_sandbox_asks_for_it_where_the_plan_does_not(
