@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """A scripted Gemini API on 127.0.0.1, for running the real Gemini CLI.
 
-Usage: scripted_gemini.py PORT COMMAND
+Usage: scripted_gemini.py PORT COMMAND [--ask]
 
 Point Gemini CLI at it with GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:PORT (any
 GEMINI_API_KEY). In the orchlib conversation (a part carries the protocol's `[DONE:<id>]`,
 the last one naming the current attempt) the model calls `run_shell_command` with COMMAND,
-then, once its result is back, answers `[DONE:<id>] <its output>`. A request for JSON (the
+then, once its result is back, answers `[DONE:<id>] <its output>`; with --ask, while no
+"blue" is in the conversation, it asks `[QUESTION:<id>] Which colour should it be?`
+instead. A request for JSON (the
 CLI's next-speaker check) gets `{"next_speaker": "user"}`; anything else "ok".
 `streamGenerateContent?alt=sse`, `generateContent` and `countTokens`.
 """
@@ -20,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 COMMAND = sys.argv[2] if len(sys.argv) > 2 else "echo hi"
+ASK = "--ask" in sys.argv[3:]
 DONE = re.compile(r"\[DONE:(term-[A-Za-z0-9_.-]+)\]")
 
 
@@ -37,6 +40,8 @@ def answer(body: dict[str, Any]) -> list[dict[str, Any]]:
     if not ids:
         return [{"text": "ok"}]
     tid = ids[-1]
+    if ASK and "blue" not in "\n".join(parts_text(c) for c in contents):
+        return [{"text": f"[QUESTION:{tid}] Which colour should it be?"}]
     start = next(i for i, c in enumerate(contents) if f"[DONE:{tid}]" in parts_text(c))
     results = [part["functionResponse"] for c in contents[start:]
                for part in c.get("parts", []) if "functionResponse" in part]  # fmt: skip

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A scripted OpenAI chat-completions API on 127.0.0.1, for running the real aider.
 
-Usage: scripted_openai.py PORT COMMAND [OUTSIDE] [--tools]
+Usage: scripted_openai.py PORT COMMAND [OUTSIDE] [--tools] [--ask]
 
 Point aider at it with `--model openai/scripted --openai-api-base http://127.0.0.1:PORT/v1`
 (any OPENAI_API_KEY). In the orchlib conversation (a message carries the protocol's
@@ -10,7 +10,9 @@ Point aider at it with `--model openai/scripted --openai-api-base http://127.0.0
 `[DONE:<id>] wrote mine.txt` on a line of its own; with OUTSIDE, a second new file there
 (a path outside the project, for a sandbox to refuse). With --tools (opencode, which
 calls tools): a `bash` tool call running COMMAND, then `[DONE:<id>] <its output>`.
-Anything else gets "ok". Streaming (SSE chunks) and plain replies.
+With --ask, while no "blue" is in the conversation, the model asks `[QUESTION:<id>] Which
+colour should it be?` instead. Anything else gets "ok". Streaming (SSE chunks) and plain
+replies.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 COMMAND = sys.argv[2] if len(sys.argv) > 2 else "echo hi"
 OUTSIDE = next((a for a in sys.argv[3:] if not a.startswith("--")), "")
 TOOLS = "--tools" in sys.argv[3:]
+ASK = "--ask" in sys.argv[3:]
 DONE = re.compile(r"\[DONE:(term-[A-Za-z0-9_.-]+)\]")
 
 
@@ -36,6 +39,8 @@ def reply(messages: list[dict[str, Any]]) -> str | dict[str, Any]:
     if not ids:
         return "ok"
     tid = ids[-1]
+    if ASK and "blue" not in text:
+        return f"[QUESTION:{tid}] Which colour should it be?"
     if TOOLS:
         start = next(i for i, m in enumerate(messages) if f"[DONE:{tid}]" in str(m.get("content")))
         results = [str(m.get("content")) for m in messages[start:] if m.get("role") == "tool"]

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """A scripted OpenAI Responses API on 127.0.0.1, for running the real Codex CLI.
 
-Usage: scripted_responses.py PORT COMMAND [LOG]
+Usage: scripted_responses.py PORT COMMAND [LOG] [--ask]
 
 Point Codex at it with a model provider whose `base_url` is http://127.0.0.1:PORT/v1 and
 `wire_api = "responses"`. In the orchlib conversation (an input item carries the
 protocol's `[DONE:<id>]`, the last one naming the current attempt) the model calls the
 shell tool the request offers (`shell_command` with a string, `shell` / `exec_command` with
 an argv) to run COMMAND, then, once its output is back, answers `[DONE:<id>] <output>`.
-Anything else gets "ok". Streamed as the Responses API's server-sent events. LOG, when
-given, gets one line per request with the offered tools.
+With --ask, while no "blue" is in the conversation, it asks `[QUESTION:<id>] Which colour
+should it be?` instead. Anything else gets "ok". Streamed as the Responses API's
+server-sent events. LOG, when given, gets one line per request with the offered tools.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 COMMAND = sys.argv[2] if len(sys.argv) > 2 else "echo hi"
-LOG = sys.argv[3] if len(sys.argv) > 3 else ""
+LOG = next((a for a in sys.argv[3:] if not a.startswith("--")), "")
+ASK = "--ask" in sys.argv[3:]
 DONE = re.compile(r"\[DONE:(term-[A-Za-z0-9_.-]+)\]")
 OUTPUTS = ("function_call_output", "custom_tool_call_output", "local_shell_call_output")
 
@@ -56,7 +58,9 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
     items = [i for i in body.get("input", []) if isinstance(i, dict)]
     ids = DONE.findall("\n".join(item_text(i) for i in items))
     text = "ok"
-    if ids:
+    if ids and ASK and "blue" not in "\n".join(item_text(i) for i in items):
+        text = f"[QUESTION:{ids[-1]}] Which colour should it be?"
+    elif ids:
         tid = ids[-1]
         start = next(n for n, i in enumerate(items) if f"[DONE:{tid}]" in item_text(i))
         outputs = [item_text(i) for i in items[start:] if i.get("type") in OUTPUTS]

@@ -395,6 +395,16 @@ def test_enter_reaches_a_stalled_agent_inside(checkout: Checkout, tmp_path: Path
     assert "got Enter" in log(checkout, "t")  # through bwrap to the agent's stdin
 
 
+def asked_then_run(
+    co: Checkout, env: dict[str, str], task: str = "t1"
+) -> subprocess.CompletedProcess[str]:
+    """The task's agent asks; the answer is given; the run that follows."""
+    asked = co.doit(env=env, timeout=180)
+    assert f"{task} asks: Which colour should it be?" in asked.stdout, output(asked)
+    assert co.doit("answer", f"{PLAN}:{task}", "blue", env=env).returncode == 0
+    return co.doit(env=env, timeout=180)
+
+
 # --- the real Claude Code (when installed; CI does not install it) ----------------------
 
 REAL_CLAUDE = os.environ.get("ORCH_REAL_CLAUDE", "")  # the path of a real `claude`
@@ -420,10 +430,7 @@ def test_the_real_claude_code_inside(checkout: Checkout, tmp_path: Path) -> None
            "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": "sk-scripted",
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}  # fmt: skip
     try:
-        asked = checkout.doit(env=env, timeout=120)
-        assert "t1 asks: Which colour should it be?" in asked.stdout, output(asked)
-        assert checkout.doit("answer", f"{PLAN}:t1", "blue", env=env).returncode == 0
-        result = checkout.doit(env=env, timeout=120)
+        result = asked_then_run(checkout, env)
     finally:
         server.terminate()
         server.wait(10)
@@ -441,7 +448,8 @@ REAL_AIDER = os.environ.get("ORCH_REAL_AIDER", "")  # the path of a real `aider`
 @needs_bwrap
 @pytest.mark.skipif(not REAL_AIDER, reason="set ORCH_REAL_AIDER to a real aider")
 def test_the_real_aider_inside(checkout: Checkout, tmp_path: Path) -> None:
-    """aider edits its project; its edit of another project's file is refused by the
+    """After a question answered, aider edits its project; its edit of another project's
+    file is refused by the
     sandbox (without one it lands), against tests/scripted_openai.py on 127.0.0.1."""
     from tests.daskcluster import free_port
 
@@ -450,20 +458,20 @@ def test_the_real_aider_inside(checkout: Checkout, tmp_path: Path) -> None:
     (checkout.root / "b").mkdir()
     outside = checkout.root / "b" / "x"
     server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "scripted_openai.py"),
-                               str(port), "true", str(outside)])  # fmt: skip
+                               str(port), "true", str(outside), "--ask"])  # fmt: skip
     args = ["--model", "openai/scripted", "--openai-api-base", f"http://127.0.0.1:{port}/v1",
             "--no-git", "--edit-format", "diff", "--no-show-model-warnings"]  # fmt: skip
     boxed(checkout, tmp_path, [{"id": "t", "agent": {"profile": "aider", "args": args}}])
     env = {"HOME": str(home), "PATH": f"{os.environ['PATH']}:{Path(REAL_AIDER).parent}",
            "OPENAI_API_KEY": "sk-scripted"}  # fmt: skip
     try:
-        result = checkout.doit(env=env, timeout=180)
+        result = asked_then_run(checkout, env, "t")
     finally:
         server.terminate()
         server.wait(10)
     assert result.returncode == 0, output(result)
     assert (checkout.root / "a" / "mine.txt").read_text() == "hi\n"
-    transcript = " ".join(log(checkout, "t").split())  # aider wraps its long lines
+    transcript = " ".join(log(checkout, "t", 2).split())  # aider wraps its long lines
     assert f"Unable to create {outside}, skipping edits" in transcript and not outside.exists()
     assert (home / ".aider").is_dir()  # its caches and analytics id, in its state folder
 
@@ -490,13 +498,13 @@ def test_the_real_opencode_inside(checkout: Checkout, tmp_path: Path) -> None:
     (checkout.root / "b").mkdir()
     command = "echo hi >> mine.txt && echo WROTE; touch ../b/x 2>&1 || echo REFUSED"
     server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "scripted_openai.py"),
-                               str(port), command, "--tools"])  # fmt: skip
+                               str(port), command, "--tools", "--ask"])  # fmt: skip
     agent = {"profile": "opencode", "args": ["--model", "scripted/m"], "session": "continue"}
     tasks = [{"id": "t1", "agent": agent}, {"id": "t2", "agent": agent, "dependsOn": ["t1"]}]
     boxed(checkout, tmp_path, tasks)
     env = {"HOME": str(home), "PATH": f"{os.environ['PATH']}:{Path(REAL_OPENCODE).parent}"}
     try:
-        result = checkout.doit(env=env, timeout=180)
+        result = asked_then_run(checkout, env)
     finally:
         server.terminate()
         server.wait(10)
@@ -525,7 +533,7 @@ def test_the_real_gemini_cli_inside(checkout: Checkout, tmp_path: Path) -> None:
     (checkout.root / "b").mkdir()
     command = "echo hi >> mine.txt && echo WROTE; touch ../b/x 2>&1 || echo REFUSED"
     server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "scripted_gemini.py"),
-                               str(port), command])  # fmt: skip
+                               str(port), command, "--ask"])  # fmt: skip
     agent = {"profile": "gemini", "args": ["--yolo", "--model", "scripted"], "session": "continue"}
     tasks = [{"id": "t1", "agent": agent}, {"id": "t2", "agent": agent, "dependsOn": ["t1"]}]
     boxed(checkout, tmp_path, tasks)
@@ -533,7 +541,7 @@ def test_the_real_gemini_cli_inside(checkout: Checkout, tmp_path: Path) -> None:
            "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{port}",
            "GEMINI_API_KEY": "scripted"}  # fmt: skip
     try:
-        result = checkout.doit(env=env, timeout=180)
+        result = asked_then_run(checkout, env)
     finally:
         server.terminate()
         server.wait(10)
@@ -567,7 +575,7 @@ def test_the_real_codex_inside(checkout: Checkout, tmp_path: Path) -> None:
     command = "echo hi >> mine.txt && echo WROTE; touch ../b/x 2>&1 || echo REFUSED"
     server = subprocess.Popen([sys.executable,
                                str(Path(__file__).parent / "scripted_responses.py"),
-                               str(port), command])  # fmt: skip
+                               str(port), command, "--ask"])  # fmt: skip
     agent = {"profile": "codex", "args": ["--sandbox", "danger-full-access"],
              "session": "continue"}  # fmt: skip
     tasks = [{"id": "t1", "agent": agent}, {"id": "t2", "agent": agent, "dependsOn": ["t1"]}]
@@ -575,7 +583,7 @@ def test_the_real_codex_inside(checkout: Checkout, tmp_path: Path) -> None:
     env = {"HOME": str(home), "PATH": f"{os.environ['PATH']}:{Path(REAL_CODEX).parent}",
            "SCRIPTED_API_KEY": "scripted"}  # fmt: skip
     try:
-        result = checkout.doit(env=env, timeout=180)
+        result = asked_then_run(checkout, env)
     finally:
         server.terminate()
         server.wait(10)
