@@ -83,6 +83,7 @@ class RunContext:
     repos: Repos | None = field(default=None, repr=False)
     executor: Executor | None = field(default=None, repr=False)
     bus: Bus | None = field(default=None, repr=False)
+    sandbox: str = ""  # `--sandbox` / ORCH_SANDBOX for this run ("": each task's own)
 
 
 @dataclass

@@ -11,6 +11,10 @@ entry N-1 (the last one repeats). An attempt is a list of steps, each a one-key 
   {"say": "text"}              print a line; "{tid}" is replaced by our terminal id
   {"echo_done": "summary"}     print `echo "[DONE:<tid>] summary"` (a shell line quoting a marker)
   {"write": ["path", "text"]}  write a file (relative to the project folder)
+  {"try_write": ["path", "text"]}  append text ("{tid}" replaced) to a file, printing
+                               `WROTE path` or `REFUSED path: <reason>` (a sandbox's test)
+  {"term_grace": ["path", 0.3]}  on SIGTERM: wait 0.3 s, write the file, exit 143 (an agent
+                               that shuts down cleanly when asked)
   {"sleep": 0.5}               sleep
   {"exit": 3}                  exit with that code now
   {"hang": true}               sleep forever, printing nothing
@@ -93,6 +97,16 @@ def play(step: dict, tid: str) -> int | None:
         os.makedirs(os.path.dirname(arg[0]) or ".", exist_ok=True)
         with open(arg[0], "w") as fh:
             fh.write(arg[1])
+    elif kind == "try_write":
+        try:
+            with open(arg[0], "a") as fh:
+                fh.write(str(arg[1]).replace("{tid}", tid) + "\n")
+        except OSError as exc:
+            out(f"REFUSED {arg[0]}: {exc.strerror}")
+        else:
+            out(f"WROTE {arg[0]}")
+    elif kind == "term_grace":
+        signal.signal(signal.SIGTERM, lambda *_: shut_down(arg[0], float(arg[1])))
     elif kind == "sleep":
         time.sleep(float(arg))
     elif kind == "exit":
@@ -143,6 +157,13 @@ def play(step: dict, tid: str) -> int | None:
             count += 1
             time.sleep(float(arg[1]))
     return None
+
+
+def shut_down(path: str, grace: float) -> None:
+    time.sleep(grace)
+    with open(path, "w") as fh:
+        fh.write("shut down cleanly\n")
+    os._exit(143)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,14 @@ OPT_SCHEDULER = {
     "help": "the dask executor's cluster: tcp://HOST:PORT, or local:N for N worker "
     "processes here (also ORCH_DASK_SCHEDULER)",
 }
+OPT_SANDBOX = {
+    "name": "sandbox",
+    "long": "sandbox",
+    "type": str,
+    "default": "",
+    "help": "run every task of this run in a sandbox: bwrap or none (also ORCH_SANDBOX; "
+    "else each task's `sandbox:`, default none)",
+}
 
 
 class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
@@ -81,7 +89,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
 
     doc_purpose = "run the plans' tasks that are not up to date (stamps decide)"
     cmd_options = (*DoitRun.cmd_options, opt_dry_run, OPT_NO_WAIT_LIMITS, OPT_EXECUTOR,
-                   OPT_SCHEDULER)  # fmt: skip
+                   OPT_SCHEDULER, OPT_SANDBOX)  # fmt: skip
 
     def execute(self, params: Any, args: list[str]) -> Any:
         """Load only the plan tasks this run needs (all with --always or a wildcard)."""
@@ -95,7 +103,8 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         """doit's own run for a foreign dodo.py; orchlib's runner for a checkout's plans."""
         dry_run = options.pop("dry_run", False)
         wait_limits = not options.pop("no_wait_limits", False)
-        where = {"executor": options.pop("executor", ""), "scheduler": options.pop("scheduler", "")}
+        where = {"executor": options.pop("executor", ""), "scheduler": options.pop("scheduler", ""),
+                 "sandbox": options.pop("sandbox", "")}  # fmt: skip
         co = loader.current()
         if co is None:
             return super()._execute(outfile, **options)
@@ -116,6 +125,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
             inspect.Parameter("no_wait_limits", inspect.Parameter.KEYWORD_ONLY, default=False),
             inspect.Parameter("executor", inspect.Parameter.KEYWORD_ONLY, default=""),
             inspect.Parameter("scheduler", inspect.Parameter.KEYWORD_ONLY, default=""),
+            inspect.Parameter("sandbox", inspect.Parameter.KEYWORD_ONLY, default=""),
         ]
     )
 
@@ -163,7 +173,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
 
         opts = RunOptions(bool(o["continue_"]), bool(o["always"]), o["num_process"],
                           o["verbosity"], o["force_verbosity"], o["wait_limits"],
-                          o["executor"], o["scheduler"])  # fmt: skip
+                          o["executor"], o["scheduler"], o["sandbox"])  # fmt: skip
         return run_plans(co, chosen, control, self.dep_manager, out, opts)
 
 

@@ -57,6 +57,8 @@ Options
   --no-wait-limits    when only tasks paused by an agent's usage limit are left, stop
                       (exit 2) and say when to come back, instead of waiting
   -c, --continue      on by default: a failure does not stop independent tasks
+  --sandbox bwrap     run every task in a bubblewrap sandbox that lets it write its own
+                      project only (`none`: without; also ORCH_SANDBOX, `sandbox:` in plans)
 Exit: 0 all done; 1 a task failed, waits on a question or was skipped; 3 a bad plan or
 configuration (a missing agent CLI, a bad project folder), reported before anything runs;
 130/143 interrupted (agents are stopped; the next run resumes).

@@ -17,10 +17,12 @@ from orchlib.doitedge.runner import PlanRunner
 from orchlib.errors import ConfigError
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.executors import Executor, create
+from orchlib.plan.checks import suggest
+from orchlib.plan.sandboxschema import SANDBOXES
 from orchlib.run.console import Console
 from orchlib.run.notify import Notifier, close_all
 from orchlib.run.pauses import profile_of
-from orchlib.run.preflight import check_agents, check_project_folders, check_repos
+from orchlib.run.preflight import check_agents, check_project_folders, check_repos, check_sandbox
 from orchlib.run.prompt import template_dirs
 from orchlib.run.ready import project_capacity
 from orchlib.run.worktrees import sweep
@@ -46,6 +48,7 @@ class RunOptions:
     wait_limits: bool = True  # False: `--no-wait-limits`
     executor: str = ""  # `--executor` (else ORCH_EXECUTOR, else the plans' defaults, else local)
     scheduler: str = ""  # `--scheduler` for dask (else ORCH_DASK_SCHEDULER)
+    sandbox: str = ""  # `--sandbox` (else ORCH_SANDBOX, else each task's `sandbox:`)
 
 
 def run_plans(
@@ -55,6 +58,7 @@ def run_plans(
     check_writable(co.root)  # before the run lock, which is the first file written
     with co.interrupt.on_signals(), _short_gil_slices(), run_lock(co.orch_dir):
         to_run = [_plan_task(co, t) for t in chosen]
+        co.run.sandbox = choose_sandbox(opts)
         co.executor = choose_executor(co, to_run, opts)  # a cluster is reached on first use
         try:
             pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
@@ -83,6 +87,18 @@ def choose_executor(co: Checkout, to_run: list[Any], opts: RunOptions) -> Execut
     return create(name, scheduler=scheduler, **stop)
 
 
+def choose_sandbox(opts: RunOptions) -> str:
+    """The run's sandbox for every task: `--sandbox`, else ORCH_SANDBOX, else "" (each
+    task's own)."""
+    name, source = opts.sandbox, "--sandbox"
+    if not name:
+        name, source = os.environ.get("ORCH_SANDBOX", ""), "ORCH_SANDBOX"
+    if name and name not in SANDBOXES:
+        hint = suggest(name, SANDBOXES)
+        raise ConfigError(f"{source} {name!r} is not one of {', '.join(SANDBOXES)}{hint}")
+    return name
+
+
 def _check_runtime_files(co: Checkout, to_run: list[Any], pending: list[Any]) -> None:
     """Refuse runtime paths of the wrong kind; sweep temp files a killed run left (we hold
     the run lock, and a file is removed only when its writer is gone)."""
@@ -96,7 +112,7 @@ def _preflight(co: Checkout, pending: list[Any]) -> None:
     """Every pre-run problem at once (ConfigError, exit 3), not the first only; repositories
     are checked once the project folders are usable."""
     problems: list[str] = []
-    for check in (check_agents, check_project_folders):
+    for check in (check_agents, check_project_folders, check_sandbox):
         try:
             check(co, pending)
         except ConfigError as exc:

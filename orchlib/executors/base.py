@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from orchlib.executors.sandbox import Sandbox
 from orchlib.plan.environment import EnvPolicy, Logins
 
 TERM_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of an attempt's process group
@@ -44,6 +45,9 @@ class Job:
     # the environment is built where the process starts. None: all of it.
     policy: EnvPolicy | None = None
     logins: Logins = field(default_factory=Logins)
+    # `sandbox: bwrap` (DESIGN §14): where the job may write; the executor wraps argv in it
+    # on the host the job runs on. None: no sandbox.
+    sandbox: Sandbox | None = None
 
 
 class Handle(Protocol):
@@ -89,8 +93,11 @@ class Executor(Protocol):
     def run(self, job: Job, timeout: float | None) -> int:
         """A short command to its end; its exit code (-1: killed, timed out or interrupted)."""
 
-    def preflight(self, checkout_root: Path, clis: Sequence[str]) -> list[str]:
-        """One line per problem with running these CLIs for this checkout (empty: fine)."""
+    def preflight(
+        self, checkout_root: Path, clis: Sequence[str], sandbox: bool = False
+    ) -> list[str]:
+        """One line per problem with running these CLIs for this checkout (empty: fine);
+        with `sandbox`, also one per host where bwrap is missing or refused."""
 
     def close(self) -> None:
         """Release the executor's resources at the end of the run."""

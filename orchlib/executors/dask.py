@@ -113,9 +113,11 @@ class DaskExecutor:
                 self.control(host, token, "stop", 2.0)
         return EndedHandle(ref)
 
-    def preflight(self, checkout_root: Path, clis: Sequence[str]) -> list[str]:
-        """One line per worker lacking the checkout or an agent CLI (empty: all good)."""
-        return preflight(self.client, checkout_root, clis)
+    def preflight(
+        self, checkout_root: Path, clis: Sequence[str], sandbox: bool = False
+    ) -> list[str]:
+        """One line per worker lacking the checkout, an agent CLI or a working bwrap."""
+        return preflight(self.client, checkout_root, clis, sandbox)
 
     def control(self, host: str, token: str, action: str, grace: float = 5.0) -> bool:
         """Ask the attempt's worker to send Enter or stop it; False when it could not."""
@@ -156,7 +158,8 @@ class DaskExecutor:
         env = {k: str(v) for k, v in job.env.items()}
         argv, cwd = tuple(job.argv), str(job.cwd)
         spec = Spec(token, self.topic, self.lease, argv, cwd, env, job.stdin, job.keep_stdin)
-        spec = replace(spec, claim=self._claims, policy=job.policy, logins=job.logins)
+        spec = replace(spec, claim=self._claims, policy=job.policy, logins=job.logins,
+                       sandbox=job.sandbox)  # fmt: skip
         with self._hlock:
             self._handles[token] = handle
         handle.future = self.client.submit(

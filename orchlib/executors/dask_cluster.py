@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.errors import ConfigError
+from orchlib.executors import sandbox as sandboxes
 
 LOCAL_AGENTS = 2  # agents per worker of a `local:N` cluster (and one thread more, for verify)
 CONNECT_TIMEOUT = "10s"
@@ -111,7 +112,7 @@ def _give_agent_slots(client: Any) -> None:
     client.register_plugin(AgentSlots(), name=AgentSlots.name)
 
 
-def preflight(client: Any, root: Path, clis: Sequence[str]) -> list[str]:
+def preflight(client: Any, root: Path, clis: Sequence[str], sandbox: bool = False) -> list[str]:
     """One line per worker that cannot run the plan: no workers, no checkout, a missing CLI."""
     try:  # workers started with the scheduler may still be coming up
         client.wait_for_workers(1, timeout=WORKERS_WAIT)
@@ -126,7 +127,8 @@ def preflight(client: Any, root: Path, clis: Sequence[str]) -> list[str]:
     token = secrets.token_hex(8)
     marker.write_text(token)
     try:
-        answers = client.run(probe, str(marker), token, list(clis), on_error="return")
+        extra = (True,) if sandbox else ()  # the probe's call stays as it was without one
+        answers = client.run(probe, str(marker), token, list(clis), *extra, on_error="return")
     finally:
         with contextlib.suppress(OSError):
             marker.unlink()
@@ -139,7 +141,7 @@ def preflight(client: Any, root: Path, clis: Sequence[str]) -> list[str]:
     return problems
 
 
-def probe(marker: str, token: str, clis: Sequence[str]) -> list[str]:
+def probe(marker: str, token: str, clis: Sequence[str], sandbox: bool = False) -> list[str]:
     """What this worker's host lacks to run the plan (run on each worker)."""
     missing, root = [], Path(marker).parent.parent
     try:
@@ -154,7 +156,8 @@ def probe(marker: str, token: str, clis: Sequence[str]) -> list[str]:
     if not _found("setpriv"):
         missing.append("setpriv on PATH (util-linux: it ties an agent's life to its worker)")
     missing += [f"agent CLI {cli!r} on PATH" for cli in clis if not _found(cli)]
-    return missing
+    refused = sandboxes.probe() if sandbox else None
+    return [*missing, f"a working sandbox ({refused})"] if refused else missing
 
 
 def _found(cli: str) -> bool:

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchlib.executors.sandbox import Sandbox, wrap
 from orchlib.plan.environment import EnvPolicy, Logins, compose
 
 # The group leader of a remote agent: `setpriv` (util-linux) asks the kernel for SIGTERM
@@ -56,6 +57,7 @@ class Spec:
     # The task's `environment` policy: applied here, to this worker's own environment (§13).
     policy: EnvPolicy | None = None
     logins: Logins = field(default_factory=Logins)
+    sandbox: Sandbox | None = None  # applied here, on the worker's host (DESIGN §14)
 
 
 def claim_name(token: str) -> str:
@@ -142,8 +144,9 @@ class _Attempt:
         piped = self.spec.stdin is not None or self.spec.keep_stdin
         shim = ["setpriv", "--pdeathsig", "TERM", "/bin/sh", "-c", SHIM_SCRIPT, "orchlib-shim"]
         shim += [str(os.getpid()), str(SHIM_GRACE)]
+        argv = wrap(self.spec.argv, self.spec.sandbox) if self.spec.sandbox else self.spec.argv
         return subprocess.Popen(
-            [*shim, *self.spec.argv],
+            [*shim, *argv],
             cwd=self.spec.cwd,
             env=compose(os.environ, self.spec.policy, self.spec.logins, self.spec.env),
             stdin=subprocess.PIPE if piped else subprocess.DEVNULL,

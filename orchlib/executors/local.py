@@ -17,6 +17,7 @@ from pathlib import Path
 from orchlib.executors import strays
 from orchlib.executors.base import TERM_GRACE, Handle, Job
 from orchlib.executors.process import Proc, spawn
+from orchlib.executors.sandbox import probe
 from orchlib.executors.waiter import Waiter
 from orchlib.fsutil import ensure_dir
 from orchlib.plan.environment import compose
@@ -104,7 +105,8 @@ class LocalExecutor:
         env = compose(os.environ, job.policy, job.logins, job.env)  # DESIGN §13, built here
         proc = spawn(job.argv, cwd=job.cwd, env=env, log=job.log,
                      stdin_file=stdin_file, keep_stdin=job.keep_stdin and job.stdin is None,
-                     before_start=opened, exit_file=job.exit_file)  # fmt: skip
+                     before_start=opened, exit_file=job.exit_file,
+                     sandbox=job.sandbox)  # fmt: skip
         return handle[0] if handle else self._handle(proc, job)
 
     def adopt(self, ref: Mapping[str, object]) -> LocalHandle | None:
@@ -135,13 +137,18 @@ class LocalExecutor:
         code = handle.poll()
         return -1 if code is None else code
 
-    def preflight(self, checkout_root: Path, clis: Sequence[str]) -> list[str]:
-        """A line per CLI that is neither on PATH nor an executable path."""
-        return [
+    def preflight(
+        self, checkout_root: Path, clis: Sequence[str], sandbox: bool = False
+    ) -> list[str]:
+        """A line per CLI that is neither on PATH nor an executable path; with `sandbox`,
+        one if bwrap cannot make a sandbox here."""
+        lines = [
             f"{cli}: not found on PATH"
             for cli in clis
             if shutil.which(cli) is None and not os.access(cli, os.X_OK)
         ]
+        refused = probe() if sandbox else None
+        return [*lines, refused] if refused else lines
 
     def close(self) -> None:
         """Nothing to release: local processes are stopped by their handles."""

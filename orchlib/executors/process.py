@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from orchlib.executors.base import TERM_GRACE
+from orchlib.executors.sandbox import Sandbox, wrap
 from orchlib.fsutil import ensure_dir
 
 # The argv follows as "$@": plan text is never part of this script.
@@ -119,12 +120,14 @@ def spawn(
     keep_stdin: bool = False,
     before_start: Callable[[Proc], None] | None = None,
     exit_file: Path | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Proc:
     """Start argv gated; call `before_start(proc)`, then let it run.
 
     stdin is `stdin_file` (the prompt), else a pipe we keep open (`keep_stdin`, so a
     stalled agent can be sent Enter), else empty. With `exit_file` the exit code is also
-    written there (and stdin is never kept open).
+    written there (and stdin is never kept open). With `sandbox` the argv runs inside it
+    (the gate and its exit file stay outside).
     """
     ensure_dir(log.parent)
     keep_stdin = keep_stdin and exit_file is None
@@ -134,7 +137,7 @@ def spawn(
     log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         popen = subprocess.Popen(
-            ["/bin/sh", "-c", script, "orchlib-gate", *argv],
+            ["/bin/sh", "-c", script, "orchlib-gate", *(wrap(argv, sandbox) if sandbox else argv)],
             cwd=cwd,
             env=child_env,
             stdin=subprocess.PIPE,

@@ -97,6 +97,7 @@ class Task:
     limits: Limits = field(default_factory=Limits)
     index: int = 0
     environment: EnvPolicy = field(default_factory=EnvPolicy)  # not in the spec hash
+    sandbox: str = ""  # `sandbox` of the task, its project or the plan's defaults ("": unset)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class Plan:
     notify: tuple[NotifyTarget, ...] = ()
     allow_outside_paths: bool = False
     executor: str = ""  # `defaults.executor`: where agents run unless the run says otherwise
+    sandbox_writable: tuple[Path, ...] = ()  # `sandboxWritable`, resolved (DESIGN §14)
     digest: str = field(default="", compare=False)  # the plan file's content hash
 
     def phase_of(self, task_id: str) -> int:

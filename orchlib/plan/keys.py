@@ -77,6 +77,7 @@ PLAN = (
     PlanKey("notify", "notify", None),
     PlanKey("allowOutsidePaths", "allow_outside_paths", flag, False),
     PlanKey("environment", "", None),
+    PlanKey("sandboxWritable", "sandbox_writable", None, ()),
 )
 
 PROJECT = (
@@ -90,6 +91,7 @@ PROJECT = (
     PlanKey("parallel", "parallel", None, DEFAULT_PARALLEL),
     *LIMIT_KEYS,
     PlanKey("environment", "", None, inherited_from=("plan",)),
+    PlanKey("sandbox", "", None, inherited_from=("defaults",)),
 )
 
 TASK = (
@@ -108,9 +110,12 @@ TASK = (
     *LIMIT_KEYS,
     # How to run, not what to make: a changed policy (or a rotated key) redoes nothing.
     PlanKey("environment", "environment", None, inherited_from=("plan", "project")),
+    # How a task runs, not what it delivers (like `isolation`): not in the spec hash.
+    PlanKey("sandbox", "sandbox", None, "", inherited_from=_HANDED_DOWN),
 )
 
-DEFAULTS = (*LIMIT_KEYS, PlanKey("executor", "executor", None, ""))
+DEFAULTS = (*LIMIT_KEYS, PlanKey("executor", "executor", None, ""),
+            PlanKey("sandbox", "", None, ""))  # fmt: skip
 
 
 def required(keys: tuple[PlanKey, ...]) -> tuple[str, ...]:

@@ -46,6 +46,7 @@ from orchlib.plan.envschema import environment
 from orchlib.plan.graph import Graph
 from orchlib.plan.notifyschema import notify
 from orchlib.plan.refname import branch_problem, task_branch
+from orchlib.plan.sandboxschema import mode, writable
 
 LIMITS = {k.name: k for k in keys.LIMIT_KEYS}
 DEFAULTS = keys.optional(keys.DEFAULTS)
@@ -63,6 +64,7 @@ class _Scope:
     agent: AgentSpec
     limits: Limits
     environment: EnvPolicy
+    sandbox: str = ""
 
 
 def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None, Issues]:
@@ -99,6 +101,7 @@ class _Builder:
         # Where agents run (DESIGN §8): only names the registry knows; not part of any spec.
         self.executor = get(issues, defaults or {}, "executor", ("defaults",),
                             choice(EXECUTOR_NAMES), "")  # fmt: skip
+        self.sandbox = get(issues, defaults or {}, "sandbox", ("defaults",), mode, "")
         self.scopes: dict[str, _Scope] = {}
         self.graph = Graph(issues)
         self.branch_ok = True  # False once planId itself makes no git branch name
@@ -124,6 +127,9 @@ class _Builder:
             notify=tuple(get(issues, root, "notify", (), notify, [])),
             allow_outside_paths=self.allow_outside,
             executor=self.executor or "",
+            sandbox_writable=writable(
+                issues, root.get("sandboxWritable", []), ("sandboxWritable",), self.checkout
+            ),
             **plain(issues, root, (), keys.PLAN, skip=(_ALLOW_OUTSIDE,)),
         )
         phases = self.graph.phases(root.get("executionOrder"), "executionOrder" in root)
@@ -147,8 +153,9 @@ class _Builder:
             parallel=parallel,
             **plain(issues, m, path, keys.PROJECT),
         )
+        sandbox = get(issues, m, "sandbox", path, mode, self.sandbox)
         scope = _Scope(project, agent, limits(issues, m, path, self.limits),
-                       _environment(issues, m, path, self.environment))  # fmt: skip
+                       _environment(issues, m, path, self.environment), sandbox)  # fmt: skip
         if name is not None and _first(issues, self.scopes, name, (*path, "name"), "project name"):
             self.scopes[name] = scope
 
@@ -206,6 +213,7 @@ class _Builder:
             "environment": _environment(
                 issues, m, path, scope.environment if scope else self.environment
             ),
+            "sandbox": get(issues, m, "sandbox", path, mode, (scope or self).sandbox),
             "index": path[-1],
         }
 

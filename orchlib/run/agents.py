@@ -82,6 +82,9 @@ class Profile:
     # The variables the CLI logs in with (docs/agents.md names the source of each): they
     # reach this profile's agents whatever `environment` says, and no other process.
     login: tuple[str, ...] = ()
+    # What the CLI writes outside the project (DESIGN §14, docs/agents.md): writable inside
+    # the sandbox. `~/` is the home where it runs; a trailing "/" marks a folder.
+    state: tuple[str, ...] = ()
 
 
 PROFILES: Mapping[str, Profile] = {
@@ -101,6 +104,7 @@ PROFILES: Mapping[str, Profile] = {
             "CLAUDE_CODE_OAUTH_TOKEN",
             "AWS_BEARER_TOKEN_BEDROCK",
         ),
+        state=("~/.claude/", "~/.claude.json"),
     ),
     # `-` forces the prompt from stdin; with a prompt argument codex still reads a piped
     # stdin to EOF (to append it), which an open pipe never reaches.
@@ -120,6 +124,7 @@ PROFILES: Mapping[str, Profile] = {
         prompt={"stdin": ("-",)},
         adapter=CodexJson,
         login=("OPENAI_API_KEY", "CODEX_API_KEY", "CODEX_ACCESS_TOKEN"),
+        state=("~/.codex/",),
     ),
     # gemini stops waiting for stdin after 500 ms without data, so `-p` is safe here;
     # `--prompt=` keeps a prompt that starts with "-" from being read as a flag.
@@ -135,6 +140,7 @@ PROFILES: Mapping[str, Profile] = {
         # default). The variable, unlike `--skip-trust`, is harmless to releases without it.
         env={"GEMINI_CLI_TRUST_WORKSPACE": "true"},
         login=("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS"),
+        state=("~/.gemini/",),
     ),
     # aider reads its chat from stdin line by line, so the prompt goes by file or argument.
     "aider": Profile(
@@ -157,6 +163,7 @@ PROFILES: Mapping[str, Profile] = {
             "AIDER_ANTHROPIC_API_KEY",
             "AIDER_API_KEY",
         ),
+        state=("~/.aider/",),  # its history and tags cache are in the project
     ),
     # `opencode run` reads a piped stdin to EOF whether or not a message argument is given.
     "opencode": Profile(
@@ -176,6 +183,12 @@ PROFILES: Mapping[str, Profile] = {
             "OPENCODE_API_KEY",
             "GROQ_API_KEY",
             "DEEPSEEK_API_KEY",
+        ),
+        state=(
+            "~/.local/share/opencode/",
+            "~/.config/opencode/",
+            "~/.cache/opencode/",
+            "~/.local/state/opencode/",
         ),
     ),
 }
@@ -224,6 +237,13 @@ def executable(spec: AgentSpec) -> str:
             raise ValueError(f"agent {spec.name!r}: a custom agent needs a command")
         return spec.command[0]
     return _profile(spec).program
+
+
+def state_paths(spec: AgentSpec) -> tuple[str, ...]:
+    """The state folders and files the agent's CLI writes outside the project."""
+    if spec.profile is None or spec.profile == "shell":
+        return ()
+    return _profile(spec).state
 
 
 def adapter(spec: AgentSpec) -> OutputAdapter:

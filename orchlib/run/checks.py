@@ -18,7 +18,7 @@ from orchlib.checkout import Checkout
 from orchlib.executors.base import Executor, Handle, Job, legacy_ref
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Limits, Plan, Project, Task
-from orchlib.run import agents
+from orchlib.run import agents, sandboxing
 from orchlib.run.attempt import Follow, Result, follow
 from orchlib.run.streams import PlainText
 from orchlib.state import fingerprints
@@ -55,8 +55,9 @@ def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path, host
     pid_file = log.with_suffix(".pid")
     stop_leftover(co.executor, pid_file)
     log.unlink(missing_ok=True)  # the log holds this check only, for the feedback
+    box = sandboxing.box(co, plan, task, root, agent=False)
     job = Job(argv, root, _env(plan, task), log, f"{plan.plan_id}:{task.id}", near=host,
-              policy=task.environment, logins=agents.logins(None))  # fmt: skip
+              policy=task.environment, logins=agents.logins(None), sandbox=box)  # fmt: skip
     proc = _start(co.executor, job, pid_file)
     limits = Limits(retries=0, timeout=task.limits.timeout, stall_timeout=None)
     watch = Follow(proc, log, "", limits, PlainText(), co.interrupt.event, _no_progress,

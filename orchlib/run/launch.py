@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from orchlib.checkout import Checkout
 from orchlib.executors.base import Job
 from orchlib.plan import Plan, Project, Task
-from orchlib.run import agents
+from orchlib.run import agents, sandboxing
 from orchlib.run.prompt import DoneDependency, PromptInput, render
 from orchlib.state import TaskRecord
 
@@ -25,6 +26,11 @@ class AttemptInputs:
     _paused_session: str | None
 
     def _job(self, terminal_id: str, number: int, prompt_file: Path, log: Path) -> Job:
+        """The attempt's process, in the task's sandbox if it has one."""
+        job = self._bare_job(terminal_id, number, prompt_file, log)
+        return replace(job, sandbox=sandboxing.box(self.co, self.plan, self.task, job.cwd))
+
+    def _bare_job(self, terminal_id: str, number: int, prompt_file: Path, log: Path) -> Job:
         """The attempt's process: the shell command, or the agent CLI with its prompt."""
         env = self._orch_env(terminal_id, number, prompt_file)
         key, cwd = f"{self.plan.plan_id}:{self.task.id}", self.workspace.root

@@ -12,8 +12,9 @@ from orchlib.checkout import Checkout
 from orchlib.errors import ConfigError
 from orchlib.fsutil import ensure_dir
 from orchlib.plan import Plan, Task
+from orchlib.plan.checks import dotted
 from orchlib.plan.file import locate
-from orchlib.run import agents
+from orchlib.run import agents, sandboxing
 from orchlib.run.worktrees import ensure_repo
 
 
@@ -81,6 +82,27 @@ def check_repos(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
         raise ConfigError("\n".join(found))
 
 
+def check_sandbox(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
+    """ConfigError (exit 3) when tasks are to run under `sandbox: bwrap` where bwrap is
+    missing or refused: one line with the cause, where it was asked for, and the way round.
+    Once per run (per worker with dask), never per attempt; never a run outside the box."""
+    boxed = [(plan, task) for plan, task in tasks if sandboxing.mode(co, task) == "bwrap"]
+    if not boxed:
+        return
+    lines = co.executor.preflight(co.root, [], sandbox=True)
+    if not lines:
+        return
+    plan, task = boxed[0]
+    if co.run.sandbox:
+        where = "--sandbox bwrap (or ORCH_SANDBOX=bwrap)"
+    else:
+        key = _chosen_key(plan, task, "sandbox")
+        where = f"{locate(plan.source, co.root, key, at_key=True)}: {dotted(tuple(key))}"
+    ids = ", ".join(t.id for _, t in boxed)
+    raise ConfigError(f"{where}: sandbox: bwrap cannot run (tasks {ids}): {'; '.join(lines)}; "
+                      "set sandbox: none to run them without a sandbox")  # fmt: skip
+
+
 def _where(co: Checkout, plan: Plan, project: str) -> str:
     """`plans/x.yaml:L:C: projects[i].path`: where a project's folder is named."""
     index = list(plan.projects).index(project)
@@ -89,23 +111,25 @@ def _where(co: Checkout, plan: Plan, project: str) -> str:
 
 def _line(co: Checkout, program: str, found: list[tuple[Plan, Task]]) -> str:
     plan, task = found[0]
-    where = locate(plan.source, co.root, _agent_key(plan, task), at_key=True)
+    where = locate(plan.source, co.root, _chosen_key(plan, task, "agent"), at_key=True)
     ids = ", ".join(t.id for _, t in found)
     return f"agent {program!r} not found on PATH (tasks {ids}); install it or set agent: in {where}"
 
 
-def _agent_key(plan: Plan, task: Task) -> list[str | int]:
-    """The `agent` key that chose the task's agent: the task's, its project's or the plan's."""
+def _chosen_key(plan: Plan, task: Task, name: str) -> list[str | int]:
+    """The key `name` that chose the task's setting: the task's, its project's or the plan's
+    (`agent` at the plan's top, any other under its `defaults`)."""
     from orchlib.plan.yamlload import positions  # only on this error path
 
     project = list(plan.projects).index(task.project)
+    top = ("agent",) if name == "agent" else ("defaults", name)
     keys: list[tuple[str | int, ...]] = [
-        ("tasks", task.index, "agent"),
-        ("projects", project, "agent"),
-        ("agent",),
+        ("tasks", task.index, name),
+        ("projects", project, name),
+        top,
     ]
     try:
         found = positions(plan.source.read_text(encoding="utf-8-sig", errors="replace"), keys)
     except OSError:
         found = {}
-    return list(next((key for key in keys if key in found), ("agent",)))
+    return list(next((key for key in keys if key in found), top))
