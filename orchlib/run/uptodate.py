@@ -7,15 +7,17 @@ plan once in dependency order and says, for every task, why it would run (or Non
 The cache (`.orch/<planId>/stamps.cache`) keeps what the stamps say and the tasks' spec
 hashes. It is only trusted while the stamps folder's mtime is unchanged (stamps are
 written by rename, so any new, removed or replaced stamp changes it), and only saved
-when that mtime is old enough that a later change cannot share its clock tick.
+when that mtime is old enough that a later change cannot share its clock tick. It is
+plain JSON, checked value by value when read: a file in `.orch/` is data, never code
+(DESIGN §3), and one of another shape is only a miss.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
-import pickle
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +26,7 @@ from orchlib.checkout import Checkout
 from orchlib.plan import Plan, Task
 from orchlib.state import stamps
 
-CACHE_VERSION = 2  # 2: entries are stamps.Done
+CACHE_VERSION = 3  # 3: JSON (2 was a pickle, never read again)
 RACY_SECONDS = 1.0
 
 
@@ -122,12 +124,36 @@ def _cache_path(co: Checkout, plan: Plan) -> Any:
 def _read_cache(path: Any) -> _Cache:
     try:
         with open(path, "rb") as fh:
-            version, cache = pickle.load(fh)
-        if version == CACHE_VERSION and isinstance(cache, _Cache):
-            return cache
-    except Exception:  # a missing, torn or foreign cache is only a miss
-        pass
-    return _Cache()
+            data = json.loads(fh.read())
+        return _from_json(data)
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+        return _Cache()  # a missing, torn or foreign cache is only a miss
+
+
+def _from_json(data: Any) -> _Cache:
+    """The cache a parsed file holds; ValueError (or TypeError) when it has another shape."""
+    if type(data) is not dict or data.get("version") != CACHE_VERSION:
+        raise ValueError("another version")
+    spec_key, specs, mtime, entries = (data["specKey"], data["specs"], data["stampsMtime"],
+                                       data["entries"])  # fmt: skip
+    if type(spec_key) is not str or type(mtime) is not int or type(specs) is not dict:
+        raise ValueError("another shape")
+    if not all(type(v) is str for v in specs.values()) or type(entries) is not dict:
+        raise ValueError("another shape")
+    return _Cache(spec_key, specs, mtime, {k: _entry(v) for k, v in entries.items()})
+
+
+def _entry(value: Any) -> Entry:
+    finished_at, spec, inputs = value
+    if type(finished_at) is not str or type(spec) is not str or type(inputs) is not dict:
+        raise ValueError("another shape")
+    return Entry(finished_at, spec, inputs)
+
+
+def _to_json(cache: _Cache) -> dict[str, Any]:
+    entries = {k: [e.finished_at, e.spec, e.inputs] for k, e in cache.entries.items()}
+    return {"version": CACHE_VERSION, "specKey": cache.spec_key, "specs": cache.specs,
+            "stampsMtime": cache.stamps_mtime, "entries": entries}  # fmt: skip
 
 
 def _save(co: Checkout, plan: Plan, cache: _Cache) -> None:
@@ -137,9 +163,9 @@ def _save(co: Checkout, plan: Plan, cache: _Cache) -> None:
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temp, "wb") as fh:
-            pickle.dump((CACHE_VERSION, cache), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        with open(temp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(_to_json(cache), separators=(",", ":")))
         os.replace(temp, path)
-    except OSError:
+    except (OSError, ValueError, TypeError):
         with contextlib.suppress(OSError):
             os.unlink(temp)
