@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +118,78 @@ def test_a_damaged_or_foreign_cache_is_rebuilt(checkout: Checkout, junk: bytes) 
     assert "Traceback" not in output(result)
     listing = checkout.doit("list", "--all")
     assert f"{PLAN}:t2" in listing.stdout, output(listing)
+
+
+# --- modes: .orch/ is the user's alone (item 3) ------------------------------------------
+
+
+def umask_022(co: Checkout, *args: str) -> subprocess.CompletedProcess[str]:
+    """`doit ARGS` run under a real umask of 022 (set in the child, by the shell)."""
+    return subprocess.run(
+        ["/bin/sh", "-c", 'umask 022 && exec "$0" -m doit "$@"', sys.executable, *args],
+        cwd=co.root, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def wide_modes(orch: Path) -> list[str]:
+    """Every path under `orch` (worktrees' contents aside) readable by others, with its mode."""
+    found = []
+    for path in [orch, *orch.rglob("*")]:
+        if "worktrees" in path.relative_to(orch.parent).parts[2:3]:
+            continue  # inside a task's worktree: the project's files
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            continue
+        want = 0o700 if stat.S_ISDIR(mode) else 0o600
+        if stat.S_IMODE(mode) != want:
+            found.append(f"{path.relative_to(orch.parent)} {stat.S_IMODE(mode):o}")
+    return found
+
+
+def test_every_runtime_file_is_private_whatever_the_umask(checkout: Checkout) -> None:
+    write(checkout, [
+        {"id": "t1", "command": "echo one"},
+        {"id": "t2", "agent": checkout.agent(), "dependsOn": ["t1"]},
+        {"id": "t3", "agent": checkout.agent(prompt="file"), "dependsOn": ["t1"]},
+        {"id": "t4", "command": "echo '[QUESTION:'$TERMINAL_ID'] which one?'"},
+    ], notify=[{"command": ["false"], "events": ["task_question"]}])  # fmt: skip
+    result = umask_022(checkout)
+    assert "Traceback" not in output(result)
+    for args in (["status"], ["list", "--all"], ["answer", f"{PLAN}:t4", "this one"]):
+        assert umask_022(checkout, *args).returncode == 0
+    orch = checkout.root / ".orch"
+    names = {p.name for p in orch.rglob("*")}
+    for made in ("doit.sqlite3", "run.lock", "state.json", "state.lock", "orchestration.md",
+                 "t2.1.log", "t1.json", "stamps.cache", "state.sync", ".gitignore"):  # fmt: skip
+        assert made in names, sorted(names)
+    assert any(n.startswith("t3.1") and n.endswith(".md") for n in names), sorted(names)
+    assert wide_modes(orch) == []
+    assert (orch / ".gitignore").read_text() == "*\n"
+    assert (checkout.root / "a").stat().st_mode & 0o077 == 0o055  # the project's own: umask
+
+
+def test_an_older_checkout_is_made_private_by_the_next_command(checkout: Checkout) -> None:
+    write(checkout)
+    assert umask_022(checkout).returncode == 0
+    orch = checkout.root / ".orch"
+    (orch / ".gitignore").unlink()
+    for path in [orch, *orch.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    assert umask_022(checkout, "list").returncode == 0
+    assert wide_modes(orch) == []
+    assert (orch / ".gitignore").read_text() == "*\n"
+
+
+def test_git_add_all_in_a_project_at_the_checkout_commits_nothing_of_orch(
+    checkout: Checkout,
+) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=checkout.root, check=True)
+    write(checkout, [{"id": "t1", "command": "git add -A && git status --porcelain"}])
+    plan = json.loads((checkout.root / "plans" / f"{PLAN}.json").read_text())
+    plan["projects"][0]["path"] = "."
+    checkout.write_plan(plan, f"{PLAN}.json")
+    assert checkout.doit().returncode == 0
+    staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=checkout.root,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "dodo.py" in staged and ".orch" not in staged

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.errors import ConfigError
+from orchlib.fsutil import make_private_dirs, write_private
 
 LOCAL_AGENTS = 2  # agents per worker of a `local:N` cluster (and one thread more, for verify)
 CONNECT_TIMEOUT = "10s"
@@ -121,10 +122,10 @@ def preflight(client: Any, root: Path, clis: Sequence[str]) -> list[str]:
             "start some with `dask worker`"
         ]
     probe_dir = root / PROBE_DIR
-    probe_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(probe_dir)
     marker = probe_dir / f"dask-probe-{secrets.token_hex(6)}"
     token = secrets.token_hex(8)
-    marker.write_text(token)
+    write_private(marker, token.encode())
     try:
         answers = client.run(probe, str(marker), token, list(clis), on_error="return")
     finally:

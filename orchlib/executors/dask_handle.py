@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from orchlib.executors.base import Job
-from orchlib.fsutil import ensure_dir
+from orchlib.fsutil import ensure_dir, open_private
 
 if TYPE_CHECKING:
     from orchlib.executors.dask import DaskExecutor
@@ -41,7 +41,7 @@ class DaskHandle:
         self._lock = threading.Lock()
         self._gate: list[bytes] | None = []  # output held back until before_start returned
         ensure_dir(job.log.parent)
-        self._log = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._log = open_private(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)  # a full pipe already says "wake up"

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
+from orchlib.fsutil import make_private_dirs
 from orchlib.plan import Plan, project_root
 
 FORMAT = 2  # 1 was a pickle (plan-<slug>.pickle): never read, removed when the cache is written
@@ -70,7 +71,7 @@ def store(checkout: Path, name: str, key: str, plan: Plan) -> None:
         return
     target = cache_file(checkout, name)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(target.parent)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".plan-", suffix=".tmp")
     except OSError:
         return

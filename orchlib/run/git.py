@@ -7,6 +7,7 @@ an attempt can be read beside its transcript) and is read back from where the lo
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from orchlib.executors.base import Job
 from orchlib.executors.local import LocalExecutor
-from orchlib.fsutil import ensure_dir
+from orchlib.fsutil import ensure_dir, open_private
 
 # No prompt, no editor: git never waits for a person in the middle of a run. Automatic gc
 # is left to the user's own git commands (a background gc would hold locks during a merge).
@@ -51,7 +52,7 @@ def git(
 ) -> GitResult:
     """Run `git ARGS` in `cwd` to its end, its output appended to `log`."""
     ensure_dir(log.parent)
-    with log.open("ab") as fh:
+    with os.fdopen(open_private(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as fh:
         fh.write(f"$ git {' '.join(args)}  (in {cwd})\n".encode("utf-8", "replace"))
         start = fh.tell()
     # The orchestrator's own repositories: git always runs on this machine.

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchlib.checkout import Checkout
+from orchlib.fsutil import make_private_dirs, open_private
 from orchlib.plan import Plan, Task
 from orchlib.state import stamps
 
@@ -162,8 +163,8 @@ def _save(co: Checkout, plan: Plan, cache: _Cache) -> None:
     path = _cache_path(co, plan)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temp, "w", encoding="utf-8") as fh:
+        make_private_dirs(path.parent)
+        with os.fdopen(open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as fh:
             fh.write(json.dumps(_to_json(cache), separators=(",", ":")))
         os.replace(temp, path)
     except (OSError, ValueError, TypeError):

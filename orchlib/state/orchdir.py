@@ -21,9 +21,11 @@ from pathlib import Path
 
 from orchlib.errors import ConfigError
 from orchlib.executors.process import is_alive
+from orchlib.fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, open_private
 
 ORCH = ".orch"
 DB_NAME = "doit.sqlite3"
+GITIGNORE = ".gitignore"
 # The files sqlite keeps beside a database; they go aside with it.
 _DB_SIDES = ("-journal", "-wal", "-shm")
 # Files of a plan folder (statefiles.py) and its folders.
@@ -32,18 +34,58 @@ _PLAN_FOLDERS = ("stamps", "logs", "prompts")
 
 
 def prepare(root: Path) -> None:
-    """Make `.orch/` and set a damaged doit DB aside; ConfigError when `.orch` is unusable."""
+    """Make `.orch/` (private, ignored by git) and set a damaged doit DB aside; ConfigError
+    when `.orch` is unusable."""
     orch = root / ORCH
     try:
-        orch.mkdir(exist_ok=True)
+        os.mkdir(orch, PRIVATE_DIR)
     except FileExistsError:
-        raise ConfigError(_not_a_folder(ORCH)) from None
+        if not orch.is_dir():
+            raise ConfigError(_not_a_folder(ORCH)) from None
     except OSError as exc:
         raise ConfigError(f"orchlib: cannot create {ORCH}: {exc.strerror}") from None
+    make_private(orch)
     db = orch / DB_NAME
-    if not os.path.lexists(db) and not os.access(orch, os.W_OK):
-        raise ConfigError(_read_only(ORCH))  # doit could not even create its DB
+    if not os.path.lexists(db):
+        if not os.access(orch, os.W_OK):
+            raise ConfigError(_read_only(ORCH))  # doit could not even create its DB
+        with contextlib.suppress(OSError):  # sqlite keeps this mode (and gives it its journal)
+            os.close(open_private(db, os.O_WRONLY | os.O_CREAT))
     set_aside_damaged_db(db, root)
+
+
+def make_private(orch: Path) -> None:
+    """`.orch/` the user's alone: `0700`, and `.gitignore` of `*` so no `git add -A` commits
+    it. A checkout made by an older version (or a wide umask) is fixed up once, in one walk;
+    otherwise this is two stats. A read-only `.orch` is left as it is."""
+    try:
+        wide = os.stat(orch).st_mode & 0o077
+        if not wide and os.path.lexists(orch / GITIGNORE):
+            return
+        if wide:
+            _chmod_tree(orch)
+        atomic_write(orch / GITIGNORE, "*\n", durable=False)
+    except OSError:
+        return
+
+
+def _chmod_tree(orch: Path) -> None:
+    """Folders `0700`, files `0600`, under `.orch/` — but not inside a task's git worktree,
+    whose files are the project's own (their modes are the project's business)."""
+    worktrees = orch / "worktrees"
+    for folder, dirs, files in os.walk(orch):
+        here = Path(folder)
+        with contextlib.suppress(OSError):
+            os.chmod(here, PRIVATE_DIR)
+        for name in files:
+            if not os.path.islink(here / name):  # a link's target is not orchlib's to change
+                with contextlib.suppress(OSError):
+                    os.chmod(here / name, PRIVATE_FILE)
+        if here.parent == worktrees:  # .orch/worktrees/<plan>: its tasks' worktrees inside
+            for name in dirs:
+                with contextlib.suppress(OSError):
+                    os.chmod(here / name, PRIVATE_DIR)
+            dirs.clear()
 
 
 def set_aside_damaged_db(path: Path, root: Path) -> Path | None:
