@@ -12,6 +12,7 @@ import pickle
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,35 @@ def test_git_add_all_in_a_project_at_the_checkout_commits_nothing_of_orch(
     staged = subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=checkout.root,
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert "dodo.py" in staged and ".orch" not in staged
+
+
+# --- globs never follow a symlinked folder (item 4) ----------------------------------------
+
+
+def test_symlink_loops_in_a_project_cannot_hang_doit_or_status(checkout: Checkout) -> None:
+    write(checkout, [
+        {"id": "t1", "command": "mkdir -p src && touch src/app.js", "outputs": ["**/*.js"]},
+        {"id": "t2", "command": "echo read", "inputs": ["**/*.js"], "dependsOn": ["t1"]},
+    ])  # fmt: skip
+    (checkout.root / "a" / "loop").symlink_to(".")
+    (checkout.root / "a" / "again").symlink_to(".")
+    for args in ([], ["status"], [], ["list", "--all"], ["info", f"{PLAN}:t2"]):
+        start = time.monotonic()
+        result = checkout.doit(*args, timeout=60)
+        assert result.returncode == 0, output(result)
+        assert time.monotonic() - start < 10, args  # 20 s were not enough before
+    stamp = json.loads((checkout.root / ".orch" / PLAN / "stamps" / "t2.json").read_text())
+    assert list(stamp["inputs"]) == ["src/app.js"]  # not loop/src/app.js, loop/again/...
+
+
+def test_a_wildcard_does_not_reach_an_output_through_a_symlinked_folder(
+    checkout: Checkout,
+) -> None:
+    write(checkout, [{"id": "t1", "command": "echo made", "outputs": ["*/report.txt"]}])
+    real = checkout.root / "real"
+    real.mkdir()
+    (real / "report.txt").write_text("elsewhere")
+    (checkout.root / "a" / "linked").symlink_to(real)
+    result = checkout.doit()
+    assert result.returncode != 0
+    assert "*/report.txt" in output(result)
