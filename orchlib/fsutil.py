@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,16 +64,30 @@ def open_private(path: Path, flags: int) -> int:
 
 def append_private(path: Path, data: bytes) -> None:
     """Append `data` to a file of orchlib's own, made `0600` when it is new."""
-    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    with os.fdopen(fd, "ab") as handle:
-        handle.write(data)
+    with named(path):
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        with os.fdopen(fd, "ab") as handle:
+            handle.write(data)
 
 
 def write_private(path: Path, data: bytes) -> None:
     """Replace the content of a file of orchlib's own (not atomically), `0600` when new."""
-    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    with named(path):
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+
+@contextlib.contextmanager
+def named(path: Path) -> Iterator[None]:
+    """An OSError inside names `path`: a failed write() or close() (a full disk) carries no
+    file name of its own, and every such failure must be said as one line naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        if not exc.filename:
+            exc.filename = str(path)
+        raise
 
 
 def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:

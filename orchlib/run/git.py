@@ -15,7 +15,7 @@ from pathlib import Path
 
 from orchlib.executors.base import Job
 from orchlib.executors.local import LocalExecutor
-from orchlib.fsutil import ensure_dir, open_private
+from orchlib.fsutil import ensure_dir, named, open_private
 
 # No prompt, no editor: git never waits for a person in the middle of a run. Automatic gc
 # is left to the user's own git commands (a background gc would hold locks during a merge).
@@ -52,7 +52,10 @@ def git(
 ) -> GitResult:
     """Run `git ARGS` in `cwd` to its end, its output appended to `log`."""
     ensure_dir(log.parent)
-    with os.fdopen(open_private(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as fh:
+    with (
+        named(log),
+        os.fdopen(open_private(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as fh,
+    ):
         fh.write(f"$ git {' '.join(args)}  (in {cwd})\n".encode("utf-8", "replace"))
         start = fh.tell()
     # The orchestrator's own repositories: git always runs on this machine.
