@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import stat
 import subprocess
@@ -226,3 +227,25 @@ def test_a_wildcard_does_not_reach_an_output_through_a_symlinked_folder(
     result = checkout.doit()
     assert result.returncode != 0
     assert "*/report.txt" in output(result)
+
+
+# --- the DB check runs when the DB changed (item 2: no-op speed, same guarantee) -------------
+
+
+def test_a_db_damaged_in_place_is_caught_after_its_check_was_skipped(checkout: Checkout) -> None:
+    write(checkout)
+    assert checkout.doit().returncode == 0
+    db = checkout.root / ".orch" / "doit.sqlite3"
+    checked = checkout.root / ".orch" / "cache" / "doit-db.checked"
+    time.sleep(1.1)  # a DB changed in the last second is checked again: wait that out
+    assert checkout.doit("list").returncode == 0
+    assert checked.exists()  # the check passed and was remembered
+    before = db.stat()
+    with db.open("r+b") as fh:  # same size, and the mtime put back: only the ctime moves
+        fh.seek(0)
+        fh.write(b"not sqlite at all" * 4)
+    os.utime(db, ns=(before.st_atime_ns, before.st_mtime_ns))
+    result = checkout.doit("list", "--all")
+    assert "orchlib: .orch/doit.sqlite3 was damaged (" in result.stderr, output(result)
+    again = checkout.doit()
+    assert again.returncode == 0 and "2 tasks up to date" in again.stdout, output(again)

@@ -17,7 +17,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -69,6 +68,8 @@ def store(checkout: Path, name: str, key: str, plan: Plan) -> None:
             return  # a value this form cannot carry: no cache rather than a wrong one
     except (ValueError, TypeError, RecursionError):
         return
+    import tempfile  # only when the cache is written
+
     target = cache_file(checkout, name)
     try:
         make_private_dirs(target.parent)
