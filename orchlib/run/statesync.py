@@ -81,7 +81,7 @@ def _sync(co: Checkout, plan: Plan, verdicts: Verdicts) -> bool:
 
     old = load(folder)
     fixed = agree(plan, old, verdicts, lambda t: co.stamp(plan.plan_id, t), now_iso())
-    rewritten = old is None or not same(old, fixed)
+    rewritten = old is None or not same(old, fixed) or _markdown_behind(state_file)
     if rewritten:
         edit(folder, plan, template_dirs(co.root), change)
     _write(folder / SYNC_FILE, _key(plan, verdicts, state_file))
@@ -171,7 +171,9 @@ def done_from_stamp(record: TaskRecord, stamp: Stamp) -> TaskRecord:
 
 def _key(plan: Plan, verdicts: Verdicts, state_file: Path) -> str:
     ident = ""
-    for path in (state_file, state_file.with_name("state.journal")):  # the journal counts too
+    # The journal and the markdown count too.
+    for name in ("state.json", "state.journal", "orchestration.md"):
+        path = state_file.with_name(name)
         try:
             st = path.stat()
             ident += f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size};"
@@ -181,6 +183,18 @@ def _key(plan: Plan, verdicts: Verdicts, state_file: Path) -> str:
     for task_id, reason in verdicts.items():
         digest.update(f"\0{task_id}\t{reason or ''}".encode())
     return digest.hexdigest()
+
+
+def _markdown_behind(state_file: Path) -> bool:
+    """orchestration.md missing, or older than state.json: a run killed between writing the
+    one and the other (it renders the markdown less often) left it saying something else."""
+    try:
+        return (
+            state_file.with_name("orchestration.md").stat().st_mtime_ns
+            < state_file.stat().st_mtime_ns
+        )
+    except OSError:
+        return True
 
 
 def _read(path: Path) -> str:
