@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from orchlib.plan import Plan, Task
 from orchlib.plan.file import load_plans
-from orchlib.run import prompt
+from orchlib.run import templates
 from orchlib.run.pauses import Pauses
 from orchlib.state import stamps
 
@@ -174,7 +174,7 @@ class Checkout:
     @cached_property
     def template_text(self) -> str:
         """The effective task prompt template (a checkout copy overrides the packaged one)."""
-        return prompt.template_source(self.root)
+        return templates.template_source(self.root)
 
     def spec_hash(self, plan: Plan, task: Task) -> str:
         """The task's current spec hash."""

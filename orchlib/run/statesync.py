@@ -26,7 +26,7 @@ from orchlib.checkout import Checkout
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan
 from orchlib.run import uptodate
-from orchlib.run.prompt import template_dirs
+from orchlib.run.templates import template_dirs
 from orchlib.state import runlock
 from orchlib.state.orchdir import write_failure
 from orchlib.state.stamps import Stamp

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from orchlib.checkout import Checkout
@@ -38,14 +37,20 @@ Entry = stamps.Done  # what a valid stamp says that up-to-dateness needs
 Verdicts = dict[str, "str | None"]
 
 
-@dataclass
 class _Cache:
-    spec_key: str = ""
-    specs: dict[str, str] = field(default_factory=dict)
-    stamps_mtime: int = -1
-    stored: dict[str, list[Any]] = field(default_factory=dict)  # [finishedAt, spec, inputs]
-    verdicts: Verdicts | None = None  # the last pass over exactly these stamps and specs
-    built: dict[str, Entry] | None = None
+    """What stamps.cache holds (a plain class: a dataclass costs a no-op its creation)."""
+
+    def __init__(
+        self,
+        spec_key: str = "",
+        specs: dict[str, str] | None = None,
+        stamps_mtime: int = -1,
+        stored: dict[str, list[Any]] | None = None,  # task id: [finishedAt, spec, inputs]
+        verdicts: Verdicts | None = None,  # the last pass over exactly these stamps and specs
+    ) -> None:
+        self.spec_key, self.specs, self.stamps_mtime = spec_key, specs or {}, stamps_mtime
+        self.stored, self.verdicts = stored or {}, verdicts
+        self.built: dict[str, Entry] | None = None
 
     @property
     def entries(self) -> dict[str, Entry]:
