@@ -133,7 +133,7 @@ class _Refs:
 
     def __init__(self, table: list[Any]) -> None:
         self.table = table
-        self.done: dict[tuple[int, type], Any] = {}
+        self.done: dict[type, dict[int, Any]] = {}
 
 
 @functools.cache
@@ -184,6 +184,8 @@ def _optional(choices: list[Any]) -> Decoder | None:
         raise Unsupported(f"cannot cache a union of {choices!r}")
     inner = decoders[0]
     assert inner is not None
+    if inner is _plain_tuple:
+        return _optional_plain_tuple
     return lambda v, refs: None if v is None else inner(v, refs)
 
 
@@ -212,17 +214,30 @@ def _record(cls: type, top: bool = False) -> Decoder:
     _RECORDS.add(cls)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    convert = [(i, d) for i, name in enumerate(names) if (d := _decoder(hints[name]))]
+    decoders = [(i, _decoder(hints[name])) for i, name in enumerate(names)]
+    # The common field kinds inline (a function call per field is most of the cost).
+    tuples = [i for i, d in decoders if d is _plain_tuple]
+    optional_tuples = [i for i, d in decoders if d is _optional_plain_tuple]
+    convert = [(i, d) for i, d in decoders if d and d not in (_plain_tuple, _optional_plain_tuple)]
     plain = not hasattr(cls, "__post_init__") and not hasattr(cls, "__slots__")
+    size = len(names)
 
-    def build(value: Any, refs: _Refs) -> Any:
-        values = _list(value, len(names))
+    def build(values: Any, refs: _Refs) -> Any:
+        if type(values) is not list or len(values) != size:
+            raise Foreign(f"{cls.__name__}: a list of {size} fields was expected")
+        for index in tuples:  # the list is the parser's own: converted in place
+            if type(values[index]) is not list:
+                raise Foreign("a list was expected")
+            values[index] = tuple(values[index])
+        for index in optional_tuples:
+            if values[index] is not None:
+                values[index] = _plain_tuple(values[index], refs)
         for index, inner in convert:
             values[index] = inner(values[index], refs)
         if not plain:
             return cls(*values)
         obj: Any = object.__new__(cls)
-        obj.__dict__.update(zip(names, values, strict=True))
+        obj.__dict__.update(zip(names, values, strict=False))  # the length is checked above
         return obj
 
     def shared(value: Any, refs: _Refs) -> Any:
@@ -230,9 +245,10 @@ def _record(cls: type, top: bool = False) -> Decoder:
             return build(value, refs)
         if type(value) is not int or not 0 <= value < len(refs.table):
             raise Foreign("a shared record was expected")
-        found = refs.done.get((value, cls))
+        done = refs.done.setdefault(cls, {})
+        found = done.get(value)
         if found is None:
-            found = refs.done[value, cls] = build(refs.table[value], refs)
+            found = done[value] = build(refs.table[value], refs)
         return found
 
     return build if top else shared
@@ -244,10 +260,14 @@ def _plain_tuple(value: Any, refs: _Refs) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _optional_plain_tuple(value: Any, refs: _Refs) -> tuple[Any, ...] | None:
+    return None if value is None else _plain_tuple(value, refs)
+
+
 def _list(value: Any, length: int | None = None) -> list[Any]:
     if type(value) is not list or (length is not None and len(value) != length):
         raise Foreign("a list of another length was expected")
-    return list(value)
+    return value
 
 
 def _map(value: Any) -> dict[str, Any]:
