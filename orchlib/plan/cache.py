@@ -54,8 +54,8 @@ def cached(checkout: Path, name: str, key: str) -> Plan | None:
             return None
         plan = decode(data.get("plan"))
         same = all(project_root(checkout, p.path) == p.root for p in plan.projects.values())
-    except (OSError, ValueError, TypeError, AttributeError, KeyError, RecursionError):
-        return None  # missing, torn, foreign, or a field type the cache cannot carry
+    except Exception:  # missing, torn, foreign, or a model the cache cannot carry: a miss
+        return None
     return plan if same else None
 
 
@@ -66,7 +66,7 @@ def store(checkout: Path, name: str, key: str, plan: Plan) -> None:
         text = json.dumps(data, separators=(",", ":"), allow_nan=False)
         if decode(json.loads(text)["plan"]) != plan:
             return  # a value this form cannot carry: no cache rather than a wrong one
-    except (ValueError, TypeError, RecursionError):
+    except Exception:  # e.g. a field type it cannot read back (a name only for type checkers)
         return
     import tempfile  # only when the cache is written
 

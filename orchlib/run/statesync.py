@@ -81,7 +81,7 @@ def _sync(co: Checkout, plan: Plan, verdicts: Verdicts) -> bool:
 
     old = load(folder)
     fixed = agree(plan, old, verdicts, lambda t: co.stamp(plan.plan_id, t), now_iso())
-    rewritten = old is None or not same(old, fixed) or _markdown_behind(state_file)
+    rewritten = old is None or not same(old, fixed) or _markdown_behind(folder)
     if rewritten:
         edit(folder, plan, template_dirs(co.root), change)
     _write(folder / SYNC_FILE, _key(plan, verdicts, state_file))
@@ -185,16 +185,17 @@ def _key(plan: Plan, verdicts: Verdicts, state_file: Path) -> str:
     return digest.hexdigest()
 
 
-def _markdown_behind(state_file: Path) -> bool:
-    """orchestration.md missing, or older than state.json: a run killed between writing the
-    one and the other (it renders the markdown less often) left it saying something else."""
+def _markdown_behind(folder: Path) -> bool:
+    """Whether orchestration.md is missing or older than state.json: a run's writer renders
+    it after state.json (and less often), so a killed run can leave it behind."""
     try:
-        return (
-            state_file.with_name("orchestration.md").stat().st_mtime_ns
-            < state_file.stat().st_mtime_ns
-        )
+        markdown = (folder / "orchestration.md").stat().st_mtime_ns
     except OSError:
         return True
+    try:
+        return markdown < (folder / "state.json").stat().st_mtime_ns
+    except OSError:
+        return False
 
 
 def _read(path: Path) -> str:
