@@ -180,8 +180,8 @@ def _key(plan: Plan, verdicts: Verdicts, state_file: Path) -> str:
         except OSError:
             ident += "-;"
     digest = hashlib.sha256(f"{plan.plan_id}\0{plan.digest}\0{ident}".encode())
-    for task_id, reason in verdicts.items():
-        digest.update(f"\0{task_id}\t{reason or ''}".encode())
+    # One update of the joined text: the same digest as one update per task, in fewer calls.
+    digest.update("".join(f"\0{t}\t{r or ''}" for t, r in verdicts.items()).encode())
     return digest.hexdigest()
 
 
