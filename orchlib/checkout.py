@@ -16,7 +16,7 @@ from orchlib.plan import Plan, Task
 from orchlib.plan.environment import DEFAULT_EXCLUDE
 from orchlib.plan.file import load_plans
 from orchlib.redact import Secrets, secrets_in
-from orchlib.run import prompt
+from orchlib.run import templates
 from orchlib.run.pauses import Pauses
 from orchlib.state import stamps
 
@@ -189,7 +189,7 @@ class Checkout:
     @cached_property
     def template_text(self) -> str:
         """The effective task prompt template (a checkout copy overrides the packaged one)."""
-        return prompt.template_source(self.root)
+        return templates.template_source(self.root)
 
     def spec_hash(self, plan: Plan, task: Task) -> str:
         """The task's current spec hash."""

@@ -7,6 +7,7 @@ agent processes; each one failed on the code before its fix.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import random
@@ -449,6 +450,59 @@ def test_a_prompt_path_that_is_a_folder_fails_the_task_in_one_line(checkout: Che
     assert f"is a directory writing .orch/{PLAN}/prompts/t1.1.md" in text, text
     assert "internal error" not in text
     assert checkout.stamp("t2", PLAN) is not None
+
+
+@pytest.mark.parametrize("free_kib", [4, 60, 160, 260])
+def test_a_full_disk_while_writing_a_prompt_or_a_log_is_one_line_naming_the_file(
+    checkout: Checkout, free_kib: int
+) -> None:
+    """A 100 KiB prompt given on stdin is written twice (the prompt and the agent's stdin),
+    then the log: each free space runs out at another of those writes."""
+    with small_fs(checkout.root / ".orch", "1m") as orch:
+        write(checkout, [{"id": "t1", "description": "y" * 100 * 1024}], defaults={"retries": 1})
+        checkout.scenario({"t1": [[{"say": "x" * 1023} for _ in range(64)] + [{"done": "ok"}]] * 3})
+        assert checkout.doit("list").returncode == 0  # .orch/ made, its DB and caches too
+        free = os.statvfs(orch).f_bavail * os.statvfs(orch).f_frsize
+        with contextlib.suppress(OSError):
+            (orch / "filler").write_bytes(b"\0" * max(0, free - free_kib * 1024))
+        result = checkout.doit()
+        text = output(result)
+        no_traceback(result)
+        assert "internal error" not in text, text
+        if result.returncode != 0:
+            assert "no space left on device writing .orch/" in text, text
+        (orch / "filler").unlink()
+        again = checkout.doit()
+        assert again.returncode == 0, output(again)
+        assert checkout.stamp("t1", PLAN) is not None
+
+
+def test_every_runtime_write_on_a_full_disk_names_its_file(checkout: Checkout) -> None:
+    """The writes whose failure carried no file name (the start journal, the git log, the
+    agent's stdin, a dask log) ran into `orchlib internal error: OSError(28, ...)`."""
+    from orchlib.fsutil import append_private, atomic_write, write_private
+    from orchlib.state.files import JOURNAL_FILE, append_journal
+    from orchlib.state.model import TaskRecord
+
+    with small_fs(checkout.root / ".orch", "64k") as orch:
+        folder = orch / PLAN
+        folder.mkdir()
+        free = os.statvfs(orch).f_bavail * os.statvfs(orch).f_frsize
+        with contextlib.suppress(OSError):
+            (orch / "filler").write_bytes(b"\0" * (free + 4096))
+        record = TaskRecord("t1", title="y" * 8192)
+        git_log, stdin = folder / "t1.1.git.log", folder / "t1.1.stdin"
+        writes = [
+            (folder / JOURNAL_FILE, lambda: append_journal(folder, [record])),
+            (git_log, lambda: append_private(git_log, b"y" * 8192)),
+            (stdin, lambda: write_private(stdin, b"y" * 8192)),
+            (folder / "state.json", lambda: atomic_write(folder / "state.json", b"y" * 8192)),
+        ]
+        for path, do in writes:
+            with pytest.raises(OSError) as failed:
+                do()
+            assert failed.value.errno == errno.ENOSPC
+            assert failed.value.filename == str(path)
 
 
 def test_forget_on_a_full_disk_is_one_line_and_changes_nothing(checkout: Checkout) -> None:

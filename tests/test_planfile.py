@@ -846,7 +846,7 @@ def test_locate_gives_file_line_col_of_a_key_path(tmp_path: Path) -> None:
 
 
 def cache_files(root: Path) -> list[Path]:
-    return sorted((root / ".orch" / "cache").glob("*.pickle"))
+    return sorted((root / ".orch" / "cache").glob("plan-*.json"))
 
 
 def test_a_valid_plan_is_cached_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -876,9 +876,73 @@ def test_a_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     path = write(tmp_path, one_task())
     expected = load_plan(path, tmp_path)
     [cache] = cache_files(tmp_path)
-    for junk in (b"", b"garbage", pickle.dumps(("key", "not a plan")), pickle.dumps(42)):
-        cache.write_bytes(junk)
+    good = cache.read_bytes()
+    data = json.loads(good)
+    foreign = [
+        {**data, "format": 1},
+        {**data, "schema": "another"},
+        {**data, "plan": {"root": data["plan"]["root"][:-1], "shared": []}},
+        {**data, "plan": {**data["plan"], "shared": "x"}},
+        {**data, "plan": {**data["plan"], "root": 7}},
+    ]
+    junk = [b"", b"garbage", pickle.dumps(("key", "not a plan")), pickle.dumps(42), b"[" * 10**5]
+    for raw in [*junk, *(json.dumps(f).encode() for f in foreign)]:
+        cache.write_bytes(raw)
         assert load_plan(path, tmp_path) == expected
+        assert cache.read_bytes() == good  # rewritten by the load that missed
+
+
+RICH_PLAN = """
+planId: shop
+summary: every kind of field
+createdAt: 2024-01-15T10:00:00Z
+context: plan context
+schedule: phases
+allowOutsidePaths: true
+defaults: {retries: 3, timeout: 1h, stallTimeout: 5m, exitGrace: 10s, retryOnError: true}
+agents:
+  mine: {command: [my-agent, "{prompt_file}"], prompt: file, env: {A: "1"}}
+  fast: {profile: claude, args: [--model, x], session: continue}
+notify:
+  - {command: [notify-send, "{title}"], events: [task_error]}
+  - {url: "ntfy://topic"}
+projects:
+  - {name: web, path: web, techStack: ts, description: d, context: c, agent: fast}
+  - {name: api, path: api, isolation: worktree, parallel: 3}
+tasks:
+  - {id: t1, project: web, title: One, description: d, complexity: low, estimatedMinutes: 5,
+     outputs: [dist/*.js, out.txt], inputs: [src/**/*.ts], verify: npm test}
+  - {id: t2, project: api, title: Two, dependsOn: [t1], agent: mine}
+  - {id: t4, project: api, title: Four, command: [make, all]}
+  - {id: t3, project: api, title: Three, dependsOn: [t1], command: "echo 3", retries: 0}
+executionOrder: [[t1, t4], [t2, t3]]
+"""
+
+
+def test_every_field_of_a_plan_comes_back_from_the_cache(tmp_path: Path) -> None:
+    path = write(tmp_path, RICH_PLAN)
+    first = load_plan(path, tmp_path)
+    assert cache_files(tmp_path)
+    again = load_plan(path, tmp_path)
+    assert again == first and again is not first
+    for name, task in first.tasks.items():
+        assert again.tasks[name] == task and again.tasks[name].agent == task.agent
+    assert again.projects == first.projects and again.notify == first.notify
+    assert type(again.tasks["t1"].outputs) is tuple and isinstance(again.source, Path)
+
+
+def test_a_plan_the_cache_cannot_carry_is_not_cached(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from orchlib.plan import cache
+
+    path = write(tmp_path, one_task())
+    plan = load_plan(path, tmp_path)
+    for file in cache_files(tmp_path):
+        file.unlink()
+    odd = replace(plan, context=["a list"])  # type: ignore[arg-type]
+    cache.store(tmp_path, "plans/shop.yaml", "key", odd)
+    assert cache_files(tmp_path) == []
 
 
 def test_an_unwritable_cache_does_not_fail_a_load(tmp_path: Path) -> None:

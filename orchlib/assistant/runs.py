@@ -21,6 +21,7 @@ from pathlib import Path
 from orchlib.errors import ConfigError, LockHeld, OrchError
 from orchlib.executors import EXECUTORS
 from orchlib.executors.process import is_alive
+from orchlib.fsutil import ensure_dir
 from orchlib.state import runlock
 
 LOG = Path(".orch") / "mcp-run.log"
@@ -84,7 +85,7 @@ class Runs:
 
     def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
         log = self.root / LOG
-        log.parent.mkdir(exist_ok=True)
+        ensure_dir(log.parent)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the log shows lines as they come
         try:

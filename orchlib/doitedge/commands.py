@@ -32,7 +32,7 @@ from orchlib.doitedge.doitapi import (
 from orchlib.doitedge.loader import orch_meta
 from orchlib.errors import ConfigError, OrchError
 from orchlib.run import statesync
-from orchlib.run.prompt import template_dirs
+from orchlib.run.templates import template_dirs
 from orchlib.state import stamps
 from orchlib.state.runlock import run_lock
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from orchlib.checkout import Interrupt
 from orchlib.executors.base import Job
 from orchlib.executors.local import LocalExecutor
-from orchlib.fsutil import atomic_write
+from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import AgentSpec, Limits
 from orchlib.plan.environment import DEFAULT_EXCLUDE, EnvPolicy
 from orchlib.redact import secrets_in
@@ -60,7 +60,7 @@ def run(r: Round, prompt: str, stop: Interrupt, on_progress: Callable[[int, str]
     under `.orch/` that the next `doit` reads. Its folder holds only its own files.
     """
     atomic_write(r.prompt_file, prompt, durable=False)
-    r.workdir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(r.workdir)
     launch = agents.Launch(
         prompt=prompt, prompt_file=r.prompt_file, terminal_id=r.terminal_id, task_id=TASK_ID,
         plan_id=r.draft_id, project="", project_path=r.workdir,

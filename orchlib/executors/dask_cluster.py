@@ -17,6 +17,7 @@ from typing import Any
 
 from orchlib.errors import ConfigError
 from orchlib.executors import sandbox as sandboxes
+from orchlib.fsutil import make_private_dirs, write_private
 
 LOCAL_AGENTS = 2  # agents per worker of a `local:N` cluster (and one thread more, for verify)
 CONNECT_TIMEOUT = "10s"
@@ -122,10 +123,10 @@ def preflight(client: Any, root: Path, clis: Sequence[str], sandbox: bool = Fals
             "start some with `dask worker`"
         ]
     probe_dir = root / PROBE_DIR
-    probe_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(probe_dir)
     marker = probe_dir / f"dask-probe-{secrets.token_hex(6)}"
     token = secrets.token_hex(8)
-    marker.write_text(token)
+    write_private(marker, token.encode())
     try:
         extra = (True,) if sandbox else ()  # the probe's call stays as it was without one
         answers = client.run(probe, str(marker), token, list(clis), *extra, on_error="return")

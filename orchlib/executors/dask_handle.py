@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from orchlib.executors.base import Job
-from orchlib.fsutil import ensure_dir
+from orchlib.fsutil import ensure_dir, named, open_private
 
 if TYPE_CHECKING:
     from orchlib.executors.dask import DaskExecutor
@@ -41,7 +41,7 @@ class DaskHandle:
         self._lock = threading.Lock()
         self._gate: list[bytes] | None = []  # output held back until before_start returned
         ensure_dir(job.log.parent)
-        self._log = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._log = open_private(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)  # a full pipe already says "wake up"
@@ -147,15 +147,17 @@ class DaskHandle:
             if self._gate is not None:
                 self._gate.append(data)
             elif self._log >= 0:
-                os.write(self._log, data)
+                with named(self.job.log):
+                    os.write(self._log, data)
         self._wake()
 
     def open_gate(self) -> None:
         """Write what was held back; from now on output goes straight to the log."""
         with self._lock:
             held, self._gate = self._gate or [], None
-            for data in held:
-                os.write(self._log, data)
+            with named(self.job.log):
+                for data in held:
+                    os.write(self._log, data)
         self._wake()
         if self._code is not None:
             self._close_log()

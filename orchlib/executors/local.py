@@ -19,7 +19,7 @@ from orchlib.executors.base import TERM_GRACE, Handle, Job
 from orchlib.executors.process import Proc, spawn
 from orchlib.executors.sandbox import probe
 from orchlib.executors.waiter import Waiter
-from orchlib.fsutil import ensure_dir
+from orchlib.fsutil import ensure_dir, write_private
 from orchlib.plan.environment import compose
 
 HOST = "local"
@@ -94,7 +94,7 @@ class LocalExecutor:
         if job.stdin is not None and stdin_file is None:
             stdin_file = job.log.with_suffix(".stdin")
             ensure_dir(stdin_file.parent)
-            stdin_file.write_bytes(job.stdin)
+            write_private(stdin_file, job.stdin)
         handle: list[LocalHandle] = []
 
         def opened(proc: Proc) -> None:

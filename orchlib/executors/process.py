@@ -22,7 +22,7 @@ from typing import IO
 
 from orchlib.executors.base import TERM_GRACE
 from orchlib.executors.sandbox import Sandbox, wrap
-from orchlib.fsutil import ensure_dir
+from orchlib.fsutil import ensure_dir, open_private
 
 # The argv follows as "$@": plan text is never part of this script.
 _GATE = 'IFS= read -r _ || exit 75; exec "$@"'
@@ -31,7 +31,7 @@ _GATE_FROM = 'IFS= read -r _ || exit 75; exec "$@" < "$ORCH_STDIN_FILE"'
 # adopts the command after a crash still learns it (a non-child's status is unknowable).
 _GATE_EXIT = (
     'IFS= read -r _ || exit 75; "$@" < "$ORCH_STDIN_FILE"; c=$?; '
-    'echo "$c" > "$ORCH_EXIT_FILE"; exit "$c"'
+    'umask 077; echo "$c" > "$ORCH_EXIT_FILE"; exit "$c"'  # the agent ran with the user's umask
 )
 
 
@@ -134,7 +134,7 @@ def spawn(
     script, child_env = _gate_script(env, stdin_file, keep_stdin)
     if exit_file is not None:
         script, child_env["ORCH_EXIT_FILE"] = _GATE_EXIT, str(exit_file)
-    log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log_fd = open_private(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
         popen = subprocess.Popen(
             ["/bin/sh", "-c", script, "orchlib-gate", *(wrap(argv, sandbox) if sandbox else argv)],

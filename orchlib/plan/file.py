@@ -3,7 +3,8 @@
 Parsing is fast (the `json` module; `yamlload` for YAML) and validation works on the
 plain data with key paths. Only when there are problems are the file's parse events
 walked again (`yamlload.positions`) to turn those paths into line and column. A valid
-plan is pickled under `.orch/cache/`, so loading unchanged bytes again skips all of it.
+plan is cached as JSON under `.orch/cache/` (`cache`), so loading unchanged bytes again
+skips all of it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import functools
 import hashlib
 import json
 import os
-import pickle
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orchlib
 from orchlib.errors import PlanError
-from orchlib.plan import Plan, project_root
+from orchlib.plan import Plan, cache
 from orchlib.plan.durations import parse_duration
 
 # ruamel and the validator are imported only to parse a YAML plan that is not in the cache,
@@ -42,7 +41,7 @@ def load_plan(path: Path, checkout: Path) -> Plan:
     name = display(path, checkout)
     raw = _read(path, name)
     key = _cache_key(raw, name, checkout)
-    plan = _cached(checkout, name, key)
+    plan = cache.cached(checkout, name, key)
     if plan is not None:
         return plan if plan.source == path else replace(plan, source=path)
     text = _decode(raw, name)
@@ -52,7 +51,7 @@ def load_plan(path: Path, checkout: Path) -> Plan:
     if plan is None:
         raise PlanError(_lines(issues, text, name))
     plan = replace(plan, digest=key)
-    _store(checkout, name, key, plan)
+    cache.store(checkout, name, key, plan)
     return plan
 
 
@@ -254,37 +253,3 @@ def _code_fingerprint() -> str:
     for module in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(module.name.encode() + b"\0" + module.read_bytes())
     return digest.hexdigest()
-
-
-def _cache_file(checkout: Path, name: str) -> Path:
-    slug = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return checkout / ".orch" / "cache" / f"plan-{slug}.pickle"
-
-
-def _cached(checkout: Path, name: str, key: str) -> Plan | None:
-    """The cached plan for `key`, if there is one and its project folders resolve the same."""
-    try:
-        with _cache_file(checkout, name).open("rb") as handle:
-            stored_key, plan = pickle.load(handle)
-        if stored_key != key or not isinstance(plan, Plan):
-            return None
-        same = all(project_root(checkout, p.path) == p.root for p in plan.projects.values())
-    except Exception:  # a corrupt or unreadable cache is only a miss
-        return None
-    return plan if same else None
-
-
-def _store(checkout: Path, name: str, key: str, plan: Plan) -> None:
-    """Write the cache atomically; failing to cache never fails a load."""
-    target = _cache_file(checkout, name)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".plan-", suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump((key, plan), handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(temp, target)
-    except (OSError, pickle.PicklingError):
-        Path(temp).unlink(missing_ok=True)

@@ -76,7 +76,9 @@ class TaskRun(AttemptInputs, Finishing):
         try:
             return self._run()
         except OSError as exc:
-            if exc.filename is None:
+            if not exc.filename and orchdir.no_space(exc):  # a write that did not say where
+                exc.filename = str(self.co.plan_dir(self.plan.plan_id))
+            if not exc.filename:
                 raise
             reason = orchdir.write_failure(exc, self.co.root)
             if orchdir.no_space(exc):

@@ -7,6 +7,7 @@ an attempt can be read beside its transcript) and is read back from where the lo
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from orchlib.executors.base import Job
 from orchlib.executors.local import LocalExecutor
-from orchlib.fsutil import ensure_dir
+from orchlib.fsutil import ensure_dir, named, open_private
 from orchlib.plan.environment import EnvPolicy
 
 # No prompt, no editor: git never waits for a person in the middle of a run. Automatic gc
@@ -52,7 +53,10 @@ def git(
 ) -> GitResult:
     """Run `git ARGS` in `cwd` to its end, its output appended to `log`."""
     ensure_dir(log.parent)
-    with log.open("ab") as fh:
+    with (
+        named(log),
+        os.fdopen(open_private(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as fh,
+    ):
         fh.write(f"$ git {' '.join(args)}  (in {cwd})\n".encode("utf-8", "replace"))
         start = fh.tell()
     # The orchestrator's own repositories: git always runs on this machine.

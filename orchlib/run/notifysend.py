@@ -23,6 +23,7 @@ from pathlib import Path
 from orchlib.events import now_iso
 from orchlib.executors.base import Handle, Job
 from orchlib.executors.local import LocalExecutor
+from orchlib.fsutil import append_private, ensure_dir
 from orchlib.plan import NotifyTarget
 from orchlib.state.render import one_line
 
@@ -185,9 +186,8 @@ class Sender:
         with self._lock:  # several workers: one line at a time
             self._errors.append(line)
             with contextlib.suppress(OSError):
-                self.folder.mkdir(parents=True, exist_ok=True)
-                with (self.folder / LOG_FILE).open("a", encoding="utf-8") as log:
-                    log.write(f"{now_iso()} {line}\n")
+                ensure_dir(self.folder)
+                append_private(self.folder / LOG_FILE, f"{now_iso()} {line}\n".encode())
 
 
 def close_senders(senders: Sequence[Sender], timeout: float) -> None:

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 
 from orchlib.errors import ConfigError
 from orchlib.plan import Plan, Project, Task
+from orchlib.run.templates import PACKAGED, TASK_TEMPLATE, template_dirs, template_source
+
+__all__ = ["PACKAGED", "TASK_TEMPLATE", "DoneDependency", "PromptInput", "render",
+           "template_dirs", "template_source"]  # fmt: skip
 
 if TYPE_CHECKING:
     import jinja2
-
-PACKAGED = Path(__file__).parent.parent / "templates"
-TASK_TEMPLATE = "task.md.j2"
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,6 @@ class PromptInput:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def template_dirs(checkout: Path) -> list[Path]:
-    """Template folders in lookup order: the checkout's own copies override the packaged ones."""
-    return [checkout / "templates", PACKAGED]
-
-
 @lru_cache(maxsize=8)
 def _environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
     import jinja2  # only runs that dispatch agents pay for it
@@ -56,15 +52,6 @@ def _environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
         autoescape=False,
         keep_trailing_newline=True,
     )
-
-
-def template_source(checkout: Path, name: str = TASK_TEMPLATE) -> str:
-    """The text of the effective template (part of every task's spec hash)."""
-    for folder in template_dirs(checkout):
-        path = folder / name
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
-    raise ConfigError(f"template {name!r} not found in {checkout / 'templates'} nor packaged")
 
 
 def render(

@@ -7,50 +7,96 @@ plan once in dependency order and says, for every task, why it would run (or Non
 The cache (`.orch/<planId>/stamps.cache`) keeps what the stamps say and the tasks' spec
 hashes. It is only trusted while the stamps folder's mtime is unchanged (stamps are
 written by rename, so any new, removed or replaced stamp changes it), and only saved
-when that mtime is old enough that a later change cannot share its clock tick.
+when that mtime is old enough that a later change cannot share its clock tick. It is
+plain JSON, checked value by value when read: a file in `.orch/` is data, never code
+(DESIGN §3), and one of another shape is only a miss.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
-import pickle
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from orchlib.checkout import Checkout
+from orchlib.fsutil import make_private_dirs, open_private
 from orchlib.plan import Plan, Task
 from orchlib.state import stamps
+from orchlib.state.fingerprints import changed_input, missing_outputs
 
-CACHE_VERSION = 2  # 2: entries are stamps.Done
+CACHE_VERSION = 4  # 4: with the last verdicts; 3: JSON (2 was a pickle, never read again)
 RACY_SECONDS = 1.0
 
 
 Entry = stamps.Done  # what a valid stamp says that up-to-dateness needs
 
 
-@dataclass
+Verdicts = dict[str, "str | None"]
+
+
 class _Cache:
-    spec_key: str = ""
-    specs: dict[str, str] = field(default_factory=dict)
-    stamps_mtime: int = -1
-    entries: dict[str, Entry] = field(default_factory=dict)
+    """What stamps.cache holds (a plain class: a dataclass costs a no-op its creation)."""
+
+    def __init__(
+        self,
+        spec_key: str = "",
+        specs: dict[str, str] | None = None,
+        stamps_mtime: int = -1,
+        stored: dict[str, list[Any]] | None = None,  # task id: [finishedAt, spec, inputs]
+        verdicts: Verdicts | None = None,  # the last pass over exactly these stamps and specs
+    ) -> None:
+        self.spec_key, self.specs, self.stamps_mtime = spec_key, specs or {}, stamps_mtime
+        self.stored, self.verdicts = stored or {}, verdicts
+        self.built: dict[str, Entry] | None = None
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        """The valid stamps, by task id (built when a pass needs them)."""
+        if self.built is None:
+            self.built = {k: Entry(v[0], v[1], v[2]) for k, v in self.stored.items()}
+        return self.built
 
 
-def verdicts(co: Checkout, plan: Plan) -> dict[str, str | None]:
-    """For every task (in dependency order): why it would run now, or None when up to date."""
+def verdicts(co: Checkout, plan: Plan) -> Verdicts:
+    """For every task (in dependency order): why it would run now, or None when up to date.
+
+    When neither the stamps nor the specs changed since the last pass, that pass's verdicts
+    still hold — but for the tasks whose outputs or inputs are files of the project, which
+    are looked at again (all must still be up to date, else the whole pass runs)."""
     cache, dirty = _load(co, plan)
-    found: dict[str, str | None] = {}
+    if not dirty and cache.verdicts is not None and _files_unchanged(plan, cache):
+        return dict(cache.verdicts)
+    found: Verdicts = {}
     for phase in plan.phases:
         for task_id in phase:
             found[task_id] = _reason(plan, plan.tasks[task_id], cache, found)
-            if task_id not in cache.entries:  # rare: say why a stamp on disk does not count
+            if task_id not in cache.stored:  # rare: say why a stamp on disk does not count
                 found[task_id] = _damaged(co, plan, task_id) or found[task_id]
-    if dirty:
+    if dirty or found != cache.verdicts:
+        cache.verdicts = found
         _save(co, plan, cache)
     return found
+
+
+def _files_unchanged(plan: Plan, cache: _Cache) -> bool:
+    """Whether every task with outputs or inputs was, and still is, up to date."""
+    last = cache.verdicts
+    if last is None or last.keys() != plan.tasks.keys():
+        return False
+    for task in plan.tasks.values():
+        if not (task.outputs or task.inputs):
+            continue
+        if last[task.id] is not None or task.id not in cache.stored:
+            return False
+        project = plan.projects[task.project]
+        if task.outputs and missing_outputs(project, task):
+            return False
+        if task.inputs and changed_input(project, task, cache.stored[task.id][2]):
+            return False
+    return True
 
 
 def _damaged(co: Checkout, plan: Plan, task_id: str) -> str | None:
@@ -58,17 +104,13 @@ def _damaged(co: Checkout, plan: Plan, task_id: str) -> str | None:
     return f"its stamp is damaged ({damage}); the task runs again" if damage else None
 
 
-def entries(co: Checkout, plan: Plan) -> dict[str, Entry]:
-    """Every valid stamp of the plan, by task id (from the cache when it holds)."""
-    return _load(co, plan)[0].entries
-
-
 def _reason(plan: Plan, task: Task, cache: _Cache, found: dict[str, str | None]) -> str | None:
     """`stamps.why_not_done` from the cached stamps; a dependency this pass found not up to
     date runs first."""
-    deps = {dep: cache.entries.get(dep) for dep in task.depends_on}
+    entries = cache.entries
+    deps = {dep: entries.get(dep) for dep in task.depends_on}
     runs_first = {dep for dep in task.depends_on if found.get(dep) is not None}
-    own = cache.entries.get(task.id)
+    own = entries.get(task.id)
     return stamps.why_not_done(plan, task, own, cache.specs[task.id], deps, runs_first)
 
 
@@ -83,7 +125,7 @@ def _load(co: Checkout, plan: Plan) -> tuple[_Cache, bool]:
     mtime = _mtime(co.stamp_path(plan.plan_id, "x").parent)
     if cache.stamps_mtime != mtime or mtime < 0:
         cache.stamps_mtime, dirty = mtime, True
-        cache.entries = _read_stamps(co, plan)
+        cache.stored, cache.built, cache.verdicts = _read_stamps(co, plan), None, None
     return cache, dirty
 
 
@@ -96,15 +138,15 @@ def _spec_key(co: Checkout, plan: Plan) -> str:
     return digest.hexdigest()
 
 
-def _read_stamps(co: Checkout, plan: Plan) -> dict[str, Entry]:
-    found: dict[str, Entry] = {}
+def _read_stamps(co: Checkout, plan: Plan) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
     folder = co.stamp_path(plan.plan_id, "x").parent
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for item in os.scandir(folder):
             task_id = item.name[:-5] if item.name.endswith(".json") else ""
             data = stamps.read(folder / item.name, task_id) if task_id in plan.tasks else None
             if data is not None:
-                found[task_id] = Entry(data.finished_at, str(data.spec_hash), dict(data.inputs))
+                found[task_id] = [data.finished_at, str(data.spec_hash), dict(data.inputs)]
     return found
 
 
@@ -122,12 +164,41 @@ def _cache_path(co: Checkout, plan: Plan) -> Any:
 def _read_cache(path: Any) -> _Cache:
     try:
         with open(path, "rb") as fh:
-            version, cache = pickle.load(fh)
-        if version == CACHE_VERSION and isinstance(cache, _Cache):
-            return cache
-    except Exception:  # a missing, torn or foreign cache is only a miss
-        pass
-    return _Cache()
+            data = json.loads(fh.read())
+        return _from_json(data)
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+        return _Cache()  # a missing, torn or foreign cache is only a miss
+
+
+def _from_json(data: Any) -> _Cache:
+    """The cache a parsed file holds; ValueError (or TypeError) when it has another shape."""
+    if type(data) is not dict or data.get("version") != CACHE_VERSION:
+        raise ValueError("another version")
+    spec_key, specs, mtime, entries = (data["specKey"], data["specs"], data["stampsMtime"],
+                                       data["entries"])  # fmt: skip
+    if type(spec_key) is not str or type(mtime) is not int or type(specs) is not dict:
+        raise ValueError("another shape")
+    if not all(type(v) is str for v in specs.values()) or type(entries) is not dict:
+        raise ValueError("another shape")
+    if not all(_entry(v) for v in entries.values()):
+        raise ValueError("another shape")
+    verdicts = data.get("verdicts")
+    if verdicts is not None and (type(verdicts) is not dict or not all(
+            v is None or type(v) is str for v in verdicts.values())):  # fmt: skip
+        raise ValueError("another shape")
+    return _Cache(spec_key, specs, mtime, entries, verdicts)
+
+
+def _entry(value: Any) -> bool:
+    """Whether a stored stamp is `[finishedAt, specHash, inputs]`."""
+    return (type(value) is list and len(value) == 3 and type(value[0]) is str
+            and type(value[1]) is str and type(value[2]) is dict)  # fmt: skip
+
+
+def _to_json(cache: _Cache) -> dict[str, Any]:
+    return {"version": CACHE_VERSION, "specKey": cache.spec_key, "specs": cache.specs,
+            "stampsMtime": cache.stamps_mtime, "entries": cache.stored,
+            "verdicts": cache.verdicts}  # fmt: skip
 
 
 def _save(co: Checkout, plan: Plan, cache: _Cache) -> None:
@@ -136,10 +207,10 @@ def _save(co: Checkout, plan: Plan, cache: _Cache) -> None:
     path = _cache_path(co, plan)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temp, "wb") as fh:
-            pickle.dump((CACHE_VERSION, cache), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        make_private_dirs(path.parent)
+        with os.fdopen(open_private(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as fh:
+            fh.write(json.dumps(_to_json(cache), separators=(",", ":")))
         os.replace(temp, path)
-    except OSError:
+    except (OSError, ValueError, TypeError):
         with contextlib.suppress(OSError):
             os.unlink(temp)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchlib.errors import LockHeld
+from orchlib.fsutil import ensure_dir
 from orchlib.plan.refname import task_branch
 from orchlib.run.git import GitResult, Repos, git
 from orchlib.state import fingerprints
@@ -73,6 +74,7 @@ class TaskTree:
             return None
         with self.repos.lock(self.repo):
             self._drop(log)
+            ensure_dir(self.path.parent)  # .orch/worktrees/<plan>: 0700, as all of .orch
             git(["worktree", "prune"], self.repo, log)  # e.g. a worktree deleted by hand
             added = git(["worktree", "add", "-q", "-B", self.branch, str(self.path), "HEAD"],
                         self.repo, log)  # fmt: skip

@@ -8,7 +8,6 @@ they wrote before its next write.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,7 @@ import filelock
 
 from orchlib.errors import ConfigError
 from orchlib.events import now_iso
-from orchlib.fsutil import atomic_write, read_json
+from orchlib.fsutil import PRIVATE_FILE, append_private, atomic_write, read_json
 from orchlib.plan import Plan
 from orchlib.state.jsonform import JsonCache, dumps_state, from_json, task_from_json, task_json
 from orchlib.state.model import PlanState, Status, TaskRecord, derive_projects, merge_answers
@@ -60,11 +59,7 @@ def fold_journal(folder: Path, state: PlanState) -> PlanState:
 def append_journal(folder: Path, records: Sequence[TaskRecord]) -> None:
     """Put `records` on disk in one append (caller holds the state lock)."""
     text = "".join(task_json(record) + "\n" for record in records)
-    fd = os.open(folder / JOURNAL_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.write(fd, text.encode("utf-8", "replace"))
-    finally:
-        os.close(fd)
+    append_private(folder / JOURNAL_FILE, text.encode("utf-8", "replace"))
 
 
 def write_state(
@@ -107,7 +102,7 @@ def edit(folder: Path, plan: Plan, template_dirs: Sequence[Path], change: Change
     """Apply `change` to the state on disk under the lock and write both files back."""
     renderer = MarkdownRenderer(template_dirs, folder.parent.parent)
     try:
-        with filelock.FileLock(folder / LOCK_FILE, timeout=LOCK_TIMEOUT):
+        with filelock.FileLock(folder / LOCK_FILE, timeout=LOCK_TIMEOUT, mode=PRIVATE_FILE):
             state, message = change(reconcile(plan, load(folder), now_iso()))
             write_state(folder, with_projects(state), renderer)
     except filelock.Timeout:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 from collections.abc import Mapping
@@ -10,21 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.plan import Project, Task
+from orchlib.state import globs
 
 
 def expand(
     project: Project, patterns: tuple[str, ...], inside: bool = False
 ) -> dict[str, list[str]]:
-    """Each glob (relative to the project) mapped to the sorted relative paths it matches;
-    with `inside`, only files that stay in the project once symlinks are resolved."""
+    """Each glob (relative to the project) mapped to the sorted relative paths it matches
+    (a wildcard never enters a symlinked folder: `globs`); with `inside`, only files that
+    stay in the project once symlinks are resolved."""
     root = str(project.root)
     real_root = os.path.realpath(root) if inside else ""
     found: dict[str, list[str]] = {}
     for pattern in patterns:
-        matches = glob.glob(os.path.join(root, pattern), recursive=True)
+        hits = globs.matches(root, pattern)
         if inside:
-            matches = [m for m in matches if _within(os.path.realpath(m), real_root)]
-        found[pattern] = sorted(os.path.relpath(m, root) for m in matches)
+            hits = [h for h in hits if _within(os.path.realpath(os.path.join(root, h)), real_root)]
+        found[pattern] = hits
     return found
 
 

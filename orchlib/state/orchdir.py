@@ -13,17 +13,19 @@ import contextlib
 import errno
 import os
 import re
-import sqlite3
 import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from orchlib.errors import ConfigError
-from orchlib.executors.process import is_alive
+from orchlib.fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, open_private
 
 ORCH = ".orch"
 DB_NAME = "doit.sqlite3"
+GITIGNORE = ".gitignore"
+DB_CHECKED = "cache/doit-db.checked"  # the DB's identity when it last passed its check
+RACY_NS = 1_000_000_000
 # The files sqlite keeps beside a database; they go aside with it.
 _DB_SIDES = ("-journal", "-wal", "-shm")
 # Files of a plan folder (statefiles.py) and its folders.
@@ -32,18 +34,91 @@ _PLAN_FOLDERS = ("stamps", "logs", "prompts")
 
 
 def prepare(root: Path) -> None:
-    """Make `.orch/` and set a damaged doit DB aside; ConfigError when `.orch` is unusable."""
+    """Make `.orch/` (private, ignored by git) and set a damaged doit DB aside; ConfigError
+    when `.orch` is unusable."""
     orch = root / ORCH
     try:
-        orch.mkdir(exist_ok=True)
+        os.mkdir(orch, PRIVATE_DIR)
     except FileExistsError:
-        raise ConfigError(_not_a_folder(ORCH)) from None
+        if not orch.is_dir():
+            raise ConfigError(_not_a_folder(ORCH)) from None
     except OSError as exc:
         raise ConfigError(f"orchlib: cannot create {ORCH}: {exc.strerror}") from None
+    make_private(orch)
     db = orch / DB_NAME
-    if not os.path.lexists(db) and not os.access(orch, os.W_OK):
-        raise ConfigError(_read_only(ORCH))  # doit could not even create its DB
-    set_aside_damaged_db(db, root)
+    if not os.path.lexists(db):
+        if not os.access(orch, os.W_OK):
+            raise ConfigError(_read_only(ORCH))  # doit could not even create its DB
+        with contextlib.suppress(OSError):  # sqlite keeps this mode (and gives it its journal)
+            os.close(open_private(db, os.O_WRONLY | os.O_CREAT))
+    check_db(db, root)
+
+
+def check_db(db: Path, root: Path) -> None:
+    """Set a damaged DB aside — checked only when it changed since its last clean check.
+
+    A no-op run does not write doit's DB, so its identity (inode, size, mtime, ctime, and
+    its sqlite side files) is kept after a check that passed; while it is the same, sqlite
+    need not read the whole file again (its quick_check is linear in the DB's size). Any
+    write changes the ctime, which no program can set back. A DB changed less than a
+    second ago is checked again next time (a coarse clock could hide a second write)."""
+    marker = db.parent / DB_CHECKED
+    seen = _db_identity(db)
+    try:
+        if marker.read_text(encoding="utf-8") == seen:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    if set_aside_damaged_db(db, root) is not None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        if time.time_ns() - os.stat(db).st_ctime_ns > RACY_NS and _db_identity(db) == seen:
+            atomic_write(marker, seen, durable=False)
+
+
+def _db_identity(db: Path) -> str:
+    parts = []
+    for path in (str(db), *(f"{db}{side}" for side in _DB_SIDES)):
+        try:
+            st = os.lstat(path)
+            parts.append(f"{st.st_mode}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+        except OSError:
+            parts.append("-")
+    return ";".join(parts)
+
+
+def make_private(orch: Path) -> None:
+    """`.orch/` the user's alone: `0700`, and `.gitignore` of `*` so no `git add -A` commits
+    it. A checkout made by an older version (or a wide umask) is fixed up once, in one walk;
+    otherwise this is two stats. A read-only `.orch` is left as it is."""
+    try:
+        wide = os.stat(orch).st_mode & 0o077
+        if not wide and os.path.lexists(orch / GITIGNORE):
+            return
+        if wide:
+            _chmod_tree(orch)
+        atomic_write(orch / GITIGNORE, "*\n", durable=False)
+    except OSError:
+        return
+
+
+def _chmod_tree(orch: Path) -> None:
+    """Folders `0700`, files `0600`, under `.orch/` — but not inside a task's git worktree,
+    whose files are the project's own (their modes are the project's business)."""
+    worktrees = orch / "worktrees"
+    for folder, dirs, files in os.walk(orch):
+        here = Path(folder)
+        with contextlib.suppress(OSError):
+            os.chmod(here, PRIVATE_DIR)
+        for name in files:
+            if not os.path.islink(here / name):  # a link's target is not orchlib's to change
+                with contextlib.suppress(OSError):
+                    os.chmod(here / name, PRIVATE_FILE)
+        if here.parent == worktrees:  # .orch/worktrees/<plan>: its tasks' worktrees inside
+            for name in dirs:
+                with contextlib.suppress(OSError):
+                    os.chmod(here / name, PRIVATE_DIR)
+            dirs.clear()
 
 
 def set_aside_damaged_db(path: Path, root: Path) -> Path | None:
@@ -75,6 +150,8 @@ def _db_problem(path: Path) -> str | None:
         return None
     if path.is_dir():
         return "it is a folder"
+    import sqlite3  # only when the DB changed since its last check
+
     try:
         with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
             row = db.execute("PRAGMA quick_check").fetchone()
@@ -177,6 +254,8 @@ def sweep_temp_files(folders: Iterable[Path]) -> int:
 def _stale(entry: os.DirEntry[str]) -> bool:
     named = _TEMP.fullmatch(entry.name)
     if named:
+        from orchlib.executors.process import is_alive  # only when a temp file is left
+
         return not is_alive(int(named[1]), "")
     if _ANON_TEMP.fullmatch(entry.name):
         return time.time() - entry.stat().st_mtime > _ANON_AGE

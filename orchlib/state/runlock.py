@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from orchlib.errors import ConfigError, LockHeld
+from orchlib.fsutil import make_private_dirs, open_private
 
 HOLDER_WAIT = 0.5
 PROBE_WAIT = 0.2  # a reader's probe holds the lock for microseconds: retry that long first
@@ -22,10 +23,10 @@ def run_lock(orch_dir: Path, doing: str = "run") -> Iterator[None]:
     The kernel drops the lock when the holder dies (even by SIGKILL), so a stale file
     never blocks the next run. `doing` names the command in the refusal (`forget`, ...).
     """
-    orch_dir.mkdir(parents=True, exist_ok=True)
     path = orch_dir / "run.lock"
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_private_dirs(orch_dir)
+        fd = open_private(path, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         kind = "it is a folder; move it away" if path.is_dir() else exc.strerror
         raise ConfigError(f"orchlib: cannot open the run lock {path}: {kind}") from None

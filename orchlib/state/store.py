@@ -23,7 +23,7 @@ from types import TracebackType
 import filelock
 
 from orchlib.events import Event, RunFinished, RunStarted, TaskProgress, TaskStarted, now_iso
-from orchlib.fsutil import atomic_write, ensure_dir
+from orchlib.fsutil import PRIVATE_FILE, atomic_write, ensure_dir
 from orchlib.plan import Plan
 from orchlib.state.files import (
     LOCK_FILE,
@@ -84,7 +84,8 @@ class StateStore:
         self._head, self._tasks = start, dict(start.tasks)
         self._cond = threading.Condition()
         self._io = threading.Lock()
-        self._filelock = filelock.FileLock(folder / LOCK_FILE, timeout=LOCK_TIMEOUT)
+        self._filelock = filelock.FileLock(folder / LOCK_FILE, timeout=LOCK_TIMEOUT,
+                                           mode=PRIVATE_FILE)  # fmt: skip
         self._disk_id: tuple[int, int, int] | None = None
         self._json: JsonCache = {}
         self._version = self._written = self._md_written = 0
