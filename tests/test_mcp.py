@@ -120,7 +120,7 @@ def test_plan_run_question_log_and_stop_through_mcp(
         async with server(co.root, errlog) as s:
             names = {t.name for t in (await s.list_tools()).tools}
             assert names == {"list_plans", "validate_plan", "write_plan", "run", "status",
-                             "task_log", "answer", "stop_run"}  # fmt: skip
+                             "task_log", "answer", "approve", "reject", "stop_run"}  # fmt: skip
             assert await call(s, "validate_plan", text=text) == {"valid": True, "errors": []}
             assert (await call(s, "write_plan", plan_id="web", text=text))["path"] == (
                 "plans/web.yaml"
@@ -181,6 +181,32 @@ def test_plan_run_question_log_and_stop_through_mcp(
     assert "Traceback" not in (tmp_path / "server-stderr.txt").read_text()
     # The client logs each stdout line of the server that is not a protocol message.
     assert not [r for r in caplog.records if "Failed to parse" in r.getMessage()]
+
+
+def test_approve_and_reject_through_mcp(co: Checkout, tmp_path: Path) -> None:
+    co.write_plan({"planId": "web", "agent": co.agent(), "defaults": {"approve": True},
+                   "projects": [{"name": "app", "path": "./app"}],
+                   "tasks": [task("t1"), task("t2")]}, name="web.json")  # fmt: skip
+    errlog = (tmp_path / "server-stderr.txt").open("w")
+
+    async def scenario() -> None:
+        async with server(co.root, errlog) as s:
+            assert "not waiting for approval" in await fails(s, "approve", task="web:t1")
+            await call(s, "run")
+            await until(s, lambda st: set(st.values()) == {"APPROVAL"})
+            await run_ended(s)
+            assert "approved" in (await call(s, "approve", task="web:t1"))["message"]
+            assert "PLAN:TASK" in await fails(s, "reject", task="t2", text="shorter")
+            assert "say what to change" in await fails(s, "reject", task="web:t2", text=" ")
+            assert "rejected" in (await call(s, "reject", task="web:t2", text="shorter"))["message"]
+            states = await until(s, lambda st: st["web:t2"] == "PENDING")
+            assert states["web:t1"] == "DONE"
+
+    anyio.run(scenario)
+    errlog.close()
+    assert co.stamp("t1", "web") is not None and co.stamp("t2", "web") is None
+    rejected = {t["id"]: t for t in co.state("web")["tasks"]}["t2"]["rejected"]
+    assert rejected == "shorter"
 
 
 def test_bad_input_is_a_tool_error_with_orchlib_message(co: Checkout, tmp_path: Path) -> None:

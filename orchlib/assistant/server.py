@@ -25,7 +25,8 @@ INSTRUCTIONS = """\
 orchlib runs plans of work (plans/*.yaml in this checkout) by dispatching each task to a
 coding agent, Makefile-style: finished tasks are skipped on the next run. Write a plan
 (validate_plan, then write_plan), start it (run), watch it (status, task_log), answer an
-agent's question (answer, then run again), stop it (stop_run). Task names are PLAN:TASK.
+agent's question (answer, then run again), approve or reject a task waiting in APPROVAL
+(approve, reject), stop it (stop_run). Task names are PLAN:TASK.
 """
 
 
@@ -75,6 +76,18 @@ def build(root: Path) -> MCPServer:
     def answer(task: str, text: str) -> dict[str, Any]:
         """Answer the question of waiting task PLAN:TASK; call run again to resume it."""
         return _call(tools, tools.answer, task, text)
+
+    @server.tool()
+    def approve(task: str) -> dict[str, Any]:
+        """Approve task PLAN:TASK, waiting in APPROVAL (`approve: true`): its work is merged
+        and stamped, its dependents run on the next run."""
+        return _call(tools, tools.approve, task)
+
+    @server.tool()
+    def reject(task: str, text: str) -> dict[str, Any]:
+        """Reject task PLAN:TASK, waiting in APPROVAL: the next run runs it again with `text`
+        (what to change) as feedback, using no retry."""
+        return _call(tools, tools.reject, task, text)
 
     @server.tool()
     def stop_run() -> dict[str, Any]:

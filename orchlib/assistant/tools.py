@@ -121,6 +121,18 @@ class Tools:
             raise ConfigError(f"answer: name the task as PLAN:TASK (got {task!r})")
         return {"message": answer_task(self.checkout(), task, text)}
 
+    def approve(self, task: str) -> dict[str, Any]:
+        """Take a task waiting for approval as done, as `doit approve` does."""
+        from orchlib.run import approval
+
+        return {"message": approval.approve(self.checkout(), _task_name("approve", task))}
+
+    def reject(self, task: str, text: str) -> dict[str, Any]:
+        """Send a task waiting for approval back with what to change, as `doit reject`."""
+        from orchlib.run import approval
+
+        return {"message": approval.reject(self.checkout(), _task_name("reject", task), text)}
+
     def stop_run(self) -> dict[str, Any]:
         """Interrupt the running `doit` as Ctrl-C does and wait for it to end."""
         self.checkout_folder()
@@ -130,6 +142,12 @@ class Tools:
         from orchlib.doitedge.statecmds import status_json
 
         return status_json(co, args)
+
+
+def _task_name(tool: str, task: str) -> str:
+    if ":" not in task:
+        raise ConfigError(f"{tool}: name the task as PLAN:TASK (got {task!r})")
+    return task
 
 
 def _rel(path: Path, root: Path) -> str:
