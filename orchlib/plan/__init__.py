@@ -42,6 +42,7 @@ class AgentSpec:
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     session: str = "fresh"
+    max_parallel: int = 0  # `maxParallel`: attempts of this agent at once in a run; 0: no cap
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class Task:
     limits: Limits = field(default_factory=Limits)
     index: int = 0
     environment: EnvPolicy = field(default_factory=EnvPolicy)  # not in the spec hash
+    # A fallback list as written (`agent: [claude, codex]`; `agent` is its first); () for one.
+    agents: tuple[AgentSpec, ...] = ()
 
 
 @dataclass(frozen=True)

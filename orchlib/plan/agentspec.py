@@ -107,8 +107,9 @@ class Agents:
 
     def _custom(self, m: dict[Any, Any], path: KeyPath, name: str | None) -> AgentSpec | None:
         issues = self.issues
-        mapping(issues, m, path, ("command",), ("prompt", "env"))
+        mapping(issues, m, path, ("command",), ("prompt", "env", "maxParallel"))
         command = get(issues, m, "command", path, argv_list, ())
+        cap = get(issues, m, "maxParallel", path, max_parallel, 0)
         prompt = get(issues, m, "prompt", path, choice(PROMPT_MODES), None)
         variables = get(issues, m, "env", path, env, {})
         if not command:
@@ -119,12 +120,14 @@ class Agents:
             command=command,
             prompt=prompt,
             env=variables,
+            max_parallel=cap,
         )
 
     def _extend(self, m: dict[Any, Any], path: KeyPath, name: str | None) -> AgentSpec | None:
         issues = self.issues
-        mapping(issues, m, path, ("profile",), ("args", "env", "session", "prompt"))
+        mapping(issues, m, path, ("profile",), ("args", "env", "session", "prompt", "maxParallel"))
         profile = get(issues, m, "profile", path, text, None)
+        cap = get(issues, m, "maxParallel", path, max_parallel, None)
         base = None if profile is None else self.named(profile, (*path, "profile"))
         args = get(issues, m, "args", path, strings, ())
         variables = get(issues, m, "env", path, env, {})
@@ -147,6 +150,7 @@ class Agents:
             args=base.args + args,
             env={**base.env, **variables},
             session=session or base.session,
+            max_parallel=base.max_parallel if cap is None else cap,
         )
 
 
@@ -182,6 +186,17 @@ def argv_list(issues: Issues, value: object, path: KeyPath) -> tuple[str, ...] |
         issues.add(path, "the command list must not be empty")
         return None
     return result
+
+
+def max_parallel(issues: Issues, value: object, path: KeyPath) -> int | None:
+    """`maxParallel`: a whole number >= 1 (no key: no cap)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        wrong(issues, path, "a whole number >= 1", value)
+        return None
+    if value < 1:
+        issues.add(path, f"must be >= 1, got {value}")
+        return None
+    return value
 
 
 def env(issues: Issues, value: object, path: KeyPath) -> dict[str, str] | None:

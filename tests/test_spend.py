@@ -1,0 +1,77 @@
+"""Spend (DESIGN §15) end to end: per-agent caps, fallback agents and budgets, through the
+stand-in CLIs and the real `doit`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Checkout
+from test_profiles import STANDINS, Standins
+
+
+@pytest.fixture
+def standins(checkout: Checkout, tmp_path: Path) -> Iterator[Standins]:
+    yield Standins(checkout, tmp_path)
+
+
+def _spans(standins: Standins, delay: float) -> dict[str, tuple[float, float]]:
+    """Each task's stand-in call as (start, end) epoch seconds (end = start + its delay)."""
+    return {c["env"]["ORCH_TASK_ID"]: (c["time"], c["time"] + delay) for c in standins.calls()}
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def test_max_parallel_serialises_an_agent_across_projects_while_another_runs_alongside(
+    standins: Standins,
+) -> None:
+    slow = {"STANDIN_DELAY": "1"}
+    standins.plan(
+        [
+            {"id": "c1", "project": "a", "agent": "capped"},
+            {"id": "c2", "project": "b", "agent": "capped"},
+            {"id": "x1", "project": "c", "agent": {"profile": "codex", "env": slow}},
+        ],
+        projects=("a", "b", "c"),
+        agents={"capped": {"profile": "claude", "maxParallel": 1, "env": slow}},
+    )
+    result = standins.co.doit("-n", "3", env=_env(standins))
+    assert result.returncode == 0, result.stdout + result.stderr
+    spans = _spans(standins, 1.0)
+    assert set(spans) == {"c1", "c2", "x1"}
+    assert not _overlap(spans["c1"], spans["c2"]), spans  # the cap: one claude at a time
+    first = min(spans["c1"], spans["c2"])
+    assert _overlap(first, spans["x1"]), spans  # codex went ahead beside it
+
+
+def _env(standins: Standins, **extra: str) -> dict[str, str]:
+    return {
+        "PATH": f"{STANDINS}{os.pathsep}{os.environ.get('PATH', '')}",
+        "STANDIN_RECORD": str(standins.record_file),
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, "must be >= 1, got 0"),
+        (-2, "must be >= 1, got -2"),
+        ("3", "a whole number >= 1"),
+        (1.5, "a whole number >= 1"),
+    ],
+)
+def test_a_bad_max_parallel_is_a_located_plan_error(
+    standins: Standins, value: Any, message: str
+) -> None:
+    standins.plan([{"id": "t1", "agent": "capped"}],
+                  agents={"capped": {"profile": "claude", "maxParallel": value}})  # fmt: skip
+    result = standins.co.doit("list")
+    assert result.returncode != 0
+    assert "agents.capped.maxParallel" in result.stdout + result.stderr, result.stderr
+    assert message in result.stderr, result.stderr
