@@ -58,6 +58,7 @@ class TaskStarted(Event):
     log: str
     prompt_file: str
     adopted: bool = False
+    agent: str = ""  # the agent running it (of a fallback list, the one chosen)
 
     @property
     def pid(self) -> int:

@@ -635,8 +635,8 @@ def test_agent_errors(tmp_path: Path) -> None:
         "plans/shop.yaml:9:75: agents.modes.env.OK: expected a string, got a number",
         "plans/shop.yaml:10:9: agents.text: expected a mapping {command: ...} or {profile: ...}, "
         "got a string",
-        "plans/shop.yaml:12:35: projects[0].agent: expected a profile name or "
-        "a mapping, got a number",
+        "plans/shop.yaml:12:35: projects[0].agent: expected a profile name, a mapping "
+        "or a list of them, got a number",
         "plans/shop.yaml:14:45: tasks[0].agent: a task with 'command' runs in "
         "the shell: drop 'agent'",
         "plans/shop.yaml:15:5: tasks[1]: agent 'shell' needs a 'command' to run",

@@ -4,6 +4,7 @@ stand-in CLIs and the real `doit`."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,3 +76,26 @@ def test_a_bad_max_parallel_is_a_located_plan_error(
     assert result.returncode != 0
     assert "agents.capped.maxParallel" in result.stdout + result.stderr, result.stderr
     assert message in result.stderr, result.stderr
+
+
+def test_a_fallback_list_moves_to_the_next_agent_at_a_usage_limit_using_no_retry(
+    standins: Standins,
+) -> None:
+    over = {"STANDIN_LIMIT_UNTIL": f"{time.time() + 600:.3f}"}
+    standins.plan(
+        [{"id": "t1", "agent": [{"profile": "claude", "env": over}, "codex"]}],
+        defaults={"retries": 0},
+    )
+    result = standins.co.doit(env=_env(standins))
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = standins.calls()
+    assert [c["program"] for c in calls] == ["claude", "codex"]
+    assert [c["env"]["ORCH_ATTEMPT"] for c in calls] == ["1", "2"]
+    handed = calls[1]["prompt"]
+    assert "Attempt 1 of this task ran on claude, which stopped at its usage limit" in handed
+    assert "Claude AI usage limit reached" in handed  # the end of its transcript
+    assert standins.task_state("t1")["status"] == "DONE"
+    assert standins.task_state("t1")["agent"] == "codex"
+    assert standins.stamp("t1")["agent"] == "codex"
+    status = standins.co.doit("status").stdout
+    assert "codex" in status, status

@@ -385,6 +385,7 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
         "pausedUntil": "",
         "denied": [],
         "pendingReason": "",
+        "agent": "",
     }
     assert data["projects"][1] == {
         "name": "ecommerce-backend",

@@ -17,6 +17,7 @@ from orchlib.doitedge.runner import PlanRunner
 from orchlib.errors import ConfigError
 from orchlib.events import RunFinished, RunStarted, TaskUpToDate
 from orchlib.executors import Executor, create
+from orchlib.run import fallback
 from orchlib.run.console import Console
 from orchlib.run.notify import Notifier, close_all
 from orchlib.run.pauses import profile_of
@@ -142,7 +143,8 @@ class PlanRun:
             tasks = self.co.plans[pid].tasks
             for record in records.values():
                 end = parse_time(record.paused_until) if record.status is Status.PAUSED else None
-                profile = profile_of(tasks[record.id]) if record.id in tasks else None
+                task = tasks.get(record.id)
+                profile = profile_of(fallback.named(task, record.agent)) if task else None
                 if end is not None and profile is not None and end.timestamp() > now:
                     self.co.pauses.pause(profile, end.timestamp())
 

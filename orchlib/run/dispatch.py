@@ -22,12 +22,12 @@ from orchlib.events import (
 from orchlib.executors.base import Handle
 from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import Plan, Task
-from orchlib.run import adopt, agents
+from orchlib.run import adopt, agents, fallback
 from orchlib.run.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.run.attemptstate import task_status
 from orchlib.run.finish import Attempted, Finishing, TaskResult
 from orchlib.run.launch import AttemptInputs
-from orchlib.run.pauses import iso, profile_of
+from orchlib.run.pauses import held_until, iso, profile_of
 from orchlib.run.streams import PlainText
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import TaskRecord, orchdir
@@ -46,6 +46,8 @@ class TaskRun(AttemptInputs, Finishing):
 
     def __init__(self, co: Checkout, plan: Plan, task: Task, previous: TaskRecord | None) -> None:
         self.co, self.plan, self.task, self.previous = co, plan, task, previous
+        self.plan_task = task  # `task` is it as the current attempt runs it (its agent)
+        self._handover: fallback.Handover | None = None
         self.project = plan.projects[task.project]
         self._last_number = previous.attempt if previous is not None else 0
         self.profile = profile_of(task)
@@ -86,7 +88,8 @@ class TaskRun(AttemptInputs, Finishing):
             if attempted is None:
                 if self.co.interrupt.is_set():
                     return self._fail("interrupted before it started", 0, interrupted=True)
-                if (until := self.co.pauses.until(self.profile)) is not None:
+                self._use(fallback.choose(self.plan_task, self.co.pauses))
+                if (until := held_until(self.plan_task, self.co.pauses)) is not None:
                     return self._pause(self._last_number, until, "")
                 attempted = self._attempt(self._next_number(), self._feedback)
             self._last_number = attempted.number
@@ -96,6 +99,12 @@ class TaskRun(AttemptInputs, Finishing):
             if result is not None:
                 return result
             attempted = None
+
+    def _use(self, task: Task) -> None:
+        """Run the next attempt with `task`'s agent; another agent starts a fresh session."""
+        if task.agent != self.task.agent:
+            self._paused_session = None
+        self.task, self.profile = task, profile_of(task)
 
     def _still_waiting(self) -> TaskResult | None:
         """A task with an open question is not dispatched again until it is answered.
@@ -125,6 +134,10 @@ class TaskRun(AttemptInputs, Finishing):
         if outcome.result is Result.PAUSED and not self.co.interrupt.is_set():
             self._paused_session = outcome.session_id or self._paused_session
             until = self.co.pauses.pause(self.profile or "", outcome.reset_at)
+            if self.plan_task.agents:  # the next agent of the list reads where this one was
+                log = self.co.log_path(self.plan.plan_id, self.task.id, done.number)
+                redact = self.co.secrets.redact
+                self._handover = fallback.handover(self.task.agent, done.number, log, redact)
             return self._pause(done.number, until, outcome.text, hit=True), self._feedback
         if self.profile is not None:
             self.co.pauses.clear_backoff(self.profile)
@@ -195,6 +208,7 @@ class TaskRun(AttemptInputs, Finishing):
         if prev is None or found is None:
             return None
         proc, log, ago = found.handle, found.log, found.started_ago
+        self._use(fallback.named(self.plan_task, prev.agent))
         self._publish(self._started(prev.attempt, prev.terminal_id, proc, log, prev.prompt_file,
                                     adopted=True))  # fmt: skip
         started = time.monotonic() - ago
@@ -237,7 +251,7 @@ class TaskRun(AttemptInputs, Finishing):
     ) -> TaskStarted:
         return TaskStarted(
             self.plan.plan_id, self.task.id, number, terminal_id, proc.ref, proc.host,
-            str(log), prompt or "", adopted=adopted,
+            str(log), prompt or "", adopted=adopted, agent=self.task.agent.name,
         )  # fmt: skip
 
     def _follow(

@@ -82,6 +82,7 @@ class TaskRecord:
     denied: tuple[str, ...] = ()  # tool calls the agent's CLI refused in the latest attempt
     # Why a task not shown DONE would run (`doit info`'s reason), once it ran or was stale.
     pending_reason: str = ""
+    agent: str = ""  # the agent of the latest attempt (a fallback list's chosen one)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.fsutil import atomic_write, read_json
-from orchlib.plan import Plan, Task, keys
+from orchlib.plan import AgentSpec, Plan, Task, keys
 from orchlib.state.fingerprints import changed_input, missing_outputs
 
 
@@ -40,7 +40,13 @@ def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
 
 
 def _agent_repr(task: Task) -> list[Any]:
-    spec = task.agent
+    """The agent as the spec hash sees it; a fallback list as written, whichever agent ran."""
+    if task.agents:
+        return [_one_agent(spec) for spec in task.agents]
+    return _one_agent(task.agent)
+
+
+def _one_agent(spec: AgentSpec) -> list[Any]:
     return [spec.profile, spec.command, spec.prompt, spec.args, sorted(spec.env.items())]
 
 

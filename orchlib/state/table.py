@@ -42,7 +42,8 @@ def render_status(
     header: tuple[str, ...] = (*HEADER[:5], *USAGE_HEADER, *HEADER[5:]) if with_usage else HEADER
     rows: list[tuple[str, ...]] = [header]
     for t in tasks:
-        row = _row(plan.plan_id, t, current, root)
+        listed = t.id in plan.tasks and bool(plan.tasks[t.id].agents)  # fallback agents
+        row = _row(plan.plan_id, t, current, root, listed)
         rows.append((*row[:5], *_usage_cells(usage[t.id]), *row[5:]) if with_usage else row)
     every = list(current.tasks.values())
     done = sum(t.status is Status.DONE for t in every)
@@ -136,8 +137,12 @@ def _running(state: PlanState) -> bool:
     return bool(state.run.started_at) and not state.run.ended_at
 
 
-def _row(plan_id: str, task: TaskRecord, state: PlanState, root: Path | None) -> tuple[str, ...]:
+def _row(
+    plan_id: str, task: TaskRecord, state: PlanState, root: Path | None, listed: bool = False
+) -> tuple[str, ...]:
     attempt = str(task.attempt) if task.attempt else ""
+    if attempt and listed and task.agent:  # which agent of its fallback list ran it
+        attempt += f" {task.agent}"
     if attempt and task.host not in ("", "local"):  # where it ran: a dask worker's address
         attempt += f" on {task.host}"
     log = relative_path(task.log, (root, root.resolve())) if task.log and root else task.log

@@ -127,6 +127,7 @@ def _started(r: TaskRecord, e: TaskStarted) -> TaskRecord:
         ref=e.ref,
         log=e.log,
         prompt_file=e.prompt_file,
+        agent=e.agent or r.agent,
         adopted=e.adopted,
         started_at=r.started_at if same else e.at,
         percent=r.percent if same else 0,

@@ -186,7 +186,7 @@ function rowHtml(t) {
     `<td class="id"><strong>${esc(t.id)}</strong></td><td>${esc(t.title)}</td><td>${esc(t.project)}</td>` +
     `<td><span class="badge ${stateClass(t.status)}">${esc(t.status)}</span></td>` +
     `<td class="num"><progress max="100" value="${pct}"></progress> ${pct}%</td>` +
-    `<td class="num">${t.attempt || ""}</td>` +
+    `<td class="num">${t.attempt || ""}${t.attempt && t.agent ? ` <small>${esc(t.agent)}</small>` : ""}</td>` +
     `<td class="num elapsed"${running ? ` data-start="${esc(t.startedAt)}"` : ""}>${esc(elapsed(t))}</td>` +
     `<td class="num">${esc(cost(t))}</td><td class="last">${esc(last(t))}</td></tr>`;
 }
@@ -233,7 +233,7 @@ function renderDetail(restartLog) {
   if (!t) return stopLog();
   $("detail-title").textContent = `${view.planId}:${t.id} — ${t.title || ""}`;
   const facts = [["state", `${t.status}${t.status === "IN_PROGRESS" ? ` ${t.percent || 0}%` : ""}`],
-    ["project", t.project], ["attempt", t.attempt], ["terminal", t.terminalId],
+    ["project", t.project], ["attempt", t.attempt], ["agent", t.agent], ["terminal", t.terminalId],
     ["started", t.startedAt], ["finished", t.finishedAt], ["elapsed", elapsed(t)], ["cost", cost(t)],
     ["summary", t.summary], ["error", t.error], ["last update", t.lastUpdate], ["log", t.log]];
   $("detail-facts").innerHTML = facts.filter(([, v]) => v !== "" && v != null && v !== 0)
