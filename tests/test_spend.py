@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Checkout
+from conftest import Checkout, pid_alive
 from test_profiles import STANDINS, Standins
 
 
@@ -99,3 +99,33 @@ def test_a_fallback_list_moves_to_the_next_agent_at_a_usage_limit_using_no_retry
     assert standins.stamp("t1")["agent"] == "codex"
     status = standins.co.doit("status").stdout
     assert "codex" in status, status
+
+
+def runaway(profile: str, steps: int = 40, **env: str) -> dict[str, Any]:
+    """An agent that reports usage step by step and keeps working (0.25 s a step)."""
+    given = {"STANDIN_STEPS": str(steps), "STANDIN_STEP_SLEEP": "0.25", **env}
+    return {"profile": profile, "env": given}
+
+
+def test_a_task_budget_stops_a_runaway_attempt_mid_way_and_fails_the_task(
+    standins: Standins,
+) -> None:
+    standins.plan(
+        [{"id": "t1", "agent": runaway("claude"), "budget": {"tokens": 100}}],
+        defaults={"retries": 2},
+    )
+    began = time.monotonic()
+    result = standins.co.doit(env=_env(standins))
+    took = time.monotonic() - began
+    assert result.returncode != 0, result.stdout + result.stderr  # a failed task
+    # 40 steps of 0.25 s: the stop came at the second message (128 tokens), not the end
+    assert took < 8, took
+    calls = standins.calls()
+    assert len(calls) == 1  # over budget uses no retry
+    assert not pid_alive(calls[0]["pid"])
+    record = standins.task_state("t1")
+    assert record["status"] == "ERROR"
+    assert record["error"] == "budget spent: 128 tokens of 100"
+    assert record["spend"] == {"usd": 0.0, "tokens": 128}
+    assert record["budget"] == {"tokens": 100}
+    assert "budget spent: 128 tokens of 100" in result.stdout + result.stderr

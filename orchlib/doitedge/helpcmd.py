@@ -52,6 +52,8 @@ Options
   --dry-run           list what would be dispatched, in order, with the reason
   --no-wait-limits    when only tasks paused by an agent's usage limit are left, stop
                       (exit 2) and say when to come back, instead of waiting
+  --budget-usd N      stop this run's agents once they spent N US dollars in all; the
+                      tasks left stay PENDING (exit 1)
   -c, --continue      on by default: a failure does not stop independent tasks
 Exit: 0 all done; 1 a task failed, waits on a question or was skipped; 3 a bad plan or
 configuration (a missing agent CLI, a bad project folder), reported before anything runs;

@@ -23,6 +23,7 @@ from orchlib.checkout import Checkout
 from orchlib.doitedge.doitapi import TaskError, TaskFailed
 from orchlib.doitedge.limitwait import LimitWait, WaitFn
 from orchlib.doitedge.loader import closure, orch_meta
+from orchlib.events import BudgetHeld
 from orchlib.plan import TaskMeta
 from orchlib.run.dispatch import TaskRun
 from orchlib.run.finish import TaskResult
@@ -36,7 +37,7 @@ from orchlib.run.ready import (
 )
 from orchlib.state import Status, TaskRecord
 
-PAUSED = object()  # a worker's result for a task its agent's usage limit holds
+PAUSED = object()  # a worker's result for a task a usage limit or a budget holds
 
 
 class PlanRunner(Runner):  # type: ignore[misc]
@@ -66,6 +67,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
         self.load: Counter[str] = Counter()  # running tasks per key
         self.busy: set[str] = set()  # keys running all the tasks they may
         self.holds: dict[str, tuple[str, ...]] = {}  # running task -> the keys it counts in
+        self.budget_stops: set[str] = set()  # the spent budgets that held tasks back
         self.ready = ReadyQueue()
         self.barrier = _Barrier(checkout)
         self.ranks: dict[tuple[str, str], float] = {}
@@ -91,7 +93,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
             self.limits.show(node for _, node in self.ready.heads(self.busy))
             if not self.running:
                 if self.ready and not self._stopping() and not self._candidates():
-                    if not self.limits.wait():  # every ready task waits on a limit
+                    if self._budget_held() or not self.limits.wait():  # nothing may start
                         break
                     continue
                 if exhausted or not self.ready or self._stopping():
@@ -169,7 +171,27 @@ class PlanRunner(Runner):  # type: ignore[misc]
         """
         heads = sorted(self.ready.heads(self.busy), key=lambda h: h[0])
         free = [node for _, node in heads if not self.busy.intersection(self._keys(node))]
-        return [node for node in free if self.limits.held(node) is None]
+        return [n for n in free if self.limits.held(n) is None and self._budget(n) is None]
+
+    def _budget(self, node: Any) -> str | None:
+        """Why a spent project, plan or run budget holds this task (None: it may start)."""
+        meta = orch_meta(node.task)
+        assert meta is not None
+        return self.co.run.ledger.held(meta.plan, self.co.plans[meta.plan].tasks[meta.task])
+
+    def _budget_held(self) -> bool:
+        """True when a spent budget holds every ready task: the run ends, they stay PENDING
+        with the budget as their reason."""
+        nodes = [node for _, node in self.ready.heads(set())]
+        reasons = [(node, self._budget(node)) for node in nodes]
+        if not nodes or any(why is None for _, why in reasons):
+            return False
+        for node, why in reasons:
+            meta = orch_meta(node.task)
+            assert meta is not None and why is not None
+            self.co.bus.publish(BudgetHeld(meta.plan, meta.task, why))
+            self.budget_stops.add(f"{meta.plan}: {why}")
+        return True
 
     def _keys(self, node: Any) -> tuple[str, ...]:
         """The capacity keys a task counts in: its project folder, and its agent if capped."""
@@ -239,6 +261,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
             previous = self.previous.get(plan.plan_id, {}).get(meta.task)
             run = self.runs[task.name] = TaskRun(self.co, plan, plan.tasks[meta.task], previous)
         result = run.run()
+        if result.status is Status.PENDING:  # a spent budget holds it (DESIGN §15)
+            self.budget_stops.add(f"{meta.plan}: {result.text}")
+            return PAUSED
         return PAUSED if result.status is Status.PAUSED else task_failure(result)
 
 

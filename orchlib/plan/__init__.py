@@ -46,6 +46,18 @@ class AgentSpec:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """`budget: {usd, tokens}` of a task, project or plan: a cap on its own total spend
+    (DESIGN §15); None: no cap of that kind. Not inherited, not in the spec hash."""
+
+    usd: float | None = None
+    tokens: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.usd is not None or self.tokens is not None
+
+
+@dataclass(frozen=True)
 class Limits:
     """Retry and time limits of a task (seconds; None = no limit)."""
 
@@ -72,6 +84,7 @@ class Project:
     context: str = ""
     isolation: str = ""
     parallel: int = 1
+    budget: Budget = field(default_factory=Budget)
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,7 @@ class Task:
     environment: EnvPolicy = field(default_factory=EnvPolicy)  # not in the spec hash
     # A fallback list as written (`agent: [claude, codex]`; `agent` is its first); () for one.
     agents: tuple[AgentSpec, ...] = ()
+    budget: Budget = field(default_factory=Budget)  # not in the spec hash
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,7 @@ class Plan:
     notify: tuple[NotifyTarget, ...] = ()
     allow_outside_paths: bool = False
     executor: str = ""  # `defaults.executor`: where agents run unless the run says otherwise
+    budget: Budget = field(default_factory=Budget)
     digest: str = field(default="", compare=False)  # the plan file's content hash
 
     def phase_of(self, task_id: str) -> int:

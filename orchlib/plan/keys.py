@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from orchlib.plan import DEFAULT_PARALLEL, SCHEDULES, Limits
+from orchlib.plan import DEFAULT_PARALLEL, SCHEDULES, Budget, Limits
+from orchlib.plan.budgetschema import budget
 from orchlib.plan.checks import (
     Issues,
     KeyPath,
@@ -76,6 +77,7 @@ PLAN = (
     PlanKey("notify", "notify", None),
     PlanKey("allowOutsidePaths", "allow_outside_paths", flag, False),
     PlanKey("environment", "", None),
+    PlanKey("budget", "budget", budget, Budget()),  # its own total; not inherited (§15)
 )
 
 PROJECT = (
@@ -89,6 +91,7 @@ PROJECT = (
     PlanKey("parallel", "parallel", None, DEFAULT_PARALLEL),
     *LIMIT_KEYS,
     PlanKey("environment", "", None, inherited_from=("plan",)),
+    PlanKey("budget", "budget", budget, Budget()),
 )
 
 TASK = (
@@ -107,6 +110,7 @@ TASK = (
     *LIMIT_KEYS,
     # How to run, not what to make: a changed policy (or a rotated key) redoes nothing.
     PlanKey("environment", "environment", None, inherited_from=("plan", "project")),
+    PlanKey("budget", "budget", budget, Budget()),
 )
 
 DEFAULTS = (*LIMIT_KEYS, PlanKey("executor", "executor", None, ""))

@@ -82,6 +82,7 @@ class Profile:
     # The variables the CLI logs in with (docs/agents.md names the source of each): they
     # reach this profile's agents whatever `environment` says, and no other process.
     login: tuple[str, ...] = ()
+    reports_usd: bool = False  # its usage has a cost in USD (else tokens only; DESIGN §15)
 
 
 PROFILES: Mapping[str, Profile] = {
@@ -95,6 +96,7 @@ PROFILES: Mapping[str, Profile] = {
         resume=("--resume",),
         prompt={"stdin": ()},
         adapter=ClaudeStream,
+        reports_usd=True,
         login=(
             "ANTHROPIC_API_KEY",
             "ANTHROPIC_AUTH_TOKEN",
@@ -166,6 +168,7 @@ PROFILES: Mapping[str, Profile] = {
         resume=("--session",),
         prompt={"stdin": ()},
         adapter=OpencodeJson,
+        reports_usd=True,
         # Each provider's `env` list from models.dev, which opencode reads for its key.
         login=(
             "ANTHROPIC_API_KEY",
@@ -224,6 +227,12 @@ def executable(spec: AgentSpec) -> str:
             raise ValueError(f"agent {spec.name!r}: a custom agent needs a command")
         return spec.command[0]
     return _profile(spec).program
+
+
+def reports_usd(spec: AgentSpec) -> bool:
+    """Whether the agent's CLI reports a cost in USD (a custom command reports nothing)."""
+    profile = PROFILES.get(spec.profile or "")
+    return profile is not None and profile.reports_usd
 
 
 def adapter(spec: AgentSpec) -> OutputAdapter:

@@ -12,9 +12,11 @@ from pathlib import Path
 from orchlib import state
 from orchlib.checkout import Checkout
 from orchlib.events import (
+    BudgetHeld,
     TaskFailed,
     TaskPaused,
     TaskProgress,
+    TaskSpent,
     TaskStarted,
     TaskWaiting,
     ToolsDenied,
@@ -28,12 +30,13 @@ from orchlib.run.attemptstate import task_status
 from orchlib.run.finish import Attempted, Finishing, TaskResult
 from orchlib.run.launch import AttemptInputs
 from orchlib.run.pauses import held_until, iso, profile_of
+from orchlib.run.spend import Meter
 from orchlib.run.streams import PlainText
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import TaskRecord, orchdir
 from orchlib.state.model import Status, merge_answers
 
-FREE = {Result.PAUSED, Result.LOST}  # outcomes that use no retry
+FREE = {Result.PAUSED, Result.LOST, Result.OVER_BUDGET}  # outcomes that use no retry
 MAX_LOSSES = 3  # a task is dispatched again after this many lost workers, no more
 
 
@@ -88,6 +91,8 @@ class TaskRun(AttemptInputs, Finishing):
             if attempted is None:
                 if self.co.interrupt.is_set():
                     return self._fail("interrupted before it started", 0, interrupted=True)
+                if (spent := self._budget_spent()) is not None:
+                    return spent
                 self._use(fallback.choose(self.plan_task, self.co.pauses))
                 if (until := held_until(self.plan_task, self.co.pauses)) is not None:
                     return self._pause(self._last_number, until, "")
@@ -99,6 +104,20 @@ class TaskRun(AttemptInputs, Finishing):
             if result is not None:
                 return result
             attempted = None
+
+    def _budget_spent(self) -> TaskResult | None:
+        """Its own budget spent: the task fails; a project's, plan's or run's: it waits."""
+        ledger, pid = self.co.run.ledger, self.plan.plan_id
+        if (own := ledger.own(pid, self.plan_task)) is not None:
+            return self._fail(own, self._last_number)
+        if (held := ledger.held(pid, self.plan_task)) is not None:
+            return self._held(held)
+        return None
+
+    def _held(self, reason: str) -> TaskResult:
+        """PENDING, with the budget that holds it as its pendingReason (DESIGN §15)."""
+        self._publish(BudgetHeld(self.plan.plan_id, self.task.id, reason))
+        return TaskResult(Status.PENDING, reason)
 
     def _use(self, task: Task) -> None:
         """Run the next attempt with `task`'s agent; another agent starts a fresh session."""
@@ -141,6 +160,9 @@ class TaskRun(AttemptInputs, Finishing):
             return self._pause(done.number, until, outcome.text, hit=True), self._feedback
         if self.profile is not None:
             self.co.pauses.clear_backoff(self.profile)
+        if outcome.result is Result.OVER_BUDGET and not self.co.interrupt.is_set():
+            spent = self._budget_spent()
+            return spent or self._fail(outcome.text, done.number), self._feedback
         if outcome.result is Result.DONE:
             checked = self._check(done)
             if checked.problem is None:
@@ -212,7 +234,8 @@ class TaskRun(AttemptInputs, Finishing):
         self._publish(self._started(prev.attempt, prev.terminal_id, proc, log, prev.prompt_file,
                                     adopted=True))  # fmt: skip
         started = time.monotonic() - ago
-        outcome = self._follow(proc, log, prev.terminal_id, ago, found.quiet_for)
+        meter = self._meter(proc)
+        outcome = self._follow(proc, log, prev.terminal_id, ago, found.quiet_for, meter)
         return Attempted(prev.attempt, prev.terminal_id, outcome, started, proc.host)
 
     def _attempt(self, number: int, feedback: str) -> Attempted:
@@ -237,8 +260,14 @@ class TaskRun(AttemptInputs, Finishing):
             self.co.bus.sync()  # pid and log are in state.json before the agent may print
 
         proc = self.co.executor.start(job, announce)
-        outcome = self._follow(proc, log, terminal_id)
+        outcome = self._follow(proc, log, terminal_id, meter=self._meter(proc))
         return Attempted(number, terminal_id, outcome, started, proc.host)
+
+    def _meter(self, proc: Handle) -> Meter:
+        """The spend meter of an attempt starting now (DESIGN §15)."""
+        meter = self.co.run.ledger.begin(self.plan.plan_id, self.plan_task)
+        meter.handle = proc
+        return meter
 
     def _started(
         self,
@@ -255,14 +284,20 @@ class TaskRun(AttemptInputs, Finishing):
         )  # fmt: skip
 
     def _follow(
-        self, proc: Handle, log: Path, terminal_id: str, ago: float = 0.0, quiet: float = 0.0
-    ) -> Outcome:
+        self, proc: Handle, log: Path, terminal_id: str, ago: float = 0.0, quiet: float = 0.0,
+        meter: Meter | None = None,
+    ) -> Outcome:  # fmt: skip
         shell = self.task.command is not None
         adapter = PlainText() if shell else agents.adapter(self.task.agent)
         stop = self.co.interrupt
         watch = Follow(proc, log, terminal_id, self.task.limits, adapter, stop.event,
-                       self._progress, shell, ago, quiet)  # fmt: skip
-        outcome = follow(watch)
+                       self._progress, shell, ago, quiet, meter)  # fmt: skip
+        try:
+            outcome = follow(watch)
+        finally:
+            if meter is not None and self.co.run.ledger.end(meter):  # it reported usage
+                spent = self.co.run.ledger.task_spend(self.plan.plan_id, self.task.id)
+                self._publish(TaskSpent(self.plan.plan_id, self.task.id, spent.as_json()))
         # Where an agent's words enter orchlib's records: the stamp, the next prompt, events.
         clean = self.co.secrets.redact
         return replace(outcome, text=clean(outcome.text), denied=tuple(map(clean, outcome.denied)))
