@@ -3,7 +3,9 @@ stand-in CLIs and the real `doit`."""
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,11 @@ from typing import Any
 import pytest
 from conftest import Checkout, pid_alive
 from test_profiles import STANDINS, Standins
+
+SINK = (
+    "import json, sys\n"
+    "with open(sys.argv[1], 'a') as f: f.write(json.dumps(sys.argv[2:]) + '\\n')\n"
+)
 
 
 @pytest.fixture
@@ -129,3 +136,79 @@ def test_a_task_budget_stops_a_runaway_attempt_mid_way_and_fails_the_task(
     assert record["spend"] == {"usd": 0.0, "tokens": 128}
     assert record["budget"] == {"tokens": 100}
     assert "budget spent: 128 tokens of 100" in result.stdout + result.stderr
+
+
+def test_a_plan_budget_leaves_the_rest_pending_with_the_reason_and_raising_it_continues(
+    standins: Standins,
+) -> None:
+    tasks = [
+        {"id": "t1", "project": "a", "agent": runaway("opencode")},
+        {"id": "t2", "project": "a", "agent": "opencode", "dependsOn": ["t1"]},
+    ]
+    notes = standins.co.root.parent / "notes.jsonl"
+    sink = [sys.executable, "-c", SINK, str(notes), "{event}", "{message}"]
+    standins.plan(tasks, projects=("a",), budget={"usd": 0.08}, notify=[{"command": sink}])
+    began = time.monotonic()
+    result = standins.co.doit(env=_env(standins))
+    assert time.monotonic() - began < 8
+    said = result.stdout + result.stderr
+    assert result.returncode == 1, said
+    assert "prof: plan budget spent ($0.10 of $0.08)" in said
+    first = standins.task_state("t1")
+    assert first["status"] == "PENDING"
+    assert first["pendingReason"] == "plan budget spent ($0.10 of $0.08)"
+    assert first["spend"] == {"usd": 0.1, "tokens": 2100}
+    assert standins.task_state("t2")["status"] == "PENDING"
+    state = standins.co.state("prof")
+    assert state["spend"] == {"usd": 0.1, "tokens": 2100}
+    assert state["budget"] == {"usd": 0.08}
+    assert state["projects"][0]["spend"] == {"usd": 0.1, "tokens": 2100}
+    assert len(standins.calls()) == 1
+    status = standins.co.doit("status").stdout
+    assert "held: plan budget spent ($0.10 of $0.08)" in status, status
+    assert "budget $0.10 of $0.08" in status, status
+    told = [json.loads(line) for line in notes.read_text().splitlines()]
+    said = "Orchestration 'prof': plan budget spent ($0.10 of $0.08) in task 't1' (prof:t1)"
+    assert ["budget_spent", said] in told, told
+    dry = standins.co.doit("--dry-run").stdout
+    assert "prof:t1  [agent opencode, spent $0.10, 2,100 tok, budget none]" in dry, dry
+
+    tasks[0]["agent"] = "opencode"  # the budget raised, the agent no longer a runaway
+    standins.plan(tasks, projects=("a",), budget={"usd": 5})
+    again = standins.co.doit(env=_env(standins))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [c["env"]["ORCH_TASK_ID"] for c in standins.calls()] == ["t1", "t1", "t2"]
+    assert standins.task_state("t1")["spend"]["usd"] == pytest.approx(0.1154)
+
+
+def test_budget_usd_caps_one_run_across_its_attempts(standins: Standins) -> None:
+    standins.plan(
+        [{"id": "t1", "project": "a", "agent": runaway("opencode")},
+         {"id": "t2", "project": "b", "agent": runaway("opencode")}],
+        projects=("a", "b"),
+    )  # fmt: skip
+    result = standins.co.doit("--budget-usd", "0.08", env=_env(standins))
+    said = result.stdout + result.stderr
+    assert result.returncode == 1, said
+    assert "run budget spent ($0.10 of $0.08)" in said
+    for task in ("t1", "t2"):
+        record = standins.task_state(task)
+        assert record["status"] == "PENDING", record
+        assert record["pendingReason"].startswith("run budget spent"), record
+    assert all(not pid_alive(c["pid"]) for c in standins.calls())
+    bad = standins.co.doit("--budget-usd", "lots", env=_env(standins))
+    assert bad.returncode == 3
+    assert "--budget-usd lots: expected a number of US dollars >= 0" in bad.stdout + bad.stderr
+
+
+def test_a_usd_budget_over_an_agent_reporting_tokens_only_is_a_warning(
+    standins: Standins,
+) -> None:
+    standins.plan([{"id": "t1", "agent": "codex", "budget": {"usd": 1}}])
+    result = standins.co.doit(env=_env(standins))
+    assert result.returncode == 0, result.stdout + result.stderr
+    warned = [line for line in result.stdout.splitlines() if "warning" in line]
+    assert len(warned) == 1, result.stdout
+    assert warned[0].startswith("orchlib: warning: plans/prof.json:"), warned
+    assert "tasks[0].budget.usd: codex report tokens only" in warned[0]
+    assert standins.task_state("t1")["spend"] == {"usd": 0.0, "tokens": 24885}
