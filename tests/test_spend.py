@@ -212,3 +212,27 @@ def test_a_usd_budget_over_an_agent_reporting_tokens_only_is_a_warning(
     assert warned[0].startswith("orchlib: warning: plans/prof.json:"), warned
     assert "tasks[0].budget.usd: codex report tokens only" in warned[0]
     assert standins.task_state("t1")["spend"] == {"usd": 0.0, "tokens": 24885}
+
+
+def test_the_ledger_stops_every_attempt_under_a_crossed_budget_once() -> None:
+    from orchlib.plan import Budget, Plan, Project, Task
+    from orchlib.run.spend import Crossing, Ledger, Spend
+
+    tasks = {t: Task(id=t, project="a", title=t) for t in ("t1", "t2")}
+    projects = {"a": Project(name="a", path="a", root=Path("a"))}
+    plan = Plan(plan_id="p", source=Path("p.yaml"), budget=Budget(usd=1.0), projects=projects,
+                tasks=tasks)  # fmt: skip
+    ledger, told = Ledger(), []
+    ledger.on_crossing = told.append
+    ledger.load([plan], {("p", "t1"): Spend(0.5, 10)}, Budget())
+    one, two = ledger.begin("p", tasks["t1"]), ledger.begin("p", tasks["t2"])
+    one.report({"cost_usd": 0.25, "input_tokens": 1})
+    assert not one.stopped and ledger.held("p", tasks["t2"]) is None
+    two.report({"cost_usd": 0.5})  # 0.5 + 0.25 + 0.5 > 1.0
+    assert one.reason == two.reason == "plan budget spent ($1.25 of $1.00)"
+    assert told == [Crossing(("plan", "p"), "p", "t2", "plan budget spent ($1.25 of $1.00)")]
+    two.report({"cost_usd": 0.75})  # already crossed: no second notice
+    assert len(told) == 1
+    assert ledger.held("p", tasks["t1"]) == "plan budget spent ($1.50 of $1.00)"
+    assert ledger.own("p", tasks["t1"]) is None
+    assert ledger.task_spend("p", "t1") == Spend(0.75, 11)
