@@ -110,14 +110,10 @@ class TaskRun(AttemptInputs, Finishing):
         ledger, pid = self.co.run.ledger, self.plan.plan_id
         if (own := ledger.own(pid, self.plan_task)) is not None:
             return self._fail(own, self._last_number)
-        if (held := ledger.held(pid, self.plan_task)) is not None:
-            return self._held(held)
+        if (held := ledger.held(pid, self.plan_task)) is not None:  # PENDING, saying why
+            self._publish(BudgetHeld(pid, self.task.id, held))
+            return TaskResult(Status.PENDING, held)
         return None
-
-    def _held(self, reason: str) -> TaskResult:
-        """PENDING, with the budget that holds it as its pendingReason (DESIGN §15)."""
-        self._publish(BudgetHeld(self.plan.plan_id, self.task.id, reason))
-        return TaskResult(Status.PENDING, reason)
 
     def _use(self, task: Task) -> None:
         """Run the next attempt with `task`'s agent; another agent starts a fresh session."""
@@ -234,7 +230,7 @@ class TaskRun(AttemptInputs, Finishing):
         self._publish(self._started(prev.attempt, prev.terminal_id, proc, log, prev.prompt_file,
                                     adopted=True))  # fmt: skip
         started = time.monotonic() - ago
-        meter = self._meter(proc)
+        meter = self.co.run.ledger.begin(self.plan.plan_id, self.plan_task, proc)
         outcome = self._follow(proc, log, prev.terminal_id, ago, found.quiet_for, meter)
         return Attempted(prev.attempt, prev.terminal_id, outcome, started, proc.host)
 
@@ -260,14 +256,9 @@ class TaskRun(AttemptInputs, Finishing):
             self.co.bus.sync()  # pid and log are in state.json before the agent may print
 
         proc = self.co.executor.start(job, announce)
-        outcome = self._follow(proc, log, terminal_id, meter=self._meter(proc))
+        meter = self.co.run.ledger.begin(self.plan.plan_id, self.plan_task, proc)
+        outcome = self._follow(proc, log, terminal_id, meter=meter)
         return Attempted(number, terminal_id, outcome, started, proc.host)
-
-    def _meter(self, proc: Handle) -> Meter:
-        """The spend meter of an attempt starting now (DESIGN §15)."""
-        meter = self.co.run.ledger.begin(self.plan.plan_id, self.plan_task)
-        meter.handle = proc
-        return meter
 
     def _started(
         self,

@@ -143,9 +143,10 @@ class Ledger:
                     before = self._spent.get(key, Spend())
                     self._spent[key] = before + spent.get((plan.plan_id, task.id), Spend())
 
-    def begin(self, plan_id: str, task: Task) -> Meter:
-        """A meter for an attempt of `task` starting now."""
+    def begin(self, plan_id: str, task: Task, handle: Stoppable | None = None) -> Meter:
+        """A meter for an attempt of `task` starting now (`handle`: its process group)."""
         meter = Meter(self, scopes(plan_id, task), (plan_id, task.id))
+        meter.handle = handle
         with self._lock:
             self._meters.add(meter)
         return meter
