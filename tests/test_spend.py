@@ -105,7 +105,9 @@ def test_a_fallback_list_moves_to_the_next_agent_at_a_usage_limit_using_no_retry
     assert standins.task_state("t1")["agent"] == "codex"
     assert standins.stamp("t1")["agent"] == "codex"
     status = standins.co.doit("status").stdout
-    assert "codex" in status, status
+    assert "2 codex" in status, status  # the attempt, and the agent of the list that ran it
+    shown = standins.co.doit("log", "prof:t1").stdout
+    assert "All set." in shown and '"type"' not in shown, shown  # decoded as codex's output
 
 
 def runaway(profile: str, steps: int = 40, **env: str) -> dict[str, Any]:
