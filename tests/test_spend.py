@@ -238,3 +238,31 @@ def test_the_ledger_stops_every_attempt_under_a_crossed_budget_once() -> None:
     assert ledger.held("p", tasks["t1"]) == "plan budget spent ($1.50 of $1.00)"
     assert ledger.own("p", tasks["t1"]) is None
     assert ledger.task_spend("p", "t1") == Spend(0.75, 11)
+
+
+@pytest.mark.parametrize(
+    ("task", "where", "message"),
+    [
+        ({"agent": []}, "tasks[0].agent", "an agent list must name at least one agent"),
+        ({"agent": ["claude", "nope"]}, "tasks[0].agent[1]", "unknown agent profile 'nope'"),
+        ({"budget": {"usd": -1}}, "tasks[0].budget.usd", "must be a number >= 0, got -1"),
+        ({"budget": {"tokens": "many"}}, "tasks[0].budget.tokens", "expected a whole number"),
+        ({"budget": {}}, "tasks[0].budget", "a budget sets usd, tokens or both"),
+    ],
+)
+def test_bad_agent_lists_and_budgets_are_located_plan_errors(
+    standins: Standins, task: dict[str, Any], where: str, message: str
+) -> None:
+    standins.plan([{"id": "t1", **task}])
+    result = standins.co.doit("list")
+    assert result.returncode == 3, result.stdout + result.stderr
+    line = next(x for x in result.stderr.splitlines() if where in x)
+    assert line.startswith("plans/prof.json:") and message in line, result.stderr
+
+
+def test_preflight_checks_every_agent_of_a_fallback_list(standins: Standins) -> None:
+    standins.plan([{"id": "t1", "agent": ["claude", {"command": ["no-such-cli-x"]}]}])
+    result = standins.co.doit(env=_env(standins))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "agent 'no-such-cli-x' not found on PATH" in result.stdout + result.stderr
+    assert standins.calls() == []
