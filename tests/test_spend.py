@@ -35,20 +35,24 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
+@pytest.mark.parametrize("form", ["named", "inline"])
 def test_max_parallel_serialises_an_agent_across_projects_while_another_runs_alongside(
-    standins: Standins,
+    standins: Standins, form: str
 ) -> None:
     slow = {"STANDIN_DELAY": "1"}
+    capped = {"profile": "claude", "maxParallel": 1, "env": slow}
+    agent: Any = "capped" if form == "named" else capped
     standins.plan(
         [
-            {"id": "c1", "project": "a", "agent": "capped"},
-            {"id": "c2", "project": "b", "agent": "capped"},
+            {"id": "c1", "project": "a", "agent": agent},
+            {"id": "c2", "project": "b", "agent": agent},
             {"id": "x1", "project": "c", "agent": {"profile": "codex", "env": slow}},
         ],
         projects=("a", "b", "c"),
-        agents={"capped": {"profile": "claude", "maxParallel": 1, "env": slow}},
+        agents={"capped": capped},
     )
-    result = standins.co.doit("-n", "3", env=_env(standins))
+    # two slots: c2, waiting for claude's cap, must not hold the one codex needs
+    result = standins.co.doit("-n", "2", env=_env(standins))
     assert result.returncode == 0, result.stdout + result.stderr
     spans = _spans(standins, 1.0)
     assert set(spans) == {"c1", "c2", "x1"}
