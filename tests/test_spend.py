@@ -270,3 +270,12 @@ def test_preflight_checks_every_agent_of_a_fallback_list(standins: Standins) -> 
     assert result.returncode == 3, result.stdout + result.stderr
     assert "agent 'no-such-cli-x' not found on PATH" in result.stdout + result.stderr
     assert standins.calls() == []
+
+
+def test_status_shows_a_task_spend_against_its_budget(standins: Standins) -> None:
+    standins.plan([{"id": "t1", "agent": "opencode", "budget": {"usd": 1}}])
+    assert standins.co.doit(env=_env(standins)).returncode == 0
+    table = standins.co.doit("status").stdout
+    header, row = table.splitlines()[1:3]
+    assert "SPEND" in header.split()
+    assert "$0.02 of $1.00" in row, table

@@ -41,7 +41,7 @@ def render_status(
     usage = {t.id: task_usage(stamps.get(t.id)) for t in tasks}
     with_usage = any(usage.values())
     header: tuple[str, ...] = (*HEADER[:5], *USAGE_HEADER, *HEADER[5:]) if with_usage else HEADER
-    budgets = any(t.spend or t.budget for t in tasks)  # spend against budget (DESIGN §15)
+    budgets = any(t.budget for t in tasks)  # spend against a task budget (DESIGN §15)
     header = (*header[:-2], "SPEND", *header[-2:]) if budgets else header
     rows: list[tuple[str, ...]] = [header]
     for t in tasks:
