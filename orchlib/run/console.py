@@ -44,7 +44,7 @@ FOOTER_EVERY = 0.2  # seconds between redraws of the live footer for progress al
 _CLEAR_LINE = "\r\x1b[K"
 _STATES = (
     "done", "up to date", "failed", "interrupted", "waiting", "answered", "paused", "skipped",
-    "running", "held",
+    "held", "running",
 )  # fmt: skip
 
 
