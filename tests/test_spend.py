@@ -142,6 +142,11 @@ def test_a_task_budget_stops_a_runaway_attempt_mid_way_and_fails_the_task(
     assert record["spend"] == {"usd": 0.0, "tokens": 128}
     assert record["budget"] == {"tokens": 100}
     assert "budget spent: 128 tokens of 100" in result.stdout + result.stderr
+    again = standins.co.doit(env=_env(standins))  # still spent: it fails again at once
+    assert again.returncode != 0 and len(standins.calls()) == 1
+    assert standins.task_state("t1")["error"] == "budget spent: 128 tokens of 100"
+    assert standins.co.doit("forget", "prof:t1").returncode == 0
+    assert standins.task_state("t1")["spend"] == {}  # forgotten: its spend starts over
 
 
 def test_a_plan_budget_leaves_the_rest_pending_with_the_reason_and_raising_it_continues(
@@ -279,3 +284,26 @@ def test_status_shows_a_task_spend_against_its_budget(standins: Standins) -> Non
     header, row = table.splitlines()[1:3]
     assert "SPEND" in header.split()
     assert "$0.02 of $1.00" in row, table
+
+
+def test_a_project_budget_holds_its_tasks_and_a_task_budget_fails_only_its_own() -> None:
+    from orchlib.plan import Budget, Plan, Project, Task
+    from orchlib.run.spend import Ledger
+
+    capped = Task(id="t1", project="a", title="t1", budget=Budget(tokens=50))
+    other = Task(id="t2", project="a", title="t2")
+    elsewhere = Task(id="t3", project="b", title="t3")
+    projects = {"a": Project(name="a", path="a", root=Path("a"), budget=Budget(tokens=100)),
+                "b": Project(name="b", path="b", root=Path("b"))}  # fmt: skip
+    plan = Plan(plan_id="p", source=Path("p.yaml"), projects=projects,
+                tasks={t.id: t for t in (capped, other, elsewhere)})  # fmt: skip
+    ledger = Ledger()
+    ledger.load([plan], {}, Budget(tokens=1000))
+    meter = ledger.begin("p", capped)
+    meter.report({"input_tokens": 60})
+    assert meter.reason == "budget spent: 60 tokens of 50"
+    assert ledger.own("p", capped) == "budget spent: 60 tokens of 50"
+    assert ledger.held("p", other) is None
+    ledger.begin("p", other).report({"output_tokens": 41})
+    assert ledger.held("p", other) == "project a budget spent (101 tokens of 100)"
+    assert ledger.held("p", elsewhere) is None  # another project goes on
