@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import Checkout, pid_alive
 from test_profiles import STANDINS, Standins
+from webclient import serving
 
 SINK = (
     "import json, sys\n"
@@ -277,13 +278,17 @@ def test_preflight_checks_every_agent_of_a_fallback_list(standins: Standins) -> 
     assert standins.calls() == []
 
 
-def test_status_shows_a_task_spend_against_its_budget(standins: Standins) -> None:
+def test_status_and_the_dashboard_show_a_task_spend_against_its_budget(standins: Standins) -> None:
     standins.plan([{"id": "t1", "agent": "opencode", "budget": {"usd": 1}}])
     assert standins.co.doit(env=_env(standins)).returncode == 0
     table = standins.co.doit("status").stdout
     header, row = table.splitlines()[1:3]
     assert "SPEND" in header.split()
     assert "$0.02 of $1.00" in row, table
+    with serving(standins.co.root) as server:  # the dashboard's API: the same record
+        task = server.get("/api/plans/prof").json()["tasks"][0]
+    assert task["spend"] == {"usd": 0.0154, "tokens": 20057}, task
+    assert task["budget"] == {"usd": 1.0} and task["agent"] == "opencode", task
 
 
 def test_a_project_budget_holds_its_tasks_and_a_task_budget_fails_only_its_own() -> None:
