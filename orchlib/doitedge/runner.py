@@ -4,8 +4,7 @@ attempts of a capped agent.
 
 doit's own parallel runners hand a ready task to a worker slot even when that task
 would only wait for its project's terminal (or its agent's cap); this runner keeps such a
-task aside and
-gives the slot to another ready task. It reuses doit's dispatcher (dependency order),
+task aside and gives the slot to another ready task. It reuses doit's dispatcher (dependency order),
 `select_task` (up-to-date checks) and result handling, so every doit option still works.
 """
 
