@@ -312,3 +312,20 @@ def test_a_project_budget_holds_its_tasks_and_a_task_budget_fails_only_its_own()
     ledger.begin("p", other).report({"output_tokens": 41})
     assert ledger.held("p", other) == "project a budget spent (101 tokens of 100)"
     assert ledger.held("p", elsewhere) is None  # another project goes on
+
+
+def test_with_every_agent_of_the_list_paused_the_task_waits_for_the_earliest_reset(
+    standins: Standins,
+) -> None:
+    now = time.time()
+    claude = {"profile": "claude", "env": {"STANDIN_LIMIT_UNTIL": f"{now + 30:.3f}"}}
+    # opencode's retry-after is in seconds (codex names a clock minute)
+    opencode = {"profile": "opencode", "env": {"STANDIN_LIMIT_UNTIL": f"{now + 3:.3f}"}}
+    standins.plan([{"id": "t1", "agent": [claude, opencode]}], defaults={"retries": 0})
+    result = standins.co.doit(env=_env(standins), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = standins.calls()
+    programs = [c["program"] for c in calls]
+    # opencode's reset came first (its retry-after is whole seconds: it may report once more)
+    assert programs[0] == "claude" and set(programs[1:]) == {"opencode"}, programs
+    assert calls[-1]["time"] >= now + 2 and calls[-1]["time"] < now + 20  # not claude's 30 s
