@@ -726,6 +726,7 @@ def test_notify_targets(tmp_path: Path) -> None:
         "phase_completed",
         "plan_completed",
         "plan_failed",
+        "budget_spent",
     )
     assert plan.notify == (
         NotifyTarget(url="ntfy://orchlib", events=every),
@@ -749,8 +750,8 @@ def test_notify_errors(tmp_path: Path) -> None:
         "plans/shop.yaml:4:15: notify[1].command: expected a list of strings, got a string",
         "plans/shop.yaml:5:5: notify[2]: a notify target needs exactly one of 'command' or 'url'",
         "plans/shop.yaml:6:32: notify[3].events[0]: 'task_eror' is not one of task_error, "
-        "task_question, usage_limit, phase_completed, plan_completed, plan_failed (did you mean "
-        "'task_error'?)",
+        "task_question, usage_limit, phase_completed, plan_completed, plan_failed, budget_spent "
+        "(did you mean 'task_error'?)",
         "plans/shop.yaml:7:31: notify[4].events: list at least one event",
         "plans/shop.yaml:8:5: notify[5]: a notify target needs exactly one of 'command' or 'url'",
     ]
