@@ -18,6 +18,7 @@ from orchlib.plan.file import load_plans
 from orchlib.redact import Secrets, secrets_in
 from orchlib.run import templates
 from orchlib.run.pauses import Pauses
+from orchlib.run.spend import Ledger
 from orchlib.state import stamps
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class RunContext:
     # Why the run starts no more agents though running ones go on (a full disk); "" if not.
     stopped: str = ""
     pauses: Pauses = field(default_factory=Pauses)  # profiles waiting for a usage limit
+    ledger: Ledger = field(default_factory=Ledger)  # spend against budgets (DESIGN §15)
     attempts: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     repos: Repos | None = field(default=None, repr=False)

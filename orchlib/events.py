@@ -58,6 +58,7 @@ class TaskStarted(Event):
     log: str
     prompt_file: str
     adopted: bool = False
+    agent: str = ""  # the agent running it (of a fallback list, the one chosen)
 
     @property
     def pid(self) -> int:
@@ -159,6 +160,31 @@ class WorkKept(Event):
 
     task_id: str
     worktree: str
+
+
+@dataclass(frozen=True)
+class TaskSpent(Event):
+    """A task's spend so far (`usd`, `tokens`; its attempts since it was last forgotten)."""
+
+    task_id: str
+    spend: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class BudgetSpent(Event):
+    """Usage took a task, project, plan or the run past its budget (DESIGN §15)."""
+
+    task_id: str  # the task whose attempt's usage crossed it
+    scope: str  # task | project | plan | run
+    reason: str  # `budget spent: $5.13 of $5.00`, `plan budget spent ($20.04 of $20.00)`
+
+
+@dataclass(frozen=True)
+class BudgetHeld(Event):
+    """A task stays PENDING: a project, plan or run budget is spent (`reason` says which)."""
+
+    task_id: str
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -730,3 +730,23 @@ def test_plain_text_is_every_line() -> None:
     stream = PlainText()
     assert stream.texts('{"type": "x"}') == ['{"type": "x"}']
     assert stream.session_id is None and stream.usage == {}
+
+
+def test_claude_counts_each_message_usage_once_until_the_result_gives_totals() -> None:
+    stream = ClaudeStream()
+
+    def block(message_id: str, text: str) -> dict[str, object]:
+        usage = {"input_tokens": 4, "output_tokens": 60, "cache_read_input_tokens": 9000}
+        content = [{"type": "text", "text": text}]
+        return {"type": "assistant", "message": {"id": message_id, "content": content,
+                                                 "usage": usage}}  # fmt: skip
+
+    texts(stream, block("m1", "a"), block("m1", "b"))  # two blocks of one message
+    assert stream.usage == {"input_tokens": 4, "output_tokens": 60}
+    texts(stream, block("m2", "c"))
+    assert stream.usage == {"input_tokens": 8, "output_tokens": 120}
+    result = {"type": "result", "subtype": "success", "total_cost_usd": 0.5,
+              "usage": {"input_tokens": 10, "output_tokens": 100}}  # fmt: skip
+    texts(stream, result, block("m3", "late"))
+    assert stream.usage == {"cost_usd": 0.5, "input_tokens": 10, "output_tokens": 100,
+                            "subtype": "success"}  # fmt: skip

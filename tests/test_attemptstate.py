@@ -116,7 +116,7 @@ def test_every_final_marker_and_every_result_has_one_meaning() -> None:
     assert statuses[Result.DONE] is Status.DONE and statuses[Result.PAUSED] is Status.PAUSED
     assert statuses[Result.QUESTION] is Status.QUESTION
     failed = {r for r, s in statuses.items() if s is Status.ERROR}
-    assert failed == {*RETRIED, Result.ERROR, Result.INTERRUPTED, Result.LOST}
+    assert failed == {*RETRIED, Result.ERROR, Result.INTERRUPTED, Result.LOST, Result.OVER_BUDGET}
 
 
 def test_doit_sees_a_task_result_as_before() -> None:

@@ -635,8 +635,8 @@ def test_agent_errors(tmp_path: Path) -> None:
         "plans/shop.yaml:9:75: agents.modes.env.OK: expected a string, got a number",
         "plans/shop.yaml:10:9: agents.text: expected a mapping {command: ...} or {profile: ...}, "
         "got a string",
-        "plans/shop.yaml:12:35: projects[0].agent: expected a profile name or "
-        "a mapping, got a number",
+        "plans/shop.yaml:12:35: projects[0].agent: expected a profile name, a mapping "
+        "or a list of them, got a number",
         "plans/shop.yaml:14:45: tasks[0].agent: a task with 'command' runs in "
         "the shell: drop 'agent'",
         "plans/shop.yaml:15:5: tasks[1]: agent 'shell' needs a 'command' to run",
@@ -727,6 +727,7 @@ def test_notify_targets(tmp_path: Path) -> None:
         "plan_completed",
         "plan_failed",
         "task_approval",
+        "budget_spent",
     )
     assert plan.notify == (
         NotifyTarget(url="ntfy://orchlib", events=every),
@@ -750,7 +751,8 @@ def test_notify_errors(tmp_path: Path) -> None:
         "plans/shop.yaml:4:15: notify[1].command: expected a list of strings, got a string",
         "plans/shop.yaml:5:5: notify[2]: a notify target needs exactly one of 'command' or 'url'",
         "plans/shop.yaml:6:32: notify[3].events[0]: 'task_eror' is not one of task_error, "
-        "task_question, usage_limit, phase_completed, plan_completed, plan_failed, task_approval "
+        "task_question, usage_limit, phase_completed, plan_completed, plan_failed, task_approval, "
+        "budget_spent "
         "(did you mean 'task_error'?)",
         "plans/shop.yaml:7:31: notify[4].events: list at least one event",
         "plans/shop.yaml:8:5: notify[5]: a notify target needs exactly one of 'command' or 'url'",

@@ -390,12 +390,18 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
         "continuesIn": "",
         "rejected": "",
         "pendingReason": "",
+        "agent": "",
+        "spend": {},
+        "budget": {},
+        "held": False,
     }
     assert data["projects"][1] == {
         "name": "ecommerce-backend",
         "path": "./ecommerce-backend",
         "terminalId": "terminal-bbb",
         "status": "active",
+        "spend": {},
+        "budget": {},
     }
 
 

@@ -84,12 +84,35 @@ OPT_SANDBOX = {
 }
 
 
+OPT_BUDGET_USD = {
+    "name": "budget_usd",
+    "long": "budget-usd",
+    "type": str,
+    "default": "",
+    "help": "stop this run's agents once they have spent N US dollars in all; the tasks "
+    "left stay PENDING (exit 1)",
+}
+
+
+def budget_usd(text: str) -> float | None:
+    """`--budget-usd N`: a number >= 0, or None when not given."""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"--budget-usd {text}: expected a number of US dollars >= 0")
+    return value
+
+
 class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
     """doit's run, with plan tasks scheduled by orchlib."""
 
     doc_purpose = "run the plans' tasks that are not up to date (stamps decide)"
     cmd_options = (*DoitRun.cmd_options, opt_dry_run, OPT_NO_WAIT_LIMITS, OPT_EXECUTOR,
-                   OPT_SCHEDULER, OPT_SANDBOX)  # fmt: skip
+                   OPT_SCHEDULER, OPT_SANDBOX, OPT_BUDGET_USD)  # fmt: skip
 
     def execute(self, params: Any, args: list[str]) -> Any:
         """Load only the plan tasks this run needs (all with --always or a wildcard)."""
@@ -105,6 +128,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         wait_limits = not options.pop("no_wait_limits", False)
         where = {"executor": options.pop("executor", ""), "scheduler": options.pop("scheduler", ""),
                  "sandbox": options.pop("sandbox", "")}  # fmt: skip
+        budget = options.pop("budget_usd", "")
         co = loader.current()
         if co is None:
             return super()._execute(outfile, **options)
@@ -112,7 +136,12 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         try:
             if not any(plan.tasks for plan in co.plans.values()):
                 raise ConfigError(NO_PLANS)
-            opts = {**options, "wait_limits": wait_limits, **where}
+            opts = {
+                **options,
+                "wait_limits": wait_limits,
+                **where,
+                "budget_usd": budget_usd(budget),
+            }
             return self._plans(co, outfile, dry_run, opts)
         except OrchError as exc:
             return report(exc)
@@ -126,6 +155,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
             inspect.Parameter("executor", inspect.Parameter.KEYWORD_ONLY, default=""),
             inspect.Parameter("scheduler", inspect.Parameter.KEYWORD_ONLY, default=""),
             inspect.Parameter("sandbox", inspect.Parameter.KEYWORD_ONLY, default=""),
+            inspect.Parameter("budget_usd", inspect.Parameter.KEYWORD_ONLY, default=""),
         ]
     )
 
@@ -173,7 +203,8 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
 
         opts = RunOptions(bool(o["continue_"]), bool(o["always"]), o["num_process"],
                           o["verbosity"], o["force_verbosity"], o["wait_limits"],
-                          o["executor"], o["scheduler"], o["sandbox"])  # fmt: skip
+                          o["executor"], o["scheduler"], o["sandbox"],
+                          o["budget_usd"])  # fmt: skip
         return run_plans(co, chosen, control, self.dep_manager, out, opts)
 
 

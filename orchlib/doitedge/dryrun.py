@@ -14,7 +14,7 @@ def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False)
     verdicts = {
         pid: co.verdicts.get(pid) or uptodate.verdicts(co, p) for pid, p in co.plans.items()
     }
-    waiting = _waiting(co)
+    states = _states(co)
     rows = []
     for task in chosen:
         meta = orch_meta(task)
@@ -26,28 +26,52 @@ def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False)
             rows.append((int(meta.phase), meta.plan, int(meta.index), task.name, reason))
     rows.sort(key=lambda row: (row[1], row[0], row[2]))
     width = max((len(row[3]) for row in rows), default=0)
-    for _, _, _, name, reason in rows:
-        note = f" (waits for {waiting[name]}: not dispatched)" if name in waiting else ""
-        out.write(f"would run  {name.ljust(width)}  {reason}{note}\n")
+    for _, plan_id, _, name, reason in rows:
+        what = _waits_for(states, name)
+        note = f" (waits for {what}: not dispatched)" if what else ""
+        spend = _spend(co, states, plan_id, name.split(":", 1)[1])
+        out.write(f"would run  {name.ljust(width)}  [{spend}]  {reason}{note}\n")
     done = sum(len(ids) for ids in co.up_to_date.values())
     out.write(f"orchlib: dry run: {len(rows)} would run, {done} up to date; nothing was run\n")
     return 0
 
 
-def _waiting(co: Checkout) -> dict[str, str]:
-    """Tasks with an unanswered question or waiting for approval, and what they wait for: a
-    run reports them again, it does not start them."""
+def _states(co: Checkout) -> dict[str, Any]:
+    """Each plan's state on disk (None when it never ran)."""
+    from orchlib import state
+
+    return {plan_id: state.load(co.plan_dir(plan_id)) for plan_id in co.plans}
+
+
+def _waits_for(states: dict[str, Any], name: str) -> str:
+    """What a task waits for ("an answer", "approval"; "" for nothing): a run reports it
+    again, it does not start it."""
     from orchlib import state
     from orchlib.state.model import Status
 
-    found: dict[str, str] = {}
-    for plan_id in co.plans:
-        current = state.load(co.plan_dir(plan_id))
-        if current is None:
-            continue
-        for t, record in current.tasks.items():
-            if state.has_open_question(current, t):
-                found[f"{plan_id}:{t}"] = "an answer"
-            elif record.status is Status.APPROVAL:
-                found[f"{plan_id}:{t}"] = "approval"
-    return found
+    plan_id, task_id = name.split(":", 1)
+    current = states.get(plan_id)
+    if current is None:
+        return ""
+    if state.has_open_question(current, task_id):
+        return "an answer"
+    record = current.tasks.get(task_id)
+    return "approval" if record is not None and record.status is Status.APPROVAL else ""
+
+
+def _spend(co: Checkout, states: dict[str, Any], plan_id: str, task_id: str) -> str:
+    """`agent claude, spent $0.10, budget $5.00`: who runs it, its spend so far, its budget."""
+    from orchlib.state.spendtext import budget_text, spend_cell
+    from orchlib.state.transitions import budget_json
+
+    task = co.plans[plan_id].tasks[task_id]
+    agents = (
+        "shell"
+        if task.command is not None
+        else "/".join(s.name for s in task.agents or (task.agent,))
+    )
+    current = states.get(plan_id)
+    record = current.tasks.get(task_id) if current is not None else None
+    spent = spend_cell(record.spend if record is not None else {}, {}) or "$0.00"
+    budget = budget_text(budget_json(task.budget))
+    return f"agent {agents}, spent {spent}, budget {budget}"

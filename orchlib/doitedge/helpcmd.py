@@ -56,6 +56,8 @@ Options
   --dry-run           list what would be dispatched, in order, with the reason
   --no-wait-limits    when only tasks paused by an agent's usage limit are left, stop
                       (exit 2) and say when to come back, instead of waiting
+  --budget-usd N      stop this run's agents once they spent N US dollars in all; the
+                      tasks left stay PENDING (exit 1)
   -c, --continue      on by default: a failure does not stop independent tasks
   --sandbox bwrap     run every task in a bubblewrap sandbox that lets it write its own
                       project only (`none`: without; also ORCH_SANDBOX, `sandbox:` in plans)

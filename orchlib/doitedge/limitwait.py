@@ -15,7 +15,7 @@ from orchlib.checkout import Checkout
 from orchlib.doitedge.loader import orch_meta
 from orchlib.events import TaskPaused
 from orchlib.plan import Task
-from orchlib.run.pauses import iso, profile_of
+from orchlib.run.pauses import held_until, iso, profile_of
 
 WaitFn = Callable[[dict[str, float]], None]
 
@@ -30,7 +30,7 @@ class LimitWait:
 
     def held(self, node: Any) -> float | None:
         """When the usage limit holding this doit task's agent resets; None: it may start."""
-        return self.co.pauses.until(profile_of(self._task(node)[1]))
+        return held_until(self._task(node)[1], self.co.pauses)
 
     def show(self, nodes: Iterable[Any]) -> None:
         """Make each held task PAUSED (once per pause) though it never started."""

@@ -21,7 +21,7 @@ from orchlib.doitedge.cmdutil import OneLineErrors, checkout_here, fail, quiet_w
 from orchlib.doitedge.doitapi import Command
 from orchlib.executors.process import is_alive
 from orchlib.plan import Task
-from orchlib.run import agents
+from orchlib.run import agents, fallback
 from orchlib.run.markers import strip_ansi
 from orchlib.state import runlock
 
@@ -67,7 +67,8 @@ class Log(OneLineErrors, Command):  # type: ignore[misc]
         path = co.log_path(plan_id, task_id, number)
         if not path.is_file():
             return fail(f"log: {path.relative_to(co.root)}: no such attempt")
-        decode = _Decoder(None if params["raw"] else plan.tasks[task_id], co.secrets.redact)
+        task = _as_run(co, plan_id, plan.tasks[task_id], number)
+        decode = _Decoder(None if params["raw"] else task, co.secrets.redact)
         try:
             _show(co, path, decode, sys.stdout, params["follow"], (plan_id, task_id, number))
         except KeyboardInterrupt:
@@ -104,6 +105,18 @@ def _show(co: Checkout, path: Path, decode: _Decoder, out: IO[str], follow: bool
         if tail:
             decode.write(tail.decode("utf-8", "replace"), out)
         out.flush()
+
+
+def _as_run(co: Checkout, plan_id: str, task: Task, number: int) -> Task:
+    """The task with the agent of its fallback list that ran attempt `number`, when the
+    state still names it (the latest attempt); else its first."""
+    if not task.agents:
+        return task
+    from orchlib import state
+
+    current = state.load(co.plan_dir(plan_id))
+    record = current.tasks.get(task.id) if current else None
+    return fallback.named(task, record.agent) if record and record.attempt == number else task
 
 
 def _running(co: Checkout, plan_id: str, task_id: str, number: int) -> bool:

@@ -1,9 +1,10 @@
 """The doit runner for plans: parallel across projects, one task at a time per project
-(up to `parallel` for a project with `isolation: worktree`).
+(up to `parallel` for a project with `isolation: worktree`), and at most `maxParallel`
+attempts of a capped agent.
 
 doit's own parallel runners hand a ready task to a worker slot even when that task
-would only wait for its project's terminal; this runner keeps such a task aside and
-gives the slot to another ready task. It reuses doit's dispatcher (dependency order),
+would only wait for its project's terminal (or its agent's cap); this runner keeps such a
+task aside and gives the slot to another ready task. It reuses doit's dispatcher (dependency order),
 `select_task` (up-to-date checks) and result handling, so every doit option still works.
 """
 
@@ -21,13 +22,21 @@ from orchlib.checkout import Checkout
 from orchlib.doitedge.doitapi import TaskError, TaskFailed
 from orchlib.doitedge.limitwait import LimitWait, WaitFn
 from orchlib.doitedge.loader import closure, orch_meta
+from orchlib.events import BudgetHeld
 from orchlib.plan import TaskMeta
 from orchlib.run.dispatch import TaskRun
 from orchlib.run.finish import TaskResult
-from orchlib.run.ready import ReadyQueue, critical_ranks, project_capacity
+from orchlib.run.pauses import agent_now
+from orchlib.run.ready import (
+    ReadyQueue,
+    agent_capacity,
+    agent_key,
+    critical_ranks,
+    project_capacity,
+)
 from orchlib.state import Status, TaskRecord
 
-PAUSED = object()  # a worker's result for a task its agent's usage limit holds
+PAUSED = object()  # a worker's result for a task a usage limit or a budget holds
 
 
 class PlanRunner(Runner):  # type: ignore[misc]
@@ -52,9 +61,12 @@ class PlanRunner(Runner):  # type: ignore[misc]
         self.jobs: queue.Queue[Any] = queue.Queue()
         self.workers: list[threading.Thread] = []
         self.running: dict[str, Any] = {}
-        self.capacity = project_capacity(checkout)
-        self.load: Counter[str] = Counter()  # running tasks per project folder
-        self.busy: set[str] = set()  # project folders running all the tasks they may
+        # One capacity per key: a project folder, or a capped agent (`agent:<name>`).
+        self.capacity = {**project_capacity(checkout), **agent_capacity(checkout)}
+        self.load: Counter[str] = Counter()  # running tasks per key
+        self.busy: set[str] = set()  # keys running all the tasks they may
+        self.holds: dict[str, tuple[str, ...]] = {}  # running task -> the keys it counts in
+        self.budget_stops: set[str] = set()  # the spent budgets that held tasks back
         self.ready = ReadyQueue()
         self.barrier = _Barrier(checkout)
         self.ranks: dict[tuple[str, str], float] = {}
@@ -80,7 +92,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
             self.limits.show(node for _, node in self.ready.heads(self.busy))
             if not self.running:
                 if self.ready and not self._stopping() and not self._candidates():
-                    if not self.limits.wait():  # every ready task waits on a limit
+                    if self._budget_held() or not self.limits.wait():  # nothing may start
                         break
                     continue
                 if exhausted or not self.ready or self._stopping():
@@ -144,6 +156,8 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 assert meta is not None
                 if not force and not self.barrier.open(meta):
                     continue
+                if self.busy.intersection(self._keys(node)):  # its agent's cap filled meanwhile
+                    continue
                 self._launch(node, meta)
                 force = False
                 again = again or meta.root not in self.busy
@@ -151,17 +165,48 @@ class PlanRunner(Runner):  # type: ignore[misc]
     def _candidates(self) -> list[Any]:
         """The first ready task of each free project, longest remaining path first.
 
-        A task whose agent waits for a usage limit is no candidate (nor is its project's next).
+        A task whose agent waits for a usage limit or its cap is no candidate (nor is its
+        project's next).
         """
         heads = sorted(self.ready.heads(self.busy), key=lambda h: h[0])
-        return [node for _, node in heads if self.limits.held(node) is None]
+        free = [node for _, node in heads if not self.busy.intersection(self._keys(node))]
+        return [n for n in free if self.limits.held(n) is None and self._budget(n) is None]
+
+    def _budget(self, node: Any) -> str | None:
+        """Why a spent project, plan or run budget holds this task (None: it may start)."""
+        meta = orch_meta(node.task)
+        assert meta is not None
+        return self.co.run.ledger.held(meta.plan, self.co.plans[meta.plan].tasks[meta.task])
+
+    def _budget_held(self) -> bool:
+        """True when a spent budget holds every ready task: the run ends, they stay PENDING
+        with the budget as their reason."""
+        nodes = [node for _, node in self.ready.heads(set())]
+        reasons = [(node, self._budget(node)) for node in nodes]
+        if not nodes or any(why is None for _, why in reasons):
+            return False
+        for node, why in reasons:
+            meta = orch_meta(node.task)
+            assert meta is not None and why is not None
+            self.co.bus.publish(BudgetHeld(meta.plan, meta.task, why))
+            self.budget_stops.add(f"{meta.plan}: {why}")
+        return True
+
+    def _keys(self, node: Any) -> tuple[str, ...]:
+        """The capacity keys a task counts in: its project folder, and its agent if capped."""
+        meta = orch_meta(node.task)
+        assert meta is not None
+        task = self.co.plans[meta.plan].tasks[meta.task]
+        key = agent_key(agent_now(task, self.co.pauses))
+        return (meta.root, key) if key in self.capacity else (meta.root,)
 
     def _launch(self, node: Any, meta: TaskMeta) -> None:
-        root = meta.root
-        self.ready.pop(root)
-        self.load[root] += 1
-        if self.load[root] >= self.capacity.get(root, 1):
-            self.busy.add(root)
+        keys = self.holds[node.task.name] = self._keys(node)
+        self.ready.pop(meta.root)
+        for key in keys:
+            self.load[key] += 1
+            if self.load[key] >= self.capacity.get(key, 1):
+                self.busy.add(key)
         self.running[node.task.name] = node
         if len(self.workers) < len(self.running):  # threads are kept: starting one is not free
             worker = threading.Thread(target=self._work, name=f"slot-{len(self.workers)}")
@@ -193,8 +238,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
         meta = orch_meta(node.task)
         assert meta is not None
         del self.running[node.task.name]
-        self.load[meta.root] -= 1
-        self.busy.discard(meta.root)
+        for key in self.holds.pop(node.task.name):
+            self.load[key] -= 1
+            self.busy.discard(key)
         if fail is PAUSED:
             self.ready.add(node, meta, self.ranks.get((meta.plan, meta.task), 0.0))
             return None
@@ -214,6 +260,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
             previous = self.previous.get(plan.plan_id, {}).get(meta.task)
             run = self.runs[task.name] = TaskRun(self.co, plan, plan.tasks[meta.task], previous)
         result = run.run()
+        if result.status is Status.PENDING:  # a spent budget holds it (DESIGN §15)
+            self.budget_stops.add(f"{meta.plan}: {result.text}")
+            return PAUSED
         return PAUSED if result.status is Status.PAUSED else task_failure(result)
 
 

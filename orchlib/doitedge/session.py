@@ -15,16 +15,19 @@ from orchlib.doitedge.loader import orch_meta
 from orchlib.doitedge.reporter import PlanReporter
 from orchlib.doitedge.runner import PlanRunner
 from orchlib.errors import ConfigError
-from orchlib.events import RunFinished, RunStarted, TaskUpToDate
+from orchlib.events import BudgetSpent, RunFinished, RunStarted, TaskUpToDate
 from orchlib.executors import Executor, create
+from orchlib.plan import Budget
 from orchlib.plan.checks import suggest
 from orchlib.plan.sandboxschema import SANDBOXES
+from orchlib.run import fallback, spend
 from orchlib.run.console import Console
 from orchlib.run.notify import Notifier, close_all
 from orchlib.run.pauses import profile_of
 from orchlib.run.preflight import check_agents, check_project_folders, check_repos, check_sandbox
 from orchlib.run.prompt import template_dirs
 from orchlib.run.ready import project_capacity
+from orchlib.run.spendcheck import usd_warnings
 from orchlib.run.worktrees import sweep
 from orchlib.state import StateStore, Status, TaskRecord
 from orchlib.state.orchdir import check_plan_files, check_writable, sweep_temp_files
@@ -49,6 +52,7 @@ class RunOptions:
     executor: str = ""  # `--executor` (else ORCH_EXECUTOR, else the plans' defaults, else local)
     scheduler: str = ""  # `--scheduler` for dask (else ORCH_DASK_SCHEDULER)
     sandbox: str = ""  # `--sandbox` (else ORCH_SANDBOX, else each task's `sandbox:`)
+    budget_usd: float | None = None  # `--budget-usd`: this run's cap (DESIGN §15)
 
 
 def run_plans(
@@ -143,7 +147,9 @@ class PlanRun:
             for pid in self.by_plan
         }
         self.previous = {pid: dict(s.snapshot().tasks) for pid, s in self.stores.items()}
+        self.budget_stops: list[str] = []
         self._keep_pauses()
+        self.warnings = usd_warnings(co, to_run)
         self.console = Console(out)
         self.notifiers = [Notifier(co.plans[pid], co.plan_dir(pid)) for pid in self.by_plan]
         for store in self.stores.values():
@@ -158,7 +164,8 @@ class PlanRun:
             tasks = self.co.plans[pid].tasks
             for record in records.values():
                 end = parse_time(record.paused_until) if record.status is Status.PAUSED else None
-                profile = profile_of(tasks[record.id]) if record.id in tasks else None
+                task = tasks.get(record.id)
+                profile = profile_of(fallback.named(task, record.agent)) if task else None
                 if end is not None and profile is not None and end.timestamp() > now:
                     self.co.pauses.pause(profile, end.timestamp())
 
@@ -166,11 +173,13 @@ class PlanRun:
         """Run the tasks; then write the final state, the summary, and drain the notifiers."""
         try:
             self._announce()
+            self._ledger(opts)
             runner = self._runner(control, dep_manager, opts)
             code = int(runner.run_all(control.task_dispatcher()))
             if runner.limits.gave_up:
                 self.console.gave_up(runner.limits.gave_up)
                 code = LIMIT_EXIT
+            self.budget_stops = sorted(runner.budget_stops)
             for pid in self.by_plan:
                 self.co.bus.publish(RunFinished(pid, interrupted=self.co.interrupt.signal_name))
         finally:
@@ -181,9 +190,11 @@ class PlanRun:
         self.out.write(self.console.summary() + "\n")
         problems = self._problems()
         self.out.writelines(f"orchlib: {line}\n" for line in problems)
+        self.out.writelines(f"orchlib: {line}; its remaining tasks stay PENDING: raise the "
+                            "budget and re-run doit\n" for line in self.budget_stops)  # fmt: skip
         self.out.flush()
         close_all(self.notifiers, timeout=10.0)
-        return code or (1 if problems else 0)
+        return code or (1 if problems or self.budget_stops else 0)
 
     def _problems(self) -> list[str]:
         """What went wrong outside any task: state not saved, agents no longer started."""
@@ -194,6 +205,20 @@ class PlanRun:
                 "(what was stamped is not redone)"
             )
         return found
+
+    def _ledger(self, opts: RunOptions) -> None:
+        """Budgets and each task's spend so far (state.json); a crossing is an event."""
+        ledger = self.co.run.ledger
+        spent = {(pid, t): spend.from_json(r.spend) for pid, records in self.previous.items()
+                 for t, r in records.items() if r.spend}  # fmt: skip
+        ledger.load(self.co.plans.values(), spent, Budget(usd=opts.budget_usd))
+
+        def crossed(c: spend.Crossing) -> None:
+            self.co.bus.publish(BudgetSpent(c.plan_id, c.task_id, c.key[0], c.reason))
+
+        ledger.on_crossing = crossed
+        for line in self.warnings:
+            self.out.write(f"orchlib: warning: {line}\n")
 
     def _answered(self) -> set[str]:
         """Waiting tasks whose question `doit answer` answered while the run went on."""

@@ -95,7 +95,7 @@ def _mapping(value: str) -> DraftAgent:
         why = " ".join(str(exc).split())
         raise ConfigError(f"orchlib: --agent: not a YAML mapping: {why}") from None
     issues = Issues()
-    spec = Agents(issues, None, ("agents",)).value(issues, data, ("agent",))
+    spec = Agents(issues, None, ("agents",)).one(issues, data, ("agent",))
     if spec is None or issues:
         lines = [f"orchlib: --agent: {dotted(i.path)}: {i.message}" for i in issues]
         raise ConfigError("\n".join(lines) or "orchlib: --agent: not an agent mapping")

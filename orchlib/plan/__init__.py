@@ -42,6 +42,19 @@ class AgentSpec:
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     session: str = "fresh"
+    max_parallel: int = 0  # `maxParallel`: attempts of this agent at once in a run; 0: no cap
+
+
+@dataclass(frozen=True)
+class Budget:
+    """`budget: {usd, tokens}` of a task, project or plan: a cap on its own total spend
+    (DESIGN §15); None: no cap of that kind. Not inherited, not in the spec hash."""
+
+    usd: float | None = None
+    tokens: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.usd is not None or self.tokens is not None
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,7 @@ class Project:
     context: str = ""
     isolation: str = ""
     parallel: int = 1
+    budget: Budget = field(default_factory=Budget)
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,9 @@ class Task:
     index: int = 0
     environment: EnvPolicy = field(default_factory=EnvPolicy)  # not in the spec hash
     sandbox: str = ""  # `sandbox` of the task, its project or the plan's defaults ("": unset)
+    # A fallback list as written (`agent: [claude, codex]`; `agent` is its first); () for one.
+    agents: tuple[AgentSpec, ...] = ()
+    budget: Budget = field(default_factory=Budget)  # not in the spec hash
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,7 @@ class Plan:
     allow_outside_paths: bool = False
     executor: str = ""  # `defaults.executor`: where agents run unless the run says otherwise
     sandbox_writable: tuple[Path, ...] = ()  # `sandboxWritable`, resolved (DESIGN §14)
+    budget: Budget = field(default_factory=Budget)
     digest: str = field(default="", compare=False)  # the plan file's content hash
 
     def phase_of(self, task_id: str) -> int:

@@ -1,8 +1,9 @@
 """Agent settings in a plan: built-in profiles, the plan's named `agents`, and their extensions.
 
-An `agent:` value is a profile name (a built-in or a key of `agents`) or a mapping: a
+An `agent:` value is a profile name (a built-in or a key of `agents`), a mapping: a
 custom command `{command: [argv...], prompt, env}` or an extension `{profile, args, env,
-session, prompt}` whose args and env are merged over the named base.
+session, prompt}` whose args and env are merged over the named base, or a non-empty list of
+those: fallback agents, the first used until a usage limit holds it (DESIGN §15).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 from orchlib.plan import PROMPT_MODES, SESSION_MODES, AgentSpec, codestrings
 from orchlib.plan.checks import (
@@ -28,6 +29,9 @@ from orchlib.plan.checks import (
 
 BUILTIN = ("claude", "codex", "gemini", "aider", "opencode", "shell")
 DEFAULT = AgentSpec(name="claude", profile="claude")
+# A resolved `agent:` value: one agent, or a fallback list as written.
+Choice = AgentSpec | tuple[AgentSpec, ...]
+C = TypeVar("C", AgentSpec | tuple[AgentSpec, ...], None)
 SHELL = AgentSpec(name="shell", profile="shell")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CODE_ADVICE = (
@@ -55,14 +59,41 @@ class Agents:
             if isinstance(name, str):
                 self.named(name, (*self.path, name))
 
-    def value(self, issues: Issues, value: object, path: KeyPath) -> AgentSpec | None:
-        """An `agent:` value: a profile name or a mapping (a parser for `get`)."""
+    def value(self, issues: Issues, value: object, path: KeyPath) -> Choice | None:
+        """An `agent:` value: a profile name, a mapping or a fallback list (for `get`)."""
+        if isinstance(value, list):
+            return self.fallback(issues, value, path)
+        return self.one(issues, value, path)
+
+    def choice(self, m: dict[str, Any], path: KeyPath, default: C) -> Choice | C:
+        """The `agent` key of mapping `m`, or `default` when absent or invalid."""
+        if "agent" not in m:
+            return default
+        found = self.value(self.issues, m["agent"], (*path, "agent"))
+        return default if found is None else found
+
+    def one(self, issues: Issues, value: object, path: KeyPath) -> AgentSpec | None:
+        """One agent: a profile name or a mapping."""
         if isinstance(value, str):
             return self.named(value, path)
         if isinstance(value, dict):
             return self.spec(value, path, None)
-        wrong(issues, path, "a profile name or a mapping", value)
+        wrong(issues, path, "a profile name, a mapping or a list of them", value)
         return None
+
+    def fallback(self, issues: Issues, value: list[Any], path: KeyPath) -> Choice | None:
+        """`agent: [claude, codex]`: each an agent of its own, none a shell."""
+        if not value:
+            issues.add(path, "an agent list must name at least one agent")
+            return None
+        found = []
+        for index, item in enumerate(value):
+            spec = self.one(issues, item, (*path, index))
+            if spec is not None and spec.profile == "shell":
+                issues.add((*path, index), "'shell' cannot be a fallback agent")
+            found.append(spec)
+        specs = tuple(spec for spec in found if spec is not None)
+        return specs if len(specs) == len(value) else None
 
     def named(self, name: str, path: KeyPath) -> AgentSpec | None:
         """A key of `agents` (resolved once), else a built-in profile.
@@ -107,8 +138,9 @@ class Agents:
 
     def _custom(self, m: dict[Any, Any], path: KeyPath, name: str | None) -> AgentSpec | None:
         issues = self.issues
-        mapping(issues, m, path, ("command",), ("prompt", "env"))
+        mapping(issues, m, path, ("command",), ("prompt", "env", "maxParallel"))
         command = get(issues, m, "command", path, argv_list, ())
+        cap = get(issues, m, "maxParallel", path, max_parallel, 0)
         prompt = get(issues, m, "prompt", path, choice(PROMPT_MODES), None)
         variables = get(issues, m, "env", path, env, {})
         if not command:
@@ -119,12 +151,14 @@ class Agents:
             command=command,
             prompt=prompt,
             env=variables,
+            max_parallel=cap,
         )
 
     def _extend(self, m: dict[Any, Any], path: KeyPath, name: str | None) -> AgentSpec | None:
         issues = self.issues
-        mapping(issues, m, path, ("profile",), ("args", "env", "session", "prompt"))
+        mapping(issues, m, path, ("profile",), ("args", "env", "session", "prompt", "maxParallel"))
         profile = get(issues, m, "profile", path, text, None)
+        cap = get(issues, m, "maxParallel", path, max_parallel, None)
         base = None if profile is None else self.named(profile, (*path, "profile"))
         args = get(issues, m, "args", path, strings, ())
         variables = get(issues, m, "env", path, env, {})
@@ -147,6 +181,7 @@ class Agents:
             args=base.args + args,
             env={**base.env, **variables},
             session=session or base.session,
+            max_parallel=base.max_parallel if cap is None else cap,
         )
 
 
@@ -184,6 +219,17 @@ def argv_list(issues: Issues, value: object, path: KeyPath) -> tuple[str, ...] |
     return result
 
 
+def max_parallel(issues: Issues, value: object, path: KeyPath) -> int | None:
+    """`maxParallel`: a whole number >= 1 (no key: no cap)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        wrong(issues, path, "a whole number >= 1", value)
+        return None
+    if value < 1:
+        issues.add(path, f"must be >= 1, got {value}")
+        return None
+    return value
+
+
 def env(issues: Issues, value: object, path: KeyPath) -> dict[str, str] | None:
     """Environment variables: a mapping of NAME to string."""
     if not isinstance(value, dict):
@@ -196,6 +242,22 @@ def env(issues: Issues, value: object, path: KeyPath) -> dict[str, str] | None:
         elif text(issues, item, (*path, key)) is not None:
             result[key] = item
     return result
+
+
+def first(choice: Choice | None) -> AgentSpec | None:
+    """The agent used first: the agent itself, or the head of a fallback list."""
+    return choice[0] if isinstance(choice, tuple) else choice
+
+
+def task_agents(
+    issues: Issues, own: Choice | None, inherited: Choice, command: bool, path: KeyPath
+) -> tuple[AgentSpec, tuple[AgentSpec, ...]]:
+    """The agent a task runs first, and its fallback list as written (() for one agent)."""
+    head = first(inherited)
+    assert head is not None  # a list is never empty
+    agent = task_agent(issues, first(own), head, command, path)
+    chosen = own if own is not None else inherited
+    return agent, (chosen if isinstance(chosen, tuple) and not command else ())
 
 
 def task_agent(

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from orchlib.plan import DEFAULT_PARALLEL, SCHEDULES, Limits
+from orchlib.plan import DEFAULT_PARALLEL, SCHEDULES, Budget, Limits
+from orchlib.plan.budgetschema import budget
 from orchlib.plan.checks import (
     Issues,
     KeyPath,
@@ -78,6 +79,7 @@ PLAN = (
     PlanKey("allowOutsidePaths", "allow_outside_paths", flag, False),
     PlanKey("environment", "", None),
     PlanKey("sandboxWritable", "sandbox_writable", None, ()),
+    PlanKey("budget", "budget", budget, Budget()),  # its own total; not inherited (§15)
 )
 
 PROJECT = (
@@ -92,6 +94,7 @@ PROJECT = (
     *LIMIT_KEYS,
     PlanKey("environment", "", None, inherited_from=("plan",)),
     PlanKey("sandbox", "", None, inherited_from=("defaults",)),
+    PlanKey("budget", "budget", budget, Budget()),
 )
 
 TASK = (
@@ -112,6 +115,7 @@ TASK = (
     PlanKey("environment", "environment", None, inherited_from=("plan", "project")),
     # How a task runs, not what it delivers (like `isolation`): not in the spec hash.
     PlanKey("sandbox", "sandbox", None, "", inherited_from=_HANDED_DOWN),
+    PlanKey("budget", "budget", budget, Budget()),
 )
 
 DEFAULTS = (*LIMIT_KEYS, PlanKey("executor", "executor", None, ""),

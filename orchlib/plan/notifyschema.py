@@ -8,7 +8,7 @@ from orchlib.plan.checks import Issues, KeyPath, choice, get, items, mapping, q,
 
 EVENTS = (
     "task_error", "task_question", "usage_limit", "phase_completed", "plan_completed",
-    "plan_failed", "task_approval",
+    "plan_failed", "task_approval", "budget_spent",
 )  # fmt: skip
 
 

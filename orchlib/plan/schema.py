@@ -14,7 +14,6 @@ from typing import Any
 from orchlib.plan import (
     DEFAULT_PARALLEL,
     ISOLATIONS,
-    AgentSpec,
     Limits,
     Plan,
     Project,
@@ -22,7 +21,7 @@ from orchlib.plan import (
     keys,
     project_root,
 )
-from orchlib.plan.agentspec import DEFAULT, Agents, task_agent
+from orchlib.plan.agentspec import DEFAULT, Agents, Choice, task_agents
 from orchlib.plan.checks import (
     RESERVED,
     Issues,
@@ -61,7 +60,7 @@ class _Scope:
     """What a project hands down to its tasks."""
 
     project: Project
-    agent: AgentSpec
+    agent: Choice
     limits: Limits
     environment: EnvPolicy
     sandbox: str = ""
@@ -94,7 +93,7 @@ class _Builder:
         self.checkout = checkout
         self.allow_outside = _read(issues, root, (), _ALLOW_OUTSIDE)
         self.agents = Agents(issues, root.get("agents"), ("agents",))
-        self.agent = get(issues, root, "agent", (), self.agents.value, DEFAULT)
+        self.agent = self.agents.choice(root, (), DEFAULT)
         defaults = mapping(issues, root.get("defaults", {}), ("defaults",), (), DEFAULTS)
         self.limits = limits(issues, defaults, ("defaults",), Limits())
         self.environment = _environment(issues, root, (), EnvPolicy())
@@ -143,7 +142,7 @@ class _Builder:
         name = get(issues, m, "name", path, nonempty, None)
         folder = get(issues, m, "path", path, nonempty, None)
         root = None if folder is None else self.project_root(folder, (*path, "path"))
-        agent = get(issues, m, "agent", path, self.agents.value, self.agent)
+        agent = self.agents.choice(m, path, self.agent)
         isolation, parallel = _isolation(issues, m, path)
         project = Project(
             name=name or "",
@@ -203,12 +202,14 @@ class _Builder:
         """The optional fields of a task, with the project's (or plan's) agent and limits."""
         issues = self.issues
         fields = plain(issues, m, path, keys.TASK)
-        own = get(issues, m, "agent", path, self.agents.value, None)
+        own = self.agents.choice(m, path, None)
         inherited = scope.agent if scope else self.agent
         ran = fields["command"] is not None
+        agent, fallback = task_agents(issues, own, inherited, ran, path)
         return {
             **fields,
-            "agent": task_agent(issues, own, inherited, ran, path),
+            "agent": agent,
+            "agents": fallback,
             "limits": limits(issues, m, path, scope.limits if scope else self.limits),
             "environment": _environment(
                 issues, m, path, scope.environment if scope else self.environment

@@ -85,6 +85,7 @@ class Profile:
     # What the CLI writes outside the project (DESIGN §14, docs/agents.md): writable inside
     # the sandbox. `~/` is the home where it runs; a trailing "/" marks a folder.
     state: tuple[str, ...] = ()
+    reports_usd: bool = False  # its usage has a cost in USD (else tokens only; DESIGN §15)
 
 
 PROFILES: Mapping[str, Profile] = {
@@ -98,6 +99,7 @@ PROFILES: Mapping[str, Profile] = {
         resume=("--resume",),
         prompt={"stdin": ()},
         adapter=ClaudeStream,
+        reports_usd=True,
         login=(
             "ANTHROPIC_API_KEY",
             "ANTHROPIC_AUTH_TOKEN",
@@ -173,6 +175,7 @@ PROFILES: Mapping[str, Profile] = {
         resume=("--session",),
         prompt={"stdin": ()},
         adapter=OpencodeJson,
+        reports_usd=True,
         # Each provider's `env` list from models.dev, which opencode reads for its key.
         login=(
             "ANTHROPIC_API_KEY",
@@ -244,6 +247,12 @@ def state_paths(spec: AgentSpec) -> tuple[str, ...]:
     if spec.profile is None or spec.profile == "shell":
         return ()
     return _profile(spec).state
+
+
+def reports_usd(spec: AgentSpec) -> bool:
+    """Whether the agent's CLI reports a cost in USD (a custom command reports nothing)."""
+    profile = PROFILES.get(spec.profile or "")
+    return profile is not None and profile.reports_usd
 
 
 def adapter(spec: AgentSpec) -> OutputAdapter:

@@ -13,6 +13,7 @@ from typing import BinaryIO
 from orchlib.executors.base import Handle
 from orchlib.plan import Limits
 from orchlib.run.attemptstate import RETRIED, AttemptState, Outcome, Result
+from orchlib.run.spend import Meter
 from orchlib.run.streams import OutputAdapter
 
 __all__ = ["READ_BLOCK", "RETRIED", "Follow", "Outcome", "Result", "follow"]
@@ -38,6 +39,7 @@ class Follow:
     # stall clock from the last time its log grew.
     started_ago: float = 0.0
     quiet_for: float = 0.0
+    meter: Meter | None = None  # takes the usage as the CLI reports it; a budget stops it
 
 
 def follow(f: Follow) -> Outcome:
@@ -50,6 +52,8 @@ def follow(f: Follow) -> Outcome:
             state.caught_up()
             _loop(f, state, reader)
             _read(f, state, reader, fresh=False)
+            if f.meter is not None and f.meter.stopped and state.forced is None:
+                state.over_budget(f.meter.reason)
             _report(f, state.end_of_output(time.monotonic()))
     finally:
         f.handle.close()
@@ -61,6 +65,9 @@ def follow(f: Follow) -> Outcome:
 def _loop(f: Follow, state: AttemptState, reader: BinaryIO) -> None:
     while True:
         _read(f, state, reader, fresh=True)
+        if f.meter is not None and f.meter.stopped:  # past a budget: stop as on Ctrl-C
+            state.over_budget(f.meter.reason)
+            return
         if f.handle.poll() is not None:
             return
         if f.stop.is_set():
@@ -79,6 +86,8 @@ def _read(f: Follow, state: AttemptState, reader: BinaryIO, fresh: bool) -> None
     """Feed what the log grew by, a block at a time: a transcript is never held whole."""
     while block := reader.read(READ_BLOCK):
         _report(f, state.output(block, time.monotonic(), fresh))
+        if f.meter is not None:
+            f.meter.report(f.adapter.usage)
 
 
 def _report(f: Follow, progress: list[tuple[int, str]]) -> None:

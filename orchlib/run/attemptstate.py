@@ -27,6 +27,7 @@ class Result(enum.Enum):
     INTERRUPTED = "interrupted"
     PAUSED = "paused"  # the CLI reported a usage limit: no retry is used (DESIGN §11)
     LOST = "lost"  # the host running it died (a dask worker): run again, no retry used (§8)
+    OVER_BUDGET = "over budget"  # usage went past a budget: stopped, no retry used (§15)
 
 
 RETRIED = {Result.CLOSED, Result.STALLED, Result.TIMEOUT}
@@ -43,6 +44,7 @@ _TASK_STATUS: dict[Result, Status] = {
     Result.QUESTION: Status.QUESTION,
     Result.PAUSED: Status.PAUSED,
     **{r: Status.ERROR for r in (Result.ERROR, Result.INTERRUPTED, Result.LOST, *RETRIED)},
+    Result.OVER_BUDGET: Status.ERROR,  # its own budget; a project's or plan's holds it PENDING
 }
 
 
@@ -110,6 +112,7 @@ class AttemptState:
         self.done_marker: Marker | None = None
         self.last_line = ""
         self.forced: Result | None = None
+        self.budget_text = ""
         self.enter_sent = False
         self._progress: list[tuple[int, str]] = []
 
@@ -140,6 +143,10 @@ class AttemptState:
     def interrupted(self) -> None:
         """The run was interrupted (SIGINT/SIGTERM)."""
         self.forced = Result.INTERRUPTED
+
+    def over_budget(self, text: str) -> None:
+        """A budget the attempt counts toward is spent (DESIGN §15): stop as on Ctrl-C."""
+        self.forced, self.budget_text = Result.OVER_BUDGET, text
 
     def entered(self, sent: bool, now: float) -> None:
         """The result of the Enter `tick` asked for: sent (the stall clock restarts) or not."""
@@ -184,7 +191,7 @@ class AttemptState:
         if self.final is not None:
             return self._outcome(ended_by(self.final.kind), self.final.text, exit_code)
         limit = self.adapter.limit
-        if limit is not None and self.forced is not Result.INTERRUPTED:
+        if limit is not None and self.forced not in (Result.INTERRUPTED, Result.OVER_BUDGET):
             return self._outcome(Result.PAUSED, f"usage limit: {limit.text}", exit_code)
         if self.forced is not None:
             return self._outcome(self.forced, self._forced_text(), exit_code)
@@ -222,6 +229,8 @@ class AttemptState:
         if self.forced is Result.STALLED:
             sent = " (Enter was sent)" if self.enter_sent else ""
             return f"no output for {self.limits.stall_timeout:g}s{sent}; process group killed"
+        if self.forced is Result.OVER_BUDGET:
+            return self.budget_text
         return "interrupted"
 
     # --- lines and markers ----------------------------------------------------------------

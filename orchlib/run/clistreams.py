@@ -32,6 +32,10 @@ _CLAUDE_TOKENS: Mapping[str, str] = {
     "cache_read_input_tokens": "cache_read_input_tokens",
     "cache_creation_input_tokens": "cache_creation_input_tokens",
 }
+_CLAUDE_STEP: Mapping[str, str] = {  # an assistant message's own usage, before the result
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+}
 _CODEX_TOKENS: Mapping[str, str] = {
     "input_tokens": "input_tokens",
     "cached_input_tokens": "cached_input_tokens",
@@ -62,11 +66,13 @@ class ClaudeStream(JsonStream):
     def __init__(self) -> None:
         super().__init__()
         self.denied: list[str] = []  # tool calls `-p` mode refused (`permission_denials`)
+        self._message: object = None  # the id of the assistant message last counted
 
     def _event(self, doc: Json) -> list[str]:
         kind = doc.get("type")
         blocks = [json_obj(b) for b in json_items(json_obj(doc.get("message")).get("content"))]
         if kind == "assistant":
+            self._add_message(json_obj(doc.get("message")))
             # text blocks only: tool_use inputs and thinking are not reports
             said = nonempty_strs(*(b.get("text") for b in blocks if b.get("type") == "text"))
             if doc.get("error") or json_obj(doc.get("message")).get("model") == "<synthetic>":
@@ -89,6 +95,18 @@ class ClaudeStream(JsonStream):
                 self._limit(doc.get("result"), *nonempty_strs(*json_items(doc.get("errors"))))
             self.denied = [_denial(json_obj(d)) for d in json_items(doc.get("permission_denials"))]
         return []
+
+    def _add_message(self, message: Json) -> None:
+        """Count one model message's tokens as it arrives (its blocks repeat its usage), so a
+        budget sees the attempt's spend before the `result` gives the totals (and the cost)."""
+        if message.get("id") == self._message or self.usage.get("subtype"):
+            return
+        self._message = message.get("id")
+        step = numbers_as(json_obj(message.get("usage")), _CLAUDE_STEP)
+        for key, value in step.items():
+            before = self.usage.get(key, 0)
+            if isinstance(value, int | float) and isinstance(before, int | float):
+                self.usage[key] = before + value
 
 
 def _denial(denial: Json) -> str:

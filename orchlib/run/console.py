@@ -19,6 +19,8 @@ from datetime import datetime
 from typing import IO
 
 from orchlib.events import (
+    BudgetHeld,
+    BudgetSpent,
     Event,
     RunFinished,
     RunStarted,
@@ -43,7 +45,7 @@ FOOTER_EVERY = 0.2  # seconds between redraws of the live footer for progress al
 _CLEAR_LINE = "\r\x1b[K"
 _STATES = (
     "done", "up to date", "failed", "interrupted", "waiting", "answered", "approval", "paused",
-    "skipped", "running",
+    "skipped", "held", "running",
 )  # fmt: skip
 
 
@@ -158,6 +160,11 @@ class Console:
             return self._skipped(name, seen, event)
         if isinstance(event, TaskPaused):
             return self._paused(name, seen, event)
+        if isinstance(event, BudgetSpent):
+            return name, "ask", f"{event.reason}: its running attempts are stopped"
+        if isinstance(event, BudgetHeld):
+            seen.state, seen.text = "held", event.reason
+            return name, "dim", f"PENDING: {event.reason}"
         if isinstance(event, ToolsDenied):
             tools = "; ".join(event.tools)
             return name, "ask", f"attempt {event.attempt}: the agent was refused {tools}"
@@ -313,6 +320,8 @@ def _advice(name: str, seen: _Seen) -> str:
         return f"  {name} skipped: {seen.text} — it runs once that is resolved"
     if seen.state == "paused":
         return f"  {name} paused: {seen.text} — re-run `doit` then"
+    if seen.state == "held":
+        return f"  {name} held: {seen.text} — raise that budget and re-run `doit`"
     if seen.state in ("running", "interrupted"):
         return f"  {name} did not finish — re-run `doit` to resume it"
     return ""

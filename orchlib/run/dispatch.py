@@ -13,10 +13,12 @@ from orchlib import state
 from orchlib.checkout import Checkout
 from orchlib.events import (
     AttemptRan,
+    BudgetHeld,
     TaskApproval,
     TaskFailed,
     TaskPaused,
     TaskProgress,
+    TaskSpent,
     TaskStarted,
     TaskWaiting,
     ToolsDenied,
@@ -25,18 +27,19 @@ from orchlib.events import (
 from orchlib.executors.base import Handle
 from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import Plan, Task
-from orchlib.run import adopt, agents
+from orchlib.run import adopt, agents, fallback
 from orchlib.run.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.run.attemptstate import task_status
 from orchlib.run.finish import Attempted, Finishing, TaskResult
 from orchlib.run.launch import AttemptInputs
-from orchlib.run.pauses import iso, profile_of
+from orchlib.run.pauses import held_until, iso, profile_of
+from orchlib.run.spend import Meter
 from orchlib.run.streams import PlainText
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import TaskRecord, orchdir
 from orchlib.state.model import Status, merge_answers
 
-FREE = {Result.PAUSED, Result.LOST}  # outcomes that use no retry
+FREE = {Result.PAUSED, Result.LOST, Result.OVER_BUDGET}  # outcomes that use no retry
 MAX_LOSSES = 3  # a task is dispatched again after this many lost workers, no more
 
 
@@ -49,6 +52,8 @@ class TaskRun(AttemptInputs, Finishing):
 
     def __init__(self, co: Checkout, plan: Plan, task: Task, previous: TaskRecord | None) -> None:
         self.co, self.plan, self.task, self.previous = co, plan, task, previous
+        self.plan_task = task  # `task` is it as the current attempt runs it (its agent)
+        self._handover: fallback.Handover | None = None
         self.project = plan.projects[task.project]
         self._last_number = previous.attempt if previous is not None else 0
         self.profile = profile_of(task)
@@ -97,7 +102,10 @@ class TaskRun(AttemptInputs, Finishing):
             if attempted is None:
                 if self.co.interrupt.is_set():
                     return self._fail("interrupted before it started", 0, interrupted=True)
-                if (until := self.co.pauses.until(self.profile)) is not None:
+                if (spent := self._budget_spent()) is not None:
+                    return spent
+                self._use(fallback.choose(self.plan_task, self.co.pauses))
+                if (until := held_until(self.plan_task, self.co.pauses)) is not None:
                     return self._pause(self._last_number, until, "")
                 attempted = self._attempt(self._next_number(), self._feedback)
             self._last_number = attempted.number
@@ -107,6 +115,22 @@ class TaskRun(AttemptInputs, Finishing):
             if result is not None:
                 return result
             attempted = None
+
+    def _budget_spent(self) -> TaskResult | None:
+        """Its own budget spent: the task fails; a project's, plan's or run's: it waits."""
+        ledger, pid = self.co.run.ledger, self.plan.plan_id
+        if (own := ledger.own(pid, self.plan_task)) is not None:
+            return self._fail(own, self._last_number)
+        if (held := ledger.held(pid, self.plan_task)) is not None:  # PENDING, saying why
+            self._publish(BudgetHeld(pid, self.task.id, held))
+            return TaskResult(Status.PENDING, held)
+        return None
+
+    def _use(self, task: Task) -> None:
+        """Run the next attempt with `task`'s agent; another agent starts a fresh session."""
+        if task.agent != self.task.agent:
+            self._paused_session = None
+        self.task, self.profile = task, profile_of(task)
 
     def _still_waiting(self) -> TaskResult | None:
         """A task with an open question is not dispatched again until it is answered, nor one
@@ -145,9 +169,16 @@ class TaskRun(AttemptInputs, Finishing):
         if outcome.result is Result.PAUSED and not self.co.interrupt.is_set():
             self._paused_session = outcome.session_id or self._paused_session
             until = self.co.pauses.pause(self.profile or "", outcome.reset_at)
+            if self.plan_task.agents:  # the next agent of the list reads where this one was
+                log = self.co.log_path(self.plan.plan_id, self.task.id, done.number)
+                redact = self.co.secrets.redact
+                self._handover = fallback.handover(self.task.agent, done.number, log, redact)
             return self._pause(done.number, until, outcome.text, hit=True), self._feedback
         if self.profile is not None:
             self.co.pauses.clear_backoff(self.profile)
+        if outcome.result is Result.OVER_BUDGET and not self.co.interrupt.is_set():
+            spent = self._budget_spent()
+            return spent or self._fail(outcome.text, done.number), self._feedback
         if checked is not None:
             if checked.problem is None:
                 return self._stamp(done, checked), ""
@@ -231,10 +262,12 @@ class TaskRun(AttemptInputs, Finishing):
         if prev is None or found is None:
             return None
         proc, log, ago = found.handle, found.log, found.started_ago
+        self._use(fallback.named(self.plan_task, prev.agent))
         self._publish(self._started(prev.attempt, prev.terminal_id, proc, log, prev.prompt_file,
                                     adopted=True))  # fmt: skip
         started = time.monotonic() - ago
-        outcome = self._follow(proc, log, prev.terminal_id, ago, found.quiet_for)
+        meter = self.co.run.ledger.begin(self.plan.plan_id, self.plan_task, proc)
+        outcome = self._follow(proc, log, prev.terminal_id, ago, found.quiet_for, meter)
         return Attempted(prev.attempt, prev.terminal_id, outcome, started, proc.host)
 
     def _attempt(self, number: int, feedback: str) -> Attempted:
@@ -260,7 +293,8 @@ class TaskRun(AttemptInputs, Finishing):
             self.co.bus.sync()  # pid and log are in state.json before the agent may print
 
         proc = self.co.executor.start(job, announce)
-        outcome = self._follow(proc, log, terminal_id)
+        meter = self.co.run.ledger.begin(self.plan.plan_id, self.plan_task, proc)
+        outcome = self._follow(proc, log, terminal_id, meter=meter)
         return Attempted(number, terminal_id, outcome, began[0], proc.host)
 
     def _started(
@@ -274,18 +308,24 @@ class TaskRun(AttemptInputs, Finishing):
     ) -> TaskStarted:
         return TaskStarted(
             self.plan.plan_id, self.task.id, number, terminal_id, proc.ref, proc.host,
-            str(log), prompt or "", adopted=adopted,
+            str(log), prompt or "", adopted=adopted, agent=self.task.agent.name,
         )  # fmt: skip
 
     def _follow(
-        self, proc: Handle, log: Path, terminal_id: str, ago: float = 0.0, quiet: float = 0.0
-    ) -> Outcome:
+        self, proc: Handle, log: Path, terminal_id: str, ago: float = 0.0, quiet: float = 0.0,
+        meter: Meter | None = None,
+    ) -> Outcome:  # fmt: skip
         shell = self.task.command is not None
         adapter = PlainText() if shell else agents.adapter(self.task.agent)
         stop = self.co.interrupt
         watch = Follow(proc, log, terminal_id, self.task.limits, adapter, stop.event,
-                       self._progress, shell, ago, quiet)  # fmt: skip
-        outcome = follow(watch)
+                       self._progress, shell, ago, quiet, meter)  # fmt: skip
+        try:
+            outcome = follow(watch)
+        finally:
+            if meter is not None and self.co.run.ledger.end(meter):  # it reported usage
+                spent = self.co.run.ledger.task_spend(self.plan.plan_id, self.task.id)
+                self._publish(TaskSpent(self.plan.plan_id, self.task.id, spent.as_json()))
         # Where an agent's words enter orchlib's records: the stamp, the next prompt, events.
         clean = self.co.secrets.redact
         return replace(outcome, text=clean(outcome.text), denied=tuple(map(clean, outcome.denied)))

@@ -9,7 +9,7 @@ from pathlib import Path
 from orchlib.checkout import Checkout
 from orchlib.executors.base import Job
 from orchlib.plan import Plan, Project, Task
-from orchlib.run import agents, sandboxing
+from orchlib.run import agents, fallback, sandboxing
 from orchlib.run.prompt import DoneDependency, PromptInput, render
 from orchlib.state import TaskRecord
 
@@ -24,6 +24,7 @@ class AttemptInputs:
     workspace: Project
     previous: TaskRecord | None
     _paused_session: str | None
+    _handover: fallback.Handover | None
 
     def _job(self, terminal_id: str, number: int, prompt_file: Path, log: Path) -> Job:
         """The attempt's process, in the task's sandbox if it has one."""
@@ -87,7 +88,12 @@ class AttemptInputs:
             summary = stamp.summary if stamp else ""
             deps.append(DoneDependency(dep.id, dep.title, dep.project, summary))
         given = PromptInput(terminal_id, number, deps, answered_questions(self.previous), feedback)
-        return render(self.co.root, self.plan, self.task, given, self.workspace)
+        text = render(self.co.root, self.plan, self.task, given, self.workspace)
+        # Outside the template, so a plan without fallback agents keeps its spec hash.
+        handed = self._handover
+        if handed is not None and handed.agent != self.task.agent.name:
+            text += fallback.section(handed, self.task.agent.name)
+        return text
 
 
 def answered_questions(record: TaskRecord | None) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orchlib.events import (
+    BudgetSpent,
     Event,
     RunFinished,
     RunStarted,
@@ -103,6 +104,9 @@ class Notifier:
             return [] if event.still else [self._task_approval(event)]
         elif isinstance(event, TaskPaused):
             return self._usage_limit(event)
+        elif isinstance(event, BudgetSpent):
+            text = f"{self._name()}: {event.reason} in {self._task(event.task_id)}"
+            return [Notification("budget_spent", f"{self.plan.plan_id}: {event.reason}", text)]
         elif isinstance(event, TaskSkipped):
             self._skipped(event)
         elif isinstance(event, RunFinished) and not event.interrupted:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from orchlib.plan import Task
+    from orchlib.plan import AgentSpec, Task
 
 FIRST_BACKOFF = 300.0
 MAX_BACKOFF = 3600.0
@@ -27,7 +27,29 @@ def profile_of(task: Task) -> str | None:
     """
     if task.command is not None or task.agent.profile == "shell":
         return None
-    return task.agent.profile or task.agent.name
+    return spec_profile(task.agent)
+
+
+def spec_profile(spec: AgentSpec) -> str:
+    """The name an agent's usage limits are kept under (its CLI profile)."""
+    return spec.profile or spec.name
+
+
+def agent_now(task: Task, pauses: Pauses) -> AgentSpec:
+    """The agent a task's next attempt uses: the first of its fallback list that no usage
+    limit holds (DESIGN §15); its only agent, or the first when every one is held."""
+    for spec in task.agents:
+        if pauses.until(spec_profile(spec)) is None:
+            return spec
+    return task.agent
+
+
+def held_until(task: Task, pauses: Pauses) -> float | None:
+    """When a task may start again: None now, else the earliest reset among its agents."""
+    if task.command is not None:
+        return None
+    ends = [pauses.until(spec_profile(spec)) for spec in task.agents or (task.agent,)]
+    return None if None in ends else min(e for e in ends if e is not None)
 
 
 def iso(moment: float) -> str:

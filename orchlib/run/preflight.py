@@ -24,8 +24,8 @@ def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
     anything = False
     for plan, task in tasks:
         anything = True
-        if task.command is None:
-            needed.setdefault(agents.executable(task.agent), []).append((plan, task))
+        for spec in () if task.command is not None else task.agents or (task.agent,):
+            needed.setdefault(agents.executable(spec), []).append((plan, task))
     if co.executor.name != "local":  # a remote executor checks each of its hosts at once
         lines = co.executor.preflight(co.root, sorted(needed)) if anything else []
         if lines:

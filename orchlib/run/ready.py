@@ -7,7 +7,7 @@ import heapq
 from typing import Any
 
 from orchlib.checkout import Checkout
-from orchlib.plan import Plan, TaskMeta
+from orchlib.plan import AgentSpec, Plan, TaskMeta
 
 
 def project_capacity(co: Checkout) -> dict[str, int]:
@@ -21,6 +21,26 @@ def project_capacity(co: Checkout) -> dict[str, int]:
         for project in plan.projects.values():
             root = str(project.root)
             capacity[root] = min(capacity.get(root, project.parallel), project.parallel)
+    return capacity
+
+
+def agent_key(spec: AgentSpec) -> str:
+    """The capacity key of an agent's `maxParallel` (beside the project folders' keys)."""
+    return f"agent:{spec.name}"
+
+
+def agent_capacity(co: Checkout) -> dict[str, int]:
+    """How many attempts of each capped agent may run at once across the run (`maxParallel`).
+
+    An agent named alike in two plans (or inline twice) shares one cap: the smallest holds.
+    """
+    capacity: dict[str, int] = {}
+    for plan in co.plans.values():
+        for task in plan.tasks.values():
+            for spec in task.agents or (task.agent,):
+                if spec.max_parallel:
+                    key = agent_key(spec)
+                    capacity[key] = min(capacity.get(key, spec.max_parallel), spec.max_parallel)
     return capacity
 
 

@@ -139,6 +139,8 @@ def _agreed(record: TaskRecord, reason: str | None, stamp_of: StampOf) -> TaskRe
             record, status=Status.PENDING, percent=0, summary="", finished_at="",
             duration=None, worked=0.0, pending_reason=reason,
         )  # fmt: skip
+    if record.status is Status.PENDING and record.held:  # a spent budget's reason stays
+        return record
     if record.status is Status.PENDING and (record.attempt or record.pending_reason):
         return record if record.pending_reason == reason else replace(record, pending_reason=reason)
     return record

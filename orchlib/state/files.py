@@ -19,7 +19,14 @@ from orchlib.events import now_iso
 from orchlib.fsutil import PRIVATE_FILE, append_private, atomic_write, read_json
 from orchlib.plan import Plan
 from orchlib.state.jsonform import JsonCache, dumps_state, from_json, task_from_json, task_json
-from orchlib.state.model import PlanState, Status, TaskRecord, derive_projects, merge_answers
+from orchlib.state.model import (
+    PlanState,
+    Status,
+    TaskRecord,
+    derive_projects,
+    merge_answers,
+    plan_spend,
+)
 from orchlib.state.render import MarkdownRenderer, one_line
 from orchlib.state.transitions import reconcile
 
@@ -83,7 +90,8 @@ def write_state(
 
 def with_projects(state: PlanState) -> PlanState:
     """The state with its Projects rows derived from its tasks, stamped with the time now."""
-    return replace(state, projects=derive_projects(state), updated_at=now_iso())
+    projects, spend = derive_projects(state), plan_spend(state)
+    return replace(state, projects=projects, spend=spend, updated_at=now_iso())
 
 
 def file_id(path: Path) -> tuple[int, int, int] | None:

@@ -91,6 +91,11 @@ class TaskRecord:
     rejected: str = ""
     # Why a task not shown DONE would run (`doit info`'s reason), once it ran or was stale.
     pending_reason: str = ""
+    agent: str = ""  # the agent of the latest attempt (a fallback list's chosen one)
+    # Spend (`usd`, `tokens`) since the task was last forgotten, and its own `budget`.
+    spend: Mapping[str, object] = field(default_factory=dict)
+    budget: Mapping[str, object] = field(default_factory=dict)
+    held: bool = False  # PENDING because a project, plan or run budget is spent
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ class ProjectRecord:
     path: str = ""
     terminal_id: str = ""
     status: str = "idle"
+    spend: Mapping[str, object] = field(default_factory=dict)  # the sum of its tasks'
+    budget: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,8 @@ class PlanState:
     phases: tuple[tuple[str, ...], ...] = ()
     projects: tuple[ProjectRecord, ...] = ()
     tasks: Mapping[str, TaskRecord] = field(default_factory=dict)
+    spend: Mapping[str, object] = field(default_factory=dict)  # the sum of its tasks'
+    budget: Mapping[str, object] = field(default_factory=dict)
 
 
 # --- derived values ---------------------------------------------------------------------
@@ -180,11 +189,12 @@ def derive_projects(state: PlanState) -> tuple[ProjectRecord, ...]:
 class _Seen:
     """What a project's tasks say: any running, any failed, all done, the latest terminal."""
 
-    __slots__ = ("any_task", "failed", "latest", "running", "undone", "when")
+    __slots__ = ("any_task", "failed", "latest", "running", "spend", "undone", "when")
 
     def __init__(self) -> None:
         self.any_task = self.failed = self.running = self.undone = False
         self.latest, self.when = "", ""
+        self.spend: dict[str, object] = {}
 
     def add(self, task: TaskRecord) -> None:
         status = task.status
@@ -195,14 +205,37 @@ class _Seen:
         when = task.started_at or task.finished_at
         if task.terminal_id and (not self.latest or when > self.when):
             self.latest, self.when = task.terminal_id, when
+        if task.spend:
+            self.spend = add_spend(self.spend, task.spend)
 
     def project(self, project: ProjectRecord) -> ProjectRecord:
         """active: a task runs; failed: a task failed; done: all done; idle otherwise."""
         status = "done" if self.any_task and not self.undone else "idle"
         status = "active" if self.running else "failed" if self.failed else status
-        if (project.terminal_id, project.status) == (self.latest, status):
+        now = (self.latest, status, self.spend)
+        if (project.terminal_id, project.status, project.spend) == now:
             return project  # unchanged: the same record keeps its cached JSON
-        return replace(project, terminal_id=self.latest, status=status)
+        return replace(project, terminal_id=self.latest, status=status, spend=self.spend)
+
+
+def add_spend(a: Mapping[str, object], b: Mapping[str, object]) -> dict[str, object]:
+    """Two `spend` mappings added (`usd`, `tokens`; bad figures count as 0)."""
+    usd = _number(a.get("usd")) + _number(b.get("usd"))
+    tokens = int(_number(a.get("tokens")) + _number(b.get("tokens")))
+    return {"usd": round(usd, 6), "tokens": tokens}
+
+
+def plan_spend(state: PlanState) -> dict[str, object]:
+    """The plan's spend: the sum of its tasks'."""
+    total: dict[str, object] = {}
+    for task in state.tasks.values():
+        if task.spend:
+            total = add_spend(total, task.spend)
+    return total
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def qa_history(state: PlanState, task_id: str) -> list[tuple[str, str]]:

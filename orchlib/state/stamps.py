@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.fsutil import atomic_write, read_json
-from orchlib.plan import Plan, Task
+from orchlib.plan import AgentSpec, Plan, Task, keys
 from orchlib.state.fingerprints import changed_input, missing_outputs
 
 
@@ -27,7 +27,6 @@ def stamp_path(orch_dir: Path, plan_id: str, task_id: str) -> Path:
 
 def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
     """Hash of everything that defines the work: a change re-runs the task."""
-    from orchlib.plan import keys  # the validator's key table: not imported by a no-op
 
     project = plan.projects[task.project]
     spec: dict[str, Any] = {name: getattr(task, name) for name in keys.spec_fields(keys.TASK)}
@@ -42,7 +41,13 @@ def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
 
 
 def _agent_repr(task: Task) -> list[Any]:
-    spec = task.agent
+    """The agent as the spec hash sees it; a fallback list as written, whichever agent ran."""
+    if task.agents:
+        return [_one_agent(spec) for spec in task.agents]
+    return _one_agent(task.agent)
+
+
+def _one_agent(spec: AgentSpec) -> list[Any]:
     return [spec.profile, spec.command, spec.prompt, spec.args, sorted(spec.env.items())]
 
 

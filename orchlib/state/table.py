@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from orchlib.plan import Plan
-from orchlib.state.model import PlanState, Status, TaskRecord, aggregate_status
+from orchlib.state.model import PlanState, Status, TaskRecord, aggregate_status, plan_spend
 from orchlib.state.render import one_line, relative_path, skip_reason, state_label, unfinished_deps
+from orchlib.state.spendtext import spend_cell
 from orchlib.state.stamps import Stamp
 from orchlib.state.transitions import parse_time, reconcile
 
@@ -41,14 +42,21 @@ def render_status(
     usage = {t.id: task_usage(stamps.get(t.id)) for t in tasks}
     with_usage = any(usage.values())
     header: tuple[str, ...] = (*HEADER[:5], *USAGE_HEADER, *HEADER[5:]) if with_usage else HEADER
+    budgets = any(t.budget for t in tasks)  # spend against a task budget (DESIGN §15)
+    header = (*header[:-2], "SPEND", *header[-2:]) if budgets else header
     rows: list[tuple[str, ...]] = [header]
     for t in tasks:
-        row = _row(plan.plan_id, t, current, root)
-        rows.append((*row[:5], *_usage_cells(usage[t.id]), *row[5:]) if with_usage else row)
+        listed = t.id in plan.tasks and bool(plan.tasks[t.id].agents)  # fallback agents
+        row = _row(plan.plan_id, t, current, root, listed)
+        row = (*row[:5], *_usage_cells(usage[t.id]), *row[5:]) if with_usage else row
+        rows.append((*row[:-2], spend_cell(t.spend, t.budget), *row[-2:]) if budgets else row)
     every = list(current.tasks.values())
     done = sum(t.status is Status.DONE for t in every)
     status = current.status if _running(current) else aggregate_status(t.status for t in every)
     spent = usage_text(_total(usage.values())) if with_usage else ""
+    budget = spend_cell(current.spend or plan_spend(current), current.budget)
+    if budget and current.budget:
+        spent = f"{spent}; budget {budget}" if spent else f"budget {budget}"
     parts = [f"{plan.plan_id}: {status}, {done}/{len(every)} done", one_line(plan.summary), spent]
     head = " — ".join(part for part in parts if part)
     steps = next_steps(plan.plan_id, replace(current, tasks={t.id: t for t in tasks}))
@@ -137,8 +145,12 @@ def _running(state: PlanState) -> bool:
     return bool(state.run.started_at) and not state.run.ended_at
 
 
-def _row(plan_id: str, task: TaskRecord, state: PlanState, root: Path | None) -> tuple[str, ...]:
+def _row(
+    plan_id: str, task: TaskRecord, state: PlanState, root: Path | None, listed: bool = False
+) -> tuple[str, ...]:
     attempt = str(task.attempt) if task.attempt else ""
+    if attempt and listed and task.agent:  # which agent of its fallback list ran it
+        attempt += f" {task.agent}"
     if attempt and task.host not in ("", "local"):  # where it ran: a dask worker's address
         attempt += f" on {task.host}"
     log = relative_path(task.log, (root, root.resolve())) if task.log and root else task.log
@@ -198,6 +210,8 @@ def last_line(task: TaskRecord, state: PlanState) -> str:
         return f"skipped: {skip_reason(task, state)}"
     if task.status is Status.PENDING:
         blocked = unfinished_deps(task, state)
+        if task.held:
+            return f"held: {task.pending_reason}"
         if task.pending_reason:
             return f"would run: {task.pending_reason}"
         return f"blocked by {', '.join(blocked)}" if blocked else ""
@@ -268,6 +282,8 @@ def _step(name: str, task: TaskRecord, state: PlanState) -> str:
         return f'  {name} waits for approval: doit approve {name}, or doit reject {name} "..."'
     if task.status is Status.ERROR and task.error.startswith("interrupted"):
         return f"  {name} was interrupted: re-run `doit` to resume"
+    if task.status is Status.PENDING and task.held:
+        return f"  {name} waits: {task.pending_reason}; raise that budget and run `doit`"
     if task.status is Status.PENDING and task.pending_reason:
         return f"  {name} would run again ({task.pending_reason}): run `doit`"
     if task.status is Status.ERROR:

@@ -9,6 +9,7 @@ from typing import Any
 
 from orchlib.events import (
     AttemptRan,
+    BudgetHeld,
     Event,
     TaskApproval,
     TaskDone,
@@ -16,13 +17,14 @@ from orchlib.events import (
     TaskPaused,
     TaskProgress,
     TaskSkipped,
+    TaskSpent,
     TaskStarted,
     TaskUpToDate,
     TaskWaiting,
     ToolsDenied,
     WorkKept,
 )
-from orchlib.plan import Plan, Task
+from orchlib.plan import Budget, Plan, Task
 from orchlib.state.model import (
     PlanState,
     ProjectRecord,
@@ -43,11 +45,12 @@ def reconcile(plan: Plan, old: PlanState | None, now: str) -> PlanState:
     tasks = {
         t.id: _refresh(previous.get(t.id), t, phase_of.get(t.id, 0)) for t in plan.tasks.values()
     }
-    projects = tuple(ProjectRecord(p.name, p.path) for p in plan.projects.values())
+    projects = tuple(ProjectRecord(p.name, p.path, budget=budget_json(p.budget))
+                     for p in plan.projects.values())  # fmt: skip
     created = plan.created_at or (old.created if old is not None and old.created else now)
     run = old.run if old is not None else RunInfo()
     state = PlanState(plan.plan_id, plan.summary, created, "pending", run, now, plan.phases)
-    state = replace(state, projects=projects, tasks=tasks)
+    state = replace(state, projects=projects, tasks=tasks, budget=budget_json(plan.budget))
     return replace(state, status=plan_status(state))
 
 
@@ -58,7 +61,14 @@ def _refresh(record: TaskRecord | None, task: Task, phase: int) -> TaskRecord:
         project=task.project,
         depends_on=task.depends_on,
         phase=phase,
+        budget=budget_json(task.budget),
     )
+
+
+def budget_json(budget: Budget) -> dict[str, object]:
+    """state.json's `budget`: the caps set (DESIGN §15)."""
+    caps = {"usd": budget.usd, "tokens": budget.tokens}
+    return {key: value for key, value in caps.items() if value is not None}
 
 
 def reset_for_run(record: TaskRecord) -> TaskRecord:
@@ -125,6 +135,8 @@ def _started(r: TaskRecord, e: TaskStarted) -> TaskRecord:
         ref=e.ref,
         log=e.log,
         prompt_file=e.prompt_file,
+        agent=e.agent or r.agent,
+        held=False,
         adopted=e.adopted,
         started_at=r.started_at if same else e.at,
         percent=r.percent if same else 0,
@@ -243,6 +255,17 @@ def _denied(r: TaskRecord, e: ToolsDenied) -> TaskRecord:
     return replace(r, denied=e.tools) if e.attempt == r.attempt else r
 
 
+def _spent(r: TaskRecord, e: TaskSpent) -> TaskRecord:
+    return replace(r, spend=dict(e.spend))
+
+
+def _held(r: TaskRecord, e: BudgetHeld) -> TaskRecord:
+    if r.status in (Status.DONE, Status.ERROR, Status.QUESTION, Status.SKIPPED):
+        return r
+    return replace(r, status=Status.PENDING, pending_reason=e.reason, held=True, percent=0,
+                   paused_until="")  # fmt: skip
+
+
 def _skipped(r: TaskRecord, e: TaskSkipped) -> TaskRecord:
     return replace(
         r, status=Status.SKIPPED, skipped_because=tuple(e.because), percent=0, finished_at=e.at
@@ -262,6 +285,8 @@ _REDUCERS: dict[type[Event], Callable[[TaskRecord, Any], TaskRecord]] = {
     WorkKept: _kept,
     AttemptRan: _ran,
     TaskApproval: _approval,
+    TaskSpent: _spent,
+    BudgetHeld: _held,
 }
 
 

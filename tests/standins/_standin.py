@@ -28,6 +28,12 @@ Environment:
                       working folder before it reports anything (a limit included), as the
                       CLI's file tool would: work done before the run ended
   STANDIN_DELAY       seconds to think (sleep) after the call is recorded, before output
+  STANDIN_STEPS       claude, codex, opencode: before the usual run, this many model steps,
+                      each printing the CLI's own usage event for the step (claude: an
+                      assistant message, 64 tokens; codex: turn.completed with the running
+                      totals, 1,050 tokens a turn; opencode: step_finish, $0.05 and 1,050
+                      tokens) and then working (sleeping) STANDIN_STEP_SLEEP seconds
+                      (default 0.5): a runaway attempt, whose stop mid-way is observable
   TERMINAL_ID         the terminal id the markers carry
   STANDIN_PLAN        (`doit draft`) a file whose text the agent writes as its plan, to the
                       path the prompt names on its `**Plan file:**` line, as the CLI's own
@@ -248,6 +254,16 @@ def record(
     with open(path, "a", encoding="utf-8") as out:
         out.write(json.dumps(entry) + "\n")
     time.sleep(float(os.environ.get("STANDIN_DELAY") or 0))
+
+
+def steps() -> list[int]:
+    """The step numbers (1, 2, ...) STANDIN_STEPS asks for, none by default."""
+    return list(range(1, int(os.environ.get("STANDIN_STEPS") or 0) + 1))
+
+
+def work() -> None:
+    """Work on a step: sleep STANDIN_STEP_SLEEP seconds."""
+    time.sleep(float(os.environ.get("STANDIN_STEP_SLEEP") or 0.5))
 
 
 def emit(event: dict[str, object]) -> None:

@@ -74,6 +74,17 @@ function cost(t) {
   return found == null ? "" : `$${found.toFixed(found < 1 ? 4 : 2)}`;
 }
 
+// Spend against budget (DESIGN §15): state.json's `spend` and `budget` of the task.
+function budgetText(t) {
+  const s = t.spend && typeof t.spend === "object" ? t.spend : {};
+  const b = t.budget && typeof t.budget === "object" ? t.budget : {};
+  const parts = [];
+  if (typeof b.usd === "number") parts.push(`$${(s.usd || 0).toFixed(2)} of $${b.usd.toFixed(2)}`);
+  if (typeof b.tokens === "number") parts.push(`${(s.tokens || 0).toLocaleString("en")} of ${b.tokens.toLocaleString("en")} tok`);
+  if (!parts.length && typeof s.usd === "number" && s.usd > 0) parts.push(`$${s.usd.toFixed(2)} spent`);
+  return parts.join(", ");
+}
+
 function openQuestion(t) {
   return (t.questions || []).filter((q) => q && q.answer == null).pop();
 }
@@ -87,6 +98,7 @@ function last(t) {
   if (t.status === "SKIPPED") return `skipped: ${(t.skippedBecause || []).join(", ")}`;
   if (t.status === "PAUSED") return `usage limit: waits until ${t.pausedUntil || "the reset"}`;
   if (t.status === "PENDING") {
+    if (t.held && t.pendingReason) return `held: ${t.pendingReason}`;
     const blocked = (t.dependsOn || []).filter((d) => (view.tasks.get(d) || {}).status !== "DONE");
     if (blocked.length) return `waits for ${blocked.join(", ")}`;
     return t.pendingReason ? `would run: ${t.pendingReason}` : "";
@@ -191,9 +203,10 @@ function rowHtml(t) {
     `<td class="id"><strong>${esc(t.id)}</strong></td><td>${esc(t.title)}</td><td>${esc(t.project)}</td>` +
     `<td><span class="badge ${stateClass(t.status)}">${esc(t.status)}</span></td>` +
     `<td class="num"><progress max="100" value="${pct}"></progress> ${pct}%</td>` +
-    `<td class="num">${t.attempt || ""}</td>` +
+    `<td class="num">${t.attempt || ""}${t.attempt && t.agent ? ` <small>${esc(t.agent)}</small>` : ""}</td>` +
     `<td class="num elapsed"${running ? ` data-start="${esc(workStart(t))}"` : ""}>${esc(elapsed(t))}</td>` +
-    `<td class="num">${esc(cost(t))}</td><td class="last">${esc(last(t))}</td></tr>`;
+    `<td class="num">${esc(cost(t))}${budgetText(t) ? ` <small class="budget">${esc(budgetText(t))}</small>` : ""}</td>` +
+    `<td class="last">${esc(last(t))}</td></tr>`;
 }
 
 function renderTable() {
@@ -238,8 +251,8 @@ function renderDetail(restartLog) {
   if (!t) return stopLog();
   $("detail-title").textContent = `${view.planId}:${t.id} — ${t.title || ""}`;
   const facts = [["state", `${t.status}${t.status === "IN_PROGRESS" ? ` ${t.percent || 0}%` : ""}`],
-    ["project", t.project], ["attempt", t.attempt], ["terminal", t.terminalId],
-    ["started", t.startedAt], ["finished", t.finishedAt], ["elapsed", elapsed(t)], ["cost", cost(t)],
+    ["project", t.project], ["attempt", t.attempt], ["agent", t.agent], ["terminal", t.terminalId],
+    ["started", t.startedAt], ["finished", t.finishedAt], ["elapsed", elapsed(t)], ["cost", cost(t)], ["spend", budgetText(t)],
     ["summary", t.summary], ["error", t.error], ["last update", t.lastUpdate], ["log", t.log]];
   $("detail-facts").innerHTML = facts.filter(([, v]) => v !== "" && v != null && v !== 0)
     .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("");
