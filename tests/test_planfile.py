@@ -1265,7 +1265,7 @@ def load_plan_agent(tmp_path: Path) -> list[Any]:
     path = tmp_path / "plans" / "spec.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(SPEC_PLAN))
-    return _agent_repr(load_plan(path, tmp_path).tasks["t1"])
+    return _agent_repr(load_plan(path, tmp_path).tasks["t1"].agent)
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,14 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Review:
+    """`review:` (DESIGN §16): the agent that reviews a checked DONE, and what it is told."""
+
+    agent: AgentSpec
+    instructions: str = ""
+
+
+@dataclass(frozen=True)
 class Project:
     """A software project: a folder where its tasks run, one at a time.
 
@@ -98,6 +106,7 @@ class Task:
     index: int = 0
     environment: EnvPolicy = field(default_factory=EnvPolicy)  # not in the spec hash
     sandbox: str = ""  # `sandbox` of the task, its project or the plan's defaults ("": unset)
+    review: Review | None = None  # `review` of the task, its project or the plan's defaults
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ PROJECT = (
     *LIMIT_KEYS,
     PlanKey("environment", "", None, inherited_from=("plan",)),
     PlanKey("sandbox", "", None, inherited_from=("defaults",)),
+    PlanKey("review", "", None, inherited_from=("defaults",)),
 )
 
 TASK = (
@@ -112,10 +113,12 @@ TASK = (
     PlanKey("environment", "environment", None, inherited_from=("plan", "project")),
     # How a task runs, not what it delivers (like `isolation`): not in the spec hash.
     PlanKey("sandbox", "sandbox", None, "", inherited_from=_HANDED_DOWN),
+    # What counts as done: a reviewer's say (only when set, so no other task's hash moves).
+    PlanKey("review", "review", None, None, inherited_from=_HANDED_DOWN, in_spec=True),
 )
 
 DEFAULTS = (*LIMIT_KEYS, PlanKey("executor", "executor", None, ""),
-            PlanKey("sandbox", "", None, ""))  # fmt: skip
+            PlanKey("sandbox", "", None, ""), PlanKey("review", "", None))  # fmt: skip
 
 
 def required(keys: tuple[PlanKey, ...]) -> tuple[str, ...]:

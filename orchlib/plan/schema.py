@@ -18,6 +18,7 @@ from orchlib.plan import (
     Limits,
     Plan,
     Project,
+    Review,
     Task,
     keys,
     project_root,
@@ -46,6 +47,7 @@ from orchlib.plan.envschema import environment
 from orchlib.plan.graph import Graph
 from orchlib.plan.notifyschema import notify
 from orchlib.plan.refname import branch_problem, task_branch
+from orchlib.plan.reviewschema import review
 from orchlib.plan.sandboxschema import mode, writable
 
 LIMITS = {k.name: k for k in keys.LIMIT_KEYS}
@@ -65,6 +67,7 @@ class _Scope:
     limits: Limits
     environment: EnvPolicy
     sandbox: str = ""
+    review: Review | None = None
 
 
 def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None, Issues]:
@@ -102,6 +105,7 @@ class _Builder:
         self.executor = get(issues, defaults or {}, "executor", ("defaults",),
                             choice(EXECUTOR_NAMES), "")  # fmt: skip
         self.sandbox = get(issues, defaults or {}, "sandbox", ("defaults",), mode, "")
+        self.review = review(issues, defaults, ("defaults",), self.agents, None)
         self.scopes: dict[str, _Scope] = {}
         self.graph = Graph(issues)
         self.branch_ok = True  # False once planId itself makes no git branch name
@@ -155,7 +159,8 @@ class _Builder:
         )
         sandbox = get(issues, m, "sandbox", path, mode, self.sandbox)
         scope = _Scope(project, agent, limits(issues, m, path, self.limits),
-                       _environment(issues, m, path, self.environment), sandbox)  # fmt: skip
+                       _environment(issues, m, path, self.environment), sandbox,
+                       review(issues, m, path, self.agents, self.review))  # fmt: skip
         if name is not None and _first(issues, self.scopes, name, (*path, "name"), "project name"):
             self.scopes[name] = scope
 
@@ -214,6 +219,7 @@ class _Builder:
                 issues, m, path, scope.environment if scope else self.environment
             ),
             "sandbox": get(issues, m, "sandbox", path, mode, (scope or self).sandbox),
+            "review": review(issues, m, path, self.agents, (scope or self).review),
             "index": path[-1],
         }
 

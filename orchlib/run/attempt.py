@@ -38,12 +38,13 @@ class Follow:
     # stall clock from the last time its log grew.
     started_ago: float = 0.0
     quiet_for: float = 0.0
+    verdicts: bool = False  # a reviewer: APPROVE / REJECT decide it (DESIGN §16)
 
 
 def follow(f: Follow) -> Outcome:
     """Follow the attempt until its process has ended; the first final marker decides it."""
     state = AttemptState(f.terminal_id, f.limits, f.adapter, time.monotonic(), f.shell,
-                         f.started_ago, f.quiet_for)  # fmt: skip
+                         f.started_ago, f.quiet_for, f.verdicts)  # fmt: skip
     try:
         with f.log.open("rb") as reader:
             _read(f, state, reader, fresh=False)  # what an adopted attempt printed unwatched

@@ -27,13 +27,15 @@ from orchlib.events import (
     TaskFailed,
     TaskPaused,
     TaskProgress,
+    TaskReviewed,
+    TaskReviewing,
     TaskSkipped,
     TaskStarted,
     TaskUpToDate,
     TaskWaiting,
     ToolsDenied,
 )
-from orchlib.run.consoletext import clip, clock_time, is_terminal, paint, wants_color
+from orchlib.run.consoletext import clip, clock_time, is_terminal, paint, review_line, wants_color
 from orchlib.state.render import local_clock
 from orchlib.state.table import format_duration, usage_figures, usage_text
 
@@ -158,6 +160,8 @@ class Console:
             return self._skipped(name, seen, event)
         if isinstance(event, TaskPaused):
             return self._paused(name, seen, event)
+        if isinstance(event, TaskReviewing | TaskReviewed):
+            return name, *review_line(event)
         if isinstance(event, ToolsDenied):
             tools = "; ".join(event.tools)
             return name, "ask", f"attempt {event.attempt}: the agent was refused {tools}"

@@ -28,9 +28,11 @@ from orchlib.plan import Plan, Task
 from orchlib.run import adopt, agents
 from orchlib.run.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.run.attemptstate import task_status
+from orchlib.run.changes import Baseline
 from orchlib.run.finish import Attempted, Finishing, TaskResult
 from orchlib.run.launch import AttemptInputs
 from orchlib.run.pauses import iso, profile_of
+from orchlib.run.review import take_baseline
 from orchlib.run.streams import PlainText
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import TaskRecord, orchdir
@@ -65,6 +67,7 @@ class TaskRun(AttemptInputs, Finishing):
         # Running time of its attempts so far (DESIGN §15): a done task done again starts at 0.
         counted = previous is not None and previous.status is not Status.DONE
         self._worked = previous.worked if previous is not None and counted else 0.0
+        self._bases: dict[int, Baseline] = {}  # a reviewed task's attempts' starting points
 
     def run(self) -> TaskResult:
         """Adopt a crashed run's attempt or dispatch new ones until the task settles.
@@ -150,6 +153,8 @@ class TaskRun(AttemptInputs, Finishing):
             if checked.problem is None:
                 return self._stamp(done, checked), ""
             problem = checked.problem
+            if checked.final:  # e.g. a review without a verdict: no retry helps
+                return self._fail(problem, done.number), ""
             return self._retry_or_fail(f"DONE, but {problem}", done.number, left), problem
         if outcome.result is Result.QUESTION:
             self._publish_waiting(outcome.text, done.number, done.terminal_id, still=False)
@@ -243,6 +248,9 @@ class TaskRun(AttemptInputs, Finishing):
             problem = self.tree.prepare(number, keep=self._continue)
             if problem is not None:
                 return Attempted(number, terminal_id, Outcome(Result.ERROR, problem), began[0])
+        if self.task.review is not None:  # what its reviewer is shown as the changes
+            self._bases[number] = take_baseline(self.co, self.plan.plan_id, self.task.id, number,
+                                                self.workspace.root)  # fmt: skip
         prompt_file = self.co.prompt_path(self.plan.plan_id, self.task.id, number)
         if self.task.command is None:  # a shell task has no prompt
             text = self._prompt(terminal_id, number, feedback)

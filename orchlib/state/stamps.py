@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.fsutil import atomic_write, read_json
-from orchlib.plan import Plan, Task, keys
+from orchlib.plan import AgentSpec, Plan, Task, keys
 from orchlib.state.fingerprints import changed_input, missing_outputs
 
 
@@ -29,7 +29,11 @@ def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
     """Hash of everything that defines the work: a change re-runs the task."""
     project = plan.projects[task.project]
     spec: dict[str, Any] = {name: getattr(task, name) for name in keys.spec_fields(keys.TASK)}
-    spec["agent"] = _agent_repr(task)
+    spec["agent"] = _agent_repr(task.agent)
+    if task.review is None:  # absent, not null: a plan without review keeps its stamps
+        del spec["review"]
+    else:
+        spec["review"] = [_agent_repr(task.review.agent), task.review.instructions]
     # The plan's and the project's keys in the spec reach every task as one "context" list.
     handed_down = ((plan, keys.PLAN), (project, keys.PROJECT))
     spec["context"] = [getattr(o, name) for o, declared in handed_down
@@ -39,8 +43,7 @@ def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def _agent_repr(task: Task) -> list[Any]:
-    spec = task.agent
+def _agent_repr(spec: AgentSpec) -> list[Any]:
     return [spec.profile, spec.command, spec.prompt, spec.args, sorted(spec.env.items())]
 
 
@@ -77,13 +80,13 @@ _KEYS = {
     "summary": "summary", "finishedAt": "finished_at", "attempt": "attempt",
     "terminalId": "terminal_id", "specHash": "spec_hash", "durationSeconds": "duration_seconds",
     "agent": "agent", "inputs": "inputs", "verify": "verify", "merge": "merge",
-    "sessionId": "session_id", "usage": "usage",
+    "sessionId": "session_id", "usage": "usage", "review": "review",
 }  # fmt: skip
 _ALWAYS = ("taskId", "summary", "finishedAt", "terminalId", "inputs")
 _TEXT = ("specHash", "summary", "terminalId")
 # Keys no check ever read: a value of another type is kept as it was, untyped, in `extra`.
 _LOOSE_TEXT = ("planId", "project", "title", "agent", "sessionId")
-_LOOSE_MAP = ("verify", "merge", "usage")
+_LOOSE_MAP = ("verify", "merge", "usage", "review")
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class Stamp:
     merge: Mapping[str, Any] | None = None
     session_id: str | None = None
     usage: Mapping[str, Any] | None = None
+    review: Mapping[str, Any] | None = None  # {agent, verdict, summary, usage} (DESIGN §16)
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys of other versions, kept
 
     @classmethod

@@ -15,6 +15,7 @@ from orchlib.events import (
     TaskFailed,
     TaskPaused,
     TaskProgress,
+    TaskReviewing,
     TaskSkipped,
     TaskStarted,
     TaskUpToDate,
@@ -243,6 +244,11 @@ def _denied(r: TaskRecord, e: ToolsDenied) -> TaskRecord:
     return replace(r, denied=e.tools) if e.attempt == r.attempt else r
 
 
+def _reviewing(r: TaskRecord, e: TaskReviewing) -> TaskRecord:
+    """The task's last line says who reviews it (its status stays IN_PROGRESS)."""
+    return replace(r, last_update=f"reviewing ({e.agent})")
+
+
 def _skipped(r: TaskRecord, e: TaskSkipped) -> TaskRecord:
     return replace(
         r, status=Status.SKIPPED, skipped_because=tuple(e.because), percent=0, finished_at=e.at
@@ -260,6 +266,7 @@ _REDUCERS: dict[type[Event], Callable[[TaskRecord, Any], TaskRecord]] = {
     TaskPaused: _paused,
     ToolsDenied: _denied,
     WorkKept: _kept,
+    TaskReviewing: _reviewing,
     AttemptRan: _ran,
     TaskApproval: _approval,
 }
