@@ -3,6 +3,7 @@ as its reviewer (tests/fake_agent.py plays `<task>.review` when it reviews)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,11 @@ from conftest import Checkout
 from test_worktrees import make_repo, merges, out, run
 
 from orchlib.errors import PlanError
+from orchlib.plan import Limits
 from orchlib.plan.file import load_plan
+from orchlib.run.attemptstate import AttemptState, Result
+from orchlib.run.markers import Kind, Marker, scan
+from orchlib.run.streams import PlainText
 
 PLAN = "rev"
 
@@ -149,3 +154,48 @@ def test_a_bad_review_is_a_located_plan_error(
     with pytest.raises(PlanError) as err:
         load_plan(checkout.root / "plans" / f"{PLAN}.json", checkout.root)
     assert where in str(err.value) and says in str(err.value)
+
+
+# --- the verdict markers on strings, and the state machine's two vocabularies -----------
+
+RID = "review-t1-1-abc123"
+
+
+@pytest.mark.parametrize("kind", [Kind.APPROVE, Kind.REJECT])
+def test_a_verdict_is_a_final_marker(kind: Kind) -> None:
+    [marker] = scan(f'echo "[{kind.value}:{RID}] tests cover the parser"', RID)
+    assert marker == Marker(kind, RID, "tests cover the parser") and marker.final
+    assert scan(f"[{kind.value}:other-id] forged", RID) == []
+    assert scan(f"[{kind.value}:{RID}] <why the work is acceptable>", RID) == []  # echoed
+
+
+def test_a_reviewer_is_decided_by_verdicts_and_an_agent_by_its_own_markers() -> None:
+    lines = f"[DONE:{RID}] done instead\n[REJECT:{RID}] no tests\n[APPROVE:{RID}] ok\n"
+    reviewer = AttemptState(RID, Limits(), PlainText(), now=0.0, verdicts=True)
+    reviewer.output(lines.encode(), 1.0)
+    verdict = reviewer.decide(0)
+    assert verdict.result is Result.ERROR and verdict.text == "no tests"  # REJECT: the first
+    agent = AttemptState(RID, Limits(), PlainText(), now=0.0)
+    agent.output(f"[APPROVE:{RID}] self\n[REJECT:{RID}] x\n".encode(), 1.0)
+    assert agent.decide(0).result is Result.CLOSED  # a worker cannot approve itself
+
+
+def test_review_is_in_the_spec_hash_only_when_set(tmp_path: Path) -> None:
+    from orchlib.state.stamps import spec_hash
+
+    def hashed(review: object) -> str:
+        plan: dict[str, Any] = {"planId": "s", "projects": [{"name": "p", "path": "p"}],
+                                "tasks": [{"id": "t1", "project": "p", "title": "T"}]}  # fmt: skip
+        if review is not None:
+            plan["tasks"][0]["review"] = review
+        path = tmp_path / "plans" / "s.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(plan))
+        loaded = load_plan(path, tmp_path)
+        return spec_hash(loaded, loaded.tasks["t1"], "TEMPLATE")
+
+    plain, codex = hashed(None), hashed("codex")
+    assert (
+        len({plain, codex, hashed("claude"), hashed({"agent": "codex", "instructions": "x"})}) == 4
+    )
+    assert hashed({"agent": "codex"}) == codex
