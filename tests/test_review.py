@@ -4,12 +4,17 @@ as its reviewer (tests/fake_agent.py plays `<task>.review` when it reviews)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Checkout
-from test_worktrees import make_repo, merges, out, run
+from conftest import Checkout, pid_alive
+from test_profiles import STANDINS
+from test_worktrees import NO_GIT_CONFIG, make_repo, merges, out, run
 
 from orchlib.errors import PlanError
 from orchlib.plan import Limits
@@ -22,14 +27,14 @@ PLAN = "rev"
 
 
 def write(co: Checkout, tasks: list[dict[str, Any]], isolated: bool = False,
-          review: object = "fake") -> None:  # fmt: skip
+          review: object = "fake", agents: dict[str, Any] | None = None) -> None:  # fmt: skip
     """Plan `rev`: project `app`, its tasks done by the fake agent and reviewed by it too."""
     project: dict[str, Any] = {"name": "app", "path": "app"}
     if isolated:
         project["isolation"] = "worktree"
     plan: dict[str, Any] = {
         "planId": PLAN,
-        "agents": {"fake": co.agent()},
+        "agents": {"fake": co.agent(), **(agents or {})},
         "agent": "fake",
         "defaults": {"review": review, "retries": 1},
         "projects": [project],
@@ -199,3 +204,86 @@ def test_review_is_in_the_spec_hash_only_when_set(tmp_path: Path) -> None:
         len({plain, codex, hashed("claude"), hashed({"agent": "codex", "instructions": "x"})}) == 4
     )
     assert hashed({"agent": "codex"}) == codex
+
+
+# --- composition: Ctrl-C, a killed run, a usage limit -------------------------------------
+
+
+def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    stdout, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stdout + stderr
+
+
+def test_ctrl_c_stops_the_reviewer_and_interrupts_the_task(checkout: Checkout) -> None:
+    (checkout.root / "app").mkdir()
+    checkout.scenario({"t1.review": [[{"say": "reading"}, {"hang": True}]]})
+    write(checkout, [{"id": "t1"}])
+    proc = checkout.start(env=NO_GIT_CONFIG)
+    checkout.wait_for(lambda: "reading" in _text(review_log(checkout, "t1", 1)))
+    (reviewer,) = starts(checkout, "t1.review")
+    os.kill(proc.pid, signal.SIGINT)
+    code, said = _finish(proc)
+    assert code == 130 and "Traceback" not in said, said
+    assert not pid_alive(reviewer["pid"])
+    record = next(t for t in checkout.state(PLAN)["tasks"] if t["id"] == "t1")
+    assert record["status"] == "ERROR" and "interrupted by SIGINT" in record["error"]
+    assert checkout.stamp("t1", PLAN) is None and len(starts(checkout, "t1")) == 1
+
+
+def test_a_killed_run_s_review_is_started_again_and_merged_once(checkout: Checkout) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    checkout.scenario({"t1": [[{"write": ["a.txt", "a\n"]}, {"done": "a.txt"}]],
+                       "t1.review": [[{"say": "reading"}, {"hang": True}]]})  # fmt: skip
+    write(checkout, [{"id": "t1"}], isolated=True)
+    first = checkout.start(env=NO_GIT_CONFIG)
+    checkout.wait_for(lambda: "reading" in _text(review_log(checkout, "t1", 1)))
+    (old,) = starts(checkout, "t1.review")
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=10)
+    checkout.scenario({"t1": [[{"done": "should not run"}]],
+                       "t1.review": [[{"say": "[APPROVE:{tid}] a.txt is right"}]]})  # fmt: skip
+    second = run(checkout)
+    assert second.returncode == 0, out(second)
+    assert not pid_alive(old["pid"]), "the killed run's reviewer is stopped"
+    assert len(starts(checkout, "t1")) == 1 and len(starts(checkout, "t1.review")) == 2
+    prompt = starts(checkout, "t1.review")[1]["prompt"]
+    assert "a.txt" in prompt  # the baseline noted at the attempt's start survived
+    assert merges(repo) == [f"Merge branch 'orch/{PLAN}/t1'"]
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["review"]["summary"] == "a.txt is right"
+
+
+def test_a_reviewer_at_its_usage_limit_waits_and_uses_no_retry(
+    checkout: Checkout, tmp_path: Path
+) -> None:
+    (checkout.root / "app").mkdir()
+    until = time.time() + 2
+    critic = {"profile": "claude", "env": {"STANDIN_LIMIT_UNTIL": f"{until:.3f}",
+                                           "STANDIN_MODE": "approve"}}  # fmt: skip
+    write(checkout, [{"id": "t1", "retries": 0}], review="critic", agents={"critic": critic})
+    calls = tmp_path / "calls.jsonl"
+    path = f"{STANDINS}{os.pathsep}{os.environ.get('PATH', '')}"
+    result = run(checkout, env={"PATH": path, "STANDIN_RECORD": str(calls),
+                                "STANDIN_SUMMARY": "fine by me"})  # fmt: skip
+    assert result.returncode == 0, out(result)
+    assert "review by critic waits" in result.stdout
+    assert len(calls.read_text().splitlines()) == 2 and len(starts(checkout, "t1")) == 1
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["review"] == {
+        "agent": "critic", "verdict": "approve", "summary": "fine by me",
+        **({"usage": stamp["review"]["usage"]} if "usage" in stamp["review"] else {}),
+    }  # fmt: skip
+
+
+def test_a_reviewer_cli_missing_from_path_is_named_before_dispatch(checkout: Checkout) -> None:
+    (checkout.root / "app").mkdir()
+    write(checkout, [{"id": "t1"}], review="codex")
+    result = run(checkout, env={"PATH": "/nonexistent-bin"})
+    assert result.returncode == 3 and checkout.records() == [], out(result)
+    assert "reviewer agent 'codex' not found on PATH (tasks t1)" in result.stderr
+    assert "set review: in plans/rev.json" in result.stderr
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
