@@ -287,3 +287,18 @@ def test_a_reviewer_cli_missing_from_path_is_named_before_dispatch(checkout: Che
 
 def _text(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+def test_the_dashboard_serves_the_reviewer_s_transcript(checkout: Checkout) -> None:
+    from webclient import serving
+
+    (checkout.root / "app").mkdir()
+    checkout.scenario({"t1.review": [[{"say": "[APPROVE:{tid}] checked by the critic"}]]})
+    write(checkout, [{"id": "t1"}])
+    assert run(checkout).returncode == 0
+    with serving(checkout.root) as server:
+        reviewed = server.get(f"/api/plans/{PLAN}/tasks/t1/log?review=1")
+        assert reviewed.status == 200 and b"checked by the critic" in reviewed.body
+        plain = server.get(f"/api/plans/{PLAN}/tasks/t1/log")
+        assert b"checked by the critic" not in plain.body
+        assert server.get(f"/api/plans/{PLAN}/tasks/t1/log?review=1&attempt=2").status == 404
