@@ -107,6 +107,9 @@ class Task:
     environment: EnvPolicy = field(default_factory=EnvPolicy)  # not in the spec hash
     sandbox: str = ""  # `sandbox` of the task, its project or the plan's defaults ("": unset)
     review: Review | None = None  # `review` of the task, its project or the plan's defaults
+    # `race` (DESIGN §16): the agents of the racers, one each (N copies for `race: N`); ()
+    # without a race. How it runs, not what it delivers: not in the spec hash.
+    race: tuple[AgentSpec, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ PROJECT = (
     PlanKey("environment", "", None, inherited_from=("plan",)),
     PlanKey("sandbox", "", None, inherited_from=("defaults",)),
     PlanKey("review", "", None, inherited_from=("defaults",)),
+    PlanKey("race", "", None),
 )
 
 TASK = (
@@ -115,6 +116,8 @@ TASK = (
     PlanKey("sandbox", "sandbox", None, "", inherited_from=_HANDED_DOWN),
     # What counts as done: a reviewer's say (only when set, so no other task's hash moves).
     PlanKey("review", "review", None, None, inherited_from=_HANDED_DOWN, in_spec=True),
+    # Who races for the task (DESIGN §16): how it runs, not what it delivers.
+    PlanKey("race", "race", None, (), inherited_from=("project",)),
 )
 
 DEFAULTS = (*LIMIT_KEYS, PlanKey("executor", "executor", None, ""),

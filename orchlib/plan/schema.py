@@ -47,7 +47,7 @@ from orchlib.plan.envschema import environment
 from orchlib.plan.graph import Graph
 from orchlib.plan.notifyschema import notify
 from orchlib.plan.refname import branch_problem, task_branch
-from orchlib.plan.reviewschema import review
+from orchlib.plan.reviewschema import race, racers, review
 from orchlib.plan.sandboxschema import mode, writable
 
 LIMITS = {k.name: k for k in keys.LIMIT_KEYS}
@@ -68,6 +68,7 @@ class _Scope:
     environment: EnvPolicy
     sandbox: str = ""
     review: Review | None = None
+    race: tuple[str, ...] | int | None = None
 
 
 def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None, Issues]:
@@ -160,7 +161,8 @@ class _Builder:
         sandbox = get(issues, m, "sandbox", path, mode, self.sandbox)
         scope = _Scope(project, agent, limits(issues, m, path, self.limits),
                        _environment(issues, m, path, self.environment), sandbox,
-                       review(issues, m, path, self.agents, self.review))  # fmt: skip
+                       review(issues, m, path, self.agents, self.review),
+                       _race(issues, m, path, self.agents, None, isolation))  # fmt: skip
         if name is not None and _first(issues, self.scopes, name, (*path, "name"), "project name"):
             self.scopes[name] = scope
 
@@ -211,9 +213,13 @@ class _Builder:
         own = get(issues, m, "agent", path, self.agents.value, None)
         inherited = scope.agent if scope else self.agent
         ran = fields["command"] is not None
+        agent = task_agent(issues, own, inherited, ran, path)
+        isolated = scope.project.isolation if scope else "worktree"  # no scope: reported
+        raced = _race(issues, m, path, self.agents, scope.race if scope else None, isolated)
         return {
             **fields,
-            "agent": task_agent(issues, own, inherited, ran, path),
+            "agent": agent,
+            "race": racers(raced, self.agents, agent) if agent is not None else (),
             "limits": limits(issues, m, path, scope.limits if scope else self.limits),
             "environment": _environment(
                 issues, m, path, scope.environment if scope else self.environment
@@ -240,6 +246,19 @@ def _isolation(issues: Issues, m: dict[str, Any], path: KeyPath) -> tuple[str, i
     elif parallel == 0:
         issues.add((*path, "parallel"), "must be >= 1, got 0")
     return (isolation, max(1, parallel)) if isolation else ("", 1)
+
+
+Raced = tuple[str, ...] | int | None  # a `race` value: agent names, a count, or none
+
+
+def _race(issues: Issues, m: dict[str, Any], path: KeyPath, agents: Agents, outer: Raced,
+          isolation: str) -> Raced:  # fmt: skip
+    """This level's `race`; one set here without `isolation: worktree` is an error here."""
+    value = race(issues, m, path, agents, outer)
+    if value is not None and "race" in m and not isolation:
+        issues.add((*path, "race"), "'race' needs 'isolation: worktree' on the project (each "
+                   "racer works in its own worktree)")  # fmt: skip
+    return value
 
 
 def _environment(issues: Issues, m: dict[str, Any], path: KeyPath, outer: EnvPolicy) -> EnvPolicy:

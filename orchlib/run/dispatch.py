@@ -29,9 +29,11 @@ from orchlib.run import adopt, agents
 from orchlib.run.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.run.attemptstate import task_status
 from orchlib.run.changes import Baseline
+from orchlib.run.checks import Checked
 from orchlib.run.finish import Attempted, Finishing, TaskResult
 from orchlib.run.launch import AttemptInputs
 from orchlib.run.pauses import iso, profile_of
+from orchlib.run.race import race
 from orchlib.run.review import take_baseline
 from orchlib.run.streams import PlainText
 from orchlib.run.worktrees import TaskTree
@@ -68,6 +70,7 @@ class TaskRun(AttemptInputs, Finishing):
         counted = previous is not None and previous.status is not Status.DONE
         self._worked = previous.worked if previous is not None and counted else 0.0
         self._bases: dict[int, Baseline] = {}  # a reviewed task's attempts' starting points
+        self._raced: dict[str, object] = {}  # a race's winner and racers, for the stamp
 
     def run(self) -> TaskResult:
         """Adopt a crashed run's attempt or dispatch new ones until the task settles.
@@ -87,7 +90,7 @@ class TaskRun(AttemptInputs, Finishing):
             return self._fail(reason, self._last_number)
 
     def _run(self) -> TaskResult:
-        attempted = None
+        attempted, checked = None, None
         if self._left is None:
             waiting = self._still_waiting()
             if waiting is not None:
@@ -100,14 +103,14 @@ class TaskRun(AttemptInputs, Finishing):
                     return self._fail("interrupted before it started", 0, interrupted=True)
                 if (until := self.co.pauses.until(self.profile)) is not None:
                     return self._pause(self._last_number, until, "")
-                attempted = self._attempt(self._next_number(), self._feedback)
+                attempted, checked = self._dispatch(self._feedback)
             self._last_number = attempted.number
             if attempted.outcome.result not in FREE:  # a usage limit, a lost worker: no retry
                 self._left -= 1
-            result, self._feedback = self._settle(attempted, self._left)
+            result, self._feedback = self._settle(attempted, self._left, checked)
             if result is not None:
                 return result
-            attempted = None
+            attempted, checked = None, None
 
     def _still_waiting(self) -> TaskResult | None:
         """A task with an open question is not dispatched again until it is answered, nor one
@@ -135,10 +138,21 @@ class TaskRun(AttemptInputs, Finishing):
         on_disk = self.co.next_attempt(self.plan.plan_id, self.task.id)
         return max(on_disk, self._last_number + 1)
 
-    def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
+    def _dispatch(self, feedback: str) -> tuple[Attempted, Checked | None]:
+        """One attempt, or a race of them (DESIGN §16): then checked (and merged) already."""
+        if not self.task.race:
+            return self._attempt(self._next_number(), feedback), None
+        numbers = [self._next_number() for _ in self.task.race]
+        self._last_number = max(numbers)
+        return race(self, numbers, feedback)
+
+    def _settle(
+        self, done: Attempted, left: int, checked: Checked | None = None
+    ) -> tuple[TaskResult | None, str]:
         outcome = done.outcome
         # A DONE's checks (and merge) are part of its attempt's running time.
-        checked = self._check(done) if outcome.result is Result.DONE else None
+        if checked is None and outcome.result is Result.DONE:
+            checked = self._check(done)
         self._count_work(done)
         self._keep_work(outcome.result)  # after the checks: Ctrl-C may have stopped them
         if outcome.denied:

@@ -55,6 +55,8 @@ class Finishing:
     tree: TaskTree | None
     _worked: float  # the running time of the task's attempts, this one included
     _bases: dict[int, Baseline]  # where each attempt of a reviewed task started (§16)
+    _lands: bool = True  # False for a racer: the race merges its winner only (§16)
+    _raced: dict[str, object]  # a race's {winner, racers}, for the stamp
 
     def _publish(self, event: Any) -> None:
         self.co.bus.publish(event)
@@ -76,6 +78,8 @@ class Finishing:
             checked = self._reviewed(done, checked)
         if checked.problem is not None or self.tree is None or self.task.limits.approve:
             return checked  # a task a person approves is merged when approved
+        if not self._lands:
+            return checked  # a racer: merged only if it wins the race
         landed = self.tree.land(done.number, done.outcome.text)
         return replace(checked, problem=landed.problem, merge=landed.merge)
 
@@ -126,13 +130,14 @@ class Finishing:
             terminal_id=done.terminal_id,
             spec_hash=self.co.spec_hash(self.plan, self.task),
             duration_seconds=duration,
-            agent=self.task.agent.name,
+            agent=str(self._raced.get("winner", self.task.agent.name)),
             inputs=fingerprints.fingerprint_inputs(self.project, self.task),
             verify=checked.verify if self.task.verify is not None else None,
             merge=checked.merge or None,
             session_id=outcome.session_id or None,
             usage=outcome.usage or None,
             review=checked.review or None,
+            race=self._raced or None,
         )
 
 

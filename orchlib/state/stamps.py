@@ -80,13 +80,13 @@ _KEYS = {
     "summary": "summary", "finishedAt": "finished_at", "attempt": "attempt",
     "terminalId": "terminal_id", "specHash": "spec_hash", "durationSeconds": "duration_seconds",
     "agent": "agent", "inputs": "inputs", "verify": "verify", "merge": "merge",
-    "sessionId": "session_id", "usage": "usage", "review": "review",
+    "sessionId": "session_id", "usage": "usage", "review": "review", "race": "race",
 }  # fmt: skip
 _ALWAYS = ("taskId", "summary", "finishedAt", "terminalId", "inputs")
 _TEXT = ("specHash", "summary", "terminalId")
 # Keys no check ever read: a value of another type is kept as it was, untyped, in `extra`.
 _LOOSE_TEXT = ("planId", "project", "title", "agent", "sessionId")
-_LOOSE_MAP = ("verify", "merge", "usage", "review")
+_LOOSE_MAP = ("verify", "merge", "usage", "review", "race")
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ class Stamp:
     session_id: str | None = None
     usage: Mapping[str, Any] | None = None
     review: Mapping[str, Any] | None = None  # {agent, verdict, summary, usage} (DESIGN §16)
+    race: Mapping[str, Any] | None = None  # {winner, racers} (DESIGN §16)
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys of other versions, kept
 
     @classmethod

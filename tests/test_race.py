@@ -1,0 +1,113 @@
+"""Races (DESIGN §16): N attempts at once in their own worktrees, verify picks the winner.
+
+The real `doit` on real git repositories; the racers are the fake agent, told apart by
+their attempt numbers (one per racer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import Checkout, pid_alive
+from test_worktrees import git, make_repo, merges, out, run
+
+from orchlib.errors import PlanError
+from orchlib.plan.file import load_plan
+
+PLAN = "race"
+GOOD = [{"write": ["out.txt", "good\n"]}, {"done": "wrote the good one"}]
+BAD = [{"write": ["out.txt", "bad\n"]}, {"done": "wrote a bad one"}]
+
+
+def write(co: Checkout, task: dict[str, Any], isolated: bool = True) -> None:
+    project: dict[str, Any] = {"name": "app", "path": "app"}
+    if isolated:
+        project["isolation"] = "worktree"
+        project["parallel"] = 3
+    plan: dict[str, Any] = {
+        "planId": PLAN,
+        "agents": {name: co.agent() for name in ("fa", "fb", "fc")},
+        "agent": "fa",
+        "defaults": {"retries": 0},
+        "projects": [project],
+        "tasks": [{"id": "t1", "project": "app", "title": "race for it",
+                   "verify": "grep -q good out.txt", **task}],
+    }  # fmt: skip
+    co.write_plan(plan, f"{PLAN}.json")
+
+
+def leftovers(repo: Any) -> tuple[list[str], list[str]]:
+    trees = git(repo, "worktree", "list", "--porcelain").splitlines()
+    branches = git(repo, "branch", "--format=%(refname:short)").split()
+    return [t for t in trees if t.startswith("worktree ")], branches
+
+
+def test_the_racer_that_passes_verify_is_merged_and_the_others_removed(
+    checkout: Checkout,
+) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    checkout.scenario({"t1": [BAD, [{"sleep": 0.3}, *GOOD], [{"say": "thinking"}, {"hang": True}]]})
+    write(checkout, {"race": ["fa", "fb", "fc"]})
+    result = run(checkout)
+    assert result.returncode == 0, out(result)
+    starts = checkout.records()
+    assert sorted(r["attempt"] for r in starts) == [1, 2, 3]
+    assert len({r["terminal_id"] for r in starts}) == 3 and len({r["cwd"] for r in starts}) == 3
+    assert all("/.orch/worktrees/race/t1+" in r["cwd"] for r in starts)
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["race"] == {"winner": "fb", "racers": 3}
+    assert stamp["attempt"] == 2 and stamp["agent"] == "fb"
+    assert (repo / "out.txt").read_text() == "good\n"
+    assert merges(repo) == [f"Merge branch 'orch/{PLAN}/t1+2'"]
+    assert leftovers(repo) == ([f"worktree {repo}"], ["main"])
+    hung = next(r for r in starts if r["attempt"] == 3)
+    assert not pid_alive(hung["pid"]), "the losing racer is stopped"
+    for n in (1, 2, 3):
+        assert (checkout.root / ".orch" / PLAN / "logs" / f"t1.{n}.log").is_file()
+
+
+def test_every_racer_failing_is_one_failed_attempt_and_the_retry_races_again(
+    checkout: Checkout,
+) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    checkout.scenario({"t1": [BAD, BAD, GOOD, BAD]})
+    write(checkout, {"race": 2, "retries": 1})
+    result = run(checkout)
+    assert result.returncode == 0, out(result)
+    assert "every racer failed" in result.stdout
+    assert sorted(r["attempt"] for r in checkout.records()) == [1, 2, 3, 4]
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["attempt"] == 3
+    assert stamp["race"] == {"winner": "fa", "racers": 2}
+    assert leftovers(repo) == ([f"worktree {repo}"], ["main"])
+
+
+def test_a_race_with_no_retry_left_fails_the_task(checkout: Checkout) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    checkout.scenario({"t1": [BAD]})
+    write(checkout, {"race": 2})
+    result = run(checkout)
+    assert result.returncode != 0 and checkout.stamp("t1", PLAN) is None, out(result)
+    assert len(checkout.records()) == 2 and "every racer failed" in result.stdout
+    assert merges(repo) == [] and leftovers(repo) == ([f"worktree {repo}"], ["main"])
+
+
+@pytest.mark.parametrize(
+    ("task", "isolated", "says"),
+    [
+        ({"race": 2}, False, "'race' needs 'isolation: worktree'"),
+        ({"race": 1}, True, "a race needs at least 2 racers, got 1"),
+        ({"race": ["fa"]}, True, "a race needs at least 2 agents, got 1"),
+        ({"race": ["fa", "nobody"]}, True, "unknown agent profile 'nobody'"),
+    ],
+)
+def test_a_bad_race_is_a_located_plan_error(
+    checkout: Checkout, task: dict[str, Any], isolated: bool, says: str
+) -> None:
+    write(checkout, task, isolated=isolated)
+    with pytest.raises(PlanError) as err:
+        load_plan(checkout.root / "plans" / f"{PLAN}.json", checkout.root)
+    assert "tasks[0].race" in str(err.value) and says in str(err.value)
