@@ -5,6 +5,7 @@ their attempt numbers (one per racer)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -111,3 +112,21 @@ def test_a_bad_race_is_a_located_plan_error(
     with pytest.raises(PlanError) as err:
         load_plan(checkout.root / "plans" / f"{PLAN}.json", checkout.root)
     assert "tasks[0].race" in str(err.value) and says in str(err.value)
+
+
+def test_a_race_holds_a_slot_per_racer(checkout: Checkout) -> None:
+    make_repo(checkout.root / "app", {"README": "app\n"})
+    (checkout.root / "other").mkdir()
+    checkout.scenario({"t1": [[{"sleep": 0.6}, *GOOD], [{"sleep": 0.6}, *BAD]]})
+    write(checkout, {"race": 2})
+    path = checkout.root / "plans" / f"{PLAN}.json"
+    data = json.loads(path.read_text())
+    data["projects"].append({"name": "other", "path": "other"})
+    data["tasks"].append({"id": "t2", "project": "other", "title": "independent"})
+    path.write_text(json.dumps(data))
+    result = run(checkout, "-n", "2")
+    assert result.returncode == 0, out(result)
+    starts = {(r["task"], r["attempt"]): r["start"] for r in checkout.records()}
+    racers = [starts[("t1", 1)], starts[("t1", 2)]]
+    # Both -n slots are the race's: the independent task starts only once the race ended.
+    assert starts[("t2", 1)] >= min(racers) + 0.6, starts

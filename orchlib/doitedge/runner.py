@@ -54,6 +54,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
         self.running: dict[str, Any] = {}
         self.capacity = project_capacity(checkout)
         self.load: Counter[str] = Counter()  # running tasks per project folder
+        # Slots a running task holds: 1, or one per racer of a race (DESIGN §16), taken at
+        # once (capped at `-n` and at the project's `parallel`, so a race always fits).
+        self.held: dict[str, tuple[int, int]] = {}
         self.busy: set[str] = set()  # project folders running all the tasks they may
         self.ready = ReadyQueue()
         self.barrier = _Barrier(checkout)
@@ -138,11 +141,16 @@ class PlanRunner(Runner):  # type: ignore[misc]
         while again and not self._stopping():
             again = False
             for node in self._candidates():
-                if len(self.running) >= self.slots:
+                if self._used() >= self.slots:
                     return
                 meta = orch_meta(node.task)
                 assert meta is not None
                 if not force and not self.barrier.open(meta):
+                    continue
+                slots, places = self._wants(meta)
+                if self._used() + slots > self.slots:
+                    return  # a race waits for its slots; nothing overtakes it
+                if self.load[meta.root] + places > self.capacity.get(meta.root, 1):
                     continue
                 self._launch(node, meta)
                 force = False
@@ -156,10 +164,19 @@ class PlanRunner(Runner):  # type: ignore[misc]
         heads = sorted(self.ready.heads(self.busy), key=lambda h: h[0])
         return [node for _, node in heads if self.limits.held(node) is None]
 
+    def _wants(self, meta: TaskMeta) -> tuple[int, int]:
+        """The `-n` slots and project places a task takes: one per racer of a race."""
+        racers = max(1, len(self.co.plans[meta.plan].tasks[meta.task].race))
+        return min(racers, self.slots), min(racers, self.capacity.get(meta.root, 1))
+
+    def _used(self) -> int:
+        return sum(slots for slots, _ in self.held.values())
+
     def _launch(self, node: Any, meta: TaskMeta) -> None:
         root = meta.root
         self.ready.pop(root)
-        self.load[root] += 1
+        self.held[node.task.name] = self._wants(meta)
+        self.load[root] += self.held[node.task.name][1]
         if self.load[root] >= self.capacity.get(root, 1):
             self.busy.add(root)
         self.running[node.task.name] = node
@@ -188,12 +205,12 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 node, fail = self.results.get(timeout=self.limits.tick())
                 break
             except queue.Empty:
-                if len(self.running) < self.slots and self._candidates():
+                if self._used() < self.slots and self._candidates():
                     return None
         meta = orch_meta(node.task)
         assert meta is not None
         del self.running[node.task.name]
-        self.load[meta.root] -= 1
+        self.load[meta.root] -= self.held.pop(node.task.name)[1]
         self.busy.discard(meta.root)
         if fail is PAUSED:
             self.ready.add(node, meta, self.ranks.get((meta.plan, meta.task), 0.0))
