@@ -247,6 +247,9 @@ class TaskRun(AttemptInputs, Finishing):
         prev, found = self.previous, adopt.leftover(self.co.executor, self.previous)
         if prev is None or found is None:
             return None
+        if self.task.race:  # a race is run again, not adopted racer by racer (DESIGN §16)
+            found.handle.terminate()
+            return None
         proc, log, ago = found.handle, found.log, found.started_ago
         self._publish(self._started(prev.attempt, prev.terminal_id, proc, log, prev.prompt_file,
                                     adopted=True))  # fmt: skip

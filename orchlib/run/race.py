@@ -9,24 +9,32 @@ number and terminal id, and a stop switch of the race's own that the run's Ctrl-
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
+import os
 import queue
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from orchlib.checkout import Checkout, Interrupt
 from orchlib.executors.base import Executor, Handle, Job
+from orchlib.fsutil import atomic_write
 from orchlib.plan import AgentSpec
 from orchlib.run.attempt import Outcome, Result
-from orchlib.run.checks import Checked
+from orchlib.run.checks import Checked, stop_leftover
 from orchlib.run.finish import Attempted
 from orchlib.run.pauses import profile_of
 from orchlib.run.worktrees import TaskTree
 
 if TYPE_CHECKING:
     from orchlib.run.dispatch import TaskRun
+
+RACER_NOTE = ".racer"  # `<log>.racer` holds the ref of a racer's process while it runs
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,8 @@ def race(task_run: TaskRun, numbers: list[int], feedback: str) -> tuple[Attempte
     base = task_run.co
     _ = (base.bus, base.repos)  # made now, so every racer shares them
     stop = Interrupt()
+    logs = base.plan_dir(task_run.plan.plan_id) / "logs"
+    stop_leftovers(base.executor, logs, task_run.task.id)  # a killed run's racers
     started = _Started(base.executor)
     race_co = replace(base, run=replace(base.run, interrupt=stop, executor=started.executor()))
     ended: queue.Queue[Racer] = queue.Queue()
@@ -84,6 +94,7 @@ def race(task_run: TaskRun, numbers: list[int], feedback: str) -> tuple[Attempte
             winner = racer
             stop.trigger("race won")  # the others stop now: their agents, verify, reviewer
             started.terminate()
+    started.forget()
     for racer in finished:
         if racer is not winner:
             _tree(racer).remove(racer.done.number)
@@ -100,6 +111,7 @@ class _Started:
     def __init__(self, inner: Executor) -> None:
         self.inner = inner
         self.handles: list[Handle] = []
+        self.notes: list[Path] = []  # `<log>.racer`: each process's ref, for a run after a crash
         self.lock = threading.Lock()
         self.stopped = False
 
@@ -108,9 +120,16 @@ class _Started:
 
         class Noting:
             def start(self, job: Job, before_start: Callable[[Handle], None]) -> Handle:
-                handle = started.inner.start(job, before_start)
+                note = job.log.with_name(job.log.name + RACER_NOTE)
+
+                def noted(handle: Handle) -> None:
+                    atomic_write(note, json.dumps(handle.ref) + "\n")
+                    before_start(handle)
+
+                handle = started.inner.start(job, noted)
                 with started.lock:
                     started.handles.append(handle)
+                    started.notes.append(note)
                     late = started.stopped
                 if late:  # started as the race ended: stopped at once
                     handle.terminate(grace=1.0)
@@ -121,6 +140,11 @@ class _Started:
 
         return cast(Executor, Noting())
 
+    def forget(self) -> None:
+        """The race is over and its processes ended: no note is needed any more."""
+        for note in self.notes:
+            note.unlink(missing_ok=True)
+
     def terminate(self) -> None:
         """Stop every process the racers started (the ended ones are left alone)."""
         with self.lock:
@@ -129,6 +153,15 @@ class _Started:
         for handle in handles:
             if handle.poll() is None:
                 handle.terminate(grace=1.0)
+
+
+def stop_leftovers(executor: Executor, logs: Path, task_id: str) -> None:
+    """Stop the racers (agents, verify, reviewers) of `task_id` a killed run left running."""
+    pattern = re.compile(re.escape(task_id) + r"\.[0-9]+\..*" + re.escape(RACER_NOTE))
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(logs):
+            if pattern.fullmatch(entry.name):
+                stop_leftover(executor, Path(entry.path))
 
 
 def _racer(task_run: TaskRun, race_co: Checkout, index: int, agent: AgentSpec, number: int,
