@@ -181,3 +181,28 @@ def test_a_killed_run_s_racers_are_stopped_and_the_race_runs_again_once(
     assert stamp is not None and stamp["attempt"] == 3 and stamp["race"]["racers"] == 2
     assert merges(repo) == [f"Merge branch 'orch/{PLAN}/t1+1'"]
     assert leftovers(repo) == ([f"worktree {repo}"], ["main"])
+
+
+def test_race_and_approve_do_not_combine(checkout: Checkout) -> None:
+    write(checkout, {"race": 2, "approve": True})
+    with pytest.raises(PlanError) as err:
+        load_plan(checkout.root / "plans" / f"{PLAN}.json", checkout.root)
+    assert "tasks[0].race" in str(err.value) and "'approve: true' do not combine" in str(err.value)
+
+
+def test_each_racer_is_reviewed_and_the_approved_one_wins(checkout: Checkout) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    # Both pass verify; the reviewer rejects racer 1's work (attempt 1), approves racer 2's.
+    slow_good = [{"sleep": 0.3}, *GOOD]
+    checkout.scenario({"t1": [GOOD, slow_good],
+                       "t1.review": [[{"say": "[REJECT:{tid}] not this one"}],
+                                     [{"say": "[APPROVE:{tid}] this one"}]]})  # fmt: skip
+    write(checkout, {"race": ["fa", "fb"], "review": "fc"})
+    result = run(checkout)
+    assert result.returncode == 0, out(result)
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["race"] == {"winner": "fb", "racers": 2}
+    assert stamp["review"]["summary"] == "this one" and stamp["attempt"] == 2
+    assert merges(repo) == [f"Merge branch 'orch/{PLAN}/t1+2'"]
+    assert leftovers(repo) == ([f"worktree {repo}"], ["main"])

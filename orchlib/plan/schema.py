@@ -216,11 +216,15 @@ class _Builder:
         agent = task_agent(issues, own, inherited, ran, path)
         isolated = scope.project.isolation if scope else "worktree"  # no scope: reported
         raced = _race(issues, m, path, self.agents, scope.race if scope else None, isolated)
+        task_limits = limits(issues, m, path, scope.limits if scope else self.limits)
+        if raced is not None and task_limits.approve:
+            issues.add((*path, "race"), "'race' and 'approve: true' do not combine (a person "
+                       "would approve one racer's worktree; race without approve)")  # fmt: skip
         return {
             **fields,
             "agent": agent,
             "race": racers(raced, self.agents, agent) if agent is not None else (),
-            "limits": limits(issues, m, path, scope.limits if scope else self.limits),
+            "limits": task_limits,
             "environment": _environment(
                 issues, m, path, scope.environment if scope else self.environment
             ),
