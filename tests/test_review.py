@@ -221,6 +221,8 @@ def test_ctrl_c_stops_the_reviewer_and_interrupts_the_task(checkout: Checkout) -
     proc = checkout.start(env=NO_GIT_CONFIG)
     checkout.wait_for(lambda: "reading" in _text(review_log(checkout, "t1", 1)))
     (reviewer,) = starts(checkout, "t1.review")
+    during = next(t for t in checkout.state(PLAN)["tasks"] if t["id"] == "t1")
+    assert during["status"] == "IN_PROGRESS" and during["lastUpdate"] == "reviewing (fake)"
     os.kill(proc.pid, signal.SIGINT)
     code, said = _finish(proc)
     assert code == 130 and "Traceback" not in said, said
@@ -302,3 +304,19 @@ def test_the_dashboard_serves_the_reviewer_s_transcript(checkout: Checkout) -> N
         plain = server.get(f"/api/plans/{PLAN}/tasks/t1/log")
         assert b"checked by the critic" not in plain.body
         assert server.get(f"/api/plans/{PLAN}/tasks/t1/log?review=1&attempt=2").status == 404
+
+
+def test_with_approve_a_person_approves_after_the_review(checkout: Checkout) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    checkout.scenario({"t1": [[{"write": ["a.txt", "a\n"]}, {"done": "a.txt"}]],
+                       "t1.review": [[{"say": "[APPROVE:{tid}] reviewed"}]]})  # fmt: skip
+    write(checkout, [{"id": "t1", "approve": True}], isolated=True)
+    first = run(checkout)
+    assert first.returncode != 0 and "review by fake: APPROVE" in first.stdout, out(first)
+    record = next(t for t in checkout.state(PLAN)["tasks"] if t["id"] == "t1")
+    assert record["status"] == "APPROVAL" and merges(repo) == []
+    approved = checkout.doit("approve", f"{PLAN}:t1", env=NO_GIT_CONFIG)
+    assert approved.returncode == 0, out(approved)
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["review"]["summary"] == "reviewed" and stamp["merge"]
