@@ -320,3 +320,32 @@ def test_with_approve_a_person_approves_after_the_review(checkout: Checkout) -> 
     assert approved.returncode == 0, out(approved)
     stamp = checkout.stamp("t1", PLAN)
     assert stamp is not None and stamp["review"]["summary"] == "reviewed" and stamp["merge"]
+
+
+def test_the_reviewer_runs_in_the_task_s_sandbox(checkout: Checkout, tmp_path: Path) -> None:
+    from orchlib.executors.sandbox import probe
+
+    if (why := probe()) is not None:
+        pytest.skip(f"no sandbox here: {why}")
+    (checkout.root / "app").mkdir()
+    (checkout.root / "other").mkdir()
+    checkout.scenario({"t1.review": [[{"try_write": ["../other/x.txt", "review {tid}"]},
+                                      {"try_write": ["note.txt", "review {tid}"]},
+                                      {"say": "[APPROVE:{tid}] fine"}]]})  # fmt: skip
+    write(checkout, [{"id": "t1"}])
+    path = checkout.root / "plans" / f"{PLAN}.json"
+    data = json.loads(path.read_text())
+    data["defaults"]["sandbox"] = "bwrap"
+    data["projects"].append({"name": "other", "path": "other"})
+    path.write_text(json.dumps(data))
+    rec = tmp_path / "rec"  # the record file must be writable inside the box
+    rec.mkdir()
+    data["sandboxWritable"] = [str(rec)]
+    data["agents"]["fake"]["command"][-1] = str(rec / "record.jsonl")
+    path.write_text(json.dumps(data))
+    checkout.record_file = rec / "record.jsonl"
+    result = run(checkout)
+    assert result.returncode == 0, out(result)
+    said = review_log(checkout, "t1", 1).read_text()
+    assert "REFUSED ../other/x.txt" in said and "WROTE note.txt" in said
+    assert not (checkout.root / "other" / "x.txt").exists()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,8 @@ class Reviewer:
             "ORCH_REVIEW": str(start), **inv.env,
         }  # fmt: skip
         key, policy = f"{self.plan.plan_id}:{self.task.id}", self.task.environment
-        box = sandboxing.box(self.co, self.plan, self.task, cwd)
+        # The task's sandbox, with the reviewer CLI's own state folders writable.
+        box = sandboxing.box(self.co, self.plan, replace(self.task, agent=spec), cwd)
         logins = agents.logins(spec)
         if inv.prompt_mode != "stdin":
             return Job(inv.argv, cwd, env, self.log, key, keep_stdin=True, policy=policy,
