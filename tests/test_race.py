@@ -68,6 +68,8 @@ def test_the_racer_that_passes_verify_is_merged_and_the_others_removed(
     assert not pid_alive(hung["pid"]), "the losing racer is stopped"
     for n in (1, 2, 3):
         assert (checkout.root / ".orch" / PLAN / "logs" / f"t1.{n}.log").is_file()
+    # Running time is work (each racer its own AttemptRan): at least the winner's 0.3 s.
+    assert checkout.state(PLAN)["tasks"][0]["worked"] >= 0.3
 
 
 def test_every_racer_failing_is_one_failed_attempt_and_the_retry_races_again(

@@ -98,9 +98,21 @@ def race(task_run: TaskRun, numbers: list[int], feedback: str) -> tuple[Attempte
     for racer in finished:
         if racer is not winner:
             _tree(racer).remove(racer.done.number)
+    standing = winner or max(finished, key=lambda r: r.done.number)
+    _count_others(task_run, finished, standing)
     if winner is not None:
         return _land(task_run, winner, len(threads))
     return _all_failed(base, finished), None
+
+
+def _count_others(task_run: TaskRun, finished: list[Racer], standing: Racer) -> None:
+    """Every racer's running time is the task's work (DESIGN §15), each with its own
+    `AttemptRan`; the one standing for the race is counted as the task's attempt."""
+    for racer in finished:
+        if racer is not standing:
+            before = racer.run._worked
+            racer.run._count_work(racer.done)
+            task_run._worked += racer.run._worked - before
 
 
 class _Started:
@@ -201,7 +213,8 @@ def _land(task_run: TaskRun, winner: Racer, racers: int) -> tuple[Attempted, Che
 
 
 def _all_failed(co: Checkout, finished: list[Racer]) -> Attempted:
-    """Every racer failed: one failed attempt (the retry races again), or the run's stop."""
+    """Every racer failed: one failed attempt (the retry races again), or the run's stop;
+    it stands under the last racer's number."""
     last = max(finished, key=lambda r: r.done.number)
     ordered = sorted(finished, key=lambda r: r.index)
     reasons = "; ".join(f"racer {r.index} ({r.agent.name}): {r.reason()}" for r in ordered)
