@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -207,4 +210,41 @@ def test_each_racer_is_reviewed_and_the_approved_one_wins(checkout: Checkout) ->
     assert stamp is not None and stamp["race"] == {"winner": "fb", "racers": 2}
     assert stamp["review"]["summary"] == "this one" and stamp["attempt"] == 2
     assert merges(repo) == [f"Merge branch 'orch/{PLAN}/t1+2'"]
+    assert leftovers(repo) == ([f"worktree {repo}"], ["main"])
+
+
+REAL_CLAUDE = os.environ.get("ORCH_REAL_CLAUDE", "")  # the path of a real `claude`
+
+
+@pytest.mark.skipif(not REAL_CLAUDE, reason="set ORCH_REAL_CLAUDE to a real Claude Code")
+def test_the_real_claude_code_races_the_fake_agent(checkout: Checkout, tmp_path: Path) -> None:
+    """The real Claude Code against a scripted model on 127.0.0.1 races the fake agent,
+    whose work fails verify: Claude's is merged."""
+    from daskcluster import free_port
+
+    home, port = tmp_path / "home", free_port()
+    home.mkdir()
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    script = "echo good > out.txt && echo wrote out.txt"
+    server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "scripted_anthropic.py"),
+                               str(port), script])  # fmt: skip
+    checkout.scenario({"t1": [BAD]})
+    write(checkout, {"race": ["fa", "claude"]})
+    path = checkout.root / "plans" / f"{PLAN}.json"
+    data = json.loads(path.read_text())
+    data["agents"]["claude"] = {"profile": "claude", "args": ["--allowedTools", "Bash"]}
+    path.write_text(json.dumps(data))
+    env = {"HOME": str(home), "PATH": f"{Path(REAL_CLAUDE).parent}:{os.environ['PATH']}",
+           "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": "sk-scripted",
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}  # fmt: skip
+    try:
+        result = run(checkout, env=env)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert result.returncode == 0, out(result)
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["race"] == {"winner": "claude", "racers": 2}
+    assert (repo / "out.txt").read_text() == "good\n"
     assert leftovers(repo) == ([f"worktree {repo}"], ["main"])

@@ -349,3 +349,35 @@ def test_the_reviewer_runs_in_the_task_s_sandbox(checkout: Checkout, tmp_path: P
     said = review_log(checkout, "t1", 1).read_text()
     assert "REFUSED ../other/x.txt" in said and "WROTE note.txt" in said
     assert not (checkout.root / "other" / "x.txt").exists()
+
+
+REAL_CLAUDE = os.environ.get("ORCH_REAL_CLAUDE", "")  # the path of a real `claude`
+
+
+@pytest.mark.skipif(not REAL_CLAUDE, reason="set ORCH_REAL_CLAUDE to a real Claude Code")
+def test_the_real_claude_code_reviews(checkout: Checkout, tmp_path: Path) -> None:
+    """The real Claude Code as the reviewer, against a scripted model on 127.0.0.1."""
+    import sys
+
+    from daskcluster import free_port
+
+    home, port = tmp_path / "home", free_port()
+    home.mkdir()
+    (checkout.root / "app").mkdir()
+    server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "scripted_anthropic.py"),
+                               str(port)])  # fmt: skip
+    checkout.scenario({"t1": [[{"write": ["a.txt", "alpha\n"]}, {"done": "a.txt written"}]]})
+    write(checkout, [{"id": "t1"}], review="critic", agents={"critic": {"profile": "claude"}})
+    env = {"HOME": str(home), "PATH": f"{Path(REAL_CLAUDE).parent}:{os.environ['PATH']}",
+           "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": "sk-scripted",
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}  # fmt: skip
+    try:
+        result = run(checkout, env=env)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert result.returncode == 0, out(result)
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["review"]["agent"] == "critic"
+    assert stamp["review"]["summary"] == "scripted review: a.txt", stamp["review"]
+    assert stamp["review"].get("usage"), "the reviewer's own usage, as the CLI reported it"
