@@ -188,6 +188,31 @@ class BudgetHeld(Event):
 
 
 @dataclass(frozen=True)
+class TaskReviewing(Event):
+    """A reviewer agent starts on an attempt's checked DONE (DESIGN §16)."""
+
+    task_id: str
+    attempt: int
+    agent: str
+    terminal_id: str
+    log: str
+    pid: int = 0
+
+
+@dataclass(frozen=True)
+class TaskReviewed(Event):
+    """A reviewer ended: `verdict` "approve", "reject" or "none"; `usage` is the reviewer's
+    own cost and tokens, in the shape of `TaskDone.usage` (part of the task's spend, §15)."""
+
+    task_id: str
+    attempt: int
+    agent: str
+    verdict: str
+    text: str
+    usage: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ToolsDenied(Event):
     """The agent's CLI refused these tool calls in an attempt (e.g. `Bash: npm test`)."""
 

@@ -33,6 +33,8 @@ entry N-1 (the last one repeats). An attempt is a list of steps, each a one-key 
   {"print_plan": PLAN}         print PLAN (as above) in a ```yaml fence (an agent that cannot
                                write files prints its plan after DONE)
 A task missing from the scenario reports 50% progress and DONE "did <task>".
+A reviewer (env ORCH_REVIEW set, DESIGN §16) plays the entry "<task>.review" by the task's
+attempt number; missing, it prints APPROVE "looks right".
 Every start appends a JSON line to RECORD: task, attempt, terminal id, cwd, pid, prompt.
 """
 
@@ -54,6 +56,8 @@ def main() -> int:
     record = sys.argv[2] if len(sys.argv) > 2 else None
     tid = os.environ["TERMINAL_ID"]
     task = os.environ["ORCH_TASK_ID"]
+    reviewing = bool(os.environ.get("ORCH_REVIEW"))
+    task = f"{task}.review" if reviewing else task
     attempt = int(os.environ.get("ORCH_ATTEMPT", "1"))
     reads_stdin = not sys.stdin.isatty() and os.environ.get("FAKE_NO_STDIN") != "1"
     prompt = sys.stdin.read() if reads_stdin else ""
@@ -69,7 +73,12 @@ def main() -> int:
         }
         with open(record, "a") as fh:
             fh.write(json.dumps(entry) + "\n")
-    attempts = scenario.get(task) or [[{"progress": [50, "working"]}, {"done": f"did {task}"}]]
+    default = (
+        [[{"say": "[APPROVE:{tid}] looks right"}]]
+        if reviewing
+        else [[{"progress": [50, "working"]}, {"done": f"did {task}"}]]
+    )
+    attempts = scenario.get(task) or default
     steps = attempts[min(attempt, len(attempts)) - 1]
     for step in steps:
         code = play(step, tid)

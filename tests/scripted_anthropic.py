@@ -11,6 +11,8 @@ last one naming the current attempt) the model:
   2. else calls the Bash tool with SCRIPT (a new tool id each time: a resumed session
      holds the earlier calls);
   3. once that call's result is back: answers `[DONE:<id>] <the tool's output>`.
+A reviewer's conversation (its prompt names `[APPROVE:<review id>]`, DESIGN §16) gets
+`[APPROVE:<id>] scripted review: <the first changed file the prompt shows>`.
 Any other request (a title, a quota check) gets "ok". Streaming (SSE) and plain replies.
 """
 
@@ -26,6 +28,8 @@ from typing import Any
 SCRIPT = sys.argv[2] if len(sys.argv) > 2 else "echo hi"
 ASK = "--ask" in sys.argv[3:]
 DONE = re.compile(r"\[DONE:(term-[A-Za-z0-9_.-]+)\]")
+REVIEW = re.compile(r"\[APPROVE:(review-[A-Za-z0-9_.-]+)\]")
+CHANGED = re.compile(r"^(?:new file(?: \(untracked\))?|changed file): (\S+)|^\+\+\+ b/(\S+)", re.M)
 
 
 def texts(messages: list[dict[str, Any]]) -> str:
@@ -47,6 +51,11 @@ def texts(messages: list[dict[str, Any]]) -> str:
 
 def answer(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The content blocks of the model's next message."""
+    reviews = REVIEW.findall(texts(messages[:1]))
+    if reviews:
+        found = CHANGED.search(texts(messages[:1]))
+        shown = (found[1] or found[2]) if found else "nothing"
+        return [{"type": "text", "text": f"[APPROVE:{reviews[-1]}] scripted review: {shown}"}]
     ids = DONE.findall(texts(messages))
     if not ids:
         return [{"type": "text", "text": "ok"}]

@@ -1,4 +1,4 @@
-"""`doit log PLAN:TASK [-f] [--attempt N] [--raw]`: an attempt's transcript, as it happens.
+"""`doit log PLAN:TASK [-f] [--attempt N] [--raw] [--review]`: a transcript, as it happens.
 
 JSON-stream CLIs (claude, codex, gemini, opencode) write one event per line; the log is
 decoded to what a person reads: the assistant's text, one line per tool call, the result.
@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,6 +35,9 @@ opt_attempt = {"name": "attempt", "long": "attempt", "type": int, "default": 0,
                "help": "the attempt to show (default: the latest)"}  # fmt: skip
 opt_raw = {"name": "raw", "long": "raw", "type": bool, "default": False,
            "help": "the transcript as the agent wrote it (no decoding)"}  # fmt: skip
+opt_review = {"name": "review", "long": "review", "type": bool, "default": False,
+              "help": "the attempt's reviewer's transcript (DESIGN §16)"}  # fmt: skip
+USAGE = "[-f] [--attempt N] [--raw] [--review] PLAN:TASK"
 
 
 class Log(OneLineErrors, Command):  # type: ignore[misc]
@@ -41,19 +45,20 @@ class Log(OneLineErrors, Command):  # type: ignore[misc]
 
     name = "log"
     doc_purpose = "print a task's latest transcript (-f follows it while it runs)"
-    doc_usage = "[-f] [--attempt N] [--raw] PLAN:TASK"
+    doc_usage = USAGE
     doc_description = (
         "Each attempt's transcript is in .orch/<planId>/logs/<taskId>.<attempt>.log. For\n"
         "claude, codex, gemini and opencode the JSON events are shown as text: what the\n"
-        "agent said, one line per tool call, and the result. Works while a run is going."
+        "agent said, one line per tool call, and the result. Works while a run is going.\n"
+        "--review shows the reviewer's transcript (<taskId>.<attempt>.review.log)."
     )
-    cmd_options = (opt_follow, opt_attempt, opt_raw)
+    cmd_options = (opt_follow, opt_attempt, opt_raw, opt_review)
 
     @quiet_when_reader_gone
     def execute(self, params: Any, args: list[str]) -> int:
         """Print the transcript of the attempt asked for."""
         if len(args) != 1 or ":" not in args[0]:
-            return fail("log: usage: doit log [-f] [--attempt N] [--raw] PLAN:TASK")
+            return fail(f"log: usage: doit log {USAGE}")
         co = checkout_here()
         if isinstance(co, int):
             return co
@@ -64,10 +69,15 @@ class Log(OneLineErrors, Command):  # type: ignore[misc]
         number = params["attempt"] or co.latest_attempt(plan_id, task_id)
         if not number:
             return fail(f"log: {args[0]} has no transcript yet (it has not run)")
-        path = co.log_path(plan_id, task_id, number)
+        task = plan.tasks[task_id]
+        path = co.log_path(plan_id, task_id, number, "review.log" if params["review"] else "log")
         if not path.is_file():
-            return fail(f"log: {path.relative_to(co.root)}: no such attempt")
-        task = _as_run(co, plan_id, plan.tasks[task_id], number)
+            what = "review of that attempt" if params["review"] else "attempt"
+            return fail(f"log: {path.relative_to(co.root)}: no such {what}")
+        if params["review"] and task.review is not None:  # decoded as its reviewer's CLI
+            task = replace(task, agent=task.review.agent)
+        else:  # decoded as the agent that ran the attempt (a fallback list's)
+            task = _as_run(co, plan_id, task, number)
         decode = _Decoder(None if params["raw"] else task, co.secrets.redact)
         try:
             _show(co, path, decode, sys.stdout, params["follow"], (plan_id, task_id, number))

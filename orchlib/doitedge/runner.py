@@ -63,9 +63,12 @@ class PlanRunner(Runner):  # type: ignore[misc]
         self.running: dict[str, Any] = {}
         # One capacity per key: a project folder, or a capped agent (`agent:<name>`).
         self.capacity = {**project_capacity(checkout), **agent_capacity(checkout)}
-        self.load: Counter[str] = Counter()  # running tasks per key
+        self.load: Counter[str] = Counter()  # running attempts per key
         self.busy: set[str] = set()  # keys running all the tasks they may
-        self.holds: dict[str, tuple[str, ...]] = {}  # running task -> the keys it counts in
+        # What a running task holds: its `-n` slots and its places per key; one of each, or
+        # one per racer of a race (DESIGN §16), taken at once (capped at `-n` and at each
+        # key's capacity, so a race always fits).
+        self.held: dict[str, tuple[int, dict[str, int]]] = {}
         self.budget_stops: set[str] = set()  # the spent budgets that held tasks back
         self.ready = ReadyQueue()
         self.barrier = _Barrier(checkout)
@@ -150,13 +153,18 @@ class PlanRunner(Runner):  # type: ignore[misc]
         while again and not self._stopping():
             again = False
             for node in self._candidates():
-                if len(self.running) >= self.slots:
+                if self._used() >= self.slots:
                     return
                 meta = orch_meta(node.task)
                 assert meta is not None
                 if not force and not self.barrier.open(meta):
                     continue
                 if self.busy.intersection(self._keys(node)):  # its agent's cap filled meanwhile
+                    continue
+                slots, places = self._wants(node, meta)
+                if self._used() + slots > self.slots:
+                    return  # a race waits for its slots; nothing overtakes it
+                if any(self.load[k] + n > self.capacity.get(k, 1) for k, n in places.items()):
                     continue
                 self._launch(node, meta)
                 force = False
@@ -200,11 +208,20 @@ class PlanRunner(Runner):  # type: ignore[misc]
         key = agent_key(agent_now(task, self.co.pauses))
         return (meta.root, key) if key in self.capacity else (meta.root,)
 
+    def _wants(self, node: Any, meta: TaskMeta) -> tuple[int, dict[str, int]]:
+        """The `-n` slots and the places per capacity key a task takes: one per racer."""
+        racers = max(1, len(self.co.plans[meta.plan].tasks[meta.task].race))
+        places = {key: min(racers, self.capacity.get(key, 1)) for key in self._keys(node)}
+        return min(racers, self.slots), places
+
+    def _used(self) -> int:
+        return sum(slots for slots, _ in self.held.values())
+
     def _launch(self, node: Any, meta: TaskMeta) -> None:
-        keys = self.holds[node.task.name] = self._keys(node)
         self.ready.pop(meta.root)
-        for key in keys:
-            self.load[key] += 1
+        self.held[node.task.name] = wants = self._wants(node, meta)
+        for key, places in wants[1].items():
+            self.load[key] += places
             if self.load[key] >= self.capacity.get(key, 1):
                 self.busy.add(key)
         self.running[node.task.name] = node
@@ -233,13 +250,13 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 node, fail = self.results.get(timeout=self.limits.tick())
                 break
             except queue.Empty:
-                if len(self.running) < self.slots and self._candidates():
+                if self._used() < self.slots and self._candidates():
                     return None
         meta = orch_meta(node.task)
         assert meta is not None
         del self.running[node.task.name]
-        for key in self.holds.pop(node.task.name):
-            self.load[key] -= 1
+        for key, places in self.held.pop(node.task.name)[1].items():
+            self.load[key] -= places
             self.busy.discard(key)
         if fail is PAUSED:
             self.ready.add(node, meta, self.ranks.get((meta.plan, meta.task), 0.0))

@@ -70,6 +70,14 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Review:
+    """`review:` (DESIGN §16): the agent that reviews a checked DONE, and what it is told."""
+
+    agent: AgentSpec
+    instructions: str = ""
+
+
+@dataclass(frozen=True)
 class Project:
     """A software project: a folder where its tasks run, one at a time.
 
@@ -115,6 +123,10 @@ class Task:
     # A fallback list as written (`agent: [claude, codex]`; `agent` is its first); () for one.
     agents: tuple[AgentSpec, ...] = ()
     budget: Budget = field(default_factory=Budget)  # not in the spec hash
+    review: Review | None = None  # `review` of the task, its project or the plan's defaults
+    # `race` (DESIGN §16): the agents of the racers, one each (N copies for `race: N`); ()
+    # without a race. How it runs, not what it delivers: not in the spec hash.
+    race: tuple[AgentSpec, ...] = ()
 
 
 @dataclass(frozen=True)

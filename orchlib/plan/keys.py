@@ -95,6 +95,8 @@ PROJECT = (
     PlanKey("environment", "", None, inherited_from=("plan",)),
     PlanKey("sandbox", "", None, inherited_from=("defaults",)),
     PlanKey("budget", "budget", budget, Budget()),
+    PlanKey("review", "", None, inherited_from=("defaults",)),
+    PlanKey("race", "", None),
 )
 
 TASK = (
@@ -116,10 +118,14 @@ TASK = (
     # How a task runs, not what it delivers (like `isolation`): not in the spec hash.
     PlanKey("sandbox", "sandbox", None, "", inherited_from=_HANDED_DOWN),
     PlanKey("budget", "budget", budget, Budget()),
+    # What counts as done: a reviewer's say (only when set, so no other task's hash moves).
+    PlanKey("review", "review", None, None, inherited_from=_HANDED_DOWN, in_spec=True),
+    # Who races for the task (DESIGN §16): how it runs, not what it delivers.
+    PlanKey("race", "race", None, (), inherited_from=("project",)),
 )
 
 DEFAULTS = (*LIMIT_KEYS, PlanKey("executor", "executor", None, ""),
-            PlanKey("sandbox", "", None, ""))  # fmt: skip
+            PlanKey("sandbox", "", None, ""), PlanKey("review", "", None))  # fmt: skip
 
 
 def required(keys: tuple[PlanKey, ...]) -> tuple[str, ...]:

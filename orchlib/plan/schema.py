@@ -17,6 +17,7 @@ from orchlib.plan import (
     Limits,
     Plan,
     Project,
+    Review,
     Task,
     keys,
     project_root,
@@ -45,6 +46,7 @@ from orchlib.plan.envschema import environment
 from orchlib.plan.graph import Graph
 from orchlib.plan.notifyschema import notify
 from orchlib.plan.refname import branch_problem, task_branch
+from orchlib.plan.reviewschema import race, racers, review
 from orchlib.plan.sandboxschema import mode, writable
 
 LIMITS = {k.name: k for k in keys.LIMIT_KEYS}
@@ -64,6 +66,8 @@ class _Scope:
     limits: Limits
     environment: EnvPolicy
     sandbox: str = ""
+    review: Review | None = None
+    race: tuple[str, ...] | int | None = None
 
 
 def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None, Issues]:
@@ -101,6 +105,7 @@ class _Builder:
         self.executor = get(issues, defaults or {}, "executor", ("defaults",),
                             choice(EXECUTOR_NAMES), "")  # fmt: skip
         self.sandbox = get(issues, defaults or {}, "sandbox", ("defaults",), mode, "")
+        self.review = review(issues, defaults, ("defaults",), self.agents, None)
         self.scopes: dict[str, _Scope] = {}
         self.graph = Graph(issues)
         self.branch_ok = True  # False once planId itself makes no git branch name
@@ -154,7 +159,9 @@ class _Builder:
         )
         sandbox = get(issues, m, "sandbox", path, mode, self.sandbox)
         scope = _Scope(project, agent, limits(issues, m, path, self.limits),
-                       _environment(issues, m, path, self.environment), sandbox)  # fmt: skip
+                       _environment(issues, m, path, self.environment), sandbox,
+                       review(issues, m, path, self.agents, self.review),
+                       _race(issues, m, path, self.agents, None, isolation))  # fmt: skip
         if name is not None and _first(issues, self.scopes, name, (*path, "name"), "project name"):
             self.scopes[name] = scope
 
@@ -206,15 +213,23 @@ class _Builder:
         inherited = scope.agent if scope else self.agent
         ran = fields["command"] is not None
         agent, fallback = task_agents(issues, own, inherited, ran, path)
+        isolated = scope.project.isolation if scope else "worktree"  # no scope: reported
+        raced = _race(issues, m, path, self.agents, scope.race if scope else None, isolated)
+        task_limits = limits(issues, m, path, scope.limits if scope else self.limits)
+        if raced is not None and task_limits.approve:
+            issues.add((*path, "race"), "'race' and 'approve: true' do not combine (a person "
+                       "would approve one racer's worktree; race without approve)")  # fmt: skip
         return {
             **fields,
             "agent": agent,
             "agents": fallback,
-            "limits": limits(issues, m, path, scope.limits if scope else self.limits),
+            "race": racers(raced, self.agents, agent) if agent is not None else (),
+            "limits": task_limits,
             "environment": _environment(
                 issues, m, path, scope.environment if scope else self.environment
             ),
             "sandbox": get(issues, m, "sandbox", path, mode, (scope or self).sandbox),
+            "review": review(issues, m, path, self.agents, (scope or self).review),
             "index": path[-1],
         }
 
@@ -235,6 +250,19 @@ def _isolation(issues: Issues, m: dict[str, Any], path: KeyPath) -> tuple[str, i
     elif parallel == 0:
         issues.add((*path, "parallel"), "must be >= 1, got 0")
     return (isolation, max(1, parallel)) if isolation else ("", 1)
+
+
+Raced = tuple[str, ...] | int | None  # a `race` value: agent names, a count, or none
+
+
+def _race(issues: Issues, m: dict[str, Any], path: KeyPath, agents: Agents, outer: Raced,
+          isolation: str) -> Raced:  # fmt: skip
+    """This level's `race`; one set here without `isolation: worktree` is an error here."""
+    value = race(issues, m, path, agents, outer)
+    if value is not None and "race" in m and not isolation:
+        issues.add((*path, "race"), "'race' needs 'isolation: worktree' on the project (each "
+                   "racer works in its own worktree)")  # fmt: skip
+    return value
 
 
 def _environment(issues: Issues, m: dict[str, Any], path: KeyPath, outer: EnvPolicy) -> EnvPolicy:

@@ -40,12 +40,13 @@ class Follow:
     started_ago: float = 0.0
     quiet_for: float = 0.0
     meter: Meter | None = None  # takes the usage as the CLI reports it; a budget stops it
+    verdicts: bool = False  # a reviewer: APPROVE / REJECT decide it (DESIGN §16)
 
 
 def follow(f: Follow) -> Outcome:
     """Follow the attempt until its process has ended; the first final marker decides it."""
     state = AttemptState(f.terminal_id, f.limits, f.adapter, time.monotonic(), f.shell,
-                         f.started_ago, f.quiet_for)  # fmt: skip
+                         f.started_ago, f.quiet_for, f.verdicts)  # fmt: skip
     try:
         with f.log.open("rb") as reader:
             _read(f, state, reader, fresh=False)  # what an adopted attempt printed unwatched

@@ -38,7 +38,10 @@ _ENDED_BY: dict[Kind, Result] = {
     Kind.DONE: Result.DONE,
     Kind.ERROR: Result.ERROR,
     Kind.QUESTION: Result.QUESTION,
+    Kind.APPROVE: Result.DONE,  # a reviewer's verdict (DESIGN §16): `review` reads it so
+    Kind.REJECT: Result.ERROR,
 }
+VERDICTS = frozenset({Kind.APPROVE, Kind.REJECT})
 _TASK_STATUS: dict[Result, Status] = {
     Result.DONE: Status.DONE,  # once its outputs and verify pass
     Result.QUESTION: Status.QUESTION,
@@ -59,7 +62,7 @@ def task_status(result: Result) -> Status:
     return _TASK_STATUS[result]
 
 
-_FOREIGN = re.compile(r"\[(?:PROGRESS|DONE|ERROR|QUESTION):[A-Za-z0-9_.-]+\]\s*")
+_FOREIGN = re.compile(r"\[(?:PROGRESS|DONE|ERROR|QUESTION|APPROVE|REJECT):[A-Za-z0-9_.-]+\]\s*")
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class AttemptState:
 
     An adopted attempt began `started_ago` seconds before `now` (its timeout counts from
     then) and its log last grew `quiet_for` seconds before (its stall clock counts from then).
+    `verdicts`: a reviewer's attempt, decided by APPROVE / REJECT alone (DESIGN §16); a task's
+    attempt ignores those.
     """
 
     def __init__(
@@ -101,8 +106,10 @@ class AttemptState:
         shell: bool = False,
         started_ago: float = 0.0,
         quiet_for: float = 0.0,
+        verdicts: bool = False,
     ) -> None:
         self.terminal_id, self.limits, self.shell = terminal_id, limits, shell
+        self.verdicts = verdicts
         self.adapter = adapter
         self.splitter = LineSplitter(json_events=adapter.json_events)
         self.started = now - started_ago
@@ -247,6 +254,8 @@ class AttemptState:
                 self._marker(marker, now)
 
     def _marker(self, marker: Marker, now: float) -> None:
+        if (marker.kind in VERDICTS) is not self.verdicts:  # not this attempt's vocabulary
+            return
         if marker.kind is Kind.PROGRESS:
             if self.final is None:
                 self._progress.append((marker.percent or 0, marker.text))

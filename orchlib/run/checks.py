@@ -33,6 +33,8 @@ class Checked:
     problem: str | None
     verify: dict[str, Any] = field(default_factory=dict)
     merge: dict[str, str] = field(default_factory=dict)  # isolated: the branch and merge commit
+    review: dict[str, Any] = field(default_factory=dict)  # the reviewer's approval (DESIGN §16)
+    final: bool = False  # the problem fails the task, no retry (a review without a verdict)
 
 
 def run_checks(

@@ -29,13 +29,15 @@ from orchlib.events import (
     TaskFailed,
     TaskPaused,
     TaskProgress,
+    TaskReviewed,
+    TaskReviewing,
     TaskSkipped,
     TaskStarted,
     TaskUpToDate,
     TaskWaiting,
     ToolsDenied,
 )
-from orchlib.run.consoletext import clip, clock_time, is_terminal, paint, wants_color
+from orchlib.run.consoletext import clip, clock_time, is_terminal, paint, review_line, wants_color
 from orchlib.state.render import local_clock
 from orchlib.state.table import format_duration, usage_figures, usage_text
 
@@ -165,6 +167,8 @@ class Console:
         if isinstance(event, BudgetHeld):
             seen.state, seen.text = "held", event.reason
             return name, "dim", f"PENDING: {event.reason}"
+        if isinstance(event, TaskReviewing | TaskReviewed):
+            return name, *review_line(event)
         if isinstance(event, ToolsDenied):
             tools = "; ".join(event.tools)
             return name, "ask", f"attempt {event.attempt}: the agent was refused {tools}"

@@ -6,6 +6,7 @@ import os
 from datetime import datetime
 from typing import IO
 
+from orchlib.events import TaskReviewed, TaskReviewing
 from orchlib.state.render import one_line
 from orchlib.state.transitions import parse_time
 
@@ -43,3 +44,21 @@ def is_terminal(stream: IO[str]) -> bool:
 def paint(text: str, kind: str) -> str:
     """`text` in the colour of `kind`."""
     return f"\x1b[{COLORS[kind]}m{text}\x1b[0m"
+
+
+def review_line(event: TaskReviewing | TaskReviewed) -> tuple[str, str]:
+    """The console's style and line for a reviewer's start or verdict (DESIGN §16)."""
+    if isinstance(event, TaskReviewing):
+        where = f" (pid {event.pid})" if event.pid else ""
+        return (
+            "start",
+            f"reviewing ({event.agent}) attempt {event.attempt} — {event.terminal_id}{where}",
+        )
+    said = f": {clip(event.text)}" if event.text else ""
+    if event.verdict == "approve":
+        return "ok", f"review by {event.agent}: APPROVE{said}"
+    if event.verdict == "reject":
+        return "ask", f"review by {event.agent}: REJECT{said}"
+    if event.verdict == "paused":
+        return "ask", f"review by {event.agent} waits{said} (no retry used)"
+    return "ask", f"review by {event.agent} gave no verdict{said}"

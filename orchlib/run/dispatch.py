@@ -30,9 +30,13 @@ from orchlib.plan import Plan, Task
 from orchlib.run import adopt, agents, fallback
 from orchlib.run.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.run.attemptstate import task_status
+from orchlib.run.changes import Baseline
+from orchlib.run.checks import Checked
 from orchlib.run.finish import Attempted, Finishing, TaskResult
 from orchlib.run.launch import AttemptInputs
 from orchlib.run.pauses import held_until, iso, profile_of
+from orchlib.run.race import race
+from orchlib.run.review import take_baseline
 from orchlib.run.spend import Meter
 from orchlib.run.streams import PlainText
 from orchlib.run.worktrees import TaskTree
@@ -70,6 +74,8 @@ class TaskRun(AttemptInputs, Finishing):
         # Running time of its attempts so far (DESIGN §15): a done task done again starts at 0.
         counted = previous is not None and previous.status is not Status.DONE
         self._worked = previous.worked if previous is not None and counted else 0.0
+        self._bases: dict[int, Baseline] = {}  # a reviewed task's attempts' starting points
+        self._raced: dict[str, object] = {}  # a race's winner and racers, for the stamp
 
     def run(self) -> TaskResult:
         """Adopt a crashed run's attempt or dispatch new ones until the task settles.
@@ -91,7 +97,7 @@ class TaskRun(AttemptInputs, Finishing):
             return self._fail(reason, self._last_number)
 
     def _run(self) -> TaskResult:
-        attempted = None
+        attempted, checked = None, None
         if self._left is None:
             waiting = self._still_waiting()
             if waiting is not None:
@@ -107,14 +113,14 @@ class TaskRun(AttemptInputs, Finishing):
                 self._use(fallback.choose(self.plan_task, self.co.pauses))
                 if (until := held_until(self.plan_task, self.co.pauses)) is not None:
                     return self._pause(self._last_number, until, "")
-                attempted = self._attempt(self._next_number(), self._feedback)
+                attempted, checked = self._dispatch(self._feedback)
             self._last_number = attempted.number
             if attempted.outcome.result not in FREE:  # a usage limit, a lost worker: no retry
                 self._left -= 1
-            result, self._feedback = self._settle(attempted, self._left)
+            result, self._feedback = self._settle(attempted, self._left, checked)
             if result is not None:
                 return result
-            attempted = None
+            attempted, checked = None, None
 
     def _budget_spent(self) -> TaskResult | None:
         """Its own budget spent: the task fails; a project's, plan's or run's: it waits."""
@@ -158,10 +164,21 @@ class TaskRun(AttemptInputs, Finishing):
         on_disk = self.co.next_attempt(self.plan.plan_id, self.task.id)
         return max(on_disk, self._last_number + 1)
 
-    def _settle(self, done: Attempted, left: int) -> tuple[TaskResult | None, str]:
+    def _dispatch(self, feedback: str) -> tuple[Attempted, Checked | None]:
+        """One attempt, or a race of them (DESIGN §16): then checked (and merged) already."""
+        if not self.task.race:
+            return self._attempt(self._next_number(), feedback), None
+        numbers = [self._next_number() for _ in self.task.race]
+        self._last_number = max(numbers)
+        return race(self, numbers, feedback)
+
+    def _settle(
+        self, done: Attempted, left: int, checked: Checked | None = None
+    ) -> tuple[TaskResult | None, str]:
         outcome = done.outcome
         # A DONE's checks (and merge) are part of its attempt's running time.
-        checked = self._check(done) if outcome.result is Result.DONE else None
+        if checked is None and outcome.result is Result.DONE:
+            checked = self._check(done)
         self._count_work(done)
         self._keep_work(outcome.result)  # after the checks: Ctrl-C may have stopped them
         if outcome.denied:
@@ -183,6 +200,8 @@ class TaskRun(AttemptInputs, Finishing):
             if checked.problem is None:
                 return self._stamp(done, checked), ""
             problem = checked.problem
+            if checked.final:  # e.g. a review without a verdict: no retry helps
+                return self._fail(problem, done.number), ""
             return self._retry_or_fail(f"DONE, but {problem}", done.number, left), problem
         if outcome.result is Result.QUESTION:
             self._publish_waiting(outcome.text, done.number, done.terminal_id, still=False)
@@ -261,6 +280,9 @@ class TaskRun(AttemptInputs, Finishing):
         prev, found = self.previous, adopt.leftover(self.co.executor, self.previous)
         if prev is None or found is None:
             return None
+        if self.task.race:  # a race is run again, not adopted racer by racer (DESIGN §16)
+            found.handle.terminate()
+            return None
         proc, log, ago = found.handle, found.log, found.started_ago
         self._use(fallback.named(self.plan_task, prev.agent))
         self._publish(self._started(prev.attempt, prev.terminal_id, proc, log, prev.prompt_file,
@@ -278,6 +300,9 @@ class TaskRun(AttemptInputs, Finishing):
             problem = self.tree.prepare(number, keep=self._continue)
             if problem is not None:
                 return Attempted(number, terminal_id, Outcome(Result.ERROR, problem), began[0])
+        if self.task.review is not None:  # what its reviewer is shown as the changes
+            self._bases[number] = take_baseline(self.co, self.plan.plan_id, self.task.id, number,
+                                                self.workspace.root)  # fmt: skip
         prompt_file = self.co.prompt_path(self.plan.plan_id, self.task.id, number)
         if self.task.command is None:  # a shell task has no prompt
             text = self._prompt(terminal_id, number, feedback)

@@ -11,7 +11,9 @@ from orchlib.checkout import Checkout
 from orchlib.events import TaskApproval, TaskDone, now_iso
 from orchlib.plan import Plan, Project, Task
 from orchlib.run.attempt import Outcome
+from orchlib.run.changes import Baseline
 from orchlib.run.checks import Checked, run_checks
+from orchlib.run.review import Reviewer, recovered_baseline
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import fingerprints, stamps
 from orchlib.state.model import Status
@@ -52,6 +54,9 @@ class Finishing:
     workspace: Project
     tree: TaskTree | None
     _worked: float  # the running time of the task's attempts, this one included
+    _bases: dict[int, Baseline]  # where each attempt of a reviewed task started (§16)
+    _lands: bool = True  # False for a racer: the race merges its winner only (§16)
+    _raced: dict[str, object]  # a race's {winner, racers}, for the stamp
 
     def _publish(self, event: Any) -> None:
         self.co.bus.publish(event)
@@ -69,10 +74,25 @@ class Finishing:
         if self.tree is not None and not self.tree.path.is_dir():
             return Checked(f"its worktree {self.tree.path} is gone; the next attempt makes another")
         checked = run_checks(self.co, self.plan, self.task, done.number, self.workspace, done.host)
+        if checked.problem is None and self.task.review is not None:  # before any merge
+            checked = self._reviewed(done, checked)
         if checked.problem is not None or self.tree is None or self.task.limits.approve:
             return checked  # a task a person approves is merged when approved
+        if not self._lands:
+            return checked  # a racer: merged only if it wins the race
         landed = self.tree.land(done.number, done.outcome.text)
         return replace(checked, problem=landed.problem, merge=landed.merge)
+
+    def _reviewed(self, done: Attempted, checked: Checked) -> Checked:
+        """The reviewer's verdict on a checked DONE (DESIGN §16)."""
+        base = self._bases.get(done.number) or recovered_baseline(
+            self.co, self.plan.plan_id, self.task.id, done.number
+        )
+        where = self.workspace
+        verdict = Reviewer(self.co, self.plan, self.task, where, done.number).run(
+            done.outcome.text, base
+        )
+        return replace(checked, problem=verdict.problem, review=verdict.stamp, final=verdict.final)
 
     def _stamp(self, done: Attempted, checked: Checked) -> TaskResult:
         outcome = done.outcome
@@ -110,12 +130,14 @@ class Finishing:
             terminal_id=done.terminal_id,
             spec_hash=self.co.spec_hash(self.plan, self.task),
             duration_seconds=duration,
-            agent=self.task.agent.name,
+            agent=str(self._raced.get("winner", self.task.agent.name)),
             inputs=fingerprints.fingerprint_inputs(self.project, self.task),
             verify=checked.verify if self.task.verify is not None else None,
             merge=checked.merge or None,
             session_id=outcome.session_id or None,
             usage=outcome.usage or None,
+            review=checked.review or None,
+            race=self._raced or None,
         )
 
 

@@ -20,6 +20,8 @@ class Kind(enum.Enum):
     DONE = "DONE"
     ERROR = "ERROR"
     QUESTION = "QUESTION"
+    APPROVE = "APPROVE"  # a reviewer's verdicts (DESIGN §16)
+    REJECT = "REJECT"
 
 
 @dataclass(frozen=True)
@@ -33,21 +35,21 @@ class Marker:
 
     @property
     def final(self) -> bool:
-        """Whether the marker decides the attempt (DONE, ERROR or QUESTION)."""
+        """Whether the marker decides the attempt (DONE, ERROR, QUESTION; a review's verdict)."""
         return self.kind is not Kind.PROGRESS
 
 
 # OSC first (ESC ] ... BEL or ESC \), then CSI, then two-char (and nF) escapes; the empty
 # alternative drops a lone ESC (a sequence cut at the end of a line).
 _ANSI = re.compile(r"\x1b(?:\][^\x07\x1b]*(?:\x07|\x1b\\)|\[[0-?]*[ -/]*[@-~]|[ -/]*[0-~]|)")
-_TOKEN = re.compile(r"\[(PROGRESS|DONE|ERROR|QUESTION):([A-Za-z0-9_.-]+)\]")
+_TOKEN = re.compile(r"\[(PROGRESS|DONE|ERROR|QUESTION|APPROVE|REJECT):([A-Za-z0-9_.-]+)\]")
 # Cheap pre-check: a line without this cannot hold a marker, not even JSON-escaped.
-_HINT = re.compile(r"\[(?:PROGRESS|DONE|ERROR|QUESTION):|\\u00(?:1[bB]|5[bB])")
+_HINT = re.compile(r"\[(?:PROGRESS|DONE|ERROR|QUESTION|APPROVE|REJECT):|\\u00(?:1[bB]|5[bB])")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # What may start a marker at the end of a piece of a cut line: a whole token head, or the
 # start of one that the cut would split (`[DO` | `NE:id]`).
 _TOKEN_HEAD = re.compile(
-    r"\[(?:(?:PROGRESS|DONE|ERROR|QUESTION):|[A-Z]{0,8}(?::[A-Za-z0-9_.-]*)?$)"
+    r"\[(?:(?:PROGRESS|DONE|ERROR|QUESTION|APPROVE|REJECT):|[A-Z]{0,8}(?::[A-Za-z0-9_.-]*)?$)"
 )
 # The prompt's placeholder texts (templates/task.md.j2, DESIGN §5 and the seed skill): a
 # marker with one of these as its text is the prompt echoed back, never a report.
@@ -59,6 +61,8 @@ PLACEHOLDERS = frozenset(
         "<specific question with options if applicable>",
         "<specific question>",
         "<summary of what was done>",
+        "<why the work is acceptable>",  # templates/review.md.j2
+        "<what must change, specifically>",
     }
 )
 # Leading zeros allowed, at most three significant digits, so int() never sees a huge number.

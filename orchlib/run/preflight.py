@@ -21,11 +21,18 @@ from orchlib.run.worktrees import ensure_repo
 def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
     """ConfigError (exit 3) naming each missing CLI, the tasks needing it and where it is set."""
     needed: dict[str, list[tuple[Plan, Task]]] = {}
+    reviewers: dict[str, list[tuple[Plan, Task]]] = {}
     anything = False
     for plan, task in tasks:
         anything = True
-        for spec in () if task.command is not None else task.agents or (task.agent,):
-            needed.setdefault(agents.executable(spec), []).append((plan, task))
+        if task.command is None:
+            chosen = {agents.executable(s) for s in (*(task.agents or (task.agent,)), *task.race)}
+            for program in sorted(chosen):
+                needed.setdefault(program, []).append((plan, task))
+        if task.review is not None:  # its reviewer's CLI too (DESIGN §16)
+            program = agents.executable(task.review.agent)
+            reviewers.setdefault(program, []).append((plan, task))
+            needed.setdefault(program, [])
     if co.executor.name != "local":  # a remote executor checks each of its hosts at once
         lines = co.executor.preflight(co.root, sorted(needed)) if anything else []
         if lines:
@@ -38,7 +45,10 @@ def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
         if co.executor.preflight(co.root, [program])
     }
     if missing:
-        raise ConfigError("\n".join(_line(co, prog, found) for prog, found in missing.items()))
+        lines = [_line(co, prog, found) for prog, found in missing.items() if found]
+        lines += [_line(co, prog, reviewers[prog], "review") for prog in missing
+                  if prog in reviewers]  # fmt: skip
+        raise ConfigError("\n".join(lines))
 
 
 def check_project_folders(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
@@ -109,11 +119,14 @@ def _where(co: Checkout, plan: Plan, project: str) -> str:
     return f"{locate(plan.source, co.root, ['projects', index, 'path'])}: projects[{index}].path"
 
 
-def _line(co: Checkout, program: str, found: list[tuple[Plan, Task]]) -> str:
+def _line(co: Checkout, program: str, found: list[tuple[Plan, Task]], key: str = "agent") -> str:
     plan, task = found[0]
-    where = locate(plan.source, co.root, _chosen_key(plan, task, "agent"), at_key=True)
+    where = locate(plan.source, co.root, _chosen_key(plan, task, key), at_key=True)
     ids = ", ".join(t.id for _, t in found)
-    return f"agent {program!r} not found on PATH (tasks {ids}); install it or set agent: in {where}"
+    what = "reviewer agent" if key == "review" else "agent"
+    return (
+        f"{what} {program!r} not found on PATH (tasks {ids}); install it or set {key}: in {where}"
+    )
 
 
 def _chosen_key(plan: Plan, task: Task, name: str) -> list[str | int]:

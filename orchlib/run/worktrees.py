@@ -49,13 +49,16 @@ class TaskTree:
     Git's output goes to the attempt's `<task>.<n>.git.log`, beside its transcript.
     """
 
-    def __init__(self, co: Checkout, plan: Plan, task: Task) -> None:
+    def __init__(self, co: Checkout, plan: Plan, task: Task, racer: int = 0) -> None:
         self.co, self.plan_id, self.task = co, plan.plan_id, task
         project = plan.projects[task.project]
         self.repo = project.root
-        self.path = co.orch_dir / FOLDER / plan.plan_id / task.id
+        # A racer (DESIGN §16) has its own: `<taskId>+<k>` ('+' is in no task id, and a
+        # branch `orch/p/t1/2` could not sit beside the task's own `orch/p/t1`).
+        name = racer_name(task.id, racer) if racer else task.id
+        self.path = co.orch_dir / FOLDER / plan.plan_id / name
         self.workspace = replace(project, root=self.path)  # where its attempts work
-        self.branch = task_branch(plan.plan_id, task.id)
+        self.branch = task_branch(plan.plan_id, name)
         self.repos = co.repos
 
     def log(self, attempt: int) -> Path:
@@ -174,6 +177,11 @@ class TaskTree:
         return f"merging {self.branch} into the project's branch failed:\n{merged.tail()}"
 
 
+def racer_name(task_id: str, racer: int) -> str:
+    """The worktree folder and branch name of a task's racer `racer` (1, 2, ...)."""
+    return f"{task_id}+{racer}"
+
+
 def sweep(co: Checkout) -> None:
     """Remove the worktrees (and branches) of stamped tasks that a killed run left behind."""
     folder = co.orch_dir / FOLDER
@@ -184,10 +192,12 @@ def sweep(co: Checkout) -> None:
         if not plan_folder.is_dir():
             continue
         for entry in sorted(plan_folder.iterdir()):
-            task = plan.tasks.get(entry.name)
-            stamp = co.stamp(plan.plan_id, entry.name) if task is not None else None
+            task_id, _, racer = entry.name.partition("+")  # a racer's leftover too
+            task = plan.tasks.get(task_id)
+            stamp = co.stamp(plan.plan_id, task_id) if task is not None else None
             if task is not None and stamp is not None:
-                TaskTree(co, plan, task).remove(stamp.attempt_number)
+                number = int(racer) if racer.isdigit() else 0
+                TaskTree(co, plan, task, number).remove(stamp.attempt_number)
     # Empty folders go (no attempt is being prepared: the run lock is held), so that a
     # no-op run after a finished plan does not even look here again.
     for empty in (*folder.iterdir(), folder):

@@ -31,6 +31,10 @@ def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
     project = plan.projects[task.project]
     spec: dict[str, Any] = {name: getattr(task, name) for name in keys.spec_fields(keys.TASK)}
     spec["agent"] = _agent_repr(task)
+    if task.review is None:  # absent, not null: a plan without review keeps its stamps
+        del spec["review"]
+    else:
+        spec["review"] = [_one_agent(task.review.agent), task.review.instructions]
     # The plan's and the project's keys in the spec reach every task as one "context" list.
     handed_down = ((plan, keys.PLAN), (project, keys.PROJECT))
     spec["context"] = [getattr(o, name) for o, declared in handed_down
@@ -84,13 +88,13 @@ _KEYS = {
     "summary": "summary", "finishedAt": "finished_at", "attempt": "attempt",
     "terminalId": "terminal_id", "specHash": "spec_hash", "durationSeconds": "duration_seconds",
     "agent": "agent", "inputs": "inputs", "verify": "verify", "merge": "merge",
-    "sessionId": "session_id", "usage": "usage",
+    "sessionId": "session_id", "usage": "usage", "review": "review", "race": "race",
 }  # fmt: skip
 _ALWAYS = ("taskId", "summary", "finishedAt", "terminalId", "inputs")
 _TEXT = ("specHash", "summary", "terminalId")
 # Keys no check ever read: a value of another type is kept as it was, untyped, in `extra`.
 _LOOSE_TEXT = ("planId", "project", "title", "agent", "sessionId")
-_LOOSE_MAP = ("verify", "merge", "usage")
+_LOOSE_MAP = ("verify", "merge", "usage", "review", "race")
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ class Stamp:
     merge: Mapping[str, Any] | None = None
     session_id: str | None = None
     usage: Mapping[str, Any] | None = None
+    review: Mapping[str, Any] | None = None  # {agent, verdict, summary, usage} (DESIGN §16)
+    race: Mapping[str, Any] | None = None  # {winner, racers} (DESIGN §16)
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys of other versions, kept
 
     @classmethod

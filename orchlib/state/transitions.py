@@ -16,6 +16,7 @@ from orchlib.events import (
     TaskFailed,
     TaskPaused,
     TaskProgress,
+    TaskReviewing,
     TaskSkipped,
     TaskSpent,
     TaskStarted,
@@ -266,6 +267,11 @@ def _held(r: TaskRecord, e: BudgetHeld) -> TaskRecord:
                    paused_until="")  # fmt: skip
 
 
+def _reviewing(r: TaskRecord, e: TaskReviewing) -> TaskRecord:
+    """The task's last line says who reviews it (its status stays IN_PROGRESS)."""
+    return replace(r, last_update=f"reviewing ({e.agent})")
+
+
 def _skipped(r: TaskRecord, e: TaskSkipped) -> TaskRecord:
     return replace(
         r, status=Status.SKIPPED, skipped_because=tuple(e.because), percent=0, finished_at=e.at
@@ -283,6 +289,7 @@ _REDUCERS: dict[type[Event], Callable[[TaskRecord, Any], TaskRecord]] = {
     TaskPaused: _paused,
     ToolsDenied: _denied,
     WorkKept: _kept,
+    TaskReviewing: _reviewing,
     AttemptRan: _ran,
     TaskApproval: _approval,
     TaskSpent: _spent,

@@ -215,7 +215,8 @@ class _Api:
                 return _error(400, f"{key} must be a whole number")
         if attempt == 0:
             return _error(400, "attempt numbers start at 1")
-        found = await asyncio.to_thread(self.source.log_file, plan_id, task_id, attempt)
+        review = request.query_params.get("review") == "1"  # the reviewer's transcript (§16)
+        found = await asyncio.to_thread(self.source.log_file, plan_id, task_id, attempt, review)
         if found is None:
             which = f"attempt {attempt}" if attempt else "any attempt"
             return _error(404, f"no log of {plan_id}:{task_id} ({which})")

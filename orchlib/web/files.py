@@ -142,9 +142,10 @@ class Source:
         return found
 
     def log_file(
-        self, plan_id: str, task_id: str, attempt: int | None
+        self, plan_id: str, task_id: str, attempt: int | None, review: bool = False
     ) -> tuple[BinaryIO, int] | None:
-        """The transcript of an attempt (the latest by default), open, and its number."""
+        """The transcript of an attempt (the latest by default), open, and its number;
+        `review`: its reviewer's transcript (DESIGN §16)."""
         if not (is_ident(plan_id) and is_ident(task_id)) or plan_id not in self.plan_ids():
             return None
         if task_id not in self.task_ids(plan_id):
@@ -153,7 +154,7 @@ class Source:
         number = attempt or self._latest_attempt(plan_id, task_id, logs)
         if not number:
             return None
-        handle = self.open(logs / f"{task_id}.{number}.log")
+        handle = self.open(logs / f"{task_id}.{number}.{'review.log' if review else 'log'}")
         return (handle, number) if handle is not None else None
 
     def answer(self, plan_id: str, task_id: str, text: str) -> str:

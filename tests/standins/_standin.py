@@ -11,7 +11,8 @@ Environment:
                       read, or null), prompt (the whole message the CLI took), session_id, pid,
                       time (epoch seconds of the call)
   STANDIN_RECORD_ENV  comma-separated names of further environment variables to record
-  STANDIN_MODE        done (default) | error | question | silent-exit (no final report,
+  STANDIN_MODE        done (default) | error | question | approve | reject (a reviewer's
+                      verdict, DESIGN §16) | silent-exit (no final report,
                       exit 0) | denied (the agent tries to report DONE through a shell tool
                       call that is denied, so the marker is only in the call's *input*; it
                       then exits 0 without a report; aider runs no tools: as silent-exit)
@@ -51,7 +52,7 @@ import time
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-MODES = ("done", "error", "question", "silent-exit", "denied")
+MODES = ("done", "error", "question", "silent-exit", "denied", "approve", "reject")
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,9 @@ def marker(kind: str) -> str:
 
 def final_marker() -> str | None:
     """The marker line ending the run, or None for silent-exit and denied."""
-    kind = {"done": "DONE", "error": "ERROR", "question": "QUESTION"}.get(mode())
+    kinds = {"done": "DONE", "error": "ERROR", "question": "QUESTION", "approve": "APPROVE",
+             "reject": "REJECT"}  # fmt: skip
+    kind = kinds.get(mode())
     return marker(kind) if kind else None
 
 
