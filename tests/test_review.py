@@ -221,8 +221,13 @@ def test_ctrl_c_stops_the_reviewer_and_interrupts_the_task(checkout: Checkout) -
     proc = checkout.start(env=NO_GIT_CONFIG)
     checkout.wait_for(lambda: "reading" in _text(review_log(checkout, "t1", 1)))
     (reviewer,) = starts(checkout, "t1.review")
-    during = next(t for t in checkout.state(PLAN)["tasks"] if t["id"] == "t1")
-    assert during["status"] == "IN_PROGRESS" and during["lastUpdate"] == "reviewing (fake)"
+
+    def t1() -> dict[str, Any]:
+        return next(t for t in checkout.state(PLAN)["tasks"] if t["id"] == "t1")
+
+    # state.json follows the event within its write batch, not before the reviewer prints
+    checkout.wait_for(lambda: t1()["lastUpdate"] == "reviewing (fake)")
+    assert t1()["status"] == "IN_PROGRESS"
     os.kill(proc.pid, signal.SIGINT)
     code, said = _finish(proc)
     assert code == 130 and "Traceback" not in said, said
@@ -276,6 +281,28 @@ def test_a_reviewer_at_its_usage_limit_waits_and_uses_no_retry(
         "agent": "critic", "verdict": "approve", "summary": "fine by me",
         **({"usage": stamp["review"]["usage"]} if "usage" in stamp["review"] else {}),
     }  # fmt: skip
+
+
+def test_a_reviewer_s_usage_counts_to_the_task_s_budget_and_stops_it(
+    checkout: Checkout, tmp_path: Path
+) -> None:
+    (checkout.root / "app").mkdir()
+    # A claude reviewer that reports usage step by step and keeps working (DESIGN §15).
+    critic = {"profile": "claude", "env": {"STANDIN_STEPS": "40", "STANDIN_STEP_SLEEP": "0.25",
+                                           "STANDIN_MODE": "approve"}}  # fmt: skip
+    write(checkout, [{"id": "t1", "retries": 2, "budget": {"tokens": 100}}], review="critic",
+          agents={"critic": critic})  # fmt: skip
+    calls = tmp_path / "calls.jsonl"
+    path = f"{STANDINS}{os.pathsep}{os.environ.get('PATH', '')}"
+    began = time.monotonic()
+    result = run(checkout, env={"PATH": path, "STANDIN_RECORD": str(calls)})
+    assert result.returncode != 0, out(result)
+    assert time.monotonic() - began < 8  # 40 steps of 0.25 s: stopped at the crossing
+    assert len(calls.read_text().splitlines()) == 1  # no second start, no retry
+    assert checkout.stamp("t1", PLAN) is None
+    record = {t["id"]: t for t in checkout.state(PLAN)["tasks"]}["t1"]
+    assert record["status"] == "ERROR" and record["error"].startswith("budget spent:")
+    assert record["spend"]["tokens"] > 100
 
 
 def test_a_reviewer_cli_missing_from_path_is_named_before_dispatch(checkout: Checkout) -> None:

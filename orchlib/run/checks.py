@@ -35,6 +35,7 @@ class Checked:
     merge: dict[str, str] = field(default_factory=dict)  # isolated: the branch and merge commit
     review: dict[str, Any] = field(default_factory=dict)  # the reviewer's approval (DESIGN §16)
     final: bool = False  # the problem fails the task, no retry (a review without a verdict)
+    over_budget: bool = False  # a reviewer stopped by a spent budget (DESIGN §15)
 
 
 def run_checks(

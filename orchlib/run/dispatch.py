@@ -200,6 +200,8 @@ class TaskRun(AttemptInputs, Finishing):
             if checked.problem is None:
                 return self._stamp(done, checked), ""
             problem = checked.problem
+            if checked.over_budget and not self.co.interrupt.is_set():
+                return self._budget_spent() or self._fail(problem, done.number), ""
             if checked.final:  # e.g. a review without a verdict: no retry helps
                 return self._fail(problem, done.number), ""
             return self._retry_or_fail(f"DONE, but {problem}", done.number, left), problem

@@ -92,7 +92,8 @@ class Finishing:
         verdict = Reviewer(self.co, self.plan, self.task, where, done.number).run(
             done.outcome.text, base
         )
-        return replace(checked, problem=verdict.problem, review=verdict.stamp, final=verdict.final)
+        return replace(checked, problem=verdict.problem, review=verdict.stamp, final=verdict.final,
+                       over_budget=verdict.over_budget)  # fmt: skip
 
     def _stamp(self, done: Attempted, checked: Checked) -> TaskResult:
         outcome = done.outcome

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.checkout import Checkout
-from orchlib.events import TaskReviewed, TaskReviewing
+from orchlib.events import TaskReviewed, TaskReviewing, TaskSpent
 from orchlib.executors.base import Handle, Job
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan, Project, Review, Task
@@ -39,6 +39,7 @@ class Verdict:
     problem: str | None
     stamp: dict[str, Any] = field(default_factory=dict)
     final: bool = False
+    over_budget: bool = False  # a budget the reviewer's usage crossed stopped it (DESIGN §15)
 
 
 def review_log(co: Checkout, plan_id: str, task_id: str, attempt: int) -> Path:
@@ -72,6 +73,9 @@ class Reviewer:
             if self.co.interrupt.is_set() or outcome.result is Result.INTERRUPTED:
                 return Verdict("interrupted during review")
             words = self.co.secrets.redact(outcome.text)
+            if outcome.result is Result.OVER_BUDGET:  # its usage counts to the task's spend
+                self._said("none", words, outcome)
+                return Verdict(words, final=True, over_budget=True)
             if outcome.result is Result.PAUSED:  # waits for the limit; no start used
                 until = self.co.pauses.pause(self.profile, outcome.reset_at)
                 self._said("paused", f"usage limit until {time.ctime(until)}", outcome)
@@ -114,13 +118,18 @@ class Reviewer:
                                               str(self.log), _pid(proc)))  # fmt: skip
 
         proc = self.co.executor.start(job, announce)
+        ledger = self.co.run.ledger  # the reviewer's usage is the task's spend (DESIGN §15)
+        meter = ledger.begin(self.plan.plan_id, self.task, proc)
         watch = Follow(proc, self.log, terminal_id, self.task.limits,
                        agents.adapter(self.review.agent), self.co.interrupt.event, _quiet,
-                       verdicts=True)  # fmt: skip
+                       meter=meter, verdicts=True)  # fmt: skip
         try:
             return follow(watch)
         finally:
             self.pid_file.unlink(missing_ok=True)
+            if ledger.end(meter):
+                spent = ledger.task_spend(self.plan.plan_id, self.task.id)
+                self.co.bus.publish(TaskSpent(self.plan.plan_id, self.task.id, spent.as_json()))
 
     def _job(self, terminal_id: str, prompt_file: Path, start: int) -> Job:
         """The reviewer's process: like an attempt's, with the reviewer profile's logins."""
