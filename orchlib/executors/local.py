@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from orchlib.executors import strays
-from orchlib.executors.base import TERM_GRACE, Handle, Job
+from orchlib.executors.base import TERM_GRACE, Handle, Job, Step
+from orchlib.executors.logwatch import LogWatch
 from orchlib.executors.process import Proc, spawn
 from orchlib.executors.waiter import Waiter
 from orchlib.fsutil import ensure_dir
@@ -28,10 +29,14 @@ class LocalHandle:
 
     host = HOST
 
-    def __init__(self, proc: Proc, log: Path, terminal_id: str, wake_fd: int | None) -> None:
+    def __init__(
+        self, proc: Proc, log: Path, terminal_id: str, wake_fd: int | None,
+        logwatch: LogWatch | None = None,
+    ) -> None:  # fmt: skip
         self.proc, self.log, self.terminal_id = proc, log, terminal_id
         self._wake_fd = wake_fd
         self._waiter: Waiter | None = None
+        self._logwatch = logwatch
 
     @property
     def ref(self) -> dict[str, object]:
@@ -56,6 +61,10 @@ class LocalHandle:
         if self._waiter is None:
             self._waiter = Waiter(self.log, self.proc.pid, self._wake_fd)
         self._waiter.wait(timeout)
+
+    def watch(self, step: Step) -> bool:
+        """Step `step` on the executor's one watching thread (`logwatch`); False: wait here."""
+        return self._logwatch is not None and self._logwatch.add(self.log, self.proc.pid, step)
 
     def poll(self) -> int | None:
         """The exit code once ended (an adopted process: from its exit file, else -1)."""
@@ -85,6 +94,7 @@ class LocalExecutor:
     def __init__(self, wake_fd: int | None = None, stopped: Callable[[], bool] | None = None):
         self.wake_fd = wake_fd
         self._stopped = stopped or (lambda: False)
+        self._logwatch = LogWatch(wake_fd)  # its thread starts with the first attempt
 
     def start(self, job: Job, before_start: Callable[[Handle], None] | None = None) -> LocalHandle:
         """Start `job` behind the gate; `before_start` runs before it may print a byte."""
@@ -115,7 +125,8 @@ class LocalExecutor:
         proc = Proc(pid=pid, start_time=str(ref.get("start", "")),
                     exit_file=Path(exit_file) if isinstance(exit_file, str) else None)  # fmt: skip
         log = Path(str(ref.get("log", os.devnull)))
-        return LocalHandle(proc, log, str(ref.get("terminalId", "")), self.wake_fd)
+        terminal_id = str(ref.get("terminalId", ""))
+        return LocalHandle(proc, log, terminal_id, self.wake_fd, self._logwatch)
 
     def run(self, job: Job, timeout: float | None) -> int:
         """`job` to its end; -1 when it was killed at `timeout` or by an interrupt."""
@@ -142,7 +153,9 @@ class LocalExecutor:
         ]
 
     def close(self) -> None:
-        """Nothing to release: local processes are stopped by their handles."""
+        """Stop the watching thread (local processes are stopped by their handles)."""
+        self._logwatch.close()
 
     def _handle(self, proc: Proc, job: Job) -> LocalHandle:
-        return LocalHandle(proc, job.log, job.env.get("TERMINAL_ID", ""), self.wake_fd)
+        terminal_id = job.env.get("TERMINAL_ID", "")
+        return LocalHandle(proc, job.log, terminal_id, self.wake_fd, self._logwatch)
