@@ -31,12 +31,13 @@ class LocalHandle:
 
     def __init__(
         self, proc: Proc, log: Path, terminal_id: str, wake_fd: int | None,
-        logwatch: LogWatch | None = None,
+        logwatch: LogWatch | None = None, sweeper: strays.Sweeper | None = None,
     ) -> None:  # fmt: skip
         self.proc, self.log, self.terminal_id = proc, log, terminal_id
         self._wake_fd = wake_fd
         self._waiter: Waiter | None = None
         self._logwatch = logwatch
+        self._sweeper = sweeper
 
     @property
     def ref(self) -> dict[str, object]:
@@ -77,7 +78,10 @@ class LocalHandle:
     def terminate(self, grace: float = TERM_GRACE) -> None:
         """TERM the group, KILL after `grace`; then the strays that left the group."""
         self.proc.terminate(grace)
-        strays.stop(self.terminal_id, grace=grace)
+        if self._sweeper is not None:  # on its thread: not between a DONE and its stamp
+            self._sweeper.submit(self.terminal_id, grace)
+        else:
+            strays.stop(self.terminal_id, grace=grace)
 
     def close(self) -> None:
         """Give the kernel watches back."""
@@ -95,6 +99,7 @@ class LocalExecutor:
         self.wake_fd = wake_fd
         self._stopped = stopped or (lambda: False)
         self._logwatch = LogWatch(wake_fd)  # its thread starts with the first attempt
+        self._sweeper = strays.Sweeper()
 
     def start(self, job: Job, before_start: Callable[[Handle], None] | None = None) -> LocalHandle:
         """Start `job` behind the gate; `before_start` runs before it may print a byte."""
@@ -126,7 +131,7 @@ class LocalExecutor:
                     exit_file=Path(exit_file) if isinstance(exit_file, str) else None)  # fmt: skip
         log = Path(str(ref.get("log", os.devnull)))
         terminal_id = str(ref.get("terminalId", ""))
-        return LocalHandle(proc, log, terminal_id, self.wake_fd, self._logwatch)
+        return LocalHandle(proc, log, terminal_id, self.wake_fd, self._logwatch, self._sweeper)
 
     def run(self, job: Job, timeout: float | None) -> int:
         """`job` to its end; -1 when it was killed at `timeout` or by an interrupt."""
@@ -153,9 +158,11 @@ class LocalExecutor:
         ]
 
     def close(self) -> None:
-        """Stop the watching thread (local processes are stopped by their handles)."""
+        """Stop the watching thread, once the strays of ended attempts are stopped (local
+        processes are stopped by their handles)."""
+        self._sweeper.drain()
         self._logwatch.close()
 
     def _handle(self, proc: Proc, job: Job) -> LocalHandle:
         terminal_id = job.env.get("TERMINAL_ID", "")
-        return LocalHandle(proc, job.log, terminal_id, self.wake_fd, self._logwatch)
+        return LocalHandle(proc, job.log, terminal_id, self.wake_fd, self._logwatch, self._sweeper)
