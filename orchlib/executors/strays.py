@@ -25,6 +25,7 @@ from orchlib.executors.base import TERM_GRACE
 from orchlib.executors.process import is_alive, start_time
 
 _KEY = b"\0TERMINAL_ID="
+BATCH = 0.05  # seconds a sweep waits for more attempts to end before it reads /proc
 
 
 def find(terminal_id: str) -> list[tuple[int, str]]:
@@ -106,7 +107,10 @@ class Sweeper:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._pending))
-                batch, self._pending, self._busy = self._pending, {}, True
+                self._busy = True
+            time.sleep(BATCH)  # the attempts ending meanwhile share the pass
+            with self._cond:
+                batch, self._pending = self._pending, {}
             try:
                 _stop(find_all(set(batch)), max(batch.values()))
             finally:

@@ -17,6 +17,8 @@ def expand(
 ) -> dict[str, list[str]]:
     """Each glob (relative to the project) mapped to the sorted relative paths it matches;
     with `inside`, only files that stay in the project once symlinks are resolved."""
+    if not patterns:
+        return {}
     root = str(project.root)
     real_root = os.path.realpath(root) if inside else ""
     found: dict[str, list[str]] = {}
