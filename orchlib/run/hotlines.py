@@ -1,13 +1,13 @@
 """Plain-text output, bytes in, only the lines worth reading out: a fast `LineSplitter`.
 
 A text line can hold a marker only if it holds a marker's head (`[DONE:` ...), a JSON
-escape that may hide one, or an ANSI escape that may split one (`markers._HINT`). One
-compiled bytes regex over each chunk finds those *hot* lines; they go through
-`LineSplitter` (decoding, 1 MiB pieces cut before a marker) exactly as before. Every other
-line can only be an agent's *last line* (the text of an error or of a shell task's
-summary), so of each chunk's cold lines only the last non-blank one is handed out. A
-caller reading the lines in order (`AttemptState`) thus finds the same markers and the
-same last line as with `LineSplitter`, at a cost per chunk and per hit, not per line.
+escape that may hide one, or an ANSI escape that may split one (`markers._HINT`). Bytes
+searches over each chunk (two compiled patterns and a find) find those *hot* lines; they go
+through `LineSplitter` (decoding, 1 MiB pieces cut before a marker) exactly as before. Every
+other line can only be an agent's *last line* (the text of an error or of a shell task's
+summary), so of each chunk's cold lines only the last non-blank one is handed out. A caller
+reading the lines in order (`AttemptState`) thus finds the same markers and the same last
+line as with `LineSplitter`, at a cost per chunk and per hit, not per line.
 """
 
 from __future__ import annotations
