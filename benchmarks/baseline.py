@@ -1,7 +1,8 @@
 """`run_all.py --baseline REV`: measure REV and this tree side by side, print issue 25's table.
 
-REV is checked out with `git worktree add --detach` in a temp dir and installed (editable,
-with its dependencies) in a venv of its own beside it. Each benchmark script of *this* tree
+REV is checked out with `git worktree add --detach` in a temp dir and installed (editable)
+in a venv of its own beside it, with exactly the other distributions this interpreter has
+(`pip freeze`): doit's start-up depends on what is installed. Each benchmark script of *this* tree
 then runs twice in a row: with the venv's interpreter (its `doit` imports REV's orchlib,
 entry points included: they come from REV's install) and with this interpreter. Each
 report names the orchlib commit it measured (`_report.orchlib_revision` asks the importing
@@ -129,8 +130,16 @@ def installed(rev: str, tmp: Path) -> Iterator[str]:
         b.progress(f"installing {rev} into {venv}")
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         python = str(venv / "bin" / "python")
-        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        "-e", str(tree)], check=True, capture_output=True)  # fmt: skip
+        # The same distributions as this interpreter's, REV's orchlib instead of ours: what
+        # is installed changes doit's start-up (it imports cloudpickle when present).
+        freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+        reqs = tmp / "requirements.txt"
+        reqs.write_text("".join(f"{line}\n" for line in freeze.splitlines()
+                                if not line.lower().startswith("orchlib")))  # fmt: skip
+        pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, "-r", str(reqs)], check=True, capture_output=True)
+        subprocess.run([*pip, "--no-deps", "-e", str(tree)], check=True, capture_output=True)
         # Run from tmp, as the benchmarks' `doit`s do: the cwd must not shadow the install.
         probe = [python, "-c", "import orchlib; print(orchlib.__file__)"]
         where = subprocess.run(probe, capture_output=True, text=True, check=True, cwd=tmp)
