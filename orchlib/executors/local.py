@@ -65,7 +65,7 @@ class LocalHandle:
 
     def watch(self, step: Step) -> bool:
         """Step `step` on the executor's one watching thread (`logwatch`); False: wait here."""
-        return self._logwatch is not None and self._logwatch.add(self.log, self.proc.pid, step)
+        return self._logwatch is not None and self._logwatch.add(self.log, step, pid=self.proc.pid)
 
     def poll(self) -> int | None:
         """The exit code once ended (an adopted process: from its exit file, else -1)."""

@@ -56,9 +56,10 @@ class LogWatch:
         self._pipe: tuple[int, int] | None = None
         self._closed = False
 
-    def add(self, log: Path, pid: int, step: Step) -> bool:
+    def add(self, log: Path, step: Step, pid: int = 0, exit_fd: int | None = None) -> bool:
         """Step `step` on the watching thread from now until it returns None; False when
-        this machine cannot watch so (no inotify or pidfd)."""
+        this machine cannot watch so (no inotify or pidfd). The job's end is seen by a pidfd
+        of `pid`, or by `exit_fd` becoming readable (the caller's; a copy is kept)."""
         with self._lock:
             if self._closed or not self._start():
                 return False
@@ -66,8 +67,8 @@ class LogWatch:
             wd = int(self._libc.inotify_add_watch(self._inotify, os.fsencode(log), _IN_MODIFY))
             if wd < 0:
                 return False
-            pidfd = _pidfd(pid)
-            self._new.append(_Entry(step, wd, pidfd))
+            ended = os.dup(exit_fd) if exit_fd is not None else _pidfd(pid) if pid else None
+            self._new.append(_Entry(step, wd, ended))
         with contextlib.suppress(BlockingIOError):
             os.write(self._pipe[1], b"+")
         return True

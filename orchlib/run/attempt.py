@@ -20,6 +20,7 @@ from orchlib.run.streams import OutputAdapter
 __all__ = ["READ_BLOCK", "RETRIED", "Follow", "Outcome", "Result", "follow"]
 
 READ_BLOCK = 1 << 16
+ENTER_CHECK = 0.02  # seconds between looks at an Enter still being sent
 
 ProgressFn = Callable[[int, str], None]
 
@@ -97,6 +98,7 @@ class _Stepper:
     def __init__(self, f: Follow, state: AttemptState, reader: BinaryIO) -> None:
         self.f, self.state, self.reader = f, state, reader
         self.ending: int | None = None  # decided: read up to this offset, then done
+        self.entering: _Call | None = None  # an Enter being sent
         self.done = threading.Event()
         self.error: BaseException | None = None
 
@@ -135,16 +137,43 @@ class _Stepper:
         if f.handle.poll() is None:
             if f.stop.is_set():
                 state.interrupted()
+            elif self.entering is not None:
+                return self._entered()
             else:
                 tick = state.tick(now)
-                if tick.send_enter:
-                    state.entered(f.handle.send_enter(), time.monotonic())
-                    return 0.0
+                if tick.send_enter:  # may be a call to a remote worker: not on this thread
+                    self.entering = _Call(f.handle.send_enter)
+                    return ENTER_CHECK
                 if not tick.stop:
                     return math.inf if tick.wait is None else max(0.0, tick.wait)
         # Ended: what it printed up to now is read (a process still running may go on).
         self.ending = os.fstat(self.reader.fileno()).st_size
         return 0.0
+
+    def _entered(self) -> float:
+        """The Enter sent meanwhile, once its call has returned."""
+        call = self.entering
+        assert call is not None
+        if not call.done.is_set():
+            return ENTER_CHECK
+        self.entering = None
+        self.state.entered(call.result, time.monotonic())
+        return 0.0
+
+
+class _Call:
+    """`fn()` on a thread of its own; `result` once `done` is set (False if it raised)."""
+
+    def __init__(self, fn: Callable[[], bool]) -> None:
+        self.result, self.done = False, threading.Event()
+
+        def run() -> None:
+            try:
+                self.result = fn()
+            finally:
+                self.done.set()
+
+        threading.Thread(target=run, name="orchlib-enter", daemon=True).start()
 
 
 def _report(f: Follow, progress: list[tuple[int, str]]) -> None:
