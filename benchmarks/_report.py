@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import platform
 import statistics
@@ -30,10 +31,11 @@ class Check:
     value: float
     limit: float
     unit: str = "×"
+    at_least: bool = False  # the value must be >= the limit instead (a rate)
 
     @property
     def passed(self) -> bool:
-        return self.value <= self.limit
+        return self.value >= self.limit if self.at_least else self.value <= self.limit
 
     def row(self) -> list[str]:
         shown = fmt_num(self.value, self.unit)
@@ -42,7 +44,7 @@ class Check:
         return [
             self.what,
             shown,
-            f"≤ {fmt_num(self.limit, self.unit)}",
+            f"{'≥' if self.at_least else '≤'} {fmt_num(self.limit, self.unit)}",
             "PASS" if self.passed else "FAIL",
         ]
 
@@ -90,8 +92,10 @@ class Report:
         self.tables.append(t)
         return t
 
-    def check(self, what: str, value: float, limit: float, unit: str = "×") -> Check:
-        c = Check(what, value, limit, unit)
+    def check(
+        self, what: str, value: float, limit: float, unit: str = "×", at_least: bool = False
+    ) -> Check:
+        c = Check(what, value, limit, unit, at_least)
         self.checks.append(c)
         return c
 
@@ -209,12 +213,22 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def orchlib_repo() -> Path:
+    """The source tree of the orchlib this interpreter imports (a baseline's, under
+    `run_all.py --baseline`), else the one beside these benchmarks."""
+    spec = importlib.util.find_spec("orchlib")
+    if spec is None or spec.origin is None:
+        return REPO
+    return Path(spec.origin).resolve().parent.parent
+
+
 def orchlib_revision() -> str:
     """The orchlib code measured: commit, plus a digest of uncommitted changes to orchlib/."""
-    rev = _first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    repo = orchlib_repo()
+    rev = _first_line(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"])
     try:
         diff = subprocess.run(
-            ["git", "-C", str(REPO), "diff", "HEAD", "--", "orchlib"],
+            ["git", "-C", str(repo), "diff", "HEAD", "--", "orchlib"],
             capture_output=True,
             check=False,
             timeout=10,

@@ -1,7 +1,14 @@
 """Run every benchmark, one after the other, and write benchmarks/RESULTS.md.
 
-    python benchmarks/run_all.py                 # all six, ~8 minutes on 2 cores
+    python benchmarks/run_all.py                 # all nine, ~10 minutes on 2 cores
     python benchmarks/run_all.py --only noop latency
+    python benchmarks/run_all.py --baseline 2b7792c    # issue 25's table: REV beside now
+
+With `--baseline REV`, REV is checked out in a temporary git worktree and installed in a
+temporary venv; each benchmark (this tree's scripts: the same harness for both) then runs
+with that venv's interpreter — so every `doit` it starts imports REV's orchlib — and right
+after with this one's, and the table of issue 25 (measure | baseline | now | goal) is
+printed and written first into RESULTS.md.
 
 Each benchmark runs as its own process (`python benchmarks/<name>.py --json ...`); a
 benchmark that crashes is reported as such and the others still run. RESULTS.md gets the
@@ -26,15 +33,18 @@ import _bench as b
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     "noop", "firstrun", "throughput", "latency", "makespan", "memory", "worktrees", "serve",
+    "scale",
 ]  # fmt: skip
 
 
-def run_one(name: str, out_dir: Path) -> tuple[dict[str, Any] | None, str]:
+def run_one(
+    name: str, out_dir: Path, python: str = sys.executable, extra: tuple[str, ...] = ()
+) -> tuple[dict[str, Any] | None, str]:
     """Run one benchmark; (its JSON report or None, the tail of its stderr)."""
     report = out_dir / f"{name}.json"
-    b.progress(f"=== {name}")
+    b.progress(f"=== {name}" + (f" ({python})" if python != sys.executable else ""))
     proc = subprocess.run(
-        [sys.executable, str(HERE / f"{name}.py"), "--json", str(report)],
+        [python, str(HERE / f"{name}.py"), "--json", str(report), *extra],
         stderr=subprocess.PIPE,
         text=True,
         check=False,
@@ -89,10 +99,16 @@ def write_results(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=BENCHMARKS)
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=None)
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--baseline", metavar="REV", help="measure REV beside this tree")
     args = parser.parse_args()
+    if args.baseline:
+        import baseline
+
+        return baseline.compare(args.baseline, args.only or baseline.BENCHMARKS, args.output)
+    args.only = args.only or BENCHMARKS
     info = b.machine()
     started = info["date"]
     results: dict[str, Any] = {}

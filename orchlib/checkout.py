@@ -100,6 +100,9 @@ class Checkout:
     # Why each task of a plan would run (None: up to date), as computed while loading.
     verdicts: dict[str, dict[str, str | None]] = field(default_factory=dict)
     run: RunContext = field(default_factory=RunContext, repr=False)
+    # Spec hashes by (plan id, task id), each with the Task it was computed from: a run asks
+    # for one task's several times (up-to-date checks, the stamp); reloaded plans miss.
+    _spec_hashes: dict[tuple[str, str], tuple[Task, str]] = field(default_factory=dict, repr=False)
 
     def new_run(self) -> RunContext:
         """A fresh context for the run starting now (the last run's is dropped)."""
@@ -195,7 +198,13 @@ class Checkout:
 
     def spec_hash(self, plan: Plan, task: Task) -> str:
         """The task's current spec hash."""
-        return stamps.spec_hash(plan, task, self.template_text)
+        key = (plan.plan_id, task.id)
+        known = self._spec_hashes.get(key)
+        if known is not None and known[0] is task:
+            return known[1]
+        digest = stamps.spec_hash(plan, task, self.template_text)
+        self._spec_hashes[key] = (task, digest)
+        return digest
 
     def stamp_path(self, plan_id: str, task_id: str) -> Path:
         """The task's completion stamp (its doit target)."""

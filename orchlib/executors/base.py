@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from orchlib.executors.sandbox import Sandbox
 from orchlib.plan.environment import EnvPolicy, Logins
@@ -76,6 +76,22 @@ class Handle(Protocol):
 
     def close(self) -> None:
         """Release what watching the job holds (the job itself is not stopped)."""
+
+
+# Called with the monotonic time on an executor's watching thread: seconds until it wants to
+# be called again without an event (math.inf: on events only; 0.0: after the others had their
+# turn), or None when it is done.
+Step = Callable[[float], "float | None"]
+
+
+@runtime_checkable
+class Watchable(Protocol):
+    """A handle its executor can watch from one thread for all attempts (`logwatch`)."""
+
+    def watch(self, step: Step) -> bool:
+        """Run `step` on the executor's watching thread whenever the log may have grown,
+        the job ended, the run was interrupted, or the delay `step` returned has passed,
+        until it returns None; False when it cannot (the caller uses `wait_output`)."""
 
 
 class Executor(Protocol):

@@ -24,6 +24,7 @@ from orchlib.executors.dask_cluster import Cluster, connect, never_reruns, prefl
 from orchlib.executors.dask_handle import DaskHandle, EndedHandle
 from orchlib.executors.dask_worker import Spec, claim_name, control, run_attempt
 from orchlib.executors.local import LocalExecutor
+from orchlib.executors.logwatch import LogWatch
 
 LEASE_EVERY = 2.0  # the lease moves this often; workers give up on it after 10 s
 
@@ -53,6 +54,7 @@ class DaskExecutor:
         self._hlock = threading.Lock()  # the attempts
         self._closing = threading.Event()
         self._claims = True
+        self.logwatch = LogWatch(wake_fd)  # follows every attempt's log from one thread
 
     @property
     def client(self) -> Any:
@@ -149,6 +151,7 @@ class DaskExecutor:
             with contextlib.suppress(Exception):  # a shared scheduler keeps no run's output
                 client.run_on_scheduler(_forget_topic, self.topic)
             self._cluster.close()
+        self.logwatch.close()
 
     def _submit(
         self, job: Job, resources: dict[str, int] | None, workers: Any, loose: bool = False

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from orchlib.executors.base import Job
+from orchlib.executors.base import Job, Step
 from orchlib.fsutil import ensure_dir, named, open_private
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ class DaskHandle:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)  # a full pipe already says "wake up"
+        # Readable once the attempt has ended (and only then): the run's watching thread
+        # waits on it beside the log (`watch`).
+        self._exit_r, self._exit_w = os.pipe()
         self._closed = False
 
     @property
@@ -72,6 +75,14 @@ class DaskHandle:
         with contextlib.suppress(BlockingIOError, OSError):
             os.read(self._wake_r, 4096)
 
+    def watch(self, step: Step) -> bool:
+        """Step `step` on the executor's watching thread (`logwatch`): the log is appended
+        to here, so it grows as the events arrive; the end shows on the exit pipe."""
+        with self._lock:
+            if self._closed:
+                return False
+            return self.executor.logwatch.add(self.job.log, step, exit_fd=self._exit_r)
+
     def send_enter(self) -> bool:
         """Write a newline to the agent's stdin on its worker (only with keep_stdin)."""
         if self._code is not None or not self.host:
@@ -93,8 +104,8 @@ class DaskHandle:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                os.close(self._wake_r)
-                os.close(self._wake_w)
+                for fd in (self._wake_r, self._wake_w, self._exit_r, self._exit_w):
+                    os.close(fd)
         self._close_log()
 
     # -- called from Dask's threads --------------------------------------------------
@@ -179,6 +190,10 @@ class DaskHandle:
         self._close_log()
         self._started.set()
         self._ended.set()
+        with self._lock:
+            if not self._closed:
+                with contextlib.suppress(OSError):
+                    os.write(self._exit_w, b"x")
         self._wake()
 
     def _wake(self) -> None:

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from orchlib.executors import strays
-from orchlib.executors.base import TERM_GRACE, Handle, Job
+from orchlib.executors.base import TERM_GRACE, Handle, Job, Step
+from orchlib.executors.logwatch import LogWatch
 from orchlib.executors.process import Proc, spawn
 from orchlib.executors.sandbox import probe
 from orchlib.executors.waiter import Waiter
@@ -30,10 +31,15 @@ class LocalHandle:
 
     host = HOST
 
-    def __init__(self, proc: Proc, log: Path, terminal_id: str, wake_fd: int | None) -> None:
+    def __init__(
+        self, proc: Proc, log: Path, terminal_id: str, wake_fd: int | None,
+        logwatch: LogWatch | None = None, sweeper: strays.Sweeper | None = None,
+    ) -> None:  # fmt: skip
         self.proc, self.log, self.terminal_id = proc, log, terminal_id
         self._wake_fd = wake_fd
         self._waiter: Waiter | None = None
+        self._logwatch = logwatch
+        self._sweeper = sweeper
 
     @property
     def ref(self) -> dict[str, object]:
@@ -59,6 +65,10 @@ class LocalHandle:
             self._waiter = Waiter(self.log, self.proc.pid, self._wake_fd)
         self._waiter.wait(timeout)
 
+    def watch(self, step: Step) -> bool:
+        """Step `step` on the executor's one watching thread (`logwatch`); False: wait here."""
+        return self._logwatch is not None and self._logwatch.add(self.log, step, pid=self.proc.pid)
+
     def poll(self) -> int | None:
         """The exit code once ended (an adopted process: from its exit file, else -1)."""
         return self.proc.poll()
@@ -70,7 +80,10 @@ class LocalHandle:
     def terminate(self, grace: float = TERM_GRACE) -> None:
         """TERM the group, KILL after `grace`; then the strays that left the group."""
         self.proc.terminate(grace)
-        strays.stop(self.terminal_id, grace=grace)
+        if self._sweeper is not None:  # on its thread: not between a DONE and its stamp
+            self._sweeper.submit(self.terminal_id, grace)
+        else:
+            strays.stop(self.terminal_id, grace=grace)
 
     def close(self) -> None:
         """Give the kernel watches back."""
@@ -87,6 +100,8 @@ class LocalExecutor:
     def __init__(self, wake_fd: int | None = None, stopped: Callable[[], bool] | None = None):
         self.wake_fd = wake_fd
         self._stopped = stopped or (lambda: False)
+        self._logwatch = LogWatch(wake_fd)  # its thread starts with the first attempt
+        self._sweeper = strays.Sweeper()
 
     def start(self, job: Job, before_start: Callable[[Handle], None] | None = None) -> LocalHandle:
         """Start `job` behind the gate; `before_start` runs before it may print a byte."""
@@ -119,7 +134,8 @@ class LocalExecutor:
         proc = Proc(pid=pid, start_time=str(ref.get("start", "")),
                     exit_file=Path(exit_file) if isinstance(exit_file, str) else None)  # fmt: skip
         log = Path(str(ref.get("log", os.devnull)))
-        return LocalHandle(proc, log, str(ref.get("terminalId", "")), self.wake_fd)
+        terminal_id = str(ref.get("terminalId", ""))
+        return LocalHandle(proc, log, terminal_id, self.wake_fd, self._logwatch, self._sweeper)
 
     def run(self, job: Job, timeout: float | None) -> int:
         """`job` to its end; -1 when it was killed at `timeout` or by an interrupt."""
@@ -151,7 +167,11 @@ class LocalExecutor:
         return [*lines, refused] if refused else lines
 
     def close(self) -> None:
-        """Nothing to release: local processes are stopped by their handles."""
+        """Stop the watching thread, once the strays of ended attempts are stopped (local
+        processes are stopped by their handles)."""
+        self._sweeper.drain()
+        self._logwatch.close()
 
     def _handle(self, proc: Proc, job: Job) -> LocalHandle:
-        return LocalHandle(proc, job.log, job.env.get("TERMINAL_ID", ""), self.wake_fd)
+        terminal_id = job.env.get("TERMINAL_ID", "")
+        return LocalHandle(proc, job.log, terminal_id, self.wake_fd, self._logwatch, self._sweeper)

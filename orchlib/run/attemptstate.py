@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass, field
 
 from orchlib.plan import Limits
+from orchlib.run.hotlines import HotLines
 from orchlib.run.markers import Kind, LineSplitter, Marker, scan, strip_ansi
-from orchlib.run.streams import OutputAdapter
+from orchlib.run.streams import OutputAdapter, PlainText
 from orchlib.state.model import Status
 
 
@@ -111,7 +112,7 @@ class AttemptState:
         self.terminal_id, self.limits, self.shell = terminal_id, limits, shell
         self.verdicts = verdicts
         self.adapter = adapter
-        self.splitter = LineSplitter(json_events=adapter.json_events)
+        self.splitter: LineSplitter | HotLines = _splitter(adapter)
         self.started = now - started_ago
         self.last_output = now - quiet_for
         self.final: Marker | None = None
@@ -267,6 +268,14 @@ class AttemptState:
     def _drain(self) -> list[tuple[int, str]]:
         found, self._progress = self._progress, []
         return found
+
+
+def _splitter(adapter: OutputAdapter) -> LineSplitter | HotLines:
+    """Plain text needs only its hot lines and its last line; an adapter of its own (JSON
+    events, a CLI's text) reads every line."""
+    if type(adapter) is PlainText:
+        return HotLines()
+    return LineSplitter(json_events=adapter.json_events)
 
 
 def _plain_token(text: str) -> str:

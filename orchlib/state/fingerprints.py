@@ -18,6 +18,8 @@ def expand(
     """Each glob (relative to the project) mapped to the sorted relative paths it matches
     (a wildcard never enters a symlinked folder: `globs`); with `inside`, only files that
     stay in the project once symlinks are resolved."""
+    if not patterns:
+        return {}
     root = str(project.root)
     real_root = os.path.realpath(root) if inside else ""
     found: dict[str, list[str]] = {}
