@@ -163,6 +163,13 @@ def test_failure_does_not_skip_unrelated_task_of_same_project(checkout: Checkout
     assert checkout.stamp("y", "same") is not None
 
 
+def test_a_failed_task_exits_1_not_the_usage_limit_code(checkout: Checkout) -> None:
+    checkout.seed()  # t3 fails, t4 is skipped: 1, as `doit help run` says (2 is a usage limit)
+    checkout.scenario({"t3": [[{"error": "nope"}]]})
+    result = checkout.doit()
+    assert result.returncode == 1, result.stdout + result.stderr
+
+
 def test_spoofed_markers_are_ignored(checkout: Checkout) -> None:
     checkout.seed()
     checkout.scenario({"t1": [[
