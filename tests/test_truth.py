@@ -366,6 +366,17 @@ def test_log_prints_follows_and_decodes(checkout: Checkout) -> None:
     assert checkout.doit("log", "--attempt", "7", f"{P}:t1").returncode == 3
 
 
+def test_log_takes_its_options_after_the_task_too(checkout: Checkout) -> None:
+    shell_plan(checkout)  # the README writes `doit log PLAN:TASK [-f]`
+    assert checkout.doit().returncode == 0
+    first = checkout.doit("log", "--attempt", "1", "--raw", "sh:a")
+    assert first.returncode == 0 and "[DONE:" in first.stdout, first.stderr
+    for args in (["sh:a", "-f"], ["sh:a", "--attempt", "1", "--raw"], ["-f", "sh:a", "--raw"]):
+        after = checkout.doit("log", *args)
+        assert (after.returncode, after.stdout) == (0, first.stdout), (args, after.stderr)
+    assert checkout.doit("log", "sh:a", "sh:b").returncode == 3  # still one task
+
+
 def test_accept_takes_an_edit_as_done(checkout: Checkout) -> None:
     shell_plan(checkout)
     assert checkout.doit().returncode == 0

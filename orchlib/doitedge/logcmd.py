@@ -9,6 +9,7 @@ decoded to what a person reads: the assistant's text, one line per tool call, th
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import sys
 import time
@@ -49,6 +50,10 @@ class Log(OneLineErrors, Command):  # type: ignore[misc]
     )
     cmd_options = (opt_follow, opt_attempt, opt_raw)
 
+    def parse_execute(self, in_args: list[str]) -> Any:
+        """doit's parsing, with the options after PLAN:TASK too (`doit log shop:t1 -f`)."""
+        return super().parse_execute(options_first(in_args))
+
     @quiet_when_reader_gone
     def execute(self, params: Any, args: list[str]) -> int:
         """Print the transcript of the attempt asked for."""
@@ -73,6 +78,22 @@ class Log(OneLineErrors, Command):  # type: ignore[misc]
         except KeyboardInterrupt:
             return 130
         return 0
+
+
+def options_first(args: list[str]) -> list[str]:
+    """The words with every option moved before the others: doit's getopt stops at the
+    first word that is not an option. `--attempt` keeps its value; `--` ends the options."""
+    options: list[str] = []
+    words: list[str] = []
+    rest = iter(args)
+    for word in rest:
+        if word == "--":
+            words += [word, *rest]
+        elif word.startswith("-") and word != "-":
+            options += [word, *itertools.islice(rest, 1 if word == "--attempt" else 0)]
+        else:
+            words.append(word)
+    return [*options, *words]
 
 
 def decoded(co: Checkout, path: Path, task: Task) -> str:
