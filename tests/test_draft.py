@@ -231,6 +231,9 @@ def test_no_plan_written_is_a_failed_round(drafter: Drafter) -> None:
     assert result.returncode == 3
     assert "no plan was written" in drafter.prompts()[1]
     assert "without DONE, ERROR or QUESTION" in result.stderr
+    last = result.stderr.splitlines()[-1]  # no draft is said to be kept: there is none
+    assert "the agent wrote no plan; its transcripts: .orch/drafts/" in last, last
+    assert "kept in" not in last
 
 
 def test_plan_printed_after_done_is_taken(drafter: Drafter) -> None:
