@@ -233,9 +233,13 @@ def test_help_piped_to_head_and_in_orchlibs_words(checkout: Checkout) -> None:
     assert "stamp" in checkout.doit("help").stdout
     assert "agents at once" in checkout.doit("help", "run").stdout
     assert "dependents" in checkout.doit("help", "forget").stdout
-    for topic in ("clean", "accept", "answer", "status", "log"):
+    for topic in ("clean", "accept", "answer", "status", "log", "info", "list", "approve",
+                  "reject", "serve", "mcp", "skill"):  # fmt: skip
         text = checkout.doit("help", topic).stdout
         assert text.startswith(f"doit {topic}") and "DB" not in text
+    run = checkout.doit("help", "run").stdout  # every option of the run, the new ones too
+    assert all(f"--{o}" in run for o in ("sandbox", "executor", "scheduler", "no-wait-limits"))
+    assert "Approve / Reject" in checkout.doit("help", "serve").stdout
 
 
 def test_single_runs_the_plan_or_just_the_task(checkout: Checkout) -> None:
