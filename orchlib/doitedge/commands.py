@@ -319,6 +319,11 @@ class List(OneLineErrors, DoitList):  # type: ignore[misc]
         co = loader.current()
         if co is not None:
             statesync.sync_all(co)
-        return DoitList._execute(self, *args, **kwargs)
+        try:
+            return DoitList._execute(self, *args, **kwargs)
+        except InvalidCommand as exc:  # doit's `ERROR: 'x' is not a task.`, in orchlib's line
+            return fail(
+                f"list: {' '.join(str(exc).split()).rstrip('.')} (doit list shows the plans)"
+            )
 
     _execute.__signature__ = inspect.signature(DoitList._execute)  # type: ignore[attr-defined]
