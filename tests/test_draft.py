@@ -26,8 +26,9 @@ from typing import Any
 import pytest
 from conftest import FAKE_AGENT, SEED_PLAN, Checkout, pid_alive
 
+from orchlib.doitedge.cmdutil import options_first
 from orchlib.draft import powers
-from orchlib.draft.command import options_first
+from orchlib.draft.command import Draft
 from orchlib.draft.review import critical_path
 from orchlib.plan.file import load_plan
 
@@ -483,7 +484,7 @@ def test_agent_mapping_is_checked_as_in_a_plan(drafter: Drafter) -> None:
 
 def test_options_may_follow_the_goal() -> None:
     args = ["build", "it", "--rounds", "2", "--force", "--from=PRD.md", "--", "--not-an-option"]
-    assert options_first(args) == [
+    assert options_first(args, Draft.cmd_options) == [
         "--rounds", "2", "--force", "--from=PRD.md", "--", "build", "it", "--not-an-option",
     ]  # fmt: skip
 

@@ -197,7 +197,8 @@ def orchlib_cli(co: Checkout, *args: str) -> subprocess.CompletedProcess[str]:
     "args",
     [["info", "nope"], ["forget"], ["nope"], [f"{P}:t9"], ["-n", "-1"], ["-n", "abc"],
      ["help", "nope"], ["info"], ["log", "nope"], ["status", "nope"], ["clean", "nope:x"],
-     ["accept"], ["list", "nope"], ["--sandbox", "bwarp"]],
+     ["accept"], ["list", "nope"], ["--sandbox", "bwarp"], ["log", "x:y", "--bogus"],
+     ["serve", "--port", "abc"], ["draft", "--rounds", "abc"]],
 )  # fmt: skip
 def test_no_traceback_one_line_non_zero(checkout: Checkout, args: list[str]) -> None:
     checkout.seed()

@@ -9,7 +9,6 @@ decoded to what a person reads: the assistant's text, one line per tool call, th
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import sys
 import time
@@ -18,7 +17,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from orchlib.checkout import Checkout
-from orchlib.doitedge.cmdutil import OneLineErrors, checkout_here, fail, quiet_when_reader_gone
+from orchlib.doitedge.cmdutil import (
+    OneLineErrors,
+    checkout_here,
+    fail,
+    options_first,
+    quiet_when_reader_gone,
+)
 from orchlib.doitedge.doitapi import Command
 from orchlib.executors.process import is_alive
 from orchlib.plan import Task
@@ -52,7 +57,7 @@ class Log(OneLineErrors, Command):  # type: ignore[misc]
 
     def parse_execute(self, in_args: list[str]) -> Any:
         """doit's parsing, with the options after PLAN:TASK too (`doit log shop:t1 -f`)."""
-        return super().parse_execute(options_first(in_args))
+        return super().parse_execute(options_first(in_args, self.cmd_options))
 
     @quiet_when_reader_gone
     def execute(self, params: Any, args: list[str]) -> int:
@@ -78,22 +83,6 @@ class Log(OneLineErrors, Command):  # type: ignore[misc]
         except KeyboardInterrupt:
             return 130
         return 0
-
-
-def options_first(args: list[str]) -> list[str]:
-    """The words with every option moved before the others: doit's getopt stops at the
-    first word that is not an option. `--attempt` keeps its value; `--` ends the options."""
-    options: list[str] = []
-    words: list[str] = []
-    rest = iter(args)
-    for word in rest:
-        if word == "--":
-            words += [word, *rest]
-        elif word.startswith("-") and word != "-":
-            options += [word, *itertools.islice(rest, 1 if word == "--attempt" else 0)]
-        else:
-            words.append(word)
-    return [*options, *words]
 
 
 def decoded(co: Checkout, path: Path, task: Task) -> str:
