@@ -286,7 +286,9 @@ def test_question_waits_and_answers_come_back_in_the_prompt(checkout: Checkout) 
     again = checkout.doit()
     assert again.returncode != 0 and "still waiting for an answer" in again.stdout
     assert len(checkout.records()) == 2  # not dispatched again while unanswered
-    assert checkout.doit("answer", f"{PLAN}:q", "SQLite").returncode == 0
+    answered = checkout.doit("answer", f"{PLAN}:q", "SQLite")
+    assert answered.returncode == 0  # the confirmation says what the answer was
+    assert "answered “Postgres or SQLite?” with “SQLite”;" in answered.stdout, answered.stdout
     assert checkout.doit().returncode != 0  # asks a second question
     assert checkout.doit("answer", f"{PLAN}:q", "port 8080").returncode == 0
     assert checkout.doit().returncode == 0
