@@ -371,7 +371,7 @@ def test_log_prints_follows_and_decodes(checkout: Checkout) -> None:
     assert checkout.doit("log", "--attempt", "7", f"{P}:t1").returncode == 3
 
 
-def test_log_takes_its_options_after_the_task_too(checkout: Checkout) -> None:
+def test_log_and_status_take_their_options_after_the_names_too(checkout: Checkout) -> None:
     shell_plan(checkout)  # the README writes `doit log PLAN:TASK [-f]`
     assert checkout.doit().returncode == 0
     first = checkout.doit("log", "--attempt", "1", "--raw", "sh:a")
@@ -380,6 +380,8 @@ def test_log_takes_its_options_after_the_task_too(checkout: Checkout) -> None:
         after = checkout.doit("log", *args)
         assert (after.returncode, after.stdout) == (0, first.stdout), (args, after.stderr)
     assert checkout.doit("log", "sh:a", "sh:b").returncode == 3  # still one task
+    after = checkout.doit("status", "sh:a", "--json")  # status too: `doit status shop --json`
+    assert after.returncode == 0 and json.loads(after.stdout)["plans"], after.stderr
 
 
 def test_accept_takes_an_edit_as_done(checkout: Checkout) -> None:
