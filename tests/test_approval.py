@@ -69,9 +69,7 @@ def test_a_checked_task_waits_for_approval_and_approve_merges_and_stamps_it(
     status = doit(checkout, "status").stdout
     assert "APPROVAL" in status and f"doit approve {PLAN}:t1" in status
     dry = doit(checkout, "--dry-run").stdout
-    assert f"waits      {PLAN}:t1" in dry and "(waits for approval: not dispatched)" in dry, dry
-    assert f"skipped    {PLAN}:t2" in dry and f"(after {PLAN}:t1, which waits" in dry, dry
-    assert "dry run: 0 would run, 2 waiting or behind a waiting task" in dry, dry
+    assert "(waits for approval: not dispatched)" in dry, dry
     info = doit(checkout, "info", f"{PLAN}:t1").stdout
     assert f"{PLAN}:t1: waits for approval" in info and "APPROVAL (attempt 1)" in info, info
     notes = [json.loads(line) for line in sink.read_text().splitlines()]

@@ -26,23 +26,11 @@ def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False)
             rows.append((int(meta.phase), meta.plan, int(meta.index), task.name, reason))
     rows.sort(key=lambda row: (row[1], row[0], row[2]))
     width = max((len(row[3]) for row in rows), default=0)
-    held: dict[str, str] = {}  # a waiting task, or one behind it -> the waiting task
-    for _, plan_id, _, name, reason in rows:
-        deps = co.plans[plan_id].tasks[name.split(":", 1)[1]].depends_on
-        behind = next((held[d] for d in (f"{plan_id}:{x}" for x in deps) if d in held), None)
-        if name in waiting:
-            held[name] = name
-            verb, note = "waits    ", f" (waits for {waiting[name]}: not dispatched)"
-        elif behind is not None:  # the run skips it, as it does the waiting task's dependents
-            held[name] = behind
-            verb, note = "skipped  ", f" (after {behind}, which waits: not dispatched)"
-        else:
-            verb, note = "would run", ""
-        out.write(f"{verb}  {name.ljust(width)}  {reason}{note}\n")
+    for _, _, _, name, reason in rows:
+        note = f" (waits for {waiting[name]}: not dispatched)" if name in waiting else ""
+        out.write(f"would run  {name.ljust(width)}  {reason}{note}\n")
     done = sum(len(ids) for ids in co.up_to_date.values())
-    held_note = f", {len(held)} waiting or behind a waiting task" if held else ""
-    out.write(f"orchlib: dry run: {len(rows) - len(held)} would run{held_note}, {done} up to "
-              "date; nothing was run\n")  # fmt: skip
+    out.write(f"orchlib: dry run: {len(rows)} would run, {done} up to date; nothing was run\n")
     return 0
 
 
