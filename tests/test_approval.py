@@ -156,6 +156,21 @@ def test_approve_must_be_true_or_false(tmp_path: Path) -> None:
     assert "projects[0].approve:" in line, line
 
 
+def test_info_says_a_task_waits_for_a_person_and_runs_in_a_sandbox(checkout: Checkout) -> None:
+    plan = {"planId": "pl", "agent": checkout.agent(),
+            "projects": [{"name": "a", "path": "a", "approve": True}],
+            "tasks": [{"id": "t1", "project": "a", "title": "t1", "sandbox": "bwrap"},
+                      {"id": "t2", "project": "a", "title": "t2", "approve": False}]}  # fmt: skip
+    checkout.write_plan(plan, "pl.json")
+    first = checkout.doit("info", "pl:t1").stdout
+    assert "  sandbox: bwrap (it writes its own project folder only)\n" in first, first
+    assert "  approve: by a person: doit approve / doit reject once its checks pass\n" in first
+    second = checkout.doit("info", "pl:t2").stdout
+    assert "sandbox:" not in second and "approve:" not in second, second
+    boxed = checkout.doit("info", "pl:t2", env={"ORCH_SANDBOX": "bwrap"}).stdout
+    assert "  sandbox: bwrap" in boxed
+
+
 def test_without_isolation_approval_waits_and_approve_stamps(checkout: Checkout) -> None:
     plan = {"planId": "pl", "agent": checkout.agent(),
             "projects": [{"name": "a", "path": "a", "approve": True}],

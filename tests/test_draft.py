@@ -26,8 +26,9 @@ from typing import Any
 import pytest
 from conftest import FAKE_AGENT, SEED_PLAN, Checkout, pid_alive
 
+from orchlib.doitedge.cmdutil import options_first
 from orchlib.draft import powers
-from orchlib.draft.command import options_first
+from orchlib.draft.command import Draft
 from orchlib.draft.review import critical_path
 from orchlib.plan.file import load_plan
 
@@ -231,6 +232,9 @@ def test_no_plan_written_is_a_failed_round(drafter: Drafter) -> None:
     assert result.returncode == 3
     assert "no plan was written" in drafter.prompts()[1]
     assert "without DONE, ERROR or QUESTION" in result.stderr
+    last = result.stderr.splitlines()[-1]  # no draft is said to be kept: there is none
+    assert "the agent wrote no plan; its transcripts: .orch/drafts/" in last, last
+    assert "kept in" not in last
 
 
 def test_plan_printed_after_done_is_taken(drafter: Drafter) -> None:
@@ -480,7 +484,7 @@ def test_agent_mapping_is_checked_as_in_a_plan(drafter: Drafter) -> None:
 
 def test_options_may_follow_the_goal() -> None:
     args = ["build", "it", "--rounds", "2", "--force", "--from=PRD.md", "--", "--not-an-option"]
-    assert options_first(args) == [
+    assert options_first(args, Draft.cmd_options) == [
         "--rounds", "2", "--force", "--from=PRD.md", "--", "build", "it", "--not-an-option",
     ]  # fmt: skip
 

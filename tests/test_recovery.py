@@ -221,8 +221,9 @@ def test_failed_checks_are_failed_attempts_with_feedback(checkout: Checkout) -> 
         {"id": "v", "verify": check},
         {"id": "o", "project": "b", "outputs": ["dist/*.js"]},
         {"id": "never", "project": "c", "verify": "echo never good; exit 2", "retries": 0},
+        {"id": "mute", "project": "d", "verify": "exit 1", "retries": 0},
     ]
-    write(checkout, tasks, projects=("a", "b", "c"))
+    write(checkout, tasks, projects=("a", "b", "c", "d"))
     checkout.scenario({
         "v": [[{"done": "first"}], [{"write": ["hello.txt", "hi"]}, {"done": "second"}]],
         "o": [[{"done": "first"}], [{"write": ["dist/app.js", "x"]}, {"done": "built"}]],
@@ -239,6 +240,8 @@ def test_failed_checks_are_failed_attempts_with_feedback(checkout: Checkout) -> 
     assert stamp(checkout, "o")["summary"] == "built"
     assert checkout.stamp("never", PLAN) is None
     assert "never good" in records(checkout)["never"]["error"]
+    mute = "DONE, but verify failed (command exited with code 1) and printed nothing"
+    assert records(checkout)["mute"]["error"] == mute  # no colon before nothing
 
 
 def test_deleted_output_or_changed_input_reruns_the_task(checkout: Checkout) -> None:
@@ -283,7 +286,9 @@ def test_question_waits_and_answers_come_back_in_the_prompt(checkout: Checkout) 
     again = checkout.doit()
     assert again.returncode != 0 and "still waiting for an answer" in again.stdout
     assert len(checkout.records()) == 2  # not dispatched again while unanswered
-    assert checkout.doit("answer", f"{PLAN}:q", "SQLite").returncode == 0
+    answered = checkout.doit("answer", f"{PLAN}:q", "SQLite")
+    assert answered.returncode == 0  # the confirmation says what the answer was
+    assert "answered “Postgres or SQLite?” with “SQLite”;" in answered.stdout, answered.stdout
     assert checkout.doit().returncode != 0  # asks a second question
     assert checkout.doit("answer", f"{PLAN}:q", "port 8080").returncode == 0
     assert checkout.doit().returncode == 0

@@ -163,6 +163,28 @@ def test_failure_does_not_skip_unrelated_task_of_same_project(checkout: Checkout
     assert checkout.stamp("y", "same") is not None
 
 
+def test_a_misspelt_sandbox_or_executor_is_an_error_with_nothing_to_run(
+    checkout: Checkout,
+) -> None:
+    task = {"id": "a", "project": "p", "title": "A", "command": "true"}
+    checkout.write_plan({"planId": "w", "projects": [{"name": "p", "path": "p"}], "tasks": [task]})
+    assert checkout.doit().returncode == 0
+    for args, env, said in [
+        (["--sandbox", "bwarp"], {}, "--sandbox 'bwarp' is not one of none, bwrap (did you mean"),
+        ([], {"ORCH_SANDBOX": "box"}, "ORCH_SANDBOX 'box' is not one of none, bwrap"),
+        (["--executor", "dsak"], {}, "unknown executor 'dsak' (known: dask, local)"),
+    ]:
+        result = checkout.doit(*args, env=env)
+        assert result.returncode == 3 and result.stderr.startswith(f"orchlib: {said}"), result
+
+
+def test_a_failed_task_exits_1_not_the_usage_limit_code(checkout: Checkout) -> None:
+    checkout.seed()  # t3 fails, t4 is skipped: 1, as `doit help run` says (2 is a usage limit)
+    checkout.scenario({"t3": [[{"error": "nope"}]]})
+    result = checkout.doit()
+    assert result.returncode == 1, result.stdout + result.stderr
+
+
 def test_spoofed_markers_are_ignored(checkout: Checkout) -> None:
     checkout.seed()
     checkout.scenario({"t1": [[

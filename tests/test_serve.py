@@ -293,7 +293,7 @@ def test_serve_takes_no_task_names(checkout: Checkout) -> None:
     checkout.seed()
     result = checkout.doit("serve", "t1")
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "doit serve takes no task names" in result.stderr
+    assert result.stderr == "orchlib: doit serve takes no task names (got 't1')\n"
 
 
 def test_without_the_web_extra_one_line(checkout: Checkout) -> None:

@@ -197,7 +197,8 @@ def orchlib_cli(co: Checkout, *args: str) -> subprocess.CompletedProcess[str]:
     "args",
     [["info", "nope"], ["forget"], ["nope"], [f"{P}:t9"], ["-n", "-1"], ["-n", "abc"],
      ["help", "nope"], ["info"], ["log", "nope"], ["status", "nope"], ["clean", "nope:x"],
-     ["accept"]],
+     ["accept"], ["list", "nope"], ["--sandbox", "bwarp"], ["log", "x:y", "--bogus"],
+     ["serve", "--port", "abc"], ["draft", "--rounds", "abc"]],
 )  # fmt: skip
 def test_no_traceback_one_line_non_zero(checkout: Checkout, args: list[str]) -> None:
     checkout.seed()
@@ -233,9 +234,13 @@ def test_help_piped_to_head_and_in_orchlibs_words(checkout: Checkout) -> None:
     assert "stamp" in checkout.doit("help").stdout
     assert "agents at once" in checkout.doit("help", "run").stdout
     assert "dependents" in checkout.doit("help", "forget").stdout
-    for topic in ("clean", "accept", "answer", "status", "log"):
+    for topic in ("clean", "accept", "answer", "status", "log", "info", "list", "approve",
+                  "reject", "serve", "mcp", "skill"):  # fmt: skip
         text = checkout.doit("help", topic).stdout
         assert text.startswith(f"doit {topic}") and "DB" not in text
+    run = checkout.doit("help", "run").stdout  # every option of the run, the new ones too
+    assert all(f"--{o}" in run for o in ("sandbox", "executor", "scheduler", "no-wait-limits"))
+    assert "Approve / Reject" in checkout.doit("help", "serve").stdout
 
 
 def test_single_runs_the_plan_or_just_the_task(checkout: Checkout) -> None:
@@ -364,6 +369,19 @@ def test_log_prints_follows_and_decodes(checkout: Checkout) -> None:
     assert run.returncode == 0
     assert checkout.doit("log", "--attempt", "1", f"{P}:t1").stdout == out
     assert checkout.doit("log", "--attempt", "7", f"{P}:t1").returncode == 3
+
+
+def test_log_and_status_take_their_options_after_the_names_too(checkout: Checkout) -> None:
+    shell_plan(checkout)  # the README writes `doit log PLAN:TASK [-f]`
+    assert checkout.doit().returncode == 0
+    first = checkout.doit("log", "--attempt", "1", "--raw", "sh:a")
+    assert first.returncode == 0 and "[DONE:" in first.stdout, first.stderr
+    for args in (["sh:a", "-f"], ["sh:a", "--attempt", "1", "--raw"], ["-f", "sh:a", "--raw"]):
+        after = checkout.doit("log", *args)
+        assert (after.returncode, after.stdout) == (0, first.stdout), (args, after.stderr)
+    assert checkout.doit("log", "sh:a", "sh:b").returncode == 3  # still one task
+    after = checkout.doit("status", "sh:a", "--json")  # status too: `doit status shop --json`
+    assert after.returncode == 0 and json.loads(after.stdout)["plans"], after.stderr
 
 
 def test_accept_takes_an_edit_as_done(checkout: Checkout) -> None:

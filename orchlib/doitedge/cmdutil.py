@@ -141,6 +141,31 @@ class OneLineErrors:
             return fail(f"{self.name}: {parse_error_text(exc)} (see `doit help {self.name}`)")
 
 
+def options_first(args: list[str], cmd_options: tuple[dict[str, Any], ...]) -> list[str]:
+    """`args` with the command's options (and their values) moved before the other words,
+    which follow a `--`: doit parses with getopt, which stops at the first word that is not
+    an option, and users type `doit log shop:t1 -f`."""
+    takes_value: dict[str, bool] = {}
+    for opt in cmd_options:
+        for flag in (f"--{opt.get('long')}", f"-{opt.get('short')}"):
+            if flag not in ("--None", "-None", "--", "-"):
+                takes_value[flag] = opt["type"] is not bool
+    options: list[str] = []
+    words: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            words.extend(rest)
+        elif name in takes_value:
+            options.append(arg)
+            if takes_value[name] and "=" not in arg:
+                options.append(next(rest, ""))
+        else:
+            words.append(arg)
+    return [*options, "--", *words] if words else options
+
+
 def parse_error_text(exc: CmdParseError) -> str:
     """doit's parse error without its dump of every option and of the arguments."""
     text = " ".join(str(exc).split())

@@ -9,6 +9,7 @@ run is replaced, only its documented hook is: `_execute`, whose parameters name 
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 from orchlib.checkout import Checkout
@@ -134,6 +135,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
             return super()._execute(outfile, **options)
         co.new_run()  # this run's bus, interrupt and executor: nothing of an earlier run's
         try:
+            _check_names(where["executor"], where["sandbox"])
             if not any(plan.tasks for plan in co.plans.values()):
                 raise ConfigError(NO_PLANS)
             opts = {
@@ -206,6 +208,24 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
                           o["executor"], o["scheduler"], o["sandbox"],
                           o["budget_usd"])  # fmt: skip
         return run_plans(co, chosen, control, self.dep_manager, out, opts)
+
+
+def _check_names(executor: str, sandbox: str) -> None:
+    """A misspelt `--executor`, `--sandbox`, ORCH_EXECUTOR or ORCH_SANDBOX is an error before
+    anything, a run with nothing to do included (it was silently ignored there)."""
+    from orchlib.executors import EXECUTORS, factory
+    from orchlib.plan.checks import suggest
+    from orchlib.plan.sandboxschema import SANDBOXES
+
+    executor = executor or os.environ.get("ORCH_EXECUTOR", "")
+    if executor and executor not in EXECUTORS:
+        factory(executor)  # its one-line error
+    name, source = (
+        (sandbox, "--sandbox") if sandbox else (os.environ.get("ORCH_SANDBOX", ""), "ORCH_SANDBOX")
+    )
+    if name and name not in SANDBOXES:
+        hint = suggest(name, SANDBOXES)
+        raise ConfigError(f"{source} {name!r} is not one of {', '.join(SANDBOXES)}{hint}")
 
 
 NO_PLANS = (
@@ -330,6 +350,11 @@ class List(OneLineErrors, DoitList):  # type: ignore[misc]
         co = loader.current()
         if co is not None:
             statesync.sync_all(co)
-        return DoitList._execute(self, *args, **kwargs)
+        try:
+            return DoitList._execute(self, *args, **kwargs)
+        except InvalidCommand as exc:  # doit's `ERROR: 'x' is not a task.`, in orchlib's line
+            return fail(
+                f"list: {' '.join(str(exc).split()).rstrip('.')} (doit list shows the plans)"
+            )
 
     _execute.__signature__ = inspect.signature(DoitList._execute)  # type: ignore[attr-defined]

@@ -61,6 +61,10 @@ Options
   -c, --continue      on by default: a failure does not stop independent tasks
   --sandbox bwrap     run every task in a bubblewrap sandbox that lets it write its own
                       project only (`none`: without; also ORCH_SANDBOX, `sandbox:` in plans)
+  --executor dask     run the agents on a Dask cluster (`local`, the default: here; also
+                      ORCH_EXECUTOR, `executor:` under a plan's defaults); docs/executors.md
+  --scheduler ADDR    the Dask cluster: tcp://HOST:8786, or local:N for N worker processes
+                      here (also ORCH_DASK_SCHEDULER); needs `pip install 'orchlib[dask]'`
 Exit: 0 all done; 1 a task failed, waits on a question or was skipped; 3 a bad plan or
 configuration (a missing agent CLI, a bad project folder), reported before anything runs;
 130/143 interrupted (agents are stopped; the next run resumes).
@@ -123,12 +127,30 @@ a run is going. --json prints the same as one JSON object.
 doit serve [--host 127.0.0.1] [--port 8765] [--allow-host NAME]...
 
 Serves a live page of every plan: its DAG by phase coloured by task state, a table of the
-tasks (state, progress, attempt, elapsed, cost, last line), a task's log while it runs, and
-a form to answer a question. Prints the URL with a token: every request needs it (the page
-keeps it in a cookie). It reads .orch/ and runs nothing; it listens on 127.0.0.1 only unless
---host says otherwise (then it warns), and answers only to loopback names, the bound
-address and each --allow-host NAME. --port 0 takes any free port. Needs
+tasks (state, progress, attempt, elapsed, cost, last line), a task's log while it runs, a
+form to answer a question, and Approve / Reject for a task waiting for approval (the code of
+`doit answer`, `approve` and `reject`). Prints the URL with a token: every request needs it
+(the page keeps it in a cookie). It reads .orch/ and runs no task; it listens on 127.0.0.1
+only unless --host says otherwise (then it warns), and answers only to loopback names, the
+bound address and each --allow-host NAME. --port 0 takes any free port. Needs
 `pip install 'orchlib[web]'`. The JSON API: docs/state.md.
+""",
+    "info": """\
+doit info PLAN:TASK | PLAN
+
+For a task: whether the next `doit` runs it and why (`would run: output 'app.py' is
+missing`) or that it is up to date; a question or an approval it waits for; its title,
+project, dependencies, agent or shell command, state, stamp, log, outputs and inputs; and
+the variables of your environment it does not get (`withheld: ...`, names only). For a
+plan: its status table and where its plan file and state files are. For a task, exit 0
+when it is up to date, 1 when it would run. Works while a run is going.
+""",
+    "list": """\
+doit list [--all] [PLAN ...]
+
+The plans, each with its summary; --all lists every plan task too (PLAN:TASK and its title).
+doit's own options still work: -s marks each (R)un or (U)p to date, -q prints names only.
+Works while a run is going.
 """,
     "log": """\
 doit log [-f] [--attempt N] [--raw] PLAN:TASK

@@ -10,6 +10,8 @@ from orchlib.plan import Plan, Task, environment
 from orchlib.run import agents, statesync, uptodate
 from orchlib.state.model import Status, TaskRecord
 
+APPROVE = "by a person: doit approve / doit reject once its checks pass"
+
 
 def task_info(co: Checkout, plan_id: str, task_id: str) -> tuple[str, bool]:
     """What orchlib knows of a plan task, and whether it is up to date."""
@@ -29,6 +31,8 @@ def task_info(co: Checkout, plan_id: str, task_id: str) -> tuple[str, bool]:
         ("project", f"{project.name} ({_rel(co, project.root)})"),
         ("depends on", ", ".join(task.depends_on) or "nothing"),
         ("runs", "shell command" if task.command is not None else f"agent {task.agent.name}"),
+        ("sandbox", _sandbox(task)),
+        ("approve", APPROVE if task.limits.approve else ""),
         ("state", _state(record)),
         ("stamp", _stamp_line(co, co.stamp_path(plan_id, task_id))),
         ("log", _rel(co, Path(record.log)) if record is not None and record.log else ""),
@@ -38,6 +42,12 @@ def task_info(co: Checkout, plan_id: str, task_id: str) -> tuple[str, bool]:
     ]
     lines += [f"  {label}: {value}" for label, value in rows if value]
     return "\n".join(lines) + "\n", reason is None
+
+
+def _sandbox(task: Task) -> str:
+    """The task's sandbox as the next run chooses it (ORCH_SANDBOX over the plan); "" for none."""
+    name = os.environ.get("ORCH_SANDBOX", "") or task.sandbox or "none"
+    return f"{name} (it writes its own project folder only)" if name == "bwrap" else ""
 
 
 def _withheld(task: Task) -> str:

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from orchlib.checkout import Checkout
-from orchlib.doitedge.cmdutil import OneLineErrors, checkout_here, fail, quiet_when_reader_gone
+from orchlib.doitedge.cmdutil import (
+    OneLineErrors,
+    checkout_here,
+    fail,
+    options_first,
+    quiet_when_reader_gone,
+)
 from orchlib.doitedge.doitapi import Command
 from orchlib.executors.process import is_alive
 from orchlib.plan import Task
@@ -53,6 +59,10 @@ class Log(OneLineErrors, Command):  # type: ignore[misc]
         "--review shows the reviewer's transcript (<taskId>.<attempt>.review.log)."
     )
     cmd_options = (opt_follow, opt_attempt, opt_raw, opt_review)
+
+    def parse_execute(self, in_args: list[str]) -> Any:
+        """doit's parsing, with the options after PLAN:TASK too (`doit log shop:t1 -f`)."""
+        return super().parse_execute(options_first(in_args, self.cmd_options))
 
     @quiet_when_reader_gone
     def execute(self, params: Any, args: list[str]) -> int:

@@ -16,10 +16,10 @@ import threading
 from collections import Counter
 from typing import Any
 
-from doit.runner import ERROR, Runner
+from doit.runner import ERROR, FAILURE, Runner
 
 from orchlib.checkout import Checkout
-from orchlib.doitedge.doitapi import TaskError, TaskFailed
+from orchlib.doitedge.doitapi import TaskError, TaskFailed, UnmetDependency
 from orchlib.doitedge.limitwait import LimitWait, WaitFn
 from orchlib.doitedge.loader import closure, orch_meta
 from orchlib.events import BudgetHeld
@@ -47,6 +47,8 @@ class PlanRunner(Runner):  # type: ignore[misc]
     starts until the limit resets. When nothing else can run, the run waits for the reset
     (`on_wait` shows a countdown), or with `wait_limits` False ends (`limits.gave_up`).
     """
+
+    final_result: int  # doit's: SUCCESS, FAILURE or ERROR
 
     def __init__(self, *args: Any, slots: int, checkout: Checkout,
                  previous: dict[str, dict[str, TaskRecord]], wait_limits: bool = True,
@@ -103,6 +105,15 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 self._start(force=True)
                 continue
             completed = self._collect()
+
+    def _handle_task_error(self, node: Any, base_fail: Any) -> None:
+        """doit's handling; a task skipped for a failed dependency (a plan's own group task
+        too) is a failure, exit 1, as the failure itself: doit would make it an error, 2,
+        which is the code of a run stopped at a usage limit."""
+        before = self.final_result
+        super()._handle_task_error(node, base_fail)
+        if isinstance(base_fail, UnmetDependency) and before != ERROR:
+            self.final_result = FAILURE
 
     def _stopping(self) -> bool:
         return bool(self._stop_running or self.co.interrupt.is_set() or self.co.stopped)

@@ -19,6 +19,7 @@ from orchlib.doitedge.cmdutil import (
     OneLineErrors,
     checkout_here,
     fail,
+    options_first,
     quiet_when_reader_gone,
     report,
 )
@@ -56,6 +57,10 @@ class Status(OneLineErrors, Command):  # type: ignore[misc]
         "what to do next. Name plans, tasks or patterns (shop:t*) to show only those."
     )
     cmd_options = (opt_json,)
+
+    def parse_execute(self, in_args: list[str]) -> Any:
+        """doit's parsing, with --json after the names too (`doit status shop --json`)."""
+        return super().parse_execute(options_first(in_args, self.cmd_options))
 
     @quiet_when_reader_gone
     def execute(self, params: Any, args: list[str]) -> int:

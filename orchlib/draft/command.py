@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from orchlib.doitedge.cmdutil import OneLineErrors, options_first
 from orchlib.doitedge.doitapi import Command, cmdline_vars
 from orchlib.errors import OrchError
 
@@ -30,7 +31,7 @@ _OPTIONS = (
 )  # fmt: skip
 
 
-class Draft(Command):  # type: ignore[misc]
+class Draft(OneLineErrors, Command):  # type: ignore[misc]
     """doit draft "goal": an agent writes a plan; only a valid one is written into plans/."""
 
     name = "draft"
@@ -41,7 +42,7 @@ class Draft(Command):  # type: ignore[misc]
 
     def parse_execute(self, in_args: list[str]) -> Any:
         """Options may follow the goal (`doit draft "goal" --rounds 5`), as users type them."""
-        return super().parse_execute(options_first(in_args))
+        return super().parse_execute(options_first(in_args, _OPTIONS))
 
     def execute(self, params: Any, args: list[str]) -> int:
         """Parse the options, run the draft, print the review or the errors."""
@@ -73,28 +74,6 @@ class Draft(Command):  # type: ignore[misc]
         sys.stdout.flush()
         sys.stderr.write("".join(f"{line}\n" for line in result.errors))
         return result.code
-
-
-def options_first(args: list[str]) -> list[str]:
-    """`args` with this command's options (and their values) moved before the goal words.
-
-    doit parses options with getopt, which stops at the first positional argument.
-    """
-    takes_value = {f"--{o['long']}": o["type"] is not bool for o in _OPTIONS}
-    options: list[str] = []
-    words: list[str] = []
-    rest = iter(args)
-    for arg in rest:
-        name = arg.split("=", 1)[0]
-        if arg == "--":
-            words.extend(rest)
-        elif name in takes_value:
-            options.append(arg)
-            if takes_value[name] and "=" not in arg:
-                options.append(next(rest, ""))
-        else:
-            words.append(arg)
-    return [*options, "--", *words] if words else options
 
 
 def _doit_vars() -> list[str]:

@@ -82,10 +82,25 @@ class Drafting:
                 if result is not None:
                     return result
         self._save("failed")
-        last = self.files.relative(self.files.plan)
-        return DraftResult(3, [*self.state.errors, one_line(
-            f"orchlib: no valid plan after {_rounds(self.state.rounds)}; the last draft is "
-            f"kept in {last} (fix it and copy it into plans/, or draft again)")])  # fmt: skip
+        return DraftResult(
+            3,
+            [
+                *self.state.errors,
+                one_line(
+                    f"orchlib: no valid plan after {_rounds(self.state.rounds)}; {self._kept()}"
+                ),
+            ],
+        )
+
+    def _kept(self) -> str:
+        """Where the last draft is, or where to look when the agent wrote none."""
+        if self.files.plan.is_file():
+            last = self.files.relative(self.files.plan)
+            return (
+                f"the last draft is kept in {last} (fix it and copy it into plans/, or draft again)"
+            )
+        logs = self.files.relative(self.files.log(1)).rsplit("/", 1)[0]
+        return f"the agent wrote no plan; its transcripts: {logs}/<n>.log"
 
     def _round(self) -> DraftResult | None:
         """One dispatch and what it settles: a result to exit with, or None to go on."""

@@ -72,7 +72,10 @@ def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path, host
     info = {"argv": list(argv), "exitCode": outcome.exit_code}
     if outcome.result is Result.DONE:
         return Checked(None, info)
-    return Checked(f"verify failed ({outcome.text.split(':')[0]}):\n{tail(log)}".rstrip(), info)
+    why, printed = outcome.text.split(":")[0], tail(log).rstrip()
+    if not printed:  # a colon followed by nothing reads as a cut message
+        return Checked(f"verify failed ({why}) and printed nothing", info)
+    return Checked(f"verify failed ({why}):\n{printed}", info)
 
 
 def _env(plan: Plan, task: Task) -> dict[str, str]:

@@ -144,7 +144,9 @@ def _answer(state: PlanState, name: str, task_id: str, text: str) -> tuple[PlanS
     questions[index] = replace(asked, answer=text, answered_at=now_iso())
     tasks = {**state.tasks, task_id: replace(record, questions=tuple(questions))}
     again = "" if open_ones else " (replacing the earlier answer)"
-    message = f"{name}: answered “{one_line(asked.question)}”{again}; run `doit` to resume the task"
+    # Both, quoted: the question alone (`answered “Redis or JWT?”`) read as the answer.
+    said = f"“{one_line(asked.question)}” with “{one_line(text)}”"
+    message = f"{name}: answered {said}{again}; run `doit` to resume the task"
     return replace(state, tasks=tasks), message
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.doitedge import loader
+from orchlib.doitedge.cmdutil import OneLineErrors, fail
 from orchlib.doitedge.doitapi import Command, InvalidCommand
 from orchlib.errors import OrchError
 
@@ -15,7 +16,7 @@ MISSING_EXTRA = (
 )
 
 
-class Serve(Command):  # type: ignore[misc]
+class Serve(OneLineErrors, Command):  # type: ignore[misc]
     """doit serve: a live dashboard of every plan, its tasks, logs and questions."""
 
     name = "serve"
@@ -36,7 +37,7 @@ class Serve(Command):  # type: ignore[misc]
     def execute(self, params: Any, args: list[str]) -> int:
         """Check the checkout and the extra, then serve until interrupted."""
         if args:
-            raise InvalidCommand(f"doit serve takes no task names (got {args[0]!r})")
+            return fail(f"doit serve takes no task names (got {args[0]!r})")
         port = params["port"]
         if not 0 <= port <= 65535:
             raise InvalidCommand(f"--port {port}: not a port (0-65535)")
