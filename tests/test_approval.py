@@ -69,7 +69,9 @@ def test_a_checked_task_waits_for_approval_and_approve_merges_and_stamps_it(
     status = doit(checkout, "status").stdout
     assert "APPROVAL" in status and f"doit approve {PLAN}:t1" in status
     dry = doit(checkout, "--dry-run").stdout
-    assert "(waits for approval: not dispatched)" in dry, dry
+    assert f"waits      {PLAN}:t1" in dry and "(for approval: not dispatched)" in dry, dry
+    assert f"skipped    {PLAN}:t2" in dry and f"(behind {PLAN}:t1, which waits)" in dry, dry
+    assert "0 would run, 2 waiting or behind one" in dry, dry
     info = doit(checkout, "info", f"{PLAN}:t1").stdout
     assert f"{PLAN}:t1: waits for approval" in info and "APPROVAL (attempt 1)" in info, info
     notes = [json.loads(line) for line in sink.read_text().splitlines()]

@@ -26,14 +26,28 @@ def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False)
             rows.append((int(meta.phase), meta.plan, int(meta.index), task.name, reason))
     rows.sort(key=lambda row: (row[1], row[0], row[2]))
     width = max((len(row[3]) for row in rows), default=0)
+    behind: dict[str, str] = {}  # a task -> the waiting task it is behind
+    runs = 0
     for _, plan_id, _, name, reason in rows:
-        what = _waits_for(states, name)
-        note = f" (waits for {what}: not dispatched)" if what else ""
         spend = _spend(co, states, plan_id, name.split(":", 1)[1])
-        out.write(f"would run  {name.ljust(width)}  [{spend}]  {reason}{note}\n")
+        word, note = "would run", ""
+        if what := _waits_for(states, name):  # a run reports it again, it does not start it
+            word, note, behind[name] = "waits", f" (for {what}: not dispatched)", name
+        elif blocker := _blocked(co, plan_id, name, behind):
+            word, note, behind[name] = "skipped", f" (behind {blocker}, which waits)", blocker
+        else:
+            runs += 1
+        out.write(f"{word.ljust(9)}  {name.ljust(width)}  [{spend}]  {reason}{note}\n")
     done = sum(len(ids) for ids in co.up_to_date.values())
-    out.write(f"orchlib: dry run: {len(rows)} would run, {done} up to date; nothing was run\n")
+    held = f", {len(behind)} waiting or behind one" if behind else ""
+    out.write(f"orchlib: dry run: {runs} would run{held}, {done} up to date; nothing was run\n")
     return 0
+
+
+def _blocked(co: Checkout, plan_id: str, name: str, behind: dict[str, str]) -> str:
+    """The waiting task a dependency of `name` waits for or is behind ("" for none)."""
+    task = co.plans[plan_id].tasks[name.split(":", 1)[1]]
+    return next((behind[d] for d in (f"{plan_id}:{t}" for t in task.depends_on) if d in behind), "")
 
 
 def _states(co: Checkout) -> dict[str, Any]:
