@@ -291,6 +291,25 @@ def test_status_and_the_dashboard_show_a_task_spend_against_its_budget(standins:
     assert task["budget"] == {"usd": 1.0} and task["agent"] == "opencode", task
 
 
+def test_status_shows_a_project_s_spend_against_its_budget(standins: Standins) -> None:
+    plan = {
+        "planId": "prof",
+        "projects": [
+            {"name": "app", "path": "app", "budget": {"usd": 2, "tokens": 90000}},
+            {"name": "web", "path": "web"},
+        ],
+        "tasks": [
+            {"id": "t1", "title": "t1", "project": "app", "agent": "opencode"},
+            {"id": "t2", "title": "t2", "project": "web", "agent": "opencode"},
+        ],
+    }
+    standins.co.write_plan(plan, "prof.json")  # fmt: skip
+    assert standins.co.doit(env=_env(standins)).returncode == 0
+    lines = standins.co.doit("status").stdout.splitlines()
+    assert lines[1] == "  project app: budget $0.02 of $2.00, 20,057 tok of 90,000 tok", lines
+    assert not any(line.startswith("  project web") for line in lines)  # no budget, no line
+
+
 def test_a_project_budget_holds_its_tasks_and_a_task_budget_fails_only_its_own() -> None:
     from orchlib.plan import Budget, Plan, Project, Task
     from orchlib.run.spend import Ledger

@@ -11,11 +11,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from orchlib.plan import Plan
-from orchlib.state.model import PlanState, Status, TaskRecord, aggregate_status, plan_spend
+from orchlib.state.model import (
+    PlanState,
+    Status,
+    TaskRecord,
+    add_spend,
+    aggregate_status,
+    plan_spend,
+)
 from orchlib.state.render import one_line, relative_path, skip_reason, state_label, unfinished_deps
 from orchlib.state.spendtext import spend_cell
 from orchlib.state.stamps import Stamp
-from orchlib.state.transitions import parse_time, reconcile
+from orchlib.state.transitions import budget_json, parse_time, reconcile
 
 HEADER = ("TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LOG", "LAST")
 USAGE_HEADER = ("COST", "TOKENS")
@@ -60,8 +67,23 @@ def render_status(
     parts = [f"{plan.plan_id}: {status}, {done}/{len(every)} done", one_line(plan.summary), spent]
     head = " — ".join(part for part in parts if part)
     steps = next_steps(plan.plan_id, replace(current, tasks={t.id: t for t in tasks}))
-    lines = [head, *_table(rows, width, color), *steps]
+    lines = [head, *_project_budgets(plan, current), *_table(rows, width, color), *steps]
     return "\n".join(lines) + "\n"
+
+
+def _project_budgets(plan: Plan, current: PlanState) -> list[str]:
+    """A line per project with a budget: its tasks' spend against it (DESIGN §15)."""
+    lines = []
+    for name, project in plan.projects.items():
+        budget = budget_json(project.budget)
+        if not budget:
+            continue
+        spent: dict[str, object] = {}
+        for t in current.tasks.values():
+            if t.spend and t.id in plan.tasks and plan.tasks[t.id].project == name:
+                spent = add_spend(spent, t.spend)
+        lines.append(f"  project {name}: budget {spend_cell(spent, budget)}")
+    return lines
 
 
 def task_usage(stamp: Stamp | None) -> dict[str, float]:
