@@ -282,3 +282,22 @@ def test_a_run_killed_between_the_winner_s_merge_and_its_stamp_stamps_it_without
     assert stamp["merge"]["commit"] == git(repo, "rev-parse", "HEAD").strip()
     assert leftovers(repo) == ([f"worktree {repo}"], ["main"]) and not record.exists()
     assert (repo / "out.txt").read_text() == "good\n"
+
+
+def test_a_racer_s_question_is_that_racer_failing_and_the_others_race_on(
+    checkout: Checkout,
+) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    asks = [{"question": "Postgres or SQLite?"}]
+    checkout.scenario({"t1": [asks, [{"sleep": 0.3}, *GOOD], asks, asks]})
+    write(checkout, {"race": 2})
+    assert run(checkout).returncode == 0  # racer 2 won while racer 1 waited for nobody
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["attempt"] == 2
+    checkout.doit("forget", f"{PLAN}:t1")
+    write(checkout, {"race": 2, "title": "race again"})
+    result = run(checkout)  # attempts 3 and 4: both ask; the race is one failed attempt
+    record = checkout.state(PLAN)["tasks"][0]
+    assert result.returncode != 0 and record["status"] == "ERROR", out(result)
+    assert "every racer failed" in record["error"] and "Postgres or SQLite?" in record["error"]
