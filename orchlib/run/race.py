@@ -92,6 +92,7 @@ def race(task_run: TaskRun, numbers: list[int], feedback: str) -> tuple[Attempte
                 started.terminate()
             continue
         finished.append(racer)
+        _note_limit(base, racer)
         if winner is None and racer.passed and not base.interrupt.is_set():
             winner = racer
             stop.trigger("race won")  # the others stop now: their agents, verify, reviewer
@@ -105,6 +106,14 @@ def race(task_run: TaskRun, numbers: list[int], feedback: str) -> tuple[Attempte
     if winner is not None:
         return _land(task_run, winner, len(threads))
     return _all_failed(base, finished), None
+
+
+def _note_limit(co: Checkout, racer: Racer) -> None:
+    """A racer stopped by its CLI's usage limit lost the race, but the limit is its
+    profile's (DESIGN §11): the run's other tasks of that profile wait for the reset."""
+    outcome = racer.done.outcome
+    if outcome.result is Result.PAUSED and racer.run.profile:
+        co.pauses.pause(racer.run.profile, outcome.reset_at)
 
 
 def _count_others(task_run: TaskRun, finished: list[Racer], standing: Racer) -> None:
