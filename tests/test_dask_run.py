@@ -326,3 +326,44 @@ def test_elapsed_counts_running_time_not_time_queued_for_a_worker(checkout: Chec
         assert 1.9 <= stamp["durationSeconds"] < 3.5, stamp
         assert record["duration"] == stamp["durationSeconds"] == record["worked"]
     assert result.stdout.count("DONE in 2s") + result.stdout.count("DONE in 3s") == 2, result.stdout
+
+
+def test_a_reviewed_task_is_approved_and_stamped_on_the_cluster(
+    checkout: Checkout, cluster: DaskCluster, workers: dict[str, int]
+) -> None:
+    write(checkout, [{"id": "t1", "verify": "test -f a.txt"}], defaults={"review": "fake"},
+          agents={"fake": checkout.agent()})  # fmt: skip
+    checkout.scenario({"t1": [[{"write": ["a.txt", "alpha\n"]}, {"done": "a.txt made"}]],
+                       "t1.review": [[{"say": "[APPROVE:{tid}] a.txt holds alpha"}]]})  # fmt: skip
+    result = checkout.doit(*on(cluster))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "review by fake: APPROVE" in result.stdout
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["review"]["verdict"] == "approve"
+    assert [r["task"] for r in checkout.records()] == ["t1", "t1.review"]
+    assert (checkout.root / ".orch" / PLAN / "logs" / "t1.1.review.log").is_file()
+    assert records(checkout)["t1"]["host"] in workers
+
+
+def test_a_race_has_one_winner_on_the_cluster(
+    checkout: Checkout, cluster: DaskCluster, workers: dict[str, int]
+) -> None:
+    from test_worktrees import NO_GIT_CONFIG, make_repo, merges
+
+    repo = checkout.root / "a"
+    make_repo(repo, {"README": "a\n"})
+    project = {"name": "a", "path": "a", "isolation": "worktree", "parallel": 2}
+    task = {"id": "t1", "project": "a", "title": "t1", "race": 2, "verify": "grep -q good out.txt"}
+    checkout.write_plan({"planId": PLAN, "agent": checkout.agent(), "projects": [project],
+                         "defaults": {"retries": 0}, "tasks": [task]}, f"{PLAN}.json")  # fmt: skip
+    checkout.scenario({"t1": [[{"write": ["out.txt", "bad\n"]}, {"done": "bad"}],
+                              [{"write": ["out.txt", "good\n"]}, {"done": "good"}]]})  # fmt: skip
+    result = checkout.doit(*on(cluster, "-n", "2"), env=NO_GIT_CONFIG)
+    assert result.returncode == 0, result.stdout + result.stderr
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["attempt"] == 2
+    assert stamp["race"] == {"winner": stamp["agent"], "racers": 2}
+    assert merges(repo) == [f"Merge branch 'orch/{PLAN}/t1+2'"]
+    assert (repo / "out.txt").read_text() == "good\n"
+    assert records(checkout)["t1"]["host"] in workers
+    assert sorted(r["attempt"] for r in checkout.records()) == [1, 2]

@@ -248,3 +248,56 @@ def test_the_real_claude_code_races_the_fake_agent(checkout: Checkout, tmp_path:
     assert stamp is not None and stamp["race"] == {"winner": "claude", "racers": 2}
     assert (repo / "out.txt").read_text() == "good\n"
     assert leftovers(repo) == ([f"worktree {repo}"], ["main"])
+
+
+def test_a_run_killed_between_the_winner_s_merge_and_its_stamp_stamps_it_without_racing(
+    checkout: Checkout,
+) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    # A post-merge hook (run after the merge commit is made, before orchlib stamps; not
+    # skipped by --no-verify) holds that window open for the kill.
+    marker = checkout.root / "merged"
+    hook = repo / ".git" / "hooks" / "post-merge"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\nsleep 60\n")
+    hook.chmod(0o755)
+    checkout.scenario({"t1": [GOOD, HANG, GOOD, GOOD]})  # a second race would win at once
+    write(checkout, {"race": 2})
+    first = checkout.start(env=NO_GIT_CONFIG)
+    checkout.wait_for(marker.exists, timeout=60)
+    os.killpg(first.pid, signal.SIGKILL)  # doit, git and the hook
+    first.communicate(timeout=10)
+    assert checkout.stamp("t1", PLAN) is None and len(merges(repo)) == 1
+    record = checkout.root / ".orch" / PLAN / "logs" / "t1.race.json"
+    assert json.loads(record.read_text())["branch"] == f"orch/{PLAN}/t1+1"
+    hook.unlink()
+    starts = len(checkout.records())
+    second = run(checkout)
+    assert second.returncode == 0, out(second)
+    assert len(checkout.records()) == starts, "no second race"
+    assert merges(repo) == [f"Merge branch 'orch/{PLAN}/t1+1'"]
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["attempt"] == 1
+    assert stamp["race"] == {"winner": "fa", "racers": 2}
+    assert stamp["merge"]["commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert leftovers(repo) == ([f"worktree {repo}"], ["main"]) and not record.exists()
+    assert (repo / "out.txt").read_text() == "good\n"
+
+
+def test_a_racer_s_question_is_that_racer_failing_and_the_others_race_on(
+    checkout: Checkout,
+) -> None:
+    repo = checkout.root / "app"
+    make_repo(repo, {"README": "app\n"})
+    asks = [{"question": "Postgres or SQLite?"}]
+    checkout.scenario({"t1": [asks, [{"sleep": 0.3}, *GOOD], asks, asks]})
+    write(checkout, {"race": 2})
+    assert run(checkout).returncode == 0  # racer 2 won while racer 1 waited for nobody
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["attempt"] == 2
+    checkout.doit("forget", f"{PLAN}:t1")
+    write(checkout, {"race": 2, "title": "race again"})
+    result = run(checkout)  # attempts 3 and 4: both ask; the race is one failed attempt
+    record = checkout.state(PLAN)["tasks"][0]
+    assert result.returncode != 0 and record["status"] == "ERROR", out(result)
+    assert "every racer failed" in record["error"] and "Postgres or SQLite?" in record["error"]

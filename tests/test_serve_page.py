@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from chromium import Chromium, Page, find
 from conftest import Checkout
+from test_review import run as run_reviewed
+from test_review import write as write_reviewed
 from test_serve import P, finish, hold_t1
 from webclient import serving
 
@@ -131,3 +133,32 @@ def test_the_token_moves_into_a_cookie_and_out_of_the_address(
         later.wait_for(f"{ROWS}.length == 4")
         later.wait_for("document.getElementById('log-state').textContent == 'attempt finished'")
         assert "did t2" in later.evaluate("document.getElementById('log').textContent")
+
+
+def test_the_reviewer_s_transcript_beside_the_attempt_s(
+    checkout: Checkout, browser: Chromium
+) -> None:
+    (checkout.root / "app").mkdir()
+    checkout.scenario({"t1": [[{"write": ["a.txt", "alpha\n"]}, {"done": "a.txt made"}]],
+                       "t1.review": [[{"say": "[APPROVE:{tid}] a.txt holds alpha"}]]})  # fmt: skip
+    write_reviewed(checkout, [{"id": "t1"}])
+    assert run_reviewed(checkout).returncode == 0
+    box = "document.getElementById('review-box')"
+    text = "document.getElementById('log').textContent"
+    with serving(checkout.root) as server:
+        page = browser.open(f"{server.url}#plan=rev&task=t1")
+        page.wait_for(f"{text}.includes('[DONE:')")
+        page.wait_for(f"!{box}.hidden")  # the attempt has a reviewer's transcript
+        assert "holds alpha" not in page.evaluate(text)
+        page.evaluate("document.getElementById('review').click()")
+        page.wait_for(f"{text}.includes('a.txt holds alpha')")
+        page.wait_for("document.getElementById('log-state').textContent == 'review finished'")
+        assert "review=1" in page.evaluate("document.getElementById('raw-log').href")
+        page.evaluate("document.getElementById('review').click()")  # back to the attempt's
+        page.wait_for(f"{text}.includes('[DONE:') && !{text}.includes('holds alpha')")
+        # An attempt without a review offers no box.
+        checkout.seed()
+        assert checkout.doit().returncode == 0
+        plain = browser.open(f"{server.url}#plan={P}&task=t1")
+        plain.wait_for("document.getElementById('log-state').textContent == 'attempt finished'")
+        assert plain.evaluate(f"{box}.hidden") is True

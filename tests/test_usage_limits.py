@@ -330,3 +330,30 @@ def test_a_paused_task_frees_its_slot(standins: Standins, checkout: Checkout) ->
     assert result.returncode == 0, result.stdout + result.stderr
     t1, t2 = calls_of(standins, "t1"), calls_of(standins, "t2")
     assert t1[0]["time"] < t2[0]["time"] < until <= t1[1]["time"]
+
+
+def test_a_racer_s_usage_limit_holds_its_profile_s_other_tasks(
+    standins: Standins, checkout: Checkout
+) -> None:
+    from test_worktrees import NO_GIT_CONFIG, make_repo
+
+    until = time.time() + 4
+    make_repo(checkout.root / "app", {"README": "app\n"})
+    project = {"name": "app", "path": "app", "isolation": "worktree", "parallel": 2}
+    plan = {
+        "planId": PLAN,
+        "agents": {"lim": limited("claude", until), "ok": {"profile": "codex"}},
+        "defaults": {"retries": 0},
+        "projects": [project, {"name": "b", "path": "b"}],
+        "tasks": [
+            {"id": "t1", "title": "t1", "project": "app", "race": ["lim", "ok"]},
+            {"id": "t2", "title": "t2", "project": "b", "dependsOn": ["t1"], "agent": "lim"},
+        ],
+    }
+    checkout.write_plan(plan, "prof.json")
+    result = standins.run(**NO_GIT_CONFIG)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert standins.stamp("t1")["race"] == {"winner": "ok", "racers": 2}
+    # claude's limit, reported by the losing racer, held t2 until the reset: one call.
+    (t2,) = calls_of(standins, "t2")
+    assert t2["time"] >= until

@@ -27,7 +27,7 @@ from orchlib.events import (
 from orchlib.executors.base import Handle
 from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import Plan, Task
-from orchlib.run import adopt, agents, fallback
+from orchlib.run import adopt, agents, fallback, racewin
 from orchlib.run.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.run.attemptstate import task_status
 from orchlib.run.changes import Baseline
@@ -104,6 +104,8 @@ class TaskRun(AttemptInputs, Finishing):
                 return waiting
             self._left = 1 + self.task.limits.retries
             attempted = self._adopt()
+            if attempted is None and self.task.race:  # merged before a kill: stamped now
+                attempted, checked = racewin.landed(self) or (None, None)
         while True:
             if attempted is None:
                 if self.co.interrupt.is_set():

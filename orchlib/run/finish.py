@@ -103,6 +103,8 @@ class Finishing:
         stamps.write(self.co.stamp_path(self.plan.plan_id, self.task.id), stamp)
         if self.tree is not None:  # merged and stamped: the worktree has served
             self.tree.remove(done.number)
+        if self._raced:  # the winner's record (before its merge) has served too
+            race_record(self.co, self.plan.plan_id, self.task.id).unlink(missing_ok=True)
         self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
                                done.terminal_id, stamp.duration_seconds or 0.0,
                                outcome.usage))  # fmt: skip
@@ -140,6 +142,11 @@ class Finishing:
             review=checked.review or None,
             race=self._raced or None,
         )
+
+
+def race_record(co: Checkout, plan_id: str, task_id: str) -> Path:
+    """Where a race's winner is written down before its merge (`racewin`)."""
+    return co.plan_dir(plan_id) / "logs" / f"{task_id}.race.json"
 
 
 def approval_path(stamp: Path) -> Path:

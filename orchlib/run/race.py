@@ -25,6 +25,7 @@ from orchlib.checkout import Checkout, Interrupt
 from orchlib.executors.base import Executor, Handle, Job
 from orchlib.fsutil import atomic_write
 from orchlib.plan import AgentSpec
+from orchlib.run import racewin
 from orchlib.run.attempt import Outcome, Result
 from orchlib.run.checks import Checked, stop_leftover
 from orchlib.run.finish import Attempted
@@ -63,6 +64,7 @@ def race(task_run: TaskRun, numbers: list[int], feedback: str) -> tuple[Attempte
     failed attempt standing for them all."""
     base = task_run.co
     _ = (base.bus, base.repos)  # made now, so every racer shares them
+    racewin.forget(task_run)  # a killed run's winner that never merged: this race replaces it
     stop = Interrupt()
     logs = base.plan_dir(task_run.plan.plan_id) / "logs"
     stop_leftovers(base.executor, logs, task_run.task.id)  # a killed run's racers
@@ -90,6 +92,7 @@ def race(task_run: TaskRun, numbers: list[int], feedback: str) -> tuple[Attempte
                 started.terminate()
             continue
         finished.append(racer)
+        _note_limit(base, racer)
         if winner is None and racer.passed and not base.interrupt.is_set():
             winner = racer
             stop.trigger("race won")  # the others stop now: their agents, verify, reviewer
@@ -103,6 +106,14 @@ def race(task_run: TaskRun, numbers: list[int], feedback: str) -> tuple[Attempte
     if winner is not None:
         return _land(task_run, winner, len(threads))
     return _all_failed(base, finished), None
+
+
+def _note_limit(co: Checkout, racer: Racer) -> None:
+    """A racer stopped by its CLI's usage limit lost the race, but the limit is its
+    profile's (DESIGN §11): the run's other tasks of that profile wait for the reset."""
+    outcome = racer.done.outcome
+    if outcome.result is Result.PAUSED and racer.run.profile:
+        co.pauses.pause(racer.run.profile, outcome.reset_at)
 
 
 def _count_others(task_run: TaskRun, finished: list[Racer], standing: Racer) -> None:
@@ -200,15 +211,28 @@ def _tree(racer: Racer) -> TaskTree:
 
 
 def _land(task_run: TaskRun, winner: Racer, racers: int) -> tuple[Attempted, Checked | None]:
-    """Merge the winner's branch; the stamp records who won among how many."""
+    """Merge the winner's branch; the stamp records who won among how many.
+
+    The winner is written down first, so that a run killed after the merge stamps it
+    rather than racing again (`racewin`); its worktree goes after the stamp, as a plain
+    isolated task's does.
+    """
     done, checked = winner.done, winner.checked
     assert checked is not None
     task_run._raced = {"winner": winner.agent.name, "racers": racers}
     if task_run.task.limits.approve:  # refused by the plan check; never merged unasked
         return done, checked
-    landed = _tree(winner).land(done.number, done.outcome.text)
+    tree = _tree(winner)
+    outcome = done.outcome
+    racewin.record(task_run, racewin.Won(
+        winner.index, racers, winner.agent.name, tree.branch, racewin.spec_hash(task_run),
+        done.number, done.terminal_id, outcome.text, outcome.session_id, outcome.usage,
+        checked.verify, checked.review))  # fmt: skip
+    landed = tree.land(done.number, outcome.text)
     if landed.problem is None:
-        _tree(winner).remove(done.number)
+        task_run.tree = tree  # removed once the stamp is written
+    else:
+        racewin.forget(task_run)
     return done, replace(checked, problem=landed.problem, merge=landed.merge)
 
 

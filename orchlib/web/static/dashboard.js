@@ -267,6 +267,8 @@ function renderDetail(restartLog) {
     startLog(t, t.attempt || 0, true);
   }
   renderAttempts(t);
+  probeReview(t, view.log.attempt);
+  renderReviewToggle();
 }
 
 function renderAnswerForm(t) {
@@ -300,24 +302,48 @@ function renderAttempts(t) {
   select.innerHTML = options.join("");
 }
 
+// A reviewed attempt has its reviewer's transcript beside its own (DESIGN §16); the
+// "review" box beside the attempt shows it. Whether there is one is asked again only when
+// the task's state or last line changed since (a review starts mid-attempt); a found one is kept.
+const reviewed = new Map(); // "plan:task:attempt" -> true, or the state it was last asked in
+
+async function probeReview(t, attempt) {
+  const key = `${view.planId}:${t.id}:${attempt}`, when = `${t.status}|${t.lastUpdate || ""}`;
+  if (!attempt || reviewed.get(key) === true || reviewed.get(key) === when) return;
+  reviewed.set(key, when);
+  const r = await fetch(taskUrl(t.id, `log?attempt=${attempt}&review=1&tail=0`)).catch(() => null);
+  if (r && r.ok) {
+    reviewed.set(key, true);
+    renderReviewToggle();
+  }
+}
+
+function renderReviewToggle() {
+  const log = view.log;
+  const has = !!log && reviewed.get(`${view.planId}:${log.taskId}:${log.attempt}`) === true;
+  $("review-box").hidden = !has;
+  $("review").checked = has && !!log.review;
+}
+
 function stopLog() {
   if (view.log && view.log.source) view.log.source.close();
   view.log = null;
 }
 
-function startLog(t, attempt, latest) {
+function startLog(t, attempt, latest, review = false) {
   stopLog();
   const pre = $("log");
   pre.textContent = "";
-  view.log = { taskId: t.id, attempt, latest, source: null };
+  view.log = { taskId: t.id, attempt, latest, review, source: null };
+  const which = review ? "&review=1" : ""; // the reviewer's transcript, not the attempt's
   // The last MiB as plain text: a whole transcript can be a gigabyte (curl gets it all).
-  $("raw-log").href = taskUrl(t.id, `log?attempt=${attempt}&tail=1048576`);
+  $("raw-log").href = taskUrl(t.id, `log?attempt=${attempt}${which}&tail=1048576`);
   if (!attempt) {
     $("log-state").textContent = "no attempt yet";
     return;
   }
   $("log-state").textContent = "loading…";
-  const source = new EventSource(taskUrl(t.id, `log/events?attempt=${attempt}`));
+  const source = new EventSource(taskUrl(t.id, `log/events?attempt=${attempt}${which}`));
   view.log.source = source;
   source.addEventListener("log", (e) => {
     const d = JSON.parse(e.data), atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
@@ -329,7 +355,7 @@ function startLog(t, attempt, latest) {
   });
   source.addEventListener("end", () => {
     source.close();
-    $("log-state").textContent = "attempt finished";
+    $("log-state").textContent = review ? "review finished" : "attempt finished";
   });
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED) $("log-state").textContent = "no log for this attempt yet";
@@ -456,7 +482,14 @@ function boot() {
   });
   $("attempt").addEventListener("change", (e) => {
     const t = view.tasks.get(view.selected), n = Number(e.target.value);
-    if (t) startLog(t, n, n === t.attempt);
+    if (!t) return;
+    startLog(t, n, n === t.attempt);
+    probeReview(t, n);
+    renderReviewToggle();
+  });
+  $("review").addEventListener("change", (e) => {
+    const t = view.tasks.get(view.selected), log = view.log;
+    if (t && log) startLog(t, log.attempt, log.latest, e.target.checked);
   });
   $("answer-form").addEventListener("submit", sendAnswer);
   $("approve-send").addEventListener("click", () => decide("approve", ""));
