@@ -9,7 +9,9 @@ protocol's `[DONE:<id>]`, the last one naming the current attempt) the model cal
 shell tool the request offers (`shell_command` with a string, `shell` / `exec_command` with
 an argv) to run COMMAND, then, once its output is back, answers `[DONE:<id>] <output>`.
 With --ask, while no "blue" is in the conversation, it asks `[QUESTION:<id>] Which colour
-should it be?` instead. Anything else gets "ok". Streamed as the Responses API's
+should it be?` instead. A reviewer's conversation (its protocol's `[APPROVE:<id>]`, DESIGN
+§16) gets `[APPROVE:<id>] scripted review` at once. Anything else gets "ok". Streamed as the
+Responses API's
 server-sent events. LOG, when given, gets one line per request with the offered tools.
 """
 
@@ -26,6 +28,7 @@ COMMAND = sys.argv[2] if len(sys.argv) > 2 else "echo hi"
 LOG = next((a for a in sys.argv[3:] if not a.startswith("--")), "")
 ASK = "--ask" in sys.argv[3:]
 DONE = re.compile(r"\[DONE:(term-[A-Za-z0-9_.-]+)\]")
+APPROVE = re.compile(r"\[APPROVE:(review-[A-Za-z0-9_.-]+)\]")
 OUTPUTS = ("function_call_output", "custom_tool_call_output", "local_shell_call_output")
 
 
@@ -58,7 +61,10 @@ def answer(body: dict[str, Any]) -> dict[str, Any]:
     items = [i for i in body.get("input", []) if isinstance(i, dict)]
     ids = DONE.findall("\n".join(item_text(i) for i in items))
     text = "ok"
-    if ids and ASK and "blue" not in "\n".join(item_text(i) for i in items):
+    reviews = APPROVE.findall("\n".join(item_text(i) for i in items))
+    if reviews:
+        text = f"[APPROVE:{reviews[-1]}] scripted review"
+    elif ids and ASK and "blue" not in "\n".join(item_text(i) for i in items):
         text = f"[QUESTION:{ids[-1]}] Which colour should it be?"
     elif ids:
         tid = ids[-1]

@@ -408,3 +408,64 @@ def test_the_real_claude_code_reviews(checkout: Checkout, tmp_path: Path) -> Non
     assert stamp is not None and stamp["review"]["agent"] == "critic"
     assert stamp["review"]["summary"] == "scripted review: a.txt", stamp["review"]
     assert stamp["review"].get("usage"), "the reviewer's own usage, as the CLI reported it"
+
+
+REAL_CODEX = os.environ.get("ORCH_REAL_CODEX", "")  # the path of a real `codex`
+
+
+@pytest.mark.skipif(not (REAL_CLAUDE and REAL_CODEX), reason="set ORCH_REAL_CLAUDE and "
+                    "ORCH_REAL_CODEX to a real Claude Code and Codex CLI")  # fmt: skip
+def test_the_real_codex_reviews_the_real_claude_code_s_work(
+    checkout: Checkout, tmp_path: Path
+) -> None:
+    """Two real CLIs of two vendors: Claude Code does the task, Codex reviews it, each
+    against its scripted model on 127.0.0.1 (tests/scripted_anthropic.py, _responses.py)."""
+    import sys
+
+    from daskcluster import free_port
+
+    home, ports = tmp_path / "home", (free_port(), free_port())
+    (home / ".codex").mkdir(parents=True)
+    (home / ".codex" / "config.toml").write_text(
+        'model = "scripted"\nmodel_provider = "scripted"\n[model_providers.scripted]\n'
+        f'name = "scripted"\nbase_url = "http://127.0.0.1:{ports[1]}/v1"\n'
+        'env_key = "SCRIPTED_API_KEY"\nwire_api = "responses"\n'
+    )
+    (checkout.root / "app").mkdir()
+    here = Path(__file__).parent
+    servers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(here / "scripted_anthropic.py"),
+                str(ports[0]),
+                "echo alpha > a.txt && echo wrote a.txt",
+            ]
+        ),
+        subprocess.Popen([sys.executable, str(here / "scripted_responses.py"), str(ports[1])]),
+    ]
+    write(checkout, [{"id": "t1"}], review="critic",
+          agents={"critic": {"profile": "codex"}, "worker": {"profile": "claude"}})  # fmt: skip
+    plan_file = checkout.root / "plans" / f"{PLAN}.json"
+    plan = json.loads(plan_file.read_text())
+    plan["agent"] = "worker"
+    # codex's custom provider reads its key from a variable the default policy withholds
+    plan["environment"] = {"include": ["SCRIPTED_API_KEY"]}
+    plan_file.write_text(json.dumps(plan))
+    bins = f"{Path(REAL_CLAUDE).parent}:{Path(REAL_CODEX).parent}"
+    env = {"HOME": str(home), "PATH": f"{bins}:{os.environ['PATH']}",
+           "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{ports[0]}", "ANTHROPIC_API_KEY": "sk-scripted",
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+           "SCRIPTED_API_KEY": "sk-test-0123456789"}  # fmt: skip
+    try:
+        result = run(checkout, env=env)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+    assert result.returncode == 0, out(result)
+    stamp = checkout.stamp("t1", PLAN)
+    assert stamp is not None and stamp["agent"] == "worker", stamp
+    assert stamp["review"]["agent"] == "critic" and stamp["review"]["verdict"] == "approve"
+    assert stamp["review"]["summary"] == "scripted review", stamp["review"]
+    assert (checkout.root / "app" / "a.txt").read_text() == "alpha\n"
