@@ -120,9 +120,10 @@ def test_wrap_lays_orchlibs_files_over_a_project_at_the_checkout(tmp_path: Path)
         visible=(str(root),),
     )
     (root / ".orch" / "worktrees" / "p" / "t").mkdir(parents=True)
-    argv = wrap(["agent", "--flag"], box)
+    argv = wrap(["agent", "--flag"], box, {"PATH": "/usr/bin:/bin"})
     binds = [(argv[i], argv[i + 1]) for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")]
-    order = [(flag, Path(path).relative_to(root) if path != "/" else path) for flag, path in binds]
+    ours = [(flag, path) for flag, path in binds if path == "/" or Path(path).is_relative_to(root)]
+    order = [(flag, Path(path).relative_to(root) if path != "/" else path) for flag, path in ours]
     assert order == [
         ("--ro-bind", "/"),
         ("--ro-bind", Path(".")),  # visible first, then the project at `.` writable over it
@@ -134,6 +135,21 @@ def test_wrap_lays_orchlibs_files_over_a_project_at_the_checkout(tmp_path: Path)
     ]
     assert argv[-2:] == ("agent", "--flag")
     assert "--die-with-parent" not in argv and "--new-session" not in argv
+
+
+def test_what_a_job_needs_to_start_stays_visible_under_the_private_tmp(tmp_path: Path) -> None:
+    # A checkout, a venv or a tool under /tmp (CI clones there) must not vanish inside.
+    tools, scripts = tmp_path / "tools", tmp_path / "scripts"
+    tools.mkdir()
+    scripts.mkdir()
+    (tools / "agent").write_text("#!/bin/sh\n")
+    (tools / "agent").chmod(0o755)
+    (scripts / "run.py").write_text("")
+    argv = wrap(["agent", str(scripts / "run.py")], Sandbox(), {"PATH": f"{tools}:/usr/bin"})
+    shown = {argv[i + 1] for i, a in enumerate(argv) if a == "--ro-bind"}
+    if str(tmp_path).startswith("/tmp/"):
+        assert {str(tools.resolve()), str(scripts.resolve())} <= shown, argv
+    assert "/usr/bin" not in shown  # outside /tmp: visible anyway, not bound again
 
 
 # --- inside the sandbox -------------------------------------------------------------------
@@ -174,7 +190,8 @@ def test_a_profiles_state_folders_are_writable_and_made_first(
     bin_dir = checkout.root / "bin"  # not under /tmp: the sandbox's /tmp is its own
     bin_dir.mkdir()
     claude = bin_dir / "claude"  # the fake agent under the name of a profile
-    claude.write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE_AGENT} {checkout.scenario_file}\n")
+    agent = shutil.copy(FAKE_AGENT, bin_dir / "fake_agent.py")  # seen inside, wherever tests/ is
+    claude.write_text(f"#!/bin/sh\nexec {sys.executable} {agent} {checkout.scenario_file}\n")
     claude.chmod(0o755)
     boxed(checkout, tmp_path, [{"id": "t", "agent": "claude"}])
     steps = [{"try_write": [str(home / p), "x"]} for p in (".claude/s", ".claude.json", "no")]

@@ -144,11 +144,13 @@ class _Attempt:
         piped = self.spec.stdin is not None or self.spec.keep_stdin
         shim = ["setpriv", "--pdeathsig", "TERM", "/bin/sh", "-c", SHIM_SCRIPT, "orchlib-shim"]
         shim += [str(os.getpid()), str(SHIM_GRACE)]
-        argv = wrap(self.spec.argv, self.spec.sandbox) if self.spec.sandbox else self.spec.argv
+        env = compose(os.environ, self.spec.policy, self.spec.logins, self.spec.env)
+        box = self.spec.sandbox
+        argv = wrap(self.spec.argv, box, env) if box else self.spec.argv
         return subprocess.Popen(
             [*shim, *argv],
             cwd=self.spec.cwd,
-            env=compose(os.environ, self.spec.policy, self.spec.logins, self.spec.env),
+            env=env,
             stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
             stdout=out_w,
             stderr=out_w,

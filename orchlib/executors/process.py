@@ -136,8 +136,9 @@ def spawn(
         script, child_env["ORCH_EXIT_FILE"] = _GATE_EXIT, str(exit_file)
     log_fd = open_private(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
+        boxed = wrap(argv, sandbox, env) if sandbox else argv
         popen = subprocess.Popen(
-            ["/bin/sh", "-c", script, "orchlib-gate", *(wrap(argv, sandbox) if sandbox else argv)],
+            ["/bin/sh", "-c", script, "orchlib-gate", *boxed],
             cwd=cwd,
             env=child_env,
             stdin=subprocess.PIPE,

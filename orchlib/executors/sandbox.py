@@ -25,7 +25,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,15 +48,19 @@ class Sandbox:
     visible: tuple[str, ...] = ()  # shown read-only even under the private /tmp
 
 
-def wrap(argv: Sequence[str], box: Sandbox) -> tuple[str, ...]:
-    """`argv` run inside `box`: bwrap's argv (state folders are made here first)."""
+def wrap(
+    argv: Sequence[str], box: Sandbox, child_env: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """`argv` run inside `box` (with the environment `child_env`): bwrap's argv (state
+    folders are made here first)."""
     for entry in box.writable:
         if entry.startswith("~/"):
             _make_state(entry)
     writable = [_real(p) for p in box.writable]
     # Only what lies under /tmp needs showing (the sandbox's /tmp hides it), and only what
     # lies in a writable folder needs making read-only again (the rest already is).
-    mounts = [(p, 0, "--ro-bind") for p in map(_real, box.visible) if _in_tmp(p)]
+    shown = (*box.visible, *_needed(argv, os.environ if child_env is None else child_env))
+    mounts = [(p, 0, "--ro-bind") for p in dict.fromkeys(map(_real, shown)) if _in_tmp(p)]
     mounts += [(p, 1, "--bind") for p in writable]
     mounts += [(p, 2, "--ro-bind") for p in map(_real, box.readonly) if _inside(p, writable)]
     # Parents before children, so a deeper bind wins over a shallower one; at one path the
@@ -91,6 +96,18 @@ def probe() -> str | None:
         return None
     said = done.stderr.decode("utf-8", "replace").strip().splitlines()
     return f"bwrap refused to make a sandbox: {said[-1] if said else f'exit {done.returncode}'}"
+
+
+def _needed(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """What the job needs to see to start at all, wherever it lies (under /tmp too): the
+    folders of its PATH, its program's folder, orchlib's own Python environment (a `verify`
+    or an agent run with the same interpreter), and the folders of files named in argv."""
+    path = env.get("PATH", "")
+    found = [sys.prefix, *(p for p in path.split(os.pathsep) if os.path.isabs(p))]
+    program = shutil.which(argv[0], path=path) if argv else None
+    files = [a for a in argv if os.path.isabs(a) and os.path.isfile(a)]
+    found += [os.path.dirname(_real(f)) for f in ([program] if program else []) + files]
+    return found
 
 
 def _inside(path: str, folders: list[str]) -> bool:
