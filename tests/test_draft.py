@@ -463,6 +463,14 @@ def test_critical_path_follows_dependencies_and_project_order(tmp_path: Path) ->
     assert critical_path(load_plan(tmp_path / "p.json", tmp_path)) == (70.0, ["a1", "a2"])
 
 
+def test_a_task_without_an_estimate_stays_on_the_critical_path(tmp_path: Path) -> None:
+    plan = {"planId": "p", "projects": [{"name": "a", "path": "a"}, {"name": "b", "path": "b"}],
+            "tasks": [{"id": "t1", "project": "a", "title": "x", "estimatedMinutes": 10},
+                      {"id": "t2", "project": "b", "title": "x", "dependsOn": ["t1"]}]}  # fmt: skip
+    (tmp_path / "p.json").write_text(json.dumps(plan))
+    assert critical_path(load_plan(tmp_path / "p.json", tmp_path)) == (10.0, ["t1", "t2"])
+
+
 def test_interrupt_stops_the_drafting_agent(drafter: Drafter) -> None:
     drafter.rounds([{"progress": [10, "reading"]}, {"hang": True}])
     argv = [sys.executable, "-m", "doit", "draft", "--agent", drafter.agent, GOAL]
