@@ -235,3 +235,41 @@ def test_a_decision_is_refused_while_a_run_is_going(checkout: Checkout) -> None:
         running.communicate(timeout=60)
     assert checkout.stamp("t1", "pl") is None
     assert checkout.doit("approve", "pl:t1").returncode == 0
+
+
+def test_reject_puts_the_skipped_dependents_back_and_nothing_reads_as_failed(
+    checkout: Checkout,
+) -> None:
+    tasks = [{"id": "t1", "approve": True}, {"id": "t2", "dependsOn": ["t1"]},
+             {"id": "t3", "dependsOn": ["t2"]}]  # fmt: skip
+    plan = {"planId": "pl", "agent": checkout.agent(), "projects": [{"name": "a", "path": "a"}],
+            "tasks": [{"project": "a", "title": t["id"], **t} for t in tasks]}  # fmt: skip
+    checkout.write_plan(plan, "pl.json")
+    assert checkout.doit().returncode != 0
+    tasks = {t["id"]: t for t in checkout.state("pl")["tasks"]}
+    assert [tasks[t]["status"] for t in ("t1", "t2", "t3")] == ["APPROVAL", "SKIPPED", "SKIPPED"]
+    assert checkout.state("pl")["status"] == "waiting", "waiting on a person is not failing"
+    rejected = checkout.doit("reject", "pl:t1", "again")
+    assert rejected.returncode == 0, out(rejected)
+    for read in (checkout.state, lambda p: checkout.doit("status") and checkout.state(p)):
+        now = read("pl")
+        tasks = {t["id"]: t for t in now["tasks"]}
+        assert now["status"] == "pending", now["status"]
+        assert [tasks[t]["status"] for t in ("t1", "t2", "t3")] == ["PENDING"] * 3
+        assert tasks["t2"]["skippedBecause"] == [] and tasks["t2"]["pendingReason"]
+    assert "status: pending\n" in checkout.md("pl")
+
+
+def test_reject_on_a_shell_task_says_it_gets_no_feedback_and_runs_it_again(
+    checkout: Checkout,
+) -> None:
+    plan = {"planId": "pl", "projects": [{"name": "a", "path": "a"}],
+            "tasks": [{"id": "t1", "project": "a", "title": "t1", "approve": True,
+                       "command": "echo ran >> runs.txt"}]}  # fmt: skip
+    checkout.write_plan(plan, "pl.json")
+    assert checkout.doit().returncode != 0
+    rejected = checkout.doit("reject", "pl:t1", "do it better")
+    assert rejected.returncode == 0, out(rejected)
+    assert "a shell task gets no feedback" in rejected.stdout, rejected.stdout
+    assert checkout.doit().returncode != 0  # it ran again and waits again
+    assert (checkout.root / "a" / "runs.txt").read_text() == "ran\nran\n"

@@ -237,6 +237,35 @@ def test_no_plan_written_is_a_failed_round(drafter: Drafter) -> None:
     assert "kept in" not in last
 
 
+def test_the_same_cli_failure_twice_stops_the_draft(drafter: Drafter) -> None:
+    drafter.rounds([{"say": "Not logged in - Please run /login"}, {"exit": 1}])
+    result = drafter.draft(GOAL)  # 3 rounds allowed: the second says nothing new
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert len(drafter.co.records()) == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("orchlib: the drafting agent failed the same way twice: ") and (
+        "Not logged in" in line
+    ), line
+    # The round's header says which round; its problem line does not say it again.
+    assert "orchlib: draft round 1 of 3: 1 problem\n  agent exited (code 1)" in result.stdout
+    assert "orchlib: round 1:" not in result.stdout
+
+
+def test_draft_outside_a_checkout_refuses_before_any_agent(
+    drafter: Drafter, tmp_path: Path
+) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for argv in (["-m", "doit"], ["-m", "orchlib"]):
+        result = subprocess.run([sys.executable, *argv, "draft", "--agent", drafter.agent, GOAL],
+                                cwd=bare, capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL)  # fmt: skip
+        assert result.returncode == 3 and result.stdout == ""
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"orchlib: {bare} is not a checkout (no plans/ folder)"), line
+    assert list(bare.iterdir()) == [] and drafter.co.records() == []
+
+
 def test_plan_printed_after_done_is_taken(drafter: Drafter) -> None:
     yaml = "planId: printed\nprojects: [{name: app, path: ./app}]\ntasks:\n  - {id: a, project: app, title: A}\n"  # noqa: E501
     drafter.rounds([{"say": "```yaml\nplanId: not-this-one\n```"}, {"done": "plan printed"},
@@ -432,6 +461,14 @@ def test_critical_path_follows_dependencies_and_project_order(tmp_path: Path) ->
     (tmp_path / "p.json").write_text(json.dumps(plan))
     # a1 and a2 share project a's terminal: 70 minutes, though neither depends on the other
     assert critical_path(load_plan(tmp_path / "p.json", tmp_path)) == (70.0, ["a1", "a2"])
+
+
+def test_a_task_without_an_estimate_stays_on_the_critical_path(tmp_path: Path) -> None:
+    plan = {"planId": "p", "projects": [{"name": "a", "path": "a"}, {"name": "b", "path": "b"}],
+            "tasks": [{"id": "t1", "project": "a", "title": "x", "estimatedMinutes": 10},
+                      {"id": "t2", "project": "b", "title": "x", "dependsOn": ["t1"]}]}  # fmt: skip
+    (tmp_path / "p.json").write_text(json.dumps(plan))
+    assert critical_path(load_plan(tmp_path / "p.json", tmp_path)) == (10.0, ["t1", "t2"])
 
 
 def test_interrupt_stops_the_drafting_agent(drafter: Drafter) -> None:

@@ -241,6 +241,14 @@ def test_info_says_why_a_task_would_run(checkout: Checkout) -> None:
     assert "orch-abc123:t4" in listing.stdout
 
 
+def test_list_of_a_plan_lists_its_tasks(checkout: Checkout) -> None:
+    checkout.seed()
+    names = [line.split()[0] for line in checkout.doit("list", "orch-abc123").stdout.splitlines()]
+    assert names == ["orch-abc123", *(f"orch-abc123:t{n}" for n in range(1, 5))], names
+    listed = checkout.doit("list", "orch-abc123:t2").stdout.split()
+    assert listed[0] == "orch-abc123:t2" and "orch-abc123:t1" not in listed
+
+
 def test_python_m_orchlib_without_dodo(checkout: Checkout) -> None:
     checkout.seed()
     (checkout.root / "dodo.py").unlink()

@@ -73,6 +73,7 @@ def test_the_host_is_checked_on_every_bind(checkout: Checkout) -> None:
     checkout.seed()
     server = Server(checkout.root, "--host", "0.0.0.0", "--allow-host", "My-Box",
                     "--allow-host", "dash.example.org")  # fmt: skip
+    assert server.host == "My-Box", server.printed  # the name other machines use, not 0.0.0.0
     try:
         port = server.port
         for host, status in [

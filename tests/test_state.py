@@ -522,6 +522,7 @@ def test_adopted_attempt_keeps_its_progress(store: StateStore) -> None:
         ([TaskDone(P, "t1", "", 1, "x", 1.0), TaskWaiting(P, "t2", "?", 1, "x")], "waiting"),
         ([TaskWaiting(P, "t2", "?", 1, "x"), TaskFailed(P, "t1", "e", 1, final=True)], "failed"),
         ([TaskSkipped(P, "t4", ("t3",))], "failed"),
+        ([TaskWaiting(P, "t3", "?", 1, "x"), TaskSkipped(P, "t4", ("t3",))], "waiting"),
         ([TaskDone(P, "t1", "", 1, "x", 1.0)], "in_progress"),
         ([], "pending"),
     ],

@@ -55,7 +55,7 @@ class OrchMain(DoitMain):  # type: ignore[misc]
         return [*kept, *cmd_args[cut:]]
 
 
-_NO_CHECKOUT_NEEDED = {"help", "--help", "--version", "tabcompletion", "draft", "mcp", "skill"}
+_NO_CHECKOUT_NEEDED = {"help", "--help", "--version", "tabcompletion", "mcp", "skill"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

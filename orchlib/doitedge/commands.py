@@ -350,6 +350,8 @@ class List(OneLineErrors, DoitList):  # type: ignore[misc]
         co = loader.current()
         if co is not None:
             statesync.sync_all(co)
+        if kwargs.get("pos_args"):  # `doit list PLAN` lists its tasks, as --all does for all
+            kwargs["subtasks"] = True
         try:
             return DoitList._execute(self, *args, **kwargs)
         except InvalidCommand as exc:  # doit's `ERROR: 'x' is not a task.`, in orchlib's line

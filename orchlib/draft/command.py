@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from orchlib.doitedge.cmdutil import OneLineErrors, options_first
+from orchlib.doitedge.cmdutil import OneLineErrors, fail, options_first
 from orchlib.doitedge.doitapi import Command, cmdline_vars
 from orchlib.errors import OrchError
 
@@ -49,6 +49,8 @@ class Draft(OneLineErrors, Command):  # type: ignore[misc]
         from orchlib.draft.request import DraftRequest
         from orchlib.draft.rounds import draft
 
+        if not (Path.cwd() / "plans").is_dir():  # before any agent starts or .orch/ appears
+            return fail(f"{Path.cwd()} is not a checkout (no plans/ folder); see the README")
         rounds = params.get("rounds")
         if rounds is not None and rounds < 1:
             sys.stderr.write("orchlib: --rounds must be at least 1\n")

@@ -30,9 +30,14 @@ def critical_path(plan: Plan) -> tuple[float, list[str]]:
     best: dict[str, tuple[float, list[str]]] = {}
     for task_id in order:  # executionOrder lists every task after all it waits for
         own = plan.tasks[task_id].estimated_minutes or 0.0
-        longest = max((best[d] for d in before[task_id]), key=lambda b: b[0], default=(0.0, []))
+        longest = max((best[d] for d in before[task_id]), key=_length, default=(0.0, []))
         best[task_id] = (longest[0] + own, [*longest[1], task_id])
-    return max(best.values(), key=lambda b: b[0], default=(0.0, []))
+    return max(best.values(), key=_length, default=(0.0, []))
+
+
+def _length(chain: tuple[float, list[str]]) -> tuple[float, int]:
+    """Minutes first; on a tie the longer chain, so a task without an estimate stays on it."""
+    return chain[0], len(chain[1])
 
 
 def text(plan: Plan, data: Any, target: str, rounds: int, broken: list[str]) -> str:
@@ -50,7 +55,12 @@ def text(plan: Plan, data: Any, target: str, rounds: int, broken: list[str]) -> 
         lines += ["", f"Phase {number}", *(rows[t] for t in phase)]
     minutes, path = critical_path(plan)
     unknown = sum(1 for t in plan.tasks.values() if t.estimated_minutes is None)
-    note = f" ({unknown} tasks without estimatedMinutes count 0)" if unknown else ""
+    counts = (
+        "1 task without estimatedMinutes counts"
+        if unknown == 1
+        else (f"{unknown} tasks without estimatedMinutes count")
+    )
+    note = f" ({counts} 0)" if unknown else ""
     lines += ["", f"Critical path: {' -> '.join(path)}, {minutes:g} estimated minutes{note}"]
     lines += ["", *powers.lines(powers.find(data))]
     lines += _missing_agents(plan)

@@ -42,6 +42,7 @@ class Drafting:
         self.state.agent = self.state.agent or self.agent.spec.name
         self.files = DraftFiles(checkout, self.state.draft_id)
         self.plan: Plan | None = None  # the last valid draft
+        self.crashed = ""  # how the agent's CLI ended without a plan in the round before
 
     def _state(self) -> DraftState:
         req = self.request
@@ -130,6 +131,11 @@ class Drafting:
                 return self._valid()
         else:
             problems = [one_line(f"orchlib: round {self.state.failed + 1}: {outcome.text}")]
+            if outcome.text == self.crashed:  # e.g. "Not logged in": more rounds change nothing
+                self._save("failed")
+                text = f"orchlib: the drafting agent failed the same way twice: {outcome.text}"
+                return DraftResult(3, [one_line(text)])
+        self.crashed = "" if outcome.result is Result.DONE or wrote else outcome.text
         self._failed(problems)
         return None
 
@@ -188,8 +194,9 @@ class Drafting:
         self._save("drafting")
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         self.say(f"orchlib: draft round {self.state.failed} of {self.state.rounds}: {count}")
+        inside = f"orchlib: round {self.state.failed}: "  # the header above says the round
         for line in problems:
-            self.say(f"  {line}")
+            self.say(f"  {line.removeprefix(inside)}")
 
     def _valid(self) -> DraftResult:
         """Write the valid draft into plans/ (unless that would replace a file) and review it."""

@@ -24,7 +24,7 @@ from orchlib.run.prompt import template_dirs
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import fingerprints, stamps
 from orchlib.state.files import edit
-from orchlib.state.model import PlanState, Status
+from orchlib.state.model import PlanState, Status, plan_status
 from orchlib.state.runlock import run_lock
 from orchlib.state.stamps import Stamp
 
@@ -63,7 +63,9 @@ def reject(co: Checkout, name: str, text: str) -> str:
         approval_path(co.stamp_path(plan.plan_id, task.id)).unlink(missing_ok=True)
         tree = TaskTree(co, plan, task) if plan.projects[task.project].isolation else None
         kept = str(tree.path.relative_to(co.root)) if tree and tree.path.is_dir() else ""
-        _edit(co, plan, lambda s: _rejected(s, task.id, text, kept))
+        _edit(co, plan, lambda s: _behind(_rejected(s, task.id, text, kept), task.id, name))
+    if task.command is not None:  # a shell task has no prompt: the same command runs again
+        return f"{name}: rejected; a shell task gets no feedback: `doit` runs its command again"
     return f"{name}: rejected; run `doit` to run it again with what to change"
 
 
@@ -99,7 +101,12 @@ def _land(co: Checkout, plan: Plan, task: Task, stamp: Stamp) -> Stamp:
 
 def _edit(co: Checkout, plan: Plan, change: Callable[[PlanState], PlanState]) -> None:
     folder = co.plan_dir(plan.plan_id)
-    edit(folder, plan, template_dirs(co.root), lambda current: (change(current), ""))
+
+    def changed(current: PlanState) -> tuple[PlanState, str]:
+        new = change(current)  # no run is going (the run lock is held): status from the tasks
+        return replace(new, status=plan_status(new)), ""
+
+    edit(folder, plan, template_dirs(co.root), changed)
 
 
 def _approved(current: PlanState, task_id: str, stamp: Stamp) -> PlanState:
@@ -114,3 +121,20 @@ def _rejected(current: PlanState, task_id: str, text: str, kept: str) -> PlanSta
                      finished_at="", duration=None, rejected=text,
                      continues_in=kept)  # fmt: skip
     return replace(current, tasks={**current.tasks, task_id: record})
+
+
+def _behind(current: PlanState, task_id: str, name: str) -> PlanState:
+    """Its dependents the run skipped (they waited on it) back to PENDING: nothing failed,
+    so the plan reads as pending, not failed, until the next run."""
+    tasks, behind, grew = dict(current.tasks), {task_id}, True
+    while grew:  # to a fixed point: plan order need not put a dependency first
+        grew = False
+        for record in tasks.values():
+            if record.status is Status.SKIPPED and behind.intersection(record.depends_on):
+                behind.add(record.id)
+                tasks[record.id] = replace(
+                    record, status=Status.PENDING, skipped_because=(), finished_at="",
+                    pending_reason=f"behind {name}, which was rejected",
+                )  # fmt: skip
+                grew = True
+    return replace(current, tasks=tasks)

@@ -33,6 +33,11 @@ class ServeOptions:
         """Every name a request's Host may carry: loopback, the bound address, the allowed."""
         return (*LOOPBACK_HOSTS, self.host, *self.allow_hosts)
 
+    def shown(self) -> str:
+        """The host of the printed URL: off loopback, the first --allow-host name (the one
+        other machines reach it by; 0.0.0.0 is no address to open)."""
+        return self.allow_hosts[0] if self.allow_hosts and not is_loopback(self.host) else self.host
+
 
 def is_loopback(host: str) -> bool:
     """Whether only this machine can reach `host`."""
@@ -93,7 +98,7 @@ def serve(checkout: Checkout, options: ServeOptions, out: TextIO, err: TextIO) -
     plans = len(source.plan_ids())
     counted = f"{plans} plan" + ("" if plans == 1 else "s")
     out.write(f"orchlib: dashboard of {checkout.root} ({counted}), Ctrl+C to stop\n")
-    out.write(f"orchlib: open {url(options.host, port, token)}\n")
+    out.write(f"orchlib: open {url(options.shown(), port, token)}\n")
     out.flush()
     try:
         _Server(config, watcher).run(sockets=[sock])
