@@ -20,9 +20,9 @@ import pytest
 from conftest import Checkout
 from test_profiles import PLAN, STANDINS, SUMMARY, Standins
 
-from orchlib.run.aider import AiderText
-from orchlib.run.clistreams import GeminiStream
-from orchlib.run.limits import recognise
+from orchlib.agents.aider import AiderText
+from orchlib.agents.gemini import GeminiStream
+from orchlib.agents.limits import recognise
 from orchlib.run.pauses import Pauses, iso
 
 SINK = (

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Protocol
 
-from orchlib.run.limits import LimitReport, better, recognise
+from orchlib.agents.limits import LimitReport, better, recognise
 
 Json = dict[str, object]
 
