@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from orchlib.agents.base import Profile
-from orchlib.agents.limits import better, recognise
+from orchlib.agents.limits import better, messages, recognise
 from orchlib.agents.streams import PlainText
 
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
@@ -21,6 +21,7 @@ _SEARCH = re.compile(r"^\s*<{5,9} SEARCH\b")
 _REPLACE = re.compile(r"^\s*>{5,9} REPLACE\b")
 # aider's own lines for a litellm RateLimitError (aider/exceptions.py): never the model's
 _RATE_LIMITED = re.compile(r"RateLimitError|has rate limited you")
+LIMITS = messages(r"has rate limited you")  # and litellm's relay of the provider's error
 
 
 class AiderText(PlainText):
@@ -36,7 +37,7 @@ class AiderText(PlainText):
         if self._code(line):
             return []
         if _RATE_LIMITED.search(line):
-            self.limit = better(self.limit, recognise(line))
+            self.limit = better(self.limit, recognise(line, limits=LIMITS))
         return [line]
 
     def _code(self, line: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from orchlib.agents.base import Profile, tool_line
+from orchlib.agents.limits import messages
 from orchlib.agents.streams import (
     Json,
     JsonStream,
@@ -33,6 +34,13 @@ _CLAUDE_STEP: Mapping[str, str] = {  # an assistant message's own usage, before 
     "output_tokens": "output_tokens",
 }
 
+# Claude Code's own limit messages (sources in docs/agents.md).
+LIMITS = messages(
+    r"usage limit reached",  # "Claude AI usage limit reached|<epoch>"
+    r"hit your (?:usage |session |weekly |opus )?limit",  # Claude Code 2.x
+    r"limit reached\s*[∙·•|-]\s*resets",  # "5-hour limit reached ∙ resets 3pm"
+)
+
 
 class ClaudeStream(JsonStream):
     """`claude -p --output-format stream-json --verbose`: system / assistant / user / result.
@@ -40,6 +48,8 @@ class ClaudeStream(JsonStream):
     Each content block comes as its own `assistant` event (same message id); a Write's
     `tool_use_result` holds the whole file written, so only `tool_result` blocks are read.
     """
+
+    limits = LIMITS
 
     def __init__(self) -> None:
         super().__init__()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from orchlib.agents.base import Profile, tool_line
+from orchlib.agents.limits import messages
 from orchlib.agents.streams import (
     Json,
     JsonStream,
@@ -20,9 +21,14 @@ _CODEX_TOKENS: Mapping[str, str] = {
     "output_tokens": "output_tokens",
 }
 
+# Codex's own limit message (codex-rs UsageLimitReachedError; docs/agents.md).
+LIMITS = messages(r"hit your (?:usage |session |weekly |opus )?limit")
+
 
 class CodexJson(JsonStream):
     """`codex exec --json`: thread.started, turn.*, item.* with typed thread items."""
+
+    limits = LIMITS
 
     def _event(self, doc: Json) -> list[str]:
         kind = doc.get("type")

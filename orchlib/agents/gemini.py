@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from orchlib.agents.base import Profile
+from orchlib.agents.limits import messages
 from orchlib.agents.streams import (
     Json,
     JsonStream,
@@ -25,6 +26,9 @@ _GEMINI_STATS: Mapping[str, str] = {
     "tool_calls": "tool_calls",
 }
 
+# Gemini CLI's TerminalQuotaError (docs/agents.md); its 429s are the API's.
+LIMITS = messages(r"exhausted your (?:capacity|quota)")
+
 
 class GeminiStream(JsonStream):
     """`gemini --output-format stream-json`: init / message / tool_use / tool_result / result.
@@ -32,6 +36,8 @@ class GeminiStream(JsonStream):
     Assistant text arrives in deltas that can split a marker, so deltas are joined and
     handed out a complete line at a time; any other event ends the message.
     """
+
+    limits = LIMITS
 
     def __init__(self) -> None:
         super().__init__()

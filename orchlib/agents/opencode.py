@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from orchlib.agents.base import Profile
+from orchlib.agents.limits import messages
 from orchlib.agents.streams import (
     Json,
     JsonStream,
@@ -19,9 +20,14 @@ _OPENCODE_TOKENS: Mapping[str, str] = {
     "reasoning": "reasoning_tokens",
 }
 
+# opencode relays its provider's error (`status 429: ...`): the API's messages only.
+LIMITS = messages()
+
 
 class OpencodeJson(JsonStream):
     """`opencode run --format json`: text / tool_use / step_start / step_finish / error."""
+
+    limits = LIMITS
 
     def _event(self, doc: Json) -> list[str]:
         if isinstance(sid := doc.get("sessionID"), str):
