@@ -2,8 +2,8 @@
 
 Pure functions over text. Each output adapter calls `recognise` only on its CLI's own error
 channels (a `result` marked as an error, an `error` event, stderr), never on what the model
-wrote, so a task whose code mentions "quota exceeded" does not pause anything. The
-messages, and where each CLI prints them, are listed in docs/agents.md ("Usage limits").
+wrote, so a task whose code mentions "quota exceeded" does not pause anything. Each CLI's module
+holds its own messages (`LIMITS`); docs/agents.md ("Usage limits") lists them all.
 """
 
 from __future__ import annotations
