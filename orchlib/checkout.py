@@ -151,7 +151,7 @@ class Checkout:
         """This process's secret values: of every CLI's login variables, and of those the
         default excludes or any `exclude` of the plans name (`include` gives a variable to
         a task; it does not make its value fit to show)."""
-        from orchlib.run.agents import all_logins
+        from orchlib.agents import all_logins
 
         patterns = {glob for plan in self.plans.values() for task in plan.tasks.values()
                     for glob in task.environment.exclude}  # fmt: skip

@@ -18,8 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchlib.plan import AgentSpec
-from orchlib.run.agents import (
+from orchlib.agents import (
     BUILTIN,
     Invocation,
     Launch,
@@ -27,9 +26,13 @@ from orchlib.run.agents import (
     executable,
     invocation,
 )
-from orchlib.run.clistreams import ClaudeStream, CodexJson, GeminiStream, OpencodeJson
+from orchlib.agents.claude import ClaudeStream
+from orchlib.agents.codex import CodexJson
+from orchlib.agents.gemini import GeminiStream
+from orchlib.agents.opencode import OpencodeJson
+from orchlib.agents.streams import OutputAdapter, PlainText
+from orchlib.plan import AgentSpec
 from orchlib.run.markers import Kind, Marker, scan
-from orchlib.run.streams import OutputAdapter, PlainText
 
 STANDINS = Path(__file__).parent / "standins"
 TID = "term-shop-t1-1"

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from conftest import Checkout
 
+from orchlib import agents
+from orchlib.agents.base import Logins
 from orchlib.errors import PlanError
-from orchlib.plan.environment import EnvLayer, EnvPolicy, Logins, compose, nearer, withheld
+from orchlib.plan import AgentSpec
+from orchlib.plan.environment import EnvLayer, EnvPolicy, compose, nearer, withheld
 from orchlib.plan.file import load_plan
-from orchlib.run import agents
 
 STANDINS = Path(__file__).parent / "standins"
 SECRET = "aws-secret-0123456789"
@@ -43,8 +45,8 @@ def test_default_policy_withholds_secrets_and_other_clis_logins() -> None:
 
 
 def test_an_agent_gets_its_own_login_whatever_exclude_says() -> None:
-    claude = agents.logins(agents.AgentSpec(name="claude", profile="claude"))
-    codex = agents.logins(agents.AgentSpec(name="codex", profile="codex"))
+    claude = agents.logins(AgentSpec(name="claude", profile="claude"))
+    codex = agents.logins(AgentSpec(name="codex", profile="codex"))
     assert "ANTHROPIC_API_KEY" in compose(BASE, EnvPolicy(), claude, {})
     assert "OPENAI_API_KEY" not in compose(BASE, EnvPolicy(), claude, {})
     assert "ANTHROPIC_API_KEY" not in compose(BASE, EnvPolicy(), codex, {})

@@ -8,10 +8,10 @@ import threading
 import time
 from pathlib import Path
 
+from orchlib.agents.streams import PlainText
 from orchlib.executors import Job, LocalExecutor
 from orchlib.plan import Limits
 from orchlib.run.attempt import Follow, Result, follow
-from orchlib.run.streams import PlainText
 
 AGENTS = 24
 

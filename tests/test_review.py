@@ -16,12 +16,12 @@ from conftest import Checkout, pid_alive
 from test_profiles import STANDINS
 from test_worktrees import NO_GIT_CONFIG, make_repo, merges, out, run
 
+from orchlib.agents.streams import PlainText
 from orchlib.errors import PlanError
 from orchlib.plan import Limits
 from orchlib.plan.file import load_plan
 from orchlib.run.attemptstate import AttemptState, Result
 from orchlib.run.markers import Kind, Marker, scan
-from orchlib.run.streams import PlainText
 
 PLAN = "rev"
 

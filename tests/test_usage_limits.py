@@ -20,9 +20,10 @@ import pytest
 from conftest import Checkout
 from test_profiles import PLAN, STANDINS, SUMMARY, Standins
 
-from orchlib.run.aider import AiderText
-from orchlib.run.clistreams import GeminiStream
-from orchlib.run.limits import recognise
+from orchlib.agents import aider, claude, codex, gemini, opencode
+from orchlib.agents.aider import AiderText
+from orchlib.agents.gemini import GeminiStream
+from orchlib.agents.limits import recognise
 from orchlib.run.pauses import Pauses, iso
 
 SINK = (
@@ -158,24 +159,37 @@ def _status_of(checkout: Checkout, task: str) -> str:
 NOW = 1_790_000_000.0  # a fixed moment; clock times are read in local time or their zone
 
 
+# Each CLI's own limit messages, from its module (orchlib/agents/<cli>.py).
+LIMITS = {m.PROFILE.name: m.LIMITS for m in (claude, codex, gemini, aider, opencode)}
+
+
 @pytest.mark.parametrize(
-    ("message", "left"),
+    ("cli", "message", "left"),
     [
-        ("Claude AI usage limit reached|1790003600", 3600),
-        ("You have exhausted your capacity on this model. Your quota will reset after 2h3m4s.",
-         2 * 3600 + 3 * 60 + 4),
-        ("You've hit your usage limit. To get more access now, send a request to your admin or "
-         "try again in 3 days 6 hours 57 minutes.", ((3 * 24 + 6) * 60 + 57) * 60),
-        ("status 429: This request would exceed your account's rate limit. (retry after 7s)", 7),
-        ("litellm.RateLimitError: AnthropicException - rate_limit_error", None),
-        ("The API provider has rate limited you. Try again later or check your quotas.", None),
-        ("Quota exceeded for quota metric 'Gemini 2.5 Pro Requests' (RESOURCE_EXHAUSTED)", None),
+        ("claude", "Claude AI usage limit reached|1790003600", 3600),
+        ("gemini", "You have exhausted your capacity on this model. Your quota will reset after "
+         "2h3m4s.", 2 * 3600 + 3 * 60 + 4),
+        ("codex", "You've hit your usage limit. To get more access now, send a request to your "
+         "admin or try again in 3 days 6 hours 57 minutes.", ((3 * 24 + 6) * 60 + 57) * 60),
+        ("opencode", "status 429: This request would exceed your account's rate limit. "
+         "(retry after 7s)", 7),
+        ("aider", "litellm.RateLimitError: AnthropicException - rate_limit_error", None),
+        ("aider", "The API provider has rate limited you. Try again later or check your quotas.",
+         None),
+        ("gemini", "Quota exceeded for quota metric 'Gemini 2.5 Pro Requests' "
+         "(RESOURCE_EXHAUSTED)", None),
     ],
 )  # fmt: skip
-def test_limit_messages_and_their_reset(message: str, left: float | None) -> None:
-    found = recognise(message, NOW)
+def test_limit_messages_and_their_reset(cli: str, message: str, left: float | None) -> None:
+    found = recognise(message, NOW, LIMITS[cli])
     assert found is not None
     assert (None if found.reset_at is None else found.reset_at - NOW) == left
+
+
+def test_a_cli_s_own_message_is_no_limit_from_another_cli() -> None:
+    # "usage limit reached" is Claude Code's wording; from opencode it is the model's text
+    assert recognise("Claude AI usage limit reached|1790003600", NOW, LIMITS["opencode"]) is None
+    assert recognise("status 429: slow down", NOW, LIMITS["claude"]) is not None
 
 
 @pytest.mark.parametrize(
@@ -189,7 +203,7 @@ def test_limit_messages_and_their_reset(message: str, left: float | None) -> Non
     ],
 )
 def test_clock_times_reset_at_their_next_occurrence(message: str) -> None:
-    found = recognise(message, NOW)
+    found = recognise(message, NOW, LIMITS["claude"])
     assert found is not None and found.reset_at is not None
     assert NOW < found.reset_at < NOW + 400 * 86400
     clock = datetime.fromtimestamp(found.reset_at, _zone(message))
@@ -200,7 +214,7 @@ def test_a_clock_time_just_passed_is_that_minute_not_tomorrow() -> None:
     # codex prints the reset without seconds: "3:28 PM" may be said at 3:28:40
     said = datetime.fromtimestamp(NOW).replace(second=40)
     text = f"You've hit your usage limit. Try again at {said.strftime('%I:%M %p')}."
-    found = recognise(text, said.timestamp())
+    found = recognise(text, said.timestamp(), LIMITS["codex"])
     assert found is not None and found.reset_at is not None
     assert 0 < found.reset_at - said.timestamp() <= 60
 
@@ -210,7 +224,7 @@ def test_a_clock_time_just_passed_is_that_minute_not_tomorrow() -> None:
     ["All tests pass.", "Retrying in 5 seconds", "reset the counter at 3pm", "HTTP 200 OK"],
 )
 def test_other_text_is_no_limit(text: str) -> None:
-    assert recognise(text, NOW) is None
+    assert all(recognise(text, NOW, limits) is None for limits in LIMITS.values())
 
 
 def test_without_a_reset_time_the_pause_is_5_minutes_doubling_to_an_hour() -> None:

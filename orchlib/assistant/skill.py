@@ -6,9 +6,9 @@ from importlib import resources
 from pathlib import Path
 
 import orchlib
+from orchlib import agents
 from orchlib.errors import ConfigError
 from orchlib.fsutil import atomic_write
-from orchlib.plan.agentspec import BUILTIN
 
 DEFAULT_DEST = Path(".claude") / "skills" / "orchlib"
 NAME = "SKILL.md"
@@ -20,7 +20,7 @@ def render() -> str:
 
     source = resources.files("orchlib.assistant").joinpath("SKILL.md.j2").read_text("utf-8")
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    profiles = ", ".join(p for p in BUILTIN if p != "shell")
+    profiles = ", ".join(agents.PROFILES)
     return env.from_string(source).render(version=orchlib.__version__, profiles=profiles)
 
 

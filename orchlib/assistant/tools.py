@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchlib.agents import all_logins
 from orchlib.assistant.plans import PlanDesk
 from orchlib.assistant.runs import Runs
 from orchlib.assistant.shown import Door
@@ -21,7 +22,6 @@ from orchlib.checkout import Checkout
 from orchlib.errors import ConfigError, OrchError
 from orchlib.plan.environment import DEFAULT_EXCLUDE
 from orchlib.redact import secrets_in
-from orchlib.run.agents import all_logins
 from orchlib.state import runlock
 
 TAIL_MAX = 5000

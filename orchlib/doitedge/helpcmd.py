@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from orchlib import agents
 from orchlib.doitedge.cmdutil import fail, quiet_when_reader_gone
 from orchlib.doitedge.doitapi import DoitHelp
 
@@ -37,6 +38,13 @@ Commands
 
 `doit help COMMAND` explains one command. The plan format: docs/plans.md.
 """
+
+
+def overview() -> str:
+    """The overview, with the agent profiles the registry holds."""
+    names = ", ".join(agents.BUILTIN)
+    return f"{OVERVIEW}\nAgent profiles (a plan's `agent:`; docs/agents.md)\n  {names}\n"
+
 
 TOPICS: dict[str, str] = {
     "run": """\
@@ -188,7 +196,7 @@ class Help(DoitHelp):  # type: ignore[misc]
     def execute(self, params: Any, args: list[str]) -> int:
         """The overview, one command's help, or doit's help on a task."""
         if not args:
-            sys.stdout.write(OVERVIEW)
+            sys.stdout.write(overview())
         elif len(args) > 1:
             return fail("help: name one command: doit help COMMAND")
         elif args[0] in TOPICS:

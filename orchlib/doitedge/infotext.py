@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from orchlib import agents
 from orchlib.checkout import Checkout
 from orchlib.plan import Plan, Task, environment
-from orchlib.run import agents, statesync, uptodate
+from orchlib.run import statesync, uptodate
 from orchlib.state.model import Status, TaskRecord
 
 APPROVE = "by a person: doit approve / doit reject once its checks pass"

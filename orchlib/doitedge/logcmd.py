@@ -1,7 +1,8 @@
 """`doit log PLAN:TASK [-f] [--attempt N] [--raw] [--review]`: a transcript, as it happens.
 
-JSON-stream CLIs (claude, codex, gemini, opencode) write one event per line; the log is
-decoded to what a person reads: the assistant's text, one line per tool call, the result.
+JSON-stream CLIs write one event per line; the log is decoded to what a person reads by
+the profile's `transcript` (the assistant's text, one line per tool call, the result), else
+by its output adapter.
 `--raw` prints the bytes as written; otherwise secret values read `[secret:NAME]`.
 `-f` follows the log while the attempt runs.
 """
@@ -17,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
+from orchlib import agents
 from orchlib.checkout import Checkout
 from orchlib.doitedge.cmdutil import (
     OneLineErrors,
@@ -28,12 +30,11 @@ from orchlib.doitedge.cmdutil import (
 from orchlib.doitedge.doitapi import Command
 from orchlib.executors.process import is_alive
 from orchlib.plan import Task
-from orchlib.run import agents, fallback
+from orchlib.run import fallback
 from orchlib.run.markers import strip_ansi
 from orchlib.state import runlock
 
 FOLLOW_POLL = 0.1
-TOOL_INPUT_LIMIT = 160
 
 opt_follow = {"name": "follow", "short": "f", "long": "follow", "type": bool, "default": False,
               "help": "keep printing while the attempt runs"}  # fmt: skip
@@ -53,9 +54,9 @@ class Log(OneLineErrors, Command):  # type: ignore[misc]
     doc_purpose = "print a task's latest transcript (-f follows it while it runs)"
     doc_usage = USAGE
     doc_description = (
-        "Each attempt's transcript is in .orch/<planId>/logs/<taskId>.<attempt>.log. For\n"
-        "claude, codex, gemini and opencode the JSON events are shown as text: what the\n"
-        "agent said, one line per tool call, and the result. Works while a run is going.\n"
+        "Each attempt's transcript is in .orch/<planId>/logs/<taskId>.<attempt>.log. A CLI's\n"
+        "JSON events are shown as text: what the agent said, one line per tool call, and\n"
+        "the result. Works while a run is going.\n"
         "--review shows the reviewer's transcript (<taskId>.<attempt>.review.log)."
     )
     cmd_options = (opt_follow, opt_attempt, opt_raw, opt_review)
@@ -160,7 +161,7 @@ class _Decoder:
         self.raw = task is None
         self.redact = redact  # the secret filter: only --raw shows what was printed
         agent = task.agent if task is not None and task.command is None else None
-        self.kind = (agent.profile or "custom") if agent is not None else "plain"
+        self.decode = agents.transcript(agent) if agent is not None else None
         self.adapter = agents.adapter(agent) if agent is not None else None
 
     def write(self, line: str, out: IO[str]) -> None:
@@ -174,10 +175,8 @@ class _Decoder:
         doc = _json(line)
         if doc is None:
             return [line]
-        if self.kind == "claude":
-            return _claude(doc)
-        if self.kind == "codex":
-            return _codex(doc)
+        if self.decode is not None:
+            return self.decode(doc)
         return self.adapter.texts(line) if self.adapter is not None else [line]
 
 
@@ -189,49 +188,3 @@ def _json(line: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _tool(name: object, given: object) -> str:
-    text = json.dumps(given, ensure_ascii=False) if not isinstance(given, str) else given
-    text = " ".join(text.split())
-    if len(text) > TOOL_INPUT_LIMIT:
-        text = text[: TOOL_INPUT_LIMIT - 1] + "…"
-    return f"→ {name}: {text}"
-
-
-def _claude(doc: dict[str, Any]) -> list[str]:
-    kind = doc.get("type")
-    message = _dict(doc.get("message"))
-    blocks = [b for b in message.get("content") or [] if isinstance(b, dict)]
-    if kind == "assistant":
-        found = []
-        for b in blocks:
-            if b.get("type") == "text" and isinstance(b.get("text"), str):
-                found.append(b["text"])
-            elif b.get("type") == "tool_use":
-                found.append(_tool(b.get("name"), b.get("input")))
-        return found
-    if kind == "result":
-        cost = doc.get("total_cost_usd")
-        tail = f" (${cost:.2f})" if isinstance(cost, int | float) else ""
-        return [f"= result{tail}: {doc.get('result', doc.get('subtype', ''))}"]
-    return []
-
-
-def _codex(doc: dict[str, Any]) -> list[str]:
-    item = _dict(doc.get("item"))
-    if doc.get("type") != "item.completed":
-        return []
-    kind = item.get("type")
-    if kind == "agent_message":
-        return [str(item.get("text", ""))]
-    if kind == "command_execution":
-        output = str(item.get("aggregated_output", "")).rstrip("\n")
-        return [_tool("command", item.get("command", "")), *([output] if output else [])]
-    if kind in ("mcp_tool_call", "file_change", "web_search"):
-        return [_tool(kind, item.get("tool") or item.get("changes") or item.get("query"))]
-    return []

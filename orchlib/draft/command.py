@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from orchlib import agents
 from orchlib.doitedge.cmdutil import OneLineErrors, fail, options_first
 from orchlib.doitedge.doitapi import Command, cmdline_vars
 from orchlib.errors import OrchError
@@ -18,7 +19,7 @@ _OPTIONS = (
     {"name": "source", "long": "from", "type": str, "default": "",
      "help": "read the goal from this file (a PRD, a README, notes)"},
     {"name": "agent", "long": "agent", "type": str, "default": "",
-     "help": "the drafting agent: claude, codex, gemini, aider, opencode, a command line or an "
+     "help": f"the drafting agent: {', '.join(agents.PROFILES)}, a command line or an "
              "agent mapping (default: the first of these CLIs found on PATH)"},
     {"name": "plan_id", "long": "plan-id", "type": str, "default": "",
      "help": "the plan's id (and file name plans/<id>.yaml)"},

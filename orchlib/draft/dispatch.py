@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from orchlib import agents
 from orchlib.checkout import Interrupt
 from orchlib.executors.base import Job
 from orchlib.executors.local import LocalExecutor
@@ -22,7 +23,6 @@ from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import AgentSpec, Limits
 from orchlib.plan.environment import DEFAULT_EXCLUDE, EnvPolicy
 from orchlib.redact import secrets_in
-from orchlib.run import agents
 from orchlib.run.attempt import Follow, Outcome, follow
 from orchlib.run.markers import Kind, LineSplitter, scan
 

@@ -14,12 +14,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from orchlib import agents
 from orchlib.errors import ConfigError
 from orchlib.plan import AgentSpec
-from orchlib.run import agents
-
-# The order in which a missing --agent is looked for on PATH (DESIGN §9).
-SEARCH_ORDER = ("claude", "codex", "gemini", "aider", "opencode")
 
 
 @dataclass(frozen=True)
@@ -63,15 +60,16 @@ def resolve_agent(value: str) -> DraftAgent:
     """The agent `--agent` names (a built-in found on PATH when empty); ConfigError if unusable."""
     value = value.strip()
     if not value:
-        found = next((name for name in SEARCH_ORDER if shutil.which(name)), None)
+        # the registry's order is the search order (DESIGN §9)
+        found = next((p.name for p in agents.PROFILES.values() if shutil.which(p.program)), None)
         if found is None:
-            tried = ", ".join(SEARCH_ORDER)
+            tried = ", ".join(p.program for p in agents.PROFILES.values())
             raise ConfigError(
                 f"orchlib: no agent CLI found on PATH (looked for {tried}); "
                 "install one or pass --agent"
             )
         value = found
-    if value == "shell":
+    if value == agents.SHELL:
         raise ConfigError("orchlib: --agent shell runs commands, it cannot write a plan")
     if value in agents.BUILTIN:
         found_agent = DraftAgent(AgentSpec(name=value, profile=value), value)

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from orchlib import agents
 from orchlib.draft import powers
 from orchlib.plan import Plan
 from orchlib.plan.checks import one_line
-from orchlib.run import agents
 
 
 def critical_path(plan: Plan) -> tuple[float, list[str]]:

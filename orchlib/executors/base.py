@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from orchlib.agents.base import Logins
 from orchlib.executors.sandbox import Sandbox
-from orchlib.plan.environment import EnvPolicy, Logins
+from orchlib.plan.environment import EnvPolicy
 
 TERM_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of an attempt's process group
 

@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchlib.agents.base import Logins
 from orchlib.executors.sandbox import Sandbox, wrap
-from orchlib.plan.environment import EnvPolicy, Logins, compose
+from orchlib.plan.environment import EnvPolicy, compose
 
 # The group leader of a remote agent: `setpriv` (util-linux) asks the kernel for SIGTERM
 # when the worker dies (PR_SET_PDEATHSIG) and execs `sh` in a new session with this script.

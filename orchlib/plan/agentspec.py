@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any, TypeVar
 
+from orchlib import agents
 from orchlib.plan import PROMPT_MODES, SESSION_MODES, AgentSpec, codestrings
 from orchlib.plan.checks import (
     Issues,
@@ -27,12 +28,11 @@ from orchlib.plan.checks import (
     wrong,
 )
 
-BUILTIN = ("claude", "codex", "gemini", "aider", "opencode", "shell")
-DEFAULT = AgentSpec(name="claude", profile="claude")
+DEFAULT = AgentSpec(name=agents.DEFAULT, profile=agents.DEFAULT)
 # A resolved `agent:` value: one agent, or a fallback list as written.
 Choice = AgentSpec | tuple[AgentSpec, ...]
 C = TypeVar("C", AgentSpec | tuple[AgentSpec, ...], None)
-SHELL = AgentSpec(name="shell", profile="shell")
+SHELL = AgentSpec(name=agents.SHELL, profile=agents.SHELL)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CODE_ADVICE = (
     'pass it as its own argument ([sh, -c, \'tool "$1"\', sh, "{prompt}"]), '
@@ -89,7 +89,7 @@ class Agents:
         found = []
         for index, item in enumerate(value):
             spec = self.one(issues, item, (*path, index))
-            if spec is not None and spec.profile == "shell":
+            if spec is not None and spec.profile == agents.SHELL:
                 issues.add((*path, index), "'shell' cannot be a fallback agent")
             found.append(spec)
         specs = tuple(spec for spec in found if spec is not None)
@@ -102,13 +102,13 @@ class Agents:
         """
         if name in self.raw and name not in self.busy:
             return self._entry(name)
-        if name in BUILTIN:
+        if name in agents.BUILTIN:
             return AgentSpec(name=name, profile=name)
         if name in self.busy:
             cycle = " -> ".join([*self.busy[self.busy.index(name) :], name])
             self.issues.add(path, f"agent profile cycle: {cycle}")
         else:
-            self.issues.add(path, unknown("agent profile", name, [*BUILTIN, *self.raw]))
+            self.issues.add(path, unknown("agent profile", name, [*agents.BUILTIN, *self.raw]))
         return None
 
     def _entry(self, name: str) -> AgentSpec | None:
@@ -194,7 +194,7 @@ def _no_text_in_code(
     codestrings.check(issues, argv, where, codestrings.AGENT_TEXT, CODE_ADVICE)
     if prompt != "arg" or mapping_path is None or any("{prompt}" in arg for arg in argv):
         return
-    full = (*argv, "{prompt}")  # as run/agents.py appends it
+    full = (*argv, "{prompt}")  # as agents/base.py appends it
     for index, how in codestrings.code_arguments(full):
         if index == len(argv):
             issues.add((*mapping_path, "prompt"), f"'arg' puts the prompt after `{how}`, as the "
@@ -265,10 +265,10 @@ def task_agent(
 ) -> AgentSpec:
     """The agent a task runs: a `command` makes it a shell task; `shell` needs a command."""
     if command:
-        if own is not None and own.profile != "shell":
+        if own is not None and own.profile != agents.SHELL:
             issues.add((*path, "agent"), "a task with 'command' runs in the shell: drop 'agent'")
-        return own if own is not None and own.profile == "shell" else SHELL
+        return own if own is not None and own.profile == agents.SHELL else SHELL
     agent = own or inherited
-    if agent.profile == "shell":
+    if agent.profile == agents.SHELL:
         issues.add(path, "agent 'shell' needs a 'command' to run")
     return agent

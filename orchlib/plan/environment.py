@@ -3,8 +3,9 @@
 `EnvPolicy` is the plan's `environment` key, resolved for one task; `Logins` names the
 variables agent CLIs log in with. Both are plain data: a `Job` carries them to whatever
 starts the process, and `compose` builds the environment there, over that host's own
-(the dask worker's environment on a cluster, DESIGN §8). No import of orchlib here: a dask
-worker imports this module alone.
+(the dask worker's environment on a cluster, DESIGN §8). `Logins` is the agent profiles'
+record (orchlib.agents, standard library only, like this module): a dask worker imports
+these two alone.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import functools
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+
+from orchlib.agents.base import Logins
 
 INHERIT_MODES = ("all", "core", "none")
 CORE = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "LANG", "TERM", "TZ")
@@ -39,15 +42,6 @@ class EnvLayer:
     exclude: tuple[str, ...] | None = None
     include: tuple[str, ...] | None = None
     set: Mapping[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class Logins:
-    """Variables agent CLIs log in with: the agent's own reach it whatever the policy says;
-    other CLIs' are withheld unless `include` names them (DESIGN §13)."""
-
-    own: tuple[str, ...] = ()
-    others: tuple[str, ...] = ()
 
 
 def nearer(outer: EnvPolicy, layer: EnvLayer) -> EnvPolicy:

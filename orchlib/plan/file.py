@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orchlib
+from orchlib import agents
 from orchlib.errors import PlanError
 from orchlib.plan import Plan, cache
 from orchlib.plan.durations import parse_duration
@@ -252,4 +253,6 @@ def _code_fingerprint() -> str:
     digest = hashlib.sha256()
     for module in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(module.name.encode() + b"\0" + module.read_bytes())
+    # the `agent:` names the schema accepts come from the profile registry (orchlib.agents)
+    digest.update("\0".join(agents.BUILTIN).encode())
     return digest.hexdigest()

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from orchlib.agents.streams import OutputAdapter
 from orchlib.executors.base import Handle, Watchable
 from orchlib.plan import Limits
 from orchlib.run.attemptstate import RETRIED, AttemptState, Outcome, Result
 from orchlib.run.spend import Meter
-from orchlib.run.streams import OutputAdapter
 
 __all__ = ["READ_BLOCK", "RETRIED", "Follow", "Outcome", "Result", "follow"]
 

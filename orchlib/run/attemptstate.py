@@ -9,10 +9,10 @@ import enum
 import re
 from dataclasses import dataclass, field
 
+from orchlib.agents.streams import OutputAdapter, PlainText
 from orchlib.plan import Limits
 from orchlib.run.hotlines import HotLines
 from orchlib.run.markers import Kind, LineSplitter, Marker, scan, strip_ansi
-from orchlib.run.streams import OutputAdapter, PlainText
 from orchlib.state.model import Status
 
 

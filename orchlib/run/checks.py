@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchlib import agents
+from orchlib.agents.streams import PlainText
 from orchlib.checkout import Checkout
 from orchlib.executors.base import Executor, Handle, Job, legacy_ref
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Limits, Plan, Project, Task
-from orchlib.run import agents, sandboxing
+from orchlib.run import sandboxing
 from orchlib.run.attempt import Follow, Result, follow
-from orchlib.run.streams import PlainText
 from orchlib.state import fingerprints
 
 FEEDBACK_CHARS = 4000

@@ -9,7 +9,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from orchlib import state
+from orchlib import agents, state
+from orchlib.agents.streams import PlainText
 from orchlib.checkout import Checkout
 from orchlib.events import (
     AttemptRan,
@@ -27,7 +28,7 @@ from orchlib.events import (
 from orchlib.executors.base import Handle
 from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import Plan, Task
-from orchlib.run import adopt, agents, fallback, racewin
+from orchlib.run import adopt, fallback, racewin
 from orchlib.run.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.run.attemptstate import task_status
 from orchlib.run.changes import Baseline
@@ -38,7 +39,6 @@ from orchlib.run.pauses import held_until, iso, profile_of
 from orchlib.run.race import race
 from orchlib.run.review import take_baseline
 from orchlib.run.spend import Meter
-from orchlib.run.streams import PlainText
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import TaskRecord, orchdir
 from orchlib.state.model import Status, merge_answers

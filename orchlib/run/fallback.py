@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from orchlib import agents
 from orchlib.plan import AgentSpec, Task
-from orchlib.run import agents
 from orchlib.run.markers import strip_ansi
 from orchlib.run.pauses import Pauses, agent_now
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from orchlib import agents
 from orchlib.checkout import Checkout
 from orchlib.executors.base import Job
 from orchlib.plan import Plan, Project, Task
-from orchlib.run import agents, fallback, sandboxing
+from orchlib.run import fallback, sandboxing
 from orchlib.run.prompt import DoneDependency, PromptInput, render
 from orchlib.state import TaskRecord
 

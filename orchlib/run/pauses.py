@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from orchlib import agents
+
 if TYPE_CHECKING:
     from orchlib.plan import AgentSpec, Task
 
@@ -25,7 +27,7 @@ def profile_of(task: Task) -> str | None:
 
     Tasks on one CLI share its account, so a plan's extended `claude` agents pause together.
     """
-    if task.command is not None or task.agent.profile == "shell":
+    if task.command is not None or task.agent.profile == agents.SHELL:
         return None
     return spec_profile(task.agent)
 

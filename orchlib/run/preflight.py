@@ -8,13 +8,14 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from orchlib import agents
 from orchlib.checkout import Checkout
 from orchlib.errors import ConfigError
 from orchlib.fsutil import ensure_dir
 from orchlib.plan import Plan, Task
 from orchlib.plan.checks import dotted
 from orchlib.plan.file import locate
-from orchlib.run import agents, sandboxing
+from orchlib.run import sandboxing
 from orchlib.run.worktrees import ensure_repo
 
 

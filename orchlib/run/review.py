@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from orchlib import agents
 from orchlib.checkout import Checkout
 from orchlib.events import TaskReviewed, TaskReviewing, TaskSpent
 from orchlib.executors.base import Handle, Job
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan, Project, Review, Task
-from orchlib.run import agents, changes, sandboxing
+from orchlib.run import changes, sandboxing
 from orchlib.run.attempt import Follow, Outcome, Result, follow
 from orchlib.run.checks import stop_leftover
 from orchlib.run.prompt import render_template

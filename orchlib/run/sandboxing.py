@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from orchlib import agents
 from orchlib.checkout import Checkout
 from orchlib.executors.sandbox import Sandbox
 from orchlib.plan import Plan, Task
 from orchlib.plan.sandboxschema import PROTECTED
-from orchlib.run import agents
 
 # A repository's files that git runs as code: orchlib's own git (worktrees, commits,
 # merges) runs outside the sandbox, so an agent that may write the repository's metadata

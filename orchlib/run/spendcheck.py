@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from orchlib import agents
 from orchlib.checkout import Checkout
 from orchlib.plan import Plan, Task
 from orchlib.plan.file import locate
-from orchlib.run import agents
 
 
 def usd_warnings(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> list[str]:

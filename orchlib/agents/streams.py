@@ -16,10 +16,11 @@ it yields nothing. `json_events` tells the line splitter to keep events whole.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Protocol
 
-from orchlib.run.limits import LimitReport, better, recognise
+from orchlib.agents.limits import ANY_API, LimitReport, better, recognise
 
 Json = dict[str, object]
 
@@ -57,6 +58,7 @@ class JsonStream:
     """Shared line handling of JSONL adapters; subclasses read one event in `_event`."""
 
     json_events = True
+    limits: re.Pattern[str] = ANY_API  # the CLI's limit messages (its module's `LIMITS`)
 
     def __init__(self) -> None:
         self.session_id: str | None = None
@@ -89,7 +91,7 @@ class JsonStream:
         """Keep the limit report among the CLI's error texts (one with a reset time wins)."""
         for text in texts:
             if isinstance(text, str) and (self.limit is None or self.limit.reset_at is None):
-                self.limit = better(self.limit, recognise(text))
+                self.limit = better(self.limit, recognise(text, limits=self.limits))
 
 
 def json_obj(value: object) -> Json:

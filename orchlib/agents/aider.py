@@ -1,4 +1,4 @@
-"""aider's output reader: plain text, minus the code the model writes.
+"""aider: its command line, and its output reader: plain text minus the code the model writes.
 
 aider prints the model's reply as is, edit blocks included: a SEARCH/REPLACE block (inside a
 fence or bare), a whole-file edit (a file name, then the file in a fence), a unified diff
@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import re
 
-from orchlib.run.limits import better, recognise
-from orchlib.run.streams import PlainText
+from orchlib.agents.base import Profile
+from orchlib.agents.limits import better, messages, recognise
+from orchlib.agents.streams import PlainText
 
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _SEARCH = re.compile(r"^\s*<{5,9} SEARCH\b")
 _REPLACE = re.compile(r"^\s*>{5,9} REPLACE\b")
 # aider's own lines for a litellm RateLimitError (aider/exceptions.py): never the model's
 _RATE_LIMITED = re.compile(r"RateLimitError|has rate limited you")
+LIMITS = messages(r"has rate limited you")  # and litellm's relay of the provider's error
 
 
 class AiderText(PlainText):
@@ -35,7 +37,7 @@ class AiderText(PlainText):
         if self._code(line):
             return []
         if _RATE_LIMITED.search(line):
-            self.limit = better(self.limit, recognise(line))
+            self.limit = better(self.limit, recognise(line, limits=LIMITS))
         return [line]
 
     def _code(self, line: str) -> bool:
@@ -58,3 +60,29 @@ class AiderText(PlainText):
             self._fence = fence[1]
             return True
         return False
+
+
+# aider reads its chat from stdin line by line, so the prompt goes by file or argument.
+PROFILE = Profile(
+    name="aider",
+    program="aider",
+    base=("--no-pretty", "--no-fancy-input", "--no-check-update", "--no-analytics"),
+    permission=("--yes-always",),
+    permission_flags=("--yes-always",),
+    prompt={"file": ("--message-file", "{prompt_file}"), "arg": ("--message={prompt}",)},
+    adapter=AiderText,
+    # aider reaches each provider through litellm, which reads that provider's key;
+    # AIDER_* are its own option variables (--openai-api-key, --api-key).
+    login=(
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "OPENROUTER_API_KEY",
+        "DEEPSEEK_API_KEY",
+        "GROQ_API_KEY",
+        "AIDER_OPENAI_API_KEY",
+        "AIDER_ANTHROPIC_API_KEY",
+        "AIDER_API_KEY",
+    ),
+    state=("~/.aider/",),  # its history and tags cache are in the project
+)

@@ -2,8 +2,8 @@
 
 Pure functions over text. Each output adapter calls `recognise` only on its CLI's own error
 channels (a `result` marked as an error, an `error` event, stderr), never on what the model
-wrote, so a task whose code mentions "quota exceeded" does not pause anything. The
-messages, and where each CLI prints them, are listed in docs/agents.md ("Usage limits").
+wrote, so a task whose code mentions "quota exceeded" does not pause anything. Each CLI's module
+holds its own messages (`LIMITS`); docs/agents.md ("Usage limits") lists them all.
 """
 
 from __future__ import annotations
@@ -25,17 +25,12 @@ class LimitReport:
     reset_at: float | None = None
 
 
-# Messages of the five CLIs (sources in docs/agents.md). Case-insensitive.
-_LIMIT = re.compile(
-    r"usage limit reached"  # Claude Code: "Claude AI usage limit reached|<epoch>"
-    r"|hit your (?:usage |session |weekly |opus )?limit"  # Claude Code 2.x, Codex
-    r"|limit reached\s*[∙·•|-]\s*resets"  # Claude Code: "5-hour limit reached ∙ resets 3pm"
-    r"|exhausted your (?:capacity|quota)"  # Gemini CLI TerminalQuotaError
-    r"|quota exceeded|exceeded your current quota|resource_exhausted"  # Gemini/OpenAI 429
-    r"|rate[_ ]limit(?:ed)?[_ ]?error|ratelimiterror"  # Anthropic API, litellm (aider)
-    r"|has rate limited you"  # aider's own line for a litellm RateLimitError
-    r"|too many requests|status(?:code)?\W{0,3}429\b|\b429 too many",
-    re.IGNORECASE,
+# What any provider's API says when over its limit, which a CLI may relay as is (each CLI's
+# own messages are in its module: `messages(...)`). Case-insensitive.
+API = (
+    r"quota exceeded|exceeded your current quota|resource_exhausted"  # Gemini/OpenAI 429
+    r"|rate[_ ]limit(?:ed)?[_ ]?error|ratelimiterror"  # Anthropic API, litellm
+    r"|too many requests|status(?:code)?\W{0,3}429\b|\b429 too many"
 )
 _EPOCH = re.compile(r"\|\s*(\d{10})(?:\d{3})?\b")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -53,9 +48,20 @@ _CLOCK = re.compile(
 )
 
 
-def recognise(text: str, now: float | None = None) -> LimitReport | None:
-    """The limit report in `text` (one message of a CLI's error channel), if it is one."""
-    if not text or not _LIMIT.search(text):
+def messages(*own: str) -> re.Pattern[str]:
+    """A CLI's limit messages: its `own` (regular expressions) and the providers' (`API`)."""
+    return re.compile("|".join((*own, API)), re.IGNORECASE)
+
+
+ANY_API = messages()
+
+
+def recognise(
+    text: str, now: float | None = None, limits: re.Pattern[str] = ANY_API
+) -> LimitReport | None:
+    """The limit report in `text` (one message of a CLI's error channel), if `limits` says
+    it is one."""
+    if not text or not limits.search(text):
         return None
     flat = " ".join(text.split())
     flat = flat if len(flat) <= TEXT_LIMIT else flat[: TEXT_LIMIT - 1] + "…"

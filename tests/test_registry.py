@@ -1,0 +1,126 @@
+"""The agent profile registry (STYLE.md): one module and one line per CLI, read by the rest.
+
+A profile's name appears in no module outside orchlib/agents/; a new profile module plus
+its registry line is accepted by the plan schema, listed by `doit help` and `doit draft
+--help`, and run by the real dispatcher's argv building, with nothing else edited.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import orchlib
+from orchlib import agents
+
+ROOT = Path(orchlib.__file__).parent
+# Text about Claude Code as the user's AI assistant (MCP set-up, its Agent Skills folder
+# `.claude/skills/`), not about an agent profile: the assistant is whatever the user runs.
+ASSISTANT_TEXT = {"doitedge/helpcmd.py", "assistant/skill.py", "assistant/command.py"}
+
+
+def _strings(tree: ast.AST) -> list[ast.Constant]:
+    """The string literals of a module, docstrings left out (prose may give examples)."""
+    docs = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            docs.add(id(body[0].value))
+    return [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
+    ]
+
+
+def test_no_module_outside_the_agents_package_names_a_profile() -> None:
+    names = re.compile(r"\b(" + "|".join(map(re.escape, agents.PROFILES)) + r")\b", re.I)
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("agents/") or rel in ASSISTANT_TEXT:
+            continue
+        for node in _strings(ast.parse(path.read_text("utf-8"))):
+            if names.search(node.value):
+                found.append(f"{rel}:{node.lineno}: {node.value[:60]!r}")
+    assert found == []
+
+
+def test_the_registry_is_one_entry_per_module() -> None:
+    modules = {p.stem for p in (ROOT / "agents").glob("*.py")} - {
+        "__init__",
+        "base",
+        "streams",
+        "limits",
+    }
+    assert set(agents.PROFILES) == modules
+    assert (*agents.PROFILES, agents.SHELL) == agents.BUILTIN
+
+
+MINE = '''
+"""A test CLI: `mine-cli run`, the prompt on stdin, plain text out."""
+
+from orchlib.agents.base import Profile
+from orchlib.agents.streams import PlainText
+
+PROFILE = Profile(name="mine", program="mine-cli", base=("run",), prompt={"stdin": ()},
+                  adapter=PlainText, login=("MINE_TOKEN",), state=("~/.mine/",))
+'''
+
+PROBE = """
+import sys
+from pathlib import Path
+
+import orchlib
+from orchlib import agents
+from orchlib.plan.file import load_plan
+
+assert Path(orchlib.__file__).parent == Path(sys.argv[1]), orchlib.__file__
+plan = load_plan(Path("plans/p.yaml"), Path("."))
+spec = plan.tasks["t1"].agent
+print(spec.profile, agents.executable(spec), agents.state_paths(spec))
+print(agents.logins(spec).own, "MINE_TOKEN" in agents.all_logins())
+"""
+
+PLAN = """
+planId: p
+agent: mine
+projects: [{name: web, path: web}]
+tasks:
+  - {id: t1, project: web, title: a, description: b}
+"""
+
+
+def test_a_new_profile_is_one_module_and_one_registry_line(tmp_path: Path) -> None:
+    copy = tmp_path / "site" / "orchlib"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "agents" / "mine.py").write_text(MINE)
+    registry = copy / "agents" / "__init__.py"
+    lines = registry.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.strip() == "opencode.PROFILE,")
+    lines.insert(at + 1, "        mine.PROFILE,\n")
+    text = "".join(lines).replace("import aider,", "import aider, mine,")  # and its import
+    assert text.count("mine") == 2
+    registry.write_text(text)
+    checkout = tmp_path / "co"
+    (checkout / "plans").mkdir(parents=True)
+    (checkout / "web").mkdir()
+    (checkout / "plans" / "p.yaml").write_text(textwrap.dedent(PLAN))
+    env = {"PYTHONPATH": str(copy.parent), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def run(*argv: str) -> str:
+        done = subprocess.run(argv, cwd=checkout, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    probe = run(sys.executable, "-c", PROBE, str(copy)).splitlines()
+    assert probe == ["mine mine-cli ('~/.mine/',)", "('MINE_TOKEN',) True"]
+    helped = run(sys.executable, "-m", "orchlib", "help")
+    assert "claude, codex, gemini, aider, opencode, mine, shell" in helped
+    drafted = run(sys.executable, "-m", "orchlib", "help", "draft")
+    assert "opencode, mine, a command" in " ".join(drafted.split())
