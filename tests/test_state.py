@@ -394,6 +394,7 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
         "spend": {},
         "budget": {},
         "held": False,
+        "interrupted": False,
     }
     assert data["projects"][1] == {
         "name": "ecommerce-backend",

@@ -23,3 +23,15 @@ def test_an_answered_question_looks_answered_and_an_open_one_a_question() -> Non
 def test_painted_colours_only_a_look_with_a_colour() -> None:
     assert painted("ERROR", LOOKS[Status.ERROR]) == "\x1b[31mERROR\x1b[0m"
     assert painted("PAUSED", LOOKS[Status.PAUSED]) == "PAUSED"
+
+
+def test_interrupted_is_learnt_from_the_field_not_from_the_error_text() -> None:
+    from orchlib.state.model import PlanState
+    from orchlib.state.table import next_steps
+
+    stopped = TaskRecord(id="t1", status=Status.ERROR, error="SIGTERM", interrupted=True)
+    # An agent's own error that happens to start with the word is a failure.
+    failed = TaskRecord(id="t2", status=Status.ERROR, error="interrupted by a flaky test")
+    steps = next_steps("p", PlanState(plan_id="p", tasks={"t1": stopped, "t2": failed}))
+    assert "  p:t1 was interrupted: re-run `doit` to resume" in steps
+    assert any(step.startswith("  p:t2 failed: fix the cause") for step in steps)

@@ -302,7 +302,7 @@ def _step(name: str, task: TaskRecord, state: PlanState) -> str:
         return f'  {name} waits for an answer: doit answer {name} "<your answer>"'
     if task.status is Status.APPROVAL:
         return f'  {name} waits for approval: doit approve {name}, or doit reject {name} "..."'
-    if task.status is Status.ERROR and task.error.startswith("interrupted"):
+    if task.status is Status.ERROR and task.interrupted:
         return f"  {name} was interrupted: re-run `doit` to resume"
     if task.status is Status.PENDING and task.held:
         return f"  {name} waits: {task.pending_reason}; raise that budget and run `doit`"
