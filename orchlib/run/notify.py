@@ -130,7 +130,7 @@ class Notifier:
         return f"task '{title}' ({self.plan.plan_id}:{task_id})"
 
     def _task_error(self, event: TaskFailed) -> Notification:
-        reason = one_line(event.reason.removeprefix("ERROR: "))  # the agent's own words
+        reason = one_line(event.reason)
         text = f"Orchestration error in {self._task(event.task_id)}: {reason}"
         return Notification("task_error", f"{self.plan.plan_id}: task failed", text)
 
