@@ -72,7 +72,7 @@ def body(line: str) -> str:
             "shop:t1  ERROR (attempt 2): PostgreSQL refused",
         ),
         (
-            TaskFailed(P, "t1", "ERROR: disk full", 1, final=True),
+            TaskFailed(P, "t1", "disk full", 1, final=True),
             "shop:t1  ERROR (attempt 1): disk full",
         ),
         (
@@ -216,7 +216,7 @@ def test_summary_lists_tasks_in_plan_order_whatever_finished_first() -> None:
     for event in (
         RunStarted(P, ("t1", "t2", "t3")),
         TaskWaiting(P, "t3", "JWT?", 1, "x"),
-        TaskFailed(P, "t2", "ERROR: disk full", 1, final=True),
+        TaskFailed(P, "t2", "disk full", 1, final=True),
         TaskFailed(P, "t1", "exited with code 4", 1, final=True),
     ):
         console.handle(event)

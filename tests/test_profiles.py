@@ -208,7 +208,7 @@ def test_error_and_question_are_understood(standins: Standins, profile: str) -> 
     assert result.returncode not in (0, 3), result.stdout + result.stderr
     bad, ask = standins.task_state("bad"), standins.task_state("ask")
     assert bad["status"] == "ERROR"
-    assert bad["error"].removeprefix("ERROR: ") == SUMMARY
+    assert bad["error"] == SUMMARY
     assert ask["status"] == "QUESTION"
     assert [q["question"] for q in ask["questions"]] == [SUMMARY]
     assert standins.co.stamp("bad", PLAN) is None and standins.co.stamp("ask", PLAN) is None

@@ -137,7 +137,7 @@ def test_error_is_final_unless_retry_on_error(checkout: Checkout) -> None:
     assert checkout.stamp("e1", PLAN) is None
     assert attempts(checkout, "e2") == [1, 2]
     assert stamp(checkout, "e2")["summary"] == "recovered"
-    assert "attempt 1 failed: ERROR: database is down — retrying" in result.stdout
+    assert "attempt 1 failed: database is down — retrying" in result.stdout
 
 
 def test_attempt_numbers_count_across_runs(checkout: Checkout) -> None:

@@ -394,6 +394,7 @@ def test_state_json_records_every_field(store: StateStore, tmp_path: Path) -> No
         "spend": {},
         "budget": {},
         "held": False,
+        "interrupted": False,
     }
     assert data["projects"][1] == {
         "name": "ecommerce-backend",
@@ -968,7 +969,7 @@ def test_elapsed_sums_the_attempts_running_time(store: StateStore, tmp_path: Pat
         TaskFailed(P, "t1", "terminal closed", 1, final=False, at=at(2)),
         started("t1", attempt=2, minute=9),  # queued or not: only its running time counts
         AttemptRan(P, "t1", 2, 45.5),
-        TaskFailed(P, "t1", "ERROR: no", 2, final=True, at=at(10)),
+        TaskFailed(P, "t1", "no", 2, final=True, at=at(10)),
     )
     t1 = task_json(tmp_path, "t1")
     assert (t1["worked"], t1["duration"]) == (75.5, 75.5)

@@ -480,7 +480,7 @@ def test_status_during_and_after_a_run_agrees_with_state_and_stamps(checkout: Ch
     head, rows, steps = status_rows(during.stdout, "st")
     assert head == "st: in_progress, 2/7 done — st plan"
     expected_last = {
-        "ok": "all good", "ask": "? Which database?", "bad": "ERROR: disk full",
+        "ok": "all good", "ask": "? Which database?", "bad": "disk full",
         "dep": "skipped: bad failed", "flaky": "second time lucky", "slow": "halfway there",
         "after": "blocked by slow",
     }  # fmt: skip

@@ -240,7 +240,7 @@ class Console:
         if not e.final:
             return name, "ask", f"attempt {e.attempt} failed: {clip(e.reason)} — retrying"
         seen.state = "interrupted" if e.interrupted else "failed"
-        seen.text = clip(e.reason.removeprefix("ERROR: "))  # the word is on the line already
+        seen.text = clip(e.reason)
         word = "INTERRUPTED" if e.interrupted else "ERROR"
         return name, "bad", f"{word} (attempt {e.attempt}): {seen.text}"
 

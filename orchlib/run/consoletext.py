@@ -8,6 +8,7 @@ from typing import IO
 
 from orchlib.events import TaskReviewed, TaskReviewing
 from orchlib.state.render import one_line
+from orchlib.state.table import wants_color as wants_color  # one rule for every screen
 from orchlib.state.transitions import parse_time
 
 TEXT_LIMIT = 200
@@ -24,11 +25,6 @@ def clock_time(at: str) -> str:
     """The local wall-clock time of an event (now when unparsable)."""
     moment = parse_time(at)
     return (moment.astimezone() if moment else datetime.now()).strftime("%H:%M:%S")
-
-
-def wants_color(stream: IO[str]) -> bool:
-    """Colour only on a terminal, and never with NO_COLOR."""
-    return not os.environ.get("NO_COLOR") and is_terminal(stream)
 
 
 def is_terminal(stream: IO[str]) -> bool:

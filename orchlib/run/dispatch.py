@@ -364,11 +364,11 @@ class TaskRun(AttemptInputs, Finishing):
 
 
 def error_reason(text: str) -> str:
-    """`ERROR: <text>`, once: an agent's own `ERROR:` is not doubled, no text no colon."""
+    """The agent's error in its own words, without a leading `ERROR:` (status says so)."""
     text = text.strip()
     while text[:6].upper() == "ERROR:":
         text = text[6:].strip()
-    return f"ERROR: {text}" if text else "ERROR: the agent gave no details"
+    return text or "the agent gave no details"
 
 
 def rejection(text: str) -> str:

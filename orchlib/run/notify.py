@@ -39,6 +39,7 @@ from orchlib.run.notifysend import (
     close_senders,
     command_argv,
 )
+from orchlib.state.model import Status
 from orchlib.state.render import local_clock, one_line
 
 __all__ = [
@@ -82,7 +83,7 @@ class Notifier:
     def _start_run(self) -> None:
         self._done: set[str] = set()
         self._done_now: set[str] = set()
-        self._failed: dict[str, str] = {}
+        self._failed: dict[str, Status] = {}  # ERROR or SKIPPED
         self._waiting: set[str] = set()
         self._told: set[int] = set()
         self._limits: set[tuple[str, str]] = set()
@@ -94,7 +95,7 @@ class Notifier:
         elif isinstance(event, TaskUpToDate | TaskDone):
             return self._task_done(event.task_id, isinstance(event, TaskDone))
         elif isinstance(event, TaskFailed) and event.final:
-            self._failed[event.task_id] = "failed"
+            self._failed[event.task_id] = Status.ERROR
             return [self._task_error(event)]
         elif isinstance(event, TaskWaiting):
             self._waiting.add(event.task_id)
@@ -118,7 +119,7 @@ class Notifier:
         if all(dep in self._waiting for dep in event.because) and event.because:
             self._waiting.add(event.task_id)  # held up by a question, like its dependency
         else:
-            self._failed[event.task_id] = "skipped"
+            self._failed[event.task_id] = Status.SKIPPED
 
     def _name(self) -> str:
         return f"Orchestration '{one_line(self.plan.summary) or self.plan.plan_id}'"
@@ -129,7 +130,7 @@ class Notifier:
         return f"task '{title}' ({self.plan.plan_id}:{task_id})"
 
     def _task_error(self, event: TaskFailed) -> Notification:
-        reason = one_line(event.reason.removeprefix("ERROR: "))  # the agent's own words
+        reason = one_line(event.reason)
         text = f"Orchestration error in {self._task(event.task_id)}: {reason}"
         return Notification("task_error", f"{self.plan.plan_id}: task failed", text)
 
@@ -199,7 +200,7 @@ class Notifier:
             return [Notification("plan_completed", f"{plan_id}: completed", text)]
         if not self._failed:
             return []
-        failed = sum(v == "failed" for v in self._failed.values())
+        failed = sum(v is Status.ERROR for v in self._failed.values())
         skipped = len(self._failed) - failed
         counts = f"{failed} failed, {skipped} skipped ({self._count()} tasks done)"
         text = f"{self._name()} failed: {counts}: {', '.join(self._failed)}"

@@ -96,6 +96,7 @@ class TaskRecord:
     spend: Mapping[str, object] = field(default_factory=dict)
     budget: Mapping[str, object] = field(default_factory=dict)
     held: bool = False  # PENDING because a project, plan or run budget is spent
+    interrupted: bool = False  # ERROR because the run was stopped (SIGINT/SIGTERM), not failed
 
 
 @dataclass(frozen=True)

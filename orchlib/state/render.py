@@ -14,6 +14,7 @@ from pathlib import Path
 
 from orchlib.errors import ConfigError
 from orchlib.state.model import PlanState, ProjectRecord, Status, TaskRecord, aggregate_status
+from orchlib.state.words import LOOKS
 
 PACKAGED_TEMPLATES = Path(__file__).parent.parent / "templates"
 TEMPLATE_NAME = "orchestration.md.j2"
@@ -75,7 +76,7 @@ def state_label(task: TaskRecord) -> str:
         return f"IN_PROGRESS {task.percent}%"
     if task.status is Status.PAUSED and task.paused_until:
         return f"PAUSED until {local_clock(task.paused_until)}"
-    return str(task.status.value)
+    return LOOKS[task.status].word
 
 
 def local_clock(stamp: str) -> str:

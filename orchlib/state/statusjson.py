@@ -12,10 +12,10 @@ from orchlib.state.stamps import Stamp
 from orchlib.state.table import (
     effective_state,
     last_line,
-    status_label,
     task_elapsed,
     task_usage,
 )
+from orchlib.state.words import look_of
 
 
 def plan_doc(
@@ -37,7 +37,7 @@ def plan_doc(
         tasks.append({
             "id": t.id,
             "name": f"{plan.plan_id}:{t.id}",
-            "state": status_label(t).split()[0],
+            "state": look_of(t).word,
             "percent": t.percent,
             "project": t.project,
             "attempt": t.attempt,

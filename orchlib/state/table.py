@@ -23,12 +23,11 @@ from orchlib.state.render import one_line, relative_path, skip_reason, state_lab
 from orchlib.state.spendtext import spend_cell
 from orchlib.state.stamps import Stamp
 from orchlib.state.transitions import budget_json, parse_time, reconcile
+from orchlib.state.words import ANSWERED, Look, look_of, painted
 
 HEADER = ("TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LOG", "LAST")
 USAGE_HEADER = ("COST", "TOKENS")
 LAST_WIDTH_OFF_TTY = 60
-_COLORS = {"DONE": "32", "ERROR": "31", "QUESTION": "33", "ANSWERED": "33", "SKIPPED": "2",
-           "APPROVAL": "33"}  # fmt: skip
 
 
 def render_status(
@@ -66,8 +65,9 @@ def render_status(
         spent = f"{spent}; budget {budget}" if spent else f"budget {budget}"
     parts = [f"{plan.plan_id}: {status}, {done}/{len(every)} done", one_line(plan.summary), spent]
     head = " — ".join(part for part in parts if part)
+    looks = [None, *(look_of(t) for t in tasks)] if color else []
     steps = next_steps(plan.plan_id, replace(current, tasks={t.id: t for t in tasks}))
-    lines = [head, *_project_budgets(plan, current), *_table(rows, width, color), *steps]
+    lines = [head, *_project_budgets(plan, current), *_table(rows, width, looks), *steps]
     return "\n".join(lines) + "\n"
 
 
@@ -189,9 +189,8 @@ def _row(
 
 def status_label(task: TaskRecord) -> str:
     """The STATE cell: `ANSWERED` for a question answered but not yet resumed."""
-    if task.status is Status.QUESTION and task.questions and task.questions[-1].answer is not None:
-        return "ANSWERED"
-    return state_label(task)
+    look = look_of(task)
+    return look.word if look is ANSWERED else state_label(task)
 
 
 def task_elapsed(task: TaskRecord) -> float | None:
@@ -241,14 +240,15 @@ def last_line(task: TaskRecord, state: PlanState) -> str:
     return texts.get(task.status, task.last_update)
 
 
-def _table(rows: list[tuple[str, ...]], width: int | None, color: bool = False) -> list[str]:
+def _table(rows: list[tuple[str, ...]], width: int | None, looks: list[Look | None]) -> list[str]:
     widths = [max(display_width(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     room = _last_width(sum(widths) + 2 * len(widths), width)
     lines = []
     for n, row in enumerate(rows):
         cells = [_pad(cell, w) for cell, w in zip(row, widths, strict=False)]
-        if color and n and row[1].split()[0] in _COLORS:
-            cells[1] = f"\x1b[{_COLORS[row[1].split()[0]]}m{cells[1]}\x1b[0m"
+        look = looks[n] if n < len(looks) else None
+        if look is not None:
+            cells[1] = painted(cells[1], look)
         lines.append("  ".join([*cells, _trim(row[-1], room)]).rstrip())
     return lines
 
@@ -302,7 +302,7 @@ def _step(name: str, task: TaskRecord, state: PlanState) -> str:
         return f'  {name} waits for an answer: doit answer {name} "<your answer>"'
     if task.status is Status.APPROVAL:
         return f'  {name} waits for approval: doit approve {name}, or doit reject {name} "..."'
-    if task.status is Status.ERROR and task.error.startswith("interrupted"):
+    if task.status is Status.ERROR and task.interrupted:
         return f"  {name} was interrupted: re-run `doit` to resume"
     if task.status is Status.PENDING and task.held:
         return f"  {name} waits: {task.pending_reason}; raise that budget and run `doit`"

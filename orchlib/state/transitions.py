@@ -192,7 +192,13 @@ def _failed(r: TaskRecord, e: TaskFailed) -> TaskRecord:
     ran = e.attempt and e.attempt == r.attempt and r.started_at
     duration = round(r.worked, 3) if ran or r.worked else None  # its attempts' running time
     return replace(
-        r, status=Status.ERROR, error=error, attempt=attempt, finished_at=e.at, duration=duration
+        r,
+        status=Status.ERROR,
+        error=error,
+        attempt=attempt,
+        finished_at=e.at,
+        duration=duration,
+        interrupted=e.interrupted,
     )
 
 
