@@ -356,7 +356,11 @@ def test_a_racer_s_usage_limit_holds_its_profile_s_other_tasks(
     project = {"name": "app", "path": "app", "isolation": "worktree", "parallel": 2}
     plan = {
         "planId": PLAN,
-        "agents": {"lim": limited("claude", until), "ok": {"profile": "codex"}},
+        # the winner thinks a while, so the loser's limit is read before the race ends
+        "agents": {
+            "lim": limited("claude", until),
+            "ok": {"profile": "codex", "env": {"STANDIN_DELAY": "1.5"}},
+        },
         "defaults": {"retries": 0},
         "projects": [project, {"name": "b", "path": "b"}],
         "tasks": [
