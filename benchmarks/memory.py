@@ -40,17 +40,20 @@ out.flush()
 """
 
 
-def plan(agent: Path) -> dict[str, Any]:
-    cmd = [sys.executable, str(agent), str(MB_EACH)]
+def plan(
+    agent: Path, agents: int = AGENTS, mb: int = MB_EACH, plan_id: str = "mem"
+) -> dict[str, Any]:
+    """`agents` tasks in as many projects, each run by the loud `agent` printing `mb` MB."""
+    cmd = [sys.executable, str(agent), str(mb)]
     tasks = [
-        {"id": f"a{i:02d}", "project": f"p{i:02d}", "title": f"{MB_EACH} MB of output"}
-        for i in range(AGENTS)
+        {"id": f"a{i:03d}", "project": f"p{i:02d}", "title": f"{mb} MB of output"}
+        for i in range(agents)
     ]
     return {
-        "planId": "mem",
+        "planId": plan_id,
         "summary": "loud agents",
         "agent": {"command": cmd, "prompt": "stdin"},
-        "projects": b.projects(AGENTS),
+        "projects": b.projects(agents),
         "tasks": tasks,
     }
 

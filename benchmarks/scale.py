@@ -19,40 +19,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import _bench as b
-from memory import vm_hwm_kb
+from memory import AGENT, vm_hwm_kb
+from memory import plan as loud_plan
 
 TARGET_MB = 100.0
 TARGET_RATE = 200.0  # MB/s
-
-AGENT = """\
-import os, sys
-line = b"agent output: building, testing, reporting ... " + b"." * 51 + b"\\n"  # 100 bytes
-chunk = line * 10486  # ~1 MiB
-total, out = int(sys.argv[1]) * 1024 * 1024, sys.stdout.buffer
-for _ in range(total // len(chunk)):
-    out.write(chunk)
-out.write(line * ((total % len(chunk)) // len(line)))
-out.write(b"[DONE:" + os.environ["TERMINAL_ID"].encode() + b"] printed the lot\\n")
-out.flush()
-"""
-
-
-def plan(agent: Path, agents: int, mb: int) -> dict[str, Any]:
-    cmd = [sys.executable, str(agent), str(mb)]
-    tasks = [
-        {"id": f"a{i:03d}", "project": f"p{i:02d}", "title": f"{mb} MB of output"}
-        for i in range(agents)
-    ]
-    return {
-        "planId": "scale",
-        "summary": "loud agents at scale",
-        "agent": {"command": cmd, "prompt": "stdin"},
-        "projects": b.projects(agents),
-        "tasks": tasks,
-    }
 
 
 class Run(NamedTuple):
@@ -99,7 +73,7 @@ def one_run(co: Path, log: Path, agents: int, budget: float) -> Run:
 def body(tmp: Path, report: b.Report, args: argparse.Namespace) -> None:
     agent = tmp / "agent.py"
     agent.write_text(AGENT)
-    co = b.make_checkout(tmp / "checkout", plan(agent, args.agents, args.mb))
+    co = b.make_checkout(tmp / "checkout", loud_plan(agent, args.agents, args.mb, "scale"))
     b.warm_up(co)
     runs = []
     for rep in range(args.reps):
