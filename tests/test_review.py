@@ -265,7 +265,7 @@ def test_a_reviewer_at_its_usage_limit_waits_and_uses_no_retry(
     checkout: Checkout, tmp_path: Path
 ) -> None:
     (checkout.root / "app").mkdir()
-    until = time.time() + 2
+    until = time.time() + 4  # the agent must start before it ends, on a loaded machine too
     critic = {"profile": "claude", "env": {"STANDIN_LIMIT_UNTIL": f"{until:.3f}",
                                            "STANDIN_MODE": "approve"}}  # fmt: skip
     write(checkout, [{"id": "t1", "retries": 0}], review="critic", agents={"critic": critic})

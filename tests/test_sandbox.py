@@ -372,7 +372,7 @@ def test_a_usage_limit_and_a_continued_session_work_inside(
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    until = time.time() + 2
+    until = time.time() + 4  # the agent must start before it ends, on a loaded machine too
     agent = {"profile": "claude", "session": "continue",
              "env": {"STANDIN_LIMIT_UNTIL": f"{until:.3f}"}}  # fmt: skip
     rec = boxed(checkout, tmp_path, [{"id": "t1", "agent": agent}], defaults={"sandbox": "bwrap"})

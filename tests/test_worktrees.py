@@ -493,7 +493,7 @@ def test_a_usage_limit_keeps_the_worktree_and_the_resumed_attempt_continues_in_i
 
     repo = checkout.root / "app"
     make_repo(repo, {"README": "app\n"})
-    until = time.time() + 2
+    until = time.time() + 4  # the agent must start before it ends, on a loaded machine too
     agent = {"profile": "claude", "env": {"STANDIN_LIMIT_UNTIL": f"{until:.3f}",
                                           "STANDIN_TOUCH": "work"}}  # fmt: skip
     plan = {"planId": PLAN, "agent": agent, "defaults": {"retries": 0},
