@@ -247,7 +247,7 @@ def _read_cache(path: Path) -> _Cache:
         with open(path, "rb") as fh:
             data = json.loads(fh.read())
         return _from_json(data)
-    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+    except (OSError, ValueError, TypeError, LookupError, AttributeError, RecursionError):
         return _Cache()  # a missing, torn or foreign cache is only a miss
 
 
