@@ -65,9 +65,9 @@ def run_plans(
         co.run.sandbox = choose_sandbox(opts)
         co.executor = choose_executor(co, to_run, opts)  # a cluster is reached on first use
         try:
-            would_run = uptodate.why_not_done
+            orch, specs = co.orch_dir, co.specs
             pending = [(p, t) for p, t in to_run
-                       if would_run(co.orch_dir, p, t, co.specs) is not None]  # fmt: skip
+                       if uptodate.why_not_done(orch, p, t, specs) is not None]  # fmt: skip
             _preflight(co, pending)
             sweep(co)  # worktrees of finished tasks a killed run left
             _check_runtime_files(co, to_run, pending)
