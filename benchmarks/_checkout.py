@@ -122,7 +122,7 @@ def stamp_missing(root: Path) -> int:
                         "finishedAt": now_iso(),
                         "attempt": 1,
                         "terminalId": f"term-{tid}-bench",
-                        "specHash": co.spec_hash(plan, task),
+                        "specHash": co.specs.of(plan, task),
                         "durationSeconds": 0.0,
                         "agent": task.agent.name,
                         "inputs": {},

@@ -29,6 +29,8 @@ from orchlib.checkout import Checkout
 from orchlib.events import now_iso
 from orchlib.state import stamps
 co = Checkout.load(Path.cwd())
+# A baseline older than state/uptodate.py asks the checkout for the spec hash.
+spec_of = co.specs.of if hasattr(type(co), "specs") else co.spec_hash
 for plan in co.plans.values():
     for phase in plan.phases:
         for tid in phase:
@@ -37,7 +39,7 @@ for plan in co.plans.values():
                 "taskId": tid, "planId": plan.plan_id, "project": task.project,
                 "title": task.title, "summary": "stamped by the benchmark", "attempt": 1,
                 "finishedAt": now_iso(), "terminalId": "term-" + tid + "-bench",
-                "specHash": co.spec_hash(plan, task), "durationSeconds": 0.0,
+                "specHash": spec_of(plan, task), "durationSeconds": 0.0,
                 "agent": task.agent.name, "inputs": {}}))
 """
 

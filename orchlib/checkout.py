@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchlib.plan import Plan, Task
+from orchlib.plan import Plan
 from orchlib.plan.environment import DEFAULT_EXCLUDE
 from orchlib.plan.file import load_plans
 from orchlib.redact import Secrets, secrets_in
@@ -20,6 +20,7 @@ from orchlib.run import templates
 from orchlib.run.pauses import Pauses
 from orchlib.run.spend import Ledger
 from orchlib.state import stamps
+from orchlib.state.uptodate import Specs
 
 if TYPE_CHECKING:
     from orchlib.events import Bus
@@ -90,7 +91,7 @@ class RunContext:
 
 @dataclass
 class Checkout:
-    """The plans of a checkout, where their runtime files go, and what their stamps say;
+    """The plans of a checkout, where their runtime files go, and their tasks' spec hashes;
     `run` is the context of the run working on it now (`new_run` starts another)."""
 
     root: Path
@@ -100,9 +101,6 @@ class Checkout:
     # Why each task of a plan would run (None: up to date), as computed while loading.
     verdicts: dict[str, dict[str, str | None]] = field(default_factory=dict)
     run: RunContext = field(default_factory=RunContext, repr=False)
-    # Spec hashes by (plan id, task id), each with the Task it was computed from: a run asks
-    # for one task's several times (up-to-date checks, the stamp); reloaded plans miss.
-    _spec_hashes: dict[tuple[str, str], tuple[Task, str]] = field(default_factory=dict, repr=False)
 
     def new_run(self) -> RunContext:
         """A fresh context for the run starting now (the last run's is dropped)."""
@@ -192,19 +190,10 @@ class Checkout:
         return self.orch_dir / plan_id
 
     @cached_property
-    def template_text(self) -> str:
-        """The effective task prompt template (a checkout copy overrides the packaged one)."""
-        return templates.template_source(self.root)
-
-    def spec_hash(self, plan: Plan, task: Task) -> str:
-        """The task's current spec hash."""
-        key = (plan.plan_id, task.id)
-        known = self._spec_hashes.get(key)
-        if known is not None and known[0] is task:
-            return known[1]
-        digest = stamps.spec_hash(plan, task, self.template_text)
-        self._spec_hashes[key] = (task, digest)
-        return digest
+    def specs(self) -> Specs:
+        """The tasks' spec hashes (`specs.of(plan, task)`), under the effective prompt
+        template (a checkout copy overrides the packaged one)."""
+        return Specs(templates.template_source(self.root))
 
     def stamp_path(self, plan_id: str, task_id: str) -> Path:
         """The task's completion stamp (its doit target)."""
@@ -213,16 +202,6 @@ class Checkout:
     def stamp(self, plan_id: str, task_id: str) -> stamps.Stamp | None:
         """The task's valid stamp, if any."""
         return stamps.read(self.stamp_path(plan_id, task_id), task_id)
-
-    def why_not_done(self, plan: Plan, task: Task) -> str | None:
-        """Why the task would run now, or None when it is up to date."""
-        deps = {dep: stamps.Done.of(self.stamp(plan.plan_id, dep)) for dep in task.depends_on}
-        own = stamps.Done.of(self.stamp(plan.plan_id, task.id))
-        if own is None and (
-            damage := stamps.damage(self.stamp_path(plan.plan_id, task.id), task.id)
-        ):
-            return f"its stamp is damaged ({damage}); the task runs again"
-        return stamps.why_not_done(plan, task, own, self.spec_hash(plan, task), deps)
 
     def log_path(self, plan_id: str, task_id: str, attempt: int, suffix: str = "log") -> Path:
         """The transcript of one attempt."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,22 @@ def test_a_plan_that_never_ran_has_a_pending_line(source: Source) -> None:
     assert data is not None
     line = summary(P, data)
     assert (line["status"], line["total"], line["counts"]["PENDING"]) == ("pending", 4, 4)
+
+
+def test_a_plan_without_state_shows_done_only_for_up_to_date_stamps(source: Source) -> None:
+    from orchlib.state import stamps
+
+    plan = source.checkout.plans[P]
+    for task_id, spec in (("t1", source.checkout.specs.of(plan, plan.tasks["t1"])),
+                          ("t2", "the spec of an older t2")):  # fmt: skip
+        stamp = stamps.Stamp(task_id, "2026-01-01T00:00:00Z", "did it", spec_hash=spec)
+        stamps.write(stamps.stamp_path(source.orch, P, task_id), stamp)
+    data = source.state(P)
+    assert data is not None
+    assert [(t["id"], t["status"]) for t in data["tasks"]] == [
+        ("t1", "DONE"), ("t2", "PENDING"), ("t3", "PENDING"), ("t4", "PENDING")
+    ]  # fmt: skip
+    assert sorted(os.listdir(source.orch / P)) == ["stamps"]  # the dashboard writes nothing
 
 
 def test_the_log_follower_reads_on_until_the_attempt_is_over(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from orchlib.doitedge.cmdutil import OneLineErrors, checkout_here, fail, report
 from orchlib.doitedge.doitapi import Command
 from orchlib.errors import ConfigError, OrchError
 from orchlib.plan import Plan
-from orchlib.run import statesync
-from orchlib.state import fingerprints, stamps
+from orchlib.run.templates import template_dirs
+from orchlib.state import fingerprints, stamps, statesync
 from orchlib.state.runlock import run_lock
 
 
@@ -51,7 +51,9 @@ class Accept(OneLineErrors, Command):  # type: ignore[misc]
                     raise ConfigError("\n".join(problems))
                 for plan, task_id in targets:
                     print(accept(co, plan, task_id))
-                statesync.sync_all(co, held=True)
+                statesync.sync_all(
+                    co.orch_dir, co.plans, co.specs, template_dirs(co.root), held=True
+                )
         except OrchError as exc:
             return report(exc)
         return 0
@@ -87,7 +89,7 @@ def accept(co: Checkout, plan: Plan, task_id: str) -> str:
     assert stamp is not None  # check() said so, under the run lock
     task = plan.tasks[task_id]
     project = plan.projects[task.project]
-    spec = co.spec_hash(plan, task)
+    spec = co.specs.of(plan, task)
     if stamp.spec_hash == spec and not fingerprints.changed_input(project, task, stamp.inputs):
         return f"{name}: already up to date"
     stamp = replace(stamp, spec_hash=spec, inputs=fingerprints.fingerprint_inputs(project, task))

@@ -32,9 +32,8 @@ from orchlib.doitedge.doitapi import (
 )
 from orchlib.doitedge.loader import orch_meta
 from orchlib.errors import ConfigError, OrchError
-from orchlib.run import statesync
 from orchlib.run.templates import template_dirs
-from orchlib.state import stamps
+from orchlib.state import stamps, statesync
 from orchlib.state.runlock import run_lock
 
 quietexit.install()  # doit loads this module first: from here on Ctrl-C exits 130 quietly
@@ -176,7 +175,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         if options["num_process"] < 0:
             raise ConfigError(f"-n {options['num_process']}: the number of agents at once "
                               "must be 1 or more (0: one per project)")  # fmt: skip
-        statesync.sync_all(co, co.verdicts)
+        statesync.sync_all(co.orch_dir, co.plans, co.specs, template_dirs(co.root), co.verdicts)
         chosen = loader.selected_plan_tasks(control)
         out = open(outfile, "w", encoding="utf-8") if isinstance(outfile, str) else outfile  # noqa: SIM115
         try:
@@ -253,7 +252,9 @@ class Forget(OneLineErrors, DoitForget):  # type: ignore[misc]
             with run_lock(co.orch_dir, "forget"):
                 result = super()._execute(forget_sub, forget_disable_default, forget_all)
                 self._forget_plan_tasks(co, forget_sub, forget_all)
-                statesync.sync_all(co, held=True)
+                statesync.sync_all(
+                    co.orch_dir, co.plans, co.specs, template_dirs(co.root), held=True
+                )
         except OrchError as exc:
             return report(exc)
         return result
@@ -303,7 +304,9 @@ class Clean(OneLineErrors, DoitClean):  # type: ignore[misc]
         try:
             with run_lock(co.orch_dir, "clean"):
                 result = super()._execute(*args, **kwargs)
-                statesync.sync_all(co, held=True)
+                statesync.sync_all(
+                    co.orch_dir, co.plans, co.specs, template_dirs(co.root), held=True
+                )
         except OrchError as exc:
             return report(exc)
         return result
@@ -328,7 +331,7 @@ class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
         tasks = {t.name: t for t in self.task_list}
         if name not in tasks:
             return fail(f"unknown task {name!r} (doit list --all shows the tasks)")
-        statesync.sync_all(co)
+        statesync.sync_all(co.orch_dir, co.plans, co.specs, template_dirs(co.root))
         from orchlib.doitedge import infotext
 
         if name in co.plans:
@@ -349,7 +352,7 @@ class List(OneLineErrors, DoitList):  # type: ignore[misc]
     def _execute(self, *args: Any, **kwargs: Any) -> Any:
         co = loader.current()
         if co is not None:
-            statesync.sync_all(co)
+            statesync.sync_all(co.orch_dir, co.plans, co.specs, template_dirs(co.root))
         if kwargs.get("pos_args"):  # `doit list PLAN` lists its tasks, as --all does for all
             kwargs["subtasks"] = True
         try:

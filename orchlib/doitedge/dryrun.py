@@ -6,13 +6,14 @@ from typing import IO, Any
 
 from orchlib.checkout import Checkout
 from orchlib.doitedge.loader import orch_meta
-from orchlib.run import uptodate
+from orchlib.state import uptodate
 
 
 def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False) -> int:
     """Print one line per task the run would dispatch (dependency order), then a count."""
     verdicts = {
-        pid: co.verdicts.get(pid) or uptodate.verdicts(co, p) for pid, p in co.plans.items()
+        pid: co.verdicts.get(pid) or uptodate.verdicts(co.orch_dir, p, co.specs)
+        for pid, p in co.plans.items()
     }
     states = _states(co)
     rows = []

@@ -8,7 +8,7 @@ from pathlib import Path
 from orchlib import agents
 from orchlib.checkout import Checkout
 from orchlib.plan import Plan, Task, environment
-from orchlib.run import statesync, uptodate
+from orchlib.state import statesync, uptodate
 from orchlib.state.model import Status, TaskRecord
 
 APPROVE = "by a person: doit approve / doit reject once its checks pass"
@@ -18,7 +18,7 @@ def task_info(co: Checkout, plan_id: str, task_id: str) -> tuple[str, bool]:
     """What orchlib knows of a plan task, and whether it is up to date."""
     plan = co.plans[plan_id]
     task = plan.tasks[task_id]
-    reason = uptodate.verdicts(co, plan)[task_id]
+    reason = uptodate.verdicts(co.orch_dir, plan, co.specs)[task_id]
     name = f"{plan_id}:{task_id}"
     lines = [f"{name}: would run: {reason}" if reason else f"{name}: up to date (valid stamp)"]
     from orchlib import state
@@ -96,7 +96,8 @@ def plan_info(co: Checkout, plan: Plan) -> str:
     """The plan's status table (as `doit status PLAN`) and where its files are."""
     from orchlib import state
 
-    stamps = statesync.done_stamps(co, plan, uptodate.verdicts(co, plan))
+    verdicts = uptodate.verdicts(co.orch_dir, plan, co.specs)
+    stamps = statesync.done_stamps(co.orch_dir, plan, verdicts)
     current = state.load(co.plan_dir(plan.plan_id))
     table = state.render_status(plan, current, stamps, root=co.root)
     where = co.plan_dir(plan.plan_id).relative_to(co.root)

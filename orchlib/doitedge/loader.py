@@ -18,8 +18,7 @@ from orchlib.doitedge import plugins
 from orchlib.doitedge.doitapi import DoitTask, InvalidDodoFile, TaskFailed, TaskLoader2
 from orchlib.errors import OrchError
 from orchlib.plan import Plan, Task, TaskMeta
-from orchlib.run import uptodate
-from orchlib.state import orchdir, stamps
+from orchlib.state import orchdir, stamps, uptodate
 
 DOIT_CONFIG: dict[str, Any] = {
     "dep_file": os.path.join(".orch", "doit.sqlite3"),
@@ -153,7 +152,7 @@ def _kept(co: Checkout, plan: Plan) -> set[str] | None:
     if not _RUN_SELECTION:
         return None
     named = {n.split(":", 1)[1] for n in _RUN_SELECTION[-1] if n.startswith(f"{plan.plan_id}:")}
-    verdicts = co.verdicts[plan.plan_id] = uptodate.verdicts(co, plan)
+    verdicts = co.verdicts[plan.plan_id] = uptodate.verdicts(co.orch_dir, plan, co.specs)
     keep = {t for t, reason in verdicts.items() if reason is not None} | (named & set(plan.tasks))
     co.up_to_date[plan.plan_id] = [t for t in plan.tasks if t not in keep]
     return keep
@@ -205,7 +204,8 @@ def _literal_outputs(ctx: _Context, plan: Plan, task: Task) -> list[str]:
 
 
 class UpToDate:
-    """doit `uptodate` check of a plan task; remembers why it is not up to date."""
+    """doit `uptodate` check of a plan task (`uptodate.why_not_done`); remembers why it is
+    not up to date."""
 
     def __init__(self, co: Checkout, plan_id: str, task_id: str) -> None:
         self.co, self.plan_id, self.task_id = co, plan_id, task_id
@@ -213,7 +213,8 @@ class UpToDate:
 
     def __call__(self) -> bool:
         plan = self.co.plans[self.plan_id]
-        self.reason = self.co.why_not_done(plan, plan.tasks[self.task_id])
+        task = plan.tasks[self.task_id]
+        self.reason = uptodate.why_not_done(self.co.orch_dir, plan, task, self.co.specs)
         return self.reason is None
 
     def __repr__(self) -> str:

@@ -29,7 +29,7 @@ from orchlib.run.prompt import template_dirs
 from orchlib.run.ready import project_capacity
 from orchlib.run.spendcheck import usd_warnings
 from orchlib.run.worktrees import sweep
-from orchlib.state import StateStore, Status, TaskRecord
+from orchlib.state import StateStore, Status, TaskRecord, uptodate
 from orchlib.state.orchdir import check_plan_files, check_writable, sweep_temp_files
 from orchlib.state.runlock import run_lock
 from orchlib.state.stamps import Stamp
@@ -65,7 +65,9 @@ def run_plans(
         co.run.sandbox = choose_sandbox(opts)
         co.executor = choose_executor(co, to_run, opts)  # a cluster is reached on first use
         try:
-            pending = [(p, t) for p, t in to_run if co.why_not_done(p, t) is not None]
+            orch, specs = co.orch_dir, co.specs
+            pending = [(p, t) for p, t in to_run
+                       if uptodate.why_not_done(orch, p, t, specs) is not None]  # fmt: skip
             _preflight(co, pending)
             sweep(co)  # worktrees of finished tasks a killed run left
             _check_runtime_files(co, to_run, pending)

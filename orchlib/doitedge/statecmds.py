@@ -26,9 +26,9 @@ from orchlib.doitedge.cmdutil import (
 from orchlib.doitedge.doitapi import Command
 from orchlib.errors import ConfigError, OrchError
 from orchlib.plan import Plan
-from orchlib.run import approval, statesync, uptodate
+from orchlib.run import approval
 from orchlib.run.prompt import template_dirs
-from orchlib.state import runlock
+from orchlib.state import runlock, statesync, uptodate
 from orchlib.textsafe import printable
 
 if TYPE_CHECKING:
@@ -111,10 +111,10 @@ def _views(co: Checkout, wanted: dict[str, set[str] | None]) -> Iterator[_View]:
     running = runlock.is_running(co.orch_dir)
     for plan_id, only in wanted.items():
         plan = co.plans[plan_id]
-        verdicts = uptodate.verdicts(co, plan)
+        verdicts = uptodate.verdicts(co.orch_dir, plan, co.specs)
         if not running:
-            statesync.sync(co, plan, verdicts)
-        stamps = statesync.done_stamps(co, plan, verdicts)
+            statesync.sync(co.orch_dir, plan, verdicts, template_dirs(co.root))
+        stamps = statesync.done_stamps(co.orch_dir, plan, verdicts)
         yield plan, state.load(co.plan_dir(plan_id)), stamps, only
 
 

@@ -131,7 +131,7 @@ class Finishing:
             finished_at=now_iso(),
             attempt=done.number,
             terminal_id=done.terminal_id,
-            spec_hash=self.co.spec_hash(self.plan, self.task),
+            spec_hash=self.co.specs.of(self.plan, self.task),
             duration_seconds=duration,
             agent=str(self._raced.get("winner", self.task.agent.name)),
             inputs=fingerprints.fingerprint_inputs(self.project, self.task),

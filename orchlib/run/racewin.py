@@ -85,7 +85,7 @@ def landed(task_run: TaskRun) -> tuple[Attempted, Checked] | None:
 
 def spec_hash(task_run: TaskRun) -> str:
     """The task's spec hash, as its stamp records it."""
-    return task_run.co.spec_hash(task_run.plan, task_run.task)
+    return task_run.co.specs.of(task_run.plan, task_run.task)
 
 
 def _read(path: Path) -> Won | None:

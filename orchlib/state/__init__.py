@@ -1,5 +1,6 @@
 """The state layer: a plan's records (`model`), their JSON (`jsonform`), how events change
-them (`transitions`), the files on disk (`files`, `store`), stamps, `.orch/` housekeeping and
+them (`transitions`), the files on disk (`files`, `store`), stamps, the up-to-date rule and
+the state files made to agree with it (`uptodate`, `statesync`), `.orch/` housekeeping and
 the run lock.
 
 Importing the package costs nothing: a no-op `doit` imports a few of its modules (stamps,

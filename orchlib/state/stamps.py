@@ -1,8 +1,7 @@
 """Completion stamps: the doit target of a task, and the source of truth for "done".
 
-A stamp is JSON in `.orch/<planId>/stamps/<taskId>.json`. A task is up to date when its
-stamp parses, names the task, carries the current spec hash, its outputs exist, its inputs
-are unchanged, and no dependency was stamped after it (Make semantics).
+A stamp is JSON in `.orch/<planId>/stamps/<taskId>.json`, read and written only through
+`Stamp`'s one JSON form. What makes a task up to date is decided in `state.uptodate`.
 """
 
 from __future__ import annotations
@@ -10,19 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchlib.fsutil import atomic_write, read_json
 from orchlib.plan import AgentSpec, Plan, Task, keys
-from orchlib.state.fingerprints import changed_input, missing_outputs
+
+
+def stamps_dir(orch_dir: Path, plan_id: str) -> Path:
+    """The folder of a plan's stamps."""
+    return orch_dir / plan_id / "stamps"
 
 
 def stamp_path(orch_dir: Path, plan_id: str, task_id: str) -> Path:
     """Where a task's stamp lives."""
-    return orch_dir / plan_id / "stamps" / f"{task_id}.json"
+    return stamps_dir(orch_dir, plan_id) / f"{task_id}.json"
 
 
 def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
@@ -228,51 +231,3 @@ def forget(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
-
-
-@dataclass(frozen=True)
-class Done:
-    """What a valid stamp says that the up-to-date rule needs."""
-
-    finished_at: str
-    spec: str
-    inputs: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, stamp: Stamp | None) -> Done | None:
-        """The facts of a valid stamp (None stays None)."""
-        if stamp is None:
-            return None
-        return cls(stamp.finished_at, str(stamp.spec_hash), dict(stamp.inputs))
-
-
-def why_not_done(
-    plan: Plan,
-    task: Task,
-    own: Done | None,
-    spec: str,
-    deps: Mapping[str, Done | None],
-    runs_first: Collection[str] = (),
-) -> str | None:
-    """Why the task must run, or None when it is up to date: the one rule `doit`, `doit
-    info`, `status` and the loader's one-pass verdicts all apply. `runs_first`: dependencies
-    known to run before it in this pass (said so instead of comparing their stamps)."""
-    if own is None:
-        return "no completion stamp"
-    if own.spec != spec:
-        return "the task's spec changed since it was done"
-    project = plan.projects[task.project]
-    missing = missing_outputs(project, task) if task.outputs else []
-    if missing:
-        return f"output {missing[0]!r} is missing"
-    changed = changed_input(project, task, own.inputs) if task.inputs else None
-    if changed:
-        return f"input {changed!r} changed"
-    for dep_id, dep in deps.items():
-        if dep_id in runs_first:
-            return f"dependency {dep_id} runs first"
-        if dep is None:
-            return f"dependency {dep_id} is not done"
-        if dep.finished_at > own.finished_at:
-            return f"dependency {dep_id} was redone after it"
-    return None

@@ -24,7 +24,7 @@ from orchlib.errors import OrchError
 from orchlib.plan.checks import IDENT
 from orchlib.redact import Pieces, Secrets
 from orchlib.run.prompt import template_dirs
-from orchlib.state import stamps
+from orchlib.state import stamps, statesync, uptodate
 from orchlib.state.files import JOURNAL_FILE, STATE_FILE, file_id, fold_journal
 from orchlib.state.jsonform import from_json, to_json
 from orchlib.state.model import Status
@@ -120,9 +120,9 @@ class Source:
         plan = self.checkout.plans.get(plan_id)
         if plan is None:
             return None
-        found = {t: self.checkout.stamp(plan_id, t) for t in plan.tasks}
-        state = effective_state(plan, None, {k: v for k, v in found.items() if v})
-        return to_json(state)
+        orch = self.checkout.orch_dir  # only up-to-date tasks show DONE (DESIGN §6)
+        verdicts = uptodate.verdicts(orch, plan, self.checkout.specs, save=False)
+        return to_json(effective_state(plan, None, statesync.done_stamps(orch, plan, verdicts)))
 
     def state_id(self, plan_id: str) -> object:
         """Changes whenever the plan's state.json is replaced or its journal of starts grows

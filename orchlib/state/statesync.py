@@ -4,8 +4,9 @@ After a crash past the last stamp, `doit clean`, `doit forget`, a deleted output
 task, a changed input or a redone dependency, state.json and orchestration.md may say DONE
 for work the next run redoes, `in_progress` for a run that is gone, or list tasks the plan
 no longer has. Every command that reads them (`doit`, a no-op included, `status`, `list`,
-`info`) calls `sync()` first: it applies the up-to-date rule of `uptodate.verdicts` and
-rewrites both files when they disagree.
+`info`) calls `sync()` first: it applies the up-to-date rule (`uptodate.verdicts`) and
+rewrites both files when they disagree. It takes plain values: the `.orch` folder, the
+plans, their spec hashes and the template folders orchestration.md is rendered from.
 
 It stays cheap: `.orch/<planId>/state.sync` keeps a digest of the last agreement (the
 verdicts, the plan file and the state file's identity); while that matches, the state file
@@ -17,17 +18,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from orchlib.checkout import Checkout
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan
-from orchlib.run import uptodate
-from orchlib.run.templates import template_dirs
-from orchlib.state import runlock
+from orchlib.state import runlock, stamps, uptodate
 from orchlib.state.orchdir import write_failure
 from orchlib.state.stamps import Stamp
 
@@ -40,32 +38,39 @@ StampOf = Callable[[str], Stamp | None]
 
 
 def sync_all(
-    co: Checkout, verdicts: Mapping[str, Verdicts] | None = None, held: bool = False
+    orch_dir: Path,
+    plans: Mapping[str, Plan],
+    specs: uptodate.Specs,
+    templates: Sequence[Path],
+    verdicts: Mapping[str, Verdicts] | None = None,
+    held: bool = False,
 ) -> None:
     """Reconcile every plan's state files with its stamps (nothing while a run is going);
-    `held`: this process holds the run lock (forget, clean, accept)."""
-    if not held and runlock.is_running(co.orch_dir):
+    `verdicts`: those already found this process, by plan id; `held`: this process holds
+    the run lock (forget, clean, accept)."""
+    if not held and runlock.is_running(orch_dir):
         return
-    for plan in co.plans.values():
+    for plan in plans.values():
         given = verdicts.get(plan.plan_id) if verdicts else None
-        sync(co, plan, given if given is not None else uptodate.verdicts(co, plan))
+        found = given if given is not None else uptodate.verdicts(orch_dir, plan, specs)
+        sync(orch_dir, plan, found, templates)
 
 
-def sync(co: Checkout, plan: Plan, verdicts: Verdicts) -> bool:
+def sync(orch_dir: Path, plan: Plan, verdicts: Verdicts, templates: Sequence[Path]) -> bool:
     """Rewrite the plan's state files when they disagree with `verdicts`; True if rewritten.
 
     A damaged or read-only `.orch` is said in one line and the command goes on (a run then
     names the path and what to do before dispatching anything)."""
     try:
-        return _sync(co, plan, verdicts)
+        return _sync(orch_dir, plan, verdicts, templates)
     except OSError as exc:
-        what = write_failure(exc, co.root)
+        what = write_failure(exc, orch_dir.parent)
         sys.stderr.write(f"orchlib: state of {plan.plan_id} not reconciled: {what}\n")
         return False
 
 
-def _sync(co: Checkout, plan: Plan, verdicts: Verdicts) -> bool:
-    folder = co.plan_dir(plan.plan_id)
+def _sync(orch_dir: Path, plan: Plan, verdicts: Verdicts, templates: Sequence[Path]) -> bool:
+    folder = orch_dir / plan.plan_id
     state_file = folder / "state.json"
     if not state_file.exists() and all(v is not None for v in verdicts.values()):
         return False  # never ran, nothing stamped: nothing to say yet
@@ -76,26 +81,34 @@ def _sync(co: Checkout, plan: Plan, verdicts: Verdicts) -> bool:
     from orchlib.events import now_iso
     from orchlib.state.files import edit, load
 
+    stamp_of = _stamp_reader(orch_dir, plan)
+
     def change(current: PlanState) -> tuple[PlanState, str]:
-        return agree(plan, current, verdicts, lambda t: co.stamp(plan.plan_id, t), now_iso()), ""
+        return agree(plan, current, verdicts, stamp_of, now_iso()), ""
 
     old = load(folder)
-    fixed = agree(plan, old, verdicts, lambda t: co.stamp(plan.plan_id, t), now_iso())
+    fixed = agree(plan, old, verdicts, stamp_of, now_iso())
     rewritten = old is None or not same(old, fixed) or _markdown_behind(folder)
     if rewritten:
-        edit(folder, plan, template_dirs(co.root), change)
+        edit(folder, plan, templates, change)
     _write(folder / SYNC_FILE, _key(plan, verdicts, state_file))
     return rewritten
 
 
-def done_stamps(co: Checkout, plan: Plan, verdicts: Verdicts) -> dict[str, Any]:
+def done_stamps(orch_dir: Path, plan: Plan, verdicts: Verdicts) -> dict[str, Stamp]:
     """The stamps of the plan's up-to-date tasks (the only ones that may show DONE)."""
+    stamp_of = _stamp_reader(orch_dir, plan)
     found = {}
     for task_id, reason in verdicts.items():
-        stamp = co.stamp(plan.plan_id, task_id) if reason is None else None
+        stamp = stamp_of(task_id) if reason is None else None
         if stamp is not None:
             found[task_id] = stamp
     return found
+
+
+def _stamp_reader(orch_dir: Path, plan: Plan) -> StampOf:
+    """The valid stamp of a task of `plan`, by task id."""
+    return lambda task_id: stamps.read(stamps.stamp_path(orch_dir, plan.plan_id, task_id), task_id)
 
 
 def agree(

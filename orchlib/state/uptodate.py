@@ -1,4 +1,9 @@
-"""Which tasks of a plan are up to date, decided in one pass over the stamps, with a cache.
+"""The up-to-date rule (DESIGN §4), in one place beside the stamps: why a task would run.
+
+A task is up to date when its stamp is valid, carries the current spec hash, its outputs
+exist, its inputs are unchanged, and no dependency was stamped after it (Make semantics).
+Every caller asks here: doit's `uptodate` check of one task (`why_not_done`), and `doit`,
+`status`, `info`, `list`, the dry run and the dashboard through the one-pass `verdicts`.
 
 doit asks a task's `uptodate` check only when it reaches the task; a run of a finished
 10,000-task plan should not build doit machinery for all of them. `verdicts()` walks the
@@ -19,9 +24,11 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from orchlib.checkout import Checkout
 from orchlib.fsutil import make_private_dirs, open_private
 from orchlib.plan import Plan, Task
 from orchlib.state import stamps
@@ -29,12 +36,99 @@ from orchlib.state.fingerprints import changed_input, missing_outputs
 
 CACHE_VERSION = 4  # 4: with the last verdicts; 3: JSON (2 was a pickle, never read again)
 RACY_SECONDS = 1.0
-
-
-Entry = stamps.Done  # what a valid stamp says that up-to-dateness needs
-
+CACHE_FILE = "stamps.cache"
 
 Verdicts = dict[str, "str | None"]
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a valid stamp says that the up-to-date rule needs."""
+
+    finished_at: str
+    spec: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, stamp: stamps.Stamp | None) -> Done | None:
+        """The facts of a valid stamp (None stays None)."""
+        if stamp is None:
+            return None
+        return cls(stamp.finished_at, str(stamp.spec_hash), dict(stamp.inputs))
+
+
+class Specs:
+    """The spec hashes of a checkout's tasks under its prompt template (`stamps.spec_hash`),
+    each computed once per Task object: a run asks for one task's several times (the
+    up-to-date checks, the stamp); a reloaded plan's tasks are new objects, so they miss."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self._known: dict[tuple[str, str], tuple[Task, str]] = {}
+
+    def of(self, plan: Plan, task: Task) -> str:
+        """The task's current spec hash."""
+        key = (plan.plan_id, task.id)
+        known = self._known.get(key)
+        if known is not None and known[0] is task:
+            return known[1]
+        digest = stamps.spec_hash(plan, task, self.template)
+        self._known[key] = (task, digest)
+        return digest
+
+    def key(self, plan: Plan) -> str:
+        """What all the plan's spec hashes depend on: its file's digest and the template
+        ("" when the plan has no digest: nothing may then be taken from the cache)."""
+        if not plan.digest:
+            return ""
+        digest = hashlib.sha256(self.template.encode())
+        digest.update(b"\0" + plan.digest.encode())
+        return digest.hexdigest()
+
+
+def rule(
+    plan: Plan,
+    task: Task,
+    own: Done | None,
+    spec: str,
+    deps: Mapping[str, Done | None],
+    runs_first: Collection[str] = (),
+) -> str | None:
+    """Why the task must run, or None when it is up to date. `runs_first`: dependencies
+    known to run before it in this pass (said so instead of comparing their stamps)."""
+    if own is None:
+        return "no completion stamp"
+    if own.spec != spec:
+        return "the task's spec changed since it was done"
+    project = plan.projects[task.project]
+    missing = missing_outputs(project, task) if task.outputs else []
+    if missing:
+        return f"output {missing[0]!r} is missing"
+    changed = changed_input(project, task, own.inputs) if task.inputs else None
+    if changed:
+        return f"input {changed!r} changed"
+    for dep_id, dep in deps.items():
+        if dep_id in runs_first:
+            return f"dependency {dep_id} runs first"
+        if dep is None:
+            return f"dependency {dep_id} is not done"
+        if dep.finished_at > own.finished_at:
+            return f"dependency {dep_id} was redone after it"
+    return None
+
+
+def why_not_done(orch_dir: Path, plan: Plan, task: Task, specs: Specs) -> str | None:
+    """Why the task would run now, or None when it is up to date (its stamps read afresh:
+    doit's `uptodate` check, asked when the run reaches the task)."""
+
+    def done(task_id: str) -> Done | None:
+        return Done.of(stamps.read(stamps.stamp_path(orch_dir, plan.plan_id, task_id), task_id))
+
+    own = done(task.id)
+    if own is None and (damaged := _damaged(orch_dir, plan, task.id)):
+        return damaged
+    deps = {dep: done(dep) for dep in task.depends_on}
+    return rule(plan, task, own, specs.of(plan, task), deps)
 
 
 class _Cache:
@@ -50,23 +144,24 @@ class _Cache:
     ) -> None:
         self.spec_key, self.specs, self.stamps_mtime = spec_key, specs or {}, stamps_mtime
         self.stored, self.verdicts = stored or {}, verdicts
-        self.built: dict[str, Entry] | None = None
+        self.built: dict[str, Done] | None = None
 
     @property
-    def entries(self) -> dict[str, Entry]:
+    def entries(self) -> dict[str, Done]:
         """The valid stamps, by task id (built when a pass needs them)."""
         if self.built is None:
-            self.built = {k: Entry(v[0], v[1], v[2]) for k, v in self.stored.items()}
+            self.built = {k: Done(v[0], v[1], v[2]) for k, v in self.stored.items()}
         return self.built
 
 
-def verdicts(co: Checkout, plan: Plan) -> Verdicts:
-    """For every task (in dependency order): why it would run now, or None when up to date.
+def verdicts(orch_dir: Path, plan: Plan, specs: Specs, save: bool = True) -> Verdicts:
+    """For every task (in dependency order): why it would run now, or None when up to date;
+    `save`: keep this pass in the cache (a reader that writes nothing, the dashboard, not).
 
     When neither the stamps nor the specs changed since the last pass, that pass's verdicts
     still hold — but for the tasks whose outputs or inputs are files of the project, which
     are looked at again (all must still be up to date, else the whole pass runs)."""
-    cache, dirty = _load(co, plan)
+    cache, dirty = _load(orch_dir, plan, specs)
     if not dirty and cache.verdicts is not None and _files_unchanged(plan, cache):
         return dict(cache.verdicts)
     found: Verdicts = {}
@@ -74,10 +169,10 @@ def verdicts(co: Checkout, plan: Plan) -> Verdicts:
         for task_id in phase:
             found[task_id] = _reason(plan, plan.tasks[task_id], cache, found)
             if task_id not in cache.stored:  # rare: say why a stamp on disk does not count
-                found[task_id] = _damaged(co, plan, task_id) or found[task_id]
-    if dirty or found != cache.verdicts:
+                found[task_id] = _damaged(orch_dir, plan, task_id) or found[task_id]
+    if save and (dirty or found != cache.verdicts):
         cache.verdicts = found
-        _save(co, plan, cache)
+        _save(orch_dir / plan.plan_id / CACHE_FILE, cache)
     return found
 
 
@@ -99,48 +194,32 @@ def _files_unchanged(plan: Plan, cache: _Cache) -> bool:
     return True
 
 
-def _damaged(co: Checkout, plan: Plan, task_id: str) -> str | None:
-    damage = stamps.damage(co.stamp_path(plan.plan_id, task_id), task_id)
-    return f"its stamp is damaged ({damage}); the task runs again" if damage else None
-
-
 def _reason(plan: Plan, task: Task, cache: _Cache, found: dict[str, str | None]) -> str | None:
-    """`stamps.why_not_done` from the cached stamps; a dependency this pass found not up to
-    date runs first."""
+    """`rule` from the cached stamps; a dependency this pass found not up to date runs first."""
     entries = cache.entries
     deps = {dep: entries.get(dep) for dep in task.depends_on}
     runs_first = {dep for dep in task.depends_on if found.get(dep) is not None}
     own = entries.get(task.id)
-    return stamps.why_not_done(plan, task, own, cache.specs[task.id], deps, runs_first)
+    return rule(plan, task, own, cache.specs[task.id], deps, runs_first)
 
 
-def _load(co: Checkout, plan: Plan) -> tuple[_Cache, bool]:
-    path = _cache_path(co, plan)
-    cache = _read_cache(path)
+def _load(orch_dir: Path, plan: Plan, specs: Specs) -> tuple[_Cache, bool]:
+    cache = _read_cache(orch_dir / plan.plan_id / CACHE_FILE)
     dirty = False
-    key = _spec_key(co, plan)
+    key = specs.key(plan)
     if not key or cache.spec_key != key or set(cache.specs) != set(plan.tasks):
         cache.spec_key, dirty = key, True
-        cache.specs = {t.id: co.spec_hash(plan, t) for t in plan.tasks.values()}
-    mtime = _mtime(co.stamp_path(plan.plan_id, "x").parent)
+        cache.specs = {t.id: specs.of(plan, t) for t in plan.tasks.values()}
+    folder = stamps.stamps_dir(orch_dir, plan.plan_id)
+    mtime = _mtime(folder)
     if cache.stamps_mtime != mtime or mtime < 0:
         cache.stamps_mtime, dirty = mtime, True
-        cache.stored, cache.built, cache.verdicts = _read_stamps(co, plan), None, None
+        cache.stored, cache.built, cache.verdicts = _read_stamps(folder, plan), None, None
     return cache, dirty
 
 
-def _spec_key(co: Checkout, plan: Plan) -> str:
-    """What the spec hashes depend on: the plan file's digest and the prompt template."""
-    if not plan.digest:
-        return ""
-    digest = hashlib.sha256(co.template_text.encode())
-    digest.update(b"\0" + plan.digest.encode())
-    return digest.hexdigest()
-
-
-def _read_stamps(co: Checkout, plan: Plan) -> dict[str, list[Any]]:
+def _read_stamps(folder: Path, plan: Plan) -> dict[str, list[Any]]:
     found: dict[str, list[Any]] = {}
-    folder = co.stamp_path(plan.plan_id, "x").parent
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for item in os.scandir(folder):
             task_id = item.name[:-5] if item.name.endswith(".json") else ""
@@ -150,6 +229,12 @@ def _read_stamps(co: Checkout, plan: Plan) -> dict[str, list[Any]]:
     return found
 
 
+def _damaged(orch_dir: Path, plan: Plan, task_id: str) -> str | None:
+    """Why a stamp on disk does not count, said as the reason the task runs (None: absent)."""
+    damage = stamps.damage(stamps.stamp_path(orch_dir, plan.plan_id, task_id), task_id)
+    return f"its stamp is damaged ({damage}); the task runs again" if damage else None
+
+
 def _mtime(folder: os.PathLike[str]) -> int:
     try:
         return os.stat(folder).st_mtime_ns
@@ -157,16 +242,12 @@ def _mtime(folder: os.PathLike[str]) -> int:
         return -1
 
 
-def _cache_path(co: Checkout, plan: Plan) -> Any:
-    return co.plan_dir(plan.plan_id) / "stamps.cache"
-
-
-def _read_cache(path: Any) -> _Cache:
+def _read_cache(path: Path) -> _Cache:
     try:
         with open(path, "rb") as fh:
             data = json.loads(fh.read())
         return _from_json(data)
-    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+    except (OSError, ValueError, TypeError, LookupError, AttributeError, RecursionError):
         return _Cache()  # a missing, torn or foreign cache is only a miss
 
 
@@ -201,10 +282,9 @@ def _to_json(cache: _Cache) -> dict[str, Any]:
             "verdicts": cache.verdicts}  # fmt: skip
 
 
-def _save(co: Checkout, plan: Plan, cache: _Cache) -> None:
+def _save(path: Path, cache: _Cache) -> None:
     if cache.stamps_mtime < 0 or time.time_ns() - cache.stamps_mtime < RACY_SECONDS * 1e9:
         cache.stamps_mtime = -2  # too fresh to trust: the stamps are read again next time
-    path = _cache_path(co, plan)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         make_private_dirs(path.parent)
