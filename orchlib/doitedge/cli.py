@@ -9,11 +9,11 @@ from typing import Any
 
 from doit.doit_cmd import DoitMain
 
-from orchlib.assistant.command import Mcp, Skill
 from orchlib.doitedge import accept, commands, helpcmd, logcmd, plugins, statecmds
+from orchlib.doitedge.assistantcmd import Mcp, Skill
+from orchlib.doitedge.draftcmd import Draft
 from orchlib.doitedge.loader import PlanLoader
-from orchlib.draft.command import Draft
-from orchlib.web.command import Serve
+from orchlib.doitedge.servecmd import Serve
 
 # doit's commands that orchlib extends for plan tasks.
 _REPLACED = {
