@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from orchlib import agents
+from orchlib import agents, executorregistry
 from orchlib.doitedge.cmdutil import fail, quiet_when_reader_gone
 from orchlib.doitedge.doitapi import DoitHelp
 
@@ -69,11 +69,7 @@ Options
   -c, --continue      on by default: a failure does not stop independent tasks
   --sandbox bwrap     run every task in a bubblewrap sandbox that lets it write its own
                       project only (`none`: without; also ORCH_SANDBOX, `sandbox:` in plans)
-  --executor dask     run the agents on a Dask cluster (`local`, the default: here; also
-                      ORCH_EXECUTOR, `executor:` under a plan's defaults); docs/executors.md
-  --scheduler ADDR    the Dask cluster: tcp://HOST:8786, or local:N for N worker processes
-                      here (also ORCH_DASK_SCHEDULER); needs `pip install 'orchlib[dask]'`
-Exit: 0 all done; 1 a task failed, waits on a question or was skipped; 3 a bad plan or
+{executors}Exit: 0 all done; 1 a task failed, waits on a question or was skipped; 3 a bad plan or
 configuration (a missing agent CLI, a bad project folder), reported before anything runs;
 130/143 interrupted (agents are stopped; the next run resumes).
 """,
@@ -187,6 +183,12 @@ different SKILL.md already there is replaced only with --force.
 }
 
 
+def topic(name: str) -> str:
+    """One command's help; `run`'s executor options are those the registry declares."""
+    text = TOPICS[name]
+    return text.format(executors=executorregistry.help_lines()) if name == "run" else text
+
+
 class Help(DoitHelp):  # type: ignore[misc]
     """doit help, in orchlib's words for orchlib's commands."""
 
@@ -200,7 +202,7 @@ class Help(DoitHelp):  # type: ignore[misc]
         elif len(args) > 1:
             return fail("help: name one command: doit help COMMAND")
         elif args[0] in TOPICS:
-            sys.stdout.write(TOPICS[args[0]])
+            sys.stdout.write(topic(args[0]))
         elif args[0] == "task" or args[0] in self.cmds:
             return int(super().execute(params, args) or 0)
         elif not self._task_help(params, args):
