@@ -15,8 +15,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import orchlib
 from orchlib import agents, executorregistry
+from orchlib.doitedge import commandtable
 
 ROOT = Path(orchlib.__file__).parent
 # Text about Claude Code as the user's AI assistant (MCP set-up, its Agent Skills folder
@@ -78,6 +81,7 @@ from pathlib import Path
 
 import orchlib
 from orchlib import agents, executorregistry
+from orchlib.doitedge import commandtable
 from orchlib.plan.file import load_plan
 
 assert Path(orchlib.__file__).parent == Path(sys.argv[1]), orchlib.__file__
@@ -196,3 +200,54 @@ def test_a_new_executor_is_one_module_and_one_registry_line(tmp_path: Path) -> N
     run(sys.executable, "-m", "orchlib", "--flavour", "sweet")  # `executor: mine` in the plan
     assert (checkout / "flavour.txt").read_text() == "sweet"
     assert (checkout / "web" / "out.txt").read_text() == "hi\n"
+
+
+# --- commands: one entry in orchlib/doitedge/commandtable.py per command -----------------------
+
+
+def _listed_names(tree: ast.AST, names: set[str]) -> list[tuple[int, list[str]]]:
+    """Literal collections (and dict keys) holding three or more command names."""
+    found = []
+    for node in ast.walk(tree):
+        items = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", None)
+        if not isinstance(node, ast.Set | ast.List | ast.Tuple | ast.Dict) or items is None:
+            continue
+        held = [i.value for i in items if isinstance(i, ast.Constant) and i.value in names]
+        if len(held) >= 3:
+            found.append((node.lineno, held))
+    return found
+
+
+def test_no_module_but_the_command_table_lists_the_commands() -> None:
+    names = set(commandtable.COMMANDS)
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel != "doitedge/commandtable.py":
+            tree = ast.parse(path.read_text("utf-8"))
+            found += [f"{rel}:{line}: {held}" for line, held in _listed_names(tree, names)]
+    assert found == []
+    pyproject = (ROOT.parent / "pyproject.toml").read_text("utf-8")
+    section = pyproject.split('[project.entry-points."doit.COMMAND"]\n', 1)[1].split("\n[", 1)[0]
+    entry_points = dict(re.findall(r'^(\w+) = "([\w.:]+)"$', section, re.M))
+    assert entry_points == {e.name: e.target for e in commandtable.COMMANDS.values()}
+
+
+def test_every_command_of_the_table_is_reachable_and_has_help(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchlib.doitedge.cli import OrchMain, main
+
+    built = {cmd.get_name(): cmd for cmd in OrchMain.DOIT_CMDS}
+    (tmp_path / "plans").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["help"]) == 0
+    overview = capsys.readouterr().out
+    for entry in commandtable.COMMANDS.values():
+        assert built[entry.name] is entry.load(), entry.name  # `python -m orchlib NAME`
+        assert all(usage in overview for usage, _ in entry.overview), entry.name
+        assert main(["help", entry.name]) == 0, entry.name
+        helped = capsys.readouterr().out
+        assert helped.strip(), entry.name
+        if entry.topic:
+            assert helped.startswith(entry.topic.split("\n", 1)[0]), entry.name

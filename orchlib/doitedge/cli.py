@@ -9,21 +9,17 @@ from typing import Any
 
 from doit.doit_cmd import DoitMain
 
-from orchlib.doitedge import accept, commands, helpcmd, logcmd, plugins, statecmds
-from orchlib.doitedge.assistantcmd import Mcp, Skill
-from orchlib.doitedge.draftcmd import Draft
+from orchlib.doitedge import commandtable, plugins
 from orchlib.doitedge.loader import PlanLoader
-from orchlib.doitedge.servecmd import Serve
 
-# doit's commands that orchlib extends for plan tasks.
-_REPLACED = {
-    "run": commands.Run,
-    "forget": commands.Forget,
-    "clean": commands.Clean,
-    "info": commands.Info,
-    "list": commands.List,
-    "help": helpcmd.Help,
-}
+
+def _commands() -> tuple[Any, ...]:
+    """doit's commands, those orchlib extends replaced, then orchlib's others: the table's."""
+    ours = {name: entry.load() for name, entry in commandtable.COMMANDS.items()}
+    doits = [ours.get(cmd.get_name(), cmd) for cmd in DoitMain.DOIT_CMDS]
+    return (*doits, *(cmd for cmd in ours.values() if cmd not in doits))
+
+
 _EMPTY = "\0"  # stands for an empty argument while doit sorts out `x=y` variables
 
 
@@ -31,19 +27,7 @@ class OrchMain(DoitMain):  # type: ignore[misc]
     """doit's main with orchlib's commands built in (no dodo.py, no entry points needed)."""
 
     BIN_NAME = "python -m orchlib"
-    DOIT_CMDS = (
-        *(_REPLACED.get(cmd.get_name(), cmd) for cmd in DoitMain.DOIT_CMDS),
-        statecmds.Status,
-        statecmds.Answer,
-        statecmds.Approve,
-        statecmds.Reject,
-        logcmd.Log,
-        accept.Accept,
-        Draft,
-        Serve,
-        Mcp,
-        Skill,
-    )
+    DOIT_CMDS = _commands()
 
     def process_args(self, cmd_args: list[str]) -> Any:
         """doit's `x=y` variables, except in an answer's (or rejection's) text; an empty
@@ -55,7 +39,7 @@ class OrchMain(DoitMain):  # type: ignore[misc]
         return [*kept, *cmd_args[cut:]]
 
 
-_NO_CHECKOUT_NEEDED = {"help", "--help", "--version", "tabcompletion", "mcp", "skill"}
+_NO_CHECKOUT_NEEDED = commandtable.no_checkout_needed()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,6 @@ run is replaced, only its documented hook is: `_execute`, whose parameters name 
 
 from __future__ import annotations
 
-import inspect
 import os
 from typing import Any
 
@@ -110,7 +109,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         # Each executor's own options, by the names its registry entry declares.
         self.executor_options = {o.name: params[o.name] for o in executorregistry.options()}
         whole = params.get("always") or any("*" in a for a in args)
-        with loader.pruned_for_run(None if whole else list(args)):
+        with loader.run_selection(self.loader, None if whole else list(args)):
             return super().execute(params, args)
 
     def _execute(  # doit passes the options these parameters name: its own, then orchlib's
@@ -126,7 +125,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
                    "single": single, "auto_delayed_regex": auto_delayed_regex,
                    "force_verbosity": force_verbosity, "failure_verbosity": failure_verbosity,
                    "pdb": pdb}  # fmt: skip
-        co = loader.current()
+        co = loader.checkout_of(self)
         if co is None:
             return super()._execute(outfile, **options)
         co.new_run()  # this run's bus, interrupt and executor: nothing of an earlier run's
@@ -224,7 +223,7 @@ class Forget(OneLineErrors, DoitForget):  # type: ignore[misc]
 
     @db_errors_in_one_line
     def _execute(self, forget_sub: bool, forget_disable_default: bool, forget_all: bool) -> Any:
-        co = loader.current()
+        co = loader.checkout_of(self)
         if co is None:
             return super()._execute(forget_sub, forget_disable_default, forget_all)
         if self.sel_default_tasks and not forget_all:
@@ -275,23 +274,25 @@ class Clean(OneLineErrors, DoitClean):  # type: ignore[misc]
     doc_purpose = "remove tasks' stamps (and declared outputs' clean actions): they run again"
 
     @db_errors_in_one_line
-    def _execute(self, *args: Any, **kwargs: Any) -> Any:
-        co = loader.current()
+    def _execute(  # doit passes the options these parameters name (doit's clean's)
+        self, dryrun: bool, cleandep: bool, cleanall: bool, cleanforget: bool,
+        pos_args: list[str] | None = None,
+    ) -> Any:  # fmt: skip
+        args = (dryrun, cleandep, cleanall, cleanforget, pos_args)
+        co = loader.checkout_of(self)
         if co is None:
-            return super()._execute(*args, **kwargs)
+            return super()._execute(*args)
         unknown = [n for n in self.sel_tasks or [] if "*" not in n
                    and n not in {t.name for t in self.task_list}]  # fmt: skip
         if unknown:
             return fail(f"unknown task {unknown[0]!r} (doit list --all shows the tasks)")
         try:
             with run_lock(co.orch_dir, "clean"):
-                result = super()._execute(*args, **kwargs)
+                result = super()._execute(*args)
                 statesync.sync_all(co, held=True)
         except OrchError as exc:
             return report(exc)
         return result
-
-    _execute.__signature__ = inspect.signature(DoitClean._execute)  # type: ignore[attr-defined]
 
 
 class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
@@ -302,7 +303,7 @@ class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
 
     @quiet_when_reader_gone
     def _execute(self, pos_args: list[str], hide_status: bool = False) -> Any:
-        co = loader.current()
+        co = loader.checkout_of(self)
         if co is None:
             return super()._execute(pos_args, hide_status)
         if len(pos_args) != 1:
@@ -329,17 +330,20 @@ class List(OneLineErrors, DoitList):  # type: ignore[misc]
     """doit's list, over state files that agree with the stamps; `doit list | head` ends quietly."""
 
     @quiet_when_reader_gone
-    def _execute(self, *args: Any, **kwargs: Any) -> Any:
-        co = loader.current()
+    def _execute(  # doit passes the options these parameters name (doit's list's)
+        self, subtasks: bool = False, quiet: bool = True, status: bool = False,
+        private: bool = False, list_deps: bool = False, template: str | None = None,
+        sort: str = "name", pos_args: list[str] | None = None,
+    ) -> Any:  # fmt: skip
+        co = loader.checkout_of(self)
         if co is not None:
             statesync.sync_all(co)
-        if kwargs.get("pos_args"):  # `doit list PLAN` lists its tasks, as --all does for all
-            kwargs["subtasks"] = True
+        if pos_args:  # `doit list PLAN` lists its tasks, as --all does for all
+            subtasks = True
         try:
-            return DoitList._execute(self, *args, **kwargs)
+            return DoitList._execute(self, subtasks, quiet, status, private, list_deps,
+                                     template, sort, pos_args)  # fmt: skip
         except InvalidCommand as exc:  # doit's `ERROR: 'x' is not a task.`, in orchlib's line
             return fail(
                 f"list: {' '.join(str(exc).split()).rstrip('.')} (doit list shows the plans)"
             )
-
-    _execute.__signature__ = inspect.signature(DoitList._execute)  # type: ignore[attr-defined]
