@@ -24,7 +24,7 @@ from orchlib.doitedge import commandtable
 ROOT = Path(orchlib.__file__).parent
 # Text about Claude Code as the user's AI assistant (MCP set-up, its Agent Skills folder
 # `.claude/skills/`), not about an agent profile: the assistant is whatever the user runs.
-ASSISTANT_TEXT = {"doitedge/helpcmd.py", "assistant/skill.py", "doitedge/assistantcmd.py"}
+ASSISTANT_TEXT = {"doitedge/commandtable.py", "assistant/skill.py", "doitedge/assistantcmd.py"}
 
 
 def _strings(tree: ast.AST) -> list[ast.Constant]:
