@@ -32,7 +32,7 @@ class OrchMain(DoitMain):  # type: ignore[misc]
     def process_args(self, cmd_args: list[str]) -> Any:
         """doit's `x=y` variables, except in an answer's (or rejection's) text; an empty
         argument stays one."""
-        said = next((c for c in ("answer", "reject") if c in cmd_args), "")
+        said = next((c for c in commandtable.verbatim() if c in cmd_args), "")
         cut = cmd_args.index(said) + 1 if said else len(cmd_args)
         head = [arg or _EMPTY for arg in cmd_args[:cut]]
         kept = [arg.replace(_EMPTY, "") for arg in super().process_args(head)]

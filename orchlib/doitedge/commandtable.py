@@ -25,6 +25,7 @@ class Entry:
     checkout: bool  # True: refused outside a checkout (a folder without plans/)
     topic: str  # `doit help NAME` ("": doit's own help of the command)
     overview: tuple[tuple[str, str], ...]  # (usage, what it does) lines in `doit help`
+    verbatim: bool = False  # its text arguments are not doit's `x=y` variables (an answer's)
 
     def load(self) -> Any:
         """The doit Command class (imported now)."""
@@ -193,12 +194,12 @@ COMMANDS: Mapping[str, Entry] = {
         Entry("log", "orchlib.doitedge.logcmd:Log", True, LOG,
               (("doit log PLAN:TASK [-f]", "a task's transcript (-f follows it)"),)),
         Entry("answer", "orchlib.doitedge.statecmds:Answer", True, ANSWER,
-              (('doit answer PLAN:TASK "…"', "answer a waiting task's question"),)),
+              (('doit answer PLAN:TASK "…"', "answer a waiting task's question"),), verbatim=True),
         Entry("approve", "orchlib.doitedge.statecmds:Approve", True, APPROVE,
               (("doit approve PLAN:TASK", "approve a task waiting for approval (approve: true)"),)),
         Entry("reject", "orchlib.doitedge.statecmds:Reject", True, REJECT,
               (('doit reject PLAN:TASK "…"',
-                "reject it: the next `doit` runs it again with what to change"),)),
+                "reject it: the next `doit` runs it again with what to change"),), verbatim=True),
         Entry("info", "orchlib.doitedge.commands:Info", True, INFO,
               (("doit info PLAN[:TASK]", "why a task would run; a plan's state"),)),
         Entry("list", "orchlib.doitedge.commands:List", True, LIST,
@@ -220,6 +221,11 @@ COMMANDS: Mapping[str, Entry] = {
         Entry("help", "orchlib.doitedge.helpcmd:Help", False, "", ()),
     )
 }  # fmt: skip
+
+
+def verbatim() -> tuple[str, ...]:
+    """The commands whose text arguments are kept as typed (`doit answer t "a=b"`)."""
+    return tuple(e.name for e in COMMANDS.values() if e.verbatim)
 
 
 def no_checkout_needed() -> set[str]:
