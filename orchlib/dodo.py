@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.doitedge import plugins
-from orchlib.doitedge.loader import DOIT_CONFIG, checkout_for, doit_tasks, prepare_orch_dir
+from orchlib.doitedge.doitapi import task_params
+from orchlib.doitedge.loader import (
+    CREATOR_PARAMS,
+    DOIT_CONFIG,
+    checkout_for,
+    doit_tasks,
+    prepare_orch_dir,
+)
 
 __all__ = ["DOIT_CONFIG", "task_orchlib"]
 
@@ -22,6 +29,7 @@ prepare_orch_dir(Path.cwd())
 plugins.install()
 
 
-def task_orchlib() -> Iterator[Any]:
+@task_params(CREATOR_PARAMS)  # `doit run`'s selection, given through doit's task_opts
+def task_orchlib(run_selection: list[str] | None = None) -> Iterator[Any]:
     """Every plan in plans/ (run one with `doit <planId>`)."""
-    yield from doit_tasks(checkout_for(Path.cwd()))
+    yield from doit_tasks(checkout_for(Path.cwd()), run_selection)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+
+_LOCATED = re.compile(r"^\S+:\d+:\d+: ")  # plans/x.yaml:14:7: tasks[2]...: message
 
 
 class OrchError(Exception):
@@ -34,3 +37,10 @@ class LockHeld(OrchError):
     """Another `doit` run holds the checkout's run lock."""
 
     exit_code = 1
+
+
+def error_line(line: str) -> str:
+    """The line in orchlib's one error form: located (`file:line:col: ...`) or `orchlib: ...`."""
+    if line.startswith("orchlib:") or _LOCATED.match(line):
+        return line
+    return f"orchlib: {line}"

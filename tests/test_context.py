@@ -8,13 +8,10 @@ import sys
 from pathlib import Path
 
 TWICE = """
-from orchlib.doitedge import cli, loader
+from orchlib.doitedge import cli
 assert cli.main(["run", "p:t1"]) == 0
-first = loader.current()
-first_run = first.run
 print("=== second run", flush=True)
 assert cli.main(["run", "p:t2"]) == 0
-assert loader.current() is first and first.run is not first_run  # a new run context
 """
 
 

@@ -17,7 +17,8 @@ from doit.reporter import ConsoleReporter
 from doit.task import Task
 
 import orchlib
-from orchlib.doitedge import doitapi
+from orchlib import executorregistry
+from orchlib.doitedge import doitapi, loader
 from orchlib.doitedge.runner import PlanRunner
 
 MAX_DOIT_MODULES = 8
@@ -128,3 +129,60 @@ def test_loading_orchlibs_commands_leaves_the_run_machinery_unimported() -> None
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_orchlibs_execute_methods_name_doits_options_then_their_own() -> None:
+    """doit passes `_execute` the options its parameters name: each override names doit's
+    own, in doit's order (no `__signature__` patched on), then orchlib's."""
+    from doit.cmd_clean import Clean
+    from doit.cmd_forget import Forget
+    from doit.cmd_info import Info
+    from doit.cmd_list import List
+    from doit.cmd_run import Run
+
+    from orchlib.doitedge import commands
+
+    pairs = [(commands.Run, Run), (commands.Clean, Clean), (commands.List, List),
+             (commands.Forget, Forget), (commands.Info, Info)]  # fmt: skip
+    for ours, doits in pairs:
+        theirs = list(inspect.signature(doits._execute).parameters)
+        mine = list(inspect.signature(ours._execute).parameters)
+        assert mine[: len(theirs)] == theirs, ours
+        assert "__signature__" not in vars(ours._execute), ours
+    own = {o["name"] for o in commands.Run.cmd_options} - {o["name"] for o in Run.cmd_options}
+    run = list(inspect.signature(commands.Run._execute).parameters)
+    assert own - set(run) == {o.name for o in executorregistry.options()}  # read in `execute`
+
+
+def test_a_task_creator_gets_a_flagless_parameter_from_the_loaders_task_opts() -> None:
+    """How `doit run`'s selection reaches orchlib.dodo's `task_orchlib`: doit's API for
+    creator parameters (`@task_params`, valued through the loader's `task_opts`); an option
+    without flags shows in no help and no command line sets it."""
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.cmdparse import CmdOption
+
+    seen: list[Any] = []
+
+    @doitapi.task_params(loader.CREATOR_PARAMS)
+    def task_orchlib(run_selection: Any = None) -> Any:
+        seen.append(run_selection)
+        yield from ()
+
+    task_loader = ModuleTaskLoader({f"task_{loader.CREATOR}": task_orchlib})
+    cmd = type("Cmd", (), {"execute_tasks": True})()
+    with loader.run_selection(task_loader, ["p:t1"]):
+        task_loader.load_tasks(cmd, ["p:t1"])
+    assert task_loader.task_opts is None
+    task_loader.load_tasks(cmd, ["p:t1"])
+    assert seen == [["p:t1"], None]
+    assert CmdOption(loader.CREATOR_PARAMS[0]).help_doc() == []
+
+
+def test_a_command_holds_its_loader_and_its_loaded_tasks() -> None:
+    """What `checkout_of` and `run_selection` read: `self.loader`, then `self.task_list`
+    set by `DoitCmdBase.execute` from `loader.load_tasks(cmd=self, pos_args=args)`."""
+    from doit.cmd_base import DoitCmdBase
+
+    source = inspect.getsource(DoitCmdBase.execute)
+    assert "self.task_list = self.loader.load_tasks(cmd=self, pos_args=args)" in source
+    assert "self.loader = task_loader" in inspect.getsource(DoitCmdBase.__init__)

@@ -27,8 +27,8 @@ import pytest
 from conftest import FAKE_AGENT, SEED_PLAN, Checkout, pid_alive
 
 from orchlib.doitedge.cmdutil import options_first
+from orchlib.doitedge.draftcmd import Draft
 from orchlib.draft import powers
-from orchlib.draft.command import Draft
 from orchlib.draft.review import critical_path
 from orchlib.plan.file import load_plan
 

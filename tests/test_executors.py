@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from conftest import Checkout, pid_alive
 
 from orchlib import executors
 from orchlib.errors import ConfigError
+from orchlib.executorregistry import EXECUTORS
 from orchlib.executors import Handle, Job, LocalExecutor
 
 PY = sys.executable
@@ -105,9 +107,8 @@ def test_the_registry_says_in_one_line_what_is_missing(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError) as unknown:
         executors.factory("cloud")
     assert str(unknown.value) == "orchlib: unknown executor 'cloud' (known: dask, local)"
-    monkeypatch.setitem(
-        executors.EXECUTORS, "dask", ("orchlib.executors._absent", "DaskExecutor", "dask")
-    )
+    absent = replace(EXECUTORS["dask"], target="orchlib.executors._absent:DaskExecutor")
+    monkeypatch.setitem(EXECUTORS, "dask", absent)
     with pytest.raises(ConfigError) as missing:
         executors.factory("dask")
     assert str(missing.value) == (

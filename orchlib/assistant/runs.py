@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchlib import executorregistry
 from orchlib.errors import ConfigError, LockHeld, OrchError
-from orchlib.executors import EXECUTORS
 from orchlib.executors.process import is_alive
 from orchlib.fsutil import ensure_dir
 from orchlib.state import runlock
@@ -115,8 +115,7 @@ def _checked(targets: list[str]) -> list[str]:
 def _executor_args(executor: str | None) -> list[str]:
     if not executor:
         return []
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r} (known: {', '.join(sorted(EXECUTORS))})")
+    executorregistry.find(executor)  # a one-line ConfigError naming the known ones
     return ["--executor", executor]
 
 

@@ -18,8 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 import orchlib
 from orchlib.assistant.tools import Tools
-from orchlib.doitedge.cmdutil import error_line
-from orchlib.errors import OrchError
+from orchlib.errors import OrchError, error_line
 
 INSTRUCTIONS = """\
 orchlib runs plans of work (plans/*.yaml in this checkout) by dispatching each task to a

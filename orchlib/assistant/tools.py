@@ -96,7 +96,7 @@ class Tools:
 
     def task_log(self, task: str, tail: int = 200) -> dict[str, Any]:
         """The last `tail` lines of the task's latest transcript, decoded as `doit log` does."""
-        from orchlib.doitedge.logcmd import decoded
+        from orchlib.run.transcript import decoded
 
         if not 1 <= tail <= TAIL_MAX:
             raise ConfigError(f"tail {tail}: give 1 to {TAIL_MAX} lines")
@@ -115,7 +115,7 @@ class Tools:
 
     def answer(self, task: str, text: str) -> dict[str, Any]:
         """Store the answer to a waiting task's question, as `doit answer` does."""
-        from orchlib.doitedge.statecmds import answer_task
+        from orchlib.run.queries import answer_task
 
         if ":" not in task:
             raise ConfigError(f"answer: name the task as PLAN:TASK (got {task!r})")
@@ -139,7 +139,7 @@ class Tools:
         return self.runs.stop()
 
     def _status(self, co: Checkout, args: list[str]) -> dict[str, Any]:
-        from orchlib.doitedge.statecmds import status_json
+        from orchlib.run.queries import status_json
 
         return status_json(co, args)
 

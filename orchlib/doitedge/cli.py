@@ -9,21 +9,17 @@ from typing import Any
 
 from doit.doit_cmd import DoitMain
 
-from orchlib.assistant.command import Mcp, Skill
-from orchlib.doitedge import accept, commands, helpcmd, logcmd, plugins, statecmds
+from orchlib.doitedge import commandtable, plugins
 from orchlib.doitedge.loader import PlanLoader
-from orchlib.draft.command import Draft
-from orchlib.web.command import Serve
 
-# doit's commands that orchlib extends for plan tasks.
-_REPLACED = {
-    "run": commands.Run,
-    "forget": commands.Forget,
-    "clean": commands.Clean,
-    "info": commands.Info,
-    "list": commands.List,
-    "help": helpcmd.Help,
-}
+
+def _commands() -> tuple[Any, ...]:
+    """doit's commands, those orchlib extends replaced, then orchlib's others: the table's."""
+    ours = {name: entry.load() for name, entry in commandtable.COMMANDS.items()}
+    doits = [ours.get(cmd.get_name(), cmd) for cmd in DoitMain.DOIT_CMDS]
+    return (*doits, *(cmd for cmd in ours.values() if cmd not in doits))
+
+
 _EMPTY = "\0"  # stands for an empty argument while doit sorts out `x=y` variables
 
 
@@ -31,31 +27,19 @@ class OrchMain(DoitMain):  # type: ignore[misc]
     """doit's main with orchlib's commands built in (no dodo.py, no entry points needed)."""
 
     BIN_NAME = "python -m orchlib"
-    DOIT_CMDS = (
-        *(_REPLACED.get(cmd.get_name(), cmd) for cmd in DoitMain.DOIT_CMDS),
-        statecmds.Status,
-        statecmds.Answer,
-        statecmds.Approve,
-        statecmds.Reject,
-        logcmd.Log,
-        accept.Accept,
-        Draft,
-        Serve,
-        Mcp,
-        Skill,
-    )
+    DOIT_CMDS = _commands()
 
     def process_args(self, cmd_args: list[str]) -> Any:
         """doit's `x=y` variables, except in an answer's (or rejection's) text; an empty
         argument stays one."""
-        said = next((c for c in ("answer", "reject") if c in cmd_args), "")
+        said = next((c for c in commandtable.verbatim() if c in cmd_args), "")
         cut = cmd_args.index(said) + 1 if said else len(cmd_args)
         head = [arg or _EMPTY for arg in cmd_args[:cut]]
         kept = [arg.replace(_EMPTY, "") for arg in super().process_args(head)]
         return [*kept, *cmd_args[cut:]]
 
 
-_NO_CHECKOUT_NEEDED = {"help", "--help", "--version", "tabcompletion", "mcp", "skill"}
+_NO_CHECKOUT_NEEDED = commandtable.no_checkout_needed()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,10 +15,8 @@ from typing import Any
 from orchlib.checkout import Checkout
 from orchlib.doitedge import loader
 from orchlib.doitedge.doitapi import CmdParseError
-from orchlib.errors import OrchError
+from orchlib.errors import OrchError, error_line
 from orchlib.textsafe import printable
-
-_LOCATED = re.compile(r"^\S+:\d+:\d+: ")  # plans/x.yaml:14:7: tasks[2]...: message
 
 
 def report(exc: OrchError) -> int:
@@ -26,13 +24,6 @@ def report(exc: OrchError) -> int:
     for line in exc.lines():
         sys.stderr.write(f"{error_line(line)}\n")
     return exc.exit_code
-
-
-def error_line(line: str) -> str:
-    """The line in orchlib's one error form: located (`file:line:col: ...`) or `orchlib: ...`."""
-    if line.startswith("orchlib:") or _LOCATED.match(line):
-        return line
-    return f"orchlib: {line}"
 
 
 def fail(message: str, code: int = 3) -> int:

@@ -8,10 +8,10 @@ run is replaced, only its documented hook is: `_execute`, whose parameters name 
 
 from __future__ import annotations
 
-import inspect
 import os
 from typing import Any
 
+from orchlib import executorregistry
 from orchlib.checkout import Checkout
 from orchlib.doitedge import loader, quietexit
 from orchlib.doitedge.cmdutil import (
@@ -58,22 +58,6 @@ OPT_NO_WAIT_LIMITS = {
 }
 
 
-OPT_EXECUTOR = {
-    "name": "executor",
-    "long": "executor",
-    "type": str,
-    "default": "",
-    "help": "where agents run: local (default) or dask (also ORCH_EXECUTOR, or `executor:` "
-    "under a plan's defaults)",
-}
-OPT_SCHEDULER = {
-    "name": "scheduler",
-    "long": "scheduler",
-    "type": str,
-    "default": "",
-    "help": "the dask executor's cluster: tcp://HOST:PORT, or local:N for N worker "
-    "processes here (also ORCH_DASK_SCHEDULER)",
-}
 OPT_SANDBOX = {
     "name": "sandbox",
     "long": "sandbox",
@@ -94,7 +78,7 @@ OPT_BUDGET_USD = {
 }
 
 
-def budget_usd(text: str) -> float | None:
+def budget_usd_value(text: str) -> float | None:
     """`--budget-usd N`: a number >= 0, or None when not given."""
     if not text:
         return None
@@ -111,54 +95,53 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
     """doit's run, with plan tasks scheduled by orchlib."""
 
     doc_purpose = "run the plans' tasks that are not up to date (stamps decide)"
-    cmd_options = (*DoitRun.cmd_options, opt_dry_run, OPT_NO_WAIT_LIMITS, OPT_EXECUTOR,
-                   OPT_SCHEDULER, OPT_SANDBOX, OPT_BUDGET_USD)  # fmt: skip
+    # The executors' options come from their registry: `--executor` and each one's own.
+    cmd_options = (*DoitRun.cmd_options, opt_dry_run, OPT_NO_WAIT_LIMITS,
+                   executorregistry.cmd_option(),
+                   *(o.cmd_option() for o in executorregistry.options()),
+                   OPT_SANDBOX, OPT_BUDGET_USD)  # fmt: skip
 
     def execute(self, params: Any, args: list[str]) -> Any:
         """Load only the plan tasks this run needs (all with --always or a wildcard)."""
         if any(not a for a in args):
             return fail("an empty task name was given (doit list shows the tasks)")
+        # Each executor's own options, by the names its registry entry declares.
+        self.executor_options = {o.name: params[o.name] for o in executorregistry.options()}
         whole = params.get("always") or any("*" in a for a in args)
-        with loader.pruned_for_run(None if whole else list(args)):
+        with loader.run_selection(self.loader, None if whole else list(args)):
             return super().execute(params, args)
 
-    def _execute(self, outfile: Any, **options: Any) -> Any:
+    def _execute(  # doit passes the options these parameters name: its own, then orchlib's
+        self, outfile: Any, verbosity: Any = None, always: bool = False, continue_: bool = False,
+        reporter: Any = "console", num_process: int = 0, par_type: str = "process",
+        single: bool = False, auto_delayed_regex: bool = False, force_verbosity: bool = False,
+        failure_verbosity: int = 0, pdb: bool = False, dry_run: bool = False,
+        no_wait_limits: bool = False, executor: str = "", sandbox: str = "", budget_usd: str = "",
+    ) -> Any:  # fmt: skip
         """doit's own run for a foreign dodo.py; orchlib's runner for a checkout's plans."""
-        dry_run = options.pop("dry_run", False)
-        wait_limits = not options.pop("no_wait_limits", False)
-        where = {"executor": options.pop("executor", ""), "scheduler": options.pop("scheduler", ""),
-                 "sandbox": options.pop("sandbox", "")}  # fmt: skip
-        budget = options.pop("budget_usd", "")
-        co = loader.current()
+        options = {"verbosity": verbosity, "always": always, "continue_": continue_,
+                   "reporter": reporter, "num_process": num_process, "par_type": par_type,
+                   "single": single, "auto_delayed_regex": auto_delayed_regex,
+                   "force_verbosity": force_verbosity, "failure_verbosity": failure_verbosity,
+                   "pdb": pdb}  # fmt: skip
+        co = loader.checkout_of(self)
         if co is None:
             return super()._execute(outfile, **options)
         co.new_run()  # this run's bus, interrupt and executor: nothing of an earlier run's
         try:
-            _check_names(where["executor"], where["sandbox"])
+            _check_names(executor, sandbox)
             if not any(plan.tasks for plan in co.plans.values()):
                 raise ConfigError(NO_PLANS)
             opts = {
                 **options,
-                "wait_limits": wait_limits,
-                **where,
-                "budget_usd": budget_usd(budget),
+                "wait_limits": not no_wait_limits,
+                "executor": executor,
+                "sandbox": sandbox,
+                "budget_usd": budget_usd_value(budget_usd),
             }
             return self._plans(co, outfile, dry_run, opts)
         except OrchError as exc:
             return report(exc)
-
-    # doit passes `_execute` the options its signature names: doit's own, plus ours.
-    _execute.__signature__ = inspect.signature(DoitRun._execute).replace(  # type: ignore[attr-defined]
-        parameters=[
-            *inspect.signature(DoitRun._execute).parameters.values(),
-            inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, default=False),
-            inspect.Parameter("no_wait_limits", inspect.Parameter.KEYWORD_ONLY, default=False),
-            inspect.Parameter("executor", inspect.Parameter.KEYWORD_ONLY, default=""),
-            inspect.Parameter("scheduler", inspect.Parameter.KEYWORD_ONLY, default=""),
-            inspect.Parameter("sandbox", inspect.Parameter.KEYWORD_ONLY, default=""),
-            inspect.Parameter("budget_usd", inspect.Parameter.KEYWORD_ONLY, default=""),
-        ]
-    )
 
     def _plans(self, co: Any, outfile: Any, dry_run: bool, options: dict[str, Any]) -> int:
         control = TaskControl(self.task_list, auto_delayed_regex=options["auto_delayed_regex"])
@@ -204,7 +187,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
 
         opts = RunOptions(bool(o["continue_"]), bool(o["always"]), o["num_process"],
                           o["verbosity"], o["force_verbosity"], o["wait_limits"],
-                          o["executor"], o["scheduler"], o["sandbox"],
+                          o["executor"], self.executor_options, o["sandbox"],
                           o["budget_usd"])  # fmt: skip
         return run_plans(co, chosen, control, self.dep_manager, out, opts)
 
@@ -212,13 +195,12 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
 def _check_names(executor: str, sandbox: str) -> None:
     """A misspelt `--executor`, `--sandbox`, ORCH_EXECUTOR or ORCH_SANDBOX is an error before
     anything, a run with nothing to do included (it was silently ignored there)."""
-    from orchlib.executors import EXECUTORS, factory
     from orchlib.plan.checks import suggest
     from orchlib.plan.sandboxschema import SANDBOXES
 
-    executor = executor or os.environ.get("ORCH_EXECUTOR", "")
-    if executor and executor not in EXECUTORS:
-        factory(executor)  # its one-line error
+    executor = executor or os.environ.get(executorregistry.VARIABLE, "")
+    if executor:
+        executorregistry.find(executor)  # its one-line error
     name, source = (
         (sandbox, "--sandbox") if sandbox else (os.environ.get("ORCH_SANDBOX", ""), "ORCH_SANDBOX")
     )
@@ -240,7 +222,7 @@ class Forget(OneLineErrors, DoitForget):  # type: ignore[misc]
 
     @db_errors_in_one_line
     def _execute(self, forget_sub: bool, forget_disable_default: bool, forget_all: bool) -> Any:
-        co = loader.current()
+        co = loader.checkout_of(self)
         if co is None:
             return super()._execute(forget_sub, forget_disable_default, forget_all)
         if self.sel_default_tasks and not forget_all:
@@ -293,25 +275,27 @@ class Clean(OneLineErrors, DoitClean):  # type: ignore[misc]
     doc_purpose = "remove tasks' stamps (and declared outputs' clean actions): they run again"
 
     @db_errors_in_one_line
-    def _execute(self, *args: Any, **kwargs: Any) -> Any:
-        co = loader.current()
+    def _execute(  # doit passes the options these parameters name (doit's clean's)
+        self, dryrun: bool, cleandep: bool, cleanall: bool, cleanforget: bool,
+        pos_args: list[str] | None = None,
+    ) -> Any:  # fmt: skip
+        args = (dryrun, cleandep, cleanall, cleanforget, pos_args)
+        co = loader.checkout_of(self)
         if co is None:
-            return super()._execute(*args, **kwargs)
+            return super()._execute(*args)
         unknown = [n for n in self.sel_tasks or [] if "*" not in n
                    and n not in {t.name for t in self.task_list}]  # fmt: skip
         if unknown:
             return fail(f"unknown task {unknown[0]!r} (doit list --all shows the tasks)")
         try:
             with run_lock(co.orch_dir, "clean"):
-                result = super()._execute(*args, **kwargs)
+                result = super()._execute(*args)
                 statesync.sync_all(
                     co.orch_dir, co.plans, co.specs, template_dirs(co.root), held=True
                 )
         except OrchError as exc:
             return report(exc)
         return result
-
-    _execute.__signature__ = inspect.signature(DoitClean._execute)  # type: ignore[attr-defined]
 
 
 class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
@@ -322,7 +306,7 @@ class Info(OneLineErrors, DoitInfo):  # type: ignore[misc]
 
     @quiet_when_reader_gone
     def _execute(self, pos_args: list[str], hide_status: bool = False) -> Any:
-        co = loader.current()
+        co = loader.checkout_of(self)
         if co is None:
             return super()._execute(pos_args, hide_status)
         if len(pos_args) != 1:
@@ -349,17 +333,20 @@ class List(OneLineErrors, DoitList):  # type: ignore[misc]
     """doit's list, over state files that agree with the stamps; `doit list | head` ends quietly."""
 
     @quiet_when_reader_gone
-    def _execute(self, *args: Any, **kwargs: Any) -> Any:
-        co = loader.current()
+    def _execute(  # doit passes the options these parameters name (doit's list's)
+        self, subtasks: bool = False, quiet: bool = True, status: bool = False,
+        private: bool = False, list_deps: bool = False, template: str | None = None,
+        sort: str = "name", pos_args: list[str] | None = None,
+    ) -> Any:  # fmt: skip
+        co = loader.checkout_of(self)
         if co is not None:
             statesync.sync_all(co.orch_dir, co.plans, co.specs, template_dirs(co.root))
-        if kwargs.get("pos_args"):  # `doit list PLAN` lists its tasks, as --all does for all
-            kwargs["subtasks"] = True
+        if pos_args:  # `doit list PLAN` lists its tasks, as --all does for all
+            subtasks = True
         try:
-            return DoitList._execute(self, *args, **kwargs)
+            return DoitList._execute(self, subtasks, quiet, status, private, list_deps,
+                                     template, sort, pos_args)  # fmt: skip
         except InvalidCommand as exc:  # doit's `ERROR: 'x' is not a task.`, in orchlib's line
             return fail(
                 f"list: {' '.join(str(exc).split()).rstrip('.')} (doit list shows the plans)"
             )
-
-    _execute.__signature__ = inspect.signature(DoitList._execute)  # type: ignore[attr-defined]

@@ -9,7 +9,8 @@ of doit themselves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import doit.doit_cmd
 from doit.cmd_base import Command, TaskLoader2
@@ -22,13 +23,14 @@ from doit.cmd_run import Run as DoitRun
 from doit.cmdparse import CmdParseError
 from doit.control import TaskControl
 from doit.exceptions import InvalidCommand, InvalidDodoFile, TaskError, TaskFailed, UnmetDependency
+from doit.loader import task_params as doit_task_params
 from doit.task import Stream
 from doit.task import Task as DoitTask
 
 __all__ = [
     "CmdParseError", "Command", "DoitClean", "DoitForget", "DoitHelp", "DoitInfo", "DoitList",
     "DoitRun", "DoitTask", "InvalidCommand", "InvalidDodoFile", "Stream", "TaskControl",
-    "TaskError", "TaskFailed", "TaskLoader2", "UnmetDependency", "cmdline_vars",
+    "TaskError", "TaskFailed", "TaskLoader2", "UnmetDependency", "cmdline_vars", "task_params",
 ]  # fmt: skip
 
 
@@ -37,3 +39,12 @@ def cmdline_vars() -> Mapping[str, str]:
     in `doit_cmd._CMDLINE_VARS`, set by `DoitMain.run`; empty before that)."""
     found = getattr(doit.doit_cmd, "_CMDLINE_VARS", None)
     return found if isinstance(found, Mapping) else {}
+
+
+_Creator = TypeVar("_Creator", bound=Callable[..., Any])
+
+
+def task_params(param_def: list[dict[str, Any]]) -> Callable[[_Creator], _Creator]:
+    """doit's `@task_params`: the parameters a task creator takes (typed here)."""
+    decorate: Callable[[_Creator], _Creator] = doit_task_params(param_def)
+    return decorate

@@ -27,8 +27,13 @@ DOIT_CONFIG: dict[str, Any] = {
     "verbosity": 2,
 }
 
-_CHECKOUTS: dict[Path, Checkout] = {}
-META = "orchlib"
+META = "orchlib"  # a plan task's doit meta: its TaskMeta
+CHECKOUT = "orchlib.checkout"  # a plan's doit task's meta: the checkout its tasks come from
+CREATOR = "orchlib"  # the basename of orchlib.dodo's task creator, `task_orchlib`
+SELECTION = "run_selection"  # its parameter: what `doit run` named (None: load every task)
+# doit's way to give a task creator a value no command line sets: `@task_params` with an
+# option that has no flag, its value given through the loader's `task_opts` (doit's API).
+CREATOR_PARAMS = [{"name": SELECTION, "default": None, "type": list}]
 
 
 def orch_meta(task: Any) -> TaskMeta | None:
@@ -39,14 +44,11 @@ def orch_meta(task: Any) -> TaskMeta | None:
 
 
 def checkout_for(root: Path) -> Checkout:
-    """The checkout at `root`, loaded once per process; plan errors exit 3 with located lines."""
-    root = root.resolve()
-    if root not in _CHECKOUTS:
-        try:
-            _CHECKOUTS[root] = Checkout.load(root)
-        except OrchError as exc:
-            raise PlanLoadError(exc) from None
-    return _CHECKOUTS[root]
+    """The checkout at `root`, loaded; plan errors exit 3 with located lines."""
+    try:
+        return Checkout.load(root.resolve())
+    except OrchError as exc:
+        raise PlanLoadError(exc) from None
 
 
 class PlanLoadError(InvalidDodoFile):  # type: ignore[misc]
@@ -66,29 +68,44 @@ def _as_lines(exc: OrchError) -> str:
     return f"{len(lines)} problems in the plans:\n" + "\n".join(lines)
 
 
-def current() -> Checkout | None:
-    """The checkout whose tasks this process loaded (None when doit runs a foreign dodo.py)."""
-    cwd = Path.cwd().resolve()
-    return _CHECKOUTS.get(cwd) or (next(iter(_CHECKOUTS.values())) if _CHECKOUTS else None)
+def checkout_of(cmd: Any) -> Checkout | None:
+    """The checkout whose plans the doit command `cmd` loaded as its tasks (None: doit's
+    own tasks of a foreign dodo.py)."""
+    for task in cmd.task_list or ():
+        found = (getattr(task, "meta", None) or {}).get(CHECKOUT)
+        if isinstance(found, Checkout):
+            return found
+    # a checkout without plans has no task to carry it
+    return checkout_for(Path.cwd()) if loads_plans(cmd.loader) else None
 
 
-_RUN_SELECTION: list[list[str]] = []
+def loads_plans(task_loader: Any) -> bool:
+    """Whether `task_loader` loads a checkout's plans: orchlib's own loader, or doit's for a
+    dodo.py that imports orchlib.dodo."""
+    if isinstance(task_loader, PlanLoader):
+        return True
+    creator = (getattr(task_loader, "namespace", None) or {}).get(f"task_{CREATOR}")
+    return getattr(creator, "__module__", "") == "orchlib.dodo"
 
 
 @contextlib.contextmanager
-def pruned_for_run(selection: list[str] | None) -> Iterator[None]:
-    """While loading for `doit run`, leave out finished tasks whose whole upstream is finished.
-
-    `selection` holds the task names given on the command line (always kept); None turns
-    pruning off (`--always`, wildcards).
-    """
+def run_selection(task_loader: Any, selection: list[str] | None) -> Iterator[None]:
+    """While `doit run` loads its tasks, leave out finished tasks whose whole upstream is
+    finished: `selection` (the task names given, always kept) reaches the task creator as
+    its `run_selection` (doit's `task_opts`); None loads every task (`--always`, wildcards)."""
+    before = task_loader.task_opts
     if selection is not None:
-        _RUN_SELECTION.append(selection)
+        task_loader.task_opts = {**(before or {}), CREATOR: {SELECTION: selection}}
     try:
         yield
     finally:
-        if selection is not None:
-            _RUN_SELECTION.pop()
+        task_loader.task_opts = before
+
+
+def selection_of(task_loader: Any) -> list[str] | None:
+    """The run selection given to `task_loader` (None: load every task)."""
+    found = (task_loader.task_opts or {}).get(CREATOR, {}).get(SELECTION)
+    return list(found) if found is not None else None
 
 
 def closure(tasks: dict[str, Any], selected: Iterable[str]) -> list[Any]:
@@ -129,12 +146,13 @@ def selected_plan_tasks(control: Any) -> list[Any]:
     return chosen
 
 
-def doit_tasks(co: Checkout) -> list[DoitTask]:
-    """Every plan task as a doit task (only those with work when pruning), plus plan groups."""
+def doit_tasks(co: Checkout, selection: list[str] | None = None) -> list[DoitTask]:
+    """Every plan task as a doit task, plus plan groups; with a run's `selection`, only the
+    tasks with work and those named."""
     tasks: list[DoitTask] = []
     ctx = _Context(co)
     for plan in co.plans.values():
-        keep = _kept(co, plan)
+        keep = None if selection is None else _kept(co, plan, selection)
         subtasks = [
             plan_task(ctx, plan, t, keep)
             for t in plan.tasks.values()
@@ -142,16 +160,15 @@ def doit_tasks(co: Checkout) -> list[DoitTask]:
         ]
         doc = plan.summary or f"plan {plan.plan_id}"
         names = [t.name for t in subtasks]
-        tasks.append(DoitTask(plan.plan_id, None, task_dep=names, has_subtask=True, doc=doc))
+        tasks.append(DoitTask(plan.plan_id, None, task_dep=names, has_subtask=True, doc=doc,
+                              meta={CHECKOUT: co}))  # fmt: skip
         tasks.extend(subtasks)
     return tasks
 
 
-def _kept(co: Checkout, plan: Plan) -> set[str] | None:
-    """Task ids a pruned run needs (None: all); the rest are recorded as up to date."""
-    if not _RUN_SELECTION:
-        return None
-    named = {n.split(":", 1)[1] for n in _RUN_SELECTION[-1] if n.startswith(f"{plan.plan_id}:")}
+def _kept(co: Checkout, plan: Plan, selection: list[str]) -> set[str]:
+    """Task ids a pruned run needs; the rest are recorded as up to date."""
+    named = {n.split(":", 1)[1] for n in selection if n.startswith(f"{plan.plan_id}:")}
     verdicts = co.verdicts[plan.plan_id] = uptodate.verdicts(co.orch_dir, plan, co.specs)
     keep = {t for t, reason in verdicts.items() if reason is not None} | (named & set(plan.tasks))
     co.up_to_date[plan.plan_id] = [t for t in plan.tasks if t not in keep]
@@ -253,5 +270,5 @@ class PlanLoader(TaskLoader2):  # type: ignore[misc]
         return dict(DOIT_CONFIG)
 
     def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[DoitTask]:
-        """Every plan of the checkout in the current directory."""
-        return doit_tasks(checkout_for(Path.cwd()))
+        """Every plan of the checkout in the current directory (a run's selection pruned)."""
+        return doit_tasks(checkout_for(Path.cwd()), selection_of(self))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import IO, Any
 
+from orchlib import executorregistry
 from orchlib.checkout import Checkout
 from orchlib.doitedge.doitapi import Stream
 from orchlib.doitedge.loader import orch_meta
@@ -50,7 +51,8 @@ class RunOptions:
     force_verbosity: bool = False
     wait_limits: bool = True  # False: `--no-wait-limits`
     executor: str = ""  # `--executor` (else ORCH_EXECUTOR, else the plans' defaults, else local)
-    scheduler: str = ""  # `--scheduler` for dask (else ORCH_DASK_SCHEDULER)
+    # the executor's own options as given (`--scheduler` for dask); else their variables
+    executor_options: Mapping[str, str] = field(default_factory=dict)
     sandbox: str = ""  # `--sandbox` (else ORCH_SANDBOX, else each task's `sandbox:`)
     budget_usd: float | None = None  # `--budget-usd`: this run's cap (DESIGN §15)
 
@@ -80,17 +82,14 @@ def run_plans(
 def choose_executor(co: Checkout, to_run: list[Any], opts: RunOptions) -> Executor:
     """The run's executor: `--executor`, else ORCH_EXECUTOR, else the plans' `defaults`."""
     planned = sorted({plan.executor for plan, _ in to_run if plan.executor})
-    name = opts.executor or os.environ.get("ORCH_EXECUTOR", "")
+    name = opts.executor or os.environ.get(executorregistry.VARIABLE, "")
     if not name and len(planned) > 1:
         asked = ", ".join(planned)
         raise ConfigError(f"the plans of this run ask for different executors ({asked}): "
                           "choose one with --executor")  # fmt: skip
-    name = name or (planned[0] if planned else "local")
+    name = name or (planned[0] if planned else executorregistry.DEFAULT)
     stop = {"wake_fd": co.interrupt.wake_fd, "stopped": co.interrupt.is_set}
-    if name == "local":
-        return create(name, **stop)
-    scheduler = opts.scheduler or os.environ.get("ORCH_DASK_SCHEDULER", "")
-    return create(name, scheduler=scheduler, **stop)
+    return create(name, opts.executor_options, **stop)
 
 
 def choose_sandbox(opts: RunOptions) -> str:

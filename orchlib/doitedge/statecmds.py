@@ -8,11 +8,10 @@ a task the next `doit` would redo.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import sys
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from orchlib.checkout import Checkout
 from orchlib.doitedge.cmdutil import (
@@ -24,17 +23,9 @@ from orchlib.doitedge.cmdutil import (
     report,
 )
 from orchlib.doitedge.doitapi import Command
-from orchlib.errors import ConfigError, OrchError
-from orchlib.plan import Plan
-from orchlib.run import approval
-from orchlib.run.prompt import template_dirs
-from orchlib.state import runlock, statesync, uptodate
+from orchlib.errors import OrchError
+from orchlib.run import approval, queries
 from orchlib.textsafe import printable
-
-if TYPE_CHECKING:
-    from orchlib.state import PlanState
-
-    _View = tuple[Plan, PlanState | None, dict[str, Any], set[str] | None]
 
 opt_json = {
     "name": "as_json",
@@ -68,11 +59,11 @@ class Status(OneLineErrors, Command):  # type: ignore[misc]
         co = checkout_here()
         if isinstance(co, int):
             return co
-        wanted = _filter(co, args)
+        wanted = queries.wanted_by(co, args)
         if isinstance(wanted, str):
             return fail(wanted)
         if params["as_json"]:
-            doc = status_doc(co, wanted)
+            doc = queries.status_doc(co, wanted)
             sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False))
             sys.stdout.write("\n")
         else:
@@ -80,69 +71,16 @@ class Status(OneLineErrors, Command):  # type: ignore[misc]
 
             tables = [state.render_status(plan, current, stamps, root=co.root, only=only,
                                           color=_color())
-                      for plan, current, stamps, only in _views(co, wanted)]  # fmt: skip
+                      for plan, current, stamps, only in queries.views(co, wanted)]  # fmt: skip
             sys.stdout.write(printable("\n".join(t.rstrip("\n") + "\n" for t in tables)))
         sys.stdout.flush()  # a closed pipe shows here, inside the command
         return 0
-
-
-def status_json(co: Checkout, args: list[str]) -> dict[str, Any]:
-    """What `doit status --json ARGS` prints (ConfigError when an argument names nothing)."""
-    wanted = _filter(co, args)
-    if isinstance(wanted, str):
-        raise ConfigError(wanted)
-    return status_doc(co, wanted)
-
-
-def status_doc(co: Checkout, wanted: dict[str, set[str] | None]) -> dict[str, Any]:
-    """The plans and tasks in `wanted` as one JSON object (`doit status --json`)."""
-    from orchlib.state import statusjson
-
-    docs = [statusjson.plan_doc(plan, current, stamps, co.root, only)
-            for plan, current, stamps, only in _views(co, wanted)]  # fmt: skip
-    return statusjson.combine(docs)
-
-
-def _views(co: Checkout, wanted: dict[str, set[str] | None]) -> Iterator[_View]:
-    """Each plan wanted with its state and done stamps, the state first made to agree with
-    the stamps when no run is going."""
-    from orchlib import state
-
-    running = runlock.is_running(co.orch_dir)
-    for plan_id, only in wanted.items():
-        plan = co.plans[plan_id]
-        verdicts = uptodate.verdicts(co.orch_dir, plan, co.specs)
-        if not running:
-            statesync.sync(co.orch_dir, plan, verdicts, template_dirs(co.root))
-        stamps = statesync.done_stamps(co.orch_dir, plan, verdicts)
-        yield plan, state.load(co.plan_dir(plan_id)), stamps, only
 
 
 def _color() -> bool:
     from orchlib.state.table import wants_color
 
     return wants_color(sys.stdout)
-
-
-def _filter(co: Checkout, args: list[str]) -> dict[str, set[str] | None] | str:
-    """Plan id -> the task ids to show (None: all); a message when an argument matches nothing."""
-    if not args:
-        return {plan_id: None for plan_id in co.plans}
-    wanted: dict[str, set[str] | None] = {}
-    for arg in args:
-        found = False
-        for plan_id, plan in co.plans.items():
-            if fnmatch.fnmatchcase(plan_id, arg):
-                wanted[plan_id], found = None, True
-                continue
-            ids = {t for t in plan.tasks if fnmatch.fnmatchcase(f"{plan_id}:{t}", arg)}
-            if ids:
-                found = True
-                if wanted.get(plan_id, set()) is not None:
-                    wanted[plan_id] = (wanted.get(plan_id) or set()) | ids
-        if not found:
-            return f"status: {arg!r} names no plan or task (known plans: {', '.join(co.plans)})"
-    return wanted
 
 
 class Answer(OneLineErrors, Command):  # type: ignore[misc]
@@ -170,22 +108,11 @@ class Answer(OneLineErrors, Command):  # type: ignore[misc]
         if isinstance(co, int):
             return co
         try:
-            message = answer_task(co, args[0], args[1])
+            message = queries.answer_task(co, args[0], args[1])
         except OrchError as exc:
             return report(exc)
         sys.stdout.write(f"{message}\n")
         return 0
-
-
-def answer_task(co: Checkout, name: str, text: str) -> str:
-    """Store `text` as the answer to the question of task `name` (PLAN:TASK); the message."""
-    plan_id, _, task_id = name.partition(":")
-    plan: Plan | None = co.plans.get(plan_id)
-    if plan is None or task_id not in plan.tasks:
-        raise ConfigError(f"answer: unknown task {name!r} (doit list --all shows the tasks)")
-    from orchlib import state
-
-    return state.answer(co.plan_dir(plan_id), plan, task_id, text, template_dirs(co.root))
 
 
 def raw_answer_args(args: list[str], command: str = "answer") -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orchlib
-from orchlib import agents
+from orchlib import agents, executorregistry
 from orchlib.errors import PlanError
 from orchlib.plan import Plan, cache
 from orchlib.plan.durations import parse_duration
@@ -255,4 +255,5 @@ def _code_fingerprint() -> str:
         digest.update(module.name.encode() + b"\0" + module.read_bytes())
     # the `agent:` names the schema accepts come from the profile registry (orchlib.agents)
     digest.update("\0".join(agents.BUILTIN).encode())
+    digest.update("\0".join(executorregistry.NAMES).encode())  # and `executor:` the registry's
     return digest.hexdigest()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from orchlib import executorregistry
 from orchlib.plan import (
     DEFAULT_PARALLEL,
     ISOLATIONS,
@@ -51,7 +52,7 @@ from orchlib.plan.sandboxschema import mode, writable
 
 LIMITS = {k.name: k for k in keys.LIMIT_KEYS}
 DEFAULTS = keys.optional(keys.DEFAULTS)
-EXECUTOR_NAMES = ("local", "dask")
+EXECUTOR_NAMES = executorregistry.NAMES
 PLAN_KEYS, PLAN_OPTIONAL = keys.required(keys.PLAN), keys.optional(keys.PLAN)
 PROJECT_KEYS, PROJECT_OPTIONAL = keys.required(keys.PROJECT), keys.optional(keys.PROJECT)
 TASK_KEYS, TASK_OPTIONAL = keys.required(keys.TASK), keys.optional(keys.TASK)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
 
+from orchlib import executorregistry
 from orchlib.events import (
     BudgetHeld,
     BudgetSpent,
@@ -216,7 +217,7 @@ class Console:
         seen.state, seen.printed_percent, seen.percent = "running", -100, 0
         seen.started = self._clock()
         verb = "adopted running" if e.adopted else "started"
-        where = f"pid {e.pid}" if e.host in ("", "local") else f"on {e.host}"
+        where = f"pid {e.pid}" if e.host in ("", executorregistry.HERE) else f"on {e.host}"
         return name, "start", f"{verb} attempt {e.attempt} — {e.terminal_id} ({where})"
 
     def _progress(self, name: str, seen: _Seen, e: TaskProgress) -> tuple[str, str, str] | None:

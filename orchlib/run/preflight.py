@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from orchlib import agents
+from orchlib import agents, executorregistry
 from orchlib.checkout import Checkout
 from orchlib.errors import ConfigError
 from orchlib.fsutil import ensure_dir
@@ -34,7 +34,7 @@ def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
             program = agents.executable(task.review.agent)
             reviewers.setdefault(program, []).append((plan, task))
             needed.setdefault(program, [])
-    if co.executor.name != "local":  # a remote executor checks each of its hosts at once
+    if _checks_hosts(co.executor.name):  # e.g. a cluster: its check covers each host at once
         lines = co.executor.preflight(co.root, sorted(needed)) if anything else []
         if lines:
             raise ConfigError("\n".join(lines))
@@ -147,3 +147,9 @@ def _chosen_key(plan: Plan, task: Task, name: str) -> list[str | int]:
     except OSError:
         found = {}
     return list(next((key for key in keys if key in found), top))
+
+
+def _checks_hosts(name: str) -> bool:
+    """Whether the executor's own preflight speaks for each of its hosts (the registry says)."""
+    entry = executorregistry.EXECUTORS.get(name)
+    return entry is not None and entry.checks_hosts

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from orchlib import executorregistry
 from orchlib.plan import Plan
 from orchlib.state.model import (
     PlanState,
@@ -173,7 +174,7 @@ def _row(
     attempt = str(task.attempt) if task.attempt else ""
     if attempt and listed and task.agent:  # which agent of its fallback list ran it
         attempt += f" {task.agent}"
-    if attempt and task.host not in ("", "local"):  # where it ran: a dask worker's address
+    if attempt and task.host not in ("", executorregistry.HERE):  # e.g. a dask worker's address
         attempt += f" on {task.host}"
     log = relative_path(task.log, (root, root.resolve())) if task.log and root else task.log
     return (
