@@ -28,9 +28,7 @@ from orchlib.events import (
     TaskUpToDate,
     TaskWaiting,
 )
-from orchlib.plan import Plan
-from orchlib.plan.notifyschema import EVENTS
-from orchlib.run.notifysend import (
+from orchlib.output.notifysend import (
     APPRISE_MISSING,
     COMMAND_TIMEOUT,
     LOG_FILE,
@@ -39,6 +37,8 @@ from orchlib.run.notifysend import (
     close_senders,
     command_argv,
 )
+from orchlib.plan import Plan
+from orchlib.plan.notifyschema import EVENTS
 from orchlib.state.model import Status
 from orchlib.state.render import local_clock, one_line
 

@@ -37,7 +37,14 @@ from orchlib.events import (
     TaskWaiting,
     ToolsDenied,
 )
-from orchlib.run.consoletext import clip, clock_time, is_terminal, paint, review_line, wants_color
+from orchlib.output.consoletext import (
+    clip,
+    clock_time,
+    is_terminal,
+    paint,
+    review_line,
+    wants_color,
+)
 from orchlib.state.render import local_clock
 from orchlib.state.table import format_duration, usage_figures, usage_text
 
