@@ -136,7 +136,7 @@ def view(state: PlanState, root: Path) -> dict[str, object]:
     return {
         "plan_id": yaml_scalar(state.plan_id),
         "created": yaml_scalar(state.created),
-        "status": yaml_scalar(state.status),
+        "status": yaml_scalar(state.status.value),
         "summary": md_text(state.summary),
         "projects": [_project(p) for p in state.projects],
         "phases": [
@@ -166,7 +166,7 @@ def _phase(
     statuses = [skip if t.status is Status.SKIPPED else t.status for t in tasks]
     return {
         "number": number,
-        "status": aggregate_status(statuses),
+        "status": aggregate_status(statuses).value,
         "tasks": [_task(t, state, bases) for t in tasks],
     }
 

@@ -63,7 +63,8 @@ def render_status(
     budget = spend_cell(current.spend or plan_spend(current), current.budget)
     if budget and current.budget:
         spent = f"{spent}; budget {budget}" if spent else f"budget {budget}"
-    parts = [f"{plan.plan_id}: {status}, {done}/{len(every)} done", one_line(plan.summary), spent]
+    counts = f"{plan.plan_id}: {status.value}, {done}/{len(every)} done"
+    parts = [counts, one_line(plan.summary), spent]
     head = " — ".join(part for part in parts if part)
     looks = [None, *(look_of(t) for t in tasks)] if color else []
     steps = next_steps(plan.plan_id, replace(current, tasks={t.id: t for t in tasks}))
