@@ -40,7 +40,8 @@ from orchlib.output.notifysend import (
 from orchlib.plan import Plan
 from orchlib.plan.notifyschema import EVENTS
 from orchlib.state.model import Status
-from orchlib.state.render import local_clock, one_line
+from orchlib.state.render import local_clock
+from orchlib.textsafe import flat_line
 
 __all__ = [
     "APPRISE_MISSING", "COMMAND_TIMEOUT", "EVENTS", "LOG_FILE", "Notification", "Notifier",
@@ -122,22 +123,22 @@ class Notifier:
             self._failed[event.task_id] = Status.SKIPPED
 
     def _name(self) -> str:
-        return f"Orchestration '{one_line(self.plan.summary) or self.plan.plan_id}'"
+        return f"Orchestration '{flat_line(self.plan.summary) or self.plan.plan_id}'"
 
     def _task(self, task_id: str) -> str:
         task = self.plan.tasks.get(task_id)
-        title = one_line(task.title) if task else task_id
+        title = flat_line(task.title) if task else task_id
         return f"task '{title}' ({self.plan.plan_id}:{task_id})"
 
     def _task_error(self, event: TaskFailed) -> Notification:
-        reason = one_line(event.reason)
+        reason = flat_line(event.reason)
         text = f"Orchestration error in {self._task(event.task_id)}: {reason}"
         return Notification("task_error", f"{self.plan.plan_id}: task failed", text)
 
     def _task_question(self, event: TaskWaiting) -> Notification:
         name = f"{self.plan.plan_id}:{event.task_id}"
         text = (
-            f"{self._name()}: {self._task(event.task_id)} asks: {one_line(event.question)}"
+            f"{self._name()}: {self._task(event.task_id)} asks: {flat_line(event.question)}"
             f' — answer with: doit answer {name} "..."'
         )
         return Notification("task_question", f"{self.plan.plan_id}: question", text)
@@ -146,7 +147,7 @@ class Notifier:
         name = f"{self.plan.plan_id}:{event.task_id}"
         text = (
             f"{self._name()}: {self._task(event.task_id)} passed its checks and waits for "
-            f"approval: {one_line(event.summary)} — doit approve {name}, or doit reject "
+            f"approval: {flat_line(event.summary)} — doit approve {name}, or doit reject "
             f'{name} "what to change"'
         )
         return Notification("task_approval", f"{self.plan.plan_id}: approval", text)
@@ -160,7 +161,7 @@ class Notifier:
         text = (
             f"{self._name()}: {event.profile} reached a usage limit in {self._task(event.task_id)};"
             f" its tasks wait until {until}, other agents keep running"
-            f" ({one_line(event.reason)})"
+            f" ({flat_line(event.reason)})"
         )
         return [Notification("usage_limit", f"{self.plan.plan_id}: {event.profile} paused", text)]
 

@@ -55,13 +55,6 @@ def _step(key: Key) -> str:
     return f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{q(key)}]"
 
 
-def one_line(text: str) -> str:
-    """`text` with line breaks and other unprintable characters escaped."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
 def q(value: object, limit: int = 60) -> str:
     """A user value quoted for a one-line message (escaped, cut when long)."""
     text = repr(value)

@@ -15,12 +15,11 @@ from pathlib import Path
 from orchlib.errors import ConfigError
 from orchlib.state.model import PlanState, ProjectRecord, Status, TaskRecord, aggregate_status
 from orchlib.state.words import LOOKS
+from orchlib.textsafe import flat_line
 
 PACKAGED_TEMPLATES = Path(__file__).parent.parent / "templates"
 TEMPLATE_NAME = "orchestration.md.j2"
 
-# C0 and C1 controls (C1 includes 8-bit CSI and OSC) and the Unicode line breaks.
-_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MARKDOWN = {"|": "\\|", "<": "&lt;", "[": "\\[", "]": "\\]", "`": "\\`"}
 _MERMAID = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "`": "#96;"}
 _PLAIN_YAML = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*|\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)?")
@@ -40,19 +39,14 @@ CLASS_STYLES = (
 )
 
 
-def one_line(text: str) -> str:
-    """Text on one line: line breaks and control characters become single spaces."""
-    return " ".join(_BREAKS.sub(" ", text).split())
-
-
 def md_text(text: str) -> str:
     """Text safe on one markdown line or in a table cell (no breaks, pipes, links, HTML)."""
-    return "".join(_MARKDOWN.get(char, char) for char in one_line(text))
+    return "".join(_MARKDOWN.get(char, char) for char in flat_line(text))
 
 
 def mermaid_text(text: str) -> str:
     """Text safe inside a quoted mermaid label (entity codes for quotes, #, <, >, backticks)."""
-    return "".join(_MERMAID.get(char, char) for char in one_line(text))
+    return "".join(_MERMAID.get(char, char) for char in flat_line(text))
 
 
 def yaml_scalar(text: str) -> str:

@@ -19,11 +19,12 @@ from orchlib.state.model import (
     aggregate_status,
     plan_spend,
 )
-from orchlib.state.render import one_line, relative_path, skip_reason, state_label, unfinished_deps
+from orchlib.state.render import relative_path, skip_reason, state_label, unfinished_deps
 from orchlib.state.spendtext import spend_cell
 from orchlib.state.stamps import Stamp
 from orchlib.state.transitions import budget_json, parse_time, reconcile
 from orchlib.state.words import ANSWERED, Look, look_of, painted
+from orchlib.textsafe import flat_line
 
 HEADER = ("TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LOG", "LAST")
 USAGE_HEADER = ("COST", "TOKENS")
@@ -64,7 +65,7 @@ def render_status(
     if budget and current.budget:
         spent = f"{spent}; budget {budget}" if spent else f"budget {budget}"
     counts = f"{plan.plan_id}: {status.value}, {done}/{len(every)} done"
-    parts = [counts, one_line(plan.summary), spent]
+    parts = [counts, flat_line(plan.summary), spent]
     head = " — ".join(part for part in parts if part)
     looks = [None, *(look_of(t) for t in tasks)] if color else []
     steps = next_steps(plan.plan_id, replace(current, tasks={t.id: t for t in tasks}))
@@ -180,11 +181,11 @@ def _row(
     return (
         f"{plan_id}:{task.id}",
         status_label(task),
-        one_line(task.project),
+        flat_line(task.project),
         attempt,
         format_duration(_duration(task)),
         log,
-        one_line(last_line(task, state)),
+        flat_line(last_line(task, state)),
     )
 
 
