@@ -377,7 +377,8 @@ def test_log_and_status_take_their_options_after_the_names_too(checkout: Checkou
     assert checkout.doit().returncode == 0
     first = checkout.doit("log", "--attempt", "1", "--raw", "sh:a")
     assert first.returncode == 0 and "[DONE:" in first.stdout, first.stderr
-    for args in (["sh:a", "-f"], ["sh:a", "--attempt", "1", "--raw"], ["-f", "sh:a", "--raw"]):
+    for args in (["sh:a", "-f"], ["sh:a", "--attempt", "1", "--raw"],
+                 ["-f", "sh:a", "--raw"], ["sh:a", "--raw", "--attempt=1"]):  # fmt: skip
         after = checkout.doit("log", *args)
         assert (after.returncode, after.stdout) == (0, first.stdout), (args, after.stderr)
     assert checkout.doit("log", "sh:a", "sh:b").returncode == 3  # still one task

@@ -1,7 +1,7 @@
 """Typed checks on plain plan data that collect every problem instead of stopping at one.
 
 Validation runs on the dicts and lists a fast loader gives; each problem is an `Issue`
-with the key path where it sits. `planfile` turns paths into `file:line:col` only when
+with the key path where it sits. `plan/file.py` turns paths into `file:line:col` only when
 there are problems, so a valid plan never pays for positions.
 """
 
