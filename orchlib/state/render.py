@@ -14,7 +14,7 @@ from pathlib import Path
 
 from orchlib.errors import ConfigError
 from orchlib.state.model import PlanState, ProjectRecord, Status, TaskRecord, aggregate_status
-from orchlib.state.words import LOOKS
+from orchlib.state.words import look_of, plain_look
 from orchlib.textsafe import flat_line
 
 PACKAGED_TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -70,7 +70,7 @@ def state_label(task: TaskRecord) -> str:
         return f"IN_PROGRESS {task.percent}%"
     if task.status is Status.PAUSED and task.paused_until:
         return f"PAUSED until {local_clock(task.paused_until)}"
-    return LOOKS[task.status].word
+    return plain_look(task.status).word
 
 
 def local_clock(stamp: str) -> str:
@@ -217,28 +217,14 @@ def _is_done(task: TaskRecord) -> bool:
     return task.status is Status.DONE
 
 
-_WHY: dict[Status | None, str] = {
-    Status.ERROR: "failed",
-    Status.QUESTION: "waits for an answer",
-    Status.SKIPPED: "was skipped",
-    Status.DONE: "is done",
-    Status.PAUSED: "waits for a usage limit",
-    Status.APPROVAL: "waits for approval",
-}
-
-
 def skip_reason(task: TaskRecord, state: PlanState) -> str:
     """`t2 failed, t5 waits for an answer`: why each blocking dependency blocks."""
-    parts = [
-        f"{dep} {_WHY.get(_status_of(dep, state), 'did not finish')}"
-        for dep in task.skipped_because
-    ]
+    parts = [f"{dep} {_why(state.tasks.get(dep))}" for dep in task.skipped_because]
     return ", ".join(parts) or "a dependency did not finish"
 
 
-def _status_of(task_id: str, state: PlanState) -> Status | None:
-    record = state.tasks.get(task_id)
-    return record.status if record is not None else None
+def _why(record: TaskRecord | None) -> str:
+    return look_of(record).why if record is not None else "did not finish"
 
 
 def _questions(task: TaskRecord) -> list[tuple[str, str]]:

@@ -23,7 +23,7 @@ from orchlib.state.render import relative_path, skip_reason, state_label, unfini
 from orchlib.state.spendtext import spend_cell
 from orchlib.state.stamps import Stamp
 from orchlib.state.transitions import budget_json, parse_time, reconcile
-from orchlib.state.words import ANSWERED, Look, look_of, painted
+from orchlib.state.words import Look, Shown, look_of, painted, shown_of, step
 from orchlib.textsafe import flat_line
 
 HEADER = ("TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LOG", "LAST")
@@ -191,8 +191,7 @@ def _row(
 
 def status_label(task: TaskRecord) -> str:
     """The STATE cell: `ANSWERED` for a question answered but not yet resumed."""
-    look = look_of(task)
-    return look.word if look is ANSWERED else state_label(task)
+    return look_of(task).word if shown_of(task) is Shown.ANSWERED else state_label(task)
 
 
 def task_elapsed(task: TaskRecord) -> float | None:
@@ -298,22 +297,7 @@ def next_steps(plan_id: str, state: PlanState) -> list[str]:
 
 
 def _step(name: str, task: TaskRecord, state: PlanState) -> str:
-    if task.status is Status.QUESTION and task.questions and task.questions[-1].answer is not None:
-        return f"  {name} is answered: run `doit` to resume it"
-    if task.status is Status.QUESTION:
-        return f'  {name} waits for an answer: doit answer {name} "<your answer>"'
-    if task.status is Status.APPROVAL:
-        return f'  {name} waits for approval: doit approve {name}, or doit reject {name} "..."'
-    if task.status is Status.ERROR and task.interrupted:
-        return f"  {name} was interrupted: re-run `doit` to resume"
-    if task.status is Status.PENDING and task.held:
-        return f"  {name} waits: {task.pending_reason}; raise that budget and run `doit`"
-    if task.status is Status.PENDING and task.pending_reason:
-        return f"  {name} would run again ({task.pending_reason}): run `doit`"
-    if task.status is Status.ERROR:
-        return f"  {name} failed: fix the cause and re-run `doit` (`doit forget {name}` resets it)"
-    if task.status is Status.SKIPPED:
-        return f"  {name} skipped: {skip_reason(task, state)}"
-    if task.status is Status.PAUSED:
-        return f"  {name} waits for its agent's usage limit: {state_label(task)}, then `doit`"
-    return ""
+    shown = shown_of(task)
+    texts = {Shown.HELD: task.pending_reason, Shown.STALE: task.pending_reason,
+             Shown.SKIPPED: skip_reason(task, state), Shown.PAUSED: state_label(task)}  # fmt: skip
+    return step(shown, name, texts.get(shown, ""))
