@@ -6,6 +6,7 @@ import ast
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,15 +69,15 @@ def test_interrupted_is_learnt_from_the_field_not_from_the_error_text() -> None:
 
 def test_advice_and_steps_come_from_the_table() -> None:
     assert advice(Shown.FAILED, "p:t1", "boom") == (
-        "  p:t1 failed: boom — fix the cause and re-run `doit`"
+        "p:t1 failed: boom — fix the cause and re-run `doit`"
     )
     assert step(Shown.HELD, "p:t1", "plan budget spent") == (
-        "  p:t1 waits: plan budget spent; raise that budget and run `doit`"
+        "p:t1 waits: plan budget spent; raise that budget and run `doit`"
     )
     assert advice(Shown.DONE, "p:t1") == step(Shown.RUNNING, "p:t1") == ""
     # Agent text is a value, never a template: braces in it stay as they are.
     assert (
-        advice(Shown.QUESTION, "p:t1", "{name}?") == '  p:t1 asks: {name}? — doit answer p:t1 "..."'
+        advice(Shown.QUESTION, "p:t1", "{name}?") == 'p:t1 asks: {name}? — doit answer p:t1 "..."'
     )
 
 
@@ -140,3 +141,17 @@ def test_no_display_word_is_compared_as_a_string(package: str) -> None:
 def test_console_words_are_the_tables() -> None:
     source = (Path(orchlib.__file__).parent / "output" / "console.py").read_text()
     assert not re.search(r"\"(up to date|interrupted|answered|held)\"", source)
+
+
+def test_orchestration_md_and_doit_status_give_the_same_next_step(tmp_path: Path) -> None:
+    from orchlib.state.render import md_text, view
+
+    answered = TaskRecord("t1", status=Status.QUESTION, questions=(Question("Q", answer="A"),))
+    approval = TaskRecord("t2", status=Status.APPROVAL, summary="ready")
+    state = PlanState("p", phases=(("t1", "t2"),), tasks={"t1": answered, "t2": approval})
+    steps = next_steps("p", state)
+    phases: Any = view(state, tmp_path)["phases"]
+    for task in phases[0]["tasks"]:
+        wanted = step(shown_of(state.tasks[task["id"]]), f"p:{task['id']}")
+        assert f"  {wanted}" in steps
+        assert dict(task["details"])["Next"] == md_text(wanted)

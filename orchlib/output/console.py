@@ -111,7 +111,7 @@ class Console(ev.Subscriber):
             if spent:
                 head += f" — {usage_text(spent)}"
             todo = [advice(t.shown, name, t.text) for name, t in self._tasks.items()]
-            return "\n".join([head, *(line for line in todo if line)])
+            return "\n".join([head, *(f"  {line}" for line in todo if line)])
 
     def answered(self, names: set[str]) -> None:
         """Tasks whose question was answered during the run: the summary says to resume."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from orchlib.errors import ConfigError
 from orchlib.state.model import PlanState, ProjectRecord, Status, TaskRecord, aggregate_status
-from orchlib.state.words import look_of, plain_look
+from orchlib.state.words import Shown, look_of, plain_look, shown_of, step
 from orchlib.textsafe import flat_line
 
 PACKAGED_TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -166,7 +166,9 @@ def _phase(
 
 
 def _task(task: TaskRecord, state: PlanState, bases: Bases) -> dict[str, object]:
-    rows = [*_timing(task), *_outcome(task, state), *_questions(task), *_attempt(task, bases)]
+    nexts = [("Next", next_step(state.plan_id, task, state))] if shown_of(task) in _NEXT else []
+    rows = [*_timing(task), *_outcome(task, state), *nexts, *_questions(task)]
+    rows += _attempt(task, bases)
     return {
         "id": task.id,
         "state": state_label(task),
@@ -177,6 +179,9 @@ def _task(task: TaskRecord, state: PlanState, bases: Bases) -> dict[str, object]
 
 
 _LIVE = (Status.IN_PROGRESS, Status.ERROR, Status.QUESTION, Status.APPROVAL)
+# Where orchestration.md says the next step: a state no other bullet explains (the seed's
+# format has an Error, Question or Skipped-because bullet for the others).
+_NEXT = (Shown.ANSWERED, Shown.APPROVAL)
 
 
 def _timing(task: TaskRecord) -> list[tuple[str, str]]:
@@ -199,13 +204,20 @@ def _outcome(task: TaskRecord, state: PlanState) -> list[tuple[str, str]]:
             ("Would run", task.pending_reason),
             ("Blocked by", ", ".join(unfinished_deps(task, state))),
         ]
-    if task.status is Status.QUESTION and task.questions and task.questions[-1].answer is not None:
-        return [("Next", "answered; run doit to resume it with the answer")]
     if task.status is Status.PAUSED:
         return [("Paused", task.last_update)]
     if task.status is Status.APPROVAL:
-        return [("Output", task.summary), ("Next", "doit approve it, or doit reject it")]
+        return [("Output", task.summary)]
     return []
+
+
+def next_step(plan_id: str, task: TaskRecord, state: PlanState) -> str:
+    """What the user can do about the task now, from the table of words ("" for nothing)."""
+    shown = shown_of(task)
+    texts = {Shown.HELD: task.pending_reason, Shown.STALE: task.pending_reason,
+             Shown.PAUSED: state_label(task)}  # fmt: skip
+    text = skip_reason(task, state) if shown is Shown.SKIPPED else texts.get(shown, "")
+    return step(shown, f"{plan_id}:{task.id}", text)
 
 
 def unfinished_deps(task: TaskRecord, state: PlanState) -> list[str]:

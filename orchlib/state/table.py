@@ -19,11 +19,11 @@ from orchlib.state.model import (
     aggregate_status,
     plan_spend,
 )
-from orchlib.state.render import relative_path, skip_reason, state_label, unfinished_deps
+from orchlib.state.render import next_step, relative_path, skip_reason, state_label, unfinished_deps
 from orchlib.state.spendtext import spend_cell
 from orchlib.state.stamps import Stamp
 from orchlib.state.transitions import budget_json, parse_time, reconcile
-from orchlib.state.words import Look, Shown, look_of, painted, shown_of, step
+from orchlib.state.words import Look, Shown, look_of, painted, shown_of
 from orchlib.textsafe import flat_line
 
 HEADER = ("TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LOG", "LAST")
@@ -291,13 +291,6 @@ def _trim(text: str, room: int) -> str:
 
 def next_steps(plan_id: str, state: PlanState) -> list[str]:
     """What the user can do about waiting, failed and skipped tasks."""
-    steps = [_step(f"{plan_id}:{t.id}", t, state) for t in state.tasks.values()]
-    wanted = [step for step in steps if step]
+    steps = [next_step(plan_id, t, state) for t in state.tasks.values()]
+    wanted = [f"  {step}" for step in steps if step]
     return ["", "next steps:", *wanted] if wanted else []
-
-
-def _step(name: str, task: TaskRecord, state: PlanState) -> str:
-    shown = shown_of(task)
-    texts = {Shown.HELD: task.pending_reason, Shown.STALE: task.pending_reason,
-             Shown.SKIPPED: skip_reason(task, state), Shown.PAUSED: state_label(task)}  # fmt: skip
-    return step(shown, name, texts.get(shown, ""))

@@ -159,14 +159,12 @@ def plain_look(status: Status) -> Look:
 
 def advice(shown: Shown, name: str, text: str = "") -> str:
     """The console's line after a run for a task in this state ("" when nothing to do)."""
-    template = LOOKS[shown].advice
-    return "  " + template.format(name=name, text=text) if template else ""
+    return LOOKS[shown].advice.format(name=name, text=text)
 
 
 def step(shown: Shown, name: str, text: str = "") -> str:
-    """`doit status`'s next step for a task in this state ("" when nothing to do)."""
-    template = LOOKS[shown].step
-    return "  " + template.format(name=name, text=text) if template else ""
+    """The next step for a task in this state (`doit status`, orchestration.md; "": none)."""
+    return LOOKS[shown].step.format(name=name, text=text)
 
 
 def painted(text: str, look: Look) -> str:
