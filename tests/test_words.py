@@ -121,7 +121,7 @@ DISPLAY_WORDS = {"failed", "done", "waiting", "answered", "approval", "paused", 
                  "held", "running", "interrupted", "up to date", "pending"}  # fmt: skip
 
 
-@pytest.mark.parametrize("package", ["output", "state", "doitedge", "web"])
+@pytest.mark.parametrize("package", ["output", "state", "doitedge", "web", "run", "assistant"])
 def test_no_display_word_is_compared_as_a_string(package: str) -> None:
     """`x == "failed"` or `x in ("running", ...)`: a state learnt from its word."""
     found = []
