@@ -155,3 +155,18 @@ def test_orchestration_md_and_doit_status_give_the_same_next_step(tmp_path: Path
         wanted = step(shown_of(state.tasks[task["id"]]), f"p:{task['id']}")
         assert f"  {wanted}" in steps
         assert dict(task["details"])["Next"] == md_text(wanted)
+
+
+def test_orchestration_md_graph_colours_a_state_by_its_tone(tmp_path: Path) -> None:
+    from orchlib.state.render import view
+
+    tasks = {
+        "a": TaskRecord("a", status=Status.APPROVAL),  # waits for a person, as a question does
+        "b": TaskRecord("b", status=Status.ERROR, interrupted=True),
+        "c": TaskRecord("c", status=Status.PAUSED),  # a tone without a classDef: its name
+    }
+    graph: Any = view(PlanState("p", phases=(("a", "b", "c"),), tasks=tasks), tmp_path)["graph"]
+    assert [n["css"] for n in graph["nodes"]] == ["question", "error", "paused"]
+    assert [name for name, _ in graph["classes"]] == [
+        "pending", "in_progress", "done", "error", "question", "skipped",
+    ]  # fmt: skip

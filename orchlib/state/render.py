@@ -14,7 +14,7 @@ from pathlib import Path
 
 from orchlib.errors import ConfigError
 from orchlib.state.model import PlanState, ProjectRecord, Status, TaskRecord, aggregate_status
-from orchlib.state.words import Shown, look_of, plain_look, shown_of, step
+from orchlib.state.words import MERMAID, Shown, look_of, plain_look, shown_of, step
 from orchlib.textsafe import flat_line
 
 PACKAGED_TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -29,14 +29,7 @@ _YAML_RAW = re.compile(
 _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
 _FRACTION = re.compile(r"\.\d+(?=Z$|[+-]\d\d:\d\d$)")
 
-CLASS_STYLES = (
-    ("pending", "fill:#f2f2f2,stroke:#999999,color:#333333"),
-    ("in_progress", "fill:#cfe2ff,stroke:#0d6efd,color:#052c65"),
-    ("done", "fill:#d1e7dd,stroke:#198754,color:#0a3622"),
-    ("error", "fill:#f8d7da,stroke:#dc3545,color:#58151c"),
-    ("question", "fill:#fff3cd,stroke:#ffc107,color:#664d03"),
-    ("skipped", "fill:#e2e3e5,stroke:#6c757d,color:#41464b,stroke-dasharray:4 2"),
-)
+CLASS_STYLES = tuple(MERMAID.values())  # the graph's classDef lines
 
 
 def md_text(text: str) -> str:
@@ -264,7 +257,8 @@ def relative_path(path: str, bases: Bases) -> str:
 
 
 def _css(task: TaskRecord) -> str:
-    return str(task.status.value).lower()
+    tone = look_of(task).tone
+    return MERMAID[tone][0] if tone in MERMAID else tone.value
 
 
 def _graph(state: PlanState) -> dict[str, object]:

@@ -2,11 +2,12 @@
 
 A task's `Status` is refined where the screens tell cases apart (`Shown`: a question
 answered but not resumed, a failure that was an interrupt, a task held by a budget, ...).
-Each `Shown` has one `Look`: its STATE word, its tone (a colour on the terminal and on the
-dashboard), its word in the run's counts, how it reads as a dependency that blocks
-another, and the advice after a run (the console) and in `doit status`. The console, `doit
-status` and its JSON, orchestration.md, notifications and the dashboard read it here, so no
-screen compares a display word as a string to learn a state (STYLE: one vocabulary).
+Each `Shown` has one `Look`: its STATE word, its tone (a colour on a terminal, on the
+dashboard and in orchestration.md's graph), its word in the run's counts, how it reads as
+a dependency that blocks another, and the advice after a run (the console) and the next
+step (`doit status`, orchestration.md). The console, `doit status` and its JSON,
+orchestration.md, notifications and the dashboard read it here, so no screen compares a
+display word as a string to learn a state (STYLE: one vocabulary).
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ class Tone(enum.Enum):
 
 
 SGR = {Tone.DONE: "32", Tone.ERROR: "31", Tone.ASK: "33", Tone.SKIPPED: "2"}  # others: none
+# orchestration.md's mermaid graph: a tone's class and its classDef (others: the tone's
+# name, unstyled); the names are the seed's, which named them after task statuses.
+MERMAID = {
+    Tone.PENDING: ("pending", "fill:#f2f2f2,stroke:#999999,color:#333333"),
+    Tone.RUNNING: ("in_progress", "fill:#cfe2ff,stroke:#0d6efd,color:#052c65"),
+    Tone.DONE: ("done", "fill:#d1e7dd,stroke:#198754,color:#0a3622"),
+    Tone.ERROR: ("error", "fill:#f8d7da,stroke:#dc3545,color:#58151c"),
+    Tone.ASK: ("question", "fill:#fff3cd,stroke:#ffc107,color:#664d03"),
+    Tone.SKIPPED: ("skipped", "fill:#e2e3e5,stroke:#6c757d,color:#41464b,stroke-dasharray:4 2"),
+}
 
 
 @dataclass(frozen=True)
