@@ -140,7 +140,7 @@ class Console(ev.Subscriber):
     def on_budget_held(self, e: ev.BudgetHeld) -> Line:
         name, seen = self._named(e)
         seen.shown, seen.text = Shown.HELD, e.reason
-        return name, "dim", f"PENDING: {e.reason}"
+        return name, "dim", f"{LOOKS[Shown.HELD].word}: {e.reason}"
 
     def on_task_reviewing(self, e: ev.TaskReviewing) -> Line:
         return self._name(e), *review_line(e)
@@ -216,7 +216,7 @@ class Console(ev.Subscriber):
             if isinstance(value, int | float) and not isinstance(value, bool):
                 self._usage[key] = self._usage.get(key, 0) + value
         said = f": {seen.text}" if seen.text else ""
-        return name, "ok", f"DONE in {format_duration(e.duration)}{said}"
+        return name, "ok", f"{LOOKS[Shown.DONE].word} in {format_duration(e.duration)}{said}"
 
     def on_task_failed(self, e: ev.TaskFailed) -> Line:
         name, seen = self._named(e)
@@ -224,19 +224,19 @@ class Console(ev.Subscriber):
             return name, "ask", f"attempt {e.attempt} failed: {clip(e.reason)} — retrying"
         seen.shown = Shown.INTERRUPTED if e.interrupted else Shown.FAILED
         seen.text = clip(e.reason)
-        word = "INTERRUPTED" if e.interrupted else "ERROR"
+        word = "INTERRUPTED" if e.interrupted else LOOKS[Shown.FAILED].word
         return name, "bad", f"{word} (attempt {e.attempt}): {seen.text}"
 
     def on_task_waiting(self, e: ev.TaskWaiting) -> Line:
         name, seen = self._named(e)
         seen.shown, seen.text = Shown.QUESTION, clip(e.question)
-        word = "still waiting for an answer" if e.still else "QUESTION"
+        word = "still waiting for an answer" if e.still else LOOKS[Shown.QUESTION].word
         return name, "ask", f'{word}: {seen.text} — doit answer {name} "..."'
 
     def on_task_approval(self, e: ev.TaskApproval) -> Line:
         name, seen = self._named(e)
         seen.shown, seen.text = Shown.APPROVAL, clip(e.summary)
-        word = "still waiting for approval" if e.still else "APPROVAL"
+        word = "still waiting for approval" if e.still else LOOKS[Shown.APPROVAL].word
         said = f": {seen.text}" if seen.text else ""
         return name, "ask", f'{word}{said} — doit approve {name}, or doit reject {name} "..."'
 
