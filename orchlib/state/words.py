@@ -37,7 +37,7 @@ class Shown(enum.Enum):
 
 
 class Tone(enum.Enum):
-    """A state's colour, by meaning: an SGR code on a terminal, a CSS class on the dashboard."""
+    """A state's colour by meaning: SGR on a terminal, a CSS class, a class of the md graph."""
 
     PENDING = "pending"  # no colour on a terminal
     RUNNING = "running"
