@@ -10,8 +10,9 @@ import re
 
 # C0 and C1 controls (C1 includes 8-bit CSI and OSC), newline and tab kept.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# C0 and C1 controls and the Unicode line breaks.
-_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 and C1 controls and the Unicode line breaks, each to a space (a table, not a regex:
+# compiling this class costs ~0.4 ms, on every `doit` that imports this module).
+_BREAKS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029], " ")
 
 
 def printable(text: str) -> str:
@@ -22,7 +23,7 @@ def printable(text: str) -> str:
 
 def flat_line(text: str) -> str:
     """`text` on one line to read: line breaks and control characters become single spaces."""
-    return " ".join(_BREAKS.sub(" ", text).split())
+    return " ".join(text.translate(_BREAKS).split())
 
 
 def escaped_line(text: str) -> str:
