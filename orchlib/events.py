@@ -3,15 +3,20 @@
 The runner publishes; `StateStore`, `Console` and `Notifier` subscribe. Handlers run
 synchronously on the publishing thread, one event at a time (the bus holds a lock), so a
 handler must be quick: anything slow (a notification) goes to its own worker.
+
+A subscriber takes the events it cares about as methods named after them: a `Subscriber`'s
+`on_task_done(event)` gets each `TaskDone` (`Event.handler` names the method), and events
+it has no method for pass it by; it imports no list of event classes to test against.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 
 def now_iso() -> str:
@@ -25,6 +30,11 @@ class Event:
 
     plan_id: str
     at: str = field(default_factory=now_iso, kw_only=True)
+    handler: ClassVar[str] = "on_event"  # the subscriber's method for it: `on_task_done`
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.handler = "on_" + re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
 
 
 @dataclass(frozen=True)
@@ -237,6 +247,19 @@ class RunFinished(Event):
 
 
 Handler = Callable[[Event], None]
+
+
+class Subscriber:
+    """A bus subscriber whose methods are named after the events they take (`on_task_done`)."""
+
+    def handle(self, event: Event) -> None:
+        """The bus handler: the event's method, if this subscriber has one."""
+        self.dispatch(event)
+
+    def dispatch(self, event: Event) -> Any:
+        """What the event's method returns; None when this subscriber has no such method."""
+        method = getattr(self, event.handler, None)
+        return None if method is None else method(event)
 
 
 def scrubbed(event: Event, clean: Callable[[str], str]) -> Event:

@@ -21,7 +21,7 @@ from orchlib.events import (
     TaskUpToDate,
     TaskWaiting,
 )
-from orchlib.run.console import Console
+from orchlib.output.console import Console
 
 P = "shop"
 TIME = r"\d\d:\d\d:\d\d"

@@ -23,8 +23,8 @@ from orchlib.events import (
     TaskUpToDate,
     TaskWaiting,
 )
+from orchlib.output.notify import APPRISE_MISSING, Notification, Notifier, close_all, command_argv
 from orchlib.plan import NotifyTarget, Plan, Project, Task
-from orchlib.run.notify import APPRISE_MISSING, Notification, Notifier, close_all, command_argv
 
 P = "shop"
 SINK = """\

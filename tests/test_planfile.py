@@ -1,4 +1,4 @@
-"""planfile: loading plans, every validation error located as `file:line:col: path: message`."""
+"""plan/file.py: loading plans, every validation error located as `file:line:col: path: message`."""
 
 from __future__ import annotations
 

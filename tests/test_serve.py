@@ -53,6 +53,8 @@ def test_api_on_a_finished_plan(checkout: Checkout) -> None:
         assert plans[0]["summary"].startswith("E-commerce platform")
 
         assert server.get(f"/api/plans/{P}").json() == checkout.state()
+        words = server.get("/api/words").json()  # the one table (state/words.py)
+        assert words["QUESTION"] == {"word": "QUESTION", "tone": "question"}, words
 
         t1 = checkout.state()["tasks"][0]
         log = server.get(f"/api/plans/{P}/tasks/t1/log")

@@ -16,6 +16,8 @@ from test_review import write as write_reviewed
 from test_serve import P, finish, hold_t1
 from webclient import serving
 
+from orchlib.state.words import table_json
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -53,8 +55,8 @@ def test_every_task_and_its_state(checkout: Checkout, browser: Chromium) -> None
         page.wait_for("document.body.dataset.renderMs")
         assert rows(page) == expected
         assert {k: v.split()[1] for k, v in nodes(page).items()} == {
-            k: f"s-{v}" for k, v in expected.items()
-        }
+            k: f"t-{table_json()[v]['tone']}" for k, v in expected.items()
+        }  # the tone of the one table of words (state/words.py)
         assert page.evaluate("document.querySelectorAll('#dag path.edge').length") == 3
         table = page.evaluate("document.querySelector('#tasks tbody').innerText")
         assert "no database" in table and "did t1" in table
@@ -83,7 +85,7 @@ def test_the_page_follows_a_run_without_reloading(
             go.touch()
             page.wait_for(f"{ROWS}.every(r => r.dataset.status == 'DONE')", timeout=30)
             assert page.evaluate("window.notReloaded") is True
-            assert all("s-DONE" in c.split() for c in nodes(page).values())
+            assert all("t-done" in c.split() for c in nodes(page).values())
             page.wait_for("document.getElementById('log').textContent.includes('[DONE:')")
             page.wait_for("document.querySelector('#plans a').innerText.includes('completed')")
         assert finish(run) == 0

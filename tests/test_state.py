@@ -40,6 +40,7 @@ from orchlib.fsutil import atomic_write, read_json
 from orchlib.plan import Plan, Project, Task
 from orchlib.state import (
     PlanState,
+    PlanStatus,
     Question,
     StateStore,
     Status,
@@ -505,7 +506,7 @@ def test_run_started_resets_only_what_may_be_dispatched(store: StateStore) -> No
     statuses = [t.status for t in snap.tasks.values()]
     assert statuses == [Status.DONE, Status.IN_PROGRESS, Status.PENDING, Status.QUESTION]
     assert snap.tasks["t2"].pid == 4242 and snap.tasks["t3"].error == ""
-    assert (snap.status, snap.run.pid) == ("in_progress", 7)
+    assert (snap.status, snap.run.pid) == (PlanStatus.IN_PROGRESS, 7)
 
 
 def test_adopted_attempt_keeps_its_progress(store: StateStore) -> None:
@@ -795,7 +796,7 @@ def test_load_of_torn_or_odd_state(tmp_path: Path) -> None:
     }
     atomic_write(folder / "state.json", json.dumps(odd))
     loaded = load(folder)
-    assert loaded is not None and loaded.status == "pending"
+    assert loaded is not None and loaded.status is PlanStatus.PENDING
     assert loaded.tasks["t1"] == TaskRecord("t1", questions=(Question("q"),))
 
 

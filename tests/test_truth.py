@@ -182,7 +182,8 @@ def test_answers_are_stored_exactly_replaced_until_used_and_shown(checkout: Chec
     _, table = rows(checkout, P)
     assert table["t1"] == ("ANSWERED", "answered: x=1 and y=2 — run `doit` to resume")
     assert f"{P}:t1 is answered: run `doit` to resume it" in checkout.doit("status").stdout
-    assert "  - Answer: x=1 and y=2" in checkout.md() and "run doit to resume" in checkout.md()
+    md = checkout.md()  # orchestration.md's next step is doit status's (state/words.py)
+    assert "  - Answer: x=1 and y=2" in md and f"Next: {P}:t1 is answered: run \\`doit\\`" in md
     assert checkout.doit().returncode == 0
     prompt = [r for r in checkout.records() if r["task"] == "t1"][-1]["prompt"]
     assert "x=1 and y=2" in prompt and "5432" not in prompt
@@ -377,7 +378,8 @@ def test_log_and_status_take_their_options_after_the_names_too(checkout: Checkou
     assert checkout.doit().returncode == 0
     first = checkout.doit("log", "--attempt", "1", "--raw", "sh:a")
     assert first.returncode == 0 and "[DONE:" in first.stdout, first.stderr
-    for args in (["sh:a", "-f"], ["sh:a", "--attempt", "1", "--raw"], ["-f", "sh:a", "--raw"]):
+    for args in (["sh:a", "-f"], ["sh:a", "--attempt", "1", "--raw"],
+                 ["-f", "sh:a", "--raw"], ["sh:a", "--raw", "--attempt=1"]):  # fmt: skip
         after = checkout.doit("log", *args)
         assert (after.returncode, after.stdout) == (0, first.stdout), (args, after.stderr)
     assert checkout.doit("log", "sh:a", "sh:b").returncode == 3  # still one task

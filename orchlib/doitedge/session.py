@@ -18,12 +18,12 @@ from orchlib.doitedge.runner import PlanRunner
 from orchlib.errors import ConfigError
 from orchlib.events import BudgetSpent, RunFinished, RunStarted, TaskUpToDate
 from orchlib.executors import Executor, create
+from orchlib.output.console import Console
+from orchlib.output.notify import Notifier, close_all
 from orchlib.plan import Budget
 from orchlib.plan.checks import suggest
 from orchlib.plan.sandboxschema import SANDBOXES
 from orchlib.run import fallback, spend
-from orchlib.run.console import Console
-from orchlib.run.notify import Notifier, close_all
 from orchlib.run.pauses import profile_of
 from orchlib.run.preflight import check_agents, check_project_folders, check_repos, check_sandbox
 from orchlib.run.prompt import template_dirs

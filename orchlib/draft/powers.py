@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from orchlib.plan.checks import one_line
+from orchlib.textsafe import escaped_line
 
 # plan key -> what it does, as the review says it
 POWERS: dict[str, str] = {
@@ -91,5 +91,5 @@ def lines(powers: list[Power]) -> list[str]:
 def _shown(value: object) -> str:
     """A value as the plan has it: text as is (line by line), anything else as JSON."""
     if isinstance(value, str):
-        return "\n".join(one_line(line) for line in value.rstrip("\n").split("\n"))
-    return one_line(json.dumps(value, ensure_ascii=False, default=str))
+        return "\n".join(escaped_line(line) for line in value.rstrip("\n").split("\n"))
+    return escaped_line(json.dumps(value, ensure_ascii=False, default=str))

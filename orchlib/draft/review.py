@@ -10,7 +10,7 @@ from typing import Any
 from orchlib import agents
 from orchlib.draft import powers
 from orchlib.plan import Plan
-from orchlib.plan.checks import one_line
+from orchlib.textsafe import escaped_line
 
 
 def critical_path(plan: Plan) -> tuple[float, list[str]]:
@@ -68,7 +68,7 @@ def text(plan: Plan, data: Any, target: str, rounds: int, broken: list[str]) -> 
     lines += ["", f"Review {target} (edit it freely), then run:  doit"]
     # Plan text is shown, never obeyed: a terminal escape in a title must not erase the
     # lines above it (what runs) from the screen.
-    return "\n".join(one_line(part) for line in lines for part in line.split("\n")) + "\n"
+    return "\n".join(escaped_line(part) for line in lines for part in line.split("\n")) + "\n"
 
 
 def _projects(plan: Plan) -> list[str]:

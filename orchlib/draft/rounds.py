@@ -14,8 +14,8 @@ from orchlib.draft.store import DraftFiles, DraftState
 from orchlib.errors import ConfigError
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan
-from orchlib.plan.checks import one_line
 from orchlib.run.attempt import Outcome, Result
+from orchlib.textsafe import escaped_line
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 Ask = Callable[[str], str | None]  # the question -> the answer, None without a terminal
@@ -87,7 +87,7 @@ class Drafting:
             3,
             [
                 *self.state.errors,
-                one_line(
+                escaped_line(
                     f"orchlib: no valid plan after {_rounds(self.state.rounds)}; {self._kept()}"
                 ),
             ],
@@ -117,11 +117,11 @@ class Drafting:
         if outcome.result is Result.PAUSED:  # a usage limit is no failed round: stop, say when
             self._save("paused")
             text = f"orchlib: the drafting agent hit its {outcome.text}; {_come_back(outcome)}"
-            return DraftResult(2, [one_line(text)])
+            return DraftResult(2, [escaped_line(text)])
         if outcome.result is Result.ERROR:
             self._save("failed")
             text = f"orchlib: the drafting agent reported an error: {outcome.text}"
-            return DraftResult(1, [one_line(text)])
+            return DraftResult(1, [escaped_line(text)])
         # An agent that wrote the plan file and exited without DONE still gets it checked:
         # the file, not the marker, is what a round produces.
         wrote = outcome.result is Result.CLOSED and _read(self.files.plan) not in (None, before)
@@ -130,11 +130,11 @@ class Drafting:
             if not problems:
                 return self._valid()
         else:
-            problems = [one_line(f"orchlib: round {self.state.failed + 1}: {outcome.text}")]
+            problems = [escaped_line(f"orchlib: round {self.state.failed + 1}: {outcome.text}")]
             if outcome.text == self.crashed:  # e.g. "Not logged in": more rounds change nothing
                 self._save("failed")
                 text = f"orchlib: the drafting agent failed the same way twice: {outcome.text}"
-                return DraftResult(3, [one_line(text)])
+                return DraftResult(3, [escaped_line(text)])
         self.crashed = "" if outcome.result is Result.DONE or wrote else outcome.text
         self._failed(problems)
         return None
@@ -157,7 +157,7 @@ class Drafting:
         return r, before, dispatch.run(r, prompt, self.stop, self._progress)
 
     def _progress(self, percent: int, text: str) -> None:
-        self.say(one_line(f"orchlib: draft {percent}% - {text}"))
+        self.say(escaped_line(f"orchlib: draft {percent}% - {text}"))
 
     def _question(self, question: str) -> DraftResult | None:
         """Ask on the terminal and go on; without one, save the draft and exit 1."""
@@ -169,7 +169,7 @@ class Drafting:
         self._save(store.WAITING)
         flag = f" --plan-id {self.state.plan_id}" if self.state.plan_id else ""
         return DraftResult(1, [
-            one_line(f"orchlib: the drafting agent asks: {question}"),
+            escaped_line(f"orchlib: the drafting agent asks: {question}"),
             f'orchlib: answer it with: doit draft{flag} --answer "your answer"',
         ])  # fmt: skip
 
@@ -241,7 +241,7 @@ class Drafting:
         state = self.state
         rounds = state.failed + 1
         goal = state.goal.strip().splitlines()[0] if state.goal.strip() else ""
-        goal = one_line(goal if len(goal) <= 90 else goal[:87] + "...")
+        goal = escaped_line(goal if len(goal) <= 90 else goal[:87] + "...")
         source = f" (from {state.source})" if state.source else ""
         return [
             f"Drafted by `doit draft` with {self.agent.spec.name} in {_rounds(rounds)}{source}.",

@@ -1,6 +1,6 @@
 """The plan model: typed, validated, immutable records built from a plan file.
 
-Loading and validation (`load_plan`) live in `planfile.py`; this module only holds the
+Loading and validation (`load_plan`) live in `plan/file.py`; this module only holds the
 records every other module shares.
 """
 

@@ -1,7 +1,7 @@
 """Typed checks on plain plan data that collect every problem instead of stopping at one.
 
 Validation runs on the dicts and lists a fast loader gives; each problem is an `Issue`
-with the key path where it sits. `planfile` turns paths into `file:line:col` only when
+with the key path where it sits. `plan/file.py` turns paths into `file:line:col` only when
 there are problems, so a valid plan never pays for positions.
 """
 
@@ -53,13 +53,6 @@ def _step(key: Key) -> str:
     if isinstance(key, int):
         return f"[{key}]"
     return f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{q(key)}]"
-
-
-def one_line(text: str) -> str:
-    """`text` with line breaks and other unprintable characters escaped."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def q(value: object, limit: int = 60) -> str:

@@ -23,6 +23,7 @@ from orchlib import agents, executorregistry
 from orchlib.errors import PlanError
 from orchlib.plan import Plan, cache
 from orchlib.plan.durations import parse_duration
+from orchlib.textsafe import escaped_line
 
 # ruamel and the validator are imported only to parse a YAML plan that is not in the cache,
 # or to locate errors: a JSON plan, or a re-run of an unchanged plan, skips them.
@@ -73,13 +74,6 @@ def load_plans(checkout: Path) -> list[Plan]:
     return plans
 
 
-def one_line(text: str) -> str:
-    """The message as a single line (see planchecks.one_line)."""
-    from orchlib.plan.checks import one_line as flatten
-
-    return flatten(text)
-
-
 def _duplicate_ids(plans: list[Plan], checkout: Path) -> list[str]:
     first: dict[str, Plan] = {}
     lines = []
@@ -126,7 +120,9 @@ def _read(path: Path, name: str) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
-        raise PlanError([one_line(f"{name}:1:1: cannot read the plan: {error.strerror}")]) from None
+        raise PlanError(
+            [escaped_line(f"{name}:1:1: cannot read the plan: {error.strerror}")]
+        ) from None
 
 
 def _decode(raw: bytes, name: str) -> str:
@@ -136,7 +132,7 @@ def _decode(raw: bytes, name: str) -> str:
         line = raw.count(b"\n", 0, error.start) + 1
         col = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
         raise PlanError(
-            [one_line(f"{name}:{line}:{col}: not UTF-8 text: {error.reason}")]
+            [escaped_line(f"{name}:{line}:{col}: not UTF-8 text: {error.reason}")]
         ) from None
 
 
@@ -154,7 +150,7 @@ def _parse(text: str, name: str, is_json: bool) -> Any:
         message = f"{name}:1:1: the plan is nested too deeply"
     except (ValueError, TypeError, OverflowError) as error:  # e.g. a timestamp like 2024-13-45
         message = f"{name}:1:1: invalid {'JSON' if is_json else 'YAML'} value: {error}"
-    raise PlanError([one_line(" ".join(message.split()))])
+    raise PlanError([escaped_line(" ".join(message.split()))])
 
 
 def _load(text: str, is_json: bool) -> Any:
@@ -223,7 +219,7 @@ def _lines(issues: list[Issue], text: str, name: str) -> list[str]:
     for issue in issues:
         line, col = _where(found, issue.path, issue.at_key)
         where = f"{dotted(issue.path)}: " if issue.path else ""
-        located.append((line, col, one_line(f"{name}:{line}:{col}: {where}{issue.message}")))
+        located.append((line, col, escaped_line(f"{name}:{line}:{col}: {where}{issue.message}")))
     return list(dict.fromkeys(entry[2] for entry in sorted(located, key=lambda e: e[:2])))
 
 

@@ -1,1 +1,1 @@
-"""The run layer: attempts, checks, adoption, events' consumers, agents and their output."""
+"""The run layer: one task's attempts, checks, adoption, worktrees, prompts, pauses and spend."""

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time `__getattr__` below loads each 
     from orchlib.state.jsonform import from_json as from_json
     from orchlib.state.jsonform import to_json as to_json
     from orchlib.state.model import PlanState as PlanState
+    from orchlib.state.model import PlanStatus as PlanStatus
     from orchlib.state.model import ProjectRecord as ProjectRecord
     from orchlib.state.model import Question as Question
     from orchlib.state.model import RunInfo as RunInfo
@@ -60,6 +61,7 @@ _WHERE = {
     "MarkdownRenderer": "render",
     "PROGRESS_INTERVAL": "store",
     "PlanState": "model",
+    "PlanStatus": "model",
     "ProjectRecord": "model",
     "Question": "model",
     "RENDER_SHARE": "store",

@@ -27,8 +27,9 @@ from orchlib.state.model import (
     merge_answers,
     plan_spend,
 )
-from orchlib.state.render import MarkdownRenderer, one_line
+from orchlib.state.render import MarkdownRenderer
 from orchlib.state.transitions import reconcile
+from orchlib.textsafe import flat_line
 
 STATE_FILE = "state.json"
 # Records of attempts started since state.json was last written, one JSON line each: a start
@@ -145,7 +146,7 @@ def _answer(state: PlanState, name: str, task_id: str, text: str) -> tuple[PlanS
     tasks = {**state.tasks, task_id: replace(record, questions=tuple(questions))}
     again = "" if open_ones else " (replacing the earlier answer)"
     # Both, quoted: the question alone (`answered “Redis or JWT?”`) read as the answer.
-    said = f"“{one_line(asked.question)}” with “{one_line(text)}”"
+    said = f"“{flat_line(asked.question)}” with “{flat_line(text)}”"
     message = f"{name}: answered {said}{again}; run `doit` to resume the task"
     return replace(state, tasks=tasks), message
 

@@ -12,6 +12,7 @@ from typing import Any
 from orchlib.state.model import (
     STATE_VERSION,
     PlanState,
+    PlanStatus,
     ProjectRecord,
     Question,
     RunInfo,
@@ -143,6 +144,7 @@ _READERS: dict[str, Callable[[object], object]] = {
     "str | None": _typed(str, type(None)),
     "tuple[str, ...]": _as_strs,
     "Status": lambda value: Status(value),
+    "PlanStatus": lambda value: PlanStatus(value),
     "tuple[Question, ...]": _as_questions,
     "tuple[ProjectRecord, ...]": _as_projects,
     "tuple[tuple[str, ...], ...]": _as_phases,

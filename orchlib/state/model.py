@@ -1,8 +1,8 @@
 """State records of a plan run, their JSON form (state.json), and values derived from them.
 
 Records are frozen: the store swaps a task's record per event, so a snapshot is a cheap
-shallow copy. Everything here is pure (no I/O); `state.py` owns the files and
-`stateevents.py` the rules for how events change records.
+shallow copy. Everything here is pure (no I/O); `store.py` owns the files and
+`transitions.py` the rules for how events change records.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 STATE_VERSION = 1
-PLAN_STATUSES = ("pending", "in_progress", "completed", "failed", "waiting")
 
 
 class Status(enum.Enum):
@@ -26,6 +25,16 @@ class Status(enum.Enum):
     SKIPPED = "SKIPPED"
     PAUSED = "PAUSED"  # the agent's usage limit: waits until `paused_until` (DESIGN §11)
     APPROVAL = "APPROVAL"  # checked, waits for `doit approve` / `doit reject` (DESIGN §16)
+
+
+class PlanStatus(enum.Enum):
+    """The state of a plan or a phase: what its tasks add up to (state.json's `status`)."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    WAITING = "waiting"  # for an answer, an approval or a usage limit
 
 
 @dataclass(frozen=True)
@@ -128,7 +137,7 @@ class PlanState:
     plan_id: str
     summary: str = ""
     created: str = ""
-    status: str = "pending"
+    status: PlanStatus = PlanStatus.PENDING
     run: RunInfo = field(default_factory=RunInfo)
     updated_at: str = ""
     phases: tuple[tuple[str, ...], ...] = ()
@@ -146,31 +155,31 @@ def has_open(record: TaskRecord) -> bool:
     return bool(record.questions) and any(q.answer is None for q in record.questions)
 
 
-def aggregate_status(statuses: Iterable[Status]) -> str:
+def aggregate_status(statuses: Iterable[Status]) -> PlanStatus:
     """The status of a group of tasks (a phase, a whole plan between runs)."""
     seen = set(statuses)
     if seen <= {Status.DONE}:
-        return "completed"
+        return PlanStatus.COMPLETED
     for status, verdict in _VERDICTS:
         if status in seen:
             return verdict
-    return "in_progress" if Status.DONE in seen else "pending"
+    return PlanStatus.IN_PROGRESS if Status.DONE in seen else PlanStatus.PENDING
 
 
 _VERDICTS = (
-    (Status.IN_PROGRESS, "in_progress"),
-    (Status.ERROR, "failed"),
-    (Status.QUESTION, "waiting"),
-    (Status.PAUSED, "waiting"),
-    (Status.APPROVAL, "waiting"),
-    (Status.SKIPPED, "failed"),
+    (Status.IN_PROGRESS, PlanStatus.IN_PROGRESS),
+    (Status.ERROR, PlanStatus.FAILED),
+    (Status.QUESTION, PlanStatus.WAITING),
+    (Status.PAUSED, PlanStatus.WAITING),
+    (Status.APPROVAL, PlanStatus.WAITING),
+    (Status.SKIPPED, PlanStatus.FAILED),
 )
 
 
-def plan_status(state: PlanState) -> str:
+def plan_status(state: PlanState) -> PlanStatus:
     """in_progress while a run is going, else the aggregate of every task."""
     if state.run.started_at and not state.run.ended_at:
-        return "in_progress"
+        return PlanStatus.IN_PROGRESS
     return aggregate_status(t.status for t in state.tasks.values())
 
 

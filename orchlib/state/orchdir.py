@@ -28,7 +28,7 @@ DB_CHECKED = "cache/doit-db.checked"  # the DB's identity when it last passed it
 RACY_NS = 1_000_000_000
 # The files sqlite keeps beside a database; they go aside with it.
 _DB_SIDES = ("-journal", "-wal", "-shm")
-# Files of a plan folder (statefiles.py) and its folders.
+# Files of a plan folder (state/files.py) and its folders.
 _PLAN_FILES = ("state.json", "state.journal", "orchestration.md", "state.lock")
 _PLAN_FOLDERS = ("stamps", "logs", "prompts")
 

@@ -14,13 +14,12 @@ from pathlib import Path
 
 from orchlib.errors import ConfigError
 from orchlib.state.model import PlanState, ProjectRecord, Status, TaskRecord, aggregate_status
-from orchlib.state.words import LOOKS
+from orchlib.state.words import MERMAID, Shown, look_of, plain_look, shown_of, step
+from orchlib.textsafe import flat_line
 
 PACKAGED_TEMPLATES = Path(__file__).parent.parent / "templates"
 TEMPLATE_NAME = "orchestration.md.j2"
 
-# C0 and C1 controls (C1 includes 8-bit CSI and OSC) and the Unicode line breaks.
-_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MARKDOWN = {"|": "\\|", "<": "&lt;", "[": "\\[", "]": "\\]", "`": "\\`"}
 _MERMAID = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "`": "#96;"}
 _PLAIN_YAML = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*|\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)?")
@@ -30,29 +29,17 @@ _YAML_RAW = re.compile(
 _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
 _FRACTION = re.compile(r"\.\d+(?=Z$|[+-]\d\d:\d\d$)")
 
-CLASS_STYLES = (
-    ("pending", "fill:#f2f2f2,stroke:#999999,color:#333333"),
-    ("in_progress", "fill:#cfe2ff,stroke:#0d6efd,color:#052c65"),
-    ("done", "fill:#d1e7dd,stroke:#198754,color:#0a3622"),
-    ("error", "fill:#f8d7da,stroke:#dc3545,color:#58151c"),
-    ("question", "fill:#fff3cd,stroke:#ffc107,color:#664d03"),
-    ("skipped", "fill:#e2e3e5,stroke:#6c757d,color:#41464b,stroke-dasharray:4 2"),
-)
-
-
-def one_line(text: str) -> str:
-    """Text on one line: line breaks and control characters become single spaces."""
-    return " ".join(_BREAKS.sub(" ", text).split())
+CLASS_STYLES = tuple(MERMAID.values())  # the graph's classDef lines
 
 
 def md_text(text: str) -> str:
     """Text safe on one markdown line or in a table cell (no breaks, pipes, links, HTML)."""
-    return "".join(_MARKDOWN.get(char, char) for char in one_line(text))
+    return "".join(_MARKDOWN.get(char, char) for char in flat_line(text))
 
 
 def mermaid_text(text: str) -> str:
     """Text safe inside a quoted mermaid label (entity codes for quotes, #, <, >, backticks)."""
-    return "".join(_MERMAID.get(char, char) for char in one_line(text))
+    return "".join(_MERMAID.get(char, char) for char in flat_line(text))
 
 
 def yaml_scalar(text: str) -> str:
@@ -76,7 +63,7 @@ def state_label(task: TaskRecord) -> str:
         return f"IN_PROGRESS {task.percent}%"
     if task.status is Status.PAUSED and task.paused_until:
         return f"PAUSED until {local_clock(task.paused_until)}"
-    return LOOKS[task.status].word
+    return plain_look(task.status).word
 
 
 def local_clock(stamp: str) -> str:
@@ -136,7 +123,7 @@ def view(state: PlanState, root: Path) -> dict[str, object]:
     return {
         "plan_id": yaml_scalar(state.plan_id),
         "created": yaml_scalar(state.created),
-        "status": yaml_scalar(state.status),
+        "status": yaml_scalar(state.status.value),
         "summary": md_text(state.summary),
         "projects": [_project(p) for p in state.projects],
         "phases": [
@@ -166,13 +153,15 @@ def _phase(
     statuses = [skip if t.status is Status.SKIPPED else t.status for t in tasks]
     return {
         "number": number,
-        "status": aggregate_status(statuses),
+        "status": aggregate_status(statuses).value,
         "tasks": [_task(t, state, bases) for t in tasks],
     }
 
 
 def _task(task: TaskRecord, state: PlanState, bases: Bases) -> dict[str, object]:
-    rows = [*_timing(task), *_outcome(task, state), *_questions(task), *_attempt(task, bases)]
+    nexts = [("Next", next_step(state.plan_id, task, state))] if shown_of(task) in _NEXT else []
+    rows = [*_timing(task), *_outcome(task, state), *nexts, *_questions(task)]
+    rows += _attempt(task, bases)
     return {
         "id": task.id,
         "state": state_label(task),
@@ -183,6 +172,9 @@ def _task(task: TaskRecord, state: PlanState, bases: Bases) -> dict[str, object]
 
 
 _LIVE = (Status.IN_PROGRESS, Status.ERROR, Status.QUESTION, Status.APPROVAL)
+# Where orchestration.md says the next step: a state no other bullet explains (the seed's
+# format has an Error, Question or Skipped-because bullet for the others).
+_NEXT = (Shown.ANSWERED, Shown.APPROVAL)
 
 
 def _timing(task: TaskRecord) -> list[tuple[str, str]]:
@@ -205,13 +197,20 @@ def _outcome(task: TaskRecord, state: PlanState) -> list[tuple[str, str]]:
             ("Would run", task.pending_reason),
             ("Blocked by", ", ".join(unfinished_deps(task, state))),
         ]
-    if task.status is Status.QUESTION and task.questions and task.questions[-1].answer is not None:
-        return [("Next", "answered; run doit to resume it with the answer")]
     if task.status is Status.PAUSED:
         return [("Paused", task.last_update)]
     if task.status is Status.APPROVAL:
-        return [("Output", task.summary), ("Next", "doit approve it, or doit reject it")]
+        return [("Output", task.summary)]
     return []
+
+
+def next_step(plan_id: str, task: TaskRecord, state: PlanState) -> str:
+    """What the user can do about the task now, from the table of words ("" for nothing)."""
+    shown = shown_of(task)
+    texts = {Shown.HELD: task.pending_reason, Shown.STALE: task.pending_reason,
+             Shown.PAUSED: state_label(task)}  # fmt: skip
+    text = skip_reason(task, state) if shown is Shown.SKIPPED else texts.get(shown, "")
+    return step(shown, f"{plan_id}:{task.id}", text)
 
 
 def unfinished_deps(task: TaskRecord, state: PlanState) -> list[str]:
@@ -223,28 +222,14 @@ def _is_done(task: TaskRecord) -> bool:
     return task.status is Status.DONE
 
 
-_WHY: dict[Status | None, str] = {
-    Status.ERROR: "failed",
-    Status.QUESTION: "waits for an answer",
-    Status.SKIPPED: "was skipped",
-    Status.DONE: "is done",
-    Status.PAUSED: "waits for a usage limit",
-    Status.APPROVAL: "waits for approval",
-}
-
-
 def skip_reason(task: TaskRecord, state: PlanState) -> str:
     """`t2 failed, t5 waits for an answer`: why each blocking dependency blocks."""
-    parts = [
-        f"{dep} {_WHY.get(_status_of(dep, state), 'did not finish')}"
-        for dep in task.skipped_because
-    ]
+    parts = [f"{dep} {_why(state.tasks.get(dep))}" for dep in task.skipped_because]
     return ", ".join(parts) or "a dependency did not finish"
 
 
-def _status_of(task_id: str, state: PlanState) -> Status | None:
-    record = state.tasks.get(task_id)
-    return record.status if record is not None else None
+def _why(record: TaskRecord | None) -> str:
+    return look_of(record).why if record is not None else "did not finish"
 
 
 def _questions(task: TaskRecord) -> list[tuple[str, str]]:
@@ -272,7 +257,8 @@ def relative_path(path: str, bases: Bases) -> str:
 
 
 def _css(task: TaskRecord) -> str:
-    return str(task.status.value).lower()
+    tone = look_of(task).tone
+    return MERMAID[tone][0] if tone in MERMAID else tone.value
 
 
 def _graph(state: PlanState) -> dict[str, object]:

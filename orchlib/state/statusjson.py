@@ -50,7 +50,7 @@ def plan_doc(
         })  # fmt: skip
     return {
         "planId": plan.plan_id,
-        "status": current.status if running else aggregate_status(t.status for t in every),
+        "status": (current.status if running else aggregate_status(t.status for t in every)).value,
         "done": sum(t.status is Status.DONE for t in every),
         "total": len(every),
         "tasks": tasks,

@@ -41,6 +41,7 @@ from orchlib.state.files import (
 from orchlib.state.jsonform import JsonCache, from_json, to_json
 from orchlib.state.model import (
     PlanState,
+    PlanStatus,
     ProjectRecord,
     Question,
     RunInfo,
@@ -184,7 +185,7 @@ class StateStore:
 
     def _run_started(self, event: RunStarted) -> None:
         self._head = replace(
-            self._head, run=RunInfo(event.pid or None, event.at), status="in_progress"
+            self._head, run=RunInfo(event.pid or None, event.at), status=PlanStatus.IN_PROGRESS
         )
         for task_id in event.task_ids:
             if task_id in self._tasks:

@@ -20,11 +20,12 @@ from orchlib.state.model import (
     aggregate_status,
     plan_spend,
 )
-from orchlib.state.render import one_line, relative_path, skip_reason, state_label, unfinished_deps
+from orchlib.state.render import next_step, relative_path, skip_reason, state_label, unfinished_deps
 from orchlib.state.spendtext import spend_cell
 from orchlib.state.stamps import Stamp
 from orchlib.state.transitions import budget_json, parse_time, reconcile
-from orchlib.state.words import ANSWERED, Look, look_of, painted
+from orchlib.state.words import Look, Shown, look_of, painted, shown_of
+from orchlib.textsafe import flat_line
 
 HEADER = ("TASK", "STATE", "PROJECT", "ATTEMPT", "DURATION", "LOG", "LAST")
 USAGE_HEADER = ("COST", "TOKENS")
@@ -64,7 +65,8 @@ def render_status(
     budget = spend_cell(current.spend or plan_spend(current), current.budget)
     if budget and current.budget:
         spent = f"{spent}; budget {budget}" if spent else f"budget {budget}"
-    parts = [f"{plan.plan_id}: {status}, {done}/{len(every)} done", one_line(plan.summary), spent]
+    counts = f"{plan.plan_id}: {status.value}, {done}/{len(every)} done"
+    parts = [counts, flat_line(plan.summary), spent]
     head = " — ".join(part for part in parts if part)
     looks = [None, *(look_of(t) for t in tasks)] if color else []
     steps = next_steps(plan.plan_id, replace(current, tasks={t.id: t for t in tasks}))
@@ -180,18 +182,17 @@ def _row(
     return (
         f"{plan_id}:{task.id}",
         status_label(task),
-        one_line(task.project),
+        flat_line(task.project),
         attempt,
         format_duration(_duration(task)),
         log,
-        one_line(last_line(task, state)),
+        flat_line(last_line(task, state)),
     )
 
 
 def status_label(task: TaskRecord) -> str:
     """The STATE cell: `ANSWERED` for a question answered but not yet resumed."""
-    look = look_of(task)
-    return look.word if look is ANSWERED else state_label(task)
+    return look_of(task).word if shown_of(task) is Shown.ANSWERED else state_label(task)
 
 
 def task_elapsed(task: TaskRecord) -> float | None:
@@ -291,28 +292,6 @@ def _trim(text: str, room: int) -> str:
 
 def next_steps(plan_id: str, state: PlanState) -> list[str]:
     """What the user can do about waiting, failed and skipped tasks."""
-    steps = [_step(f"{plan_id}:{t.id}", t, state) for t in state.tasks.values()]
-    wanted = [step for step in steps if step]
+    steps = [next_step(plan_id, t, state) for t in state.tasks.values()]
+    wanted = [f"  {step}" for step in steps if step]
     return ["", "next steps:", *wanted] if wanted else []
-
-
-def _step(name: str, task: TaskRecord, state: PlanState) -> str:
-    if task.status is Status.QUESTION and task.questions and task.questions[-1].answer is not None:
-        return f"  {name} is answered: run `doit` to resume it"
-    if task.status is Status.QUESTION:
-        return f'  {name} waits for an answer: doit answer {name} "<your answer>"'
-    if task.status is Status.APPROVAL:
-        return f'  {name} waits for approval: doit approve {name}, or doit reject {name} "..."'
-    if task.status is Status.ERROR and task.interrupted:
-        return f"  {name} was interrupted: re-run `doit` to resume"
-    if task.status is Status.PENDING and task.held:
-        return f"  {name} waits: {task.pending_reason}; raise that budget and run `doit`"
-    if task.status is Status.PENDING and task.pending_reason:
-        return f"  {name} would run again ({task.pending_reason}): run `doit`"
-    if task.status is Status.ERROR:
-        return f"  {name} failed: fix the cause and re-run `doit` (`doit forget {name}` resets it)"
-    if task.status is Status.SKIPPED:
-        return f"  {name} skipped: {skip_reason(task, state)}"
-    if task.status is Status.PAUSED:
-        return f"  {name} waits for its agent's usage limit: {state_label(task)}, then `doit`"
-    return ""

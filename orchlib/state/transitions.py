@@ -28,6 +28,7 @@ from orchlib.events import (
 from orchlib.plan import Budget, Plan, Task
 from orchlib.state.model import (
     PlanState,
+    PlanStatus,
     ProjectRecord,
     Question,
     RunInfo,
@@ -50,7 +51,8 @@ def reconcile(plan: Plan, old: PlanState | None, now: str) -> PlanState:
                      for p in plan.projects.values())  # fmt: skip
     created = plan.created_at or (old.created if old is not None and old.created else now)
     run = old.run if old is not None else RunInfo()
-    state = PlanState(plan.plan_id, plan.summary, created, "pending", run, now, plan.phases)
+    pending = PlanStatus.PENDING
+    state = PlanState(plan.plan_id, plan.summary, created, pending, run, now, plan.phases)
     state = replace(state, projects=projects, tasks=tasks, budget=budget_json(plan.budget))
     return replace(state, status=plan_status(state))
 

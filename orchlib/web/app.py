@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchlib.errors import OrchError
 from orchlib.state.model import Status
+from orchlib.state.words import table_json
 from orchlib.web import sse
 from orchlib.web.files import Source, UnknownTask, chunks, is_ident, summary
 from orchlib.web.watch import Watcher
@@ -47,6 +48,7 @@ def create_app(source: Source, watcher: Watcher) -> Starlette:
     api = _Api(source, watcher)
     routes = [
         *(Route(path, _static(*page)) for path, page in PAGES.items()),
+        Route("/api/words", _words),
         Route("/api/plans", api.plans),
         Route("/api/plans/{plan_id}", api.plan),
         Route("/api/plans/{plan_id}/tasks/{task_id}/log", api.log),
@@ -80,6 +82,11 @@ def _static(name: str, media_type: str) -> Any:
         return Response(body, media_type=media_type, headers={"Cache-Control": "no-cache"})
 
     return page
+
+
+async def _words(request: Request) -> Response:
+    """Each status's word and tone, from the table every screen reads (state/words.py)."""
+    return JSONResponse(table_json())
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -8,7 +8,7 @@
 if (new URLSearchParams(location.search).has("token")) {
   history.replaceState(null, "", location.pathname + location.hash);
 }
-const KNOWN = ["PENDING", "IN_PROGRESS", "DONE", "ERROR", "QUESTION", "SKIPPED", "PAUSED", "APPROVAL"];
+let WORDS = {}; // status -> { word, tone }: GET /api/words, the table every screen reads
 const LOG_KEEP = 512 * 1024; // characters of log kept on the page
 const GEOM = { w: 220, h: 28, gapX: 56, gapY: 8, pad: 10, head: 22 };
 
@@ -32,7 +32,11 @@ function esc(value) {
 }
 
 function stateClass(status) {
-  return KNOWN.includes(status) ? `s-${status}` : "s-OTHER";
+  return Object.hasOwn(WORDS, status) ? `t-${WORDS[status].tone}` : "t-other";
+}
+
+function stateWord(status) {
+  return Object.hasOwn(WORDS, status) ? WORDS[status].word : status;
 }
 
 function api(path) {
@@ -121,7 +125,7 @@ function renderPlans() {
 function renderHead() {
   const p = view.plan, line = view.plans.get(view.planId) || {};
   const counts = Object.entries(line.counts || {}).filter(([, n]) => n)
-    .map(([s, n]) => `<span><span class="badge ${stateClass(s)}">${esc(s)}</span> ${n}</span>`);
+    .map(([s, n]) => `<span><span class="badge ${stateClass(s)}">${esc(stateWord(s))}</span> ${n}</span>`);
   $("plan-head").innerHTML = `<h2>${esc(view.planId)} <span class="badge p-${esc(p.status)}">` +
     `${esc(p.status)}</span></h2><p class="muted">${esc(p.summary)}</p>` +
     `<p class="counts" id="counts">${counts.join("")}</p>`;
@@ -147,7 +151,7 @@ function nodeHtml(t, x, y) {
   const label = `${t.id}: ${t.title || ""}`;
   const shown = label.length > 32 ? `${label.slice(0, 31)}…` : label;
   return `<g class="node ${stateClass(t.status)}" data-id="${esc(t.id)}" transform="translate(${x},${y})">` +
-    `<title>${esc(label)} — ${esc(t.status)}</title>` +
+    `<title>${esc(label)} — ${esc(stateWord(t.status))}</title>` +
     `<rect class="box" width="${g.w}" height="${g.h}" rx="5"/>` +
     `<rect class="fill" width="${(g.w * pct) / 100}" height="${g.h}" rx="5"/>` +
     `<text x="8" y="18">${esc(shown)}</text></g>`;
@@ -201,7 +205,7 @@ function rowHtml(t) {
   const running = t.status === "IN_PROGRESS" && t.startedAt;
   return `<tr data-id="${esc(t.id)}" data-status="${esc(t.status)}" class="${t.id === view.selected ? "selected" : ""}">` +
     `<td class="id"><strong>${esc(t.id)}</strong></td><td>${esc(t.title)}</td><td>${esc(t.project)}</td>` +
-    `<td><span class="badge ${stateClass(t.status)}">${esc(t.status)}</span></td>` +
+    `<td><span class="badge ${stateClass(t.status)}">${esc(stateWord(t.status))}</span></td>` +
     `<td class="num"><progress max="100" value="${pct}"></progress> ${pct}%</td>` +
     `<td class="num">${t.attempt || ""}${t.attempt && t.agent ? ` <small>${esc(t.agent)}</small>` : ""}</td>` +
     `<td class="num elapsed"${running ? ` data-start="${esc(workStart(t))}"` : ""}>${esc(elapsed(t))}</td>` +
@@ -250,7 +254,7 @@ function renderDetail(restartLog) {
   $("detail").hidden = !t;
   if (!t) return stopLog();
   $("detail-title").textContent = `${view.planId}:${t.id} — ${t.title || ""}`;
-  const facts = [["state", `${t.status}${t.status === "IN_PROGRESS" ? ` ${t.percent || 0}%` : ""}`],
+  const facts = [["state", `${stateWord(t.status)}${t.status === "IN_PROGRESS" ? ` ${t.percent || 0}%` : ""}`],
     ["project", t.project], ["attempt", t.attempt], ["agent", t.agent], ["terminal", t.terminalId],
     ["started", t.startedAt], ["finished", t.finishedAt], ["elapsed", elapsed(t)], ["cost", cost(t)], ["spend", budgetText(t)],
     ["summary", t.summary], ["error", t.error], ["last update", t.lastUpdate], ["log", t.log]];
@@ -384,6 +388,7 @@ function wanted() {
 }
 
 async function refresh() {
+  if (!Object.keys(WORDS).length) WORDS = await api("/api/words");
   const lines = await api("/api/plans");
   view.plans = new Map(lines.map((p) => [p.id, p]));
   const want = wanted().plan;

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import IO
 
 from orchlib.events import TaskReviewed, TaskReviewing
-from orchlib.state.render import one_line
 from orchlib.state.table import wants_color as wants_color  # one rule for every screen
 from orchlib.state.transitions import parse_time
+from orchlib.textsafe import flat_line
 
 TEXT_LIMIT = 200
 COLORS = {"ok": "32", "bad": "31", "ask": "33", "start": "36", "dim": "2"}
@@ -17,7 +17,7 @@ COLORS = {"ok": "32", "bad": "31", "ask": "33", "start": "36", "dim": "2"}
 
 def clip(text: str) -> str:
     """`text` on one line, cut to TEXT_LIMIT characters."""
-    flat = one_line(text)
+    flat = flat_line(text)
     return flat if len(flat) <= TEXT_LIMIT else flat[: TEXT_LIMIT - 1] + "…"
 
 

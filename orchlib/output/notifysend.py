@@ -25,7 +25,7 @@ from orchlib.executors.base import Handle, Job
 from orchlib.executors.local import LocalExecutor
 from orchlib.fsutil import append_private, ensure_dir
 from orchlib.plan import NotifyTarget
-from orchlib.state.render import one_line
+from orchlib.textsafe import flat_line
 
 COMMAND_TIMEOUT = 10.0
 ABANDON_GRACE = 1.0  # after a stuck delivery is killed: time for its worker to log it
@@ -150,7 +150,7 @@ class Sender:
         if code is None:
             child.terminate(grace=0.0)
             return f"{argv[0]!r} timed out after {self.command_timeout:g}s and was killed"
-        tail = one_line(_tail(out))[-300:]
+        tail = flat_line(_tail(out))[-300:]
         return f"{argv[0]!r} exited {code}: {tail}" if code else None
 
     def _apprise(self, url: str, note: Notification) -> str | None:

@@ -18,45 +18,32 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
 
+from orchlib import events as ev
 from orchlib import executorregistry
-from orchlib.events import (
-    BudgetHeld,
-    BudgetSpent,
-    Event,
-    RunFinished,
-    RunStarted,
-    TaskApproval,
-    TaskDone,
-    TaskFailed,
-    TaskPaused,
-    TaskProgress,
-    TaskReviewed,
-    TaskReviewing,
-    TaskSkipped,
-    TaskStarted,
-    TaskUpToDate,
-    TaskWaiting,
-    ToolsDenied,
+from orchlib.output.consoletext import (
+    clip,
+    clock_time,
+    is_terminal,
+    paint,
+    review_line,
+    wants_color,
 )
-from orchlib.run.consoletext import clip, clock_time, is_terminal, paint, review_line, wants_color
 from orchlib.state.render import local_clock
 from orchlib.state.table import format_duration, usage_figures, usage_text
+from orchlib.state.words import LOOKS, Shown, advice
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines of one task...
 PROGRESS_STEP = 10  # ...unless the percent moved this much
 FOOTER_EVERY = 0.2  # seconds between redraws of the live footer for progress alone
 _CLEAR_LINE = "\r\x1b[K"
-_STATES = (
-    "done", "up to date", "failed", "interrupted", "waiting", "answered", "approval", "paused",
-    "skipped", "held", "running",
-)  # fmt: skip
+Line = tuple[str, str, str]  # (label, kind, text) of one printed line
 
 
 @dataclass
 class _Seen:
     """What the console knows about one task: its last state and the text that goes with it."""
 
-    state: str = "pending"
+    shown: Shown = Shown.PENDING
     text: str = ""
     printed_at: float = float("-inf")
     printed_percent: int = -100
@@ -64,8 +51,11 @@ class _Seen:
     started: float | None = None  # the console's clock when its attempt started
 
 
-class Console:
-    """A bus subscriber printing the run as it goes, and the summary at its end."""
+class Console(ev.Subscriber):
+    """A bus subscriber printing the run as it goes, and the summary at its end.
+
+    Its `on_<event>` methods return the event's line, or None when it prints nothing.
+    """
 
     def __init__(
         self,
@@ -87,15 +77,15 @@ class Console:
         self._width = 0
         self._usage: dict[str, float] = {}
 
-    def handle(self, event: Event) -> None:
+    def handle(self, event: ev.Event) -> None:
         """Print what the event says (progress lines are throttled per task)."""
         with self._lock:
-            if isinstance(event, TaskUpToDate):
+            if isinstance(event, ev.TaskUpToDate):  # counted, printed as one line later
                 self._up_to_date[event.plan_id] = self._up_to_date.get(event.plan_id, 0) + 1
-                self._seen(event.plan_id, event.task_id).state = "up to date"
+                self._seen(event.plan_id, event.task_id).shown = Shown.UP_TO_DATE
                 return
             self._flush_up_to_date(event)
-            line = self._describe(event)
+            line: Line | None = self.dispatch(event)
             if line is not None:
                 self._print(event, *line)
             elif self._live and self._clock() - self._footer_at >= FOOTER_EVERY:
@@ -111,73 +101,62 @@ class Console:
         """Counts per state, what to do about each unfinished task, and the wall time."""
         with self._lock:
             tally = self._tally()
-            parts = [f"{tally[s]} {s}" for s in _STATES if tally[s]]
+            parts = [
+                f"{tally[s]} {LOOKS[s].counted}"
+                for s in Shown
+                if tally[s] and s is not Shown.PENDING
+            ]
             took = format_duration(self._clock() - self._began)
             head = f"orchlib: {', '.join(parts) or 'nothing to do'} in {took}"
             spent = usage_figures(self._usage)
             if spent:
                 head += f" — {usage_text(spent)}"
-            todo = [_advice(name, t) for name, t in self._tasks.items()]
-            return "\n".join([head, *(line for line in todo if line)])
+            todo = [advice(t.shown, name, t.text) for name, t in self._tasks.items()]
+            return "\n".join([head, *(f"  {line}" for line in todo if line)])
 
     def answered(self, names: set[str]) -> None:
         """Tasks whose question was answered during the run: the summary says to resume."""
         with self._lock:
             for name in names:
                 seen = self._tasks.get(name)
-                if seen is not None and seen.state == "waiting":
-                    seen.state = "answered"
+                if seen is not None and seen.shown is Shown.QUESTION:
+                    seen.shown = Shown.ANSWERED
 
     # --- lines --------------------------------------------------------------------------
 
-    def _describe(self, event: Event) -> tuple[str, str, str] | None:
-        """(label, kind, text) for the event's line; None when it prints nothing."""
-        if isinstance(event, RunStarted):
-            labels = [f"{event.plan_id}:{task_id}" for task_id in event.task_ids]
-            self._width = max([self._width, *map(len, labels)])
-            for task_id in event.task_ids:  # the summary lists tasks in plan order
-                self._seen(event.plan_id, task_id)
-            return event.plan_id, "dim", f"run started: {len(event.task_ids)} tasks"
-        if isinstance(event, RunFinished):
-            how = f" ({event.interrupted})" if event.interrupted else ""
-            return event.plan_id, "dim", f"run finished{how}"
-        task_id = str(getattr(event, "task_id", ""))
-        return self._task_line(
-            f"{event.plan_id}:{task_id}", self._seen(event.plan_id, task_id), event
-        )
+    def on_run_started(self, e: ev.RunStarted) -> Line:
+        labels = [f"{e.plan_id}:{task_id}" for task_id in e.task_ids]
+        self._width = max([self._width, *map(len, labels)])
+        for task_id in e.task_ids:  # the summary lists tasks in plan order
+            self._seen(e.plan_id, task_id)
+        return e.plan_id, "dim", f"run started: {len(e.task_ids)} tasks"
 
-    def _task_line(self, name: str, seen: _Seen, event: Event) -> tuple[str, str, str] | None:
-        if isinstance(event, TaskStarted):
-            return self._started(name, seen, event)
-        if isinstance(event, TaskProgress):
-            return self._progress(name, seen, event)
-        if isinstance(event, TaskDone):
-            return self._done(name, seen, event)
-        if isinstance(event, TaskFailed):
-            return self._failed(name, seen, event)
-        if isinstance(event, TaskWaiting):
-            return self._waiting(name, seen, event)
-        if isinstance(event, TaskApproval):
-            return self._approval(name, seen, event)
-        if isinstance(event, TaskSkipped):
-            return self._skipped(name, seen, event)
-        if isinstance(event, TaskPaused):
-            return self._paused(name, seen, event)
-        if isinstance(event, BudgetSpent):
-            return name, "ask", f"{event.reason}: its running attempts are stopped"
-        if isinstance(event, BudgetHeld):
-            seen.state, seen.text = "held", event.reason
-            return name, "dim", f"PENDING: {event.reason}"
-        if isinstance(event, TaskReviewing | TaskReviewed):
-            return name, *review_line(event)
-        if isinstance(event, ToolsDenied):
-            tools = "; ".join(event.tools)
-            return name, "ask", f"attempt {event.attempt}: the agent was refused {tools}"
-        return None
+    def on_run_finished(self, e: ev.RunFinished) -> Line:
+        how = f" ({e.interrupted})" if e.interrupted else ""
+        return e.plan_id, "dim", f"run finished{how}"
 
-    def _paused(self, name: str, seen: _Seen, e: TaskPaused) -> tuple[str, str, str] | None:
+    def on_budget_spent(self, e: ev.BudgetSpent) -> Line:
+        return self._name(e), "ask", f"{e.reason}: its running attempts are stopped"
+
+    def on_budget_held(self, e: ev.BudgetHeld) -> Line:
+        name, seen = self._named(e)
+        seen.shown, seen.text = Shown.HELD, e.reason
+        return name, "dim", f"{LOOKS[Shown.HELD].word}: {e.reason}"
+
+    def on_task_reviewing(self, e: ev.TaskReviewing) -> Line:
+        return self._name(e), *review_line(e)
+
+    def on_task_reviewed(self, e: ev.TaskReviewed) -> Line:
+        return self._name(e), *review_line(e)
+
+    def on_tools_denied(self, e: ev.ToolsDenied) -> Line:
+        tools = "; ".join(e.tools)
+        return self._name(e), "ask", f"attempt {e.attempt}: the agent was refused {tools}"
+
+    def on_task_paused(self, e: ev.TaskPaused) -> Line:
+        name, seen = self._named(e)
         until = local_clock(e.until)
-        seen.state, seen.text = "paused", f"{e.profile}'s usage limit resets at {until}"
+        seen.shown, seen.text = Shown.PAUSED, f"{e.profile}'s usage limit resets at {until}"
         if not e.hit:
             return name, "dim", f"PAUSED until {until}: waits for {e.profile}'s usage limit"
         said = clip(e.reason.removeprefix("usage limit: "))
@@ -213,14 +192,16 @@ class Console:
                 f"come back then and re-run `doit` (tasks waiting on it are paused)\n"
             )
 
-    def _started(self, name: str, seen: _Seen, e: TaskStarted) -> tuple[str, str, str]:
-        seen.state, seen.printed_percent, seen.percent = "running", -100, 0
+    def on_task_started(self, e: ev.TaskStarted) -> Line:
+        name, seen = self._named(e)
+        seen.shown, seen.printed_percent, seen.percent = Shown.RUNNING, -100, 0
         seen.started = self._clock()
         verb = "adopted running" if e.adopted else "started"
         where = f"pid {e.pid}" if e.host in ("", executorregistry.HERE) else f"on {e.host}"
         return name, "start", f"{verb} attempt {e.attempt} — {e.terminal_id} ({where})"
 
-    def _progress(self, name: str, seen: _Seen, e: TaskProgress) -> tuple[str, str, str] | None:
+    def on_task_progress(self, e: ev.TaskProgress) -> Line | None:
+        name, seen = self._named(e)
         seen.percent = e.percent
         now = self._clock()
         moved = abs(e.percent - seen.printed_percent) >= PROGRESS_STEP
@@ -229,42 +210,45 @@ class Console:
         seen.printed_at, seen.printed_percent = now, e.percent
         return name, "dim", f"{e.percent:3d}% {clip(e.text)}"
 
-    def _done(self, name: str, seen: _Seen, e: TaskDone) -> tuple[str, str, str]:
-        seen.state, seen.text = "done", clip(e.summary)
+    def on_task_done(self, e: ev.TaskDone) -> Line:
+        name, seen = self._named(e)
+        seen.shown, seen.text = Shown.DONE, clip(e.summary)
         for key, value in e.usage.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 self._usage[key] = self._usage.get(key, 0) + value
         said = f": {seen.text}" if seen.text else ""
-        return name, "ok", f"DONE in {format_duration(e.duration)}{said}"
+        return name, "ok", f"{LOOKS[Shown.DONE].word} in {format_duration(e.duration)}{said}"
 
-    def _failed(self, name: str, seen: _Seen, e: TaskFailed) -> tuple[str, str, str]:
+    def on_task_failed(self, e: ev.TaskFailed) -> Line:
+        name, seen = self._named(e)
         if not e.final:
             return name, "ask", f"attempt {e.attempt} failed: {clip(e.reason)} — retrying"
-        seen.state = "interrupted" if e.interrupted else "failed"
+        seen.shown = Shown.INTERRUPTED if e.interrupted else Shown.FAILED
         seen.text = clip(e.reason)
-        word = "INTERRUPTED" if e.interrupted else "ERROR"
+        word = "INTERRUPTED" if e.interrupted else LOOKS[Shown.FAILED].word
         return name, "bad", f"{word} (attempt {e.attempt}): {seen.text}"
 
-    def _waiting(self, name: str, seen: _Seen, e: TaskWaiting) -> tuple[str, str, str]:
-        seen.state, seen.text = "waiting", clip(e.question)
-        word = "still waiting for an answer" if e.still else "QUESTION"
+    def on_task_waiting(self, e: ev.TaskWaiting) -> Line:
+        name, seen = self._named(e)
+        seen.shown, seen.text = Shown.QUESTION, clip(e.question)
+        word = "still waiting for an answer" if e.still else LOOKS[Shown.QUESTION].word
         return name, "ask", f'{word}: {seen.text} — doit answer {name} "..."'
 
-    def _approval(self, name: str, seen: _Seen, e: TaskApproval) -> tuple[str, str, str]:
-        seen.state, seen.text = "approval", clip(e.summary)
-        word = "still waiting for approval" if e.still else "APPROVAL"
+    def on_task_approval(self, e: ev.TaskApproval) -> Line:
+        name, seen = self._named(e)
+        seen.shown, seen.text = Shown.APPROVAL, clip(e.summary)
+        word = "still waiting for approval" if e.still else LOOKS[Shown.APPROVAL].word
         said = f": {seen.text}" if seen.text else ""
         return name, "ask", f'{word}{said} — doit approve {name}, or doit reject {name} "..."'
 
-    def _skipped(self, name: str, seen: _Seen, e: TaskSkipped) -> tuple[str, str, str]:
-        seen.state, seen.text = "skipped", self._why(e.plan_id, e.because)
+    def on_task_skipped(self, e: ev.TaskSkipped) -> Line:
+        name, seen = self._named(e)
+        seen.shown, seen.text = Shown.SKIPPED, self._why(e.plan_id, e.because)
         return name, "dim", f"skipped because {seen.text}"
 
     def _why(self, plan_id: str, because: tuple[str, ...]) -> str:
-        reasons = {"failed": "failed", "waiting": "waits for an answer", "skipped": "was skipped",
-                   "approval": "waits for approval"}  # fmt: skip
-        states = {dep: self._seen(plan_id, dep).state for dep in because}
-        parts = [f"{dep} {reasons.get(state, 'did not finish')}" for dep, state in states.items()]
+        shown = {dep: self._seen(plan_id, dep).shown for dep in because}
+        parts = [f"{dep} {LOOKS[state].why}" for dep, state in shown.items()]
         return ", ".join(parts) or "a dependency did not finish"
 
     # --- output -------------------------------------------------------------------------
@@ -272,13 +256,21 @@ class Console:
     def _seen(self, plan_id: str, task_id: str) -> _Seen:
         return self._tasks.setdefault(f"{plan_id}:{task_id}", _Seen())
 
-    def _flush_up_to_date(self, event: Event) -> None:
+    def _name(self, event: ev.Event) -> str:
+        return f"{event.plan_id}:{getattr(event, 'task_id', '')}"
+
+    def _named(self, event: ev.Event) -> tuple[str, _Seen]:
+        """PLAN:TASK of a task's event, and what the console knows of that task."""
+        task_id = str(getattr(event, "task_id", ""))
+        return f"{event.plan_id}:{task_id}", self._seen(event.plan_id, task_id)
+
+    def _flush_up_to_date(self, event: ev.Event) -> None:
         count = self._up_to_date.pop(event.plan_id, 0)
         if count:
             noun = "task is" if count == 1 else "tasks are"
             self._print(event, event.plan_id, "ok", f"{count} {noun} up to date")
 
-    def _print(self, event: Event, label: str, kind: str, text: str) -> None:
+    def _print(self, event: ev.Event, label: str, kind: str, text: str) -> None:
         self._width = max(self._width, len(label))
         stamp = clock_time(event.at)
         if self._color:
@@ -286,8 +278,8 @@ class Console:
         line = f"{stamp} {label.ljust(self._width)}  {text}\n"
         self._write(_CLEAR_LINE + line + self._footer() if self._live else line)
 
-    def _tally(self) -> Counter[str]:
-        return Counter(t.state for t in self._tasks.values())
+    def _tally(self) -> Counter[Shown]:
+        return Counter(t.shown for t in self._tasks.values())
 
     def _footer(self) -> str:
         """The live footer: running tasks with their percent, then the counts (one line)."""
@@ -295,10 +287,12 @@ class Console:
         running = [
             f"{n} {t.percent}% {format_duration(self._clock() - (t.started or self._clock()))}"
             for n, t in self._tasks.items()
-            if t.state == "running"
+            if t.shown is Shown.RUNNING
         ]
         tally = self._tally()
-        tail = [f"{tally[s]} {s}" for s in (*_STATES[:-1], "pending") if tally[s]]
+        tail = [
+            f"{tally[s]} {LOOKS[s].counted}" for s in Shown if tally[s] and s is not Shown.RUNNING
+        ]
         text = f"running {len(running)}: {', '.join(running)}" if running else ""
         text = " | ".join(part for part in (text, ", ".join(tail)) if part)
         text = text[: max(10, shutil.get_terminal_size().columns - 1)]
@@ -309,24 +303,3 @@ class Console:
         with contextlib.suppress(OSError, ValueError):  # a closed or broken stdout
             self._stream.write(text)
             self._stream.flush()
-
-
-def _advice(name: str, seen: _Seen) -> str:
-    if seen.state == "failed":
-        return f"  {name} failed: {seen.text} — fix the cause and re-run `doit`"
-    if seen.state == "waiting":
-        return f'  {name} asks: {seen.text} — doit answer {name} "..."'
-    if seen.state == "answered":
-        return f"  {name} was answered — run `doit` to resume it with the answer"
-    if seen.state == "approval":
-        return f'  {name} waits for approval — doit approve {name}, or doit reject {name} "..."'
-
-    if seen.state == "skipped":
-        return f"  {name} skipped: {seen.text} — it runs once that is resolved"
-    if seen.state == "paused":
-        return f"  {name} paused: {seen.text} — re-run `doit` then"
-    if seen.state == "held":
-        return f"  {name} held: {seen.text} — raise that budget and re-run `doit`"
-    if seen.state in ("running", "interrupted"):
-        return f"  {name} did not finish — re-run `doit` to resume it"
-    return ""

@@ -15,22 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from orchlib.events import (
-    BudgetSpent,
-    Event,
-    RunFinished,
-    RunStarted,
-    TaskApproval,
-    TaskDone,
-    TaskFailed,
-    TaskPaused,
-    TaskSkipped,
-    TaskUpToDate,
-    TaskWaiting,
-)
-from orchlib.plan import Plan
-from orchlib.plan.notifyschema import EVENTS
-from orchlib.run.notifysend import (
+from orchlib import events as ev
+from orchlib.output.notifysend import (
     APPRISE_MISSING,
     COMMAND_TIMEOUT,
     LOG_FILE,
@@ -39,8 +25,11 @@ from orchlib.run.notifysend import (
     close_senders,
     command_argv,
 )
-from orchlib.state.model import Status
-from orchlib.state.render import local_clock, one_line
+from orchlib.plan import Plan
+from orchlib.plan.notifyschema import EVENTS
+from orchlib.state.render import local_clock
+from orchlib.state.words import LOOKS, Shown
+from orchlib.textsafe import flat_line
 
 __all__ = [
     "APPRISE_MISSING", "COMMAND_TIMEOUT", "EVENTS", "LOG_FILE", "Notification", "Notifier",
@@ -48,8 +37,11 @@ __all__ = [
 ]  # fmt: skip
 
 
-class Notifier:
-    """Turns one plan's run events into notifications, sent by background workers."""
+class Notifier(ev.Subscriber):
+    """Turns one plan's run events into notifications, sent by background workers.
+
+    Its `on_<event>` methods return the notifications the event causes (None: none).
+    """
 
     def __init__(
         self, plan: Plan, folder: Path, *, command_timeout: float = COMMAND_TIMEOUT
@@ -64,7 +56,7 @@ class Notifier:
         """Every delivery failure so far, one line each."""
         return self._sender.errors
 
-    def handle(self, event: Event) -> None:
+    def handle(self, event: ev.Event) -> None:
         """The bus subscriber: queue the notifications this event causes (never blocks)."""
         if event.plan_id != self.plan.plan_id or not self.plan.notify or self._closed:
             return
@@ -83,75 +75,87 @@ class Notifier:
     def _start_run(self) -> None:
         self._done: set[str] = set()
         self._done_now: set[str] = set()
-        self._failed: dict[str, Status] = {}  # ERROR or SKIPPED
+        self._failed: dict[str, Shown] = {}  # FAILED or SKIPPED
         self._waiting: set[str] = set()
         self._told: set[int] = set()
         self._limits: set[tuple[str, str]] = set()
 
-    def notifications(self, event: Event) -> list[Notification]:
+    def notifications(self, event: ev.Event) -> list[Notification]:
         """The notifications an event causes (tracks the run's progress)."""
-        if isinstance(event, RunStarted):
-            self._start_run()
-        elif isinstance(event, TaskUpToDate | TaskDone):
-            return self._task_done(event.task_id, isinstance(event, TaskDone))
-        elif isinstance(event, TaskFailed) and event.final:
-            self._failed[event.task_id] = Status.ERROR
-            return [self._task_error(event)]
-        elif isinstance(event, TaskWaiting):
-            self._waiting.add(event.task_id)
-            return [] if event.still else [self._task_question(event)]
-        elif isinstance(event, TaskApproval):
-            self._waiting.add(event.task_id)  # like a question: the plan waits, not failed
-            return [] if event.still else [self._task_approval(event)]
-        elif isinstance(event, TaskPaused):
-            return self._usage_limit(event)
-        elif isinstance(event, BudgetSpent):
-            text = f"{self._name()}: {event.reason} in {self._task(event.task_id)}"
-            return [Notification("budget_spent", f"{self.plan.plan_id}: {event.reason}", text)]
-        elif isinstance(event, TaskSkipped):
-            self._skipped(event)
-        elif isinstance(event, RunFinished) and not event.interrupted:
-            return self._run_finished()
-        return []
+        notes: list[Notification] | None = self.dispatch(event)
+        return notes or []
 
-    def _skipped(self, event: TaskSkipped) -> None:
+    def on_run_started(self, event: ev.RunStarted) -> None:
+        self._start_run()
+
+    def on_task_up_to_date(self, event: ev.TaskUpToDate) -> list[Notification]:
+        return self._task_done(event.task_id, now=False)
+
+    def on_task_done(self, event: ev.TaskDone) -> list[Notification]:
+        return self._task_done(event.task_id, now=True)
+
+    def on_task_failed(self, event: ev.TaskFailed) -> list[Notification]:
+        if not event.final:
+            return []
+        self._failed[event.task_id] = Shown.FAILED
+        return [self._task_error(event)]
+
+    def on_task_waiting(self, event: ev.TaskWaiting) -> list[Notification]:
+        self._waiting.add(event.task_id)
+        return [] if event.still else [self._task_question(event)]
+
+    def on_task_approval(self, event: ev.TaskApproval) -> list[Notification]:
+        self._waiting.add(event.task_id)  # like a question: the plan waits, not failed
+        return [] if event.still else [self._task_approval(event)]
+
+    def on_task_paused(self, event: ev.TaskPaused) -> list[Notification]:
+        return self._usage_limit(event)
+
+    def on_budget_spent(self, event: ev.BudgetSpent) -> list[Notification]:
+        text = f"{self._name()}: {event.reason} in {self._task(event.task_id)}"
+        return [Notification("budget_spent", f"{self.plan.plan_id}: {event.reason}", text)]
+
+    def on_task_skipped(self, event: ev.TaskSkipped) -> None:
         """A skip counts as a failure unless every cause only waits (an answer, approval)."""
         if all(dep in self._waiting for dep in event.because) and event.because:
             self._waiting.add(event.task_id)  # held up by a question, like its dependency
         else:
-            self._failed[event.task_id] = Status.SKIPPED
+            self._failed[event.task_id] = Shown.SKIPPED
+
+    def on_run_finished(self, event: ev.RunFinished) -> list[Notification]:
+        return [] if event.interrupted else self._run_finished()
 
     def _name(self) -> str:
-        return f"Orchestration '{one_line(self.plan.summary) or self.plan.plan_id}'"
+        return f"Orchestration '{flat_line(self.plan.summary) or self.plan.plan_id}'"
 
     def _task(self, task_id: str) -> str:
         task = self.plan.tasks.get(task_id)
-        title = one_line(task.title) if task else task_id
+        title = flat_line(task.title) if task else task_id
         return f"task '{title}' ({self.plan.plan_id}:{task_id})"
 
-    def _task_error(self, event: TaskFailed) -> Notification:
-        reason = one_line(event.reason)
+    def _task_error(self, event: ev.TaskFailed) -> Notification:
+        reason = flat_line(event.reason)
         text = f"Orchestration error in {self._task(event.task_id)}: {reason}"
         return Notification("task_error", f"{self.plan.plan_id}: task failed", text)
 
-    def _task_question(self, event: TaskWaiting) -> Notification:
+    def _task_question(self, event: ev.TaskWaiting) -> Notification:
         name = f"{self.plan.plan_id}:{event.task_id}"
         text = (
-            f"{self._name()}: {self._task(event.task_id)} asks: {one_line(event.question)}"
+            f"{self._name()}: {self._task(event.task_id)} asks: {flat_line(event.question)}"
             f' — answer with: doit answer {name} "..."'
         )
         return Notification("task_question", f"{self.plan.plan_id}: question", text)
 
-    def _task_approval(self, event: TaskApproval) -> Notification:
+    def _task_approval(self, event: ev.TaskApproval) -> Notification:
         name = f"{self.plan.plan_id}:{event.task_id}"
         text = (
             f"{self._name()}: {self._task(event.task_id)} passed its checks and waits for "
-            f"approval: {one_line(event.summary)} — doit approve {name}, or doit reject "
+            f"approval: {flat_line(event.summary)} — doit approve {name}, or doit reject "
             f'{name} "what to change"'
         )
         return Notification("task_approval", f"{self.plan.plan_id}: approval", text)
 
-    def _usage_limit(self, event: TaskPaused) -> list[Notification]:
+    def _usage_limit(self, event: ev.TaskPaused) -> list[Notification]:
         """Once per limit (profile and reset time), from the attempt that hit it."""
         if not event.hit or (event.profile, event.until) in self._limits:
             return []
@@ -160,7 +164,7 @@ class Notifier:
         text = (
             f"{self._name()}: {event.profile} reached a usage limit in {self._task(event.task_id)};"
             f" its tasks wait until {until}, other agents keep running"
-            f" ({one_line(event.reason)})"
+            f" ({flat_line(event.reason)})"
         )
         return [Notification("usage_limit", f"{self.plan.plan_id}: {event.profile} paused", text)]
 
@@ -200,9 +204,10 @@ class Notifier:
             return [Notification("plan_completed", f"{plan_id}: completed", text)]
         if not self._failed:
             return []
-        failed = sum(v is Status.ERROR for v in self._failed.values())
+        failed = sum(v is Shown.FAILED for v in self._failed.values())
         skipped = len(self._failed) - failed
-        counts = f"{failed} failed, {skipped} skipped ({self._count()} tasks done)"
+        words = LOOKS[Shown.FAILED].counted, LOOKS[Shown.SKIPPED].counted
+        counts = f"{failed} {words[0]}, {skipped} {words[1]} ({self._count()} tasks done)"
         text = f"{self._name()} failed: {counts}: {', '.join(self._failed)}"
         return [Notification("plan_failed", f"{plan_id}: failed", text)]
 

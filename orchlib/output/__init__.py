@@ -1,0 +1,1 @@
+"""What a run shows and sends: the console and notifications (bus subscribers)."""
