@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from orchlib.checkout import Interrupt
 from orchlib.draft import dispatch, prompting, review, store, validate, yamlout
 from orchlib.draft.request import DraftAgent, DraftRequest, read_goal, resolve_agent
 from orchlib.draft.store import DraftFiles, DraftState
@@ -16,6 +15,7 @@ from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan
 from orchlib.plan.checks import one_line
 from orchlib.run.attempt import Outcome, Result
+from orchlib.run.context import Interrupt
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 Ask = Callable[[str], str | None]  # the question -> the answer, None without a terminal

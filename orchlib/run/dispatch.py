@@ -11,7 +11,6 @@ from pathlib import Path
 
 from orchlib import agents, state
 from orchlib.agents.streams import PlainText
-from orchlib.checkout import Checkout
 from orchlib.events import (
     AttemptRan,
     BudgetHeld,
@@ -33,6 +32,7 @@ from orchlib.run.attempt import RETRIED, Follow, Outcome, Result, follow
 from orchlib.run.attemptstate import task_status
 from orchlib.run.changes import Baseline
 from orchlib.run.checks import Checked
+from orchlib.run.context import RunContext
 from orchlib.run.finish import Attempted, Finishing, TaskResult
 from orchlib.run.launch import AttemptInputs
 from orchlib.run.pauses import held_until, iso, profile_of
@@ -54,8 +54,11 @@ class TaskRun(AttemptInputs, Finishing):
     the retries and feedback it had (the runner keeps this object for that).
     """
 
-    def __init__(self, co: Checkout, plan: Plan, task: Task, previous: TaskRecord | None) -> None:
-        self.co, self.plan, self.task, self.previous = co, plan, task, previous
+    def __init__(
+        self, ctx: RunContext, plan: Plan, task: Task, previous: TaskRecord | None
+    ) -> None:
+        self.ctx, self.co = ctx, ctx.co
+        self.plan, self.task, self.previous = plan, task, previous
         self.plan_task = task  # `task` is it as the current attempt runs it (its agent)
         self._handover: fallback.Handover | None = None
         self.project = plan.projects[task.project]
@@ -67,7 +70,7 @@ class TaskRun(AttemptInputs, Finishing):
         self._paused_session: str | None = None  # the session a paused attempt had
         self._losses = 0  # attempts whose worker died under them (DESIGN §8)
         # Where attempts work: the project folder, or (isolated) the task's own worktree.
-        self.tree = TaskTree(co, plan, task) if self.project.isolation else None
+        self.tree = TaskTree(self.co, plan, task, ctx.repos) if self.project.isolation else None
         self.workspace = self.project if self.tree is None else self.tree.workspace
         # A task that waited keeps its worktree: its next attempt continues there (§10).
         self._continue = previous is not None and bool(previous.continues_in)
@@ -93,7 +96,7 @@ class TaskRun(AttemptInputs, Finishing):
                 raise
             reason = orchdir.write_failure(exc, self.co.root)
             if orchdir.no_space(exc):
-                self.co.stopped = self.co.stopped or reason
+                self.ctx.stopped = self.ctx.stopped or reason
             return self._fail(reason, self._last_number)
 
     def _run(self) -> TaskResult:
@@ -108,12 +111,12 @@ class TaskRun(AttemptInputs, Finishing):
                 attempted, checked = racewin.landed(self) or (None, None)
         while True:
             if attempted is None:
-                if self.co.interrupt.is_set():
+                if self.ctx.interrupt.is_set():
                     return self._fail("interrupted before it started", 0, interrupted=True)
                 if (spent := self._budget_spent()) is not None:
                     return spent
-                self._use(fallback.choose(self.plan_task, self.co.pauses))
-                if (until := held_until(self.plan_task, self.co.pauses)) is not None:
+                self._use(fallback.choose(self.plan_task, self.ctx.pauses))
+                if (until := held_until(self.plan_task, self.ctx.pauses)) is not None:
                     return self._pause(self._last_number, until, "")
                 attempted, checked = self._dispatch(self._feedback)
             self._last_number = attempted.number
@@ -126,7 +129,7 @@ class TaskRun(AttemptInputs, Finishing):
 
     def _budget_spent(self) -> TaskResult | None:
         """Its own budget spent: the task fails; a project's, plan's or run's: it waits."""
-        ledger, pid = self.co.run.ledger, self.plan.plan_id
+        ledger, pid = self.ctx.ledger, self.plan.plan_id
         if (own := ledger.own(pid, self.plan_task)) is not None:
             return self._fail(own, self._last_number)
         if (held := ledger.held(pid, self.plan_task)) is not None:  # PENDING, saying why
@@ -163,7 +166,7 @@ class TaskRun(AttemptInputs, Finishing):
 
     def _next_number(self) -> int:
         """Numbers count across runs (even past deleted logs), so logs and prompts never collide."""
-        on_disk = self.co.next_attempt(self.plan.plan_id, self.task.id)
+        on_disk = self.ctx.next_attempt(self.plan.plan_id, self.task.id)
         return max(on_disk, self._last_number + 1)
 
     def _dispatch(self, feedback: str) -> tuple[Attempted, Checked | None]:
@@ -185,24 +188,24 @@ class TaskRun(AttemptInputs, Finishing):
         self._keep_work(outcome.result)  # after the checks: Ctrl-C may have stopped them
         if outcome.denied:
             self._publish(ToolsDenied(self.plan.plan_id, self.task.id, done.number, outcome.denied))
-        if outcome.result is Result.PAUSED and not self.co.interrupt.is_set():
+        if outcome.result is Result.PAUSED and not self.ctx.interrupt.is_set():
             self._paused_session = outcome.session_id or self._paused_session
-            until = self.co.pauses.pause(self.profile or "", outcome.reset_at)
+            until = self.ctx.pauses.pause(self.profile or "", outcome.reset_at)
             if self.plan_task.agents:  # the next agent of the list reads where this one was
                 log = self.co.log_path(self.plan.plan_id, self.task.id, done.number)
                 redact = self.co.secrets.redact
                 self._handover = fallback.handover(self.task.agent, done.number, log, redact)
             return self._pause(done.number, until, outcome.text, hit=True), self._feedback
         if self.profile is not None:
-            self.co.pauses.clear_backoff(self.profile)
-        if outcome.result is Result.OVER_BUDGET and not self.co.interrupt.is_set():
+            self.ctx.pauses.clear_backoff(self.profile)
+        if outcome.result is Result.OVER_BUDGET and not self.ctx.interrupt.is_set():
             spent = self._budget_spent()
             return spent or self._fail(outcome.text, done.number), self._feedback
         if checked is not None:
             if checked.problem is None:
                 return self._stamp(done, checked), ""
             problem = checked.problem
-            if checked.over_budget and not self.co.interrupt.is_set():
+            if checked.over_budget and not self.ctx.interrupt.is_set():
                 return self._budget_spent() or self._fail(problem, done.number), ""
             if checked.final:  # e.g. a review without a verdict: no retry helps
                 return self._fail(problem, done.number), ""
@@ -210,7 +213,7 @@ class TaskRun(AttemptInputs, Finishing):
         if outcome.result is Result.QUESTION:
             self._publish_waiting(outcome.text, done.number, done.terminal_id, still=False)
             return TaskResult(task_status(outcome.result), outcome.text), ""
-        if outcome.result is Result.INTERRUPTED or self.co.interrupt.is_set():
+        if outcome.result is Result.INTERRUPTED or self.ctx.interrupt.is_set():
             return self._fail(outcome.text, done.number, interrupted=True), ""
         if outcome.result is Result.LOST:
             return self._lost(outcome.text, done.number), self._feedback
@@ -233,7 +236,7 @@ class TaskRun(AttemptInputs, Finishing):
         """A task that waits (question, usage limit, interrupt) keeps its worktree for its next
         attempt; after any other end the next attempt starts afresh from the project's HEAD."""
         waits = result in (Result.QUESTION, Result.PAUSED, Result.INTERRUPTED)
-        waits = waits or self.co.interrupt.is_set()
+        waits = waits or self.ctx.interrupt.is_set()
         tree = self.tree
         self._continue = waits and tree is not None and tree.path.is_dir()
         if self._continue and tree is not None:
@@ -249,7 +252,7 @@ class TaskRun(AttemptInputs, Finishing):
         return None
 
     def _retry_or_fail(self, reason: str, number: int, left: int) -> TaskResult | None:
-        if self.co.interrupt.is_set():  # e.g. verify was stopped: the run's stop, not the task's
+        if self.ctx.interrupt.is_set():  # e.g. verify was stopped: the run's stop, not the task's
             return self._fail(reason, number, interrupted=True)
         if left > 0:
             self._publish(TaskFailed(self.plan.plan_id, self.task.id, reason, number, final=False))
@@ -257,8 +260,8 @@ class TaskRun(AttemptInputs, Finishing):
         return self._fail(reason, number)
 
     def _fail(self, reason: str, number: int, interrupted: bool = False) -> TaskResult:
-        if interrupted and self.co.interrupt.signal_name:
-            reason = f"interrupted by {self.co.interrupt.signal_name}"
+        if interrupted and self.ctx.interrupt.signal_name:
+            reason = f"interrupted by {self.ctx.interrupt.signal_name}"
         elif self.tree is not None and self.tree.path.is_dir():
             reason += f" (its worktree is kept: {self.tree.path.relative_to(self.co.root)})"
         event = TaskFailed(self.plan.plan_id, self.task.id, reason, number, True, interrupted)
@@ -281,7 +284,7 @@ class TaskRun(AttemptInputs, Finishing):
 
     def _adopt(self) -> Attempted | None:
         """Take over an attempt a killed orchestrator left: follow it, or read its log."""
-        prev, found = self.previous, adopt.leftover(self.co.executor, self.previous)
+        prev, found = self.previous, adopt.leftover(self.ctx.executor, self.previous)
         if prev is None or found is None:
             return None
         if self.task.race:  # a race is run again, not adopted racer by racer (DESIGN §16)
@@ -292,7 +295,7 @@ class TaskRun(AttemptInputs, Finishing):
         self._publish(self._started(prev.attempt, prev.terminal_id, proc, log, prev.prompt_file,
                                     adopted=True))  # fmt: skip
         started = time.monotonic() - ago
-        meter = self.co.run.ledger.begin(self.plan.plan_id, self.plan_task, proc)
+        meter = self.ctx.ledger.begin(self.plan.plan_id, self.plan_task, proc)
         outcome = self._follow(proc, log, prev.terminal_id, ago, found.quiet_for, meter)
         return Attempted(prev.attempt, prev.terminal_id, outcome, started, proc.host)
 
@@ -319,10 +322,10 @@ class TaskRun(AttemptInputs, Finishing):
             began[0] = time.monotonic()  # the process exists (on its dask worker: runs there)
             prompt = str(prompt_file) if self.task.command is None else ""
             self._publish(self._started(number, terminal_id, proc, log, prompt, False))
-            self.co.bus.sync()  # pid and log are in state.json before the agent may print
+            self.ctx.bus.sync()  # pid and log are in state.json before the agent may print
 
-        proc = self.co.executor.start(job, announce)
-        meter = self.co.run.ledger.begin(self.plan.plan_id, self.plan_task, proc)
+        proc = self.ctx.executor.start(job, announce)
+        meter = self.ctx.ledger.begin(self.plan.plan_id, self.plan_task, proc)
         outcome = self._follow(proc, log, terminal_id, meter=meter)
         return Attempted(number, terminal_id, outcome, began[0], proc.host)
 
@@ -346,14 +349,14 @@ class TaskRun(AttemptInputs, Finishing):
     ) -> Outcome:  # fmt: skip
         shell = self.task.command is not None
         adapter = PlainText() if shell else agents.adapter(self.task.agent)
-        stop = self.co.interrupt
+        stop = self.ctx.interrupt
         watch = Follow(proc, log, terminal_id, self.task.limits, adapter, stop.event,
                        self._progress, shell, ago, quiet, meter)  # fmt: skip
         try:
             outcome = follow(watch)
         finally:
-            if meter is not None and self.co.run.ledger.end(meter):  # it reported usage
-                spent = self.co.run.ledger.task_spend(self.plan.plan_id, self.task.id)
+            if meter is not None and self.ctx.ledger.end(meter):  # it reported usage
+                spent = self.ctx.ledger.task_spend(self.plan.plan_id, self.task.id)
                 self._publish(TaskSpent(self.plan.plan_id, self.task.id, spent.as_json()))
         # Where an agent's words enter orchlib's records: the stamp, the next prompt, events.
         clean = self.co.secrets.redact

@@ -4,7 +4,6 @@ then the stamp and `TaskDone`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from orchlib.checkout import Checkout
@@ -13,6 +12,7 @@ from orchlib.plan import Plan, Project, Task
 from orchlib.run.attempt import Outcome
 from orchlib.run.changes import Baseline
 from orchlib.run.checks import Checked, run_checks
+from orchlib.run.context import RunContext
 from orchlib.run.review import Reviewer, recovered_baseline
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import fingerprints, stamps
@@ -47,6 +47,7 @@ class Attempted:
 class Finishing:
     """The part of a task's run that checks a DONE and writes the stamp."""
 
+    ctx: RunContext
     co: Checkout
     plan: Plan
     task: Task
@@ -59,7 +60,7 @@ class Finishing:
     _raced: dict[str, object]  # a race's {winner, racers}, for the stamp
 
     def _publish(self, event: Any) -> None:
-        self.co.bus.publish(event)
+        self.ctx.bus.publish(event)
 
     def _check(self, done: Attempted) -> Checked:
         """The checks of a DONE; what failed quotes a verify's or git's output, so it is
@@ -73,7 +74,7 @@ class Finishing:
         """The checks of a DONE where the attempt worked; isolated, then its merge."""
         if self.tree is not None and not self.tree.path.is_dir():
             return Checked(f"its worktree {self.tree.path} is gone; the next attempt makes another")
-        checked = run_checks(self.co, self.plan, self.task, done.number, self.workspace, done.host)
+        checked = run_checks(self.ctx, self.plan, self.task, done.number, self.workspace, done.host)
         if checked.problem is None and self.task.review is not None:  # before any merge
             checked = self._reviewed(done, checked)
         if checked.problem is not None or self.tree is None or self.task.limits.approve:
@@ -89,7 +90,7 @@ class Finishing:
             self.co, self.plan.plan_id, self.task.id, done.number
         )
         where = self.workspace
-        verdict = Reviewer(self.co, self.plan, self.task, where, done.number).run(
+        verdict = Reviewer(self.ctx, self.plan, self.task, where, done.number).run(
             done.outcome.text, base
         )
         return replace(checked, problem=verdict.problem, review=verdict.stamp, final=verdict.final,
@@ -104,7 +105,7 @@ class Finishing:
         if self.tree is not None:  # merged and stamped: the worktree has served
             self.tree.remove(done.number)
         if self._raced:  # the winner's record (before its merge) has served too
-            race_record(self.co, self.plan.plan_id, self.task.id).unlink(missing_ok=True)
+            self.co.layout.race_record(self.plan.plan_id, self.task.id).unlink(missing_ok=True)
         self._publish(TaskDone(self.plan.plan_id, self.task.id, outcome.text, done.number,
                                done.terminal_id, stamp.duration_seconds or 0.0,
                                outcome.usage))  # fmt: skip
@@ -112,7 +113,7 @@ class Finishing:
 
     def _await_approval(self, done: Attempted, stamp: stamps.Stamp) -> TaskResult:
         """Checked, not stamped: the stamp waits beside its place for `doit approve` (§16)."""
-        path = approval_path(self.co.stamp_path(self.plan.plan_id, self.task.id))
+        path = self.co.layout.approval_stamp(self.plan.plan_id, self.task.id)
         stamps.write(path, stamp)
         summary = done.outcome.text
         self._publish(TaskApproval(self.plan.plan_id, self.task.id, summary, done.number,
@@ -142,13 +143,3 @@ class Finishing:
             review=checked.review or None,
             race=self._raced or None,
         )
-
-
-def race_record(co: Checkout, plan_id: str, task_id: str) -> Path:
-    """Where a race's winner is written down before its merge (`racewin`)."""
-    return co.plan_dir(plan_id) / "logs" / f"{task_id}.race.json"
-
-
-def approval_path(stamp: Path) -> Path:
-    """Where the stamp of a task waiting for approval waits (`<taskId>.json.approval`)."""
-    return stamp.with_name(stamp.name + ".approval")

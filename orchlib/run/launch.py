@@ -11,6 +11,7 @@ from orchlib.checkout import Checkout
 from orchlib.executors.base import Job
 from orchlib.plan import Plan, Project, Task
 from orchlib.run import fallback, sandboxing
+from orchlib.run.context import RunContext
 from orchlib.run.prompt import DoneDependency, PromptInput, render
 from orchlib.state import TaskRecord
 
@@ -18,6 +19,7 @@ from orchlib.state import TaskRecord
 class AttemptInputs:
     """The part of a task's run that builds each attempt's job and prompt."""
 
+    ctx: RunContext
     co: Checkout
     plan: Plan
     task: Task
@@ -30,7 +32,7 @@ class AttemptInputs:
     def _job(self, terminal_id: str, number: int, prompt_file: Path, log: Path) -> Job:
         """The attempt's process, in the task's sandbox if it has one."""
         job = self._bare_job(terminal_id, number, prompt_file, log)
-        return replace(job, sandbox=sandboxing.box(self.co, self.plan, self.task, job.cwd))
+        return replace(job, sandbox=sandboxing.box(self.ctx, self.plan, self.task, job.cwd))
 
     def _bare_job(self, terminal_id: str, number: int, prompt_file: Path, log: Path) -> Job:
         """The attempt's process: the shell command, or the agent CLI with its prompt."""

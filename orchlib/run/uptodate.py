@@ -158,7 +158,7 @@ def _mtime(folder: os.PathLike[str]) -> int:
 
 
 def _cache_path(co: Checkout, plan: Plan) -> Any:
-    return co.plan_dir(plan.plan_id) / "stamps.cache"
+    return co.layout.stamps_cache(plan.plan_id)
 
 
 def _read_cache(path: Any) -> _Cache:
