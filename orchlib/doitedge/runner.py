@@ -24,9 +24,8 @@ from orchlib.doitedge.limitwait import LimitWait, WaitFn
 from orchlib.doitedge.loader import closure, orch_meta
 from orchlib.events import BudgetHeld
 from orchlib.plan import TaskMeta
+from orchlib.run import dispatch, taskrun
 from orchlib.run.context import RunContext
-from orchlib.run.dispatch import TaskRun
-from orchlib.run.finish import TaskResult
 from orchlib.run.pauses import agent_now
 from orchlib.run.ready import (
     ReadyQueue,
@@ -35,6 +34,7 @@ from orchlib.run.ready import (
     critical_ranks,
     project_capacity,
 )
+from orchlib.run.taskrun import TaskResult, TaskRun
 from orchlib.state import Status, TaskRecord
 
 PAUSED = object()  # a worker's result for a task a usage limit or a budget holds
@@ -288,8 +288,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
         if run is None:  # a paused task continues with its own TaskRun (retries left)
             plan = self.co.plans[meta.plan]
             previous = self.previous.get(plan.plan_id, {}).get(meta.task)
-            run = self.runs[task.name] = TaskRun(self.ctx, plan, plan.tasks[meta.task], previous)
-        result = run.run()
+            run = taskrun.start(self.ctx, plan, plan.tasks[meta.task], previous)
+            self.runs[task.name] = run
+        result = dispatch.run(run)
         if result.status is Status.PENDING:  # a spent budget holds it (DESIGN §15)
             self.budget_stops.add(f"{meta.plan}: {result.text}")
             return PAUSED

@@ -64,7 +64,7 @@ class Interrupt:
                 signal.signal(sig, previous)
 
 
-@dataclass
+@dataclass(eq=False)
 class RunContext:
     """One run of the checkout `co`: the services every part of the run is handed.
 

@@ -2,7 +2,7 @@
 whose DONE passes its checks (and review) is merged, the others are stopped and removed.
 
 Each racer is the task's own run, copied: its attempt, checks and review are exactly an
-attempt's (`TaskRun._attempt`, `_check`), with the racer's agent, worktree
+attempt's (`launch.attempt`, `finish.check`), with the racer's agent, worktree
 (`.orch/worktrees/<planId>/<taskId>+<k>`, branch `orch/<planId>/<taskId>+<k>`), attempt
 number and terminal id, and a stop switch of the race's own that the run's Ctrl-C sets too.
 """
@@ -10,7 +10,6 @@ number and terminal id, and a stop switch of the race's own that the run's Ctrl-
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import queue
@@ -19,7 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from orchlib.executors.base import Executor, Handle, Job
 from orchlib.fsutil import atomic_write
@@ -28,12 +27,11 @@ from orchlib.run import racewin
 from orchlib.run.attempt import Outcome, Result
 from orchlib.run.checks import Checked, stop_leftover
 from orchlib.run.context import Interrupt, RunContext
-from orchlib.run.finish import Attempted
+from orchlib.run.finish import check, count_work
+from orchlib.run.launch import attempt
 from orchlib.run.pauses import profile_of
+from orchlib.run.taskrun import Attempted, TaskRun
 from orchlib.run.worktrees import TaskTree
-
-if TYPE_CHECKING:
-    from orchlib.run.dispatch import TaskRun
 
 RACER_NOTE = ".racer"  # `<log>.racer` holds the ref of a racer's process while it runs
 
@@ -120,9 +118,9 @@ def _count_others(task_run: TaskRun, finished: list[Racer], standing: Racer) -> 
     `AttemptRan`; the one standing for the race is counted as the task's attempt."""
     for racer in finished:
         if racer is not standing:
-            before = racer.run._worked
-            racer.run._count_work(racer.done)
-            task_run._worked += racer.run._worked - before
+            before = racer.run.worked
+            count_work(racer.run, racer.done)
+            task_run.worked += racer.run.worked - before
 
 
 class _Started:
@@ -189,15 +187,13 @@ def stop_leftovers(executor: Executor, logs: Path, task_id: str) -> None:
 def _racer(task_run: TaskRun, race_ctx: RunContext, index: int, agent: AgentSpec, number: int,
            feedback: str) -> Racer:  # fmt: skip
     """One racer: the task's run, copied onto its agent, worktree and stop switch."""
-    run = copy.copy(task_run)
-    run.ctx = race_ctx
-    run.task = replace(task_run.task, agent=agent, race=())
-    run.profile = profile_of(run.task)
-    run.tree = TaskTree(run.co, run.plan, run.task, race_ctx.repos, index)
-    run.workspace = run.tree.workspace
-    run._continue, run._paused_session, run._bases, run._lands = False, None, {}, False
-    done = run._attempt(number, feedback)
-    checked = run._check(done) if done.outcome.result is Result.DONE else None
+    task = replace(task_run.task, agent=agent, race=())
+    tree = TaskTree(task_run.co, task_run.plan, task, race_ctx.repos, index)
+    run = replace(task_run, ctx=race_ctx, task=task, profile=profile_of(task), tree=tree,
+                  workspace=tree.workspace, continues=False, paused_session=None, bases={},
+                  lands=False)  # fmt: skip
+    done = attempt(run, number, feedback)
+    checked = check(run, done) if done.outcome.result is Result.DONE else None
     if checked is not None and race_ctx.interrupt.is_set() and checked.problem is None:
         checked = replace(checked, problem="stopped: another racer won")
     return Racer(index, agent, run, done, checked)
@@ -218,7 +214,7 @@ def _land(task_run: TaskRun, winner: Racer, racers: int) -> tuple[Attempted, Che
     """
     done, checked = winner.done, winner.checked
     assert checked is not None
-    task_run._raced = {"winner": winner.agent.name, "racers": racers}
+    task_run.raced = {"winner": winner.agent.name, "racers": racers}
     if task_run.task.limits.approve:  # refused by the plan check; never merged unasked
         return done, checked
     tree = _tree(winner)

@@ -15,17 +15,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchlib.fsutil import atomic_write
 from orchlib.run.attempt import Outcome, Result
 from orchlib.run.checks import Checked
-from orchlib.run.finish import Attempted
 from orchlib.run.git import git
+from orchlib.run.taskrun import Attempted, TaskRun
 from orchlib.run.worktrees import TaskTree
-
-if TYPE_CHECKING:
-    from orchlib.run.dispatch import TaskRun
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,7 @@ def landed(task_run: TaskRun) -> tuple[Attempted, Checked] | None:
     if merge is None:  # killed before the merge (or the task changed since): race again
         forget(task_run)
         return None
-    task_run._raced = {"winner": won.agent, "racers": won.racers}
+    task_run.raced = {"winner": won.agent, "racers": won.racers}
     for k in range(1, won.racers + 1):  # the losers' worktrees, should a kill have left any
         if k != won.racer:
             TaskTree(task_run.co, task_run.plan, task_run.task, task_run.ctx.repos, k).remove(
