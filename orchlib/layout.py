@@ -23,7 +23,7 @@ Everything here is a name or a join: it imports nothing, so every layer may use 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ORCH = ".orch"
@@ -61,11 +61,10 @@ class Layout:
     """The runtime paths of the checkout at `root`."""
 
     root: Path
+    orch: Path = field(init=False, repr=False, compare=False)  # `.orch/`, joined once
 
-    @property
-    def orch(self) -> Path:
-        """`.orch/`."""
-        return self.root / ORCH
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "orch", self.root / ORCH)
 
     @property
     def db(self) -> Path:
@@ -134,7 +133,7 @@ class Layout:
 
     def stamp(self, plan_id: str, task_id: str) -> Path:
         """A task's completion stamp (its doit target)."""
-        return self.stamps(plan_id) / f"{task_id}.json"
+        return self.orch.joinpath(plan_id, STAMPS, f"{task_id}.json")
 
     def approval_stamp(self, plan_id: str, task_id: str) -> Path:
         """Where the stamp of a task waiting for `doit approve` waits, beside its place."""
@@ -150,7 +149,7 @@ class Layout:
 
     def log(self, plan_id: str, task_id: str, attempt: int, suffix: str = "log") -> Path:
         """The transcript (or another `suffix` file) of one attempt."""
-        return self.logs(plan_id) / f"{task_id}.{attempt}.{suffix}"
+        return self.orch.joinpath(plan_id, LOGS, f"{task_id}.{attempt}.{suffix}")
 
     def race_record(self, plan_id: str, task_id: str) -> Path:
         """Where a race's winner is written down before its merge."""
@@ -170,7 +169,7 @@ class Layout:
 
     def prompt(self, plan_id: str, task_id: str, attempt: int) -> Path:
         """The rendered prompt of one attempt."""
-        return self.prompts(plan_id) / f"{task_id}.{attempt}.md"
+        return self.orch.joinpath(plan_id, PROMPTS, f"{task_id}.{attempt}.md")
 
 
 def of_orch(orch_dir: Path) -> Layout:

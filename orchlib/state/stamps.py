@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.fsutil import atomic_write, read_json
-from orchlib.layout import of_orch
+from orchlib.layout import Layout
 from orchlib.plan import AgentSpec, Plan, Task, keys
 from orchlib.state.fingerprints import changed_input, missing_outputs
 
 
 def stamp_path(orch_dir: Path, plan_id: str, task_id: str) -> Path:
     """Where a task's stamp lives."""
-    return of_orch(orch_dir).stamp(plan_id, task_id)
+    return Layout(orch_dir.parent).stamp(plan_id, task_id)
 
 
 def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
