@@ -140,7 +140,7 @@ class Stamp:
         return cls(**known, extra=extra)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object: the keys as `Finishing` has always written them, then the rest."""
+        """The JSON object: the keys as `run.finish` has always written them, then the rest."""
         out: dict[str, Any] = {}
         for key, name in _KEYS.items():
             value = getattr(self, name)
