@@ -118,8 +118,8 @@ class Reviewer:
         def announce(proc: Handle) -> None:
             atomic_write(self.pid_file, json.dumps(proc.ref) + "\n")
             self.ctx.bus.publish(TaskReviewing(self.plan.plan_id, self.task.id, self.attempt,
-                                              self.review.agent.name, terminal_id,
-                                              str(self.log), _pid(proc)))  # fmt: skip
+                                               self.review.agent.name, terminal_id,
+                                               str(self.log), _pid(proc)))  # fmt: skip
 
         proc = self.ctx.executor.start(job, announce)
         ledger = self.ctx.ledger  # the reviewer's usage is the task's spend (DESIGN §15)
