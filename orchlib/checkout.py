@@ -23,6 +23,10 @@ class Checkout:
 
     root: Path
     plans: dict[str, Plan]
+    # Tasks a pruned `doit run` left out because they and their upstream are done.
+    up_to_date: dict[str, list[str]] = field(default_factory=dict)
+    # Why each task of a plan would run (None: up to date), as computed while loading.
+    verdicts: dict[str, dict[str, str | None]] = field(default_factory=dict)
     # Spec hashes by (plan id, task id), each with the Task it was computed from: a run asks
     # for one task's several times (up-to-date checks, the stamp); reloaded plans miss.
     _spec_hashes: dict[tuple[str, str], tuple[Task, str]] = field(default_factory=dict, repr=False)

@@ -112,7 +112,6 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
     """doit's run, with plan tasks scheduled by orchlib."""
 
     doc_purpose = "run the plans' tasks that are not up to date (stamps decide)"
-    pruning = loader.Pruning(None)  # what loading for this run found (`execute` sets it)
     cmd_options = (*DoitRun.cmd_options, opt_dry_run, OPT_NO_WAIT_LIMITS, OPT_EXECUTOR,
                    OPT_SCHEDULER, OPT_SANDBOX, OPT_BUDGET_USD)  # fmt: skip
 
@@ -121,7 +120,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         if any(not a for a in args):
             return fail("an empty task name was given (doit list shows the tasks)")
         whole = params.get("always") or any("*" in a for a in args)
-        with loader.pruned_for_run(None if whole else list(args)) as self.pruning:
+        with loader.pruned_for_run(None if whole else list(args)):
             return super().execute(params, args)
 
     def _execute(self, outfile: Any, **options: Any) -> Any:
@@ -176,14 +175,14 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         if options["num_process"] < 0:
             raise ConfigError(f"-n {options['num_process']}: the number of agents at once "
                               "must be 1 or more (0: one per project)")  # fmt: skip
-        statesync.sync_all(co, self.pruning.verdicts)
+        statesync.sync_all(co, co.verdicts)
         chosen = loader.selected_plan_tasks(control)
         out = open(outfile, "w", encoding="utf-8") if isinstance(outfile, str) else outfile  # noqa: SIM115
         try:
             if dry_run:
                 from orchlib.doitedge.dryrun import dry_run as show
 
-                return show(co, chosen, out, self.pruning, bool(options["always"]))
+                return show(co, chosen, out, bool(options["always"]))
             return self._run(co, chosen, control, out, options)
         finally:
             if out is not outfile:
@@ -191,7 +190,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
 
     def _run(self, co: Any, chosen: list[Any], control: Any, out: Any, o: dict[str, Any]) -> int:
         if not chosen:  # the common re-run: decided without loading the run machinery
-            done = sum(len(ids) for ids in self.pruning.up_to_date.values())
+            done = sum(len(ids) for ids in co.up_to_date.values())
             if co.layout.worktrees.is_dir():  # a crash left a finished task's worktree
                 from orchlib.run.worktrees import sweep_unlocked
 
@@ -207,8 +206,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
                           o["verbosity"], o["force_verbosity"], o["wait_limits"],
                           o["executor"], o["scheduler"], o["sandbox"],
                           o["budget_usd"])  # fmt: skip
-        up_to_date = self.pruning.up_to_date
-        return run_plans(co, chosen, control, self.dep_manager, out, opts, up_to_date)
+        return run_plans(co, chosen, control, self.dep_manager, out, opts)
 
 
 def _check_names(executor: str, sandbox: str) -> None:

@@ -10,7 +10,6 @@ import contextlib
 import glob
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,32 +74,20 @@ def current() -> Checkout | None:
     return _CHECKOUTS.get(cwd) or (next(iter(_CHECKOUTS.values())) if _CHECKOUTS else None)
 
 
-@dataclass
-class Pruning:
-    """What loading for one `doit run` found: the task names given (always kept), why each
-    task of a plan would run (None: up to date), and the tasks left out as up to date."""
-
-    selection: list[str] | None
-    verdicts: dict[str, dict[str, str | None]] = field(default_factory=dict)
-    up_to_date: dict[str, list[str]] = field(default_factory=dict)
-
-
-_RUN_SELECTION: list[Pruning] = []
+_RUN_SELECTION: list[list[str]] = []
 
 
 @contextlib.contextmanager
-def pruned_for_run(selection: list[str] | None) -> Iterator[Pruning]:
-    """While loading for `doit run`, leave out finished tasks whose whole upstream is finished;
-    what the loading found is in the `Pruning` yielded.
+def pruned_for_run(selection: list[str] | None) -> Iterator[None]:
+    """While loading for `doit run`, leave out finished tasks whose whole upstream is finished.
 
     `selection` holds the task names given on the command line (always kept); None turns
     pruning off (`--always`, wildcards).
     """
-    pruning = Pruning(selection)
     if selection is not None:
-        _RUN_SELECTION.append(pruning)
+        _RUN_SELECTION.append(selection)
     try:
-        yield pruning
+        yield
     finally:
         if selection is not None:
             _RUN_SELECTION.pop()
@@ -166,12 +153,10 @@ def _kept(co: Checkout, plan: Plan) -> set[str] | None:
     """Task ids a pruned run needs (None: all); the rest are recorded as up to date."""
     if not _RUN_SELECTION:
         return None
-    pruning = _RUN_SELECTION[-1]
-    given = pruning.selection or []
-    named = {n.split(":", 1)[1] for n in given if n.startswith(f"{plan.plan_id}:")}
-    verdicts = pruning.verdicts[plan.plan_id] = uptodate.verdicts(co, plan)
+    named = {n.split(":", 1)[1] for n in _RUN_SELECTION[-1] if n.startswith(f"{plan.plan_id}:")}
+    verdicts = co.verdicts[plan.plan_id] = uptodate.verdicts(co, plan)
     keep = {t for t, reason in verdicts.items() if reason is not None} | (named & set(plan.tasks))
-    pruning.up_to_date[plan.plan_id] = [t for t in plan.tasks if t not in keep]
+    co.up_to_date[plan.plan_id] = [t for t in plan.tasks if t not in keep]
     return keep
 
 
