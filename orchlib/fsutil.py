@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ORCH = ".orch"
+from orchlib.layout import ORCH
+
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 

@@ -7,8 +7,8 @@ from orchlib.agents.streams import PlainText
 from orchlib.doitedge.runner import task_failure
 from orchlib.plan import Limits
 from orchlib.run.attemptstate import RETRIED, AttemptState, Result, Tick, ended_by, task_status
-from orchlib.run.finish import TaskResult
 from orchlib.run.markers import Kind
+from orchlib.run.taskrun import TaskResult
 from orchlib.state.model import Status
 
 TID = "term-t-1-abc"

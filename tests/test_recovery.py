@@ -574,7 +574,7 @@ def test_attempts_starting_together_share_the_one_wake_descriptor() -> None:
     """Every attempt waits on the descriptor `trigger` writes to, however they race to it."""
     import select
 
-    from orchlib.checkout import Interrupt
+    from orchlib.run.context import Interrupt
 
     for _ in range(50):
         interrupt = Interrupt()

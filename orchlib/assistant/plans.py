@@ -17,12 +17,13 @@ from pathlib import Path
 from orchlib.draft import validate
 from orchlib.errors import ConfigError, PlanError
 from orchlib.fsutil import atomic_write
+from orchlib.layout import Layout
 from orchlib.plan.file import display, load_plan, locate
 
 FORMATS = ("yaml", "json")
 # A plan id that is safe as a file name: no separator, no leading dot, not too long.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-SCRATCH = Path(".orch") / "cache" / "mcp"
+SCRATCH = Layout(Path()).mcp_scratch  # relative to the checkout
 
 
 @dataclass

@@ -22,9 +22,10 @@ from orchlib import executorregistry
 from orchlib.errors import ConfigError, LockHeld, OrchError
 from orchlib.executors.process import is_alive
 from orchlib.fsutil import ensure_dir
+from orchlib.layout import Layout
 from orchlib.state import runlock
 
-LOG = Path(".orch") / "mcp-run.log"
+LOG = Layout(Path()).mcp_run_log  # relative to the checkout
 START_WAIT = 10.0  # until the run is past its preflight (or ended): a bad plan comes back at once
 STOP_WAIT = 60.0  # a stopped run terminates its agents' groups, then kills what is left
 POLL = 0.02
@@ -58,13 +59,13 @@ class Runs:
 
     def stop(self) -> dict[str, object]:
         """SIGINT to the run holding the lock, as Ctrl-C; waits (bounded) until it ends."""
-        pid = runlock.holder_pid(self.root / ".orch")
+        pid = runlock.holder_pid(Layout(self.root).orch)
         if pid is None:
             raise ConfigError("no run is going (nothing holds .orch/run.lock)")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGINT)
         deadline = time.monotonic() + STOP_WAIT
-        while is_alive(pid, "") or runlock.is_running(self.root / ".orch"):
+        while is_alive(pid, "") or runlock.is_running(Layout(self.root).orch):
             if time.monotonic() > deadline:
                 raise ConfigError(
                     f"doit (pid {pid}) got SIGINT and still runs after {STOP_WAIT:.0f} s; "
@@ -120,8 +121,8 @@ def _executor_args(executor: str | None) -> list[str]:
 
 
 def _refuse_while_running(root: Path) -> None:
-    pid = runlock.holder_pid(root / ".orch")
-    if pid is not None or runlock.is_running(root / ".orch"):
+    pid = runlock.holder_pid(Layout(root).orch)
+    if pid is not None or runlock.is_running(Layout(root).orch):
         raise LockHeld(
             f".orch/run.lock: another doit run holds this checkout's run lock "
             f"(pid {pid or 'unknown'}); "
@@ -140,7 +141,7 @@ def _wait_started(root: Path, proc: subprocess.Popen[bytes], plan_ids: list[str]
         if code is not None:
             return code
         for plan_id in plan_ids:
-            current = state.load(root / ".orch" / plan_id)
+            current = state.load(Layout(root).plan_dir(plan_id))
             if current is not None and current.run.pid == proc.pid:
                 return None
         time.sleep(POLL)

@@ -127,7 +127,6 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         co = loader.checkout_of(self)
         if co is None:
             return super()._execute(outfile, **options)
-        co.new_run()  # this run's bus, interrupt and executor: nothing of an earlier run's
         try:
             _check_names(executor, sandbox)
             if not any(plan.tasks for plan in co.plans.values()):
@@ -174,7 +173,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
     def _run(self, co: Any, chosen: list[Any], control: Any, out: Any, o: dict[str, Any]) -> int:
         if not chosen:  # the common re-run: decided without loading the run machinery
             done = sum(len(ids) for ids in co.up_to_date.values())
-            if (co.orch_dir / "worktrees").is_dir():  # a crash left a finished task's worktree
+            if co.layout.worktrees.is_dir():  # a crash left a finished task's worktree
                 from orchlib.run.worktrees import sweep_unlocked
 
                 sweep_unlocked(co)

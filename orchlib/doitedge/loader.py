@@ -17,11 +17,12 @@ from orchlib.checkout import Checkout
 from orchlib.doitedge import plugins
 from orchlib.doitedge.doitapi import DoitTask, InvalidDodoFile, TaskFailed, TaskLoader2
 from orchlib.errors import OrchError
+from orchlib.layout import DB_NAME, ORCH
 from orchlib.plan import Plan, Task, TaskMeta
 from orchlib.state import orchdir, stamps, uptodate
 
 DOIT_CONFIG: dict[str, Any] = {
-    "dep_file": os.path.join(".orch", "doit.sqlite3"),
+    "dep_file": os.path.join(ORCH, DB_NAME),
     "backend": "sqlite3",
     "continue": True,
     "verbosity": 2,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from orchlib.checkout import Checkout
 from orchlib.doitedge.doitapi import TaskError, UnmetDependency
 from orchlib.doitedge.loader import orch_meta
 from orchlib.events import TaskFailed, TaskSkipped, TaskUpToDate
+from orchlib.run.context import RunContext
 from orchlib.state.stamps import Stamp
 from orchlib.textsafe import printable
 
@@ -22,8 +22,8 @@ class PlanReporter:
 
     desc = "orchlib plan reporter"
 
-    def __init__(self, checkout: Checkout, outstream: IO[str]) -> None:
-        self.co = checkout
+    def __init__(self, run: RunContext, outstream: IO[str]) -> None:
+        self.co, self.bus = run.co, run.bus
         self.out = outstream
         self.runtime_errors: list[str] = []
 
@@ -48,10 +48,10 @@ class PlanReporter:
             return
         if isinstance(fail, UnmetDependency):
             because = tuple(name.split(":", 1)[-1] for name in str(fail.message).split())
-            self.co.bus.publish(TaskSkipped(meta.plan, meta.task, because))
+            self.bus.publish(TaskSkipped(meta.plan, meta.task, because))
         elif isinstance(fail, TaskError):
             reason = str(fail.message).strip().splitlines()[0] if fail.message else repr(fail)
-            self.co.bus.publish(TaskFailed(meta.plan, meta.task, reason, 0, final=True))
+            self.bus.publish(TaskFailed(meta.plan, meta.task, reason, 0, final=True))
 
     def skip_uptodate(self, task: Any) -> None:
         """A plan task done in an earlier run."""
@@ -59,7 +59,7 @@ class PlanReporter:
         if meta is None:
             return
         stamp = self.co.stamp(meta.plan, meta.task) or Stamp(meta.task, "")
-        self.co.bus.publish(TaskUpToDate(
+        self.bus.publish(TaskUpToDate(
             meta.plan, meta.task, stamp.summary, stamp.finished_at, stamp.terminal_id,
             stamp.attempt_number,
         ))  # fmt: skip

@@ -24,8 +24,8 @@ from orchlib.doitedge.limitwait import LimitWait, WaitFn
 from orchlib.doitedge.loader import closure, orch_meta
 from orchlib.events import BudgetHeld
 from orchlib.plan import TaskMeta
-from orchlib.run.dispatch import TaskRun
-from orchlib.run.finish import TaskResult
+from orchlib.run import dispatch, taskrun
+from orchlib.run.context import RunContext
 from orchlib.run.pauses import agent_now
 from orchlib.run.ready import (
     ReadyQueue,
@@ -34,6 +34,7 @@ from orchlib.run.ready import (
     critical_ranks,
     project_capacity,
 )
+from orchlib.run.taskrun import TaskResult, TaskRun
 from orchlib.state import Status, TaskRecord
 
 PAUSED = object()  # a worker's result for a task a usage limit or a budget holds
@@ -50,14 +51,15 @@ class PlanRunner(Runner):  # type: ignore[misc]
 
     final_result: int  # doit's: SUCCESS, FAILURE or ERROR
 
-    def __init__(self, *args: Any, slots: int, checkout: Checkout,
+    def __init__(self, *args: Any, slots: int, run: RunContext,
                  previous: dict[str, dict[str, TaskRecord]], wait_limits: bool = True,
                  on_wait: WaitFn | None = None) -> None:  # fmt: skip
         super().__init__(*args)
-        self.limits = LimitWait(checkout, wait_limits, on_wait)
+        checkout = run.co
+        self.limits = LimitWait(run, wait_limits, on_wait)
         self.runs: dict[str, TaskRun] = {}
         self.slots = max(1, slots)
-        self.co = checkout
+        self.co, self.ctx = checkout, run
         self.previous = previous
         self.results: queue.Queue[tuple[Any, Any]] = queue.Queue()
         self.jobs: queue.Queue[Any] = queue.Queue()
@@ -116,7 +118,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
             self.final_result = FAILURE
 
     def _stopping(self) -> bool:
-        return bool(self._stop_running or self.co.interrupt.is_set() or self.co.stopped)
+        return bool(self._stop_running or self.ctx.interrupt.is_set() or self.ctx.stopped)
 
     def finish(self) -> Any:
         """doit's finish; its DB failing to save (a full disk) is one line, not a traceback:
@@ -195,7 +197,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
         """Why a spent project, plan or run budget holds this task (None: it may start)."""
         meta = orch_meta(node.task)
         assert meta is not None
-        return self.co.run.ledger.held(meta.plan, self.co.plans[meta.plan].tasks[meta.task])
+        return self.ctx.ledger.held(meta.plan, self.co.plans[meta.plan].tasks[meta.task])
 
     def _budget_held(self) -> bool:
         """True when a spent budget holds every ready task: the run ends, they stay PENDING
@@ -207,7 +209,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
         for node, why in reasons:
             meta = orch_meta(node.task)
             assert meta is not None and why is not None
-            self.co.bus.publish(BudgetHeld(meta.plan, meta.task, why))
+            self.ctx.bus.publish(BudgetHeld(meta.plan, meta.task, why))
             self.budget_stops.add(f"{meta.plan}: {why}")
         return True
 
@@ -216,7 +218,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
         meta = orch_meta(node.task)
         assert meta is not None
         task = self.co.plans[meta.plan].tasks[meta.task]
-        key = agent_key(agent_now(task, self.co.pauses))
+        key = agent_key(agent_now(task, self.ctx.pauses))
         return (meta.root, key) if key in self.capacity else (meta.root,)
 
     def _wants(self, node: Any, meta: TaskMeta) -> tuple[int, dict[str, int]]:
@@ -286,8 +288,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
         if run is None:  # a paused task continues with its own TaskRun (retries left)
             plan = self.co.plans[meta.plan]
             previous = self.previous.get(plan.plan_id, {}).get(meta.task)
-            run = self.runs[task.name] = TaskRun(self.co, plan, plan.tasks[meta.task], previous)
-        result = run.run()
+            run = taskrun.start(self.ctx, plan, plan.tasks[meta.task], previous)
+            self.runs[task.name] = run
+        result = dispatch.run(run)
         if result.status is Status.PENDING:  # a spent budget holds it (DESIGN §15)
             self.budget_stops.add(f"{meta.plan}: {result.text}")
             return PAUSED

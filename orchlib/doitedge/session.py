@@ -24,6 +24,7 @@ from orchlib.plan import Budget
 from orchlib.plan.checks import suggest
 from orchlib.plan.sandboxschema import SANDBOXES
 from orchlib.run import fallback, spend
+from orchlib.run.context import Interrupt, RunContext, new_run
 from orchlib.run.pauses import profile_of
 from orchlib.run.preflight import check_agents, check_project_folders, check_repos, check_sandbox
 from orchlib.run.prompt import template_dirs
@@ -62,24 +63,26 @@ def run_plans(
 ) -> int:
     """Run the plan tasks doit selected; the exit code follows DESIGN §4."""
     check_writable(co.root)  # before the run lock, which is the first file written
-    with co.interrupt.on_signals(), _short_gil_slices(), run_lock(co.orch_dir):
+    interrupt = Interrupt()  # this run's: nothing of an earlier run's in this process
+    with interrupt.on_signals(), _short_gil_slices(), run_lock(co.orch_dir):
         to_run = [_plan_task(co, t) for t in chosen]
-        co.run.sandbox = choose_sandbox(opts)
-        co.executor = choose_executor(co, to_run, opts)  # a cluster is reached on first use
+        sandbox = choose_sandbox(opts)
+        executor = choose_executor(interrupt, to_run, opts)  # a cluster is reached on first use
         try:
+            run = new_run(co, interrupt, executor, sandbox)
             orch, specs = co.orch_dir, co.specs
             pending = [(p, t) for p, t in to_run
                        if uptodate.why_not_done(orch, p, t, specs) is not None]  # fmt: skip
-            _preflight(co, pending)
-            sweep(co)  # worktrees of finished tasks a killed run left
+            _preflight(run, pending)
+            sweep(co, run.repos)  # worktrees of finished tasks a killed run left
             _check_runtime_files(co, to_run, pending)
-            code = PlanRun(co, out, to_run).run(control, dep_manager, opts)
+            code = PlanRun(run, out, to_run).run(control, dep_manager, opts)
         finally:
-            co.executor.close()
-    return SIGNAL_EXIT.get(co.interrupt.signal_name, code)
+            executor.close()
+    return SIGNAL_EXIT.get(interrupt.signal_name, code)
 
 
-def choose_executor(co: Checkout, to_run: list[Any], opts: RunOptions) -> Executor:
+def choose_executor(interrupt: Interrupt, to_run: list[Any], opts: RunOptions) -> Executor:
     """The run's executor: `--executor`, else ORCH_EXECUTOR, else the plans' `defaults`."""
     planned = sorted({plan.executor for plan, _ in to_run if plan.executor})
     name = opts.executor or os.environ.get(executorregistry.VARIABLE, "")
@@ -88,7 +91,7 @@ def choose_executor(co: Checkout, to_run: list[Any], opts: RunOptions) -> Execut
         raise ConfigError(f"the plans of this run ask for different executors ({asked}): "
                           "choose one with --executor")  # fmt: skip
     name = name or (planned[0] if planned else executorregistry.DEFAULT)
-    stop = {"wake_fd": co.interrupt.wake_fd, "stopped": co.interrupt.is_set}
+    stop = {"wake_fd": interrupt.wake_fd, "stopped": interrupt.is_set}
     return create(name, opts.executor_options, **stop)
 
 
@@ -109,21 +112,22 @@ def _check_runtime_files(co: Checkout, to_run: list[Any], pending: list[Any]) ->
     the run lock, and a file is removed only when its writer is gone)."""
     plan_ids = {plan.plan_id for plan, _ in to_run}
     check_plan_files(co.root, plan_ids, (co.stamp_path(p.plan_id, t.id) for p, t in pending))
-    folders = [co.plan_dir(p) / d for p in plan_ids for d in ("", "stamps", "prompts", "logs")]
-    sweep_temp_files([co.orch_dir / "cache", *folders])
+    lay = co.layout
+    folders = [f(p) for p in plan_ids for f in (lay.plan_dir, lay.stamps, lay.prompts, lay.logs)]
+    sweep_temp_files([lay.cache, *folders])
 
 
-def _preflight(co: Checkout, pending: list[Any]) -> None:
+def _preflight(run: RunContext, pending: list[Any]) -> None:
     """Every pre-run problem at once (ConfigError, exit 3), not the first only; repositories
     are checked once the project folders are usable."""
     problems: list[str] = []
     for check in (check_agents, check_project_folders, check_sandbox):
         try:
-            check(co, pending)
+            check(run, pending)
         except ConfigError as exc:
             problems.extend(exc.lines())
     if not problems:
-        check_repos(co, pending)
+        check_repos(run, pending)
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -138,8 +142,9 @@ def _plan_task(co: Checkout, doit_task: Any) -> Any:
 class PlanRun:
     """The subscribers of one run (state per plan, console, notifiers) around the runner."""
 
-    def __init__(self, co: Checkout, out: IO[str], to_run: list[Any]) -> None:
-        self.co, self.out = co, out
+    def __init__(self, run: RunContext, out: IO[str], to_run: list[Any]) -> None:
+        co = run.co
+        self.co, self.ctx, self.out = co, run, out
         self.by_plan: dict[str, list[str]] = {}
         for plan, task in to_run:
             self.by_plan.setdefault(plan.plan_id, []).append(task.id)
@@ -154,13 +159,13 @@ class PlanRun:
         self.console = Console(out)
         self.notifiers = [Notifier(co.plans[pid], co.plan_dir(pid)) for pid in self.by_plan]
         for store in self.stores.values():
-            co.bus.subscribe(store.handle, sync=store.sync)
+            run.bus.subscribe(store.handle, sync=store.sync)
         for handler in [self.console.handle, *(n.handle for n in self.notifiers)]:
-            co.bus.subscribe(handler)
+            run.bus.subscribe(handler)
 
     def _keep_pauses(self) -> None:
         """A usage limit an earlier run saw still holds its profile until it resets."""
-        now = self.co.pauses.now()
+        now = self.ctx.pauses.now()
         for pid, records in self.previous.items():
             tasks = self.co.plans[pid].tasks
             for record in records.values():
@@ -168,7 +173,7 @@ class PlanRun:
                 task = tasks.get(record.id)
                 profile = profile_of(fallback.named(task, record.agent)) if task else None
                 if end is not None and profile is not None and end.timestamp() > now:
-                    self.co.pauses.pause(profile, end.timestamp())
+                    self.ctx.pauses.pause(profile, end.timestamp())
 
     def run(self, control: Any, dep_manager: Any, opts: RunOptions) -> int:
         """Run the tasks; then write the final state, the summary, and drain the notifiers."""
@@ -182,7 +187,7 @@ class PlanRun:
                 code = LIMIT_EXIT
             self.budget_stops = sorted(runner.budget_stops)
             for pid in self.by_plan:
-                self.co.bus.publish(RunFinished(pid, interrupted=self.co.interrupt.signal_name))
+                self.ctx.bus.publish(RunFinished(pid, interrupted=self.ctx.interrupt.signal_name))
         finally:
             for store in self.stores.values():
                 store.close()
@@ -200,22 +205,22 @@ class PlanRun:
     def _problems(self) -> list[str]:
         """What went wrong outside any task: state not saved, agents no longer started."""
         found = [line for store in self.stores.values() for line in store.errors]
-        if self.co.stopped:
+        if self.ctx.stopped:
             found.append(
-                f"stopped starting agents: {self.co.stopped}; free space and re-run `doit` "
+                f"stopped starting agents: {self.ctx.stopped}; free space and re-run `doit` "
                 "(what was stamped is not redone)"
             )
         return found
 
     def _ledger(self, opts: RunOptions) -> None:
         """Budgets and each task's spend so far (state.json); a crossing is an event."""
-        ledger = self.co.run.ledger
+        ledger = self.ctx.ledger
         spent = {(pid, t): spend.from_json(r.spend) for pid, records in self.previous.items()
                  for t, r in records.items() if r.spend}  # fmt: skip
         ledger.load(self.co.plans.values(), spent, Budget(usd=opts.budget_usd))
 
         def crossed(c: spend.Crossing) -> None:
-            self.co.bus.publish(BudgetSpent(c.plan_id, c.task_id, c.key[0], c.reason))
+            self.ctx.bus.publish(BudgetSpent(c.plan_id, c.task_id, c.key[0], c.reason))
 
         ledger.on_crossing = crossed
         for line in self.warnings:
@@ -233,9 +238,9 @@ class PlanRun:
     def _announce(self) -> None:
         for pid, task_ids in self.by_plan.items():
             done = self.co.up_to_date.get(pid, [])
-            self.co.bus.publish(RunStarted(pid, (*done, *task_ids), os.getpid()))
+            self.ctx.bus.publish(RunStarted(pid, (*done, *task_ids), os.getpid()))
             for task_id in done:
-                self.co.bus.publish(self._up_to_date(pid, task_id))
+                self.ctx.bus.publish(self._up_to_date(pid, task_id))
 
     def _up_to_date(self, plan_id: str, task_id: str) -> TaskUpToDate:
         """A pruned task's event: its summary from the state when it has one, else the stamp."""
@@ -251,10 +256,10 @@ class PlanRun:
         roots = {meta.root for t in control.tasks.values() if (meta := orch_meta(t))}
         capacity = project_capacity(self.co)
         stream = Stream(opts.verbosity, opts.force_verbosity)
-        reporter = PlanReporter(self.co, self.out)
+        reporter = PlanReporter(self.ctx, self.out)
         args = (dep_manager, reporter, opts.continue_, opts.always, stream)
         slots = opts.slots or sum(capacity.get(root, 1) for root in roots)
-        return PlanRunner(*args, slots=slots, checkout=self.co, previous=self.previous,
+        return PlanRunner(*args, slots=slots, run=self.ctx, previous=self.previous,
                           wait_limits=opts.wait_limits, on_wait=self.console.countdown)  # fmt: skip
 
 

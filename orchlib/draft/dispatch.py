@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchlib import agents
-from orchlib.checkout import Interrupt
 from orchlib.executors.base import Job
 from orchlib.executors.local import LocalExecutor
 from orchlib.fsutil import atomic_write, ensure_dir
@@ -24,6 +23,7 @@ from orchlib.plan import AgentSpec, Limits
 from orchlib.plan.environment import DEFAULT_EXCLUDE, EnvPolicy
 from orchlib.redact import secrets_in
 from orchlib.run.attempt import Follow, Outcome, follow
+from orchlib.run.context import Interrupt
 from orchlib.run.markers import Kind, LineSplitter, scan
 
 TASK_ID = "draft"  # ORCH_TASK_ID of a drafting agent

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from orchlib.draft.store import DraftFiles, DraftState
 from orchlib.errors import PlanError
+from orchlib.layout import ORCH
 from orchlib.plan.file import SUFFIXES, load_plan
 from orchlib.run.prompt import render_template
 
 TEMPLATE = "draft.md.j2"
 # Runtime and tool folders that are no project a plan could build on.
-_SKIP = {".orch", ".git", ".venv", "venv", "__pycache__", "node_modules", ".mypy_cache"}
+_SKIP = {ORCH, ".git", ".venv", "venv", "__pycache__", "node_modules", ".mypy_cache"}
 _MAX_ENTRIES = 60
 _MAX_PREVIOUS = 20_000  # characters of the previous draft repeated in the prompt
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from orchlib.checkout import Interrupt
 from orchlib.draft import dispatch, prompting, review, store, validate, yamlout
 from orchlib.draft.request import DraftAgent, DraftRequest, read_goal, resolve_agent
 from orchlib.draft.store import DraftFiles, DraftState
@@ -15,6 +14,7 @@ from orchlib.errors import ConfigError
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan
 from orchlib.run.attempt import Outcome, Result
+from orchlib.run.context import Interrupt
 from orchlib.textsafe import escaped_line
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from orchlib.events import now_iso
 from orchlib.fsutil import atomic_write, read_json
+from orchlib.layout import Layout
 
 _NOT_ID = re.compile(r"[^a-z0-9]+")
 WAITING = "waiting"
@@ -95,7 +96,7 @@ class DraftFiles:
 
 def drafts_dir(checkout: Path) -> Path:
     """`.orch/drafts/`."""
-    return checkout / ".orch" / "drafts"
+    return Layout(checkout).drafts
 
 
 def load(path: Path) -> DraftState | None:

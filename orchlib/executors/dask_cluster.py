@@ -18,11 +18,12 @@ from typing import Any
 from orchlib.errors import ConfigError
 from orchlib.executors import sandbox as sandboxes
 from orchlib.fsutil import make_private_dirs, write_private
+from orchlib.layout import ORCH
 
 LOCAL_AGENTS = 2  # agents per worker of a `local:N` cluster (and one thread more, for verify)
 CONNECT_TIMEOUT = "10s"
 WORKERS_WAIT = 10.0
-PROBE_DIR = ".orch"
+PROBE_DIR = ORCH
 
 
 @dataclass

@@ -24,12 +24,13 @@ from orchlib.events import now_iso
 from orchlib.executors.base import Handle, Job
 from orchlib.executors.local import LocalExecutor
 from orchlib.fsutil import append_private, ensure_dir
+from orchlib.layout import NOTIFY_LOG, of_orch
 from orchlib.plan import NotifyTarget
 from orchlib.textsafe import flat_line
 
 COMMAND_TIMEOUT = 10.0
 ABANDON_GRACE = 1.0  # after a stuck delivery is killed: time for its worker to log it
-LOG_FILE = "notify.log"
+LOG_FILE = NOTIFY_LOG
 APPRISE_MISSING = "apprise not installed: pip install 'orchlib[notify]'"
 _PLACEHOLDER = re.compile(r"\{(event|title|message)\}")
 
@@ -133,7 +134,8 @@ class Sender:
     def _run_command(self, lane: _Lane, argv: list[str]) -> str | None:
         if self._executor.preflight(self.folder, argv[:1]):
             return f"cannot run {argv[0]!r}: {os.strerror(errno.ENOENT)}"
-        out = self.folder / "logs" / f"notify-{lane.number}.out"  # its output, for the message
+        # Its output, for the message.
+        out = of_orch(self.folder.parent).notify_out(self.folder.name, lane.number)
         try:
             out.unlink(missing_ok=True)
             child = self._executor.start(Job(tuple(argv), Path.cwd(), {}, out))

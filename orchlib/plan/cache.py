@@ -24,6 +24,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from orchlib.fsutil import make_private_dirs
+from orchlib.layout import Layout
 from orchlib.plan import Plan, project_root
 
 FORMAT = 2  # 1 was a pickle (plan-<slug>.pickle): never read, removed when the cache is written
@@ -41,7 +42,7 @@ class Unsupported(TypeError):
 def cache_file(checkout: Path, name: str) -> Path:
     """Where the cached plan of the plan file shown as `name` lives."""
     slug = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return checkout / ".orch" / "cache" / f"plan-{slug}.json"
+    return Layout(checkout).plan_cache(slug)
 
 
 def cached(checkout: Path, name: str, key: str) -> Plan | None:

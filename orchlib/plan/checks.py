@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
+from orchlib.layout import RUNTIME_NAMES, RUNTIME_PREFIXES
 from orchlib.plan.durations import parse_duration
 from orchlib.plan.schedule import known_list
 
@@ -279,8 +280,6 @@ def no_nul_bytes(issues: Issues, data: object) -> None:
 
 # Names (or name prefixes) of orchlib's and doit's own files and folders in `.orch/`: a plan
 # folder there must not collide with them (doit's DB also makes `doit.sqlite3-journal`).
-_RUNTIME_NAMES = ("cache", "drafts", "worktrees")
-_RUNTIME_PREFIXES = ("doit.", "run.lock")
 RESERVED = "choose another planId (reserved: cache, drafts, worktrees, run.lock*, doit.*)"
 
 
@@ -288,4 +287,4 @@ def reserved_plan_id(plan_id: str) -> bool:
     """Whether `.orch/<plan_id>` would be one of the runtime files (names compared as the
     file system may, without case)."""
     name = plan_id.lower()
-    return name in _RUNTIME_NAMES or name.startswith(_RUNTIME_PREFIXES)
+    return name in RUNTIME_NAMES or name.startswith(RUNTIME_PREFIXES)

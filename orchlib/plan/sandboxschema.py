@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from orchlib.layout import ORCH
 from orchlib.plan.checks import Issues, KeyPath, choice, items, nonempty, q
 
 SANDBOXES = ("none", "bwrap")  # `none`: as before; `bwrap`: bubblewrap on Linux
 # orchlib's own files in a checkout: read-only to every sandboxed process, and never
 # `sandboxWritable` (an agent writing .orch/ could forge another task's DONE).
-PROTECTED = (".orch", "plans", "templates", "dodo.py")
+PROTECTED = (ORCH, "plans", "templates", "dodo.py")
 
 mode = choice(SANDBOXES)
 

@@ -19,7 +19,7 @@ from orchlib.checkout import Checkout
 from orchlib.errors import ConfigError
 from orchlib.events import now_iso
 from orchlib.plan import Plan, Task
-from orchlib.run.finish import approval_path
+from orchlib.run.git import Repos
 from orchlib.run.prompt import template_dirs
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import fingerprints, stamps
@@ -34,7 +34,7 @@ def approve(co: Checkout, name: str) -> str:
     plan, task = _task(co, name)
     with run_lock(co.orch_dir, "approve"):
         _waiting(co, plan, task)
-        pending = approval_path(co.stamp_path(plan.plan_id, task.id))
+        pending = co.layout.approval_stamp(plan.plan_id, task.id)
         stamp = stamps.read(pending, task.id)
         if stamp is None:
             raise ConfigError(f"{name}: its checked work is gone ({pending} is missing or "
@@ -47,7 +47,7 @@ def approve(co: Checkout, name: str) -> str:
         _edit(co, plan, lambda s: _approved(s, task.id, stamp))
         pending.unlink(missing_ok=True)
         if plan.projects[task.project].isolation:
-            TaskTree(co, plan, task).remove(stamp.attempt_number)
+            TaskTree(co, plan, task, Repos()).remove(stamp.attempt_number)
     merged = " (merged into the project)" if stamp.merge else ""
     return f"{name}: approved{merged}; run `doit` for the tasks that depend on it"
 
@@ -60,8 +60,8 @@ def reject(co: Checkout, name: str, text: str) -> str:
         raise ConfigError(f'{name}: say what to change: doit reject {name} "what to change"')
     with run_lock(co.orch_dir, "reject"):
         _waiting(co, plan, task)
-        approval_path(co.stamp_path(plan.plan_id, task.id)).unlink(missing_ok=True)
-        tree = TaskTree(co, plan, task) if plan.projects[task.project].isolation else None
+        co.layout.approval_stamp(plan.plan_id, task.id).unlink(missing_ok=True)
+        tree = TaskTree(co, plan, task, Repos()) if plan.projects[task.project].isolation else None
         kept = str(tree.path.relative_to(co.root)) if tree and tree.path.is_dir() else ""
         _edit(co, plan, lambda s: _behind(_rejected(s, task.id, text, kept), task.id, name))
     if task.command is not None:  # a shell task has no prompt: the same command runs again
@@ -90,7 +90,7 @@ def _land(co: Checkout, plan: Plan, task: Task, stamp: Stamp) -> Stamp:
     project = plan.projects[task.project]
     merge: dict[str, str] | None = None
     if project.isolation:
-        landed = TaskTree(co, plan, task).land(stamp.attempt_number, stamp.summary)
+        landed = TaskTree(co, plan, task, Repos()).land(stamp.attempt_number, stamp.summary)
         if landed.problem is not None:
             first = landed.problem.splitlines()[0]
             raise ConfigError(f"{plan.plan_id}:{task.id}: not approved: {first}")

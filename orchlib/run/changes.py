@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchlib.layout import ORCH
 from orchlib.run.git import git
 
 MAX_CHARS = 60_000  # of changes shown to a reviewer
 MAX_FILE_CHARS = 8_000  # of one new or changed file shown whole
 MAX_FILES = 20_000  # a snapshot stops here: a huge folder is not walked whole
-SKIPPED = frozenset({".git", ".orch", "node_modules", "__pycache__", ".venv"})
+SKIPPED = frozenset({".git", ORCH, "node_modules", "__pycache__", ".venv"})
 
 
 @dataclass(frozen=True)

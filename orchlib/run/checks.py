@@ -16,12 +16,12 @@ from typing import Any
 
 from orchlib import agents
 from orchlib.agents.streams import PlainText
-from orchlib.checkout import Checkout
 from orchlib.executors.base import Executor, Handle, Job, legacy_ref
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Limits, Plan, Project, Task
 from orchlib.run import sandboxing
 from orchlib.run.attempt import Follow, Result, follow
+from orchlib.run.context import RunContext
 from orchlib.state import fingerprints
 
 FEEDBACK_CHARS = 4000
@@ -40,7 +40,7 @@ class Checked:
 
 
 def run_checks(
-    co: Checkout, plan: Plan, task: Task, attempt: int, where: Project, host: str = ""
+    ctx: RunContext, plan: Plan, task: Task, attempt: int, where: Project, host: str = ""
 ) -> Checked:
     """Check the DONE of `attempt` in `where` (the project, or the task's worktree):
     outputs first (cheap), then verify (on `host`, where the attempt ran)."""
@@ -49,22 +49,24 @@ def run_checks(
         return Checked(f"declared output {missing[0]!r} does not exist in {where.root}")
     if task.verify is None:
         return Checked(None)
-    return _verify(co, plan, task, attempt, where.root, host)
+    return _verify(ctx, plan, task, attempt, where.root, host)
 
 
-def _verify(co: Checkout, plan: Plan, task: Task, attempt: int, root: Path, host: str) -> Checked:
+def _verify(
+    ctx: RunContext, plan: Plan, task: Task, attempt: int, root: Path, host: str
+) -> Checked:
     argv = task.verify
     assert argv is not None
-    log = co.log_path(plan.plan_id, task.id, attempt, "verify.log")
+    log = ctx.co.log_path(plan.plan_id, task.id, attempt, "verify.log")
     pid_file = log.with_suffix(".pid")
-    stop_leftover(co.executor, pid_file)
+    stop_leftover(ctx.executor, pid_file)
     log.unlink(missing_ok=True)  # the log holds this check only, for the feedback
-    box = sandboxing.box(co, plan, task, root, agent=False)
+    box = sandboxing.box(ctx, plan, task, root, agent=False)
     job = Job(argv, root, _env(plan, task), log, f"{plan.plan_id}:{task.id}", near=host,
               policy=task.environment, logins=agents.logins(None), sandbox=box)  # fmt: skip
-    proc = _start(co.executor, job, pid_file)
+    proc = _start(ctx.executor, job, pid_file)
     limits = Limits(retries=0, timeout=task.limits.timeout, stall_timeout=None)
-    watch = Follow(proc, log, "", limits, PlainText(), co.interrupt.event, _no_progress,
+    watch = Follow(proc, log, "", limits, PlainText(), ctx.interrupt.event, _no_progress,
                    shell=True)  # fmt: skip
     try:
         outcome = follow(watch)

@@ -16,14 +16,15 @@ from orchlib.plan import Plan, Task
 from orchlib.plan.checks import dotted
 from orchlib.plan.file import locate
 from orchlib.run import sandboxing
+from orchlib.run.context import RunContext
 from orchlib.run.worktrees import ensure_repo
 
 
-def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
+def check_agents(ctx: RunContext, tasks: Iterable[tuple[Plan, Task]]) -> None:
     """ConfigError (exit 3) naming each missing CLI, the tasks needing it and where it is set."""
     needed: dict[str, list[tuple[Plan, Task]]] = {}
     reviewers: dict[str, list[tuple[Plan, Task]]] = {}
-    anything = False
+    co, anything = ctx.co, False
     for plan, task in tasks:
         anything = True
         if task.command is None:
@@ -34,8 +35,8 @@ def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
             program = agents.executable(task.review.agent)
             reviewers.setdefault(program, []).append((plan, task))
             needed.setdefault(program, [])
-    if _checks_hosts(co.executor.name):  # e.g. a cluster: its check covers each host at once
-        lines = co.executor.preflight(co.root, sorted(needed)) if anything else []
+    if _checks_hosts(ctx.executor.name):  # e.g. a cluster: its check covers each host at once
+        lines = ctx.executor.preflight(co.root, sorted(needed)) if anything else []
         if lines:
             raise ConfigError("\n".join(lines))
         return
@@ -43,7 +44,7 @@ def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
     missing = {
         program: found
         for program, found in needed.items()
-        if co.executor.preflight(co.root, [program])
+        if ctx.executor.preflight(co.root, [program])
     }
     if missing:
         lines = [_line(co, prog, found) for prog, found in missing.items() if found]
@@ -52,8 +53,9 @@ def check_agents(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
         raise ConfigError("\n".join(lines))
 
 
-def check_project_folders(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
+def check_project_folders(ctx: RunContext, tasks: Iterable[tuple[Plan, Task]]) -> None:
     """Create missing project folders; ConfigError (exit 3) for one that cannot be a folder."""
+    co = ctx.co
     problems: dict[Path, str] = {}
     for plan, task in tasks:
         project = plan.projects[task.project]
@@ -73,10 +75,10 @@ def check_project_folders(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> N
         raise ConfigError("\n".join(problems.values()))
 
 
-def check_repos(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
+def check_repos(ctx: RunContext, tasks: Iterable[tuple[Plan, Task]]) -> None:
     """ConfigError (exit 3), located at the project's path, for an isolated project whose
     folder cannot be used as a repository; missing and empty folders become repositories."""
-    problems: dict[Path, str] = {}
+    co, problems = ctx.co, dict[Path, str]()
     for plan, task in tasks:
         project = plan.projects[task.project]
         if not project.isolation or project.root in problems:
@@ -84,7 +86,7 @@ def check_repos(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
         if shutil.which("git") is None:
             raise ConfigError(f"git not found on PATH ({_where(co, plan, project.name)}: "
                               "isolation: worktree needs it)")  # fmt: skip
-        problem = ensure_repo(project.root, co.orch_dir / "git.log", co.repos)
+        problem = ensure_repo(project.root, co.layout.git_log, ctx.repos)
         problems[project.root] = "" if problem is None else (
             f"{_where(co, plan, project.name)}: {project.path!r} {problem}"
         )  # fmt: skip
@@ -93,22 +95,22 @@ def check_repos(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
         raise ConfigError("\n".join(found))
 
 
-def check_sandbox(co: Checkout, tasks: Iterable[tuple[Plan, Task]]) -> None:
+def check_sandbox(ctx: RunContext, tasks: Iterable[tuple[Plan, Task]]) -> None:
     """ConfigError (exit 3) when tasks are to run under `sandbox: bwrap` where bwrap is
     missing or refused: one line with the cause, where it was asked for, and the way round.
     Once per run (per worker with dask), never per attempt; never a run outside the box."""
-    boxed = [(plan, task) for plan, task in tasks if sandboxing.mode(co, task) == "bwrap"]
+    boxed = [(plan, task) for plan, task in tasks if sandboxing.mode(ctx, task) == "bwrap"]
     if not boxed:
         return
-    lines = co.executor.preflight(co.root, [], sandbox=True)
+    lines = ctx.executor.preflight(ctx.co.root, [], sandbox=True)
     if not lines:
         return
     plan, task = boxed[0]
-    if co.run.sandbox:
+    if ctx.sandbox:
         where = "--sandbox bwrap (or ORCH_SANDBOX=bwrap)"
     else:
         key = _chosen_key(plan, task, "sandbox")
-        where = f"{locate(plan.source, co.root, key, at_key=True)}: {dotted(tuple(key))}"
+        where = f"{locate(plan.source, ctx.co.root, key, at_key=True)}: {dotted(tuple(key))}"
     ids = ", ".join(t.id for _, t in boxed)
     raise ConfigError(f"{where}: sandbox: bwrap cannot run (tasks {ids}): {'; '.join(lines)}; "
                       "set sandbox: none to run them without a sandbox")  # fmt: skip

@@ -2,7 +2,7 @@
 whose DONE passes its checks (and review) is merged, the others are stopped and removed.
 
 Each racer is the task's own run, copied: its attempt, checks and review are exactly an
-attempt's (`TaskRun._attempt`, `_check`), with the racer's agent, worktree
+attempt's (`launch.attempt`, `finish.check`), with the racer's agent, worktree
 (`.orch/worktrees/<planId>/<taskId>+<k>`, branch `orch/<planId>/<taskId>+<k>`), attempt
 number and terminal id, and a stop switch of the race's own that the run's Ctrl-C sets too.
 """
@@ -10,7 +10,6 @@ number and terminal id, and a stop switch of the race's own that the run's Ctrl-
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import queue
@@ -19,21 +18,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from orchlib.checkout import Checkout, Interrupt
 from orchlib.executors.base import Executor, Handle, Job
 from orchlib.fsutil import atomic_write
 from orchlib.plan import AgentSpec
 from orchlib.run import racewin
 from orchlib.run.attempt import Outcome, Result
 from orchlib.run.checks import Checked, stop_leftover
-from orchlib.run.finish import Attempted
+from orchlib.run.context import Interrupt, RunContext
+from orchlib.run.finish import check, count_work
+from orchlib.run.launch import attempt
 from orchlib.run.pauses import profile_of
+from orchlib.run.taskrun import Attempted, TaskRun
 from orchlib.run.worktrees import TaskTree
-
-if TYPE_CHECKING:
-    from orchlib.run.dispatch import TaskRun
 
 RACER_NOTE = ".racer"  # `<log>.racer` holds the ref of a racer's process while it runs
 
@@ -62,21 +60,20 @@ class Racer:
 def race(task_run: TaskRun, numbers: list[int], feedback: str) -> tuple[Attempted, Checked | None]:
     """Run the racers of `task_run` (one attempt number each); the winner landed, or one
     failed attempt standing for them all."""
-    base = task_run.co
-    _ = (base.bus, base.repos)  # made now, so every racer shares them
+    base = task_run.ctx
     racewin.forget(task_run)  # a killed run's winner that never merged: this race replaces it
     stop = Interrupt()
-    logs = base.plan_dir(task_run.plan.plan_id) / "logs"
+    logs = base.co.layout.logs(task_run.plan.plan_id)
     stop_leftovers(base.executor, logs, task_run.task.id)  # a killed run's racers
     started = _Started(base.executor)
-    race_co = replace(base, run=replace(base.run, interrupt=stop, executor=started.executor()))
+    race_ctx = replace(base, interrupt=stop, executor=started.executor())
     ended: queue.Queue[Racer] = queue.Queue()
     agents = task_run.task.race
     threads = []
     for k, (agent, number) in enumerate(zip(agents, numbers, strict=True), start=1):
 
         def go(k: int = k, agent: AgentSpec = agent, number: int = number) -> None:
-            ended.put(_racer(task_run, race_co, k, agent, number, feedback))
+            ended.put(_racer(task_run, race_ctx, k, agent, number, feedback))
 
         threads.append(threading.Thread(target=go, name=f"racer-{k}", daemon=True))
     for thread in threads:
@@ -108,12 +105,12 @@ def race(task_run: TaskRun, numbers: list[int], feedback: str) -> tuple[Attempte
     return _all_failed(base, finished), None
 
 
-def _note_limit(co: Checkout, racer: Racer) -> None:
+def _note_limit(ctx: RunContext, racer: Racer) -> None:
     """A racer stopped by its CLI's usage limit lost the race, but the limit is its
     profile's (DESIGN §11): the run's other tasks of that profile wait for the reset."""
     outcome = racer.done.outcome
     if outcome.result is Result.PAUSED and racer.run.profile:
-        co.pauses.pause(racer.run.profile, outcome.reset_at)
+        ctx.pauses.pause(racer.run.profile, outcome.reset_at)
 
 
 def _count_others(task_run: TaskRun, finished: list[Racer], standing: Racer) -> None:
@@ -121,9 +118,9 @@ def _count_others(task_run: TaskRun, finished: list[Racer], standing: Racer) -> 
     `AttemptRan`; the one standing for the race is counted as the task's attempt."""
     for racer in finished:
         if racer is not standing:
-            before = racer.run._worked
-            racer.run._count_work(racer.done)
-            task_run._worked += racer.run._worked - before
+            before = racer.run.worked
+            count_work(racer.run, racer.done)
+            task_run.worked += racer.run.worked - before
 
 
 class _Started:
@@ -187,19 +184,17 @@ def stop_leftovers(executor: Executor, logs: Path, task_id: str) -> None:
                 stop_leftover(executor, Path(entry.path))
 
 
-def _racer(task_run: TaskRun, race_co: Checkout, index: int, agent: AgentSpec, number: int,
+def _racer(task_run: TaskRun, race_ctx: RunContext, index: int, agent: AgentSpec, number: int,
            feedback: str) -> Racer:  # fmt: skip
     """One racer: the task's run, copied onto its agent, worktree and stop switch."""
-    run = copy.copy(task_run)
-    run.co = race_co
-    run.task = replace(task_run.task, agent=agent, race=())
-    run.profile = profile_of(run.task)
-    run.tree = TaskTree(race_co, run.plan, run.task, racer=index)
-    run.workspace = run.tree.workspace
-    run._continue, run._paused_session, run._bases, run._lands = False, None, {}, False
-    done = run._attempt(number, feedback)
-    checked = run._check(done) if done.outcome.result is Result.DONE else None
-    if checked is not None and race_co.interrupt.is_set() and checked.problem is None:
+    task = replace(task_run.task, agent=agent, race=())
+    tree = TaskTree(task_run.co, task_run.plan, task, race_ctx.repos, index)
+    run = replace(task_run, ctx=race_ctx, task=task, profile=profile_of(task), tree=tree,
+                  workspace=tree.workspace, continues=False, paused_session=None, bases={},
+                  lands=False)  # fmt: skip
+    done = attempt(run, number, feedback)
+    checked = check(run, done) if done.outcome.result is Result.DONE else None
+    if checked is not None and race_ctx.interrupt.is_set() and checked.problem is None:
         checked = replace(checked, problem="stopped: another racer won")
     return Racer(index, agent, run, done, checked)
 
@@ -219,7 +214,7 @@ def _land(task_run: TaskRun, winner: Racer, racers: int) -> tuple[Attempted, Che
     """
     done, checked = winner.done, winner.checked
     assert checked is not None
-    task_run._raced = {"winner": winner.agent.name, "racers": racers}
+    task_run.raced = {"winner": winner.agent.name, "racers": racers}
     if task_run.task.limits.approve:  # refused by the plan check; never merged unasked
         return done, checked
     tree = _tree(winner)
@@ -236,12 +231,12 @@ def _land(task_run: TaskRun, winner: Racer, racers: int) -> tuple[Attempted, Che
     return done, replace(checked, problem=landed.problem, merge=landed.merge)
 
 
-def _all_failed(co: Checkout, finished: list[Racer]) -> Attempted:
+def _all_failed(ctx: RunContext, finished: list[Racer]) -> Attempted:
     """Every racer failed: one failed attempt (the retry races again), or the run's stop;
     it stands under the last racer's number."""
     last = max(finished, key=lambda r: r.done.number)
     ordered = sorted(finished, key=lambda r: r.index)
     reasons = "; ".join(f"racer {r.index} ({r.agent.name}): {r.reason()}" for r in ordered)
-    result = Result.INTERRUPTED if co.interrupt.is_set() else Result.CLOSED
+    result = Result.INTERRUPTED if ctx.interrupt.is_set() else Result.CLOSED
     outcome = Outcome(result, f"every racer failed: {reasons}")
     return Attempted(last.done.number, last.done.terminal_id, outcome, last.done.started)

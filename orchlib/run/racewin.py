@@ -15,17 +15,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchlib.fsutil import atomic_write
 from orchlib.run.attempt import Outcome, Result
 from orchlib.run.checks import Checked
-from orchlib.run.finish import Attempted, race_record
 from orchlib.run.git import git
+from orchlib.run.taskrun import Attempted, TaskRun
 from orchlib.run.worktrees import TaskTree
-
-if TYPE_CHECKING:
-    from orchlib.run.dispatch import TaskRun
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,7 @@ class Won:
 
 def record_path(task_run: TaskRun) -> Path:
     """`.orch/<planId>/logs/<taskId>.race.json`."""
-    return race_record(task_run.co, task_run.plan.plan_id, task_run.task.id)
+    return task_run.co.layout.race_record(task_run.plan.plan_id, task_run.task.id)
 
 
 def record(task_run: TaskRun, won: Won) -> None:
@@ -68,15 +65,17 @@ def landed(task_run: TaskRun) -> tuple[Attempted, Checked] | None:
     won = _read(path)
     if won is None:
         return None
-    tree = TaskTree(task_run.co, task_run.plan, task_run.task, racer=won.racer)
+    tree = TaskTree(task_run.co, task_run.plan, task_run.task, task_run.ctx.repos, won.racer)
     merge = _merged(tree, won) if won.spec_hash == spec_hash(task_run) else None
     if merge is None:  # killed before the merge (or the task changed since): race again
         forget(task_run)
         return None
-    task_run._raced = {"winner": won.agent, "racers": won.racers}
+    task_run.raced = {"winner": won.agent, "racers": won.racers}
     for k in range(1, won.racers + 1):  # the losers' worktrees, should a kill have left any
         if k != won.racer:
-            TaskTree(task_run.co, task_run.plan, task_run.task, racer=k).remove(won.attempt)
+            TaskTree(task_run.co, task_run.plan, task_run.task, task_run.ctx.repos, k).remove(
+                won.attempt
+            )
     task_run.tree = tree  # removed after the stamp, as a plain isolated task's is
     outcome = Outcome(Result.DONE, won.summary, session_id=won.session_id, usage=won.usage)
     done = Attempted(won.attempt, won.terminal_id, outcome, time.monotonic())

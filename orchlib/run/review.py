@@ -25,6 +25,7 @@ from orchlib.plan import Plan, Project, Review, Task
 from orchlib.run import changes, sandboxing
 from orchlib.run.attempt import Follow, Outcome, Result, follow
 from orchlib.run.checks import stop_leftover
+from orchlib.run.context import RunContext
 from orchlib.run.prompt import render_template
 
 TEMPLATE = "review.md.j2"
@@ -51,18 +52,20 @@ def review_log(co: Checkout, plan_id: str, task_id: str, attempt: int) -> Path:
 class Reviewer:
     """The review of one attempt's checked DONE, in `where` (the project or its worktree)."""
 
-    def __init__(self, co: Checkout, plan: Plan, task: Task, where: Project, attempt: int) -> None:
+    def __init__(
+        self, ctx: RunContext, plan: Plan, task: Task, where: Project, attempt: int
+    ) -> None:
         assert task.review is not None
-        self.co, self.plan, self.task, self.where = co, plan, task, where
+        self.ctx, self.co, self.plan, self.task, self.where = ctx, ctx.co, plan, task, where
         self.review: Review = task.review
         self.attempt = attempt
-        self.log = review_log(co, plan.plan_id, task.id, attempt)
+        self.log = review_log(ctx.co, plan.plan_id, task.id, attempt)
         self.pid_file = self.log.with_suffix(".pid")
         self.profile = self.review.agent.profile or self.review.agent.name
 
     def run(self, summary: str, base: changes.Baseline) -> Verdict:
         """Start the reviewer (twice at most without a verdict) and read its verdict."""
-        stop_leftover(self.co.executor, self.pid_file)  # a killed run's reviewer: start again
+        stop_leftover(self.ctx.executor, self.pid_file)  # a killed run's reviewer: start again
         git_log = self.co.log_path(self.plan.plan_id, self.task.id, self.attempt, "git.log")
         shown = self.co.secrets.redact(changes.describe(self.where.root, base, git_log))
         kind = f"git diff from {base.commit[:12]}" if base.commit else "files changed"
@@ -71,14 +74,14 @@ class Reviewer:
             if not self._wait_for_limit():
                 return Verdict("interrupted during review")
             outcome = self._start(summary, shown, kind, starts + 1)
-            if self.co.interrupt.is_set() or outcome.result is Result.INTERRUPTED:
+            if self.ctx.interrupt.is_set() or outcome.result is Result.INTERRUPTED:
                 return Verdict("interrupted during review")
             words = self.co.secrets.redact(outcome.text)
             if outcome.result is Result.OVER_BUDGET:  # its usage counts to the task's spend
                 self._said("none", words, outcome)
                 return Verdict(words, final=True, over_budget=True)
             if outcome.result is Result.PAUSED:  # waits for the limit; no start used
-                until = self.co.pauses.pause(self.profile, outcome.reset_at)
+                until = self.ctx.pauses.pause(self.profile, outcome.reset_at)
                 self._said("paused", f"usage limit until {time.ctime(until)}", outcome)
                 continue
             starts += 1
@@ -94,10 +97,10 @@ class Reviewer:
 
     def _wait_for_limit(self) -> bool:
         """Wait while the reviewer's profile is paused; False when the run was stopped."""
-        while (until := self.co.pauses.until(self.profile)) is not None:
-            if self.co.interrupt.event.wait(max(0.05, until - time.time())):
+        while (until := self.ctx.pauses.until(self.profile)) is not None:
+            if self.ctx.interrupt.event.wait(max(0.05, until - time.time())):
                 return False
-        return not self.co.interrupt.is_set()
+        return not self.ctx.interrupt.is_set()
 
     def _start(self, summary: str, shown: str, kind: str, start: int) -> Outcome:
         terminal_id = f"review-{self.task.id}-{self.attempt}-{secrets.token_hex(3)}"
@@ -114,15 +117,15 @@ class Reviewer:
 
         def announce(proc: Handle) -> None:
             atomic_write(self.pid_file, json.dumps(proc.ref) + "\n")
-            self.co.bus.publish(TaskReviewing(self.plan.plan_id, self.task.id, self.attempt,
-                                              self.review.agent.name, terminal_id,
-                                              str(self.log), _pid(proc)))  # fmt: skip
+            self.ctx.bus.publish(TaskReviewing(self.plan.plan_id, self.task.id, self.attempt,
+                                               self.review.agent.name, terminal_id,
+                                               str(self.log), _pid(proc)))  # fmt: skip
 
-        proc = self.co.executor.start(job, announce)
-        ledger = self.co.run.ledger  # the reviewer's usage is the task's spend (DESIGN §15)
+        proc = self.ctx.executor.start(job, announce)
+        ledger = self.ctx.ledger  # the reviewer's usage is the task's spend (DESIGN §15)
         meter = ledger.begin(self.plan.plan_id, self.task, proc)
         watch = Follow(proc, self.log, terminal_id, self.task.limits,
-                       agents.adapter(self.review.agent), self.co.interrupt.event, _quiet,
+                       agents.adapter(self.review.agent), self.ctx.interrupt.event, _quiet,
                        meter=meter, verdicts=True)  # fmt: skip
         try:
             return follow(watch)
@@ -130,7 +133,7 @@ class Reviewer:
             self.pid_file.unlink(missing_ok=True)
             if ledger.end(meter):
                 spent = ledger.task_spend(self.plan.plan_id, self.task.id)
-                self.co.bus.publish(TaskSpent(self.plan.plan_id, self.task.id, spent.as_json()))
+                self.ctx.bus.publish(TaskSpent(self.plan.plan_id, self.task.id, spent.as_json()))
 
     def _job(self, terminal_id: str, prompt_file: Path, start: int) -> Job:
         """The reviewer's process: like an attempt's, with the reviewer profile's logins."""
@@ -150,7 +153,7 @@ class Reviewer:
         }  # fmt: skip
         key, policy = f"{self.plan.plan_id}:{self.task.id}", self.task.environment
         # The task's sandbox, with the reviewer CLI's own state folders writable.
-        box = sandboxing.box(self.co, self.plan, replace(self.task, agent=spec), cwd)
+        box = sandboxing.box(self.ctx, self.plan, replace(self.task, agent=spec), cwd)
         logins = agents.logins(spec)
         if inv.prompt_mode != "stdin":
             return Job(inv.argv, cwd, env, self.log, key, keep_stdin=True, policy=policy,
@@ -159,7 +162,7 @@ class Reviewer:
                    stdin_file=prompt_file, policy=policy, logins=logins, sandbox=box)  # fmt: skip
 
     def _said(self, verdict: str, text: str, outcome: Outcome) -> None:
-        self.co.bus.publish(TaskReviewed(self.plan.plan_id, self.task.id, self.attempt,
+        self.ctx.bus.publish(TaskReviewed(self.plan.plan_id, self.task.id, self.attempt,
                                          self.review.agent.name, verdict, text,
                                          dict(outcome.usage)))  # fmt: skip
 

@@ -11,6 +11,7 @@ from orchlib.checkout import Checkout
 from orchlib.executors.sandbox import Sandbox
 from orchlib.plan import Plan, Task
 from orchlib.plan.sandboxschema import PROTECTED
+from orchlib.run.context import RunContext
 
 # A repository's files that git runs as code: orchlib's own git (worktrees, commits,
 # merges) runs outside the sandbox, so an agent that may write the repository's metadata
@@ -18,16 +19,19 @@ from orchlib.plan.sandboxschema import PROTECTED
 _GIT_CODE = ("config", "hooks")
 
 
-def mode(co: Checkout, task: Task) -> str:
+def mode(ctx: RunContext, task: Task) -> str:
     """The task's sandbox this run: `--sandbox`/ORCH_SANDBOX, else the plan's, else none."""
-    return co.run.sandbox or task.sandbox or "none"
+    return ctx.sandbox or task.sandbox or "none"
 
 
-def box(co: Checkout, plan: Plan, task: Task, workdir: Path, agent: bool = True) -> Sandbox | None:
+def box(
+    ctx: RunContext, plan: Plan, task: Task, workdir: Path, agent: bool = True
+) -> Sandbox | None:
     """What a process of the task working in `workdir` may write; None without a sandbox.
     `agent`: the task's agent (its profile's state folders), else its command or verify."""
-    if mode(co, task) != "bwrap":
+    if mode(ctx, task) != "bwrap":
         return None
+    co = ctx.co
     project = plan.projects[task.project]
     writable = [workdir, *plan.sandbox_writable]
     readonly = [co.root / name for name in PROTECTED]

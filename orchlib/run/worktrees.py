@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from orchlib.checkout import Checkout
     from orchlib.plan import Plan, Task
 
-FOLDER = "worktrees"
-
 
 @dataclass(frozen=True)
 class Landed:
@@ -46,20 +44,21 @@ class Landed:
 class TaskTree:
     """The worktree and branch of one task of an isolated project.
 
-    Git's output goes to the attempt's `<task>.<n>.git.log`, beside its transcript.
+    Git's output goes to the attempt's `<task>.<n>.git.log`, beside its transcript. `repos`
+    is the run's; a command outside a run (it holds the run lock) passes a `Repos()` of its own.
     """
 
-    def __init__(self, co: Checkout, plan: Plan, task: Task, racer: int = 0) -> None:
+    def __init__(self, co: Checkout, plan: Plan, task: Task, repos: Repos, racer: int = 0) -> None:
         self.co, self.plan_id, self.task = co, plan.plan_id, task
         project = plan.projects[task.project]
         self.repo = project.root
         # A racer (DESIGN §16) has its own: `<taskId>+<k>` ('+' is in no task id, and a
         # branch `orch/p/t1/2` could not sit beside the task's own `orch/p/t1`).
         name = racer_name(task.id, racer) if racer else task.id
-        self.path = co.orch_dir / FOLDER / plan.plan_id / name
+        self.path = co.layout.worktree(plan.plan_id, name)
         self.workspace = replace(project, root=self.path)  # where its attempts work
         self.branch = task_branch(plan.plan_id, name)
-        self.repos = co.repos
+        self.repos = repos
 
     def log(self, attempt: int) -> Path:
         """The git log of one attempt."""
@@ -182,9 +181,9 @@ def racer_name(task_id: str, racer: int) -> str:
     return f"{task_id}+{racer}"
 
 
-def sweep(co: Checkout) -> None:
+def sweep(co: Checkout, repos: Repos) -> None:
     """Remove the worktrees (and branches) of stamped tasks that a killed run left behind."""
-    folder = co.orch_dir / FOLDER
+    folder = co.layout.worktrees
     if not folder.is_dir():  # the common case costs one stat
         return
     for plan in co.plans.values():
@@ -197,7 +196,7 @@ def sweep(co: Checkout) -> None:
             stamp = co.stamp(plan.plan_id, task_id) if task is not None else None
             if task is not None and stamp is not None:
                 number = int(racer) if racer.isdigit() else 0
-                TaskTree(co, plan, task, number).remove(stamp.attempt_number)
+                TaskTree(co, plan, task, repos, number).remove(stamp.attempt_number)
     # Empty folders go (no attempt is being prepared: the run lock is held), so that a
     # no-op run after a finished plan does not even look here again.
     for empty in (*folder.iterdir(), folder):
@@ -207,10 +206,10 @@ def sweep(co: Checkout) -> None:
 
 def sweep_unlocked(co: Checkout) -> None:
     """`sweep` for a run with nothing to do: only when no other run holds the checkout."""
-    if not (co.orch_dir / FOLDER).is_dir():
+    if not (co.layout.worktrees).is_dir():
         return
     with contextlib.suppress(LockHeld), run_lock(co.orch_dir):
-        sweep(co)
+        sweep(co, Repos())
 
 
 def _not_a_repository(root: Path, log: Path) -> str:

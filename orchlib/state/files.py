@@ -17,6 +17,10 @@ import filelock
 from orchlib.errors import ConfigError
 from orchlib.events import now_iso
 from orchlib.fsutil import PRIVATE_FILE, append_private, atomic_write, read_json
+from orchlib.layout import JOURNAL_FILE as JOURNAL_FILE
+from orchlib.layout import MARKDOWN_FILE as MARKDOWN_FILE
+from orchlib.layout import STATE_FILE as STATE_FILE
+from orchlib.layout import STATE_LOCK
 from orchlib.plan import Plan
 from orchlib.state.jsonform import JsonCache, dumps_state, from_json, task_from_json, task_json
 from orchlib.state.model import (
@@ -31,14 +35,11 @@ from orchlib.state.render import MarkdownRenderer
 from orchlib.state.transitions import reconcile
 from orchlib.textsafe import flat_line
 
-STATE_FILE = "state.json"
 # Records of attempts started since state.json was last written, one JSON line each: a start
 # must be on disk before its agent may print, and appending one line costs the same for any
 # plan size, where rewriting state.json grows with it. `load` folds the lines in; every
 # write of state.json removes the file (the write holds everything it said).
-JOURNAL_FILE = "state.journal"
-MARKDOWN_FILE = "orchestration.md"
-LOCK_FILE = "state.lock"
+LOCK_FILE = STATE_LOCK
 LOCK_TIMEOUT = 30.0
 
 

@@ -20,17 +20,12 @@ from pathlib import Path
 
 from orchlib.errors import ConfigError
 from orchlib.fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, open_private
+from orchlib.layout import DB_NAME, ORCH, PLAN_FILES, PLAN_FOLDERS, of_orch
 
-ORCH = ".orch"
-DB_NAME = "doit.sqlite3"
 GITIGNORE = ".gitignore"
-DB_CHECKED = "cache/doit-db.checked"  # the DB's identity when it last passed its check
 RACY_NS = 1_000_000_000
 # The files sqlite keeps beside a database; they go aside with it.
 _DB_SIDES = ("-journal", "-wal", "-shm")
-# Files of a plan folder (state/files.py) and its folders.
-_PLAN_FILES = ("state.json", "state.journal", "orchestration.md", "state.lock")
-_PLAN_FOLDERS = ("stamps", "logs", "prompts")
 
 
 def prepare(root: Path) -> None:
@@ -62,7 +57,7 @@ def check_db(db: Path, root: Path) -> None:
     need not read the whole file again (its quick_check is linear in the DB's size). Any
     write changes the ctime, which no program can set back. A DB changed less than a
     second ago is checked again next time (a coarse clock could hide a second write)."""
-    marker = db.parent / DB_CHECKED
+    marker = of_orch(db.parent).db_checked
     seen = _db_identity(db)
     try:
         if marker.read_text(encoding="utf-8") == seen:
@@ -105,7 +100,7 @@ def make_private(orch: Path) -> None:
 def _chmod_tree(orch: Path) -> None:
     """Folders `0700`, files `0600`, under `.orch/` — but not inside a task's git worktree,
     whose files are the project's own (their modes are the project's business)."""
-    worktrees = orch / "worktrees"
+    worktrees = of_orch(orch).worktrees
     for folder, dirs, files in os.walk(orch):
         here = Path(folder)
         with contextlib.suppress(OSError):
@@ -177,9 +172,9 @@ def check_plan_files(root: Path, plan_ids: Iterable[str], stamps: Iterable[Path]
 def _plan_problems(root: Path, folder: Path) -> list[str]:
     if folder.exists() and not folder.is_dir():
         return [_not_a_folder(_rel(folder, root))]
-    problems = [_not_a_folder(_rel(folder / n, root)) for n in _PLAN_FOLDERS
+    problems = [_not_a_folder(_rel(folder / n, root)) for n in PLAN_FOLDERS
                 if (folder / n).exists() and not (folder / n).is_dir()]  # fmt: skip
-    problems += [_not_a_file(root, folder / n) for n in _PLAN_FILES if (folder / n).is_dir()]
+    problems += [_not_a_file(root, folder / n) for n in PLAN_FILES if (folder / n).is_dir()]
     if folder.is_dir() and not problems and not os.access(folder, os.W_OK):
         problems.append(_read_only(_rel(folder, root)))
     return problems

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from orchlib.errors import ConfigError, LockHeld
 from orchlib.fsutil import make_private_dirs, open_private
+from orchlib.layout import RUN_LOCK
 
 HOLDER_WAIT = 0.5
 PROBE_WAIT = 0.2  # a reader's probe holds the lock for microseconds: retry that long first
@@ -23,7 +24,7 @@ def run_lock(orch_dir: Path, doing: str = "run") -> Iterator[None]:
     The kernel drops the lock when the holder dies (even by SIGKILL), so a stale file
     never blocks the next run. `doing` names the command in the refusal (`forget`, ...).
     """
-    path = orch_dir / "run.lock"
+    path = orch_dir / RUN_LOCK
     try:
         make_private_dirs(orch_dir)
         fd = open_private(path, os.O_RDWR | os.O_CREAT)
@@ -61,7 +62,7 @@ def _take(fd: int) -> bool:
 def is_running(orch_dir: Path) -> bool:
     """Whether a `doit` run holds the checkout's run lock now (a probe, never waits)."""
     try:
-        fd = os.open(orch_dir / "run.lock", os.O_RDONLY)
+        fd = os.open(orch_dir / RUN_LOCK, os.O_RDONLY)
     except OSError:
         return False
     try:
@@ -88,7 +89,7 @@ def holder_pid(orch_dir: Path) -> int | None:
     if not is_running(orch_dir):
         return None
     try:
-        text = (orch_dir / "run.lock").read_text(errors="replace").strip()
+        text = (orch_dir / RUN_LOCK).read_text(errors="replace").strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.fsutil import atomic_write, read_json
+from orchlib.layout import Layout
 from orchlib.plan import AgentSpec, Plan, Task, keys
 
 
@@ -25,7 +26,7 @@ def stamps_dir(orch_dir: Path, plan_id: str) -> Path:
 
 def stamp_path(orch_dir: Path, plan_id: str, task_id: str) -> Path:
     """Where a task's stamp lives."""
-    return stamps_dir(orch_dir, plan_id) / f"{task_id}.json"
+    return Layout(orch_dir.parent).stamp(plan_id, task_id)
 
 
 def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
@@ -142,7 +143,7 @@ class Stamp:
         return cls(**known, extra=extra)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object: the keys as `Finishing` has always written them, then the rest."""
+        """The JSON object: the keys as `run.finish` has always written them, then the rest."""
         out: dict[str, Any] = {}
         for key, name in _KEYS.items():
             value = getattr(self, name)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchlib.fsutil import atomic_write
+from orchlib.layout import JOURNAL_FILE, MARKDOWN_FILE, STATE_FILE, SYNC_FILE
 from orchlib.plan import Plan
 from orchlib.state import runlock, stamps, uptodate
 from orchlib.state.orchdir import write_failure
@@ -32,7 +33,6 @@ from orchlib.state.stamps import Stamp
 if TYPE_CHECKING:  # the state model is imported only when the files disagree
     from orchlib.state.model import PlanState, TaskRecord
 
-SYNC_FILE = "state.sync"
 Verdicts = Mapping[str, str | None]
 StampOf = Callable[[str], Stamp | None]
 
@@ -71,7 +71,7 @@ def sync(orch_dir: Path, plan: Plan, verdicts: Verdicts, templates: Sequence[Pat
 
 def _sync(orch_dir: Path, plan: Plan, verdicts: Verdicts, templates: Sequence[Path]) -> bool:
     folder = orch_dir / plan.plan_id
-    state_file = folder / "state.json"
+    state_file = folder / STATE_FILE
     if not state_file.exists() and all(v is not None for v in verdicts.values()):
         return False  # never ran, nothing stamped: nothing to say yet
     key = _key(plan, verdicts, state_file)
@@ -187,7 +187,7 @@ def done_from_stamp(record: TaskRecord, stamp: Stamp) -> TaskRecord:
 def _key(plan: Plan, verdicts: Verdicts, state_file: Path) -> str:
     ident = ""
     # The journal and the markdown count too.
-    for name in ("state.json", "state.journal", "orchestration.md"):
+    for name in (STATE_FILE, JOURNAL_FILE, MARKDOWN_FILE):
         path = state_file.with_name(name)
         try:
             st = path.stat()
@@ -204,11 +204,11 @@ def _markdown_behind(folder: Path) -> bool:
     """Whether orchestration.md is missing or older than state.json: a run's writer renders
     it after state.json (and less often), so a killed run can leave it behind."""
     try:
-        markdown = (folder / "orchestration.md").stat().st_mtime_ns
+        markdown = (folder / MARKDOWN_FILE).stat().st_mtime_ns
     except OSError:
         return True
     try:
-        return markdown < (folder / "state.json").stat().st_mtime_ns
+        return markdown < (folder / STATE_FILE).stat().st_mtime_ns
     except OSError:
         return False
 

@@ -21,11 +21,12 @@ from typing import Any, BinaryIO
 
 from orchlib.checkout import Checkout
 from orchlib.errors import OrchError
+from orchlib.layout import of_orch
 from orchlib.plan.checks import IDENT
 from orchlib.redact import Pieces, Secrets
 from orchlib.run.prompt import template_dirs
 from orchlib.state import stamps, statesync, uptodate
-from orchlib.state.files import JOURNAL_FILE, STATE_FILE, file_id, fold_journal
+from orchlib.state.files import JOURNAL_FILE, file_id, fold_journal
 from orchlib.state.jsonform import from_json, to_json
 from orchlib.state.model import Status
 from orchlib.state.table import effective_state
@@ -47,6 +48,7 @@ class Source:
     def __init__(self, checkout: Checkout) -> None:
         self.checkout = checkout
         self.orch = checkout.orch_dir.resolve()
+        self.layout = of_orch(self.orch)
         self._usage: dict[Path, tuple[object, object]] = {}
 
     def plan_ids(self) -> list[str]:
@@ -150,11 +152,13 @@ class Source:
             return None
         if task_id not in self.task_ids(plan_id):
             return None  # a log under a name no task of the plan has is nobody's to read
-        logs = self.orch / plan_id / "logs"
+        logs = self.layout.logs(plan_id)
         number = attempt or self._latest_attempt(plan_id, task_id, logs)
         if not number:
             return None
-        handle = self.open(logs / f"{task_id}.{number}.{'review.log' if review else 'log'}")
+        handle = self.open(
+            self.layout.log(plan_id, task_id, number, "review.log" if review else "log")
+        )
         return (handle, number) if handle is not None else None
 
     def answer(self, plan_id: str, task_id: str, text: str) -> str:
@@ -190,7 +194,7 @@ class Source:
         """The plan's state.json, when there is one that may be served."""
         if not is_ident(plan_id):
             return None
-        return self.inside(self.orch / plan_id / STATE_FILE)
+        return self.inside(self.layout.state_file(plan_id))
 
     def _latest_attempt(self, plan_id: str, task_id: str, logs: Path) -> int:
         data = self.state(plan_id) or {}
@@ -220,7 +224,7 @@ class Source:
     def _stamp_usage(self, plan_id: str, task_id: str) -> object:
         if not is_ident(task_id):
             return None
-        path = stamps.stamp_path(self.orch, plan_id, task_id)
+        path = self.layout.stamp(plan_id, task_id)
         seen = file_id(path)
         cached = self._usage.get(path)
         if cached is not None and cached[0] == seen:
