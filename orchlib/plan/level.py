@@ -7,6 +7,7 @@ checkout, the keys of the level read before them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from orchlib.plan.sandboxschema import writable
 from orchlib.plan.schedule import Phases
 
 Values = dict[str, Any]  # a level's keys by name: its own value, else the inherited one
+# Inherited keys grouped by the levels they inherit from: (levels, key names, their getter).
+Inherited = tuple[tuple[tuple[str, ...], tuple[str, ...], Callable[[Values], tuple[Any, ...]]], ...]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,21 @@ class Reading:
     graph: Graph
     executors: tuple[str, ...]  # the names `defaults.executor` may take
     projects: dict[str, Values] = field(default_factory=dict)  # the projects read so far
+    # What the levels above hand down, by (keys, those levels): the same for many tasks.
+    _handed: dict[tuple[int, ...], Values] = field(default_factory=dict)
+
+    def handed(self, defaults: Values, inherited: Inherited, outer: dict[str, Values]) -> Values:
+        """`defaults` with what `outer` hands down to `inherited`: each group of key names
+        from the nearest of its levels (levels read whole: they no longer change)."""
+        key = (id(inherited), *map(id, outer.values()))
+        found = self._handed.get(key)
+        if found is None:
+            found = self._handed[key] = dict(defaults)
+            for levels, names, get in inherited:
+                above = next((outer[name] for name in levels if name in outer), None)
+                if above is not None:
+                    found.update(zip(names, get(above), strict=True))
+        return found
 
 
 @dataclass(slots=True)
