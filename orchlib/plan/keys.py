@@ -202,11 +202,12 @@ def model_fields(keys: tuple[PlanKey, ...]) -> tuple[tuple[str, ...], Callable[[
 
 _LIMIT_FIELDS = tuple(k.field for k in LIMIT_KEYS)
 _LIMIT_NAMES = frozenset(k.name for k in LIMIT_KEYS)
-_LIMIT_VALUES = operator.itemgetter(*(k.name for k in LIMIT_KEYS))
 
 
-def limits(values: dict[str, Any], m: dict[str, Any], outer: Limits) -> Limits:
+def limits(value: Callable[[str], Any], m: dict[str, Any], outer: Limits) -> Limits:
     """The limits of a level from its keys' values; `outer`'s when mapping `m` sets none."""
     if m.keys().isdisjoint(_LIMIT_NAMES):
         return outer
-    return Limits(**dict(zip(_LIMIT_FIELDS, _LIMIT_VALUES(values), strict=True)))
+    return Limits(
+        **{field: value(k.name) for field, k in zip(_LIMIT_FIELDS, LIMIT_KEYS, strict=True)}
+    )

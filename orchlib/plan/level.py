@@ -61,8 +61,18 @@ class Level:
     m: dict[str, Any]
     path: KeyPath
     outer: dict[str, Values]  # "plan", "defaults", "project": the levels above, read
-    values: Values = field(default_factory=dict)
     own: Values = field(default_factory=dict)  # the keys set here with a good value (merged)
+    # The keys' defaults with what the levels above hand down (shared: never changed); for
+    # the plan and its defaults, which inherit nothing, their values as they are read.
+    base: Values = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        """A key's value: its own, else handed down, else its default."""
+        return self.own[name] if name in self.own else self.base[name]
+
+    def values(self) -> Values:
+        """Every key's value, by name."""
+        return {**self.base, **self.own}
 
 
 def agent(level: Level, value: object, path: KeyPath) -> Choice | None:

@@ -35,6 +35,8 @@ PLAN_FIELDS, PROJECT_FIELDS, TASK_FIELDS = (
     keys.model_fields(keys.PROJECT),
     keys.model_fields(keys.TASK),
 )
+# A task key's model field, for the keys set on a task.
+TASK_FIELD_OF = {k.name: k.field for k in keys.TASK if k.field and k not in keys.LIMIT_KEYS}
 
 
 def _fields(
@@ -101,13 +103,13 @@ _PLAN, _DEFAULTS = _Shape.of(keys.PLAN), _Shape.of(keys.DEFAULTS)
 _PROJECT, _TASK = _Shape.of(keys.PROJECT), _Shape.of(keys.TASK)
 
 
-def read(level: Level, shape: _Shape, nested: Nested | None = None) -> Values:
-    """Every declared key of a level: those set checked in the order declared, the others
-    inherited or their default. A bad value leaves its key unset here (so inherited)."""
+def read(level: Level, shape: _Shape, nested: Nested | None = None) -> None:
+    """Every declared key of a level: those set checked in the order declared (`own`), the
+    others inherited or their default (`base`). A bad value leaves its key unset here."""
     m, order, issues, own = level.m, shape.order, level.plan.issues, level.own
-    if not shape.inherited:  # the plan, its defaults: their values fill as they are read
-        level.values = dict(shape.defaults)
-    values = level.values
+    live = None if shape.inherited else dict(shape.defaults)  # the plan's: read as they go
+    if live is not None:
+        level.base = live
     present = m.keys() & order.keys()
     # One loop, no call per key: a 10,000-task plan runs it 10,000 times.
     for name in sorted(
@@ -123,16 +125,15 @@ def read(level: Level, shape: _Shape, nested: Nested | None = None) -> Values:
             assert nested is not None  # only the plan has nested levels
             found = nested(name, value, path)
         if found is None and len(issues) > before:
-            continue  # unset: handed down from the level above, below
+            continue  # unset: handed down from the level above
         if key.merge is not None:
             found = key.merge(_inherited(key, level.outer), found)
-        values[name] = found
         if name in m:
             own[name] = found
+        if live is not None:
+            live[name] = found
     if shape.inherited:  # the keys not set here: from the nearest level read, else defaults
-        level.values = dict(level.plan.handed(shape.defaults, shape.inherited, level.outer))
-        level.values.update(own)
-    return level.values
+        level.base = level.plan.handed(shape.defaults, shape.inherited, level.outer)
 
 
 def _inherited(key: keys.PlanKey, outer: dict[str, Values]) -> Any:
@@ -155,10 +156,12 @@ class _Builder:
         self.limits = {"": Limits()}  # of the defaults (""), of each project, for its tasks
         self.projects: dict[str, Project] = {}
         self.plan_id = ""
+        self._fields: dict[int, dict[str, Any]] = {}  # by id(level.base), those dicts live on
         self.branch_ok = True  # False once planId itself makes no git branch name
 
     def plan(self, source: Path) -> Plan | None:
-        values = read(self.top, _PLAN, self.nested)
+        read(self.top, _PLAN, self.nested)
+        values = self.top.base
         if self.issues:
             return None
         return Plan(source=source, executor=self.defaults["executor"],
@@ -168,14 +171,16 @@ class _Builder:
         """The levels inside the plan: its defaults, its projects, its tasks."""
         if name == "defaults":
             m = mapping(self.issues, value, path, (), DEFAULTS)
-            self.defaults = read(Level(self.reading, m or {}, path, {}), _DEFAULTS)
-            self.limits[""] = keys.limits(self.defaults, m or {}, Limits())
+            level = Level(self.reading, m or {}, path, {})
+            read(level, _DEFAULTS)
+            self.defaults = level.values()
+            self.limits[""] = keys.limits(self.defaults.__getitem__, m or {}, Limits())
             return self.defaults
         found = _list(self.issues, value, path)
         if name == "projects":
             for index, item in enumerate(found):
                 self.project(item, (*path, index))
-            plan_id = self.top.values.get("planId")
+            plan_id = self.top.base.get("planId")
             self.plan_id = plan_id if isinstance(plan_id, str) else ""
             self.branch_ok = self.check_branch(("planId",), "plan id", self.plan_id, "t")
             return self.projects
@@ -183,7 +188,7 @@ class _Builder:
         return {task.id: task for task in tasks if task is not None}
 
     def outer(self) -> dict[str, Values]:
-        return {"plan": self.top.values, "defaults": self.defaults}
+        return {"plan": self.top.base, "defaults": self.defaults}
 
     def project(self, item: object, path: KeyPath) -> None:
         issues = self.issues
@@ -191,7 +196,8 @@ class _Builder:
         if m is None:
             return
         level = Level(self.reading, m, path, self.outer())
-        values = read(level, _PROJECT)
+        read(level, _PROJECT)
+        values = level.values()
         name, folder = values["name"], values["path"]
         root = None if folder is None else self.project_root(folder, (*path, "path"))
         values["isolation"], values["parallel"] = _isolation(issues, m, path, values)
@@ -200,7 +206,7 @@ class _Builder:
         project = Project(root=root or self.reading.checkout, **fields)
         if name is not None and _first(issues, self.projects, name, (*path, "name"), "project"):
             self.projects[name] = project
-            self.limits[name] = keys.limits(values, m, self.limits[""])
+            self.limits[name] = keys.limits(values.__getitem__, m, self.limits[""])
             self.reading.projects[name] = values
 
     def project_root(self, folder: str, path: KeyPath) -> Path | None:
@@ -210,7 +216,7 @@ class _Builder:
         except (OSError, RuntimeError, ValueError) as error:
             self.issues.add(path, f"bad project path {q(folder)}: {error}")
             return None
-        if not self.top.values["allowOutsidePaths"] and not inside(root, checkout):
+        if not self.top.base["allowOutsidePaths"] and not inside(root, checkout):
             self.issues.add(
                 path,
                 f"project path {q(folder)} resolves to {root}, outside the checkout "
@@ -224,15 +230,26 @@ class _Builder:
         if m is None:
             return None
         level = Level(self.reading, m, path, self.outer())
-        values = read(level, _TASK)
-        fields = self.task_fields(level, values)
+        read(level, _TASK)
+        fields = self.task_fields(level)
         scope = level.outer.get("project")
-        task_id, title = values["id"], values["title"]
+        task_id, title = level.get("id"), level.get("title")
         if task_id is None or title is None or scope is None:
             return None
         if scope["isolation"] and self.branch_ok:
             self.check_branch((*path, "id"), "task id", task_id, task_id)
         return Task(**fields)
+
+    def fields(self, level: Level) -> dict[str, Any]:
+        """A task's model fields from its keys (those handed down built once per project)."""
+        base = self._fields.get(id(level.base))
+        if base is None:
+            base = self._fields[id(level.base)] = _fields(TASK_FIELDS, level.base)
+        fields = dict(base)
+        for name, value in level.own.items():
+            if name in TASK_FIELD_OF:
+                fields[TASK_FIELD_OF[name]] = value
+        return fields
 
     def check_branch(self, path: KeyPath, what: str, value: str, task_id: str) -> bool:
         """Whether the branch `isolation: worktree` gives a task can exist (DESIGN §10)."""
@@ -244,22 +261,22 @@ class _Builder:
                             f"worktree gives it {q(branch)}): {problem}")  # fmt: skip
         return problem is None
 
-    def task_fields(self, level: Level, values: Values) -> dict[str, Any]:
+    def task_fields(self, level: Level) -> dict[str, Any]:
         """A task's fields: its keys' values, its agent resolved with its command, its race."""
         issues, path, m = self.issues, level.path, level.m
         inherited = _inherited(_AGENT, level.outer)
-        ran = values["command"] is not None
+        ran = level.get("command") is not None
         agent, fallback = task_agents(issues, level.own.get("agent"), inherited, ran, path)
         scope = level.outer.get("project")
         _race_needs_isolation(level, scope["isolation"] if scope else "worktree")
         # A bad `race` here races nothing (it does not fall back to the project's).
-        raced = level.own.get("race") if "race" in m else values["race"]
-        outer = self.limits[values["project"] if scope else ""]
-        task_limits = keys.limits(values, m, outer)
+        raced = level.own.get("race") if "race" in m else level.get("race")
+        outer = self.limits[level.get("project") if scope else ""]
+        task_limits = keys.limits(level.get, m, outer)
         if raced is not None and task_limits.approve:
             issues.add((*path, "race"), "'race' and 'approve: true' do not combine (a person "
                        "would approve one racer's worktree; race without approve)")  # fmt: skip
-        fields = _fields(TASK_FIELDS, values)
+        fields = self.fields(level)
         fields.update(agent=agent, agents=fallback, limits=task_limits, index=path[-1],
                       race=racers(raced, self.reading.agents, agent))  # fmt: skip
         return fields
