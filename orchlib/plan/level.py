@@ -37,12 +37,13 @@ class Reading:
     executors: tuple[str, ...]  # the names `defaults.executor` may take
     projects: dict[str, Values] = field(default_factory=dict)  # the projects read so far
     # What the levels above hand down, by (keys, those levels): the same for many tasks.
-    _handed: dict[tuple[int, ...], Values] = field(default_factory=dict)
+    _handed: dict[tuple[int, int], Values] = field(default_factory=dict)
 
     def handed(self, defaults: Values, inherited: Inherited, outer: dict[str, Values]) -> Values:
         """`defaults` with what `outer` hands down to `inherited`: each group of key names
-        from the nearest of its levels (levels read whole: they no longer change)."""
-        key = (id(inherited), *map(id, outer.values()))
+        from the nearest of its levels (levels read whole: they no longer change; the plan's
+        and its defaults' are the same for every level, so only the project tells apart)."""
+        key = (id(inherited), id(outer.get("project")))
         found = self._handed.get(key)
         if found is None:
             found = self._handed[key] = dict(defaults)
