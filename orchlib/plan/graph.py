@@ -1,7 +1,8 @@
 """The task graph of a plan being validated: ids, dependsOn, cycles and executionOrder.
 
-Tasks are added as they are read; `phases` then runs the checks that need every task
-(unknown dependencies, cycles, the given executionOrder) and returns the phases.
+Tasks are added as they are read, their id then their dependsOn; `phases` then runs the
+checks that need every task (unknown dependencies, cycles, the given executionOrder) and
+returns the phases.
 """
 
 from __future__ import annotations
@@ -19,16 +20,23 @@ class Graph:
         self.issues = issues
         self.deps: dict[str, Pairs] = {}
         self.where: dict[str, KeyPath] = {}
+        self.owner: dict[str, KeyPath] = {}  # id -> the task (its path) that holds it
         self.entries: list[tuple[str | None, KeyPath, Pairs]] = []
 
-    def add(
-        self, task_id: str | None, value: object, path: KeyPath, task: KeyPath
-    ) -> tuple[str, ...]:
-        """Record a task's id and its dependsOn (at `path`); returns the dependencies."""
-        pairs = _pairs(self.issues, value, path)
-        if task_id is not None and task_id in self.deps:
+    def add(self, task_id: str, task: KeyPath) -> None:
+        """Record a task's id; a second task with it is reported at its `id`."""
+        if task_id in self.deps:
             self.issues.add((*task, "id"), f"duplicate task id {q(task_id)}")
-        elif task_id is not None:
+        else:
+            self.deps[task_id] = []
+            self.owner[task_id] = task
+
+    def depends(
+        self, task_id: str | None, task: KeyPath, value: object, path: KeyPath
+    ) -> tuple[str, ...]:
+        """Record a task's dependsOn (at `path`); returns the dependencies."""
+        pairs = _pairs(self.issues, value, path)
+        if task_id is not None and self.owner.get(task_id) == task:
             self.deps[task_id] = pairs
             self.where[task_id] = path
         self.entries.append((task_id, path, pairs))

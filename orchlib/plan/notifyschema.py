@@ -12,9 +12,9 @@ EVENTS = (
 )  # fmt: skip
 
 
-def notify(issues: Issues, value: object, path: KeyPath) -> list[NotifyTarget] | None:
+def notify(issues: Issues, value: object, path: KeyPath) -> tuple[NotifyTarget, ...]:
     """The notification targets."""
-    return items(issues, value, path, _target)
+    return tuple(items(issues, value, path, _target))
 
 
 def _target(issues: Issues, value: object, path: KeyPath) -> NotifyTarget | None:

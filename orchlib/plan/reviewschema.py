@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from orchlib.plan import AgentSpec, Review
 from orchlib.plan.agentspec import Agents
 from orchlib.plan.checks import Issues, KeyPath, mapping, text, wrong
 
+Raced = tuple[str, ...] | int | None  # a `race` value: agent names, a count, or none
 REVIEW_KEYS = ("agent",)
 REVIEW_OPTIONAL = ("instructions",)
 
 
-def review(
-    issues: Issues, m: dict[str, Any] | None, path: KeyPath, agents: Agents, outer: Review | None
-) -> Review | None:
-    """This level's `review` (an agent name or `{agent, instructions}`), else `outer`'s."""
-    if not isinstance(m, dict) or "review" not in m:
-        return outer
-    value, at = m["review"], (*path, "review")
+def review(issues: Issues, value: object, at: KeyPath, agents: Agents) -> Review | None:
+    """A `review` value: an agent name or `{agent, instructions}`."""
     if isinstance(value, str):
         agent = agents.named(value, at)
         return None if agent is None else Review(agent)
@@ -39,20 +33,11 @@ def review(
     return None if agent is None else Review(agent, instructions or "")
 
 
-def race(
-    issues: Issues,
-    m: dict[str, Any] | None,
-    path: KeyPath,
-    agents: Agents,
-    outer: tuple[str, ...] | int | None,
-) -> tuple[str, ...] | int | None:
-    """This level's `race` (N >= 2, or a list of >= 2 agent names), else `outer`'s.
+def race(issues: Issues, value: object, at: KeyPath, agents: Agents) -> Raced:
+    """A `race` value: N >= 2, or a list of >= 2 agent names.
 
     The names are checked here; `racers` turns the value into agents for one task.
     """
-    if not isinstance(m, dict) or "race" not in m:
-        return outer
-    value, at = m["race"], (*path, "race")
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 2:
             issues.add(at, f"a race needs at least 2 racers, got {value}")
@@ -73,9 +58,7 @@ def race(
     return tuple(names) if len(names) == len(value) else None
 
 
-def racers(
-    value: tuple[str, ...] | int | None, agents: Agents, own: AgentSpec
-) -> tuple[AgentSpec, ...]:
+def racers(value: Raced, agents: Agents, own: AgentSpec) -> tuple[AgentSpec, ...]:
     """The agents of a task's racers: `own` N times, or the named ones."""
     if value is None:
         return ()

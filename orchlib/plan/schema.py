@@ -1,74 +1,51 @@
 """The plan schema: plain data (as loaded from YAML or JSON) to a `Plan`, every problem collected.
 
 `build_plan` never raises on bad data: it returns the plan, or None and the issues with
-their key paths. Graph rules (unknown dependencies, cycles, executionOrder) live in
-`plangraph`; agent rules in `planagents`.
+their key paths. Each level (the plan, its `defaults`, a project, a task) is read by one
+loop over its declarations in `keys`; this module adds the levels' structure and the rules
+between keys. Graph rules (unknown dependencies, cycles, executionOrder) live in `graph`;
+agent rules in `agentspec`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchlib import executorregistry
-from orchlib.plan import (
-    DEFAULT_PARALLEL,
-    ISOLATIONS,
-    Limits,
-    Plan,
-    Project,
-    Review,
-    Task,
-    keys,
-    project_root,
-)
-from orchlib.plan.agentspec import DEFAULT, Agents, Choice, task_agents
-from orchlib.plan.checks import (
-    RESERVED,
-    Issues,
-    KeyPath,
-    choice,
-    count,
-    describe,
-    get,
-    ident,
-    mapping,
-    no_nul_bytes,
-    nonempty,
-    q,
-    reserved_plan_id,
-    text,
-    unknown,
-    wrong,
-)
-from orchlib.plan.environment import EnvPolicy, nearer
-from orchlib.plan.envschema import environment
+from orchlib.plan import Limits, Plan, Project, Task, keys, project_root
+from orchlib.plan.agentspec import Agents, task_agents
+from orchlib.plan.checks import Issues, KeyPath, describe, mapping, no_nul_bytes, q, wrong
 from orchlib.plan.graph import Graph
-from orchlib.plan.notifyschema import notify
+from orchlib.plan.level import Inherited, Level, Reading, Values
 from orchlib.plan.refname import branch_problem, task_branch
-from orchlib.plan.reviewschema import race, racers, review
-from orchlib.plan.sandboxschema import mode, writable
+from orchlib.plan.reviewschema import racers
 
-LIMITS = {k.name: k for k in keys.LIMIT_KEYS}
-DEFAULTS = keys.optional(keys.DEFAULTS)
 EXECUTOR_NAMES = executorregistry.NAMES
 PLAN_KEYS, PLAN_OPTIONAL = keys.required(keys.PLAN), keys.optional(keys.PLAN)
 PROJECT_KEYS, PROJECT_OPTIONAL = keys.required(keys.PROJECT), keys.optional(keys.PROJECT)
 TASK_KEYS, TASK_OPTIONAL = keys.required(keys.TASK), keys.optional(keys.TASK)
 
+DEFAULTS = keys.optional(keys.DEFAULTS)
+_AGENT = next(k for k in keys.TASK if k.name == "agent")
+PLAN_FIELDS, PROJECT_FIELDS, TASK_FIELDS = (
+    keys.model_fields(keys.PLAN),
+    keys.model_fields(keys.PROJECT),
+    keys.model_fields(keys.TASK),
+)
+# A task key's model field, for the keys set on a task.
+TASK_FIELD_OF = {k.name: k.field for k in keys.TASK if k.field and k not in keys.LIMIT_KEYS}
 
-@dataclass(frozen=True)
-class _Scope:
-    """What a project hands down to its tasks."""
 
-    project: Project
-    agent: Choice
-    limits: Limits
-    environment: EnvPolicy
-    sandbox: str = ""
-    review: Review | None = None
-    race: tuple[str, ...] | int | None = None
+def _fields(
+    fields: tuple[tuple[str, ...], Callable[[Values], Any]], values: Values
+) -> dict[str, Any]:
+    """A level's model fields from its keys' values."""
+    names, get = fields
+    return dict(zip(names, get(values), strict=True))
 
 
 def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None, Issues]:
@@ -89,116 +66,195 @@ def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None,
     return (None if issues else plan), issues
 
 
+Nested = Callable[[str, object, KeyPath], Any]  # reads the levels inside the plan
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A level's declarations, indexed once: a plan reads many tasks."""
+
+    order: dict[str, keys.PlanKey]  # by name, in the order declared
+    rank: dict[str, int]  # by name: the place declared
+    defaults: dict[str, Any]
+    always: frozenset[str]
+    inherited: Inherited
+
+    @classmethod
+    def of(cls, declared: tuple[keys.PlanKey, ...]) -> _Shape:
+        always = frozenset(k.name for k in declared if k.always)
+        by_levels: dict[tuple[str, ...], list[str]] = {}
+        for k in declared:
+            if k.inherited_from:
+                by_levels.setdefault(k.inherited_from, []).append(k.name)
+        inherited = tuple((levels, tuple(names), _getter(names))
+                          for levels, names in by_levels.items())  # fmt: skip
+        rank = {k.name: index for index, k in enumerate(declared)}
+        return cls({k.name: k for k in declared}, rank, {k.name: k.default for k in declared},
+                   always, inherited)  # fmt: skip
+
+
+def _getter(names: list[str]) -> Callable[[Values], tuple[Any, ...]]:
+    """The values of `names` in a level's values, as a tuple (one name too)."""
+    if len(names) == 1:
+        return lambda values: (values[names[0]],)
+    return operator.itemgetter(*names)
+
+
+_PLAN, _DEFAULTS = _Shape.of(keys.PLAN), _Shape.of(keys.DEFAULTS)
+_PROJECT, _TASK = _Shape.of(keys.PROJECT), _Shape.of(keys.TASK)
+
+
+def read(level: Level, shape: _Shape, nested: Nested | None = None) -> None:
+    """Every declared key of a level: those set checked in the order declared (`own`), the
+    others inherited or their default (`base`). A bad value leaves its key unset here."""
+    m, order, issues, own = level.m, shape.order, level.plan.issues, level.own
+    live = None if shape.inherited else dict(shape.defaults)  # the plan's: read as they go
+    if live is not None:
+        level.base = live
+    present = m.keys() & order.keys()
+    # One loop, no call per key: a 10,000-task plan runs it 10,000 times.
+    for name in sorted(
+        present | shape.always if shape.always else present, key=shape.rank.__getitem__
+    ):
+        key, path, before = order[name], (*level.path, name), len(issues)
+        value = m.get(name, key.default)
+        if key.check is not None:
+            found = key.check(issues, value, path)
+        elif key.check_in is not None:
+            found = key.check_in(level, value, path)
+        else:
+            assert nested is not None  # only the plan has nested levels
+            found = nested(name, value, path)
+        if found is None and len(issues) > before:
+            continue  # unset: handed down from the level above
+        if key.merge is not None:
+            found = key.merge(_inherited(key, level.outer), found)
+        if name in m:
+            own[name] = found
+        if live is not None:
+            live[name] = found
+    if shape.inherited:  # the keys not set here: from the nearest level read, else defaults
+        level.base = level.plan.handed(shape.defaults, shape.inherited, level.outer)
+
+
+def _inherited(key: keys.PlanKey, outer: dict[str, Values]) -> Any:
+    """The value of the nearest level of `key.inherited_from` read, else the default."""
+    for above in key.inherited_from:
+        if above in outer:
+            return outer[above][key.name]
+    return key.default
+
+
 class _Builder:
     """Reads the plan top-down: plan settings, projects, tasks; the graph checks come last."""
 
     def __init__(self, issues: Issues, root: dict[str, Any], checkout: Path) -> None:
+        agents = Agents(issues, root.get("agents"), ("agents",))
+        self.reading = Reading(issues, checkout, agents, Graph(issues), EXECUTOR_NAMES)
         self.issues = issues
-        self.root = root
-        self.checkout = checkout
-        self.allow_outside = _read(issues, root, (), _ALLOW_OUTSIDE)
-        self.agents = Agents(issues, root.get("agents"), ("agents",))
-        self.agent = self.agents.choice(root, (), DEFAULT)
-        defaults = mapping(issues, root.get("defaults", {}), ("defaults",), (), DEFAULTS)
-        self.limits = limits(issues, defaults, ("defaults",), Limits())
-        self.environment = _environment(issues, root, (), EnvPolicy())
-        # Where agents run (DESIGN §8): only names the registry knows; not part of any spec.
-        self.executor = get(issues, defaults or {}, "executor", ("defaults",),
-                            choice(EXECUTOR_NAMES), "")  # fmt: skip
-        self.sandbox = get(issues, defaults or {}, "sandbox", ("defaults",), mode, "")
-        self.review = review(issues, defaults, ("defaults",), self.agents, None)
-        self.scopes: dict[str, _Scope] = {}
-        self.graph = Graph(issues)
+        self.top = Level(self.reading, root, (), {})
+        self.defaults: Values = {}
+        self.limits = {"": Limits()}  # of the defaults (""), of each project, for its tasks
+        self.projects: dict[str, Project] = {}
+        self.plan_id = ""
+        self._fields: dict[int, dict[str, Any]] = {}  # by id(level.base), those dicts live on
         self.branch_ok = True  # False once planId itself makes no git branch name
 
     def plan(self, source: Path) -> Plan | None:
-        issues, root = self.issues, self.root
-        plan_id = get(issues, root, "planId", (), ident, None)
-        if plan_id in (".", ".."):
-            issues.add(("planId",), f"{q(plan_id)} cannot name a plan folder")
-        elif isinstance(plan_id, str) and reserved_plan_id(plan_id):
-            issues.add(("planId",), f"{q(plan_id)} is a name orchlib uses in .orch/; {RESERVED}")
-        self.agents.resolve_all()
-        for index, item in enumerate(_list(issues, root, "projects")):
-            self.project(item, ("projects", index))
-        self.plan_id = plan_id if isinstance(plan_id, str) else ""
-        self.branch_ok = self.check_branch(("planId",), "plan id", self.plan_id, "t")
-        tasks = [self.task(item, i) for i, item in enumerate(_list(issues, root, "tasks"))]
-        plan = Plan(
-            plan_id=plan_id or "",
-            source=source,
-            projects={name: scope.project for name, scope in self.scopes.items()},
-            tasks={task.id: task for task in tasks if task is not None},
-            notify=tuple(get(issues, root, "notify", (), notify, [])),
-            allow_outside_paths=self.allow_outside,
-            executor=self.executor or "",
-            sandbox_writable=writable(
-                issues, root.get("sandboxWritable", []), ("sandboxWritable",), self.checkout
-            ),
-            **plain(issues, root, (), keys.PLAN, skip=(_ALLOW_OUTSIDE,)),
-        )
-        phases = self.graph.phases(root.get("executionOrder"), "executionOrder" in root)
-        return None if issues or phases is None else replace(plan, phases=phases)
+        read(self.top, _PLAN, self.nested)
+        values = self.top.base
+        if self.issues:
+            return None
+        return Plan(source=source, executor=self.defaults["executor"],
+                    **_fields(PLAN_FIELDS, values))  # fmt: skip
+
+    def nested(self, name: str, value: object, path: KeyPath) -> Any:
+        """The levels inside the plan: its defaults, its projects, its tasks."""
+        if name == "defaults":
+            m = mapping(self.issues, value, path, (), DEFAULTS)
+            level = Level(self.reading, m or {}, path, {})
+            read(level, _DEFAULTS)
+            self.defaults = level.values()
+            self.limits[""] = keys.limits(self.defaults.__getitem__, m or {}, Limits())
+            return self.defaults
+        found = _list(self.issues, value, path)
+        if name == "projects":
+            for index, item in enumerate(found):
+                self.project(item, (*path, index))
+            plan_id = self.top.base.get("planId")
+            self.plan_id = plan_id if isinstance(plan_id, str) else ""
+            self.branch_ok = self.check_branch(("planId",), "plan id", self.plan_id, "t")
+            return self.projects
+        tasks = [self.task(item, (*path, index)) for index, item in enumerate(found)]
+        return {task.id: task for task in tasks if task is not None}
+
+    def outer(self) -> dict[str, Values]:
+        return {"plan": self.top.base, "defaults": self.defaults}
 
     def project(self, item: object, path: KeyPath) -> None:
         issues = self.issues
         m = mapping(issues, item, path, PROJECT_KEYS, PROJECT_OPTIONAL)
         if m is None:
             return
-        name = get(issues, m, "name", path, nonempty, None)
-        folder = get(issues, m, "path", path, nonempty, None)
+        level = Level(self.reading, m, path, self.outer())
+        read(level, _PROJECT)
+        values = level.values()
+        name, folder = values["name"], values["path"]
         root = None if folder is None else self.project_root(folder, (*path, "path"))
-        agent = self.agents.choice(m, path, self.agent)
-        isolation, parallel = _isolation(issues, m, path)
-        project = Project(
-            name=name or "",
-            path=folder or "",
-            root=root or self.checkout,
-            isolation=isolation,
-            parallel=parallel,
-            **plain(issues, m, path, keys.PROJECT),
-        )
-        sandbox = get(issues, m, "sandbox", path, mode, self.sandbox)
-        scope = _Scope(project, agent, limits(issues, m, path, self.limits),
-                       _environment(issues, m, path, self.environment), sandbox,
-                       review(issues, m, path, self.agents, self.review),
-                       _race(issues, m, path, self.agents, None, isolation))  # fmt: skip
-        if name is not None and _first(issues, self.scopes, name, (*path, "name"), "project name"):
-            self.scopes[name] = scope
+        values["isolation"], values["parallel"] = _isolation(issues, m, path, values)
+        _race_needs_isolation(level, values["isolation"])
+        fields = {**_fields(PROJECT_FIELDS, values), "name": name or "", "path": folder or ""}
+        project = Project(root=root or self.reading.checkout, **fields)
+        if name is not None and _first(issues, self.projects, name, (*path, "name"), "project"):
+            self.projects[name] = project
+            self.limits[name] = keys.limits(values.__getitem__, m, self.limits[""])
+            self.reading.projects[name] = values
 
     def project_root(self, folder: str, path: KeyPath) -> Path | None:
+        checkout = self.reading.checkout
         try:
-            root = project_root(self.checkout, folder)
+            root = project_root(checkout, folder)
         except (OSError, RuntimeError, ValueError) as error:
             self.issues.add(path, f"bad project path {q(folder)}: {error}")
             return None
-        if not self.allow_outside and not inside(root, self.checkout):
+        if not self.top.base["allowOutsidePaths"] and not inside(root, checkout):
             self.issues.add(
                 path,
                 f"project path {q(folder)} resolves to {root}, outside the checkout "
-                f"{self.checkout.resolve()} (set allowOutsidePaths: true to allow it)",
+                f"{checkout.resolve()} (set allowOutsidePaths: true to allow it)",
             )
         return root
 
-    def task(self, item: object, index: int) -> Task | None:
-        issues, path = self.issues, ("tasks", index)
+    def task(self, item: object, path: KeyPath) -> Task | None:
+        issues = self.issues
         m = mapping(issues, item, path, TASK_KEYS, TASK_OPTIONAL)
         if m is None:
             return None
-        task_id = get(issues, m, "id", path, ident, None)
-        deps = self.graph.add(task_id, m.get("dependsOn", []), (*path, "dependsOn"), path)
-        scope = self.scope(m, path)
-        title = get(issues, m, "title", path, text, None)
-        fields = self.task_fields(m, path, scope)
+        level = Level(self.reading, m, path, self.outer())
+        read(level, _TASK)
+        fields = self.task_fields(level)
+        scope = level.outer.get("project")
+        task_id, title = level.get("id"), level.get("title")
         if task_id is None or title is None or scope is None:
             return None
-        if scope.project.isolation and self.branch_ok:
+        if scope["isolation"] and self.branch_ok:
             self.check_branch((*path, "id"), "task id", task_id, task_id)
-        return Task(id=task_id, project=scope.project.name, title=title, depends_on=deps, **fields)
+        return Task(**fields)
+
+    def fields(self, level: Level) -> dict[str, Any]:
+        """A task's model fields from its keys (those handed down built once per project)."""
+        base = self._fields.get(id(level.base))
+        if base is None:
+            base = self._fields[id(level.base)] = _fields(TASK_FIELDS, level.base)
+        fields = dict(base)
+        for name, value in level.own.items():
+            if name in TASK_FIELD_OF:
+                fields[TASK_FIELD_OF[name]] = value
+        return fields
 
     def check_branch(self, path: KeyPath, what: str, value: str, task_id: str) -> bool:
         """Whether the branch `isolation: worktree` gives a task can exist (DESIGN §10)."""
-        isolated = any(scope.project.isolation for scope in self.scopes.values())
+        isolated = any(project.isolation for project in self.projects.values())
         branch = task_branch(self.plan_id, task_id)
         problem = branch_problem(branch) if isolated and self.plan_id else None
         if problem is not None:
@@ -206,45 +262,30 @@ class _Builder:
                             f"worktree gives it {q(branch)}): {problem}")  # fmt: skip
         return problem is None
 
-    def task_fields(self, m: dict[str, Any], path: KeyPath, scope: _Scope | None) -> dict[str, Any]:
-        """The optional fields of a task, with the project's (or plan's) agent and limits."""
-        issues = self.issues
-        fields = plain(issues, m, path, keys.TASK)
-        own = self.agents.choice(m, path, None)
-        inherited = scope.agent if scope else self.agent
-        ran = fields["command"] is not None
-        agent, fallback = task_agents(issues, own, inherited, ran, path)
-        isolated = scope.project.isolation if scope else "worktree"  # no scope: reported
-        raced = _race(issues, m, path, self.agents, scope.race if scope else None, isolated)
-        task_limits = limits(issues, m, path, scope.limits if scope else self.limits)
+    def task_fields(self, level: Level) -> dict[str, Any]:
+        """A task's fields: its keys' values, its agent resolved with its command, its race."""
+        issues, path, m = self.issues, level.path, level.m
+        inherited = _inherited(_AGENT, level.outer)
+        ran = level.get("command") is not None
+        agent, fallback = task_agents(issues, level.own.get("agent"), inherited, ran, path)
+        scope = level.outer.get("project")
+        _race_needs_isolation(level, scope["isolation"] if scope else "worktree")
+        # A bad `race` here races nothing (it does not fall back to the project's).
+        raced = level.own.get("race") if "race" in m else level.get("race")
+        outer = self.limits[level.get("project") if scope else ""]
+        task_limits = keys.limits(level.get, m, outer)
         if raced is not None and task_limits.approve:
             issues.add((*path, "race"), "'race' and 'approve: true' do not combine (a person "
                        "would approve one racer's worktree; race without approve)")  # fmt: skip
-        return {
-            **fields,
-            "agent": agent,
-            "agents": fallback,
-            "race": racers(raced, self.agents, agent) if agent is not None else (),
-            "limits": task_limits,
-            "environment": _environment(
-                issues, m, path, scope.environment if scope else self.environment
-            ),
-            "sandbox": get(issues, m, "sandbox", path, mode, (scope or self).sandbox),
-            "review": review(issues, m, path, self.agents, (scope or self).review),
-            "index": path[-1],
-        }
-
-    def scope(self, m: dict[str, Any], path: KeyPath) -> _Scope | None:
-        name = get(self.issues, m, "project", path, text, None)
-        if name is not None and name not in self.scopes:
-            self.issues.add((*path, "project"), unknown("project", name, list(self.scopes)))
-        return None if name is None else self.scopes.get(name)
+        fields = self.fields(level)
+        fields.update(agent=agent, agents=fallback, limits=task_limits, index=path[-1],
+                      race=racers(raced, self.reading.agents, agent))  # fmt: skip
+        return fields
 
 
-def _isolation(issues: Issues, m: dict[str, Any], path: KeyPath) -> tuple[str, int]:
+def _isolation(issues: Issues, m: dict[str, Any], path: KeyPath, values: Values) -> tuple[str, int]:
     """A project's `isolation` and `parallel` (tasks at once); parallel needs isolation."""
-    isolation = get(issues, m, "isolation", path, choice(ISOLATIONS), "")
-    parallel = get(issues, m, "parallel", path, count, DEFAULT_PARALLEL)
+    isolation, parallel = values["isolation"], values["parallel"]
     if "parallel" in m and "isolation" not in m:
         issues.add((*path, "parallel"), "'parallel' needs 'isolation: worktree' (without it, "
                    "a project runs one task at a time in its folder)")  # fmt: skip
@@ -253,78 +294,25 @@ def _isolation(issues: Issues, m: dict[str, Any], path: KeyPath) -> tuple[str, i
     return (isolation, max(1, parallel)) if isolation else ("", 1)
 
 
-Raced = tuple[str, ...] | int | None  # a `race` value: agent names, a count, or none
+def _race_needs_isolation(level: Level, isolation: str) -> None:
+    """A `race` set at this level without `isolation: worktree` is an error here."""
+    if "race" in level.own and not isolation:
+        level.plan.issues.add((*level.path, "race"), "'race' needs 'isolation: worktree' on the "
+                              "project (each racer works in its own worktree)")  # fmt: skip
 
 
-def _race(issues: Issues, m: dict[str, Any], path: KeyPath, agents: Agents, outer: Raced,
-          isolation: str) -> Raced:  # fmt: skip
-    """This level's `race`; one set here without `isolation: worktree` is an error here."""
-    value = race(issues, m, path, agents, outer)
-    if value is not None and "race" in m and not isolation:
-        issues.add((*path, "race"), "'race' needs 'isolation: worktree' on the project (each "
-                   "racer works in its own worktree)")  # fmt: skip
-    return value
-
-
-def _environment(issues: Issues, m: dict[str, Any], path: KeyPath, outer: EnvPolicy) -> EnvPolicy:
-    """`outer` with this level's `environment` fields laid over it (DESIGN §13)."""
-    layer = get(issues, m, "environment", path, environment, None)
-    return outer if layer is None else nearer(outer, layer)
-
-
-def _list(issues: Issues, root: dict[str, Any], key: str) -> list[Any]:
-    value = root.get(key, [])
+def _list(issues: Issues, value: object, path: KeyPath) -> list[Any]:
     if isinstance(value, list):
         return value
-    wrong(issues, (key,), "a list", value)
+    wrong(issues, path, "a list", value)
     return []
 
 
 def _first(issues: Issues, seen: dict[str, Any], name: str, path: KeyPath, what: str) -> bool:
     if name in seen:
-        issues.add(path, f"duplicate {what} {q(name)}")
+        issues.add(path, f"duplicate {what} name {q(name)}")
         return False
     return True
-
-
-def limits(issues: Issues, m: object, path: KeyPath, base: Limits, only: bool = False) -> Limits:
-    """`base` with the limit keys of mapping `m` applied (`only`: m holds nothing else)."""
-    if only:
-        m = mapping(issues, m, path, (), tuple(LIMITS))
-    if not isinstance(m, dict):
-        return base
-    changes: dict[str, Any] = {}
-    for key, declared in LIMITS.items():
-        if key in m:
-            before = len(issues)
-            value = _checked(declared)(issues, m[key], (*path, key))
-            if len(issues) == before:
-                changes[declared.field] = value
-    return replace(base, **changes) if changes else base
-
-
-_ALLOW_OUTSIDE = next(k for k in keys.PLAN if k.name == "allowOutsidePaths")
-
-
-def plain(
-    issues: Issues,
-    m: dict[str, Any],
-    path: KeyPath,
-    declared: tuple[keys.PlanKey, ...],
-    skip: tuple[keys.PlanKey, ...] = (),
-) -> dict[str, Any]:
-    """The fields of the optional keys read from their declaration alone (a check, no
-    inheritance), checked value or default."""
-    return {k.field: _read(issues, m, path, k) for k in keys.plain(declared) if k not in skip}
-
-
-def _read(issues: Issues, m: dict[str, Any], path: KeyPath, key: keys.PlanKey) -> Any:
-    return get(issues, m, key.name, path, _checked(key), key.default)
-
-
-def _checked(key: keys.PlanKey) -> keys.Check:
-    assert key.check is not None  # only keys declared with a check are read this way
-    return key.check
 
 
 def inside(root: Path, checkout: Path) -> bool:

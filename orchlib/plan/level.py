@@ -1,0 +1,135 @@
+"""A level of a plan being read (the plan, its defaults, a project, a task), and the checks
+of the keys that need more than their value: the plan's agents, its task graph, the
+checkout, the keys of the level read before them.
+
+`keys` names these checks in its declarations (`check_in`); `schema` builds the levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchlib.plan import Review
+from orchlib.plan.agentspec import Agents, Choice
+from orchlib.plan.checks import Issues, KeyPath, choice, ident, text, unknown
+from orchlib.plan.graph import Graph
+from orchlib.plan.reviewschema import Raced, race
+from orchlib.plan.reviewschema import review as review_value
+from orchlib.plan.sandboxschema import writable
+from orchlib.plan.schedule import Phases
+
+Values = dict[str, Any]  # a level's keys by name: its own value, else the inherited one
+# Inherited keys grouped by the levels they inherit from: (levels, key names, their getter).
+Inherited = tuple[tuple[tuple[str, ...], tuple[str, ...], Callable[[Values], tuple[Any, ...]]], ...]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What every level of one plan shares while it is read."""
+
+    issues: Issues
+    checkout: Path
+    agents: Agents
+    graph: Graph
+    executors: tuple[str, ...]  # the names `defaults.executor` may take
+    projects: dict[str, Values] = field(default_factory=dict)  # the projects read so far
+    # What the levels above hand down, by (keys, those levels): the same for many tasks.
+    _handed: dict[tuple[int, int], Values] = field(default_factory=dict)
+
+    def handed(self, defaults: Values, inherited: Inherited, outer: dict[str, Values]) -> Values:
+        """`defaults` with what `outer` hands down to `inherited`: each group of key names
+        from the nearest of its levels (levels read whole: they no longer change; the plan's
+        and its defaults' are the same for every level, so only the project tells apart)."""
+        key = (id(inherited), id(outer.get("project")))
+        found = self._handed.get(key)
+        if found is None:
+            found = self._handed[key] = dict(defaults)
+            for levels, names, get in inherited:
+                above = next((outer[name] for name in levels if name in outer), None)
+                if above is not None:
+                    found.update(zip(names, get(above), strict=True))
+        return found
+
+
+@dataclass(slots=True)
+class Level:
+    """One mapping being read: its keys' values so far, and the levels it inherits from."""
+
+    plan: Reading
+    m: dict[str, Any]
+    path: KeyPath
+    outer: dict[str, Values]  # "plan", "defaults", "project": the levels above, read
+    own: Values = field(default_factory=dict)  # the keys set here with a good value (merged)
+    # The keys' defaults with what the levels above hand down (shared: never changed); for
+    # the plan and its defaults, which inherit nothing, their values as they are read.
+    base: Values = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        """A key's value: its own, else handed down, else its default."""
+        return self.own[name] if name in self.own else self.base[name]
+
+    def values(self) -> Values:
+        """Every key's value, by name."""
+        return {**self.base, **self.own}
+
+
+def agent(level: Level, value: object, path: KeyPath) -> Choice | None:
+    """An `agent:` value: a profile name, a mapping or a fallback list."""
+    return level.plan.agents.value(level.plan.issues, value, path)
+
+
+def every_agent(level: Level, value: object, path: KeyPath) -> None:
+    """`agents`: every entry checked, used or not (the mapping itself was read first)."""
+    level.plan.agents.resolve_all()
+
+
+def executor(level: Level, value: object, path: KeyPath) -> str | None:
+    """`defaults.executor`: where agents run (DESIGN §8); only names the registry knows."""
+    return choice(level.plan.executors)(level.plan.issues, value, path)
+
+
+def sandbox_writable(level: Level, value: object, path: KeyPath) -> tuple[Path, ...]:
+    """`sandboxWritable`, resolved against the checkout."""
+    return writable(level.plan.issues, value, path, level.plan.checkout)
+
+
+def review(level: Level, value: object, path: KeyPath) -> Review | None:
+    """`review`: an agent of the plan's."""
+    return review_value(level.plan.issues, value, path, level.plan.agents)
+
+
+def racers(level: Level, value: object, path: KeyPath) -> Raced:
+    """`race`: a number of racers or agents of the plan's."""
+    return race(level.plan.issues, value, path, level.plan.agents)
+
+
+def task_id(level: Level, value: object, path: KeyPath) -> str | None:
+    """A task's `id`: a name unique in the plan (the task joins the graph with it)."""
+    found = ident(level.plan.issues, value, path)
+    if found is not None:
+        level.plan.graph.add(found, level.path)
+    return found
+
+
+def depends_on(level: Level, value: object, path: KeyPath) -> tuple[str, ...]:
+    """A task's `dependsOn`: task ids, checked against the whole plan at the end."""
+    return level.plan.graph.depends(level.own.get("id"), level.path, value, path)
+
+
+def project(level: Level, value: object, path: KeyPath) -> str | None:
+    """A task's `project`: a project of the plan, whose keys the task inherits."""
+    name = text(level.plan.issues, value, path)
+    known = level.plan.projects
+    if name is not None and name not in known:
+        level.plan.issues.add(path, unknown("project", name, list(known)))
+    elif name is not None:
+        level.outer["project"] = known[name]
+    return name
+
+
+def phases(level: Level, value: object, path: KeyPath) -> Phases | None:
+    """`executionOrder` as given (checked against dependsOn), else computed; read last."""
+    return level.plan.graph.phases(value, "executionOrder" in level.m)
