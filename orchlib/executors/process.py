@@ -193,16 +193,25 @@ def read_exit_file(path: Path | None) -> int:
 def start_time(pid: int) -> str:
     """The kernel's start time of `pid` (guards against pid reuse); "" where /proc is absent."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = _proc_stat(pid)
     except OSError:
         return ""
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def _proc_stat(pid: int) -> str:
+    """/proc/<pid>/stat, read in one call (read twice per attempt: no pathlib, no buffering)."""
+    fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 4096).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+
+
 def is_alive(pid: int, started: str) -> bool:
     """True while `pid` runs and is the same process that started at `started`."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = _proc_stat(pid)
     except FileNotFoundError:
         return False
     except OSError:

@@ -84,6 +84,7 @@ class Sweeper:
         self._cond = threading.Condition()
         self._pending: dict[str, float] = {}  # terminal id -> grace
         self._busy = False
+        self._draining = False  # the run ends: sweep at once, there is no one left to wait for
         self._thread: threading.Thread | None = None
 
     def submit(self, terminal_id: str, grace: float = TERM_GRACE) -> None:
@@ -101,6 +102,8 @@ class Sweeper:
     def drain(self, timeout: float = TERM_GRACE + 5.0) -> None:
         """Wait until every submitted attempt's strays are stopped."""
         with self._cond:
+            self._draining = True
+            self._cond.notify_all()
             self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
 
     def _run(self) -> None:
@@ -108,8 +111,8 @@ class Sweeper:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._pending))
                 self._busy = True
-            time.sleep(BATCH)  # the attempts ending meanwhile share the pass
-            with self._cond:
+                # The attempts ending meanwhile share the pass.
+                self._cond.wait_for(lambda: self._draining, BATCH)
                 batch, self._pending = self._pending, {}
             try:
                 _stop(find_all(set(batch)), max(batch.values()))

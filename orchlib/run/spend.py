@@ -127,6 +127,7 @@ class Ledger:
         self._budgets: dict[Key, Budget] = {}
         self._meters: set[Meter] = set()
         self._crossed: set[Key] = set()
+        self._capped = False  # any budget at all: else nothing is ever held (asked per start)
         self.on_crossing: Callable[[Crossing], None] | None = None
 
     def load(self, plans: Iterable[Plan], spent: Mapping[tuple[str, str], Spend],
@@ -142,6 +143,7 @@ class Ledger:
                 for key in scopes(plan.plan_id, task)[:3]:
                     before = self._spent.get(key, Spend())
                     self._spent[key] = before + spent.get((plan.plan_id, task.id), Spend())
+        self._capped = any(self._budgets.values())
 
     def begin(self, plan_id: str, task: Task, handle: Stoppable | None = None) -> Meter:
         """A meter for an attempt of `task` starting now (`handle`: its process group)."""
@@ -188,6 +190,8 @@ class Ledger:
         return self._why(scopes(plan_id, task)[1:])
 
     def _why(self, keys: tuple[Key, ...]) -> str | None:
+        if not self._capped:
+            return None
         with self._lock:
             for key in keys:
                 text = past(self._spent.get(key, Spend()), self._budgets.get(key, Budget()))

@@ -5,10 +5,10 @@ thread; a background writer coalesces changes and writes both files within ~100 
 (progress-only changes at most 4 times a second; on a plan so big that a write takes long,
 at most ~10% of the time). A started attempt is on disk at once in the journal beside
 state.json (`state.journal`, folded in by `load`), so a start costs the same on any plan.
-Both files are written atomically under one `filelock` lock that `answer()` (the `doit
-answer` command, another process) also takes; the store re-reads answers written meanwhile
-before each write, so none is ever lost. File helpers and those edits from other processes
-live in `state/files.py`.
+Both files are written atomically under one lock (`statelock`: the flock that `answer()`,
+the `doit answer` command in another process, takes with `filelock`); the store re-reads
+answers written meanwhile before each write, so none is ever lost. File helpers and those
+edits from other processes live in `state/files.py`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
-import filelock
-
 from orchlib.events import Event, RunFinished, RunStarted, TaskProgress, TaskStarted, now_iso
-from orchlib.fsutil import PRIVATE_FILE, atomic_write, ensure_dir
+from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import Plan
 from orchlib.state.files import (
     LOCK_FILE,
@@ -55,6 +53,7 @@ from orchlib.state.model import (
 )
 from orchlib.state.orchdir import write_failure
 from orchlib.state.render import MarkdownRenderer
+from orchlib.state.statelock import StateLock
 from orchlib.state.table import render_status
 from orchlib.state.transitions import apply_event, reconcile, reset_for_run
 
@@ -85,8 +84,7 @@ class StateStore:
         self._head, self._tasks = start, dict(start.tasks)
         self._cond = threading.Condition()
         self._io = threading.Lock()
-        self._filelock = filelock.FileLock(folder / LOCK_FILE, timeout=LOCK_TIMEOUT,
-                                           mode=PRIVATE_FILE)  # fmt: skip
+        self._filelock = StateLock(folder / LOCK_FILE, LOCK_TIMEOUT)
         self._disk_id: tuple[int, int, int] | None = None
         self._json: JsonCache = {}
         self._version = self._written = self._md_written = 0
