@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -25,10 +25,6 @@ class Checkout:
 
     root: Path
     plans: dict[str, Plan]
-    # Tasks a pruned `doit run` left out because they and their upstream are done.
-    up_to_date: dict[str, list[str]] = field(default_factory=dict)
-    # Why each task of a plan would run (None: up to date), as computed while loading.
-    verdicts: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, root: Path) -> Checkout:

@@ -157,22 +157,28 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         if options["num_process"] < 0:
             raise ConfigError(f"-n {options['num_process']}: the number of agents at once "
                               "must be 1 or more (0: one per project)")  # fmt: skip
-        statesync.sync_all(co.orch_dir, co.plans, co.specs, template_dirs(co.root), co.verdicts)
+        pruning = loader.pruning_of(self)
+        statesync.sync_all(
+            co.orch_dir, co.plans, co.specs, template_dirs(co.root), pruning.verdicts
+        )
         chosen = loader.selected_plan_tasks(control)
         out = open(outfile, "w", encoding="utf-8") if isinstance(outfile, str) else outfile  # noqa: SIM115
         try:
             if dry_run:
                 from orchlib.doitedge.dryrun import dry_run as show
 
-                return show(co, chosen, out, bool(options["always"]))
-            return self._run(co, chosen, control, out, options)
+                return show(co, chosen, out, pruning, bool(options["always"]))
+            return self._run(co, chosen, control, out, options, pruning.up_to_date)
         finally:
             if out is not outfile:
                 out.close()
 
-    def _run(self, co: Any, chosen: list[Any], control: Any, out: Any, o: dict[str, Any]) -> int:
+    def _run(
+        self, co: Any, chosen: list[Any], control: Any, out: Any, o: dict[str, Any],
+        up_to_date: dict[str, list[str]],
+    ) -> int:  # fmt: skip
         if not chosen:  # the common re-run: decided without loading the run machinery
-            done = sum(len(ids) for ids in co.up_to_date.values())
+            done = sum(len(ids) for ids in up_to_date.values())
             if co.layout.worktrees.is_dir():  # a crash left a finished task's worktree
                 from orchlib.run.worktrees import sweep_unlocked
 
@@ -188,7 +194,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
                           o["verbosity"], o["force_verbosity"], o["wait_limits"],
                           o["executor"], self.executor_options, o["sandbox"],
                           o["budget_usd"])  # fmt: skip
-        return run_plans(co, chosen, control, self.dep_manager, out, opts)
+        return run_plans(co, chosen, control, self.dep_manager, out, opts, up_to_date)
 
 
 def _check_names(executor: str, sandbox: str) -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import IO, Any
 
 from orchlib.checkout import Checkout
-from orchlib.doitedge.loader import orch_meta
+from orchlib.doitedge.loader import Pruning, orch_meta
 from orchlib.state import uptodate
 
 
-def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False) -> int:
+def dry_run(
+    co: Checkout, chosen: list[Any], out: IO[str], pruning: Pruning, always: bool = False
+) -> int:
     """Print one line per task the run would dispatch (dependency order), then a count."""
     verdicts = {
-        pid: co.verdicts.get(pid) or uptodate.verdicts(co.orch_dir, p, co.specs)
+        pid: pruning.verdicts.get(pid) or uptodate.verdicts(co.orch_dir, p, co.specs)
         for pid, p in co.plans.items()
     }
     states = _states(co)
@@ -39,7 +41,7 @@ def dry_run(co: Checkout, chosen: list[Any], out: IO[str], always: bool = False)
         else:
             runs += 1
         out.write(f"{word.ljust(9)}  {name.ljust(width)}  [{spend}]  {reason}{note}\n")
-    done = sum(len(ids) for ids in co.up_to_date.values())
+    done = sum(len(ids) for ids in pruning.up_to_date.values())
     held = f", {len(behind)} waiting or behind one" if behind else ""
     out.write(f"orchlib: dry run: {runs} would run{held}, {done} up to date; nothing was run\n")
     return 0

@@ -10,6 +10,7 @@ import contextlib
 import glob
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ DOIT_CONFIG: dict[str, Any] = {
 
 META = "orchlib"  # a plan task's doit meta: its TaskMeta
 CHECKOUT = "orchlib.checkout"  # a plan's doit task's meta: the checkout its tasks come from
+PRUNING = "orchlib.pruning"  # ...and what the load left out (a `Pruning`)
 CREATOR = "orchlib"  # the basename of orchlib.dodo's task creator, `task_orchlib`
 SELECTION = "run_selection"  # its parameter: what `doit run` named (None: load every task)
 # doit's way to give a task creator a value no command line sets: `@task_params` with an
@@ -67,6 +69,24 @@ def _as_lines(exc: OrchError) -> str:
     if len(lines) == 1:
         return lines[0]
     return f"{len(lines)} problems in the plans:\n" + "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """What a pruned `doit run` load decided, per plan: why each task would run (None: up to
+    date) and the finished tasks it left out (empty for a load of every task)."""
+
+    verdicts: dict[str, uptodate.Verdicts] = field(default_factory=dict)
+    up_to_date: dict[str, list[str]] = field(default_factory=dict)
+
+
+def pruning_of(cmd: Any) -> Pruning:
+    """What the load of the doit command `cmd` left out (nothing: an empty Pruning)."""
+    for task in cmd.task_list or ():
+        found = (getattr(task, "meta", None) or {}).get(PRUNING)
+        if isinstance(found, Pruning):
+            return found
+    return Pruning()
 
 
 def checkout_of(cmd: Any) -> Checkout | None:
@@ -152,8 +172,9 @@ def doit_tasks(co: Checkout, selection: list[str] | None = None) -> list[DoitTas
     tasks with work and those named."""
     tasks: list[DoitTask] = []
     ctx = _Context(co)
+    pruning = Pruning()
     for plan in co.plans.values():
-        keep = None if selection is None else _kept(co, plan, selection)
+        keep = None if selection is None else _kept(co, plan, selection, pruning)
         subtasks = [
             plan_task(ctx, plan, t, keep)
             for t in plan.tasks.values()
@@ -162,17 +183,17 @@ def doit_tasks(co: Checkout, selection: list[str] | None = None) -> list[DoitTas
         doc = plan.summary or f"plan {plan.plan_id}"
         names = [t.name for t in subtasks]
         tasks.append(DoitTask(plan.plan_id, None, task_dep=names, has_subtask=True, doc=doc,
-                              meta={CHECKOUT: co}))  # fmt: skip
+                              meta={CHECKOUT: co, PRUNING: pruning}))  # fmt: skip
         tasks.extend(subtasks)
     return tasks
 
 
-def _kept(co: Checkout, plan: Plan, selection: list[str]) -> set[str]:
-    """Task ids a pruned run needs; the rest are recorded as up to date."""
+def _kept(co: Checkout, plan: Plan, selection: list[str], pruning: Pruning) -> set[str]:
+    """Task ids a pruned run needs; the rest are recorded in `pruning` as up to date."""
     named = {n.split(":", 1)[1] for n in selection if n.startswith(f"{plan.plan_id}:")}
-    verdicts = co.verdicts[plan.plan_id] = uptodate.verdicts(co.orch_dir, plan, co.specs)
+    verdicts = pruning.verdicts[plan.plan_id] = uptodate.verdicts(co.orch_dir, plan, co.specs)
     keep = {t for t, reason in verdicts.items() if reason is not None} | (named & set(plan.tasks))
-    co.up_to_date[plan.plan_id] = [t for t in plan.tasks if t not in keep]
+    pruning.up_to_date[plan.plan_id] = [t for t in plan.tasks if t not in keep]
     return keep
 
 

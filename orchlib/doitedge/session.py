@@ -59,9 +59,11 @@ class RunOptions:
 
 
 def run_plans(
-    co: Checkout, chosen: list[Any], control: Any, dep_manager: Any, out: IO[str], opts: RunOptions
-) -> int:
-    """Run the plan tasks doit selected; the exit code follows DESIGN §4."""
+    co: Checkout, chosen: list[Any], control: Any, dep_manager: Any, out: IO[str],
+    opts: RunOptions, up_to_date: Mapping[str, list[str]],
+) -> int:  # fmt: skip
+    """Run the plan tasks doit selected (`up_to_date`: the finished ones the load left out);
+    the exit code follows DESIGN §4."""
     check_writable(co.root)  # before the run lock, which is the first file written
     interrupt = Interrupt()  # this run's: nothing of an earlier run's in this process
     with interrupt.on_signals(), _short_gil_slices(), run_lock(co.orch_dir):
@@ -76,7 +78,7 @@ def run_plans(
             _preflight(run, pending)
             sweep(co, run.repos)  # worktrees of finished tasks a killed run left
             _check_runtime_files(co, to_run, pending)
-            code = PlanRun(run, out, to_run).run(control, dep_manager, opts)
+            code = PlanRun(run, out, to_run, up_to_date).run(control, dep_manager, opts)
         finally:
             executor.close()
     return SIGNAL_EXIT.get(interrupt.signal_name, code)
@@ -142,9 +144,11 @@ def _plan_task(co: Checkout, doit_task: Any) -> Any:
 class PlanRun:
     """The subscribers of one run (state per plan, console, notifiers) around the runner."""
 
-    def __init__(self, run: RunContext, out: IO[str], to_run: list[Any]) -> None:
+    def __init__(
+        self, run: RunContext, out: IO[str], to_run: list[Any], up_to_date: Mapping[str, list[str]]
+    ) -> None:
         co = run.co
-        self.co, self.ctx, self.out = co, run, out
+        self.co, self.ctx, self.out, self.up_to_date = co, run, out, up_to_date
         self.by_plan: dict[str, list[str]] = {}
         for plan, task in to_run:
             self.by_plan.setdefault(plan.plan_id, []).append(task.id)
@@ -237,7 +241,7 @@ class PlanRun:
 
     def _announce(self) -> None:
         for pid, task_ids in self.by_plan.items():
-            done = self.co.up_to_date.get(pid, [])
+            done = self.up_to_date.get(pid, [])
             self.ctx.bus.publish(RunStarted(pid, (*done, *task_ids), os.getpid()))
             for task_id in done:
                 self.ctx.bus.publish(self._up_to_date(pid, task_id))
