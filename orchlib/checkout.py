@@ -12,8 +12,7 @@ from orchlib.plan import Plan
 from orchlib.plan.environment import DEFAULT_EXCLUDE
 from orchlib.plan.file import load_plans
 from orchlib.redact import Secrets, secrets_in
-from orchlib.run import templates
-from orchlib.state import stamps
+from orchlib.state import stamps, templates
 from orchlib.state.uptodate import Specs
 
 

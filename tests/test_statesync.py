@@ -7,9 +7,9 @@ from pathlib import Path
 
 from test_uptodate import TEMPLATE, P, stamp_all, write_plan
 
-from orchlib.run.templates import template_dirs
 from orchlib.state import files, stamps, statesync, uptodate
 from orchlib.state.model import Status
+from orchlib.state.templates import template_dirs
 from orchlib.state.uptodate import Specs
 
 

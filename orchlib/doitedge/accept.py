@@ -16,9 +16,9 @@ from orchlib.doitedge.cmdutil import OneLineErrors, checkout_here, fail, report
 from orchlib.doitedge.doitapi import Command
 from orchlib.errors import ConfigError, OrchError
 from orchlib.plan import Plan
-from orchlib.run.templates import template_dirs
 from orchlib.state import fingerprints, stamps, statesync
 from orchlib.state.runlock import run_lock
+from orchlib.state.templates import template_dirs
 
 
 class Accept(OneLineErrors, Command):  # type: ignore[misc]

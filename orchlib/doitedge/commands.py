@@ -32,9 +32,9 @@ from orchlib.doitedge.doitapi import (
 )
 from orchlib.doitedge.loader import orch_meta
 from orchlib.errors import ConfigError, OrchError
-from orchlib.run.templates import template_dirs
 from orchlib.state import stamps, statesync
 from orchlib.state.runlock import run_lock
+from orchlib.state.templates import template_dirs
 
 quietexit.install()  # doit loads this module first: from here on Ctrl-C exits 130 quietly
 

@@ -27,7 +27,6 @@ from orchlib.run import fallback, spend
 from orchlib.run.context import Interrupt, RunContext, new_run
 from orchlib.run.pauses import profile_of
 from orchlib.run.preflight import check_agents, check_project_folders, check_repos, check_sandbox
-from orchlib.run.prompt import template_dirs
 from orchlib.run.ready import project_capacity
 from orchlib.run.spendcheck import usd_warnings
 from orchlib.run.worktrees import sweep
@@ -35,6 +34,7 @@ from orchlib.state import StateStore, Status, TaskRecord, uptodate
 from orchlib.state.orchdir import check_plan_files, check_writable, sweep_temp_files
 from orchlib.state.runlock import run_lock
 from orchlib.state.stamps import Stamp
+from orchlib.state.templates import template_dirs
 from orchlib.state.transitions import parse_time
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}

@@ -20,13 +20,13 @@ from orchlib.errors import ConfigError
 from orchlib.events import now_iso
 from orchlib.plan import Plan, Task
 from orchlib.run.git import Repos
-from orchlib.run.prompt import template_dirs
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import fingerprints, stamps
 from orchlib.state.files import edit
 from orchlib.state.model import PlanState, Status, plan_status
 from orchlib.state.runlock import run_lock
 from orchlib.state.stamps import Stamp
+from orchlib.state.templates import template_dirs
 
 
 def approve(co: Checkout, name: str) -> str:

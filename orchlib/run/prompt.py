@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from orchlib.errors import ConfigError
 from orchlib.plan import Plan, Project, Task
-from orchlib.run.templates import PACKAGED, TASK_TEMPLATE, template_dirs, template_source
+from orchlib.state.templates import PACKAGED, TASK_TEMPLATE, template_dirs, template_source
 
 __all__ = ["PACKAGED", "TASK_TEMPLATE", "DoneDependency", "PromptInput", "render",
            "template_dirs", "template_source"]  # fmt: skip

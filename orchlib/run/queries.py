@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from orchlib.checkout import Checkout
 from orchlib.errors import ConfigError
 from orchlib.plan import Plan
-from orchlib.run.prompt import template_dirs
 from orchlib.state import runlock, statesync, uptodate
+from orchlib.state.templates import template_dirs
 
 if TYPE_CHECKING:
     from orchlib.state import PlanState

@@ -24,12 +24,12 @@ from orchlib.errors import OrchError
 from orchlib.layout import of_orch
 from orchlib.plan.checks import IDENT
 from orchlib.redact import Pieces, Secrets
-from orchlib.run.prompt import template_dirs
 from orchlib.state import stamps, statesync, uptodate
 from orchlib.state.files import JOURNAL_FILE, file_id, fold_journal
 from orchlib.state.jsonform import from_json, to_json
 from orchlib.state.model import Status
 from orchlib.state.table import effective_state
+from orchlib.state.templates import template_dirs
 
 STATUSES = tuple(s.value for s in Status)
 CHUNK = 64 * 1024
