@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import fields
 
 from orchlib import events as ev
+from orchlib.bus import Bus, Subscriber
 
 
-class Recorder(ev.Subscriber):
+class Recorder(Subscriber):
     def __init__(self) -> None:
         self.seen: list[str] = []
 
@@ -21,7 +22,7 @@ class Recorder(ev.Subscriber):
 
 def test_events_go_to_the_method_named_after_them() -> None:
     recorder = Recorder()
-    bus = ev.Bus()
+    bus = Bus()
     bus.subscribe(recorder.handle)
     bus.publish(ev.TaskUpToDate("p", "t0"))
     bus.publish(ev.TaskProgress("p", "t1", 10, "x"))  # no method: passes by

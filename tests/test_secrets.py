@@ -12,7 +12,8 @@ import pytest
 from conftest import Checkout
 from webclient import serving
 
-from orchlib.events import Bus, Event, TaskFailed
+from orchlib.bus import Bus
+from orchlib.events import Event, TaskFailed
 from orchlib.redact import Pieces, Secrets, secrets_in
 
 SECRET = "aws-secret-0123456789"

@@ -20,6 +20,7 @@ from typing import IO
 
 from orchlib import events as ev
 from orchlib import executorregistry
+from orchlib.bus import Subscriber
 from orchlib.output.consoletext import (
     clip,
     clock_time,
@@ -51,7 +52,7 @@ class _Seen:
     started: float | None = None  # the console's clock when its attempt started
 
 
-class Console(ev.Subscriber):
+class Console(Subscriber):
     """A bus subscriber printing the run as it goes, and the summary at its end.
 
     Its `on_<event>` methods return the event's line, or None when it prints nothing.

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orchlib import events as ev
+from orchlib.bus import Subscriber
 from orchlib.output.notifysend import (
     APPRISE_MISSING,
     COMMAND_TIMEOUT,
@@ -37,7 +38,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-class Notifier(ev.Subscriber):
+class Notifier(Subscriber):
     """Turns one plan's run events into notifications, sent by background workers.
 
     Its `on_<event>` methods return the notifications the event causes (None: none).

@@ -14,8 +14,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from orchlib.bus import Bus
 from orchlib.checkout import Checkout, attempts_on_disk
-from orchlib.events import Bus
 from orchlib.executors.base import Executor
 from orchlib.run.git import Repos
 from orchlib.run.pauses import Pauses
