@@ -122,7 +122,8 @@ def test_loading_orchlibs_commands_leaves_the_run_machinery_unimported() -> None
     import sys
 
     code = (
-        "import sys, orchlib.doitedge.commands, orchlib.doitedge.loader; "
+        "import sys, orchlib.doitedge.commands, orchlib.doitedge.runcmd, "
+        "orchlib.doitedge.loader; "
         "print(sorted(m for m in sys.modules if m in {'filelock', 'jinja2', "
         "'orchlib.state.store', 'orchlib.executors.local', 'orchlib.run.dispatch'}))"
     )
@@ -140,17 +141,17 @@ def test_orchlibs_execute_methods_name_doits_options_then_their_own() -> None:
     from doit.cmd_list import List
     from doit.cmd_run import Run
 
-    from orchlib.doitedge import commands
+    from orchlib.doitedge import commands, runcmd
 
-    pairs = [(commands.Run, Run), (commands.Clean, Clean), (commands.List, List),
+    pairs = [(runcmd.Run, Run), (commands.Clean, Clean), (commands.List, List),
              (commands.Forget, Forget), (commands.Info, Info)]  # fmt: skip
     for ours, doits in pairs:
         theirs = list(inspect.signature(doits._execute).parameters)
         mine = list(inspect.signature(ours._execute).parameters)
         assert mine[: len(theirs)] == theirs, ours
         assert "__signature__" not in vars(ours._execute), ours
-    own = {o["name"] for o in commands.Run.cmd_options} - {o["name"] for o in Run.cmd_options}
-    run = list(inspect.signature(commands.Run._execute).parameters)
+    own = {o["name"] for o in runcmd.Run.cmd_options} - {o["name"] for o in Run.cmd_options}
+    run = list(inspect.signature(runcmd.Run._execute).parameters)
     assert own - set(run) == {o.name for o in executorregistry.options()}  # read in `execute`
 
 

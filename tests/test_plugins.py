@@ -73,7 +73,10 @@ PATCHED = (
 @pytest.mark.parametrize(
     ("setup", "patched"),
     [
-        ("import orchlib.doitedge.commands", False),  # another doit project: doit's own lookup
+        (
+            "import orchlib.doitedge.commands, orchlib.doitedge.runcmd",
+            False,
+        ),  # another doit project: doit's own lookup
         ("from orchlib.doitedge.loader import PlanLoader; PlanLoader().setup({})", True),
         ("sys.argv[1:] = ['--version']; import orchlib.doitedge.cli as c; c.main()", True),
     ],

@@ -432,8 +432,8 @@ def test_run_takes_every_option_of_doits_run() -> None:
 
     from doit.cmd_run import Run as DoitRun
 
-    from orchlib.doitedge.commands import Run
     from orchlib.doitedge.loader import PlanLoader
+    from orchlib.doitedge.runcmd import Run
 
     ours = inspect.signature(Run(task_loader=PlanLoader(), config={}, cmds={})._execute).parameters
     names = {opt["name"] for opt in DoitRun.cmd_options} - {"continue"}  # passed as continue_

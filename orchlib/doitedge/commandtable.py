@@ -186,7 +186,7 @@ different SKILL.md already there is replaced only with --force.
 COMMANDS: Mapping[str, Entry] = {
     e.name: e
     for e in (
-        Entry("run", "orchlib.doitedge.commands:Run", True, RUN,
+        Entry("run", "orchlib.doitedge.runcmd:Run", True, RUN,
               (("doit [TASK ...]", "run the plans (or PLAN, PLAN:TASK); see `doit help run`"),
                ("doit --dry-run", "what a run would dispatch and why; runs nothing"))),
         Entry("status", "orchlib.doitedge.statecmds:Status", True, STATUS,
