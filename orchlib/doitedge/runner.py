@@ -13,27 +13,19 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
-from collections import Counter
 from typing import Any
 
 from doit.runner import ERROR, FAILURE, Runner
 
-from orchlib.checkout import Checkout
+from orchlib.doitedge.capacity import PhaseBarrier, Places, Wants
 from orchlib.doitedge.doitapi import TaskError, TaskFailed, UnmetDependency
 from orchlib.doitedge.limitwait import LimitWait, WaitFn
-from orchlib.doitedge.loader import closure, orch_meta
+from orchlib.doitedge.loader import orch_meta
 from orchlib.events import BudgetHeld
 from orchlib.plan import TaskMeta
 from orchlib.run import dispatch, taskrun
 from orchlib.run.context import RunContext
-from orchlib.run.pauses import agent_now
-from orchlib.run.ready import (
-    ReadyQueue,
-    agent_capacity,
-    agent_key,
-    critical_ranks,
-    project_capacity,
-)
+from orchlib.run.ready import ReadyQueue, critical_ranks
 from orchlib.run.taskrun import TaskResult, TaskRun
 from orchlib.state import Status, TaskRecord
 
@@ -58,24 +50,16 @@ class PlanRunner(Runner):  # type: ignore[misc]
         checkout = run.co
         self.limits = LimitWait(run, wait_limits, on_wait)
         self.runs: dict[str, TaskRun] = {}
-        self.slots = max(1, slots)
+        self.places = Places(run, slots)
         self.co, self.ctx = checkout, run
         self.previous = previous
         self.results: queue.Queue[tuple[Any, Any]] = queue.Queue()
         self.jobs: queue.Queue[Any] = queue.Queue()
         self.workers: list[threading.Thread] = []
         self.running: dict[str, Any] = {}
-        # One capacity per key: a project folder, or a capped agent (`agent:<name>`).
-        self.capacity = {**project_capacity(checkout), **agent_capacity(checkout)}
-        self.load: Counter[str] = Counter()  # running attempts per key
-        self.busy: set[str] = set()  # keys running all the tasks they may
-        # What a running task holds: its `-n` slots and its places per key; one of each, or
-        # one per racer of a race (DESIGN §16), taken at once (capped at `-n` and at each
-        # key's capacity, so a race always fits).
-        self.held: dict[str, tuple[int, dict[str, int]]] = {}
         self.budget_stops: set[str] = set()  # the spent budgets that held tasks back
         self.ready = ReadyQueue()
-        self.barrier = _Barrier(checkout)
+        self.barrier = PhaseBarrier(checkout)
         self.ranks: dict[tuple[str, str], float] = {}
         for plan in checkout.plans.values():
             self.ranks.update(((plan.plan_id, t), r) for t, r in critical_ranks(plan).items())
@@ -96,7 +80,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 exhausted = self._pull(task_dispatcher, completed)
                 completed = None
             self._start()
-            self.limits.show(node for _, node in self.ready.heads(self.busy))
+            self.limits.show(node for _, node in self.ready.heads(self.places.busy))
             if not self.running:
                 if self.ready and not self._stopping() and not self._candidates():
                     if self._budget_held() or not self.limits.wait():  # nothing may start
@@ -166,22 +150,22 @@ class PlanRunner(Runner):  # type: ignore[misc]
         while again and not self._stopping():
             again = False
             for node in self._candidates():
-                if self._used() >= self.slots:
+                if self.places.used() >= self.places.slots:
                     return
                 meta = orch_meta(node.task)
                 assert meta is not None
                 if not force and not self.barrier.open(meta):
                     continue
-                if self.busy.intersection(self._keys(node)):  # its agent's cap filled meanwhile
+                if self.places.busy.intersection(self.places.keys(node)):  # its cap filled
                     continue
-                slots, places = self._wants(node, meta)
-                if self._used() + slots > self.slots:
+                wants = self.places.wants(node, meta)
+                if self.places.used() + wants[0] > self.places.slots:
                     return  # a race waits for its slots; nothing overtakes it
-                if any(self.load[k] + n > self.capacity.get(k, 1) for k, n in places.items()):
+                if not self.places.fit(wants):
                     continue
-                self._launch(node, meta)
+                self._launch(node, meta, wants)
                 force = False
-                again = again or meta.root not in self.busy
+                again = again or meta.root not in self.places.busy
 
     def _candidates(self) -> list[Any]:
         """The first ready task of each free project, longest remaining path first.
@@ -189,8 +173,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
         A task whose agent waits for a usage limit or its cap is no candidate (nor is its
         project's next).
         """
-        heads = sorted(self.ready.heads(self.busy), key=lambda h: h[0])
-        free = [node for _, node in heads if not self.busy.intersection(self._keys(node))]
+        busy = self.places.busy
+        heads = sorted(self.ready.heads(busy), key=lambda h: h[0])
+        free = [node for _, node in heads if not busy.intersection(self.places.keys(node))]
         return [n for n in free if self.limits.held(n) is None and self._budget(n) is None]
 
     def _budget(self, node: Any) -> str | None:
@@ -213,30 +198,9 @@ class PlanRunner(Runner):  # type: ignore[misc]
             self.budget_stops.add(f"{meta.plan}: {why}")
         return True
 
-    def _keys(self, node: Any) -> tuple[str, ...]:
-        """The capacity keys a task counts in: its project folder, and its agent if capped."""
-        meta = orch_meta(node.task)
-        assert meta is not None
-        task = self.co.plans[meta.plan].tasks[meta.task]
-        key = agent_key(agent_now(task, self.ctx.pauses))
-        return (meta.root, key) if key in self.capacity else (meta.root,)
-
-    def _wants(self, node: Any, meta: TaskMeta) -> tuple[int, dict[str, int]]:
-        """The `-n` slots and the places per capacity key a task takes: one per racer."""
-        racers = max(1, len(self.co.plans[meta.plan].tasks[meta.task].race))
-        places = {key: min(racers, self.capacity.get(key, 1)) for key in self._keys(node)}
-        return min(racers, self.slots), places
-
-    def _used(self) -> int:
-        return sum(slots for slots, _ in self.held.values())
-
-    def _launch(self, node: Any, meta: TaskMeta) -> None:
+    def _launch(self, node: Any, meta: TaskMeta, wants: Wants) -> None:
         self.ready.pop(meta.root)
-        self.held[node.task.name] = wants = self._wants(node, meta)
-        for key, places in wants[1].items():
-            self.load[key] += places
-            if self.load[key] >= self.capacity.get(key, 1):
-                self.busy.add(key)
+        self.places.take(node.task.name, wants)
         self.running[node.task.name] = node
         if len(self.workers) < len(self.running):  # threads are kept: starting one is not free
             worker = threading.Thread(target=self._work, name=f"slot-{len(self.workers)}")
@@ -263,14 +227,12 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 node, fail = self.results.get(timeout=self.limits.tick())
                 break
             except queue.Empty:
-                if self._used() < self.slots and self._candidates():
+                if self.places.used() < self.places.slots and self._candidates():
                     return None
         meta = orch_meta(node.task)
         assert meta is not None
         del self.running[node.task.name]
-        for key, places in self.held.pop(node.task.name)[1].items():
-            self.load[key] -= places
-            self.busy.discard(key)
+        self.places.release(node.task.name)
         if fail is PAUSED:
             self.ready.add(node, meta, self.ranks.get((meta.plan, meta.task), 0.0))
             return None
@@ -306,31 +268,3 @@ def task_failure(result: TaskResult) -> TaskFailed | None:
     if result.status is Status.APPROVAL:
         return TaskFailed(f"waiting for approval: {result.text}")
     return TaskFailed(f"{'interrupted' if result.interrupted else 'failed'}: {result.text}")
-
-
-class _Barrier:
-    """`schedule: phases`: a phase starts only when every earlier phase of its plan ended."""
-
-    def __init__(self, checkout: Checkout) -> None:
-        self.co = checkout
-        self.pending: Counter[tuple[str, int]] = Counter()
-
-    def count(self, dispatcher: Any) -> None:
-        """Count this run's tasks per plan phase (the selection and its dependencies)."""
-        for task in closure(dispatcher.tasks, dispatcher.selected_tasks):
-            meta = orch_meta(task)
-            if meta is not None:
-                self.pending[(meta.plan, meta.phase)] += 1
-
-    def finished(self, task: Any) -> None:
-        """A task of this run ended (any outcome, or up to date)."""
-        meta = orch_meta(task)
-        if meta is not None:
-            self.pending[(meta.plan, meta.phase)] -= 1
-
-    def open(self, meta: TaskMeta) -> bool:
-        """True when the task may start under its plan's schedule."""
-        if self.co.plans[meta.plan].schedule != "phases":
-            return True
-        phase = meta.phase
-        return all(n <= 0 for (p, ph), n in self.pending.items() if p == meta.plan and ph < phase)

@@ -1,16 +1,18 @@
-"""A level of a plan being read (the plan, its defaults, a project, a task), and the checks
-of the keys that need more than their value: the plan's agents, its task graph, the
-checkout, the keys of the level read before them.
+"""A level of a plan being read (the plan, its defaults, a project, a task): its keys read
+by their declarations (`Shape`, `read`), and the checks of the keys that need more than
+their value: the plan's agents, its task graph, the checkout, the keys of the level read
+before them.
 
 `keys` names these checks in its declarations (`check_in`); `schema` builds the levels.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchlib.plan import Review
 from orchlib.plan.agentspec import Agents, Choice
@@ -21,9 +23,13 @@ from orchlib.plan.reviewschema import review as review_value
 from orchlib.plan.sandboxschema import writable
 from orchlib.plan.schedule import Phases
 
+if TYPE_CHECKING:  # keys names this module's checks: imported for the types only
+    from orchlib.plan import keys
+
 Values = dict[str, Any]  # a level's keys by name: its own value, else the inherited one
 # Inherited keys grouped by the levels they inherit from: (levels, key names, their getter).
 Inherited = tuple[tuple[tuple[str, ...], tuple[str, ...], Callable[[Values], tuple[Any, ...]]], ...]
+Nested = Callable[[str, object, KeyPath], Any]  # reads the levels inside the plan
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,78 @@ class Level:
     def values(self) -> Values:
         """Every key's value, by name."""
         return {**self.base, **self.own}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A level's declarations, indexed once: a plan reads many tasks."""
+
+    order: dict[str, keys.PlanKey]  # by name, in the order declared
+    rank: dict[str, int]  # by name: the place declared
+    defaults: dict[str, Any]
+    always: frozenset[str]
+    inherited: Inherited
+
+    @classmethod
+    def of(cls, declared: tuple[keys.PlanKey, ...]) -> Shape:
+        always = frozenset(k.name for k in declared if k.always)
+        by_levels: dict[tuple[str, ...], list[str]] = {}
+        for k in declared:
+            if k.inherited_from:
+                by_levels.setdefault(k.inherited_from, []).append(k.name)
+        inherited = tuple((levels, tuple(names), _getter(names))
+                          for levels, names in by_levels.items())  # fmt: skip
+        rank = {k.name: index for index, k in enumerate(declared)}
+        return cls({k.name: k for k in declared}, rank, {k.name: k.default for k in declared},
+                   always, inherited)  # fmt: skip
+
+
+def _getter(names: list[str]) -> Callable[[Values], tuple[Any, ...]]:
+    """The values of `names` in a level's values, as a tuple (one name too)."""
+    if len(names) == 1:
+        return lambda values: (values[names[0]],)
+    return operator.itemgetter(*names)
+
+
+def read(level: Level, shape: Shape, nested: Nested | None = None) -> None:
+    """Every declared key of a level: those set checked in the order declared (`own`), the
+    others inherited or their default (`base`). A bad value leaves its key unset here."""
+    m, order, issues, own = level.m, shape.order, level.plan.issues, level.own
+    live = None if shape.inherited else dict(shape.defaults)  # the plan's: read as they go
+    if live is not None:
+        level.base = live
+    present = m.keys() & order.keys()
+    # One loop, no call per key: a 10,000-task plan runs it 10,000 times.
+    for name in sorted(
+        present | shape.always if shape.always else present, key=shape.rank.__getitem__
+    ):
+        key, path, before = order[name], (*level.path, name), len(issues)
+        value = m.get(name, key.default)
+        if key.check is not None:
+            found = key.check(issues, value, path)
+        elif key.check_in is not None:
+            found = key.check_in(level, value, path)
+        else:
+            assert nested is not None  # only the plan has nested levels
+            found = nested(name, value, path)
+        if found is None and len(issues) > before:
+            continue  # unset: handed down from the level above
+        if key.merge is not None:
+            found = key.merge(inherited_value(key, level.outer), found)
+        if name in m:
+            own[name] = found
+        if live is not None:
+            live[name] = found
+    if shape.inherited:  # the keys not set here: from the nearest level read, else defaults
+        level.base = level.plan.handed(shape.defaults, shape.inherited, level.outer)
+
+
+def inherited_value(key: keys.PlanKey, outer: dict[str, Values]) -> Any:
+    """The value of the nearest level of `key.inherited_from` read, else the default."""
+    for above in key.inherited_from:
+        if above in outer:
+            return outer[above][key.name]
+    return key.default
 
 
 def agent(level: Level, value: object, path: KeyPath) -> Choice | None:

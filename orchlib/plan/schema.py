@@ -2,16 +2,14 @@
 
 `build_plan` never raises on bad data: it returns the plan, or None and the issues with
 their key paths. Each level (the plan, its `defaults`, a project, a task) is read by one
-loop over its declarations in `keys`; this module adds the levels' structure and the rules
-between keys. Graph rules (unknown dependencies, cycles, executionOrder) live in `graph`;
-agent rules in `agentspec`.
+loop over its declarations in `keys` (`level.read`); this module adds the levels' structure
+and the rules between keys. Graph rules (unknown dependencies, cycles, executionOrder)
+live in `graph`; agent rules in `agentspec`.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from orchlib.plan import Limits, Plan, Project, Task, keys, project_root
 from orchlib.plan.agentspec import Agents, task_agents
 from orchlib.plan.checks import Issues, KeyPath, describe, mapping, no_nul_bytes, q, wrong
 from orchlib.plan.graph import Graph
-from orchlib.plan.level import Inherited, Level, Reading, Values
+from orchlib.plan.level import Level, Reading, Shape, Values, inherited_value, read
 from orchlib.plan.refname import branch_problem, task_branch
 from orchlib.plan.reviewschema import racers
 
@@ -66,83 +64,8 @@ def build_plan(data: object, source: Path, checkout: Path) -> tuple[Plan | None,
     return (None if issues else plan), issues
 
 
-Nested = Callable[[str, object, KeyPath], Any]  # reads the levels inside the plan
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """A level's declarations, indexed once: a plan reads many tasks."""
-
-    order: dict[str, keys.PlanKey]  # by name, in the order declared
-    rank: dict[str, int]  # by name: the place declared
-    defaults: dict[str, Any]
-    always: frozenset[str]
-    inherited: Inherited
-
-    @classmethod
-    def of(cls, declared: tuple[keys.PlanKey, ...]) -> _Shape:
-        always = frozenset(k.name for k in declared if k.always)
-        by_levels: dict[tuple[str, ...], list[str]] = {}
-        for k in declared:
-            if k.inherited_from:
-                by_levels.setdefault(k.inherited_from, []).append(k.name)
-        inherited = tuple((levels, tuple(names), _getter(names))
-                          for levels, names in by_levels.items())  # fmt: skip
-        rank = {k.name: index for index, k in enumerate(declared)}
-        return cls({k.name: k for k in declared}, rank, {k.name: k.default for k in declared},
-                   always, inherited)  # fmt: skip
-
-
-def _getter(names: list[str]) -> Callable[[Values], tuple[Any, ...]]:
-    """The values of `names` in a level's values, as a tuple (one name too)."""
-    if len(names) == 1:
-        return lambda values: (values[names[0]],)
-    return operator.itemgetter(*names)
-
-
-_PLAN, _DEFAULTS = _Shape.of(keys.PLAN), _Shape.of(keys.DEFAULTS)
-_PROJECT, _TASK = _Shape.of(keys.PROJECT), _Shape.of(keys.TASK)
-
-
-def read(level: Level, shape: _Shape, nested: Nested | None = None) -> None:
-    """Every declared key of a level: those set checked in the order declared (`own`), the
-    others inherited or their default (`base`). A bad value leaves its key unset here."""
-    m, order, issues, own = level.m, shape.order, level.plan.issues, level.own
-    live = None if shape.inherited else dict(shape.defaults)  # the plan's: read as they go
-    if live is not None:
-        level.base = live
-    present = m.keys() & order.keys()
-    # One loop, no call per key: a 10,000-task plan runs it 10,000 times.
-    for name in sorted(
-        present | shape.always if shape.always else present, key=shape.rank.__getitem__
-    ):
-        key, path, before = order[name], (*level.path, name), len(issues)
-        value = m.get(name, key.default)
-        if key.check is not None:
-            found = key.check(issues, value, path)
-        elif key.check_in is not None:
-            found = key.check_in(level, value, path)
-        else:
-            assert nested is not None  # only the plan has nested levels
-            found = nested(name, value, path)
-        if found is None and len(issues) > before:
-            continue  # unset: handed down from the level above
-        if key.merge is not None:
-            found = key.merge(_inherited(key, level.outer), found)
-        if name in m:
-            own[name] = found
-        if live is not None:
-            live[name] = found
-    if shape.inherited:  # the keys not set here: from the nearest level read, else defaults
-        level.base = level.plan.handed(shape.defaults, shape.inherited, level.outer)
-
-
-def _inherited(key: keys.PlanKey, outer: dict[str, Values]) -> Any:
-    """The value of the nearest level of `key.inherited_from` read, else the default."""
-    for above in key.inherited_from:
-        if above in outer:
-            return outer[above][key.name]
-    return key.default
+_PLAN, _DEFAULTS = Shape.of(keys.PLAN), Shape.of(keys.DEFAULTS)
+_PROJECT, _TASK = Shape.of(keys.PROJECT), Shape.of(keys.TASK)
 
 
 class _Builder:
@@ -265,7 +188,7 @@ class _Builder:
     def task_fields(self, level: Level) -> dict[str, Any]:
         """A task's fields: its keys' values, its agent resolved with its command, its race."""
         issues, path, m = self.issues, level.path, level.m
-        inherited = _inherited(_AGENT, level.outer)
+        inherited = inherited_value(_AGENT, level.outer)
         ran = level.get("command") is not None
         agent, fallback = task_agents(issues, level.own.get("agent"), inherited, ran, path)
         scope = level.outer.get("project")
