@@ -78,8 +78,8 @@ def _waits_for(states: dict[str, Any], name: str) -> str:
 
 def _spend(co: Checkout, states: dict[str, Any], plan_id: str, task_id: str) -> str:
     """`agent claude, spent $0.10, budget $5.00`: who runs it, its spend so far, its budget."""
+    from orchlib.state.reconcile import budget_json
     from orchlib.state.spendtext import budget_text, spend_cell
-    from orchlib.state.transitions import budget_json
 
     task = co.plans[plan_id].tasks[task_id]
     agents = (

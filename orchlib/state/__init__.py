@@ -1,7 +1,7 @@
 """The state layer: a plan's records (`model`), their JSON (`jsonform`), how events change
-them (`transitions`), the files on disk (`files`, `store`), stamps, the up-to-date rule and
-the state files made to agree with it (`uptodate`, `statesync`), `.orch/` housekeeping and
-the run lock.
+them (`transitions`) and the plan or a new run (`reconcile`), the files on disk (`files`,
+`store`), stamps, the up-to-date rule and the state files made to agree with it
+(`uptodate`, `statesync`), `.orch/` housekeeping and the run lock.
 
 Importing the package costs nothing: a no-op `doit` imports a few of its modules (stamps,
 the run lock), never the store. The names below load from their modules on first use.
@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # what mypy sees; at run time `__getattr__` below loads each 
     from orchlib.state.model import plan_status as plan_status
     from orchlib.state.model import qa_history as qa_history
     from orchlib.state.orchdir import write_failure as write_failure
+    from orchlib.state.reconcile import reconcile as reconcile
+    from orchlib.state.reconcile import reset_for_run as reset_for_run
     from orchlib.state.render import MarkdownRenderer as MarkdownRenderer
     from orchlib.state.store import COALESCE_SECONDS as COALESCE_SECONDS
     from orchlib.state.store import MAX_ERRORS as MAX_ERRORS
@@ -48,8 +50,6 @@ if TYPE_CHECKING:  # what mypy sees; at run time `__getattr__` below loads each 
     from orchlib.state.store import StateStore as StateStore
     from orchlib.state.table import render_status as render_status
     from orchlib.state.transitions import apply_event as apply_event
-    from orchlib.state.transitions import reconcile as reconcile
-    from orchlib.state.transitions import reset_for_run as reset_for_run
 
 _WHERE = {
     "COALESCE_SECONDS": "store",
@@ -82,9 +82,9 @@ _WHERE = {
     "merge_answers": "model",
     "plan_status": "model",
     "qa_history": "model",
-    "reconcile": "transitions",
+    "reconcile": "reconcile",
     "render_status": "table",
-    "reset_for_run": "transitions",
+    "reset_for_run": "reconcile",
     "to_json": "jsonform",
     "with_projects": "files",
     "write_failure": "orchdir",

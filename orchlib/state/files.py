@@ -31,8 +31,8 @@ from orchlib.state.model import (
     merge_answers,
     plan_spend,
 )
+from orchlib.state.reconcile import reconcile
 from orchlib.state.render import MarkdownRenderer
-from orchlib.state.transitions import reconcile
 from orchlib.textsafe import flat_line
 
 # Records of attempts started since state.json was last written, one JSON line each: a start

@@ -117,7 +117,7 @@ def agree(
     """`old` made true: up-to-date tasks DONE (from their stamps), others never DONE, tasks
     only in the plan, and a run that no longer holds the lock ended."""
     from orchlib.state.model import plan_status
-    from orchlib.state.transitions import reconcile
+    from orchlib.state.reconcile import reconcile
 
     base = reconcile(plan, old, now)
     tasks = {tid: _agreed(r, verdicts.get(tid), stamp_of) for tid, r in base.tasks.items()}

@@ -52,10 +52,11 @@ from orchlib.state.model import (
     qa_history,
 )
 from orchlib.state.orchdir import write_failure
+from orchlib.state.reconcile import reconcile, reset_for_run
 from orchlib.state.render import MarkdownRenderer
 from orchlib.state.statelock import StateLock
 from orchlib.state.table import render_status
-from orchlib.state.transitions import apply_event, reconcile, reset_for_run
+from orchlib.state.transitions import apply_event
 
 __all__ = [
     "PlanState", "ProjectRecord", "Question", "RunInfo", "StateStore", "Status", "TaskRecord",

@@ -20,10 +20,11 @@ from orchlib.state.model import (
     aggregate_status,
     plan_spend,
 )
+from orchlib.state.reconcile import budget_json, reconcile
 from orchlib.state.render import next_step, relative_path, skip_reason, state_label, unfinished_deps
 from orchlib.state.spendtext import spend_cell
 from orchlib.state.stamps import Stamp
-from orchlib.state.transitions import budget_json, parse_time, reconcile
+from orchlib.state.transitions import parse_time
 from orchlib.state.words import Look, Shown, look_of, painted, shown_of
 from orchlib.textsafe import flat_line
 
