@@ -11,7 +11,7 @@ from orchlib.agents.streams import PlainText
 from orchlib.plan import Limits
 from orchlib.run.attemptstate import AttemptState
 from orchlib.run.hotlines import HotLines
-from orchlib.run.markers import LineSplitter
+from orchlib.run.linesplit import LineSplitter
 
 TID = "term-t-1-abc"
 PIECES = [

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchlib.run.markers import Kind, LineSplitter, Marker, scan, scan_line, strip_ansi
+from orchlib.run.linesplit import LineSplitter
+from orchlib.run.markers import Kind, Marker, scan, scan_line, strip_ansi
 
 TID = "t-1"
 

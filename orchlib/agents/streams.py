@@ -30,7 +30,7 @@ class OutputAdapter(Protocol):
 
     session_id: str | None
     usage: dict[str, object]
-    # Whether lines are JSON events, each to be read whole (markers.LineSplitter).
+    # Whether lines are JSON events, each to be read whole (linesplit.LineSplitter).
     json_events: bool
     limit: LimitReport | None  # the CLI reported a usage/rate limit (DESIGN §11)
 

@@ -24,7 +24,8 @@ from orchlib.plan.environment import DEFAULT_EXCLUDE, EnvPolicy
 from orchlib.redact import secrets_in
 from orchlib.run.attempt import Follow, Outcome, follow
 from orchlib.run.context import Interrupt
-from orchlib.run.markers import Kind, LineSplitter, scan
+from orchlib.run.linesplit import LineSplitter
+from orchlib.run.markers import Kind, scan
 
 TASK_ID = "draft"  # ORCH_TASK_ID of a drafting agent
 # A fenced block: ```yaml (or yml, json, nothing) ... ``` on lines of their own.

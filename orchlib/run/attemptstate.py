@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from orchlib.agents.streams import OutputAdapter, PlainText
 from orchlib.plan import Limits
 from orchlib.run.hotlines import HotLines
-from orchlib.run.markers import Kind, LineSplitter, Marker, scan, strip_ansi
+from orchlib.run.linesplit import LineSplitter
+from orchlib.run.markers import Kind, Marker, scan, strip_ansi
 from orchlib.state.model import Status
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 
-from orchlib.run.markers import MAX_LINE, Kind, LineSplitter
+from orchlib.run.linesplit import MAX_LINE, LineSplitter
+from orchlib.run.markers import Kind
 
 # markers._HINT, in bytes, plus ESC: strip_ansi runs before the hint check there, so an
 # escape code inside a marker's head (`[DO\x1b[0mNE:`) must make its line hot here. Two
