@@ -12,15 +12,14 @@ import contextlib
 import shutil
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
 
 from orchlib import events as ev
 from orchlib import executorregistry
 from orchlib.bus import Subscriber
+from orchlib.output.board import Board, Seen
 from orchlib.output.consoletext import (
     clip,
     clock_time,
@@ -30,26 +29,14 @@ from orchlib.output.consoletext import (
     wants_color,
 )
 from orchlib.state.render import local_clock
-from orchlib.state.table import format_duration, usage_figures, usage_text
-from orchlib.state.words import LOOKS, Shown, advice
+from orchlib.state.table import format_duration
+from orchlib.state.words import LOOKS, Shown
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines of one task...
 PROGRESS_STEP = 10  # ...unless the percent moved this much
 FOOTER_EVERY = 0.2  # seconds between redraws of the live footer for progress alone
 _CLEAR_LINE = "\r\x1b[K"
 Line = tuple[str, str, str]  # (label, kind, text) of one printed line
-
-
-@dataclass
-class _Seen:
-    """What the console knows about one task: its last state and the text that goes with it."""
-
-    shown: Shown = Shown.PENDING
-    text: str = ""
-    printed_at: float = float("-inf")
-    printed_percent: int = -100
-    percent: int = 0
-    started: float | None = None  # the console's clock when its attempt started
 
 
 class Console(Subscriber):
@@ -73,10 +60,9 @@ class Console(Subscriber):
         self._footer_shown = False
         self._began = clock()
         self._lock = threading.Lock()
-        self._tasks: dict[str, _Seen] = {}
+        self._board = Board()
         self._up_to_date: dict[str, int] = {}
         self._width = 0
-        self._usage: dict[str, float] = {}
 
     def handle(self, event: ev.Event) -> None:
         """Print what the event says (progress lines are throttled per task)."""
@@ -101,27 +87,12 @@ class Console(Subscriber):
     def summary(self) -> str:
         """Counts per state, what to do about each unfinished task, and the wall time."""
         with self._lock:
-            tally = self._tally()
-            parts = [
-                f"{tally[s]} {LOOKS[s].counted}"
-                for s in Shown
-                if tally[s] and s is not Shown.PENDING
-            ]
-            took = format_duration(self._clock() - self._began)
-            head = f"orchlib: {', '.join(parts) or 'nothing to do'} in {took}"
-            spent = usage_figures(self._usage)
-            if spent:
-                head += f" — {usage_text(spent)}"
-            todo = [advice(t.shown, name, t.text) for name, t in self._tasks.items()]
-            return "\n".join([head, *(f"  {line}" for line in todo if line)])
+            return self._board.summary(self._clock() - self._began)
 
     def answered(self, names: set[str]) -> None:
         """Tasks whose question was answered during the run: the summary says to resume."""
         with self._lock:
-            for name in names:
-                seen = self._tasks.get(name)
-                if seen is not None and seen.shown is Shown.QUESTION:
-                    seen.shown = Shown.ANSWERED
+            self._board.answered(names)
 
     # --- lines --------------------------------------------------------------------------
 
@@ -214,9 +185,7 @@ class Console(Subscriber):
     def on_task_done(self, e: ev.TaskDone) -> Line:
         name, seen = self._named(e)
         seen.shown, seen.text = Shown.DONE, clip(e.summary)
-        for key, value in e.usage.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                self._usage[key] = self._usage.get(key, 0) + value
+        self._board.add_usage(e.usage)
         said = f": {seen.text}" if seen.text else ""
         return name, "ok", f"{LOOKS[Shown.DONE].word} in {format_duration(e.duration)}{said}"
 
@@ -244,23 +213,18 @@ class Console(Subscriber):
 
     def on_task_skipped(self, e: ev.TaskSkipped) -> Line:
         name, seen = self._named(e)
-        seen.shown, seen.text = Shown.SKIPPED, self._why(e.plan_id, e.because)
+        seen.shown, seen.text = Shown.SKIPPED, self._board.why(e.plan_id, e.because)
         return name, "dim", f"skipped because {seen.text}"
-
-    def _why(self, plan_id: str, because: tuple[str, ...]) -> str:
-        shown = {dep: self._seen(plan_id, dep).shown for dep in because}
-        parts = [f"{dep} {LOOKS[state].why}" for dep, state in shown.items()]
-        return ", ".join(parts) or "a dependency did not finish"
 
     # --- output -------------------------------------------------------------------------
 
-    def _seen(self, plan_id: str, task_id: str) -> _Seen:
-        return self._tasks.setdefault(f"{plan_id}:{task_id}", _Seen())
+    def _seen(self, plan_id: str, task_id: str) -> Seen:
+        return self._board.seen(plan_id, task_id)
 
     def _name(self, event: ev.Event) -> str:
         return f"{event.plan_id}:{getattr(event, 'task_id', '')}"
 
-    def _named(self, event: ev.Event) -> tuple[str, _Seen]:
+    def _named(self, event: ev.Event) -> tuple[str, Seen]:
         """PLAN:TASK of a task's event, and what the console knows of that task."""
         task_id = str(getattr(event, "task_id", ""))
         return f"{event.plan_id}:{task_id}", self._seen(event.plan_id, task_id)
@@ -279,23 +243,10 @@ class Console(Subscriber):
         line = f"{stamp} {label.ljust(self._width)}  {text}\n"
         self._write(_CLEAR_LINE + line + self._footer() if self._live else line)
 
-    def _tally(self) -> Counter[Shown]:
-        return Counter(t.shown for t in self._tasks.values())
-
     def _footer(self) -> str:
         """The live footer: running tasks with their percent, then the counts (one line)."""
         self._footer_at = self._clock()
-        running = [
-            f"{n} {t.percent}% {format_duration(self._clock() - (t.started or self._clock()))}"
-            for n, t in self._tasks.items()
-            if t.shown is Shown.RUNNING
-        ]
-        tally = self._tally()
-        tail = [
-            f"{tally[s]} {LOOKS[s].counted}" for s in Shown if tally[s] and s is not Shown.RUNNING
-        ]
-        text = f"running {len(running)}: {', '.join(running)}" if running else ""
-        text = " | ".join(part for part in (text, ", ".join(tail)) if part)
+        text = self._board.footer(self._clock)
         text = text[: max(10, shutil.get_terminal_size().columns - 1)]
         self._footer_shown = bool(text)
         return paint(text, "dim") if text and self._color else text
