@@ -126,20 +126,7 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
             return report(exc)
 
     def _plans(self, co: Any, outfile: Any, dry_run: bool, options: dict[str, Any]) -> int:
-        control = TaskControl(self.task_list, auto_delayed_regex=options["auto_delayed_regex"])
-        try:
-            control.process(self.sel_tasks)
-        except InvalidCommand as exc:  # doit's three lines, said in orchlib's one
-            if exc.not_found is None:
-                raise ConfigError(" ".join(str(exc).split())) from None
-            raise ConfigError(
-                f"{exc.not_found!r} is not a plan or task (doit list --all shows them)"
-            ) from None
-        if options["single"]:
-            loader.only_selected(control)
-        if options["num_process"] < 0:
-            raise ConfigError(f"-n {options['num_process']}: the number of agents at once "
-                              "must be 1 or more (0: one per project)")  # fmt: skip
+        control = self._control(options)
         pruning = loader.pruning_of(self)
         statesync.sync_all(
             co.orch_dir, co.plans, co.specs, template_dirs(co.root), pruning.verdicts
@@ -155,6 +142,24 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
         finally:
             if out is not outfile:
                 out.close()
+
+    def _control(self, options: dict[str, Any]) -> Any:
+        """doit's `TaskControl` over this run's selection; a bad name or `-n` is one line."""
+        control = TaskControl(self.task_list, auto_delayed_regex=options["auto_delayed_regex"])
+        try:
+            control.process(self.sel_tasks)
+        except InvalidCommand as exc:  # doit's three lines, said in orchlib's one
+            if exc.not_found is None:
+                raise ConfigError(" ".join(str(exc).split())) from None
+            raise ConfigError(
+                f"{exc.not_found!r} is not a plan or task (doit list --all shows them)"
+            ) from None
+        if options["single"]:
+            loader.only_selected(control)
+        if options["num_process"] < 0:
+            raise ConfigError(f"-n {options['num_process']}: the number of agents at once "
+                              "must be 1 or more (0: one per project)")  # fmt: skip
+        return control
 
     def _run(
         self, co: Any, chosen: list[Any], control: Any, out: Any, o: dict[str, Any],
