@@ -2,12 +2,12 @@
 default, the levels it inherits from, and whether it enters a task's spec hash (DESIGN §3).
 
 `schema` reads each level (the plan, its `defaults`, a project, a task) from these
-declarations: the keys set there are checked in the order declared, by their `check` (the
-value alone) or their `check_in` (the value in its plan: agents, task graph, checkout, keys
-read before it; see `level`); a key not set, or set to a bad value, takes the value of the
-first level of its `inherited_from` (nearest first) that was read, else its `default`; a
-`merge` lays the level's value over the inherited one. The level's model is built from the
-`field`s, and `state.stamps.spec_hash` hashes the keys marked `in_spec`.
+declarations (`level.read`): the keys set there are checked in the order declared, by
+their `check` (the value alone) or their `check_in` (the value in its plan: agents, task
+graph, checkout, keys read before it; see `level`); a key not set, or set to a bad value,
+takes the value of the first level of its `inherited_from` (nearest first) that was read,
+else its `default`; a `merge` lays the level's value over the inherited one. The level's
+model is built from the `field`s, and `state.stamps.spec_hash` hashes the keys marked `in_spec`.
 
 A new plan key is one declaration here (and its model field): it is then allowed at its
 level, checked, defaulted, inherited and, if `in_spec`, hashed. Only the rules between keys

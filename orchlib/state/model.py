@@ -2,7 +2,8 @@
 
 Records are frozen: the store swaps a task's record per event, so a snapshot is a cheap
 shallow copy. Everything here is pure (no I/O); `store.py` owns the files and
-`transitions.py` the rules for how events change records.
+`transitions.py` the rules for how events change records (`reconcile.py`: the plan and a
+new run).
 """
 
 from __future__ import annotations
