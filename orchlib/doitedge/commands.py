@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchlib.checkout import Checkout
-from orchlib.doitedge import loader
+from orchlib.doitedge import loader, quietexit
 from orchlib.doitedge.cmdutil import (
     OneLineErrors,
     db_errors_in_one_line,
@@ -31,6 +31,10 @@ from orchlib.errors import OrchError
 from orchlib.state import stamps, statesync
 from orchlib.state.runlock import run_lock
 from orchlib.state.templates import template_dirs
+
+# doit imports only the module of the command it runs: this one and `runcmd` each install
+# it, so from here on a Ctrl-C exits 130 quietly.
+quietexit.install()
 
 
 class Forget(OneLineErrors, DoitForget):  # type: ignore[misc]

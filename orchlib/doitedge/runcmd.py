@@ -1,9 +1,9 @@
 """orchlib's `doit run`: doit's run, with a checkout's plan tasks scheduled by orchlib.
 
-Registered through the `doit.COMMAND` entry-point group (first of orchlib's commands, so
-this module is the first doit loads); in a folder that is not a checkout it behaves
-exactly as doit's. Only doit's documented hook is replaced: `_execute`, whose parameters
-name its options; the run itself (lock, executor, runner) is `session.run_plans`.
+Registered through the `doit.COMMAND` entry-point group; in a folder that is not a
+checkout it behaves exactly as doit's. Only doit's documented hook is replaced:
+`_execute`, whose parameters name its options; the run itself (lock, executor, runner)
+is `session.run_plans`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from orchlib.errors import ConfigError, OrchError
 from orchlib.state import statesync
 from orchlib.state.templates import template_dirs
 
-quietexit.install()  # doit loads this module first: from here on Ctrl-C exits 130 quietly
-
+quietexit.install()  # doit imports this module to run: from here on Ctrl-C exits 130 quietly
 
 opt_dry_run = {
     "name": "dry_run",
