@@ -47,6 +47,7 @@ from _report import (
     p95,
     repeat,
     summary,
+    write_generated,
 )
 
 # This process imports orchlib (`stamp_missing`): no bytecode files in the checkout.
@@ -57,7 +58,7 @@ __all__ = [
     "fmt_num", "fmt_s", "have", "machine", "main", "make_checkout", "median",
     "orchlib_revision", "p95", "progress", "projects", "realistic_dag", "repeat",
     "reset_checkout", "run", "run_budgeted", "stamp_missing", "stamp_snapshot", "stamps_dir",
-    "summary", "warm_up", "workdir",
+    "summary", "warm_up", "workdir", "write_generated",
 ]  # fmt: skip
 
 

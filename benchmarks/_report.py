@@ -244,3 +244,28 @@ def _first_line(argv: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "?"
     return (out.stdout.strip().splitlines() or [""])[0]
+
+
+# --- RESULTS.md: the generated section and the history around it ---------------------------
+
+BEGIN = "<!-- run_all.py: generated section begins (rewritten by each run; edit outside it) -->"
+END = "<!-- run_all.py: generated section ends -->"
+
+
+def write_generated(path: Path, text: str) -> None:
+    """Put `text` between the markers of `path`, keeping everything outside them.
+
+    Earlier sessions' findings and history live outside the markers, so a new run never
+    loses them. A file without markers keeps its whole text below the new section, under
+    a heading saying it is what the file held before.
+    """
+    section = f"{BEGIN}\n\n{text.strip()}\n\n{END}"
+    old = path.read_text() if path.exists() else ""
+    start, end = old.find(BEGIN), old.find(END)
+    if 0 <= start < end:
+        new = old[:start] + section + old[end + len(END) :]
+    elif old.strip():
+        new = f"{section}\n\n# Kept from before markers existed\n\n{old.strip()}\n"
+    else:
+        new = section + "\n"
+    path.write_text(new)

@@ -32,36 +32,37 @@ API = (
     r"|rate[_ ]limit(?:ed)?[_ ]?error|ratelimiterror"  # Anthropic API, litellm
     r"|too many requests|status(?:code)?\W{0,3}429\b|\b429 too many"
 )
-_EPOCH = re.compile(r"\|\s*(\d{10})(?:\d{3})?\b")
+# The reset-time patterns are compiled on first use (re's cache): every `doit` imports this
+# module, few ever read a limit report, and compiling them all costs ~2 ms of start-up.
+_EPOCH = r"\|\s*(\d{10})(?:\d{3})?\b"
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _SPAN_PART = r"\d+(?:\.\d+)?\s*(?:days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)(?![a-z])"
-_RELATIVE = re.compile(rf"\b(?:in|after)\s+((?:{_SPAN_PART}[\s,]*(?:and\s+)?)+)", re.IGNORECASE)
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)", re.IGNORECASE)
+_RELATIVE = rf"\b(?:in|after)\s+((?:{_SPAN_PART}[\s,]*(?:and\s+)?)+)"
+_PART = r"(\d+(?:\.\d+)?)\s*([a-z]+)"
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-_CLOCK = re.compile(
+_CLOCK = (
     r"\b(?:resets?|reset at|again at|until)\s+(?:at\s+|on\s+)?"
     r"(?:(?P<month>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s*"
     r"(?:(?P<year>\d{4}),?\s*)?(?:at\s+)?)?"
     r"(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))?\s*(?P<ampm>[ap]\.?m\b\.?)?"
-    r"(?:\s*\((?P<tz>[A-Za-z_]+(?:/[A-Za-z_+\-0-9]+)*)\))?",
-    re.IGNORECASE,
+    r"(?:\s*\((?P<tz>[A-Za-z_]+(?:/[A-Za-z_+\-0-9]+)*)\))?"
 )
 
 
-def messages(*own: str) -> re.Pattern[str]:
-    """A CLI's limit messages: its `own` (regular expressions) and the providers' (`API`)."""
-    return re.compile("|".join((*own, API)), re.IGNORECASE)
+def messages(*own: str) -> str:
+    """A CLI's limit messages: its `own` (regular expressions) and the providers' (`API`),
+    one case-insensitive pattern that `recognise` compiles on first use (re's cache: every
+    `doit` imports the agents, few read a limit report)."""
+    return "|".join((*own, API))
 
 
 ANY_API = messages()
 
 
-def recognise(
-    text: str, now: float | None = None, limits: re.Pattern[str] = ANY_API
-) -> LimitReport | None:
-    """The limit report in `text` (one message of a CLI's error channel), if `limits` says
-    it is one."""
-    if not text or not limits.search(text):
+def recognise(text: str, now: float | None = None, limits: str = ANY_API) -> LimitReport | None:
+    """The limit report in `text` (one message of a CLI's error channel), if `limits` (a
+    `messages` pattern) says it is one."""
+    if not text or not re.search(limits, text, re.IGNORECASE):
         return None
     flat = " ".join(text.split())
     flat = flat if len(flat) <= TEXT_LIMIT else flat[: TEXT_LIMIT - 1] + "…"
@@ -78,12 +79,13 @@ def better(kept: LimitReport | None, new: LimitReport | None) -> LimitReport | N
 
 def reset_time(text: str, now: float) -> float | None:
     """When the limit ends, from the message: an epoch, `in 2h30m`, `resets 3pm (Europe/X)`."""
-    if found := _EPOCH.search(text):
+    if found := re.search(_EPOCH, text):
         return float(found[1])
-    if found := _RELATIVE.search(text):
-        seconds = sum(_span(int_or_float, unit) for int_or_float, unit in _PART.findall(found[1]))
+    if found := re.search(_RELATIVE, text, re.IGNORECASE):
+        parts = re.findall(_PART, found[1], re.IGNORECASE)
+        seconds = sum(_span(int_or_float, unit) for int_or_float, unit in parts)
         return now + seconds if seconds > 0 else None
-    if found := _CLOCK.search(text):
+    if found := re.search(_CLOCK, text, re.IGNORECASE):
         return _clock_time(found, now)
     return None
 

@@ -16,7 +16,6 @@ it yields nothing. `json_events` tells the line splitter to keep events whole.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -58,7 +57,7 @@ class JsonStream:
     """Shared line handling of JSONL adapters; subclasses read one event in `_event`."""
 
     json_events = True
-    limits: re.Pattern[str] = ANY_API  # the CLI's limit messages (its module's `LIMITS`)
+    limits: str = ANY_API  # the CLI's limit messages (its module's `LIMITS`)
 
     def __init__(self) -> None:
         self.session_id: str | None = None

@@ -15,13 +15,12 @@ from orchlib.events import (
     ToolsDenied,
     WorkKept,
 )
-from orchlib.run import fallback, launch, racewin
+from orchlib.run import fallback, launch
 from orchlib.run.attempt import RETRIED, Result
 from orchlib.run.attemptstate import task_status
 from orchlib.run.checks import Checked
 from orchlib.run.finish import check, count_work, stamp
 from orchlib.run.pauses import held_until, iso
-from orchlib.run.race import race
 from orchlib.run.taskrun import Attempted, TaskResult, TaskRun
 from orchlib.state import TaskRecord, orchdir
 from orchlib.state.model import Status, merge_answers
@@ -60,6 +59,8 @@ def _run(tr: TaskRun) -> TaskResult:
         tr.left = 1 + tr.task.limits.retries
         attempted = launch.adopt(tr)
         if attempted is None and tr.task.race:  # merged before a kill: stamped now
+            from orchlib.run import racewin  # only raced tasks pay for it
+
             attempted, checked = racewin.landed(tr) or (None, None)
     while True:
         if attempted is None:
@@ -123,6 +124,8 @@ def _dispatch(tr: TaskRun, feedback: str) -> tuple[Attempted, Checked | None]:
     """One attempt, or a race of them (DESIGN §16): then checked (and merged) already."""
     if not tr.task.race:
         return launch.attempt(tr, next_number(tr), feedback), None
+    from orchlib.run.race import race  # only raced tasks pay for it
+
     numbers = [next_number(tr) for _ in tr.task.race]
     tr.last_number = max(numbers)
     return race(tr, numbers, feedback)

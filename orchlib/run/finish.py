@@ -8,7 +8,6 @@ from dataclasses import replace
 
 from orchlib.events import AttemptRan, TaskApproval, TaskDone, now_iso
 from orchlib.run.checks import Checked, run_checks
-from orchlib.run.review import Reviewer, recovered_baseline
 from orchlib.run.taskrun import Attempted, TaskResult, TaskRun
 from orchlib.state import fingerprints, stamps
 from orchlib.state.model import Status
@@ -40,6 +39,8 @@ def _run_checks(tr: TaskRun, done: Attempted) -> Checked:
 
 def _reviewed(tr: TaskRun, done: Attempted, checked: Checked) -> Checked:
     """The reviewer's verdict on a checked DONE (DESIGN §16)."""
+    from orchlib.run.review import Reviewer, recovered_baseline  # only reviewed tasks
+
     base = tr.bases.get(done.number) or recovered_baseline(
         tr.co, tr.plan.plan_id, tr.task.id, done.number
     )

@@ -19,8 +19,6 @@ from orchlib.run import adopt as adoption
 from orchlib.run import fallback, sandboxing
 from orchlib.run.attempt import Follow, Outcome, Result, follow
 from orchlib.run.pauses import profile_of
-from orchlib.run.prompt import DoneDependency, PromptInput, render
-from orchlib.run.review import take_baseline
 from orchlib.run.spend import Meter
 from orchlib.run.taskrun import Attempted, TaskRun
 from orchlib.state import TaskRecord
@@ -61,6 +59,8 @@ def attempt(tr: TaskRun, number: int, feedback: str) -> Attempted:
         if problem is not None:
             return Attempted(number, terminal_id, Outcome(Result.ERROR, problem), began[0])
     if task.review is not None:  # what its reviewer is shown as the changes
+        from orchlib.run.review import take_baseline  # only reviewed tasks pay for it
+
         tr.bases[number] = take_baseline(tr.co, pid, task.id, number, tr.workspace.root)
     prompt_file = tr.co.prompt_path(pid, task.id, number)
     if task.command is None:  # a shell task has no prompt; a lost prompt is re-rendered
@@ -176,6 +176,8 @@ def _resume_session(tr: TaskRun) -> str | None:
 
 def prompt(tr: TaskRun, terminal_id: str, number: int, feedback: str) -> str:
     """The attempt's prompt: the template's, then a fallback agent's handover."""
+    from orchlib.run.prompt import DoneDependency, PromptInput, render  # a shell task has none
+
     deps = []
     for dep_id in tr.task.depends_on:
         dep, stamp = tr.plan.tasks[dep_id], tr.co.stamp(tr.plan.plan_id, dep_id)

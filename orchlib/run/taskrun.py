@@ -5,18 +5,21 @@ of `dispatch` (attempts, retries), `launch` (an attempt's inputs and process) an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from orchlib.checkout import Checkout
 from orchlib.events import Event
 from orchlib.plan import Plan, Project, Task
 from orchlib.run import fallback
 from orchlib.run.attempt import Outcome
-from orchlib.run.changes import Baseline
 from orchlib.run.context import RunContext
 from orchlib.run.pauses import profile_of
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import TaskRecord
 from orchlib.state.model import Status
+
+if TYPE_CHECKING:  # a reviewed task's only: `changes` loads with the reviewer
+    from orchlib.run.changes import Baseline
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import filelock
-
 from orchlib.errors import ConfigError
 from orchlib.events import now_iso
 from orchlib.fsutil import PRIVATE_FILE, append_private, atomic_write, read_json
@@ -110,6 +108,8 @@ Change = Callable[[PlanState], tuple[PlanState, str]]
 
 def edit(folder: Path, plan: Plan, template_dirs: Sequence[Path], change: Change) -> str:
     """Apply `change` to the state on disk under the lock and write both files back."""
+    import filelock  # `doit answer` and the like: a run takes its own lock (`statelock`)
+
     renderer = MarkdownRenderer(template_dirs, folder.parent.parent)
     try:
         with filelock.FileLock(folder / LOCK_FILE, timeout=LOCK_TIMEOUT, mode=PRIVATE_FILE):

@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-import filelock
-
 from orchlib.fsutil import open_private
 
 RETRY = 0.01  # seconds between tries while another process holds it
@@ -32,7 +30,7 @@ class StateLock:
 
     def __enter__(self) -> None:
         if not self._threads.acquire(timeout=self.timeout):
-            raise filelock.Timeout(str(self.path))
+            raise _timeout(self.path)
         try:
             self._fd = self._take(time.monotonic() + self.timeout)
         except BaseException:
@@ -58,8 +56,15 @@ class StateLock:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    raise filelock.Timeout(str(self.path)) from None
+                    raise _timeout(self.path) from None
                 time.sleep(RETRY)
             except BaseException:
                 os.close(fd)
                 raise
+
+
+def _timeout(path: Path) -> Exception:
+    """filelock's Timeout, as `doit answer`'s lock raises; imported only when it happens."""
+    import filelock
+
+    return filelock.Timeout(str(path))
