@@ -172,10 +172,27 @@ def test_a_misspelt_sandbox_or_executor_is_an_error_with_nothing_to_run(
     for args, env, said in [
         (["--sandbox", "bwarp"], {}, "--sandbox 'bwarp' is not one of none, bwrap (did you mean"),
         ([], {"ORCH_SANDBOX": "box"}, "ORCH_SANDBOX 'box' is not one of none, bwrap"),
-        (["--executor", "dsak"], {}, "unknown executor 'dsak' (known: dask, local)"),
+        (["--executor", "dsak"], {}, "--executor 'dsak' is not one of local, dask (did you mean"),
+        ([], {"ORCH_EXECUTOR": "k8s"}, "ORCH_EXECUTOR 'k8s' is not one of local, dask"),
+        (["-n", "abc"], {}, "run: -n/--process 'abc': expected a whole number (see `doit help"),
+        (["--process=2.5"], {}, "run: -n/--process '2.5': expected a whole number"),
     ]:
         result = checkout.doit(*args, env=env)
         assert result.returncode == 3 and result.stderr.startswith(f"orchlib: {said}"), result
+
+
+def test_a_folder_without_plans_gets_the_same_line_from_every_command(tmp_path: Path) -> None:
+    """`doit` in a folder with a dodo.py but no plans/ said 'plans/ holds no plan', while
+    `doit status` said there was no plans/ folder: one true line, from each entry point."""
+    (tmp_path / "dodo.py").write_text("from orchlib.dodo import *  # noqa: F403\n")
+    said = set()
+    for argv in (["doit"], ["doit", "status"], ["doit", "draft", "x"], ["orchlib"]):
+        result = subprocess.run([sys.executable, "-m", *argv], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+        assert result.returncode == 3 and result.stdout == "", result
+        said.add(result.stderr)
+    assert said == {f"orchlib: {tmp_path} is not a checkout (no plans/ folder): run it where "
+                    "your plans/ folder is, or create one (see the README)\n"}  # fmt: skip
 
 
 def test_a_failed_task_exits_1_not_the_usage_limit_code(checkout: Checkout) -> None:
