@@ -195,6 +195,16 @@ def test_a_folder_without_plans_gets_the_same_line_from_every_command(tmp_path: 
                     "your plans/ folder is, or create one (see the README)\n"}  # fmt: skip
 
 
+def test_an_empty_plans_folder_is_said_by_status_and_list_too(checkout: Checkout) -> None:
+    """`doit status` printed nothing and `doit list` orchlib's own group task."""
+    run = checkout.doit()
+    assert run.returncode == 3 and "plans/ holds no plan with tasks" in run.stderr
+    status = checkout.doit("status")
+    assert status.returncode == 0 and status.stdout.startswith("plans/ holds no plan"), status
+    listed = checkout.doit("list", "--all")
+    assert listed.returncode == 0 and listed.stdout.startswith("plans/ holds no plan"), listed
+
+
 def test_a_failed_task_exits_1_not_the_usage_limit_code(checkout: Checkout) -> None:
     checkout.seed()  # t3 fails, t4 is skipped: 1, as `doit help run` says (2 is a usage limit)
     checkout.scenario({"t3": [[{"error": "nope"}]]})

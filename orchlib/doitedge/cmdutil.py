@@ -40,6 +40,13 @@ def not_a_checkout(folder: Path) -> str:
     )
 
 
+# what `doit status` and `doit list` print in a checkout whose plans/ is empty
+NO_PLAN_YET = (
+    'plans/ holds no plan: write one (see docs/plans.md) or draft one with `doit draft "your '
+    'goal"`\n'
+)
+
+
 def checkout_here() -> Checkout | int:
     """The checkout in the current folder, or the exit code after its one-line errors."""
     if not (Path.cwd() / "plans").is_dir():

@@ -9,12 +9,14 @@ run is replaced, only its documented hook is: `_execute`, whose parameters name 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from orchlib import executorregistry
 from orchlib.checkout import Checkout
 from orchlib.doitedge import loader, quietexit
 from orchlib.doitedge.cmdutil import (
+    NO_PLAN_YET,
     OneLineErrors,
     db_errors_in_one_line,
     fail,
@@ -355,6 +357,9 @@ class List(OneLineErrors, DoitList):  # type: ignore[misc]
         co = loader.checkout_of(self)
         if co is not None:
             statesync.sync_all(co.orch_dir, co.plans, co.specs, template_dirs(co.root))
+        if co is not None and not co.plans:  # not the group task standing for no plan
+            sys.stdout.write(NO_PLAN_YET)
+            return 0
         if pos_args:  # `doit list PLAN` lists its tasks, as --all does for all
             subtasks = True
         try:
