@@ -201,6 +201,8 @@ def test_an_empty_plans_folder_is_said_by_status_and_list_too(checkout: Checkout
     assert run.returncode == 3 and "plans/ holds no plan with tasks" in run.stderr
     status = checkout.doit("status")
     assert status.returncode == 0 and status.stdout.startswith("plans/ holds no plan"), status
+    named = checkout.doit("status", "shop")
+    assert named.stderr == "orchlib: status: 'shop' names no plan or task (plans/ holds no plan)\n"
     listed = checkout.doit("list", "--all")
     assert listed.returncode == 0 and listed.stdout.startswith("plans/ holds no plan"), listed
 
