@@ -255,7 +255,12 @@ def test_forget_reruns_task_and_its_dependents(checkout: Checkout) -> None:
 def test_clean_removes_the_stamp(checkout: Checkout) -> None:
     checkout.seed()
     assert checkout.doit().returncode == 0
-    assert checkout.doit("clean", "orch-abc123:t1").returncode == 0
+    dry = checkout.doit("clean", "--dry-run", "orch-abc123:t1")
+    assert dry.stdout == "orch-abc123:t1: would be cleaned\n", dry  # not doit's
+    assert checkout.stamp("t1") is not None  # "executing 'Python: function _clean_stamp'"
+    cleaned = checkout.doit("clean", "orch-abc123:t1")
+    said = "orch-abc123:t1: cleaned, the next `doit` runs it\n"
+    assert cleaned.returncode == 0 and cleaned.stdout == said
     assert checkout.stamp("t1") is None and checkout.stamp("t2") is not None
 
 

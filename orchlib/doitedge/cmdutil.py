@@ -32,6 +32,23 @@ def fail(message: str, code: int = 3) -> int:
     return code
 
 
+class StampLines:
+    """doit clean's `PLAN:TASK - executing 'Python: function clean_stamp'` line for a plan
+    task, in orchlib's words, true whether or not it had a stamp."""
+
+    def __init__(self, out: Any, dryrun: bool) -> None:
+        self._out = out
+        self._said = ": would be cleaned" if dryrun else ": cleaned, the next `doit` runs it"
+        self._doit = f" - executing 'Python: function {loader.clean_stamp.__name__}'"
+
+    def write(self, text: str) -> Any:
+        """doit's line said again; any other text as it is."""
+        return self._out.write(text.replace(self._doit, self._said))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
+
+
 def not_a_checkout(folder: Path) -> str:
     """What every command says in a folder without plans/ (one wording on every screen)."""
     return (

@@ -18,6 +18,7 @@ from orchlib.doitedge import loader, quietexit
 from orchlib.doitedge.cmdutil import (
     NO_PLAN_YET,
     OneLineErrors,
+    StampLines,
     db_errors_in_one_line,
     fail,
     not_a_checkout,
@@ -305,6 +306,7 @@ class Clean(OneLineErrors, DoitClean):  # type: ignore[misc]
             return fail(f"unknown task {unknown[0]!r} (doit list --all shows the tasks)")
         try:
             with run_lock(co.orch_dir, "clean"):
+                self.outstream = StampLines(self.outstream, dryrun)  # type: ignore[has-type]
                 result = super()._execute(*args)
                 statesync.sync_all(
                     co.orch_dir, co.plans, co.specs, template_dirs(co.root), held=True
