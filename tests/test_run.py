@@ -195,6 +195,17 @@ def test_a_folder_without_plans_gets_the_same_line_from_every_command(tmp_path: 
                     "your plans/ folder is, or create one (see the README)\n"}  # fmt: skip
 
 
+def test_orchlib_s_version_is_orchlib_s(tmp_path: Path) -> None:
+    import doit
+
+    import orchlib
+
+    result = subprocess.run([sys.executable, "-m", "orchlib", "--version"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    doits = ".".join(map(str, doit.__version__))
+    assert result.stdout == f"orchlib {orchlib.__version__} (doit {doits})\n", result
+
+
 def test_an_empty_plans_folder_is_said_by_status_and_list_too(checkout: Checkout) -> None:
     """`doit status` printed nothing and `doit list` orchlib's own group task."""
     run = checkout.doit()

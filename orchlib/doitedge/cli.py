@@ -51,5 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return fail(not_a_checkout(Path.cwd()))
     plugins.install()  # orchlib's own CLI: doit's plugin lookups from one scan
+    if args == ["--version"]:  # doit's answer alone named doit's version as if orchlib's
+        from doit import __version__ as doit_version
+
+        from orchlib import __version__
+
+        sys.stdout.write(f"orchlib {__version__} (doit {'.'.join(map(str, doit_version))})\n")
+        return 0
     code = OrchMain(PlanLoader(), config_filenames=()).run(args)
     return 0 if code is None else int(code)  # doit's forget, clean, ignore return None
