@@ -256,6 +256,22 @@ def test_help_piped_to_head_and_in_orchlibs_words(checkout: Checkout) -> None:
     assert "Approve / Reject" in checkout.doit("help", "serve").stdout
 
 
+def test_command_dash_dash_help_is_its_help_and_runs_nothing(checkout: Checkout) -> None:
+    """`doit draft --help` started an agent with the goal "--help"; `doit serve --help` was
+    an unknown option; `doit status --help` looked for a plan named so."""
+    from orchlib.doitedge import commandtable
+    from orchlib.doitedge.helpcmd import topic
+
+    checkout.seed()
+    for name, entry in commandtable.COMMANDS.items():
+        if not entry.topic:
+            continue
+        for flag in ("--help", "-h"):
+            result = checkout.doit(name, flag, env={"PATH": f"{Path(sys.executable).parent}"})
+            assert result.returncode == 0 and result.stdout == topic(name), (name, result)
+    assert not (checkout.root / ".orch" / "drafts").exists() and checkout.records() == []
+
+
 def test_single_runs_the_plan_or_just_the_task(checkout: Checkout) -> None:
     checkout.seed()
     out = checkout.doit("-s", f"{P}:t3")

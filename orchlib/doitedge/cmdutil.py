@@ -157,7 +157,15 @@ class OneLineErrors:
             return plan_errors(exc)
 
     def parse_execute(self, in_args: list[str]) -> Any:
-        """doit's parse_execute, with parse errors reported as one line."""
+        """doit's parse_execute, with parse errors reported as one line; `--help` or `-h`
+        first is the command's help (not an option error, a goal or a plan's name)."""
+        if [a for a in in_args if a != "--"][:1] in (["--help"], ["-h"]):
+            from orchlib.doitedge.commandtable import COMMANDS
+            from orchlib.doitedge.helpcmd import topic  # helpcmd imports this module
+
+            if self.name in COMMANDS and (text := topic(self.name)):
+                sys.stdout.write(text)
+                return 0
         try:
             return super().parse_execute(in_args)  # type: ignore[misc]
         except CmdParseError as exc:
