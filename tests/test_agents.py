@@ -691,6 +691,26 @@ def test_codex_skips_reasoning_and_in_progress_items() -> None:
     assert stream.usage == {"input_tokens": 5}
 
 
+def test_codex_s_failed_turn_is_the_last_line_not_its_startup_warning() -> None:
+    """A real `codex exec --json` (0.x) with its provider's key withheld: the attempt's
+    error named the warning printed first, not why the turn failed."""
+    stream = CodexJson()
+    found = [
+        *stream.texts('WARNING: proceeding, even though we could not create PATH aliases: '
+                      'Refusing to create helper binaries under temporary dir "/tmp"'),
+        *texts(stream,
+               {"type": "thread.started", "thread_id": "01a24edc"},
+               {"type": "item.completed", "item": {"id": "item_0", "type": "error", "message":
+                "Model metadata for `scripted` not found. Defaulting to fallback metadata"}},
+               {"type": "turn.started"},
+               {"type": "error", "message": "Missing environment variable: `SCRIPTED_API_KEY`."},
+               {"type": "turn.failed", "error": {
+                   "message": "Missing environment variable: `SCRIPTED_API_KEY`."}}),
+    ]  # fmt: skip
+    assert found[-1] == "Missing environment variable: `SCRIPTED_API_KEY`.", found
+    assert stream.limit is None
+
+
 def gemini_delta(text: str) -> dict[str, object]:
     return {"type": "message", "role": "assistant", "content": text, "delta": True}
 

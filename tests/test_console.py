@@ -58,6 +58,7 @@ def body(line: str) -> str:
     ("event", "expected"),
     [
         (RunStarted(P, ("t1", "t2")), "shop     run started: 2 tasks"),
+        (RunStarted(P, ("t1",)), "shop     run started: 1 task"),
         (started("t1"), "shop:t1  started attempt 1 — term-t1 (pid 321)"),
         (started("t1", 2, adopted=True), "shop:t1  adopted running attempt 2 — term-t1 (pid 321)"),
         (TaskProgress(P, "t1", 45, "auth\nmiddleware"), "shop:t1   45% auth middleware"),

@@ -224,7 +224,7 @@ def test_the_executor_comes_from_the_plan_and_the_environment(
     ("args", "line"),
     [
         (("--executor", "dask"), "orchlib: the dask executor needs a scheduler: --scheduler"),
-        (("--executor", "nope"), "unknown executor 'nope' (known: dask, local)"),
+        (("--executor", "nope"), "--executor 'nope' is not one of local, dask"),
         (("--executor", "dask", "--scheduler", "local:0"), "local:N needs a worker count"),
     ],
 )

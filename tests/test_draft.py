@@ -270,8 +270,10 @@ def test_plan_printed_after_done_is_taken(drafter: Drafter) -> None:
     yaml = "planId: printed\nprojects: [{name: app, path: ./app}]\ntasks:\n  - {id: a, project: app, title: A}\n"  # noqa: E501
     drafter.rounds([{"say": "```yaml\nplanId: not-this-one\n```"}, {"done": "plan printed"},
                     {"print_plan": yaml}])  # fmt: skip
-    _ok(drafter.draft(GOAL))
+    result = drafter.draft(GOAL)
+    _ok(result)
     assert load_plan(drafter.co.root / "plans" / "printed.yaml", drafter.co.root).tasks
+    assert "plan 'printed', 1 project, 1 task (drafted in 1 round)" in result.stdout + result.stderr
 
 
 def test_plan_id_is_enforced_and_fed_back(drafter: Drafter) -> None:

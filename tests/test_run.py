@@ -172,10 +172,50 @@ def test_a_misspelt_sandbox_or_executor_is_an_error_with_nothing_to_run(
     for args, env, said in [
         (["--sandbox", "bwarp"], {}, "--sandbox 'bwarp' is not one of none, bwrap (did you mean"),
         ([], {"ORCH_SANDBOX": "box"}, "ORCH_SANDBOX 'box' is not one of none, bwrap"),
-        (["--executor", "dsak"], {}, "unknown executor 'dsak' (known: dask, local)"),
+        (["--executor", "dsak"], {}, "--executor 'dsak' is not one of local, dask (did you mean"),
+        ([], {"ORCH_EXECUTOR": "k8s"}, "ORCH_EXECUTOR 'k8s' is not one of local, dask"),
+        (["-n", "abc"], {}, "run: -n/--process 'abc': expected a whole number (see `doit help"),
+        (["--process=2.5"], {}, "run: -n/--process '2.5': expected a whole number"),
     ]:
         result = checkout.doit(*args, env=env)
         assert result.returncode == 3 and result.stderr.startswith(f"orchlib: {said}"), result
+
+
+def test_a_folder_without_plans_gets_the_same_line_from_every_command(tmp_path: Path) -> None:
+    """`doit` in a folder with a dodo.py but no plans/ said 'plans/ holds no plan', while
+    `doit status` said there was no plans/ folder: one true line, from each entry point."""
+    (tmp_path / "dodo.py").write_text("from orchlib.dodo import *  # noqa: F403\n")
+    said = set()
+    for argv in (["doit"], ["doit", "status"], ["doit", "draft", "x"], ["orchlib"]):
+        result = subprocess.run([sys.executable, "-m", *argv], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+        assert result.returncode == 3 and result.stdout == "", result
+        said.add(result.stderr)
+    assert said == {f"orchlib: {tmp_path} is not a checkout (no plans/ folder): run it where "
+                    "your plans/ folder is, or create one (see the README)\n"}  # fmt: skip
+
+
+def test_orchlib_s_version_is_orchlib_s(tmp_path: Path) -> None:
+    import doit
+
+    import orchlib
+
+    result = subprocess.run([sys.executable, "-m", "orchlib", "--version"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    doits = ".".join(map(str, doit.__version__))
+    assert result.stdout == f"orchlib {orchlib.__version__} (doit {doits})\n", result
+
+
+def test_an_empty_plans_folder_is_said_by_status_and_list_too(checkout: Checkout) -> None:
+    """`doit status` printed nothing and `doit list` orchlib's own group task."""
+    run = checkout.doit()
+    assert run.returncode == 3 and "plans/ holds no plan with tasks" in run.stderr
+    status = checkout.doit("status")
+    assert status.returncode == 0 and status.stdout.startswith("plans/ holds no plan"), status
+    named = checkout.doit("status", "shop")
+    assert named.stderr == "orchlib: status: 'shop' names no plan or task (plans/ holds no plan)\n"
+    listed = checkout.doit("list", "--all")
+    assert listed.returncode == 0 and listed.stdout.startswith("plans/ holds no plan"), listed
 
 
 def test_a_failed_task_exits_1_not_the_usage_limit_code(checkout: Checkout) -> None:
@@ -226,7 +266,12 @@ def test_forget_reruns_task_and_its_dependents(checkout: Checkout) -> None:
 def test_clean_removes_the_stamp(checkout: Checkout) -> None:
     checkout.seed()
     assert checkout.doit().returncode == 0
-    assert checkout.doit("clean", "orch-abc123:t1").returncode == 0
+    dry = checkout.doit("clean", "--dry-run", "orch-abc123:t1")
+    assert dry.stdout == "orch-abc123:t1: would be cleaned\n", dry  # not doit's
+    assert checkout.stamp("t1") is not None  # "executing 'Python: function _clean_stamp'"
+    cleaned = checkout.doit("clean", "orch-abc123:t1")
+    said = "orch-abc123:t1: cleaned, the next `doit` runs it\n"
+    assert cleaned.returncode == 0 and cleaned.stdout == said
     assert checkout.stamp("t1") is None and checkout.stamp("t2") is not None
 
 

@@ -291,6 +291,15 @@ def test_busy_port_is_one_line(checkout: Checkout, launcher: str) -> None:
     ]
 
 
+@pytest.mark.parametrize("launcher", ["doit", "orchlib"])
+def test_a_port_out_of_range_is_one_orchlib_line(checkout: Checkout, launcher: str) -> None:
+    checkout.seed()
+    argv = [sys.executable, "-m", launcher, "serve", "--port", "99999"]
+    result = subprocess.run(argv, cwd=checkout.root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3 and result.stdout == ""
+    assert result.stderr == "orchlib: serve: --port 99999: not a port (0-65535)\n"  # not ERROR:
+
+
 def test_serve_takes_no_task_names(checkout: Checkout) -> None:
     checkout.seed()
     result = checkout.doit("serve", "t1")

@@ -227,6 +227,16 @@ def test_empty_arguments_through_python_m_orchlib(checkout: Checkout) -> None:
         )
 
 
+def _long_options(command: str) -> list[str]:
+    """The `--name` options orchlib's command declares itself (doit's own are not shown)."""
+    from orchlib.doitedge import commandtable
+
+    cls = commandtable.COMMANDS[command].load()
+    doits = [o for base in cls.__mro__[1:] if base.__module__.startswith("doit.")
+             for o in vars(base).get("cmd_options", ())]  # fmt: skip
+    return [f"--{o['long']}" for o in cls.cmd_options if o.get("long") and o not in doits]
+
+
 def test_help_piped_to_head_and_in_orchlibs_words(checkout: Checkout) -> None:
     checkout.seed()
     piped = subprocess.run(f"{sys.executable} -m doit help run | head -1", shell=True,
@@ -236,12 +246,30 @@ def test_help_piped_to_head_and_in_orchlibs_words(checkout: Checkout) -> None:
     assert "agents at once" in checkout.doit("help", "run").stdout
     assert "dependents" in checkout.doit("help", "forget").stdout
     for topic in ("clean", "accept", "answer", "status", "log", "info", "list", "approve",
-                  "reject", "serve", "mcp", "skill"):  # fmt: skip
+                  "reject", "serve", "mcp", "skill", "draft"):  # fmt: skip
         text = checkout.doit("help", topic).stdout
         assert text.startswith(f"doit {topic}") and "DB" not in text
+        # every option the command takes is in its help (`doit log --review` was missing)
+        assert not [o for o in _long_options(topic) if o not in text], topic
     run = checkout.doit("help", "run").stdout  # every option of the run, the new ones too
     assert all(f"--{o}" in run for o in ("sandbox", "executor", "scheduler", "no-wait-limits"))
     assert "Approve / Reject" in checkout.doit("help", "serve").stdout
+
+
+def test_command_dash_dash_help_is_its_help_and_runs_nothing(checkout: Checkout) -> None:
+    """`doit draft --help` started an agent with the goal "--help"; `doit serve --help` was
+    an unknown option; `doit status --help` looked for a plan named so."""
+    from orchlib.doitedge import commandtable
+    from orchlib.doitedge.helpcmd import topic
+
+    checkout.seed()
+    for name, entry in commandtable.COMMANDS.items():
+        if not entry.topic:
+            continue
+        for flag in ("--help", "-h"):
+            result = checkout.doit(name, flag, env={"PATH": f"{Path(sys.executable).parent}"})
+            assert result.returncode == 0 and result.stdout == topic(name), (name, result)
+    assert not (checkout.root / ".orch" / "drafts").exists() and checkout.records() == []
 
 
 def test_single_runs_the_plan_or_just_the_task(checkout: Checkout) -> None:

@@ -45,7 +45,11 @@ class CodexJson(JsonStream):
         elif kind == "error":
             self._limit(doc.get("message"))
         elif kind == "turn.failed":
-            self._limit(json_obj(doc.get("error")).get("message"))
+            message = json_obj(doc.get("error")).get("message")
+            self._limit(message)
+            # why the turn failed is what a person reads in the attempt's error (the last
+            # line said), not a warning codex printed before its events
+            return nonempty_strs(message)
         return []
 
     @staticmethod

@@ -47,11 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not (Path.cwd() / "plans").is_dir() and not _NO_CHECKOUT_NEEDED & set(args[:1]):
         # Said before doit opens its DB: a folder that is not a checkout gets no .orch/.
-        sys.stderr.write(
-            f"orchlib: {Path.cwd()} is not a checkout (no plans/ folder): run it where your "
-            "plans/ folder is, or create one (see the README)\n"
-        )
-        return 3
+        from orchlib.doitedge.cmdutil import fail, not_a_checkout
+
+        return fail(not_a_checkout(Path.cwd()))
     plugins.install()  # orchlib's own CLI: doit's plugin lookups from one scan
+    if args == ["--version"]:  # doit's answer alone named doit's version as if orchlib's
+        from doit import __version__ as doit_version
+
+        from orchlib import __version__
+
+        sys.stdout.write(f"orchlib {__version__} (doit {'.'.join(map(str, doit_version))})\n")
+        return 0
     code = OrchMain(PlanLoader(), config_filenames=()).run(args)
     return 0 if code is None else int(code)  # doit's forget, clean, ignore return None

@@ -8,7 +8,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,42 @@ def fail(message: str, code: int = 3) -> int:
     return code
 
 
+class StampLines:
+    """doit clean's `PLAN:TASK - executing 'Python: function clean_stamp'` line for a plan
+    task, in orchlib's words, true whether or not it had a stamp."""
+
+    def __init__(self, out: Any, dryrun: bool) -> None:
+        self._out = out
+        self._said = ": would be cleaned" if dryrun else ": cleaned, the next `doit` runs it"
+        self._doit = f" - executing 'Python: function {loader.clean_stamp.__name__}'"
+
+    def write(self, text: str) -> Any:
+        """doit's line said again; any other text as it is."""
+        return self._out.write(text.replace(self._doit, self._said))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
+
+
+def not_a_checkout(folder: Path) -> str:
+    """What every command says in a folder without plans/ (one wording on every screen)."""
+    return (
+        f"{folder} is not a checkout (no plans/ folder): run it where your plans/ folder is, "
+        "or create one (see the README)"
+    )
+
+
+# what `doit status` and `doit list` print in a checkout whose plans/ is empty
+NO_PLAN_YET = (
+    'plans/ holds no plan: write one (see docs/plans.md) or draft one with `doit draft "your '
+    'goal"`\n'
+)
+
+
 def checkout_here() -> Checkout | int:
     """The checkout in the current folder, or the exit code after its one-line errors."""
     if not (Path.cwd() / "plans").is_dir():
-        return fail(f"{Path.cwd()} is not a checkout (no plans/ folder); see the README")
+        return fail(not_a_checkout(Path.cwd()))
     try:
         return loader.checkout_for(Path.cwd())
     except loader.PlanLoadError as exc:
@@ -125,11 +157,20 @@ class OneLineErrors:
             return plan_errors(exc)
 
     def parse_execute(self, in_args: list[str]) -> Any:
-        """doit's parse_execute, with parse errors reported as one line."""
+        """doit's parse_execute, with parse errors reported as one line; `--help` or `-h`
+        first is the command's help (not an option error, a goal or a plan's name)."""
+        if [a for a in in_args if a != "--"][:1] in (["--help"], ["-h"]):
+            from orchlib.doitedge.commandtable import COMMANDS
+            from orchlib.doitedge.helpcmd import topic  # helpcmd imports this module
+
+            if self.name in COMMANDS and (text := topic(self.name)):
+                sys.stdout.write(text)
+                return 0
         try:
             return super().parse_execute(in_args)  # type: ignore[misc]
         except CmdParseError as exc:
-            return fail(f"{self.name}: {parse_error_text(exc)} (see `doit help {self.name}`)")
+            said = parse_error_text(exc, self.get_options())  # type: ignore[attr-defined]
+            return fail(f"{self.name}: {said} (see `doit help {self.name}`)")
 
 
 def options_first(args: list[str], cmd_options: tuple[dict[str, Any], ...]) -> list[str]:
@@ -157,12 +198,28 @@ def options_first(args: list[str], cmd_options: tuple[dict[str, Any], ...]) -> l
     return [*options, "--", *words] if words else options
 
 
-def parse_error_text(exc: CmdParseError) -> str:
-    """doit's parse error without its dump of every option and of the arguments."""
+def parse_error_text(exc: CmdParseError, options: Iterable[Any] = ()) -> str:
+    """doit's parse error without its dump of every option and of the arguments; a value
+    of the wrong type named by its option's flags, not by doit's parameter and a Python
+    exception."""
     text = " ".join(str(exc).split())
+    if typed := _TYPE_ERROR.match(text):
+        name, kind, value = typed.groups()
+        flags = next((_flags(o) for o in options if o.name == name), name)
+        return f"{flags} {value!r}: expected {_KINDS.get(kind, f'a {kind}')}"
     found = _GETOPT_ERROR.match(text)
     return found.group(1) if found else text
 
 
+def _flags(option: Any) -> str:
+    """`-n/--process`: how a doit CmdOption is typed."""
+    return "/".join(f for f in (option.short and f"-{option.short}",
+                                option.long and f"--{option.long}") if f)  # fmt: skip
+
+
 # doit wraps getopt's message: "Error parsing <Type>: <msg> (parsing options: [...]). Got: [...]"
 _GETOPT_ERROR = re.compile(r"Error parsing \w+: (.*?) \(parsing options: .*$")
+# and a value's conversion: "Error parsing parameter 'num_process' <class 'int'>. invalid
+# literal for int() with base 10: 'abc'"
+_TYPE_ERROR = re.compile(r"Error parsing parameter '(\w+)' <class '(\w+)'>\. .*: '(.*)'$")
+_KINDS = {"int": "a whole number", "float": "a number"}

@@ -8,12 +8,15 @@ checkout. In a folder that is not a checkout, they behave exactly as doit's.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from orchlib.checkout import Checkout
 from orchlib.doitedge import loader, quietexit
 from orchlib.doitedge.cmdutil import (
+    NO_PLAN_YET,
     OneLineErrors,
+    StampLines,
     db_errors_in_one_line,
     fail,
     quiet_when_reader_gone,
@@ -111,6 +114,7 @@ class Clean(OneLineErrors, DoitClean):  # type: ignore[misc]
             return fail(f"unknown task {unknown[0]!r} (doit list --all shows the tasks)")
         try:
             with run_lock(co.orch_dir, "clean"):
+                self.outstream = StampLines(self.outstream, dryrun)  # type: ignore[has-type]
                 result = super()._execute(*args)
                 statesync.sync_all(
                     co.orch_dir, co.plans, co.specs, template_dirs(co.root), held=True
@@ -163,6 +167,9 @@ class List(OneLineErrors, DoitList):  # type: ignore[misc]
         co = loader.checkout_of(self)
         if co is not None:
             statesync.sync_all(co.orch_dir, co.plans, co.specs, template_dirs(co.root))
+        if co is not None and not co.plans:  # not the group task standing for no plan
+            sys.stdout.write(NO_PLAN_YET)
+            return 0
         if pos_args:  # `doit list PLAN` lists its tasks, as --all does for all
             subtasks = True
         try:

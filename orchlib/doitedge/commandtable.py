@@ -69,11 +69,12 @@ a run is going. --json prints the same as one JSON object.
 """
 
 LOG = """\
-doit log [-f] [--attempt N] [--raw] PLAN:TASK
+doit log [-f] [--attempt N] [--raw] [--review] PLAN:TASK
 
 Prints the latest attempt's transcript (.orch/<planId>/logs/<taskId>.<n>.log); JSON-stream
 agents' events are shown as text: what the agent said, one line per tool call, the result.
--f follows it while the attempt runs; --raw prints it as written.
+-f (--follow) follows it while the attempt runs; --attempt N shows attempt N; --raw prints
+it as written; --review shows the attempt's reviewer's transcript (`review:` in a plan).
 """
 
 ANSWER = """\
@@ -148,6 +149,21 @@ Do not use it when the edit changes the work: let `doit` redo the task. Refused 
 task without a stamp, with a declared output missing, and while a run is going.
 """
 
+DRAFT = """\
+doit draft "goal" [--from PRD.md] [--agent NAME] [--plan-id ID] [--rounds N] [--force]
+doit draft --answer "answer text"
+
+An agent drafts a plan from the goal (or from the file --from names). orchlib checks it
+exactly as `doit` will and sends every problem back for another round (--rounds, default
+3), so only a valid plan is written, to plans/<planId>.yaml (--plan-id sets the id), never
+over an existing file without --force; then it prints the projects, each phase's tasks and
+the critical path. The agent's question is asked on the terminal; elsewhere `doit draft`
+exits 1 and `doit draft --answer "..."` continues. docs/draft.md.
+
+--agent NAME: {agents}, a command line or an agent mapping
+(default: the first of these CLIs found on PATH)
+"""
+
 SERVE = """\
 doit serve [--host 127.0.0.1] [--port 8765] [--allow-host NAME]...
 
@@ -210,7 +226,7 @@ COMMANDS: Mapping[str, Entry] = {
               (("doit clean PLAN:TASK", "remove a task's stamp (it runs again)"),)),
         Entry("accept", "orchlib.doitedge.accept:Accept", True, ACCEPT,
               (("doit accept PLAN:TASK", "take an edited task as done without re-running it"),)),
-        Entry("draft", "orchlib.doitedge.draftcmd:Draft", True, "",
+        Entry("draft", "orchlib.doitedge.draftcmd:Draft", True, DRAFT,
               (('doit draft "goal"', "an agent writes a plan from a goal (docs/draft.md)"),)),
         Entry("serve", "orchlib.doitedge.servecmd:Serve", True, SERVE,
               (("doit serve", "a live dashboard in the browser (needs orchlib[web])"),)),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from orchlib import agents
-from orchlib.doitedge.cmdutil import OneLineErrors, fail, options_first
+from orchlib.doitedge.cmdutil import OneLineErrors, fail, not_a_checkout, options_first
 from orchlib.doitedge.doitapi import Command, cmdline_vars
 from orchlib.errors import OrchError
 
@@ -51,7 +51,7 @@ class Draft(OneLineErrors, Command):  # type: ignore[misc]
         from orchlib.draft.rounds import draft
 
         if not (Path.cwd() / "plans").is_dir():  # before any agent starts or .orch/ appears
-            return fail(f"{Path.cwd()} is not a checkout (no plans/ folder); see the README")
+            return fail(not_a_checkout(Path.cwd()))
         rounds = params.get("rounds")
         if rounds is not None and rounds < 1:
             sys.stderr.write("orchlib: --rounds must be at least 1\n")

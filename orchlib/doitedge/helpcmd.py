@@ -36,8 +36,10 @@ def overview() -> str:
 
 
 def topic(name: str) -> str:
-    """One command's help ("": doit's); the executor options are the registry's."""
-    return COMMANDS[name].topic.replace("{executors}", executorregistry.help_lines())
+    """One command's help ("": doit's); the executor options and the agent profiles are
+    the registries'."""
+    text = COMMANDS[name].topic.replace("{agents}", ", ".join(agents.PROFILES))
+    return text.replace("{executors}", executorregistry.help_lines())
 
 
 class Help(DoitHelp):  # type: ignore[misc]

@@ -223,7 +223,7 @@ def plan_task(ctx: _Context, plan: Plan, task: Task, keep: set[str] | None = Non
         targets=targets,
         task_dep=[f"{plan.plan_id}:{dep}" for dep in deps],
         uptodate=[UpToDate(co, plan.plan_id, task.id)],
-        clean=[(_clean_stamp, [str(stamp)])],
+        clean=[(clean_stamp, [str(stamp)])],
         subtask_of=plan.plan_id,
         doc=task.title,
         verbosity=2,
@@ -260,7 +260,8 @@ class UpToDate:
         return f"orchlib: {self.reason or 'up to date'}"
 
 
-def _clean_stamp(path: str) -> None:
+def clean_stamp(path: str) -> None:
+    """A plan task's clean action: its stamp goes (`doit clean`)."""
     stamps.remove(Path(path))
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from orchlib import executorregistry
 from orchlib.doitedge import loader, quietexit
-from orchlib.doitedge.cmdutil import OneLineErrors, fail, report
+from orchlib.doitedge.cmdutil import OneLineErrors, fail, not_a_checkout, report
 from orchlib.doitedge.doitapi import DoitRun, InvalidCommand, TaskControl
 from orchlib.errors import ConfigError, OrchError
 from orchlib.state import statesync
@@ -111,6 +111,8 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
             return super()._execute(outfile, **options)
         try:
             _check_names(executor, sandbox)
+            if not (co.root / "plans").is_dir():  # a dodo.py alone: not "plans/ holds no plan"
+                raise ConfigError(not_a_checkout(co.root))
             if not any(plan.tasks for plan in co.plans.values()):
                 raise ConfigError(NO_PLANS)
             opts = {
@@ -187,18 +189,24 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
 def _check_names(executor: str, sandbox: str) -> None:
     """A misspelt `--executor`, `--sandbox`, ORCH_EXECUTOR or ORCH_SANDBOX is an error before
     anything, a run with nothing to do included (it was silently ignored there)."""
-    from orchlib.plan.checks import suggest
     from orchlib.plan.sandboxschema import SANDBOXES
 
-    executor = executor or os.environ.get(executorregistry.VARIABLE, "")
-    if executor:
-        executorregistry.find(executor)  # its one-line error
-    name, source = (
-        (sandbox, "--sandbox") if sandbox else (os.environ.get("ORCH_SANDBOX", ""), "ORCH_SANDBOX")
-    )
-    if name and name not in SANDBOXES:
-        hint = suggest(name, SANDBOXES)
-        raise ConfigError(f"{source} {name!r} is not one of {', '.join(SANDBOXES)}{hint}")
+    _one_of(*_given(executor, "--executor", executorregistry.VARIABLE), executorregistry.NAMES)
+    _one_of(*_given(sandbox, "--sandbox", "ORCH_SANDBOX"), SANDBOXES)
+
+
+def _given(value: str, option: str, variable: str) -> tuple[str, str]:
+    """The name in force and where it was given: the option, else the environment variable."""
+    return (value, option) if value else (os.environ.get(variable, ""), variable)
+
+
+def _one_of(name: str, source: str, names: tuple[str, ...]) -> None:
+    """The one located line for a name not among `names`, worded as a plan's bad value."""
+    from orchlib.plan.checks import suggest
+
+    if name and name not in names:
+        hint = suggest(name, names)
+        raise ConfigError(f"{source} {name!r} is not one of {', '.join(names)}{hint}")
 
 
 NO_PLANS = (

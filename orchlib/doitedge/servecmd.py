@@ -8,7 +8,7 @@ from typing import Any
 
 from orchlib.doitedge import loader
 from orchlib.doitedge.cmdutil import OneLineErrors, fail
-from orchlib.doitedge.doitapi import Command, InvalidCommand
+from orchlib.doitedge.doitapi import Command
 from orchlib.errors import OrchError
 
 MISSING_EXTRA = (
@@ -40,7 +40,7 @@ class Serve(OneLineErrors, Command):  # type: ignore[misc]
             return fail(f"doit serve takes no task names (got {args[0]!r})")
         port = params["port"]
         if not 0 <= port <= 65535:
-            raise InvalidCommand(f"--port {port}: not a port (0-65535)")
+            return fail(f"serve: --port {port}: not a port (0-65535)")
         try:
             from orchlib.web.server import ServeOptions, serve
         except ImportError as exc:  # starlette or uvicorn not installed

@@ -15,6 +15,7 @@ from typing import Any
 
 from orchlib.checkout import Checkout
 from orchlib.doitedge.cmdutil import (
+    NO_PLAN_YET,
     OneLineErrors,
     checkout_here,
     fail,
@@ -62,7 +63,9 @@ class Status(OneLineErrors, Command):  # type: ignore[misc]
         wanted = queries.wanted_by(co, args)
         if isinstance(wanted, str):
             return fail(wanted)
-        if params["as_json"]:
+        if not co.plans and not params["as_json"]:
+            sys.stdout.write(NO_PLAN_YET)
+        elif params["as_json"]:
             doc = queries.status_doc(co, wanted)
             sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False))
             sys.stdout.write("\n")

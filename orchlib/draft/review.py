@@ -40,12 +40,17 @@ def _length(chain: tuple[float, list[str]]) -> tuple[float, int]:
     return chain[0], len(chain[1])
 
 
+def _count(n: int, noun: str) -> str:
+    """`1 project`, `2 projects`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def text(plan: Plan, data: Any, target: str, rounds: int, broken: list[str]) -> str:
     """The review print of a plan just written to `target` (`data`: its raw content);
     `broken`: invalid plan files."""
     lines = [
-        f"orchlib: wrote {target}: plan {plan.plan_id!r}, {len(plan.projects)} projects, "
-        f"{len(plan.tasks)} tasks (drafted in {rounds} round{'s' if rounds != 1 else ''})",
+        f"orchlib: wrote {target}: plan {plan.plan_id!r}, {_count(len(plan.projects), 'project')}, "
+        f"{_count(len(plan.tasks), 'task')} (drafted in {_count(rounds, 'round')})",
     ]
     if plan.summary:
         lines += ["", plan.summary]

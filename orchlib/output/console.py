@@ -101,7 +101,8 @@ class Console(Subscriber):
         self._width = max([self._width, *map(len, labels)])
         for task_id in e.task_ids:  # the summary lists tasks in plan order
             self._seen(e.plan_id, task_id)
-        return e.plan_id, "dim", f"run started: {len(e.task_ids)} tasks"
+        n = len(e.task_ids)
+        return e.plan_id, "dim", f"run started: {n} task{'' if n == 1 else 's'}"
 
     def on_run_finished(self, e: ev.RunFinished) -> Line:
         how = f" ({e.interrupted})" if e.interrupted else ""

@@ -69,7 +69,8 @@ def wanted_by(co: Checkout, args: list[str]) -> dict[str, set[str] | None] | str
                 if wanted.get(plan_id, set()) is not None:
                     wanted[plan_id] = (wanted.get(plan_id) or set()) | ids
         if not found:
-            return f"status: {arg!r} names no plan or task (known plans: {', '.join(co.plans)})"
+            known = f"known plans: {', '.join(co.plans)}" if co.plans else "plans/ holds no plan"
+            return f"status: {arg!r} names no plan or task ({known})"
     return wanted
 
 
