@@ -43,20 +43,25 @@ class Reading:
     executors: tuple[str, ...]  # the names `defaults.executor` may take
     projects: dict[str, Values] = field(default_factory=dict)  # the projects read so far
     # What the levels above hand down, by (keys, those levels): the same for many tasks.
-    _handed: dict[tuple[int, int], Values] = field(default_factory=dict)
+    # Each entry keeps the project mapping its key names alive, so its id is never reused
+    # by another mapping while the plan is read (a duplicated project name replaces one).
+    _handed: dict[tuple[int, int], tuple[Values, object]] = field(default_factory=dict)
 
     def handed(self, defaults: Values, inherited: Inherited, outer: dict[str, Values]) -> Values:
         """`defaults` with what `outer` hands down to `inherited`: each group of key names
         from the nearest of its levels (levels read whole: they no longer change; the plan's
         and its defaults' are the same for every level, so only the project tells apart)."""
-        key = (id(inherited), id(outer.get("project")))
-        found = self._handed.get(key)
-        if found is None:
-            found = self._handed[key] = dict(defaults)
-            for levels, names, get in inherited:
-                above = next((outer[name] for name in levels if name in outer), None)
-                if above is not None:
-                    found.update(zip(names, get(above), strict=True))
+        project = outer.get("project")
+        key = (id(inherited), id(project))
+        known = self._handed.get(key)
+        if known is not None:
+            return known[0]
+        found = dict(defaults)
+        for levels, names, get in inherited:
+            above = next((outer[name] for name in levels if name in outer), None)
+            if above is not None:
+                found.update(zip(names, get(above), strict=True))
+        self._handed[key] = (found, project)
         return found
 
 
