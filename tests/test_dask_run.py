@@ -357,7 +357,10 @@ def test_a_race_has_one_winner_on_the_cluster(
     checkout.write_plan({"planId": PLAN, "agent": checkout.agent(), "projects": [project],
                          "defaults": {"retries": 0}, "tasks": [task]}, f"{PLAN}.json")  # fmt: skip
     checkout.scenario({"t1": [[{"write": ["out.txt", "bad\n"]}, {"done": "bad"}],
-                              [{"write": ["out.txt", "good\n"]}, {"done": "good"}]]})  # fmt: skip
+                              # the winner thinks a while: the loser starts (and fails its
+                              # verify) first, however a loaded machine orders the starts
+                              [{"sleep": 1.5}, {"write": ["out.txt", "good\n"]},
+                               {"done": "good"}]]})  # fmt: skip
     result = checkout.doit(*on(cluster, "-n", "2"), env=NO_GIT_CONFIG)
     assert result.returncode == 0, result.stdout + result.stderr
     stamp = checkout.stamp("t1", PLAN)

@@ -53,7 +53,9 @@ def test_the_racer_that_passes_verify_is_merged_and_the_others_removed(
 ) -> None:
     repo = checkout.root / "app"
     make_repo(repo, {"README": "app\n"})
-    checkout.scenario({"t1": [BAD, [{"sleep": 0.3}, *GOOD], [{"say": "thinking"}, {"hang": True}]]})
+    # the winner thinks a while: every racer has started before the race ends, on a loaded
+    # machine too
+    checkout.scenario({"t1": [BAD, [{"sleep": 1.5}, *GOOD], [{"say": "thinking"}, {"hang": True}]]})
     write(checkout, {"race": ["fa", "fb", "fc"]})
     result = run(checkout)
     assert result.returncode == 0, out(result)
