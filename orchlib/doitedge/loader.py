@@ -7,6 +7,7 @@ Used both by a checkout's `dodo.py` (through `orchlib.dodo`) and by `python -m o
 from __future__ import annotations
 
 import contextlib
+import gc
 import glob
 import os
 from collections.abc import Iterable, Iterator
@@ -49,9 +50,29 @@ def orch_meta(task: Any) -> TaskMeta | None:
 def checkout_for(root: Path) -> Checkout:
     """The checkout at `root`, loaded; plan errors exit 3 with located lines."""
     try:
-        return Checkout.load(root.resolve())
+        with _collector_paused():
+            return Checkout.load(root.resolve())
     except OrchError as exc:
         raise PlanLoadError(exc) from None
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the plans load, then everything loaded so far
+    (doit, orchlib, the plans) frozen out of the collector's later passes.
+
+    Loading a big plan makes tens of thousands of objects that live as long as the run; the
+    collector's passes over them were 3-6 ms of a 1,000-task no-op, and every full pass
+    of a long run would walk them again (benchmarks/RESULTS.md, issue 25).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.freeze()
+            gc.enable()
 
 
 class PlanLoadError(InvalidDodoFile):  # type: ignore[misc]

@@ -189,10 +189,12 @@ class Run(OneLineErrors, DoitRun):  # type: ignore[misc]
 def _check_names(executor: str, sandbox: str) -> None:
     """A misspelt `--executor`, `--sandbox`, ORCH_EXECUTOR or ORCH_SANDBOX is an error before
     anything, a run with nothing to do included (it was silently ignored there)."""
-    from orchlib.plan.sandboxschema import SANDBOXES
-
     _one_of(*_given(executor, "--executor", executorregistry.VARIABLE), executorregistry.NAMES)
-    _one_of(*_given(sandbox, "--sandbox", "ORCH_SANDBOX"), SANDBOXES)
+    named, source = _given(sandbox, "--sandbox", "ORCH_SANDBOX")
+    if named:  # the plan's sandbox checks load only when a name is given
+        from orchlib.plan.sandboxschema import SANDBOXES
+
+        _one_of(named, source, SANDBOXES)
 
 
 def _given(value: str, option: str, variable: str) -> tuple[str, str]:
@@ -202,9 +204,9 @@ def _given(value: str, option: str, variable: str) -> tuple[str, str]:
 
 def _one_of(name: str, source: str, names: tuple[str, ...]) -> None:
     """The one located line for a name not among `names`, worded as a plan's bad value."""
-    from orchlib.plan.checks import suggest
-
     if name and name not in names:
+        from orchlib.plan.checks import suggest
+
         hint = suggest(name, names)
         raise ConfigError(f"{source} {name!r} is not one of {', '.join(names)}{hint}")
 

@@ -8,7 +8,6 @@ there are problems, so a valid plan never pays for positions.
 from __future__ import annotations
 
 import datetime
-import difflib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -78,6 +77,8 @@ def describe(value: object) -> str:
 
 def suggest(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'x'?)` for the closest choice, or ''."""
+    import difflib  # only a misspelt name needs it: not imported by a valid plan's run
+
     options = list(choices)
     by_case = [c for c in options if c.lower() == word.lower()]
     close = by_case or difflib.get_close_matches(word, options, n=1, cutoff=0.6)

@@ -15,8 +15,10 @@ import functools
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from orchlib.agents.base import Logins
+if TYPE_CHECKING:  # the agent profiles load only where a task's environment is composed
+    from orchlib.agents.base import Logins
 
 INHERIT_MODES = ("all", "core", "none")
 CORE = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "LANG", "TERM", "TZ")

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orchlib
-from orchlib import agents, executorregistry
 from orchlib.errors import PlanError
 from orchlib.plan import Plan, cache
 from orchlib.plan.durations import parse_duration
@@ -245,11 +244,15 @@ def _cache_key(raw: bytes, name: str, checkout: Path) -> str:
 @functools.cache
 def _code_fingerprint() -> str:
     """A digest of the `plan` package's source (every module of it, found on disk, so a new
-    one counts without a list to keep), so a changed validator never reads stale plans."""
+    one counts without a list to keep), so a changed validator never reads stale plans.
+
+    The registries the schema reads its names from (`agent:` from orchlib.agents, `executor:`
+    from orchlib.executorregistry) count by their source too: read, not imported, so a
+    cached plan's run loads no agent profile it does not use.
+    """
     digest = hashlib.sha256()
-    for module in sorted(Path(__file__).parent.glob("*.py")):
+    package = Path(__file__).parent
+    registries = (package.parent / "agents" / "__init__.py", package.parent / "executorregistry.py")
+    for module in (*sorted(package.glob("*.py")), *registries):
         digest.update(module.name.encode() + b"\0" + module.read_bytes())
-    # the `agent:` names the schema accepts come from the profile registry (orchlib.agents)
-    digest.update("\0".join(agents.BUILTIN).encode())
-    digest.update("\0".join(executorregistry.NAMES).encode())  # and `executor:` the registry's
     return digest.hexdigest()

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchlib.fsutil import atomic_write, read_json
 from orchlib.layout import Layout
-from orchlib.plan import AgentSpec, Plan, Task, keys
+from orchlib.plan import AgentSpec, Plan, Task
 
 
 def stamps_dir(orch_dir: Path, plan_id: str) -> Path:
@@ -31,6 +31,7 @@ def stamp_path(orch_dir: Path, plan_id: str, task_id: str) -> Path:
 
 def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
     """Hash of everything that defines the work: a change re-runs the task."""
+    from orchlib.plan import keys  # the key declarations: a cached no-op needs none
 
     project = plan.projects[task.project]
     spec: dict[str, Any] = {name: getattr(task, name) for name in keys.spec_fields(keys.TASK)}
