@@ -24,6 +24,8 @@ import _bench as b
 
 TASKS = 24
 P50, P95 = 10.0, 20.0  # ms (issue 25)
+AT_ONCE = "(agent exits at once)"
+VARIANTS = ("parallel", "serial", f"parallel {AT_ONCE}")
 
 AGENT = """\
 import os, sys, time
@@ -34,15 +36,17 @@ sys.stdout.write("[DONE:" + os.environ["TERMINAL_ID"] + "] nothing to report\\n"
 sys.stdout.flush()
 with open(os.path.join(sys.argv[1], os.environ["ORCH_TASK_ID"]), "w") as fh:
     fh.write(repr(when))
+if sys.argv[3:] == ["at-once"]:  # no interpreter shutdown: the figure is orchlib's own part
+    os._exit(0)
 """
 
 
-def plan(agent: Path, records: Path, parallel: bool) -> dict[str, Any]:
+def plan(agent: Path, records: Path, parallel: bool, at_once: bool = False) -> dict[str, Any]:
     n_projects = TASKS if parallel else 1
     tasks = []
     for i in range(TASKS):
         work = 0.3 + (i * 7 % TASKS) * 0.08 if parallel else 0.1  # parallel: 0.3–2.1 s apart
-        cmd = [sys.executable, str(agent), str(records), f"{work:.2f}"]
+        cmd = [sys.executable, str(agent), str(records), f"{work:.2f}", *(["at-once"] * at_once)]
         tasks.append(
             {
                 "id": f"t{i:02d}",
@@ -86,10 +90,11 @@ def body(tmp: Path, report: b.Report, args: argparse.Namespace) -> None:
         f"DONE printed → stamp at its path ({TASKS} tasks per run)",
         "variant | runs | samples | p50 | p95 | max | p50 by stamp mtime | run wall",
     )
-    for variant in ("parallel", "serial"):
-        records = tmp / f"records-{variant}"
+    for index, variant in enumerate(VARIANTS):
+        records = tmp / f"records-{index}"
         records.mkdir()
-        co = b.make_checkout(tmp / variant, plan(agent, records, variant == "parallel"))
+        parallel, at_once = variant.startswith("parallel"), variant.endswith(AT_ONCE)
+        co = b.make_checkout(tmp / f"variant-{index}", plan(agent, records, parallel, at_once))
         b.warm_up(co)
         seen: list[float] = []
         mtime: list[float] = []
@@ -98,7 +103,7 @@ def body(tmp: Path, report: b.Report, args: argparse.Namespace) -> None:
             b.progress(f"{variant}: run {rep + 1} of {args.reps}")
             start = len(seen)
             t0 = time.perf_counter()
-            s, m = one_run(co, records, tmp / f"{variant}.log")
+            s, m = one_run(co, records, tmp / f"variant-{index}.log")
             walls.append(time.perf_counter() - t0)
             seen += s
             mtime += m
@@ -114,13 +119,17 @@ def body(tmp: Path, report: b.Report, args: argparse.Namespace) -> None:
             f"{b.median(mtime):.1f} ms",
             b.fmt_s(b.median(walls)),
         )
-        report.check(f"{variant}: p50 DONE → stamp", p50, P50, "ms")
-        report.check(f"{variant}: p95 DONE → stamp", p95, P95, "ms")
+        if not at_once:  # the targets are on what a user sees, the agent's exit included
+            report.check(f"{variant}: p50 DONE → stamp", p50, P50, "ms")
+            report.check(f"{variant}: p95 DONE → stamp", p95, P95, "ms")
     report.notes.append(
         "The agent exits right after its DONE line, so the figures include its exit "
         "(orchlib writes the stamp once the agent has exited, DESIGN §5). parallel: 24 "
         "projects, default slots (one per project), agents finish 0.3–2.1 s after start; "
-        "serial: one project, each agent finishes 0.1 s after start."
+        "serial: one project, each agent finishes 0.1 s after start. "
+        f"'{AT_ONCE}' (informational): the same agents end with `os._exit` right after "
+        "their record, skipping the interpreter's shutdown, so the figure is orchlib's own "
+        "part: seeing the exit, the checks, the stamp."
     )
 
 
