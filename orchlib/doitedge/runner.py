@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from doit.runner import ERROR, FAILURE, Runner
@@ -82,7 +83,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
             self._start()
             self.limits.show(node for _, node in self.ready.heads(self.places.busy))
             if not self.running:
-                if self.ready and not self._stopping() and not self._candidates():
+                if self.ready and not self._stopping() and not self._may_start():
                     if self._budget_held() or not self.limits.wait():  # nothing may start
                         break
                     continue
@@ -167,16 +168,23 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 force = False
                 again = again or meta.root not in self.places.busy
 
-    def _candidates(self) -> list[Any]:
+    def _candidates(self) -> Iterator[Any]:
         """The first ready task of each free project, longest remaining path first.
 
         A task whose agent waits for a usage limit or its cap is no candidate (nor is its
-        project's next).
+        project's next). Lazy: a freed slot takes the first candidate that fits, so the
+        checks run on as few heads as that needs, not on every project's at every start.
         """
         busy = self.places.busy
-        heads = sorted(self.ready.heads(busy), key=lambda h: h[0])
-        free = [node for _, node in heads if not busy.intersection(self.places.keys(node))]
-        return [n for n in free if self.limits.held(n) is None and self._budget(n) is None]
+        for _, node in sorted(self.ready.heads(busy), key=lambda h: h[0]):
+            if busy.intersection(self.places.keys(node)):
+                continue
+            if self.limits.held(node) is None and self._budget(node) is None:
+                yield node
+
+    def _may_start(self) -> bool:
+        """Whether some ready task is a candidate now."""
+        return next(self._candidates(), None) is not None
 
     def _budget(self, node: Any) -> str | None:
         """Why a spent project, plan or run budget holds this task (None: it may start)."""
@@ -227,7 +235,7 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 node, fail = self.results.get(timeout=self.limits.tick())
                 break
             except queue.Empty:
-                if self.places.used() < self.places.slots and self._candidates():
+                if self.places.used() < self.places.slots and self._may_start():
                     return None
         meta = orch_meta(node.task)
         assert meta is not None

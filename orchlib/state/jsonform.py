@@ -26,7 +26,12 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # most fields: as they are
+
+
 def _plain(value: object) -> object:
+    if type(value) in _SCALARS:  # exact types: an enum of str still becomes its value
+        return value
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple):
