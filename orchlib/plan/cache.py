@@ -96,20 +96,40 @@ def encode(plan: Plan) -> dict[str, Any]:
     return {"root": root, "shared": shared}
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # most fields: as they are
+_RECORD_FIELDS: dict[type, tuple[str, ...] | None] = {}  # a class's fields (None: no record)
+
+
+def _record_fields(kind: type) -> tuple[str, ...] | None:
+    """The field names of a record class in order; None for any other class."""
+    try:
+        return _RECORD_FIELDS[kind]
+    except KeyError:
+        record = dataclasses.is_dataclass(kind)
+        names = tuple(f.name for f in dataclasses.fields(kind)) if record else None
+        return _RECORD_FIELDS.setdefault(kind, names)
+
+
 def _encode(value: Any, shared: list[Any], index: dict[str, int], top: bool = False) -> Any:
-    if value is None or isinstance(value, str | bool | int | float):
+    kind = type(value)
+    if kind in _SCALARS:  # the common kinds first, by exact type
         return value
-    if isinstance(value, enum.Enum):
-        return _encode(value.value, shared, index)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = [_encode(getattr(value, f.name), shared, index) for f in dataclasses.fields(value)]
+    if kind is tuple:
+        return [_encode(item, shared, index) for item in value]
+    names = _record_fields(kind)
+    if names is not None:
+        fields = [_encode(getattr(value, name), shared, index) for name in names]
         if top:
             return fields
-        key = type(value).__qualname__ + json.dumps(fields)
+        key = kind.__qualname__ + json.dumps(fields)
         if key not in index:
             index[key] = len(shared)
             shared.append(fields)
         return index[key]
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, enum.Enum):
+        return _encode(value.value, shared, index)
     if isinstance(value, tuple):
         return [_encode(item, shared, index) for item in value]
     if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
