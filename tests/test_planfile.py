@@ -1374,3 +1374,17 @@ def test_every_declared_key_fills_a_model_field_with_its_default() -> None:
     assert all(getattr(limits, k.field) == k.default for k in keys.LIMIT_KEYS)
     assert TASK_KEYS == ("id", "project", "title") and "retryOnError" in TASK_OPTIONAL
     assert "allowOutsidePaths" in PLAN_OPTIONAL
+
+
+def test_the_plan_cache_key_covers_every_source_a_valid_plan_depends_on() -> None:
+    """A profile renamed in its own module, a new executor or a changed check invalidates
+    every cached plan: each such module's source is in the cache key."""
+    import orchlib
+    from orchlib.plan import file as planfile
+
+    root = Path(orchlib.__file__).parent
+    covered = {p.relative_to(root).as_posix() for p in planfile.code_sources()}
+    expected = {p.relative_to(root).as_posix() for d in ("plan", "agents")
+                for p in (root / d).glob("*.py")} | {"executorregistry.py"}  # fmt: skip
+    assert covered == expected
+    assert {"agents/claude.py", "agents/__init__.py", "plan/schema.py"} <= covered

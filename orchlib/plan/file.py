@@ -243,16 +243,21 @@ def _cache_key(raw: bytes, name: str, checkout: Path) -> str:
 
 @functools.cache
 def _code_fingerprint() -> str:
-    """A digest of the `plan` package's source (every module of it, found on disk, so a new
-    one counts without a list to keep), so a changed validator never reads stale plans.
-
-    The registries the schema reads its names from (`agent:` from orchlib.agents, `executor:`
-    from orchlib.executorregistry) count by their source too: read, not imported, so a
-    cached plan's run loads no agent profile it does not use.
-    """
+    """A digest of the source that decides what a valid plan is, so a changed validator
+    never reads stale plans (`code_sources`)."""
     digest = hashlib.sha256()
-    package = Path(__file__).parent
-    registries = (package.parent / "agents" / "__init__.py", package.parent / "executorregistry.py")
-    for module in (*sorted(package.glob("*.py")), *registries):
-        digest.update(module.name.encode() + b"\0" + module.read_bytes())
+    root = Path(orchlib.__file__).parent
+    for module in code_sources():
+        name = module.relative_to(root).as_posix()
+        digest.update(name.encode() + b"\0" + module.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def code_sources() -> list[Path]:
+    """Every module of the `plan` package, and of the registries its names come from (`agent:`
+    from the `agents` package, its profiles' own modules included; `executor:` from
+    executorregistry), found on disk so a new one counts without a list to keep. Read, not
+    imported: a cached plan's run loads no agent profile it does not use."""
+    root = Path(orchlib.__file__).parent
+    packages = (root / "plan", root / "agents")
+    return [*(m for p in packages for m in sorted(p.glob("*.py"))), root / "executorregistry.py"]
