@@ -16,7 +16,7 @@ from orchlib import agents
 from orchlib.agents.base import Logins
 from orchlib.errors import PlanError
 from orchlib.plan import AgentSpec
-from orchlib.plan.environment import EnvLayer, EnvPolicy, compose, nearer, withheld
+from orchlib.plan.environment import EnvLayer, EnvPolicy, Snapshot, compose, nearer, withheld
 from orchlib.plan.file import load_plan
 
 STANDINS = Path(__file__).parent / "standins"
@@ -69,6 +69,23 @@ def test_include_inherit_set_and_overlay() -> None:
 
 def test_no_policy_passes_everything() -> None:
     assert compose(BASE, None, agents.logins(None), {"A": "1"}) == {**BASE, "A": "1"}
+
+
+def test_a_snapshot_composes_as_compose_does_and_keeps_its_base() -> None:
+    claude = agents.logins(AgentSpec(name="claude", profile="claude"))
+    policies = [None, EnvPolicy(), EnvPolicy(inherit="core", set={"A": "1"}),
+                EnvPolicy(exclude=(), include=("OPENAI_*",)), EnvPolicy(inherit="none")]  # fmt: skip
+    base = dict(BASE)
+    snap = Snapshot(base)
+    base["LATE"] = "added after the snapshot"
+    for policy in policies * 2:  # the second round answers from the memo
+        for logins in (claude, agents.logins(None)):
+            overlay = {"TERMINAL_ID": "t", "PATH": "/override"}
+            got = snap.compose(policy, logins, overlay)
+            assert got == compose(BASE, policy, logins, overlay)
+            got["MUTATED"] = "x"  # a caller's changes do not reach the next task
+    assert "MUTATED" not in snap.compose(EnvPolicy(), claude, {})
+    assert "LATE" not in snap.compose(None, claude, {})
 
 
 def test_withheld_names_the_secrets_not_what_inherit_leaves_out() -> None:

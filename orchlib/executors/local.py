@@ -21,7 +21,7 @@ from orchlib.executors.process import Proc, spawn
 from orchlib.executors.sandbox import probe
 from orchlib.executors.waiter import Waiter
 from orchlib.fsutil import ensure_dir, write_private
-from orchlib.plan.environment import compose
+from orchlib.plan.environment import Snapshot
 
 HOST = "local"
 
@@ -102,6 +102,7 @@ class LocalExecutor:
         self._stopped = stopped or (lambda: False)
         self._logwatch = LogWatch(wake_fd)  # its thread starts with the first attempt
         self._sweeper = strays.Sweeper()
+        self._environ = Snapshot(os.environ)  # the environment the run started in
 
     def start(self, job: Job, before_start: Callable[[Handle], None] | None = None) -> LocalHandle:
         """Start `job` behind the gate; `before_start` runs before it may print a byte."""
@@ -117,7 +118,7 @@ class LocalExecutor:
             if before_start is not None:
                 before_start(handle[0])
 
-        env = compose(os.environ, job.policy, job.logins, job.env)  # DESIGN §13, built here
+        env = self._environ.compose(job.policy, job.logins, job.env)  # DESIGN §13, built here
         proc = spawn(job.argv, cwd=job.cwd, env=env, log=job.log,
                      stdin_file=stdin_file, keep_stdin=job.keep_stdin and job.stdin is None,
                      before_start=opened, exit_file=job.exit_file,

@@ -113,6 +113,32 @@ def compose(
     return env
 
 
+class Snapshot:
+    """An environment taken once (the one a run started in), filtered once per distinct
+    policy: every task a run starts composes its environment over the same base, so the
+    judging of each variable is done once per policy, not once per task."""
+
+    def __init__(self, base: Mapping[str, str]) -> None:
+        self._base = dict(base)
+        self._kept: dict[tuple[object, ...], dict[str, str]] = {}
+
+    def compose(
+        self, policy: EnvPolicy | None, logins: Logins, overlay: Mapping[str, str]
+    ) -> dict[str, str]:
+        """`compose(base, policy, logins, overlay)` over the snapshot."""
+        if policy is None:
+            return {**self._base, **overlay}
+        key = (policy.inherit, policy.exclude, policy.include, logins.own, logins.others)
+        kept = self._kept.get(key)
+        if kept is None:
+            keeps = _Filter(policy, logins).keeps
+            kept = self._kept[key] = {k: v for k, v in self._base.items() if keeps(k)}
+        env = dict(kept)
+        env.update(policy.set)
+        env.update(overlay)
+        return env
+
+
 def withheld(base: Collection[str], policy: EnvPolicy, logins: Logins) -> list[str]:
     """The names of `base` kept out as secrets (sorted); those `inherit` merely leaves out
     are not listed (PWD is not a secret)."""
