@@ -105,11 +105,12 @@ def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:
     mode = PRIVATE_FILE if private(path) else 0o666
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
+        try:  # os.write, not a file object: no fstat, ioctl and lseek per write
+            _write_all(fd, raw)
             if durable:
-                os.fsync(handle.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -117,6 +118,12 @@ def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:
         if isinstance(exc, OSError):  # name the file meant, not the temp file (or none)
             exc.filename, exc.filename2 = str(path), None
         raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
