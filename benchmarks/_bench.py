@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from _checkout import (
+    _DISCARDED,
     StampWatch,
     count_stamps,
+    discard,
     make_checkout,
     projects,
     realistic_dag,
@@ -54,8 +56,8 @@ from _report import (
 sys.dont_write_bytecode = True
 
 __all__ = [
-    "Check", "Report", "StampWatch", "Table", "Timing", "count_stamps", "doit_argv", "env",
-    "fmt_num", "fmt_s", "have", "machine", "main", "make_checkout", "median",
+    "Check", "Report", "StampWatch", "Table", "Timing", "count_stamps", "discard", "doit_argv",
+    "env", "fmt_num", "fmt_s", "have", "machine", "main", "make_checkout", "median",
     "orchlib_revision", "p95", "progress", "projects", "realistic_dag", "repeat",
     "reset_checkout", "run", "run_budgeted", "stamp_missing", "stamp_snapshot", "stamps_dir",
     "summary", "warm_up", "workdir", "write_generated",
@@ -195,10 +197,13 @@ def workdir(name: str, keep: bool) -> Iterator[Path]:
     """A fresh temp dir for one benchmark, removed afterwards unless `keep`."""
     path = Path(tempfile.mkdtemp(prefix=f"orchlib-bench-{name}-"))
     _PYCACHE.append(path / "pycache")
+    _DISCARDED.append(path / "discarded")
+    _DISCARDED[-1].mkdir()
     try:
         yield path
     finally:
         _PYCACHE.remove(path / "pycache")
+        _DISCARDED.pop()
         if keep:
             print(f"kept {path}", file=sys.stderr)
         else:

@@ -42,14 +42,21 @@ BENCHMARKS = [
 def run_one(
     name: str, out_dir: Path, python: str = sys.executable, extra: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any] | None, str]:
-    """Run one benchmark; (its JSON report or None, the tail of its stderr)."""
+    """Run one benchmark; (its JSON report or None, the tail of its stderr).
+
+    Its temp dir is kept inside `out_dir` (removed with it, after every benchmark has run):
+    thousands of files deleted between two benchmarks would slow the file creations of the
+    next one for a minute (`_checkout.discard`)."""
     report = out_dir / f"{name}.json"
+    work = out_dir / f"{name}-work"
+    work.mkdir(exist_ok=True)
     b.progress(f"=== {name}" + (f" ({python})" if python != sys.executable else ""))
     proc = subprocess.run(
-        [python, str(HERE / f"{name}.py"), "--json", str(report), *extra],
+        [python, str(HERE / f"{name}.py"), "--json", str(report), "--keep", *extra],
         stderr=subprocess.PIPE,
         text=True,
         check=False,
+        env={**os.environ, "TMPDIR": str(work)},
     )
     sys.stderr.write(proc.stderr)
     if proc.returncode != 0 or not report.exists():
