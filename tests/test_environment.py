@@ -73,8 +73,13 @@ def test_no_policy_passes_everything() -> None:
 
 def test_a_snapshot_composes_as_compose_does_and_keeps_its_base() -> None:
     claude = agents.logins(AgentSpec(name="claude", profile="claude"))
-    policies = [None, EnvPolicy(), EnvPolicy(inherit="core", set={"A": "1"}),
-                EnvPolicy(exclude=(), include=("OPENAI_*",)), EnvPolicy(inherit="none")]  # fmt: skip
+    policies = [
+        None,
+        EnvPolicy(),
+        EnvPolicy(inherit="core", set={"A": "1"}),
+        EnvPolicy(exclude=(), include=("OPENAI_*",)),
+        EnvPolicy(inherit="none"),
+    ]
     base = dict(BASE)
     snap = Snapshot(base)
     base["LATE"] = "added after the snapshot"
