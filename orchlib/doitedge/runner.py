@@ -81,7 +81,8 @@ class PlanRunner(Runner):  # type: ignore[misc]
                 exhausted = self._pull(task_dispatcher, completed)
                 completed = None
             self._start()
-            self.limits.show(node for _, node in self.ready.heads(self.places.busy))
+            if self.ctx.pauses.holding():  # a limit holds an agent: its tasks show PAUSED
+                self.limits.show(node for _, node in self.ready.heads(self.places.busy))
             if not self.running:
                 if self.ready and not self._stopping() and not self._may_start():
                     if self._budget_held() or not self.limits.wait():  # nothing may start

@@ -93,6 +93,10 @@ class Pauses:
             until = self._until.get(profile)
         return until if until is not None and until > self._clock() else None
 
+    def holding(self) -> bool:
+        """Whether some profile waits for a reset now (cheap: asked on every scheduling turn)."""
+        return bool(self._until) and bool(self.active())
+
     def active(self) -> dict[str, float]:
         """Every profile still paused, with its end."""
         now = self._clock()
