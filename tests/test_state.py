@@ -55,7 +55,7 @@ from orchlib.state import (
     stamps,
     to_json,
 )
-from orchlib.state.render import md_text, mermaid_text, yaml_scalar
+from orchlib.state.escape import md_text, mermaid_text, yaml_scalar
 from orchlib.state.stamps import Stamp, StampError, shape_problem
 
 P = "orch-abc123"

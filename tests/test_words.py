@@ -144,7 +144,8 @@ def test_console_words_are_the_tables() -> None:
 
 
 def test_orchestration_md_and_doit_status_give_the_same_next_step(tmp_path: Path) -> None:
-    from orchlib.state.render import md_text, view
+    from orchlib.state.escape import md_text
+    from orchlib.state.render import view
 
     answered = TaskRecord("t1", status=Status.QUESTION, questions=(Question("Q", answer="A"),))
     approval = TaskRecord("t2", status=Status.APPROVAL, summary="ready")
@@ -170,3 +171,36 @@ def test_orchestration_md_graph_colours_a_state_by_its_tone(tmp_path: Path) -> N
     assert [name for name, _ in graph["classes"]] == [
         "pending", "in_progress", "done", "error", "question", "skipped",
     ]  # fmt: skip
+
+
+def test_orchestration_md_from_kept_rows_is_the_text_a_fresh_render_gives(tmp_path: Path) -> None:
+    """The renderer keeps each task's escaped row and node while its record is the same
+    object; a row that reads other tasks (PENDING, SKIPPED) or the clock (PAUSED) is made
+    again each time. Every render equals a fresh renderer's, through a run's changes."""
+    from dataclasses import replace
+
+    from orchlib.state.render import MarkdownRenderer
+
+    kept = MarkdownRenderer([], tmp_path)
+    ids = ["t1", "t2", "t3", "t4"]
+    tasks = {tid: TaskRecord(tid, title=f"<{tid}> | x", depends_on=tuple(ids[:i]))
+             for i, tid in enumerate(ids)}  # fmt: skip
+    steps = [
+        ("t1", {"status": Status.IN_PROGRESS, "percent": 40, "started_at": "2026-12-07T07:00Z"}),
+        ("t1", {"status": Status.DONE, "summary": "`x` [ok]", "finished_at": "2026-12-07T07:01Z"}),
+        ("t2", {"status": Status.ERROR, "error": "boom | <b>"}),
+        ("t3", {"status": Status.SKIPPED, "skipped_because": ("t2",)}),
+        ("t2", {"status": Status.PAUSED, "paused_until": "2026-12-07T09:00:00Z"}),
+        ("t2", {"status": Status.DONE, "summary": "again"}),
+        ("t3", {"status": Status.PENDING}),
+        ("t4", {"status": Status.QUESTION, "questions": (Question("why?"),)}),
+    ]  # fmt: skip
+    texts = set()
+    for tid, change in steps:
+        tasks[tid] = replace(tasks[tid], **change)
+        state = PlanState("p", phases=(tuple(ids),), tasks=dict(tasks))
+        text = kept.render(state)
+        assert text == MarkdownRenderer([], tmp_path).render(state)
+        texts.add(text)
+    assert len(texts) == len(steps)  # every change showed
+    assert "Blocked by: t2" not in text and "Skipped because" not in text  # t3 re-derived

@@ -1,63 +1,24 @@
 """orchestration.md (DESIGN §6): the state of a plan rendered through a jinja2 template.
 
-Plan and agent text is data: it is escaped here for the place it lands (YAML front
-matter, a markdown line or table cell, a mermaid label) and never becomes template source.
+Plan and agent text is data: the view escapes it for the place it lands
+(`state.escape`) and it never becomes template source.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 from orchlib.errors import ConfigError
+from orchlib.state.escape import md_text, mermaid_text, short_time, yaml_scalar
 from orchlib.state.model import PlanState, ProjectRecord, Status, TaskRecord, aggregate_status
 from orchlib.state.words import MERMAID, Shown, look_of, plain_look, shown_of, step
-from orchlib.textsafe import flat_line
 
 PACKAGED_TEMPLATES = Path(__file__).parent.parent / "templates"
 TEMPLATE_NAME = "orchestration.md.j2"
 
-# str.translate tables: one C pass per value (a value per cell, thousands per render).
-_MARKDOWN = str.maketrans({"|": "\\|", "<": "&lt;", "[": "\\[", "]": "\\]", "`": "\\`"})
-_MERMAID = str.maketrans({"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "`": "#96;"})
-_PLAIN_YAML = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*|\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)?")
-# Compiled on first use (re's cache): a class spanning all of Unicode takes ~4 ms of CPU to
-# compile, and most runs never quote a front-matter value.
-_YAML_RAW = (
-    "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
-_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
-_FRACTION = re.compile(r"\.\d+(?=Z$|[+-]\d\d:\d\d$)")
-
 CLASS_STYLES = tuple(MERMAID.values())  # the graph's classDef lines
-
-
-def md_text(text: str) -> str:
-    """Text safe on one markdown line or in a table cell (no breaks, pipes, links, HTML)."""
-    return flat_line(text).translate(_MARKDOWN)
-
-
-def mermaid_text(text: str) -> str:
-    """Text safe inside a quoted mermaid label (entity codes for quotes, #, <, >, backticks)."""
-    return flat_line(text).translate(_MERMAID)
-
-
-def yaml_scalar(text: str) -> str:
-    """A front-matter value: plain when YAML reads it back as written, else double-quoted."""
-    if _PLAIN_YAML.fullmatch(text) and text.lower() not in _YAML_WORDS:
-        return text
-    # A JSON string is a YAML double-quoted scalar once what YAML may not hold raw (controls,
-    # DEL, C1, line separators, BOM, surrogates) is written as an escape.
-    quoted = json.dumps(text, ensure_ascii=False)
-    return re.sub(_YAML_RAW, lambda m: f"\\u{ord(m.group()):04x}", quoted)
-
-
-def short_time(stamp: str) -> str:
-    """An ISO time without its fraction of a second, as the seed's orchestration.md shows it."""
-    return _FRACTION.sub("", stamp)
 
 
 def state_label(task: TaskRecord) -> str:
@@ -87,12 +48,14 @@ def template_path(template_dirs: Sequence[Path]) -> list[Path]:
 
 
 class MarkdownRenderer:
-    """Renders orchestration.md; the template is loaded (and checked) once."""
+    """Renders orchestration.md; the template is loaded (and checked) once, and the escaped
+    view of a task is made once per record (`Memo`)."""
 
     def __init__(self, template_dirs: Sequence[Path], root: Path) -> None:
         import jinja2  # runs pay for it; `doit status` and the console do not
 
         self.root = root
+        self._memo = Memo()
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader([str(d) for d in template_path(template_dirs)]),
             undefined=jinja2.StrictUndefined,
@@ -112,13 +75,48 @@ class MarkdownRenderer:
         import jinja2
 
         try:
-            return self._template.render(view(state, self.root))
+            return self._template.render(view(state, self.root, self._memo))
         except jinja2.TemplateError as exc:
             raise ConfigError(f"{self._template.filename}: {exc}") from None
 
 
-def view(state: PlanState, root: Path) -> dict[str, object]:
+Bases = tuple[Path, ...]  # the checkout's folder, as given and resolved
+
+
+class Memo:
+    """The escaped view of each task as last made, with the record it was made from.
+
+    Records are frozen: while a task's record is the same object, its graph node is the
+    same, and so is its row unless that row reads other tasks or the clock (PENDING's
+    unfinished dependencies, SKIPPED's reasons, PAUSED's "until"). A render of a plan where
+    a few tasks changed escapes only theirs.
+    """
+
+    OWN_ROW = frozenset(Status) - {Status.PENDING, Status.SKIPPED, Status.PAUSED}
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[TaskRecord, dict[str, object]]] = {}
+        self.nodes: dict[str, tuple[TaskRecord, dict[str, str]]] = {}
+
+    def row(self, task: TaskRecord, state: PlanState, bases: Bases) -> dict[str, object]:
+        if task.status not in self.OWN_ROW:
+            return _task(task, state, bases)
+        kept = self.rows.get(task.id)
+        if kept is None or kept[0] is not task:
+            kept = self.rows[task.id] = (task, _task(task, state, bases))
+        return kept[1]
+
+    def node(self, task: TaskRecord, node_id: str) -> dict[str, str]:
+        kept = self.nodes.get(task.id)
+        if kept is None or kept[0] is not task or kept[1]["id"] != node_id:
+            label = mermaid_text(f"{task.id}: {task.title}")
+            kept = self.nodes[task.id] = (task, {"id": node_id, "label": label, "css": _css(task)})
+        return kept[1]
+
+
+def view(state: PlanState, root: Path, memo: Memo | None = None) -> dict[str, object]:
     """The escaped values the orchestration.md template lays out."""
+    memo = memo if memo is not None else Memo()
     bases = (root, root.resolve())
     # Without an ERROR anywhere, every skip comes from a QUESTION: such a phase is waiting.
     failed = any(t.status is Status.ERROR for t in state.tasks.values())
@@ -130,9 +128,9 @@ def view(state: PlanState, root: Path) -> dict[str, object]:
         "summary": md_text(state.summary),
         "projects": [_project(p) for p in state.projects],
         "phases": [
-            _phase(n, ids, state, bases, skip) for n, ids in enumerate(state.phases, start=1)
+            _phase(n, ids, state, bases, skip, memo) for n, ids in enumerate(state.phases, start=1)
         ],
-        "graph": _graph(state),
+        "graph": _graph(state, memo),
         "state": state,
     }
 
@@ -146,18 +144,15 @@ def _project(project: ProjectRecord) -> dict[str, str]:
     }
 
 
-Bases = tuple[Path, ...]
-
-
 def _phase(
-    number: int, ids: Sequence[str], state: PlanState, bases: Bases, skip: Status
+    number: int, ids: Sequence[str], state: PlanState, bases: Bases, skip: Status, memo: Memo
 ) -> dict[str, object]:
     tasks = [state.tasks[tid] for tid in ids if tid in state.tasks]
     statuses = [skip if t.status is Status.SKIPPED else t.status for t in tasks]
     return {
         "number": number,
         "status": aggregate_status(statuses).value,
-        "tasks": [_task(t, state, bases) for t in tasks],
+        "tasks": [memo.row(t, state, bases) for t in tasks],
     }
 
 
@@ -264,12 +259,9 @@ def _css(task: TaskRecord) -> str:
     return MERMAID[tone][0] if tone in MERMAID else tone.value
 
 
-def _graph(state: PlanState) -> dict[str, object]:
+def _graph(state: PlanState, memo: Memo) -> dict[str, object]:
     node_ids = {tid: f"n{i}" for i, tid in enumerate(state.tasks)}
-    nodes = [
-        {"id": node_ids[t.id], "label": mermaid_text(f"{t.id}: {t.title}"), "css": _css(t)}
-        for t in state.tasks.values()
-    ]
+    nodes = [memo.node(t, node_ids[t.id]) for t in state.tasks.values()]
     edges = [
         (node_ids[dep], node_ids[t.id])
         for t in state.tasks.values()
