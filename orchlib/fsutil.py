@@ -66,17 +66,13 @@ def open_private(path: Path, flags: int) -> int:
 def append_private(path: Path, data: bytes) -> None:
     """Append `data` to a file of orchlib's own, made `0600` when it is new."""
     with named(path):
-        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        with os.fdopen(fd, "ab") as handle:
-            handle.write(data)
+        _write_to(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), data)
 
 
 def write_private(path: Path, data: bytes) -> None:
     """Replace the content of a file of orchlib's own (not atomically), `0600` when new."""
     with named(path):
-        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        _write_to(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), data)
 
 
 @contextlib.contextmanager
@@ -105,7 +101,7 @@ def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:
     mode = PRIVATE_FILE if private(path) else 0o666
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        try:  # os.write, not a file object: no fstat, ioctl and lseek per write
+        try:
             _write_all(fd, raw)
             if durable:
                 os.fsync(fd)
@@ -121,9 +117,18 @@ def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:
 
 
 def _write_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd` with os.write: no file object (its fstat, ioctl and lseek)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def _write_to(fd: int, data: bytes) -> None:
+    """All of `data` to `fd`, then close it (also when the write fails)."""
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
