@@ -29,6 +29,7 @@ from _checkout import (
     StampWatch,
     count_stamps,
     discard,
+    empty_files,
     make_checkout,
     projects,
     realistic_dag,
@@ -57,7 +58,7 @@ sys.dont_write_bytecode = True
 
 __all__ = [
     "Check", "Report", "StampWatch", "Table", "Timing", "count_stamps", "discard", "doit_argv",
-    "env", "fmt_num", "fmt_s", "have", "machine", "main", "make_checkout", "median",
+    "empty_files", "env", "fmt_num", "fmt_s", "have", "machine", "main", "make_checkout", "median",
     "orchlib_revision", "p95", "progress", "projects", "realistic_dag", "repeat",
     "reset_checkout", "run", "run_budgeted", "stamp_missing", "stamp_snapshot", "stamps_dir",
     "summary", "warm_up", "workdir", "write_generated",

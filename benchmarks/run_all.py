@@ -44,9 +44,10 @@ def run_one(
 ) -> tuple[dict[str, Any] | None, str]:
     """Run one benchmark; (its JSON report or None, the tail of its stderr).
 
-    Its temp dir is kept inside `out_dir` (removed with it, after every benchmark has run):
-    thousands of files deleted between two benchmarks would slow the file creations of the
-    next one for a minute (`_checkout.discard`)."""
+    Its temp dir is kept inside `out_dir` with its files emptied (removed with `out_dir`,
+    after every benchmark has run): thousands of files deleted between two benchmarks would
+    slow the file creations of the next one for a minute, and gigabytes of logs kept whole
+    would be written back during it (`_checkout.discard`)."""
     report = out_dir / f"{name}.json"
     work = out_dir / f"{name}-work"
     work.mkdir(exist_ok=True)
@@ -59,6 +60,7 @@ def run_one(
         env={**os.environ, "TMPDIR": str(work)},
     )
     sys.stderr.write(proc.stderr)
+    b.empty_files(work)  # its data dropped now, its inodes freed with `out_dir` at the end
     if proc.returncode != 0 or not report.exists():
         return None, proc.stderr[-4000:]
     return json.loads(report.read_text()), ""
