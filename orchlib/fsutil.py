@@ -9,10 +9,12 @@ user's alone, whatever the umask (DESIGN §3): folders `0700`, files `0600`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,20 @@ def make_private_dirs(folder: Path) -> None:
 def open_private(path: Path, flags: int) -> int:
     """os.open with mode `0600` (whatever the umask leaves of it, never more)."""
     return os.open(path, flags, PRIVATE_FILE)
+
+
+def flock_within(fd: int, seconds: float, pause: float = 0.01) -> bool:
+    """Take an exclusive `flock` on `fd`, trying again every `pause` for up to `seconds`;
+    False when another holder still has it then."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
 
 
 def append_private(path: Path, data: bytes) -> None:

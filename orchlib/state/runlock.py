@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from orchlib.errors import ConfigError, LockHeld
-from orchlib.fsutil import make_private_dirs, open_private
+from orchlib.fsutil import flock_within, make_private_dirs, open_private
 from orchlib.layout import RUN_LOCK
 
 HOLDER_WAIT = 0.5
@@ -32,7 +32,7 @@ def run_lock(orch_dir: Path, doing: str = "run") -> Iterator[None]:
         kind = "it is a folder; move it away" if path.is_dir() else exc.strerror
         raise ConfigError(f"orchlib: cannot open the run lock {path}: {kind}") from None
     try:
-        if not _take(fd):
+        if not flock_within(fd, PROBE_WAIT):
             holder = _holder(fd)
             what = "" if doing == "run" else f"cannot {doing} while "
             raise LockHeld(
@@ -45,18 +45,6 @@ def run_lock(orch_dir: Path, doing: str = "run") -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _take(fd: int) -> bool:
-    deadline = time.monotonic() + PROBE_WAIT
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
 
 
 def is_running(orch_dir: Path) -> bool:

@@ -8,14 +8,12 @@ this one open, flock and close (issue 25).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
-import time
 from pathlib import Path
 from types import TracebackType
 
-from orchlib.fsutil import open_private
+from orchlib.fsutil import flock_within, open_private
 
 RETRY = 0.01  # seconds between tries while another process holds it
 
@@ -32,7 +30,7 @@ class StateLock:
         if not self._threads.acquire(timeout=self.timeout):
             raise _timeout(self.path)
         try:
-            self._fd = self._take(time.monotonic() + self.timeout)
+            self._fd = self._take()
         except BaseException:
             self._threads.release()
             raise
@@ -46,21 +44,17 @@ class StateLock:
         finally:
             self._threads.release()
 
-    def _take(self, deadline: float) -> int:
+    def _take(self) -> int:
         # Opened on every take: a lock file replaced meanwhile is the one the others lock.
         fd = open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            if flock_within(fd, self.timeout, RETRY):
                 return fd
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise _timeout(self.path) from None
-                time.sleep(RETRY)
-            except BaseException:
-                os.close(fd)
-                raise
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+        raise _timeout(self.path)
 
 
 def _timeout(path: Path) -> Exception:
