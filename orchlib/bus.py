@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 from orchlib.events import Event
+from orchlib.records import replace
 
 Handler = Callable[[Event], None]
 

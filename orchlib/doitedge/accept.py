@@ -8,7 +8,6 @@ no stamp or a declared output is missing: there is nothing done to accept.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from orchlib.checkout import Checkout
@@ -16,6 +15,7 @@ from orchlib.doitedge.cmdutil import OneLineErrors, checkout_here, fail, report
 from orchlib.doitedge.doitapi import Command
 from orchlib.errors import ConfigError, OrchError
 from orchlib.plan import Plan
+from orchlib.records import replace
 from orchlib.state import fingerprints, stamps, statesync
 from orchlib.state.runlock import run_lock
 from orchlib.state.templates import template_dirs

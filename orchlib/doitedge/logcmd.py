@@ -8,7 +8,6 @@ The decoding (`run/transcript.py`) is shared with the MCP server's `task_log`.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import Any
 
 from orchlib.doitedge.cmdutil import (
@@ -19,6 +18,7 @@ from orchlib.doitedge.cmdutil import (
     quiet_when_reader_gone,
 )
 from orchlib.doitedge.doitapi import Command
+from orchlib.records import replace
 from orchlib.run.transcript import Decoder, as_run, show
 
 opt_follow = {"name": "follow", "short": "f", "long": "follow", "type": bool, "default": False,

@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchlib import agents
@@ -21,6 +21,7 @@ from orchlib.executors.local import LocalExecutor
 from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import AgentSpec, Limits
 from orchlib.plan.environment import DEFAULT_EXCLUDE, EnvPolicy
+from orchlib.records import replace
 from orchlib.redact import secrets_in
 from orchlib.run.attempt import Follow, Outcome, follow
 from orchlib.run.context import Interrupt

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchlib import agents
 from orchlib.errors import ConfigError
 from orchlib.plan import AgentSpec
+from orchlib.records import replace
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ import select
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from orchlib.executors.dask_handle import DaskHandle, EndedHandle
 from orchlib.executors.dask_worker import Spec, claim_name, control, run_attempt
 from orchlib.executors.local import LocalExecutor
 from orchlib.executors.logwatch import LogWatch
+from orchlib.records import replace
 
 LEASE_EVERY = 2.0  # the lease moves this often; workers give up on it after 10 s
 

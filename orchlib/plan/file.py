@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ import orchlib
 from orchlib.errors import PlanError
 from orchlib.plan import Plan, cache
 from orchlib.plan.durations import parse_duration
+from orchlib.records import replace
 from orchlib.textsafe import escaped_line
 
 # ruamel and the validator are imported only to parse a YAML plan that is not in the cache,

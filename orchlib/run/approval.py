@@ -12,13 +12,13 @@ a decision waits until no run is going (it is refused at once, naming the run's 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from orchlib import state
 from orchlib.checkout import Checkout
 from orchlib.errors import ConfigError
 from orchlib.events import now_iso
 from orchlib.plan import Plan, Task
+from orchlib.records import replace
 from orchlib.run.git import Repos
 from orchlib.run.worktrees import TaskTree
 from orchlib.state import fingerprints, stamps

@@ -68,7 +68,7 @@ class Interrupt:
 class RunContext:
     """One run of the checkout `co`: the services every part of the run is handed.
 
-    A race runs its racers on a copy (`dataclasses.replace`) with a stop switch and an
+    A race runs its racers on a copy (`records.replace`) with a stop switch and an
     executor of its own; the pauses, ledger, repositories and attempt numbers stay shared.
     """
 

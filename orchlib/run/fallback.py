@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchlib import agents
 from orchlib.plan import AgentSpec, Task
+from orchlib.records import replace
 from orchlib.run.markers import strip_ansi
 from orchlib.run.pauses import Pauses, agent_now
 

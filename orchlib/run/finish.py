@@ -4,9 +4,9 @@ then the stamp and `TaskDone`."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from orchlib.events import AttemptRan, TaskApproval, TaskDone, now_iso
+from orchlib.records import replace
 from orchlib.run.checks import Checked, run_checks
 from orchlib.run.taskrun import Attempted, TaskResult, TaskRun
 from orchlib.state import fingerprints, stamps

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from orchlib import agents
@@ -15,6 +14,7 @@ from orchlib.events import TaskProgress, TaskSpent, TaskStarted
 from orchlib.executors.base import Handle, Job
 from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import Task
+from orchlib.records import replace
 from orchlib.run import adopt as adoption
 from orchlib.run import fallback, sandboxing
 from orchlib.run.attempt import Follow, Outcome, Result, follow

@@ -16,13 +16,14 @@ import queue
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from orchlib.executors.base import Executor, Handle, Job
 from orchlib.fsutil import atomic_write
 from orchlib.plan import AgentSpec
+from orchlib.records import replace
 from orchlib.run import racewin
 from orchlib.run.attempt import Outcome, Result
 from orchlib.run.checks import Checked, stop_leftover

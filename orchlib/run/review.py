@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from orchlib.events import TaskReviewed, TaskReviewing, TaskSpent
 from orchlib.executors.base import Handle, Job
 from orchlib.fsutil import atomic_write
 from orchlib.plan import Plan, Project, Review, Task
+from orchlib.records import replace
 from orchlib.run import changes, sandboxing
 from orchlib.run.attempt import Follow, Outcome, Result, follow
 from orchlib.run.checks import stop_leftover

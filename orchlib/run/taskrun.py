@@ -53,7 +53,7 @@ class TaskRun:
 
     A usage limit pauses the task: `dispatch.run` returns PAUSED, and a later call continues
     it with the retries and feedback it had (the runner keeps this record for that). A
-    racer of a race is a copy of it (`dataclasses.replace`) with its own agent and worktree.
+    racer of a race is a copy of it (`records.replace`) with its own agent and worktree.
     """
 
     ctx: RunContext

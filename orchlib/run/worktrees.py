@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchlib.errors import LockHeld
 from orchlib.fsutil import ensure_dir
 from orchlib.plan.refname import task_branch
+from orchlib.records import replace
 from orchlib.run.git import GitResult, Repos, git
 from orchlib.state import fingerprints
 from orchlib.state.runlock import run_lock

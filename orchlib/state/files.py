@@ -9,7 +9,6 @@ they wrote before its next write.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from orchlib.errors import ConfigError
@@ -20,6 +19,7 @@ from orchlib.layout import MARKDOWN_FILE as MARKDOWN_FILE
 from orchlib.layout import STATE_FILE as STATE_FILE
 from orchlib.layout import STATE_LOCK
 from orchlib.plan import Plan
+from orchlib.records import replace
 from orchlib.state.jsonform import JsonCache, dumps_state, from_json, task_from_json, task_json
 from orchlib.state.model import (
     PlanState,

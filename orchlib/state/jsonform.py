@@ -6,9 +6,10 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
+from orchlib.records import replace
 from orchlib.state.model import (
     STATE_VERSION,
     PlanState,

@@ -3,9 +3,8 @@ and a task's record reset for a new run (pure functions, no I/O)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from orchlib.plan import Budget, Plan, Task
+from orchlib.records import replace
 from orchlib.state.model import (
     PlanState,
     PlanStatus,

@@ -19,13 +19,13 @@ import contextlib
 import hashlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchlib.fsutil import atomic_write
 from orchlib.layout import JOURNAL_FILE, MARKDOWN_FILE, STATE_FILE, SYNC_FILE
 from orchlib.plan import Plan
+from orchlib.records import replace
 from orchlib.state import runlock, stamps, uptodate
 from orchlib.state.orchdir import write_failure
 from orchlib.state.stamps import Stamp

@@ -16,13 +16,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
 from orchlib.events import Event, RunFinished, RunStarted, TaskProgress, TaskStarted, now_iso
 from orchlib.fsutil import atomic_write, ensure_dir
 from orchlib.plan import Plan
+from orchlib.records import replace
 from orchlib.state.files import (
     LOCK_FILE,
     LOCK_TIMEOUT,

@@ -6,12 +6,12 @@ import os
 import shutil
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from orchlib import executorregistry
 from orchlib.plan import Plan
+from orchlib.records import replace
 from orchlib.state.model import (
     PlanState,
     Status,

@@ -4,7 +4,6 @@ changes, a new plan and a new run, are `reconcile`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,6 +25,7 @@ from orchlib.events import (
     ToolsDenied,
     WorkKept,
 )
+from orchlib.records import replace
 from orchlib.state.model import Question, Status, TaskRecord
 
 
