@@ -133,7 +133,7 @@ class Layout:
 
     def stamp(self, plan_id: str, task_id: str) -> Path:
         """A task's completion stamp (its doit target)."""
-        return self.orch.joinpath(plan_id, STAMPS, f"{task_id}.json")
+        return stamp_in(self.orch, plan_id, task_id)
 
     def approval_stamp(self, plan_id: str, task_id: str) -> Path:
         """Where the stamp of a task waiting for `doit approve` waits, beside its place."""
@@ -170,6 +170,12 @@ class Layout:
     def prompt(self, plan_id: str, task_id: str, attempt: int) -> Path:
         """The rendered prompt of one attempt."""
         return self.orch.joinpath(plan_id, PROMPTS, f"{task_id}.{attempt}.md")
+
+
+def stamp_in(orch_dir: Path, plan_id: str, task_id: str) -> Path:
+    """A task's completion stamp in the `.orch/` folder `orch_dir` (`Layout.stamp`, without
+    building a Layout: the up-to-date rule asks for stamps thousands of times)."""
+    return orch_dir.joinpath(plan_id, STAMPS, f"{task_id}.json")
 
 
 def of_orch(orch_dir: Path) -> Layout:

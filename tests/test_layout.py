@@ -8,12 +8,14 @@ from pathlib import Path
 from orchlib import layout
 from orchlib.layout import Layout, of_orch
 from orchlib.plan.checks import reserved_plan_id
+from orchlib.state import stamps
 
 
 def test_paths_of_one_plan_task() -> None:
     lay = Layout(Path("/c"))
     assert lay.stamp("p", "t.1") == Path("/c/.orch/p/stamps/t.1.json")
     assert lay.approval_stamp("p", "t") == Path("/c/.orch/p/stamps/t.json.approval")
+    assert stamps.stamp_path(lay.orch, "p", "t.1") == lay.stamp("p", "t.1")
     assert lay.log("p", "t", 3) == Path("/c/.orch/p/logs/t.3.log")
     assert lay.log("p", "t", 3, "review.log") == Path("/c/.orch/p/logs/t.3.review.log")
     assert lay.prompt("p", "t", 2) == Path("/c/.orch/p/prompts/t.2.md")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchlib.fsutil import atomic_write, read_json
-from orchlib.layout import Layout
+from orchlib.layout import stamp_in
 from orchlib.plan import AgentSpec, Plan, Task
 
 
@@ -26,7 +26,7 @@ def stamps_dir(orch_dir: Path, plan_id: str) -> Path:
 
 def stamp_path(orch_dir: Path, plan_id: str, task_id: str) -> Path:
     """Where a task's stamp lives."""
-    return Layout(orch_dir.parent).stamp(plan_id, task_id)
+    return stamp_in(orch_dir, plan_id, task_id)
 
 
 def spec_hash(plan: Plan, task: Task, template_text: str) -> str:
