@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from dataclasses import InitVar, dataclass, field
 from functools import cached_property
@@ -94,3 +95,20 @@ def test_post_init_init_var_slots_and_bad_names_take_dataclasses_replace() -> No
         replace(Plain("x"), nope=1)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         replace(object(), name="x")  # type: ignore[type-var]
+
+
+def test_orchlib_copies_records_through_records_replace_only() -> None:
+    """One way to copy a record: a module importing dataclasses.replace would pay 8 µs a copy."""
+    package = Path(__file__).resolve().parent.parent / "orchlib"
+    found = []
+    for path in package.rglob("*.py"):
+        if path.name == "records.py" and path.parent == package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "dataclasses":
+                found += [f"{path.name}: {a.name}" for a in node.names if a.name == "replace"]
+            if isinstance(node, ast.Attribute) and node.attr == "replace":
+                base = node.value
+                if isinstance(base, ast.Name) and base.id == "dataclasses":
+                    found.append(f"{path.name}: dataclasses.replace")
+    assert found == []
