@@ -17,7 +17,7 @@ from orchlib.doitedge.reporter import PlanReporter
 from orchlib.doitedge.runner import PlanRunner
 from orchlib.errors import ConfigError
 from orchlib.events import BudgetSpent, RunFinished, RunStarted, TaskUpToDate
-from orchlib.executors import Executor, create
+from orchlib.executors import Executor, cpus, create
 from orchlib.output.console import Console
 from orchlib.output.notify import Notifier, close_all
 from orchlib.plan import Budget
@@ -66,7 +66,7 @@ def run_plans(
     the exit code follows DESIGN §4."""
     check_writable(co.root)  # before the run lock, which is the first file written
     interrupt = Interrupt()  # this run's: nothing of an earlier run's in this process
-    with interrupt.on_signals(), _short_gil_slices(), run_lock(co.orch_dir):
+    with interrupt.on_signals(), _short_gil_slices(), cpus.one_cpu(), run_lock(co.orch_dir):
         to_run = [_plan_task(co, t) for t in chosen]
         sandbox = choose_sandbox(opts)
         executor = choose_executor(interrupt, to_run, opts)  # a cluster is reached on first use

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from orchlib.executors import cpus
 from orchlib.executors.base import TERM_GRACE
 from orchlib.executors.sandbox import Sandbox, wrap
 from orchlib.fsutil import ensure_dir, open_private
@@ -137,15 +138,16 @@ def spawn(
     log_fd = open_private(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
         boxed = wrap(argv, sandbox, env) if sandbox else argv
-        popen = subprocess.Popen(
-            ["/bin/sh", "-c", script, "orchlib-gate", *boxed],
-            cwd=cwd,
-            env=child_env,
-            stdin=subprocess.PIPE,
-            stdout=log_fd,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with cpus.for_children():  # the run's threads share a CPU; its processes do not
+            popen = subprocess.Popen(
+                ["/bin/sh", "-c", script, "orchlib-gate", *boxed],
+                cwd=cwd,
+                env=child_env,
+                stdin=subprocess.PIPE,
+                stdout=log_fd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
     finally:
         os.close(log_fd)
     assert popen.stdin is not None

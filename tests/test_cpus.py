@@ -1,0 +1,93 @@
+"""A run's threads share one CPU; every process it starts gets all the CPUs the run had."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import Checkout
+
+from orchlib.executors import cpus
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux CPU affinity and at least two CPUs",
+)
+
+# The task: write down its own CPUs, then wait until the test has looked at doit's threads.
+TASK = """
+import json, os, sys, time
+out, release = sys.argv[1], sys.argv[2]
+with open(out + ".tmp", "w") as fh:
+    json.dump(sorted(os.sched_getaffinity(0)), fh)
+os.rename(out + ".tmp", out)
+deadline = time.monotonic() + 30
+while not os.path.exists(release) and time.monotonic() < deadline:
+    time.sleep(0.01)
+"""
+
+
+def _thread_cpus(pid: int) -> dict[str, str]:
+    """Each thread of `pid`: its name and the CPUs it may run on (Cpus_allowed_list)."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        found[f"{fields['Name'].strip()}-{task.name}"] = fields["Cpus_allowed_list"].strip()
+    return found
+
+
+def test_a_runs_threads_share_one_cpu_and_its_tasks_get_every_cpu(checkout: Checkout) -> None:
+    out, release = checkout.root / "cpus.json", checkout.root / "release"
+    command = [sys.executable, "-c", TASK, str(out), str(release)]
+    checkout.write_plan({
+        "planId": "cpu", "summary": "cpus",
+        "projects": [{"name": f"p{i}", "path": f"./p{i}"} for i in range(2)],
+        "tasks": [
+            {"id": "look", "project": "p0", "title": "look", "command": command},
+            {"id": "after", "project": "p1", "title": "after", "command": "true",
+             "dependsOn": ["look"]},
+        ],
+    })  # fmt: skip
+    proc = checkout.start("-n", "4")
+    try:
+        checkout.wait_for(out.exists)
+        threads = _thread_cpus(proc.pid)
+    finally:
+        release.touch()
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stdout + stderr
+    assert len(threads) >= 3  # the scheduler, a slot, the log watcher, the state writer
+    assert len(set(threads.values())) == 1, threads
+    pinned = next(iter(threads.values()))
+    assert pinned.isdigit(), threads  # one CPU, e.g. "1"
+    assert json.loads(out.read_text()) == sorted(os.sched_getaffinity(0))
+    assert checkout.stamp("after", "cpu") is not None
+
+
+def test_threads_started_inside_inherit_the_pin_and_a_fork_takes_every_cpu() -> None:
+    every = os.sched_getaffinity(0)
+    seen: list[set[int]] = []
+    with cpus.one_cpu():
+        pinned = os.sched_getaffinity(0)
+        worker = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
+        worker.start()
+        worker.join()
+        with cpus.one_cpu():  # a second run in the process leaves the first's pin alone
+            assert os.sched_getaffinity(0) == pinned
+        with cpus.for_children():
+            around_fork = os.sched_getaffinity(0)
+        after_fork = os.sched_getaffinity(0)
+    assert len(pinned) == 1 and pinned <= every
+    assert seen == [pinned]
+    assert around_fork == every and after_fork == pinned
+    assert os.sched_getaffinity(0) == every
+    with cpus.for_children():  # no run pinned: nothing changes
+        assert os.sched_getaffinity(0) == every
