@@ -8,8 +8,9 @@ Kept on the CPU the run started on, those wakes are local, and the other CPUs ar
 the agents. 300 short tasks on a 2-CPU VM: -72 ms wall, -121 ms CPU (benchmarks/RESULTS.md).
 
 Every process a run starts (agents, shell tasks, verify, git, notification commands) is
-forked in `process.spawn`, inside `for_children`: the forking thread takes the run's CPUs
-back for that moment, so the child inherits them, not the pin.
+forked in `process.spawn`, and the sandbox's probe in `sandbox.probe`, inside
+`for_children`: the forking thread takes the run's CPUs back for that moment, so the child
+inherits them, not the pin.
 
 Linux only (`os.sched_setaffinity`); elsewhere, with one CPU, or when the kernel refuses,
 nothing changes.

@@ -30,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchlib.executors import cpus
+
 BWRAP = "bwrap"
 _BASE = ("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
          "--unshare-pid")  # fmt: skip
@@ -83,13 +85,14 @@ def probe() -> str | None:
     if shutil.which(BWRAP) is None:
         return "bwrap not found on PATH (Debian/Ubuntu: apt-get install bubblewrap)"
     try:
-        done = subprocess.run(
-            [BWRAP, *_BASE, "--", "true"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=_PROBE_TIMEOUT,
-            check=False,
-        )
+        with cpus.for_children():  # a run's preflight asks: not on the run's own CPU
+            done = subprocess.run(
+                [BWRAP, *_BASE, "--", "true"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=_PROBE_TIMEOUT,
+                check=False,
+            )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bwrap cannot start ({exc})"
     if done.returncode == 0:
