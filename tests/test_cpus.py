@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Checkout
 
-from orchlib.executors import cpus
+from orchlib.executors import cpus, sandbox
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
@@ -91,3 +91,20 @@ def test_threads_started_inside_inherit_the_pin_and_a_fork_takes_every_cpu() -> 
     assert os.sched_getaffinity(0) == every
     with cpus.for_children():  # no run pinned: nothing changes
         assert os.sched_getaffinity(0) == every
+
+
+def test_the_sandbox_probe_runs_on_every_cpu_during_a_pinned_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "probe.json"
+    fake = tmp_path / "bwrap"
+    fake.write_text(
+        f"#!{sys.executable}\nimport json, os\n"
+        f"open({str(out)!r}, 'w').write(json.dumps(sorted(os.sched_getaffinity(0))))\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(sandbox, "BWRAP", str(fake))
+    with cpus.one_cpu():
+        assert len(os.sched_getaffinity(0)) == 1
+        assert sandbox.probe() is None
+    assert json.loads(out.read_text()) == sorted(os.sched_getaffinity(0))
