@@ -5,7 +5,7 @@ Spread over CPUs, every hand-off between them (a task to its slot, an attempt's 
 slot, the result back to the scheduler, a change to the state writer) wakes a thread on
 another, idle CPU: an inter-processor interrupt, which on a virtual machine is a VM exit.
 Kept on the CPU the run started on, those wakes are local, and the other CPUs are left to
-the agents. 300 short tasks on a 2-CPU VM: -72 ms wall, -121 ms CPU (benchmarks/RESULTS.md).
+the agents. 300 short tasks on a 2-CPU VM: -102 ms wall, -127 ms CPU (benchmarks/RESULTS.md).
 
 Every process a run starts (agents, shell tasks, verify, git, notification commands) is
 forked in `process.spawn`, and the sandbox's probe in `sandbox.probe`, inside
