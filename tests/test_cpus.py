@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,37 @@ def test_the_sandbox_probe_runs_on_every_cpu_during_a_pinned_run(
         assert len(os.sched_getaffinity(0)) == 1
         assert sandbox.probe() is None
     assert json.loads(out.read_text()) == sorted(os.sched_getaffinity(0))
+
+
+def _in_a_thread(body: Callable[[], object]) -> object:
+    """body's result, run on a thread of its own (whose CPUs the test may change)."""
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(body()))
+    worker.start()
+    worker.join()
+    return result[0]
+
+
+def test_setting_a_threads_cpus_moves_it_or_says_no_and_leaves_it() -> None:
+    every = os.sched_getaffinity(0)
+    first, absent = min(every), max(every) + 1
+
+    def move() -> tuple[bool, set[int], bool, set[int], bool, set[int]]:
+        to_first = cpus._set({first})
+        on_first = os.sched_getaffinity(0)
+        to_absent = cpus._set({absent})  # a CPU this machine lacks: the kernel says EINVAL
+        after_absent = os.sched_getaffinity(0)
+        past_glibc = cpus._set({5000})  # past libc's cpu_set_t: os.sched_setaffinity's answer
+        return to_first, on_first, to_absent, after_absent, past_glibc, os.sched_getaffinity(0)
+
+    assert _in_a_thread(move) == (True, {first}, False, {first}, False, {first})
+    assert os.sched_getaffinity(0) == every  # another thread's CPUs are its own
+
+
+def test_the_cpu_mask_given_to_libc_has_exactly_the_cpus_bits() -> None:
+    mask = cpus._mask(frozenset({0, 3, 64, 1023}))
+    assert mask is not None
+    size = 8 * ctypes.sizeof(ctypes.c_ulong)
+    bits = {i * size + b for i, word in enumerate(mask) for b in range(size) if word >> b & 1}
+    assert bits == {0, 3, 64, 1023}
+    assert cpus._mask(frozenset({1024})) is None and cpus._mask(frozenset()) is None

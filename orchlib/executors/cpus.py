@@ -19,10 +19,14 @@ nothing changes.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any
 
+_CPU_SETSIZE = 1024  # glibc's cpu_set_t, what sched_setaffinity(2) is given here
 _lock = threading.Lock()
 _run_cpus: set[int] | None = None  # while a run is pinned: the CPUs its children get
 
@@ -71,12 +75,44 @@ def _allowed() -> set[int] | None:
 
 
 def _set(cpus: set[int]) -> bool:
-    """Put the calling thread (pid 0 is the thread on Linux) on `cpus`."""
+    """Put the calling thread (pid 0 is the thread on Linux) on `cpus`.
+
+    Through libc, which lets go of the GIL for the call: `os.sched_setaffinity` keeps it,
+    and when the thread must move to another CPU the call waits for that CPU, stalling
+    every thread of the run meanwhile (300 short tasks: -20 ms, benchmarks/RESULTS.md).
+    """
+    setaffinity, mask = _libc_setaffinity(), _mask(frozenset(cpus))
+    if setaffinity is not None and mask is not None:
+        return bool(setaffinity(0, ctypes.sizeof(mask), mask) == 0)
     try:
         os.sched_setaffinity(0, cpus)
     except OSError:  # a CPU gone offline, a cpuset that changed: leave it as it is
         return False
     return True
+
+
+@functools.cache
+def _libc_setaffinity() -> Any:
+    """libc's sched_setaffinity(2) wrapper; None where there is none."""
+    try:
+        setaffinity = ctypes.CDLL(None, use_errno=True).sched_setaffinity
+    except (OSError, AttributeError):
+        return None
+    setaffinity.argtypes = (ctypes.c_int, ctypes.c_size_t, ctypes.c_void_p)
+    setaffinity.restype = ctypes.c_int
+    return setaffinity
+
+
+@functools.cache
+def _mask(cpus: frozenset[int]) -> ctypes.Array[ctypes.c_ulong] | None:
+    """`cpus` as a cpu_set_t (glibc's 1,024 bits); None for a CPU past it or an empty set."""
+    bits = 8 * ctypes.sizeof(ctypes.c_ulong)
+    if not cpus or min(cpus) < 0 or max(cpus) >= _CPU_SETSIZE:
+        return None
+    mask = (ctypes.c_ulong * (_CPU_SETSIZE // bits))()
+    for cpu in cpus:
+        mask[cpu // bits] |= 1 << (cpu % bits)
+    return mask
 
 
 def _current_cpu(allowed: set[int]) -> int:
