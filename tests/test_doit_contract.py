@@ -187,3 +187,11 @@ def test_a_command_holds_its_loader_and_its_loaded_tasks() -> None:
     source = inspect.getsource(DoitCmdBase.execute)
     assert "self.task_list = self.loader.load_tasks(cmd=self, pos_args=args)" in source
     assert "self.loader = task_loader" in inspect.getsource(DoitCmdBase.__init__)
+
+
+def test_the_signature_a_plan_tasks_check_gives_doit_is_its_calls() -> None:
+    """doit passes `task` / `values` to an uptodate check whose signature names them; the
+    check says its signature itself (it is asked on every task), so it must be true."""
+    check = loader.UpToDate.__new__(loader.UpToDate)
+    called = inspect.signature(loader.UpToDate.__call__).parameters
+    assert list(inspect.signature(check).parameters) == [n for n in called if n != "self"]
