@@ -137,6 +137,21 @@ def test_setting_a_threads_cpus_moves_it_or_says_no_and_leaves_it() -> None:
     assert os.sched_getaffinity(0) == every  # another thread's CPUs are its own
 
 
+def test_a_threads_cpus_are_set_without_holding_the_gil(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through libc (ctypes lets go of the GIL): os.sched_setaffinity keeps the GIL while the
+    kernel moves the thread, and every thread of the run waits."""
+
+    def holds_the_gil(pid: int, mask: object) -> None:
+        raise AssertionError("os.sched_setaffinity used for a mask libc takes")
+
+    every = os.sched_getaffinity(0)
+    monkeypatch.setattr(os, "sched_setaffinity", holds_the_gil)
+    assert _in_a_thread(lambda: (cpus._set({min(every)}), os.sched_getaffinity(0))) == (
+        True,
+        {min(every)},
+    )
+
+
 def test_the_cpu_mask_given_to_libc_has_exactly_the_cpus_bits() -> None:
     mask = cpus._mask(frozenset({0, 3, 64, 1023}))
     assert mask is not None

@@ -192,6 +192,7 @@ def test_a_command_holds_its_loader_and_its_loaded_tasks() -> None:
 def test_the_signature_a_plan_tasks_check_gives_doit_is_its_calls() -> None:
     """doit passes `task` / `values` to an uptodate check whose signature names them; the
     check says its signature itself (it is asked on every task), so it must be true."""
+    assert "__signature__" in vars(loader.UpToDate)  # stated once, not worked out per task
     check = loader.UpToDate.__new__(loader.UpToDate)
     called = inspect.signature(loader.UpToDate.__call__).parameters
     assert list(inspect.signature(check).parameters) == [n for n in called if n != "self"]

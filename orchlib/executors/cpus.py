@@ -79,7 +79,7 @@ def _set(cpus: set[int]) -> bool:
 
     Through libc, which lets go of the GIL for the call: `os.sched_setaffinity` keeps it,
     and when the thread must move to another CPU the call waits for that CPU, stalling
-    every thread of the run meanwhile (300 short tasks: -20 ms, benchmarks/RESULTS.md).
+    every thread of the run meanwhile (300 short tasks: -17 ms, benchmarks/RESULTS.md).
     """
     setaffinity, mask = _libc_setaffinity(), _mask(frozenset(cpus))
     if setaffinity is not None and mask is not None:
